@@ -1,0 +1,551 @@
+/*
+ * pebble.h -- the one header of Pebble for C.
+ *
+ * Pebble runs functions in threads and in separate processes and hands
+ * their results back through futures.  Everything a program needs is
+ * declared here; every type is opaque or carries its own size.
+ *
+ * Conventions used by every function below:
+ *   - Functions that can fail return an int: PEBBLE_OK (0) or a negative
+ *     PEBBLE_E* code.  After a failure, pebble_last_error() returns a
+ *     message for the calling thread that names what was wrong.
+ *   - Time is always a pebble_time_t in microseconds.  PEBBLE_FOREVER
+ *     means "no limit"; 0 means "do not wait".  Any other negative value
+ *     is rejected with PEBBLE_EINVAL.  Deadlines run on a monotonic clock,
+ *     so changing the wall clock never moves them.
+ *   - Option structs are filled in by their *_init() function, which sets
+ *     struct_size and every default; a struct that was not initialised is
+ *     rejected with PEBBLE_EINVAL.
+ *
+ * Thread safety: every function may be called from any thread, unless its
+ * comment says otherwise.  Fork safety: see "After fork" at the end.
+ */
+#ifndef PEBBLE_H
+#define PEBBLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32) && defined(PEBBLE_BUILDING_DLL)
+#define PEBBLE_API __declspec(dllexport)
+#elif defined(_WIN32) && !defined(PEBBLE_STATIC)
+#define PEBBLE_API __declspec(dllimport)
+#elif defined(__GNUC__)
+#define PEBBLE_API __attribute__((visibility("default")))
+#else
+#define PEBBLE_API
+#endif
+
+#if defined(__GNUC__)
+#define PEBBLE_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define PEBBLE_PRINTF(f, a)
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Versions                                                            */
+/* ------------------------------------------------------------------ */
+
+#define PEBBLE_VERSION_MAJOR 0
+#define PEBBLE_VERSION_MINOR 1
+#define PEBBLE_VERSION_PATCH 0
+#define PEBBLE_VERSION_STRING "0.1.0"
+#define PEBBLE_VERSION_HEX                                                   \
+  ((PEBBLE_VERSION_MAJOR << 16) | (PEBBLE_VERSION_MINOR << 8) |              \
+   PEBBLE_VERSION_PATCH)
+/* True when the headers are at least version a.b.c. */
+#define PEBBLE_VERSION_AT_LEAST(a, b, c)                                     \
+  (PEBBLE_VERSION_HEX >= (((a) << 16) | ((b) << 8) | (c)))
+
+/* The version of the library actually loaded, e.g. "0.1.0". */
+PEBBLE_API const char *pebble_version(void);
+/* The same as a number laid out like PEBBLE_VERSION_HEX. */
+PEBBLE_API unsigned pebble_version_hex(void);
+
+/* ------------------------------------------------------------------ */
+/* Status codes                                                        */
+/* ------------------------------------------------------------------ */
+
+/*
+ * One list, never renumbered.  The first group are errors of a call; the
+ * second group are outcomes of a task, reported by pebble_future_status().
+ */
+#define PEBBLE_STATUS_MAP(X)                                                 \
+  X(OK, 0, "success")                                                        \
+  X(EINVAL, -1, "invalid argument")                                          \
+  X(ENOMEM, -2, "out of memory")                                             \
+  X(ENOTREADY, -3, "not resolved within the time given")                     \
+  X(EBUSY, -4, "busy: library objects are still alive or work is running")   \
+  X(EBACKEND, -5, "backend not available")                                   \
+  X(EABI, -6, "backend module has an incompatible ABI")                      \
+  X(EFORKED, -7, "object belongs to the parent of a fork")                   \
+  X(EDEADLK, -8, "waiting here would never end")                             \
+  X(ENOTFOUND, -9, "no such name")                                           \
+  X(EEXIST, -10, "name already taken")                                       \
+  X(EALREADY, -11, "already resolved")                                       \
+  X(ENOTSUP, -12, "not supported by this backend")                           \
+  X(ESTATE, -13, "not allowed in the current state")                         \
+  X(ECLOSED, -14, "closed to new work")                                      \
+  X(EBROKEN, -15, "broken: workers cannot be started")                       \
+  X(EWOULDBLOCK, -16, "queue full")                                          \
+  X(ETASK, -100, "the task reported a failure")                              \
+  X(ETIMEDOUT, -101, "the task passed its deadline")                         \
+  X(ECANCELED, -102, "the task was cancelled")                               \
+  X(EDIED, -103, "the process running the task died")                        \
+  X(ESYSTEM, -104, "the system refused a resource")                          \
+  X(ETOOBIG, -105, "message larger than the maximum message size")           \
+  X(EPROTO, -106, "the worker broke the message protocol")
+
+enum pebble_status {
+#define PEBBLE_STATUS_ENUM_(name, value, text) PEBBLE_##name = (value),
+  PEBBLE_STATUS_MAP(PEBBLE_STATUS_ENUM_)
+#undef PEBBLE_STATUS_ENUM_
+  PEBBLE_STATUS_END_ = 1
+};
+
+/* A short sentence for a status code ("invalid argument"); never NULL. */
+PEBBLE_API const char *pebble_strerror(int status);
+/* The code's name ("PEBBLE_EINVAL"); "PEBBLE_UNKNOWN" for other values. */
+PEBBLE_API const char *pebble_status_name(int status);
+/*
+ * The message of the last failed call made by this thread, naming what
+ * was wrong (e.g. "pebble_run: fn is NULL").  The string is owned by the
+ * library and stays valid until this thread's next failing call.
+ * Returns "" when no call has failed in this thread.
+ */
+PEBBLE_API const char *pebble_last_error(void);
+
+/* ------------------------------------------------------------------ */
+/* Time                                                                */
+/* ------------------------------------------------------------------ */
+
+typedef int64_t pebble_time_t; /* microseconds */
+#define PEBBLE_FOREVER ((pebble_time_t)-1)
+#define PEBBLE_NOWAIT ((pebble_time_t)0)
+#define PEBBLE_USEC(n) ((pebble_time_t)(n))
+#define PEBBLE_MSEC(n) ((pebble_time_t)(n) * 1000)
+#define PEBBLE_SEC(n) ((pebble_time_t)(n) * 1000000)
+
+/* ------------------------------------------------------------------ */
+/* Library set-up, backends, logging                                   */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Initialise the library: choose and start the backend.  Optional: every
+ * other call initialises the library on first use.  Calling it again is
+ * harmless.  Starts no thread and no process.
+ * Returns PEBBLE_OK, PEBBLE_EBACKEND (unknown name; the message lists the
+ * available backends) or PEBBLE_EABI (module built for another version).
+ */
+PEBBLE_API int pebble_init(void);
+
+/*
+ * Stop the library's threads and release the backend.  Fails with
+ * PEBBLE_EBUSY while futures, task definitions or running tasks exist;
+ * release them first.  The library can be initialised again afterwards.
+ * Must not be called from a task or a callback (PEBBLE_EDEADLK).
+ */
+PEBBLE_API int pebble_shutdown(void);
+
+/*
+ * Choose the backend by name ("posix", "apr", ...).  The choice made here
+ * wins over the PEBBLE_BACKEND environment variable.  Before the library
+ * is initialised it is simply recorded; afterwards the active backend is
+ * replaced, which fails with PEBBLE_EBUSY while library objects exist.
+ * An unknown name fails with PEBBLE_EBACKEND, a name with a path
+ * separator with PEBBLE_EINVAL; there is no silent fallback.
+ * NULL returns to the default order (environment, then built-in).
+ */
+PEBBLE_API int pebble_backend_select(const char *name);
+
+/* The name of the active backend, or NULL when none is active yet. */
+PEBBLE_API const char *pebble_backend_name(void);
+
+/* Backend capability flags. */
+#define PEBBLE_CAP_THREADS 0x01u    /* thread tasks */
+#define PEBBLE_CAP_PROCESSES 0x02u  /* process tasks */
+#define PEBBLE_CAP_FORK 0x04u       /* fork start method */
+#define PEBBLE_CAP_KILL_GROUP 0x08u /* kills a task's whole process group */
+#define PEBBLE_CAP_PIDFD 0x10u      /* waits for exits through pidfd */
+#define PEBBLE_CAP_PDEATHSIG 0x20u  /* workers die with their parent */
+
+typedef struct pebble_backend_info {
+  size_t struct_size;      /* set by the caller: sizeof(pebble_backend_info) */
+  const char *name;        /* "posix" */
+  const char *description; /* one line */
+  const char *path;        /* module file, or NULL when built in */
+  unsigned caps;           /* PEBBLE_CAP_* */
+  unsigned abi_major, abi_minor;
+  int usable;              /* 1 if it loaded and passed the checks */
+  const char *error;       /* why not usable, else NULL */
+} pebble_backend_info;
+
+typedef void (*pebble_backend_visit_fn)(const pebble_backend_info *info,
+                                        void *user_data);
+/*
+ * Call fn once for every backend that could be selected: the built-in
+ * ones, then every module file found (PEBBLE_BACKEND_PATH, then the
+ * install directory).  Modules are loaded to be checked but never
+ * unloaded.  The info strings are valid during the call only.
+ * Works before and after initialisation.  Returns PEBBLE_OK or
+ * PEBBLE_EINVAL (fn is NULL).
+ */
+PEBBLE_API int pebble_backend_foreach(pebble_backend_visit_fn fn,
+                                      void *user_data);
+
+/*
+ * Which backend would be (or was) selected, and why: fills *name and
+ * *reason (e.g. "PEBBLE_BACKEND environment variable") with strings owned
+ * by the library, valid until the next selection.  Returns PEBBLE_OK.
+ */
+PEBBLE_API int pebble_backend_choice(const char **name, const char **reason);
+
+/* Log levels for the logging hook. */
+enum pebble_log_level {
+  PEBBLE_LOG_ERROR = 1,
+  PEBBLE_LOG_WARN = 2,
+  PEBBLE_LOG_INFO = 3,
+  PEBBLE_LOG_DEBUG = 4
+};
+typedef void (*pebble_log_fn)(int level, const char *message,
+                              void *user_data);
+/*
+ * Send the library's log lines at `max_level` or more severe to fn.  fn
+ * may be called from any thread, including the library's own, and must
+ * not call back into Pebble.  NULL (the default) discards them: the
+ * library never writes to stderr by itself.
+ */
+PEBBLE_API void pebble_set_log_handler(pebble_log_fn fn, void *user_data,
+                                       int max_level);
+
+/*
+ * The largest argument or result, in bytes (default: 1 GiB).  A larger
+ * argument fails the launch with PEBBLE_ETOOBIG; a larger result
+ * resolves the future with PEBBLE_ETOOBIG.  Applies to later launches.
+ * Returns PEBBLE_EINVAL for 0.
+ */
+PEBBLE_API int pebble_set_max_message_size(size_t bytes);
+PEBBLE_API size_t pebble_max_message_size(void);
+
+/* ------------------------------------------------------------------ */
+/* Tasks                                                               */
+/* ------------------------------------------------------------------ */
+
+typedef struct pebble_future pebble_future;
+typedef struct pebble_ctx pebble_ctx;
+typedef struct pebble_task pebble_task;
+
+/* How a task runs.  Changing one for the other is the one-word switch. */
+typedef enum pebble_kind { PEBBLE_THREAD = 1, PEBBLE_PROCESS = 2 } pebble_kind;
+
+/*
+ * The one task signature, for threads and processes alike.
+ *
+ * `arg` is the library's private copy of the argument given at launch; it
+ * stays valid until the task returns and must not be freed.  A task
+ * returns 0 on success, with the result set through pebble_result_*() (no
+ * result set: an empty result), or any other value to fail with that code
+ * (see pebble_fail() to attach a message).  In a process task `ctx` and
+ * `arg` live in the child process.
+ */
+typedef int (*pebble_task_fn)(pebble_ctx *ctx, const void *arg,
+                              size_t arg_size);
+
+/*
+ * A done-callback.  It runs exactly once per future and launch, after the
+ * future has resolved, on:
+ *   - the thread that ran a thread task, right after the task returned
+ *     (when that return resolved the future);
+ *   - the library's callback thread for every other outcome: process
+ *     tasks, timeouts, cancellations and failures to start;
+ *   - the calling thread, when pebble_future_add_callback() is given an
+ *     already resolved future.
+ * Never on the thread that enforces deadlines, reaps processes or reads
+ * results, and never with a library lock held.  It may call any Pebble
+ * function (get the result, launch more work, cancel other futures)
+ * except pebble_shutdown().  The future is valid during the call; take a
+ * reference with pebble_future_ref() to keep it longer.
+ */
+typedef void (*pebble_callback_fn)(pebble_future *future, void *user_data);
+
+typedef struct pebble_task_options {
+  size_t struct_size;       /* set by pebble_task_options_init() */
+  pebble_time_t timeout;    /* from the task's start; default PEBBLE_FOREVER */
+  pebble_time_t kill_grace; /* process tasks: 0 (default) kills with
+                               SIGKILL at the deadline; > 0 sends SIGTERM
+                               first and SIGKILL after this grace.  The
+                               future resolves at the deadline either way. */
+  pebble_callback_fn callback; /* default NULL */
+  void *callback_data;         /* passed to callback; default NULL */
+  const char *name;         /* for messages and the registry; copied;
+                               default NULL */
+  size_t max_message_size;  /* default: pebble_max_message_size() */
+} pebble_task_options;
+
+/* Fill `opts` with the defaults above.  Returns PEBBLE_EINVAL for NULL. */
+PEBBLE_API int pebble_task_options_init(pebble_task_options *opts);
+
+/*
+ * Run fn once, now, in a new thread or a new process.  The argument bytes
+ * are copied before this returns (arg may be NULL when arg_size is 0).
+ * opts may be NULL for the defaults.  On success *future holds one
+ * reference, which the caller releases with pebble_future_release().
+ * Returns PEBBLE_OK; PEBBLE_EINVAL (NULL fn or future, bad option);
+ * PEBBLE_ETOOBIG (argument over the maximum message size); PEBBLE_ENOTSUP
+ * (the backend cannot run this kind); PEBBLE_ESYSTEM (no thread could be
+ * created).  A process that cannot be started resolves the future with
+ * PEBBLE_ESYSTEM instead, since processes start on the library's thread.
+ */
+PEBBLE_API int pebble_run(pebble_kind kind, pebble_task_fn fn,
+                          const void *arg, size_t arg_size,
+                          const pebble_task_options *opts,
+                          pebble_future **future);
+
+/* ------------------------------------------------------------------ */
+/* Task definitions: the C form of @thread / @process                  */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Bind fn to how it runs and its options.  opts may be NULL; it is
+ * copied.  When opts->name is set and fn is not registered yet, fn is
+ * registered under that name (see pebble_register()).
+ * Returns PEBBLE_OK, PEBBLE_EINVAL, PEBBLE_ENOMEM, or PEBBLE_EEXIST (the
+ * name is registered to another function).
+ */
+PEBBLE_API int pebble_task_create(pebble_task **task, pebble_kind kind,
+                                  pebble_task_fn fn,
+                                  const pebble_task_options *opts);
+
+/*
+ * Launch the task with these argument bytes (copied).  The callback in
+ * force at this moment is the one the future will run.  Futures are
+ * numbered per definition from 0 (pebble_future_seq()).
+ * Returns as pebble_run().
+ */
+PEBBLE_API int pebble_task_launch(pebble_task *task, const void *arg,
+                                  size_t arg_size, pebble_future **future);
+
+/*
+ * Replace the callback and its user data in one atomic step; later
+ * launches use the new pair, futures already launched keep theirs.
+ * `destroy`, if not NULL, is called with user_data once no launch and no
+ * future uses this pair any more (so it is safe to free `self` there).
+ * callback may be NULL to launch without a callback.
+ */
+PEBBLE_API int pebble_task_set_callback(pebble_task *task,
+                                        pebble_callback_fn callback,
+                                        void *user_data,
+                                        void (*destroy)(void *user_data));
+
+/*
+ * Release the definition.  Futures already launched are unaffected.
+ * NULL is ignored.
+ */
+PEBBLE_API void pebble_task_destroy(pebble_task *task);
+
+/* ------------------------------------------------------------------ */
+/* Named task registry                                                 */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Register fn under name (1-63 characters of [A-Za-z0-9_.:-]) so that a
+ * worker that cannot share the caller's memory (a re-executed program,
+ * another platform's process model) can find it.  Registering the same
+ * pair twice is harmless.  Returns PEBBLE_OK, PEBBLE_EINVAL (bad name or
+ * NULL fn) or PEBBLE_EEXIST (name taken by another function).
+ */
+PEBBLE_API int pebble_register(const char *name, pebble_task_fn fn);
+/* Look name up.  Returns PEBBLE_OK and sets *fn, or PEBBLE_ENOTFOUND. */
+PEBBLE_API int pebble_lookup(const char *name, pebble_task_fn *fn);
+/* Run a registered task by name.  PEBBLE_ENOTFOUND for unknown names. */
+PEBBLE_API int pebble_run_named(pebble_kind kind, const char *name,
+                                const void *arg, size_t arg_size,
+                                const pebble_task_options *opts,
+                                pebble_future **future);
+
+/* ------------------------------------------------------------------ */
+/* Inside a task                                                       */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Get a result buffer of `size` bytes owned by the library; the task
+ * fills it.  Calling it again replaces the previous result.  Returns NULL
+ * when size is over the maximum message size (the future then resolves
+ * with PEBBLE_ETOOBIG whatever the task returns) or memory is short
+ * (PEBBLE_ENOMEM).
+ */
+PEBBLE_API void *pebble_result_alloc(pebble_ctx *ctx, size_t size);
+/* Copy size bytes as the result.  Returns PEBBLE_OK, ETOOBIG or ENOMEM. */
+PEBBLE_API int pebble_result_set(pebble_ctx *ctx, const void *data,
+                                 size_t size);
+/* Helpers for common values, read back with pebble_future_get_*(). */
+PEBBLE_API int pebble_result_int(pebble_ctx *ctx, int64_t value);
+PEBBLE_API int pebble_result_double(pebble_ctx *ctx, double value);
+PEBBLE_API int pebble_result_string(pebble_ctx *ctx, const char *text);
+
+/*
+ * Attach a message to a failure and return `code` (0 becomes 1), so a
+ * task can write:  return pebble_fail(ctx, 2, "bad input %d", x);
+ * The message is cut at 1023 bytes.
+ */
+PEBBLE_API int pebble_fail(pebble_ctx *ctx, int code, const char *fmt, ...)
+    PEBBLE_PRINTF(3, 4);
+
+/*
+ * Cooperative stop for thread tasks (a running thread cannot be killed
+ * safely): returns PEBBLE_OK while the task should go on, PEBBLE_ECANCELED
+ * once its future was cancelled, PEBBLE_ETIMEDOUT once it passed its
+ * deadline.  The future is already resolved at that point and any result
+ * the task still produces is discarded.  In a process task it always
+ * returns PEBBLE_OK: the process is killed instead.
+ */
+PEBBLE_API int pebble_should_stop(pebble_ctx *ctx);
+
+/* The id and sequence number of the future this task resolves. */
+PEBBLE_API uint64_t pebble_ctx_future_id(const pebble_ctx *ctx);
+PEBBLE_API uint64_t pebble_ctx_seq(const pebble_ctx *ctx);
+
+/* Read an argument made of one value of the given type.  Return
+ * PEBBLE_EINVAL when arg_size does not match (a string must end in NUL). */
+PEBBLE_API int pebble_arg_int(const void *arg, size_t arg_size,
+                              int64_t *value);
+PEBBLE_API int pebble_arg_double(const void *arg, size_t arg_size,
+                                 double *value);
+PEBBLE_API int pebble_arg_string(const void *arg, size_t arg_size,
+                                 const char **text);
+
+/* ------------------------------------------------------------------ */
+/* Futures                                                             */
+/* ------------------------------------------------------------------ */
+
+typedef enum pebble_state {
+  PEBBLE_PENDING = 0,  /* accepted, not started */
+  PEBBLE_RUNNING = 1,  /* started */
+  PEBBLE_DONE = 2,     /* resolved with a result */
+  PEBBLE_FAILED = 3,   /* resolved with an error (task, timeout, death...) */
+  PEBBLE_CANCELLED = 4 /* resolved by pebble_future_cancel() */
+} pebble_state;
+
+/* A unique id (never 0) and the sequence number within its definition
+ * (0 for pebble_run()). */
+PEBBLE_API uint64_t pebble_future_id(const pebble_future *future);
+PEBBLE_API uint64_t pebble_future_seq(const pebble_future *future);
+/* The name given in the task options, or NULL. */
+PEBBLE_API const char *pebble_future_name(const pebble_future *future);
+PEBBLE_API pebble_state pebble_future_state(const pebble_future *future);
+
+/*
+ * Wait until the future resolves, at most `timeout`.  Returns PEBBLE_OK
+ * once it is resolved (whatever the outcome), PEBBLE_ENOTREADY when the
+ * time ran out, PEBBLE_EDEADLK when called from the thread task that
+ * resolves this very future (it would wait for itself), PEBBLE_EFORKED in
+ * the child of a fork, PEBBLE_EINVAL for a bad timeout.  From inside the
+ * future's own callback it returns at once: callbacks run after
+ * resolution.
+ */
+PEBBLE_API int pebble_future_wait(pebble_future *future, pebble_time_t timeout);
+
+/*
+ * Wait like pebble_future_wait(), then return the outcome: PEBBLE_OK with
+ * *data and *size set to the result (valid until the last reference to
+ * the future is released; never NULL, an empty result points at a zero
+ * byte), or the outcome code (PEBBLE_ETASK, ETIMEDOUT, ECANCELED, EDIED,
+ * ESYSTEM, ETOOBIG, EPROTO), or a wait error (ENOTREADY, EDEADLK, EINVAL).
+ * data and size may be NULL.
+ */
+PEBBLE_API int pebble_future_get(pebble_future *future, pebble_time_t timeout,
+                                 const void **data, size_t *size);
+/* As pebble_future_get(), reading the value of a pebble_result_*()
+ * helper.  PEBBLE_EINVAL when the result is not of that form. */
+PEBBLE_API int pebble_future_get_int(pebble_future *future,
+                                     pebble_time_t timeout, int64_t *value);
+PEBBLE_API int pebble_future_get_double(pebble_future *future,
+                                        pebble_time_t timeout, double *value);
+PEBBLE_API int pebble_future_get_string(pebble_future *future,
+                                        pebble_time_t timeout,
+                                        const char **text);
+
+/* The outcome without waiting: PEBBLE_OK (done), an outcome code, or
+ * PEBBLE_ENOTREADY while unresolved. */
+PEBBLE_API int pebble_future_status(const pebble_future *future);
+
+/*
+ * A message describing a failed outcome: the task's own message for
+ * PEBBLE_ETASK, else what happened (e.g. "process 4242 was killed by
+ * signal 11 (SIGSEGV)").  "" for a result or an unresolved future.
+ * Valid until the last reference is released.
+ */
+PEBBLE_API const char *pebble_future_message(const pebble_future *future);
+/* The code the task failed with (PEBBLE_ETASK), else 0. */
+PEBBLE_API int pebble_future_task_code(const pebble_future *future);
+/* The errno behind PEBBLE_ESYSTEM, else 0. */
+PEBBLE_API int pebble_future_sys_errno(const pebble_future *future);
+
+typedef struct pebble_exit_info {
+  size_t struct_size;    /* set by the caller: sizeof(pebble_exit_info) */
+  long pid;              /* process that ran the task, 0 for threads */
+  int status_known;      /* 0 if the exit status could not be read (the
+                            application reaped the child or ignores
+                            SIGCHLD) */
+  int exited;            /* 1: it called exit(); exit_code is set */
+  int exit_code;
+  int signal;            /* signal that ended it, 0 if none */
+  int core_dumped;
+  int killed_by_library; /* 1: Pebble killed it (timeout or cancel) */
+} pebble_exit_info;
+/*
+ * How the process that ran a task ended.  Filled for PEBBLE_EDIED and for
+ * process tasks killed after a timeout or cancellation once they are
+ * reaped.  Returns PEBBLE_OK, PEBBLE_ENOTFOUND (no process has ended for
+ * this future, e.g. a thread task) or PEBBLE_EINVAL.
+ */
+PEBBLE_API int pebble_future_exit_info(const pebble_future *future,
+                                       pebble_exit_info *info);
+/* "SIGSEGV" for 11 and so on; "SIG?" for unknown numbers. */
+PEBBLE_API const char *pebble_signal_name(int signal);
+
+/*
+ * Cancel the task.  A task not started yet never starts.  A running
+ * process task's process group is sent SIGKILL before this returns (its
+ * exit is reaped later by the library).  A running thread task is flagged
+ * (pebble_should_stop()) and keeps its thread until it returns.  In every
+ * case the future is resolved as PEBBLE_CANCELLED before this returns.
+ * Returns PEBBLE_OK when the future is cancelled (also if it already was),
+ * PEBBLE_EALREADY when it had already resolved otherwise (cancel lost to
+ * completion: the result stands).
+ */
+PEBBLE_API int pebble_future_cancel(pebble_future *future);
+
+/*
+ * Add a done-callback (see pebble_callback_fn for where it runs).  If the
+ * future is already resolved, fn runs in the calling thread before this
+ * returns.  Returns PEBBLE_OK, PEBBLE_EINVAL or PEBBLE_ENOMEM.
+ */
+PEBBLE_API int pebble_future_add_callback(pebble_future *future,
+                                          pebble_callback_fn fn,
+                                          void *user_data);
+
+/* Take one more reference; returns future. */
+PEBBLE_API pebble_future *pebble_future_ref(pebble_future *future);
+/* Drop one reference; the last one frees the future and its result.
+ * NULL is ignored.  Releasing does not cancel a running task. */
+PEBBLE_API void pebble_future_release(pebble_future *future);
+
+/*
+ * After fork: when the application forks while Pebble is in use, the
+ * child inherits objects it cannot use: calls on them return
+ * PEBBLE_EFORKED.  The child may use Pebble afresh: its first call
+ * initialises a new library state.  Process tasks run in such a forked
+ * child and may use Pebble themselves.  Fork mode is unsafe for
+ * applications that use libraries which are not fork-safe.
+ */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PEBBLE_H */

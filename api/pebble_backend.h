@@ -1,0 +1,190 @@
+/*
+ * pebble_backend.h -- the contract between the Pebble core and a backend.
+ *
+ * The core (futures, deadlines, cancellation, process supervision) talks
+ * to threads, locks, processes and event waiting only through one
+ * `const pebble_backend` table.  A backend module exports exactly one
+ * symbol, `pebble_backend_<name>_get`, a function returning its table.
+ * The table is append-only: new operations go at the end and bump
+ * PEBBLE_BACKEND_ABI_MINOR; anything else bumps the major.
+ *
+ * All times are nanoseconds on the backend's monotonic clock (now_ns);
+ * PEBBLE_BK_FOREVER as a deadline means no deadline.
+ * Every function returning int returns PEBBLE_OK or a PEBBLE_E* code.
+ */
+#ifndef PEBBLE_BACKEND_H
+#define PEBBLE_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pebble.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PEBBLE_BACKEND_ABI_MAJOR 1u
+#define PEBBLE_BACKEND_ABI_MINOR 0u
+#define PEBBLE_BK_FOREVER UINT64_MAX
+
+/* Opaque objects, defined by each backend. */
+typedef struct pebble_bk_thread pebble_bk_thread;
+typedef struct pebble_bk_mutex pebble_bk_mutex;
+typedef struct pebble_bk_cond pebble_bk_cond;
+typedef struct pebble_bk_proc pebble_bk_proc;   /* parent's handle on a child */
+typedef struct pebble_bk_chan pebble_bk_chan;   /* child's end of its channel */
+typedef struct pebble_bk_waitset pebble_bk_waitset;
+
+/* What the core lends a backend at init. */
+typedef struct pebble_host {
+  size_t struct_size;
+  /* Log a line through the application's hook (may be dropped). */
+  void (*log)(int level, const char *fmt, ...) PEBBLE_PRINTF(2, 3);
+} pebble_host;
+
+/* thread_create flags */
+#define PEBBLE_BK_THREAD_INTERNAL 0x1u /* library thread: block all signals */
+
+/*
+ * Runs in the child process after the backend prepared it.  Returns the
+ * exit status the backend passes to _exit().  The backend never returns
+ * into the parent's code paths from the child.
+ */
+typedef int (*pebble_child_main_fn)(void *arg, pebble_bk_chan *chan);
+
+/* How a child ended, filled by proc_reap. */
+typedef struct pebble_bk_exit {
+  int status_known; /* 0: already reaped by someone else, status lost */
+  int exited;
+  int exit_code;
+  int signal;
+  int core_dumped;
+} pebble_bk_exit;
+
+/* Waitset events */
+#define PEBBLE_EV_READ 0x1u   /* channel has data or end-of-file */
+#define PEBBLE_EV_WRITE 0x2u  /* channel can take more bytes */
+#define PEBBLE_EV_EXIT 0x4u   /* the process has ended (not reaped yet) */
+
+typedef struct pebble_wait_event {
+  void *tag;       /* as given to waitset_watch */
+  unsigned events; /* PEBBLE_EV_* that are ready */
+} pebble_wait_event;
+
+typedef struct pebble_backend {
+  /* --- metadata, in this order, in every ABI version --- */
+  unsigned abi_major;
+  unsigned abi_minor;
+  size_t struct_size; /* sizeof(pebble_backend) the module was built with */
+  const char *name;
+  const char *description;
+  unsigned caps; /* PEBBLE_CAP_* */
+
+  /* --- life cycle --- */
+  int (*init)(const pebble_host *host);
+  void (*shutdown)(void);
+  /* Bumped in the child of every fork of this process (atfork or the
+   * platform's equivalent); the core compares it to refuse stale objects. */
+  uint64_t (*fork_generation)(void);
+
+  /* --- clock --- */
+  uint64_t (*now_ns)(void);
+
+  /* --- threads --- */
+  /* Start fn(arg).  If the thread ends without fn returning (the task
+   * called the platform's thread-exit), `unwound(arg)` runs instead. */
+  int (*thread_create)(pebble_bk_thread **thread, void (*fn)(void *),
+                       void (*unwound)(void *), void *arg, unsigned flags);
+  /* Wait for the thread to end and free the handle. */
+  int (*thread_join)(pebble_bk_thread *thread);
+  /* A number identifying the calling thread. */
+  uint64_t (*thread_self_id)(void);
+
+  /* --- locks --- */
+  int (*mutex_create)(pebble_bk_mutex **mutex);
+  void (*mutex_destroy)(pebble_bk_mutex *mutex);
+  void (*mutex_lock)(pebble_bk_mutex *mutex);
+  void (*mutex_unlock)(pebble_bk_mutex *mutex);
+  int (*cond_create)(pebble_bk_cond **cond);
+  void (*cond_destroy)(pebble_bk_cond *cond);
+  void (*cond_signal)(pebble_bk_cond *cond);
+  void (*cond_broadcast)(pebble_bk_cond *cond);
+  /* Wait until signalled or until the monotonic deadline: PEBBLE_OK (may
+   * be spurious) or PEBBLE_ENOTREADY when the deadline passed. */
+  int (*cond_wait)(pebble_bk_cond *cond, pebble_bk_mutex *mutex,
+                   uint64_t deadline_ns);
+
+  /* --- processes (NULL when caps lack PEBBLE_CAP_PROCESSES) --- */
+  /*
+   * Start a child that runs child_main(arg, chan) and ends with its
+   * return value.  Before child_main the backend has, in the child, using
+   * only async-signal-safe calls: put it in its own process group (also
+   * from the parent), arranged for it to die with the parent, reset the
+   * signal mask and handlers, closed every library descriptor but its own
+   * channel, and given it /dev/null as standard input.
+   * Must be called from one long-lived library thread (parent-death
+   * signals follow the forking thread).  PEBBLE_ESYSTEM with errno kept
+   * in *sys_errno when the system refuses.
+   */
+  int (*proc_start)(pebble_bk_proc **proc, pebble_child_main_fn child_main,
+                    void *arg, int *sys_errno);
+  long (*proc_pid)(const pebble_bk_proc *proc);
+  /* Non-blocking channel I/O in the parent.  read: PEBBLE_OK with *done >
+   * 0, PEBBLE_OK with *done == 0 at end-of-file, PEBBLE_ENOTREADY when
+   * nothing is there.  write never raises SIGPIPE: PEBBLE_EDIED when the
+   * child's end is gone. */
+  int (*proc_read)(pebble_bk_proc *proc, void *buf, size_t len, size_t *done);
+  int (*proc_write)(pebble_bk_proc *proc, const void *buf, size_t len,
+                    size_t *done);
+  /* Signal the child's group (or the child alone without
+   * PEBBLE_CAP_KILL_GROUP): force = 0 asks it to end (SIGTERM), 1 kills.
+   * Safe until proc_reap; a no-op afterwards. */
+  int (*proc_kill)(pebble_bk_proc *proc, int force);
+  /* After PEBBLE_EV_EXIT: kill what is left of the group, then reap the
+   * child without blocking and fill *exit. */
+  int (*proc_reap)(pebble_bk_proc *proc, pebble_bk_exit *exit);
+  /* Close the handle.  A child not reaped yet is killed and reaped first
+   * (this may block until it is gone). */
+  void (*proc_destroy)(pebble_bk_proc *proc);
+
+  /* --- the child's side of its channel (blocking) --- */
+  int (*chan_write_all)(pebble_bk_chan *chan, const void *buf, size_t len);
+  int (*chan_read_all)(pebble_bk_chan *chan, void *buf, size_t len);
+
+  /* --- event waiting (one thread waits; any thread may wake it) --- */
+  int (*waitset_create)(pebble_bk_waitset **ws);
+  void (*waitset_destroy)(pebble_bk_waitset *ws);
+  /* Watch proc for `events` (replaces an earlier watch; 0 removes it). */
+  int (*waitset_watch)(pebble_bk_waitset *ws, pebble_bk_proc *proc,
+                       unsigned events, void *tag);
+  /* Make a waiting waitset_wait return early (async from any thread). */
+  void (*waitset_wake)(pebble_bk_waitset *ws);
+  /* Wait until something is ready, a wake, or the deadline.  Fills up to
+   * cap events; *count may be 0 (woken or deadline). */
+  int (*waitset_wait)(pebble_bk_waitset *ws, uint64_t deadline_ns,
+                      pebble_wait_event *events, size_t cap, size_t *count);
+} pebble_backend;
+
+/* The one symbol a backend module exports: pebble_backend_<name>_get. */
+typedef const pebble_backend *(*pebble_backend_get_fn)(void);
+
+/*
+ * Define a backend's entry point with PEBBLE_BACKEND_ENTRY(name) { ... }.
+ * Built as a module it is the exported pebble_backend_<name>_get; built
+ * into libpebble (PEBBLE_BACKEND_BUILTIN defined) it is the hidden
+ * pebble__backend_<name>_get, so the library exports only its API.
+ */
+#ifdef PEBBLE_BACKEND_BUILTIN
+#define PEBBLE_BACKEND_ENTRY(name)                                           \
+  const pebble_backend *pebble__backend_##name##_get(void)
+#else
+#define PEBBLE_BACKEND_ENTRY(name)                                           \
+  PEBBLE_API const pebble_backend *pebble_backend_##name##_get(void)
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PEBBLE_BACKEND_H */
