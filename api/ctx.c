@@ -1,0 +1,117 @@
+/* ctx.c -- what a running task sees: its result, its failure, its stop. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+void pb_ctx_init(pebble_ctx *ctx, pb_job *job, size_t max_message,
+                 uint64_t future_id, uint64_t seq) {
+  memset(ctx, 0, sizeof *ctx);
+  ctx->job = job;
+  ctx->max_message = max_message;
+  ctx->future_id = future_id;
+  ctx->seq = seq;
+}
+
+void pb_ctx_free_result(pebble_ctx *ctx) {
+  free(ctx->result);
+  ctx->result = NULL;
+  ctx->result_size = 0;
+}
+
+void *pebble_result_alloc(pebble_ctx *ctx, size_t size) {
+  char *p;
+  if (ctx == NULL) {
+    pb_error(PEBBLE_EINVAL, "pebble_result_alloc: ctx is NULL");
+    return NULL;
+  }
+  if (size > ctx->max_message) {
+    ctx->result_error = PEBBLE_ETOOBIG;
+    snprintf(ctx->message, sizeof ctx->message,
+             "the result of %zu bytes is larger than the maximum message "
+             "size of %zu bytes",
+             size, ctx->max_message);
+    pb_error(PEBBLE_ETOOBIG, "%s", ctx->message);
+    return NULL;
+  }
+  p = malloc(size + 1);
+  if (p == NULL) {
+    ctx->result_error = PEBBLE_ENOMEM;
+    snprintf(ctx->message, sizeof ctx->message,
+             "out of memory for a result of %zu bytes", size);
+    pb_error(PEBBLE_ENOMEM, "%s", ctx->message);
+    return NULL;
+  }
+  p[size] = '\0'; /* so text results can be read as strings */
+  free(ctx->result);
+  ctx->result = p;
+  ctx->result_size = size;
+  return p;
+}
+
+int pebble_result_set(pebble_ctx *ctx, const void *data, size_t size) {
+  void *p;
+  if (ctx == NULL || (data == NULL && size > 0))
+    return pb_error(PEBBLE_EINVAL, "pebble_result_set: %s is NULL",
+                    ctx == NULL ? "ctx" : "data");
+  p = pebble_result_alloc(ctx, size);
+  if (p == NULL)
+    return ctx->result_error;
+  if (size > 0)
+    memcpy(p, data, size);
+  return PEBBLE_OK;
+}
+
+int pebble_fail(pebble_ctx *ctx, int code, const char *fmt, ...) {
+  if (code == 0)
+    code = 1;
+  if (ctx != NULL && fmt != NULL) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->message, sizeof ctx->message, fmt, ap);
+    va_end(ap);
+    ctx->has_message = 1;
+  }
+  return code;
+}
+
+int pebble_should_stop(pebble_ctx *ctx) {
+  if (ctx == NULL || ctx->job == NULL)
+    return PEBBLE_OK;
+  return atomic_load(&ctx->job->stop_reason);
+}
+
+uint64_t pebble_ctx_future_id(const pebble_ctx *ctx) {
+  return ctx ? ctx->future_id : 0;
+}
+uint64_t pebble_ctx_seq(const pebble_ctx *ctx) { return ctx ? ctx->seq : 0; }
+
+void pb_ctx_outcome(pebble_ctx *ctx, int ret, pb_outcome *o) {
+  memset(o, 0, sizeof *o);
+  if (ctx->result_error != PEBBLE_OK) {
+    o->state = PEBBLE_FAILED;
+    o->status = ctx->result_error;
+    o->message = pb_strdup(ctx->message);
+    pb_ctx_free_result(ctx);
+  } else if (ret != 0) {
+    o->state = PEBBLE_FAILED;
+    o->status = PEBBLE_ETASK;
+    o->task_code = ret;
+    o->message = ctx->has_message
+                     ? pb_strdup(ctx->message)
+                     : pb_format("the task failed with code %d", ret);
+    pb_ctx_free_result(ctx);
+  } else {
+    o->state = PEBBLE_DONE;
+    o->status = PEBBLE_OK;
+    o->result = ctx->result;
+    o->result_size = ctx->result_size;
+    ctx->result = NULL;
+    ctx->result_size = 0;
+  }
+}

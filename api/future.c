@@ -1,0 +1,405 @@
+/*
+ * future.c -- the task/result store.
+ *
+ * A future changes state once: the first resolver wins a compare-and-swap
+ * into an internal "settling" state, writes the outcome, then publishes
+ * the final state under the future's stripe lock and wakes the waiters.
+ * Futures share a small table of lock/condition pairs (stripes) so that
+ * creating one allocates no lock.  No lock is held while user code runs.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* ---- bindings: a callback and its user data, shared and counted ---- */
+
+pb_binding *pb_binding_new(pebble_callback_fn fn, void *user_data,
+                           void (*destroy)(void *)) {
+  pb_binding *b = malloc(sizeof *b);
+  if (b == NULL)
+    return NULL;
+  atomic_init(&b->refs, 1);
+  b->fn = fn;
+  b->user_data = user_data;
+  b->destroy = destroy;
+  return b;
+}
+
+pb_binding *pb_binding_ref(pb_binding *b) {
+  if (b != NULL)
+    atomic_fetch_add(&b->refs, 1);
+  return b;
+}
+
+void pb_binding_unref(pb_binding *b) {
+  if (b != NULL && atomic_fetch_sub(&b->refs, 1) == 1) {
+    if (b->destroy != NULL)
+      b->destroy(b->user_data);
+    free(b);
+  }
+}
+
+/* ---- life cycle ---- */
+
+static int is_final(int st) {
+  return st == PEBBLE_DONE || st == PEBBLE_FAILED || st == PEBBLE_CANCELLED;
+}
+
+int pb_future_is_resolved(const pebble_future *f) {
+  return is_final(atomic_load_explicit(&((pebble_future *)f)->state,
+                                       memory_order_acquire));
+}
+
+void pb_stripe_lock(pebble_future *f) {
+  f->lib->bk->mutex_lock(f->lib->stripes[f->stripe].mutex);
+}
+void pb_stripe_unlock(pebble_future *f) {
+  f->lib->bk->mutex_unlock(f->lib->stripes[f->stripe].mutex);
+}
+
+int pb_future_new(pb_lib *lib, const char *name, uint64_t seq,
+                  pb_binding *binding, pebble_future **out) {
+  pebble_future *f = calloc(1, sizeof *f);
+  if (f == NULL)
+    return pb_error(PEBBLE_ENOMEM, "out of memory creating a future");
+  if (name != NULL && (f->name = pb_strdup(name)) == NULL) {
+    free(f);
+    return pb_error(PEBBLE_ENOMEM, "out of memory creating a future");
+  }
+  f->lib = lib;
+  f->gen = lib->gen;
+  f->id = atomic_fetch_add(&lib->next_id, 1);
+  f->seq = seq;
+  f->stripe = (unsigned)(f->id % PB_STRIPES);
+  atomic_init(&f->refs, 1);
+  atomic_init(&f->state, PEBBLE_PENDING);
+  f->status = PEBBLE_ENOTREADY;
+  f->binding = binding; /* takes the caller's reference */
+  pb_lib_hold(lib);
+  *out = f;
+  return PEBBLE_OK;
+}
+
+static void future_free(pebble_future *f) {
+  pb_callback *c = f->callbacks, *next;
+  for (; c != NULL; c = next) {
+    next = c->next;
+    free(c);
+  }
+  pb_binding_unref(f->binding);
+  free(f->result);
+  free(f->message);
+  free(f->name);
+  pb_lib_drop(f->lib);
+  free(f);
+}
+
+pebble_future *pebble_future_ref(pebble_future *f) {
+  if (f != NULL)
+    atomic_fetch_add(&f->refs, 1);
+  return f;
+}
+
+void pebble_future_release(pebble_future *f) {
+  if (f == NULL)
+    return;
+  /* In the child of a fork the parent's futures are left alone: their
+   * callbacks' user data belongs to the parent. */
+  if (f->lib->bk->fork_generation() != f->gen)
+    return;
+  if (atomic_fetch_sub(&f->refs, 1) == 1)
+    future_free(f);
+}
+
+int pb_future_start(pebble_future *f) {
+  int expected = PEBBLE_PENDING;
+  return atomic_compare_exchange_strong(&f->state, &expected, PEBBLE_RUNNING);
+}
+
+void pb_outcome_discard(pb_outcome *o) {
+  free(o->result);
+  free(o->message);
+  o->result = NULL;
+  o->message = NULL;
+}
+
+/* Win the right to resolve f and publish the outcome; 1 if won. */
+static int settle(pebble_future *f, pb_outcome *o) {
+  int st = atomic_load(&f->state);
+  pb_lib *L = f->lib;
+  for (;;) {
+    if (st != PEBBLE_PENDING && st != PEBBLE_RUNNING)
+      return 0;
+    if (atomic_compare_exchange_weak(&f->state, &st, PB_STATE_SETTLING))
+      break;
+  }
+  f->status = o->status;
+  f->result = o->result;
+  f->result_size = o->result_size;
+  f->message = o->message;
+  f->task_code = o->task_code;
+  f->sys_errno = o->sys_errno;
+  o->result = NULL;
+  o->message = NULL;
+  pb_stripe_lock(f);
+  atomic_store_explicit(&f->state, o->state, memory_order_release);
+  f->callbacks_taken = 1;
+  L->bk->cond_broadcast(L->stripes[f->stripe].cond);
+  pb_stripe_unlock(f);
+  return 1;
+}
+
+static int has_callbacks(pebble_future *f) {
+  return (f->binding != NULL && f->binding->fn != NULL) ||
+         f->callbacks != NULL;
+}
+
+/* After settling, the callback list and binding belong to whoever runs
+ * them: add_callback no longer appends (callbacks_taken). */
+void pb_future_run_callbacks(pebble_future *f) {
+  pb_binding *b = f->binding;
+  pb_callback *c = f->callbacks, *next;
+  f->binding = NULL;
+  f->callbacks = NULL;
+  pb_role.callbacks++;
+  if (b != NULL && b->fn != NULL)
+    b->fn(f, b->user_data);
+  for (; c != NULL; c = next) {
+    next = c->next;
+    c->fn(f, c->user_data);
+    free(c);
+  }
+  pb_role.callbacks--;
+  pb_binding_unref(b);
+}
+
+static void after_settle(pebble_future *f, int inline_callbacks) {
+  pb_dispatch *d;
+  if (!has_callbacks(f)) {
+    pb_binding_unref(f->binding);
+    f->binding = NULL;
+    return;
+  }
+  if (!inline_callbacks && (d = pb_lib_dispatch(f->lib)) != NULL) {
+    pb_dispatch_post(d, f);
+    return;
+  }
+  if (!inline_callbacks)
+    pb_log(PEBBLE_LOG_ERROR,
+           "no callback thread could be started; running the callbacks of "
+           "future %llu here",
+           (unsigned long long)f->id);
+  pb_future_run_callbacks(f);
+}
+
+int pb_future_resolve(pebble_future *f, pb_outcome *o, int inline_callbacks) {
+  if (!settle(f, o))
+    return 0;
+  after_settle(f, inline_callbacks);
+  return 1;
+}
+
+void pb_future_set_exit(pebble_future *f, const pebble_exit_info *exit) {
+  pb_stripe_lock(f);
+  f->exit = *exit;
+  f->has_exit = 1;
+  pb_stripe_unlock(f);
+}
+
+/* ---- the public side ---- */
+
+#define CHECK_FUTURE(f, fname)                                               \
+  do {                                                                       \
+    int rc_;                                                                 \
+    if ((f) == NULL)                                                         \
+      return pb_error(PEBBLE_EINVAL, fname ": future is NULL");              \
+    if ((rc_ = pb_lib_check((f)->lib, (f)->gen)) != PEBBLE_OK)               \
+      return rc_;                                                            \
+  } while (0)
+
+uint64_t pebble_future_id(const pebble_future *f) { return f ? f->id : 0; }
+uint64_t pebble_future_seq(const pebble_future *f) { return f ? f->seq : 0; }
+const char *pebble_future_name(const pebble_future *f) {
+  return f ? f->name : NULL;
+}
+
+pebble_state pebble_future_state(const pebble_future *f) {
+  int st;
+  if (f == NULL)
+    return PEBBLE_PENDING;
+  st = atomic_load_explicit(&((pebble_future *)f)->state,
+                            memory_order_acquire);
+  /* Settling is still "not resolved" for a reader. */
+  return st == PB_STATE_SETTLING ? PEBBLE_RUNNING : (pebble_state)st;
+}
+
+int pebble_future_wait(pebble_future *f, pebble_time_t timeout) {
+  pb_lib *L;
+  uint64_t deadline;
+  int rc = PEBBLE_OK;
+
+  CHECK_FUTURE(f, "pebble_future_wait");
+  if (timeout < 0 && timeout != PEBBLE_FOREVER)
+    return pb_error(PEBBLE_EINVAL,
+                    "pebble_future_wait: timeout %lld is negative (use "
+                    "PEBBLE_FOREVER to wait without limit)",
+                    (long long)timeout);
+  if (pb_future_is_resolved(f))
+    return PEBBLE_OK;
+  if (pb_role.running_future == f)
+    return pb_error(PEBBLE_EDEADLK,
+                    "pebble_future_wait: called from the task that resolves "
+                    "this future");
+  if (timeout == PEBBLE_NOWAIT)
+    return pb_error(PEBBLE_ENOTREADY, "future %llu is not resolved yet",
+                    (unsigned long long)f->id);
+  L = f->lib;
+  deadline = pb_deadline_after(L->bk, timeout);
+  pb_stripe_lock(f);
+  while (!pb_future_is_resolved(f)) {
+    if (L->bk->cond_wait(L->stripes[f->stripe].cond,
+                         L->stripes[f->stripe].mutex,
+                         deadline) == PEBBLE_ENOTREADY &&
+        !pb_future_is_resolved(f)) {
+      rc = PEBBLE_ENOTREADY;
+      break;
+    }
+  }
+  pb_stripe_unlock(f);
+  if (rc != PEBBLE_OK)
+    return pb_error(rc, "future %llu did not resolve within %lld us",
+                    (unsigned long long)f->id, (long long)timeout);
+  return PEBBLE_OK;
+}
+
+int pebble_future_get(pebble_future *f, pebble_time_t timeout,
+                      const void **data, size_t *size) {
+  int rc = pebble_future_wait(f, timeout);
+  if (rc != PEBBLE_OK)
+    return rc;
+  if (f->status != PEBBLE_OK)
+    return pb_error(f->status, "%s", f->message ? f->message : "");
+  if (data != NULL)
+    *data = f->result != NULL ? f->result : (const void *)"";
+  if (size != NULL)
+    *size = f->result_size;
+  return PEBBLE_OK;
+}
+
+int pebble_future_status(const pebble_future *f) {
+  if (f == NULL)
+    return PEBBLE_EINVAL;
+  return pb_future_is_resolved(f) ? f->status : PEBBLE_ENOTREADY;
+}
+
+const char *pebble_future_message(const pebble_future *f) {
+  if (f == NULL || !pb_future_is_resolved(f) || f->message == NULL)
+    return "";
+  return f->message;
+}
+
+int pebble_future_task_code(const pebble_future *f) {
+  return f != NULL && pb_future_is_resolved(f) ? f->task_code : 0;
+}
+
+int pebble_future_sys_errno(const pebble_future *f) {
+  return f != NULL && pb_future_is_resolved(f) ? f->sys_errno : 0;
+}
+
+int pebble_future_exit_info(const pebble_future *cf, pebble_exit_info *info) {
+  pebble_future *f = (pebble_future *)cf;
+  pebble_exit_info copy;
+  int has;
+  size_t n;
+  CHECK_FUTURE(f, "pebble_future_exit_info");
+  if (info == NULL || info->struct_size == 0)
+    return pb_error(PEBBLE_EINVAL,
+                    "pebble_future_exit_info: info is NULL or its "
+                    "struct_size is not set");
+  pb_stripe_lock(f);
+  has = f->has_exit;
+  copy = f->exit;
+  pb_stripe_unlock(f);
+  if (!has)
+    return pb_error(PEBBLE_ENOTFOUND,
+                    "no process has ended for future %llu (yet)",
+                    (unsigned long long)f->id);
+  n = info->struct_size < sizeof copy ? info->struct_size : sizeof copy;
+  copy.struct_size = info->struct_size;
+  memcpy(info, &copy, n);
+  return PEBBLE_OK;
+}
+
+int pebble_future_cancel(pebble_future *f) {
+  pb_outcome o;
+  pb_job *job;
+  int st;
+  pb_lib *L;
+
+  CHECK_FUTURE(f, "pebble_future_cancel");
+  L = f->lib;
+  memset(&o, 0, sizeof o);
+  o.state = PEBBLE_CANCELLED;
+  o.status = PEBBLE_ECANCELED;
+  o.message = pb_strdup("the task was cancelled");
+  if (!settle(f, &o)) {
+    pb_outcome_discard(&o);
+    /* Another resolver is settling or has settled: wait for its state. */
+    pb_stripe_lock(f);
+    while ((st = atomic_load(&f->state)) == PB_STATE_SETTLING)
+      L->bk->cond_wait(L->stripes[f->stripe].cond,
+                       L->stripes[f->stripe].mutex, PEBBLE_BK_FOREVER);
+    pb_stripe_unlock(f);
+    if (st == PEBBLE_CANCELLED)
+      return PEBBLE_OK;
+    return pb_error(PEBBLE_EALREADY,
+                    "pebble_future_cancel: future %llu had already resolved",
+                    (unsigned long long)f->id);
+  }
+  /* Stop what runs: flag a thread, kill a process group. */
+  pb_stripe_lock(f);
+  job = f->job;
+  if (job != NULL) {
+    atomic_store(&job->stop_reason, PEBBLE_ECANCELED);
+    if (job->proc != NULL && !job->reaped) {
+      L->bk->proc_kill(job->proc, 1);
+      job->killed_by_library = 1;
+    }
+  }
+  pb_stripe_unlock(f);
+  after_settle(f, 0);
+  return PEBBLE_OK;
+}
+
+int pebble_future_add_callback(pebble_future *f, pebble_callback_fn fn,
+                               void *user_data) {
+  pb_callback *c, **tail;
+  CHECK_FUTURE(f, "pebble_future_add_callback");
+  if (fn == NULL)
+    return pb_error(PEBBLE_EINVAL, "pebble_future_add_callback: fn is NULL");
+  c = malloc(sizeof *c);
+  if (c == NULL)
+    return pb_error(PEBBLE_ENOMEM, "out of memory adding a callback");
+  c->fn = fn;
+  c->user_data = user_data;
+  c->next = NULL;
+  pb_stripe_lock(f);
+  if (!f->callbacks_taken) {
+    for (tail = &f->callbacks; *tail != NULL; tail = &(*tail)->next)
+      ;
+    *tail = c;
+    pb_stripe_unlock(f);
+    return PEBBLE_OK;
+  }
+  pb_stripe_unlock(f);
+  free(c);
+  pb_role.callbacks++;
+  fn(f, user_data);
+  pb_role.callbacks--;
+  return PEBBLE_OK;
+}

@@ -1,0 +1,312 @@
+/*
+ * internal.h -- shared by the files of the backend-independent core.
+ *
+ * Map of the core:
+ *   library.c   library state, lazy init, shutdown, backend selection
+ *   loader.c    finding, loading and checking backend modules
+ *   future.c    the task/result store: futures, states, waiting, callbacks
+ *   dispatch.c  the callback thread
+ *   manager.c   the thread that starts processes, reads results, enforces
+ *               deadlines, reaps processes and joins finished threads
+ *   message.c   the worker message format
+ *   task.c      launching: pebble_run, task definitions, thread tasks
+ *   ctx.c       what a task sees: results, failures, cooperative stop
+ *   registry.c  named tasks
+ *   values.c    helpers for int, double and string values
+ *   status.c    status codes and per-thread error messages
+ *   log.c       the logging hook
+ *   platform.c  the few things needed before any backend exists
+ */
+#ifndef PEBBLE_INTERNAL_H
+#define PEBBLE_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pebble.h"
+#include "pebble_backend.h"
+
+#if defined(_MSC_VER)
+#define PB_TLS __declspec(thread)
+#else
+#define PB_TLS _Thread_local
+#endif
+
+#define PB_DEFAULT_BACKEND "posix"
+#define PB_STRIPES 32
+#define PB_MESSAGE_MAX 1024 /* task failure messages, with the NUL */
+
+typedef struct pb_lib pb_lib;
+typedef struct pb_job pb_job;
+typedef struct pb_manager pb_manager;
+typedef struct pb_dispatch pb_dispatch;
+typedef struct pb_binding pb_binding;
+
+/* ---- status.c ---- */
+/* Record a message for pebble_last_error() and return code. */
+int pb_error(int code, const char *fmt, ...) PEBBLE_PRINTF(2, 3);
+
+/* ---- log.c ---- */
+void pb_log(int level, const char *fmt, ...) PEBBLE_PRINTF(2, 3);
+
+/* ---- platform.c ---- */
+enum pb_static_lock { PB_LOCK_BOOT, PB_LOCK_LOG, PB_LOCK_REGISTRY, PB_LOCK_COUNT };
+void pb_static_lock(enum pb_static_lock which);
+void pb_static_unlock(enum pb_static_lock which);
+/* getenv that returns NULL in setuid/setgid programs. */
+const char *pb_secure_getenv(const char *name);
+int pb_file_exists(const char *path);
+/* Call fn for each entry name of dir; returns PEBBLE_ENOTFOUND if the
+ * directory cannot be opened. */
+int pb_dir_each(const char *dir, void (*fn)(const char *name, void *user),
+                void *user);
+void *pb_dl_open(const char *path, char *err, size_t errlen);
+void *pb_dl_sym(void *handle, const char *symbol);
+const char *pb_module_ext(void);
+const char *pb_path_list_separator(void);
+
+/* ---- loader.c ---- */
+typedef struct pb_backend_ref {
+  const pebble_backend *bk;
+  const char *path; /* NULL when built in; owned by the loader cache */
+} pb_backend_ref;
+/* Resolve a backend name: PEBBLE_BACKEND_PATH, built-ins, install dir. */
+int pb_backend_resolve(const char *name, pb_backend_ref *out);
+/* Check a table before any use; fills a message naming `where`. */
+int pb_backend_check(const pebble_backend *bk, const char *where,
+                     const char *want_name);
+const pebble_backend *pb_builtin_backend(const char *name);
+/* Names of every backend that could be selected, comma separated. */
+void pb_backend_names(char *buf, size_t len);
+
+/* ---- library.c ---- */
+struct pb_lib {
+  const pebble_backend *bk;
+  const char *backend_path;
+  char backend_reason[96];
+  uint64_t gen;            /* backend fork generation at init */
+  atomic_long live;        /* futures and task definitions alive */
+  atomic_uint_fast64_t next_id;
+  struct {
+    pebble_bk_mutex *mutex;
+    pebble_bk_cond *cond;
+  } stripes[PB_STRIPES];
+  pebble_bk_mutex *lock;   /* guards starting the manager and dispatcher */
+  pb_manager *_Atomic manager;
+  pb_dispatch *_Atomic dispatch;
+};
+
+/* The library state, initialised on first use.  PEBBLE_OK or an error
+ * with a message already recorded. */
+int pb_lib_get(pb_lib **lib);
+/* PEBBLE_EFORKED if `lib` and `gen` belong to the parent of a fork. */
+int pb_lib_check(const pb_lib *lib, uint64_t gen);
+void pb_lib_hold(pb_lib *lib);
+void pb_lib_drop(pb_lib *lib);
+pb_manager *pb_lib_manager(pb_lib *lib);
+pb_dispatch *pb_lib_dispatch(pb_lib *lib);
+
+/* Per-thread flags used to refuse calls that would deadlock. */
+typedef struct pb_thread_role {
+  const pebble_future *running_future; /* thread task running here */
+  int callbacks;                       /* depth of callbacks running here */
+  int library_thread;                  /* manager or dispatcher */
+} pb_thread_role;
+extern PB_TLS pb_thread_role pb_role;
+
+/* ---- future.c ---- */
+typedef struct pb_callback {
+  pebble_callback_fn fn;
+  void *user_data;
+  struct pb_callback *next;
+} pb_callback;
+
+/* A callback with its user data, shared by launches of a definition. */
+struct pb_binding {
+  atomic_int refs;
+  pebble_callback_fn fn;
+  void *user_data;
+  void (*destroy)(void *user_data);
+};
+pb_binding *pb_binding_new(pebble_callback_fn fn, void *user_data,
+                           void (*destroy)(void *));
+pb_binding *pb_binding_ref(pb_binding *b);
+void pb_binding_unref(pb_binding *b);
+
+#define PB_STATE_SETTLING 5 /* internal: a resolver won, fields being set */
+
+struct pebble_future {
+  pb_lib *lib;
+  uint64_t gen;
+  uint64_t id;
+  uint64_t seq;
+  atomic_int refs;
+  atomic_int state;
+  unsigned stripe;
+  char *name;
+  /* Outcome, written once by the resolver before the final state. */
+  int status;
+  void *result;
+  size_t result_size;
+  char *message;
+  int task_code;
+  int sys_errno;
+  /* Guarded by the stripe lock. */
+  pb_binding *binding;
+  pb_callback *callbacks;
+  int callbacks_taken;
+  pb_job *job; /* while the task is in flight */
+  int has_exit;
+  pebble_exit_info exit;
+};
+
+typedef struct pb_outcome {
+  int state;       /* PEBBLE_DONE, PEBBLE_FAILED or PEBBLE_CANCELLED */
+  int status;
+  void *result;    /* taken over by the future (malloc'd, NUL after) */
+  size_t result_size;
+  char *message;   /* taken over (malloc'd) or NULL */
+  int task_code;
+  int sys_errno;
+} pb_outcome;
+
+int pb_future_new(pb_lib *lib, const char *name, uint64_t seq,
+                  pb_binding *binding, pebble_future **out);
+/* PENDING -> RUNNING; 0 if the future was resolved meanwhile. */
+int pb_future_start(pebble_future *f);
+/* Resolve once.  Returns 1 if this call won (the outcome's buffers are
+ * then owned by the future), 0 if the future was already resolved (the
+ * caller still owns them).  Callbacks run inline when `inline_callbacks`,
+ * else on the callback thread. */
+int pb_future_resolve(pebble_future *f, pb_outcome *o, int inline_callbacks);
+/* Free an outcome's buffers after losing a resolve. */
+void pb_outcome_discard(pb_outcome *o);
+/* Run the callbacks of a resolved future in this thread. */
+void pb_future_run_callbacks(pebble_future *f);
+void pb_future_set_exit(pebble_future *f, const pebble_exit_info *exit);
+void pb_stripe_lock(pebble_future *f);
+void pb_stripe_unlock(pebble_future *f);
+int pb_future_is_resolved(const pebble_future *f);
+
+/* ---- dispatch.c ---- */
+int pb_dispatch_start(pb_lib *lib, pb_dispatch **out);
+/* Run f's callbacks on the callback thread (takes a reference). */
+void pb_dispatch_post(pb_dispatch *d, pebble_future *f);
+void pb_dispatch_stop(pb_dispatch *d);
+
+/* ---- message.c: the worker message format ---- */
+#define PB_MSG_MAGIC 0x50424c31u /* "PBL1" */
+#define PB_MSG_VERSION 1u
+enum pb_msg_type {
+  PB_MSG_RESULT = 1,  /* payload: the result bytes */
+  PB_MSG_FAILURE = 2, /* code: the task's code; payload: its message */
+  PB_MSG_ERROR = 3    /* code: a PEBBLE_E* status; payload: a message */
+};
+typedef struct pb_msg_header {
+  uint32_t magic;
+  uint16_t version;
+  uint16_t type;
+  int32_t code;
+  uint32_t reserved;
+  uint64_t size;
+} pb_msg_header;
+/* Check a received header; PEBBLE_OK or PEBBLE_EPROTO/ETOOBIG with a
+ * message in msg. */
+int pb_msg_check(const pb_msg_header *h, size_t max_size, char *msg,
+                 size_t msglen);
+void pb_msg_fill(pb_msg_header *h, enum pb_msg_type type, int32_t code,
+                 uint64_t size);
+
+/* ---- task.c / ctx.c ---- */
+struct pebble_ctx {
+  pb_job *job;       /* thread tasks: for cooperative stop */
+  int in_child;
+  size_t max_message;
+  void *result;      /* malloc'd, one byte longer than result_size, NUL */
+  size_t result_size;
+  int result_error;  /* ETOOBIG or ENOMEM from pebble_result_alloc */
+  int failed_code;
+  char message[PB_MESSAGE_MAX];
+  int has_message;
+  uint64_t future_id;
+  uint64_t seq;
+};
+void pb_ctx_init(pebble_ctx *ctx, pb_job *job, size_t max_message,
+                 uint64_t future_id, uint64_t seq);
+void pb_ctx_free_result(pebble_ctx *ctx);
+/* Turn a task's return value and ctx into an outcome; takes the result. */
+void pb_ctx_outcome(pebble_ctx *ctx, int ret, pb_outcome *o);
+
+struct pb_job {
+  pb_lib *lib;
+  pebble_kind kind;
+  pebble_task_fn fn;
+  void *arg;
+  size_t arg_size;
+  pebble_future *future; /* one reference, held until the job is freed */
+  pebble_time_t timeout;
+  pebble_time_t kill_grace;
+  size_t max_message;
+  /* Thread tasks. */
+  pebble_bk_thread *thread;
+  atomic_int stop_reason; /* 0, PEBBLE_ECANCELED or PEBBLE_ETIMEDOUT */
+  /* Manager's bookkeeping. */
+  uint64_t deadline;       /* task deadline, PEBBLE_BK_FOREVER if none */
+  uint64_t kill_deadline;  /* SIGKILL after a grace, else FOREVER */
+  pb_job *prev, *next;     /* manager's active list */
+  pb_job *cmd_next;        /* manager's command queue */
+  int cmd;                 /* pending command (manager lock) */
+  int taken_cmd;           /* the command being run (manager thread) */
+  pb_job *taken_next;      /* the batch being run (manager thread) */
+  atomic_int finish_refs;  /* thread jobs: creator and thread both done */
+  pebble_ctx *ctx;         /* thread jobs: what the task sees */
+  /* Process tasks. */
+  pebble_bk_proc *proc;    /* set under the future's stripe lock */
+  int reaped;              /* under the stripe lock */
+  int killed_by_library;   /* under the stripe lock */
+  int eof;
+  unsigned char header_buf[sizeof(pb_msg_header)];
+  size_t header_got;
+  pb_msg_header header;
+  char *payload;
+  size_t payload_got;
+  int message_done;
+};
+
+void pb_job_free(pb_job *job);
+/* Run in a forked child: execute the job and send its outcome. */
+int pb_job_child_main(void *arg, pebble_bk_chan *chan);
+
+/* ---- manager.c ---- */
+enum pb_cmd {
+  PB_CMD_NONE,
+  PB_CMD_LAUNCH,       /* start a process job */
+  PB_CMD_WATCH,        /* a thread job started with a deadline */
+  PB_CMD_THREAD_DONE,  /* a thread job returned: join it */
+  PB_CMD_BOTH          /* WATCH then THREAD_DONE, queued together */
+};
+int pb_manager_start(pb_lib *lib, pb_manager **out);
+void pb_manager_post(pb_manager *m, pb_job *job, enum pb_cmd cmd);
+/* Count a job the manager will own until it frees it. */
+void pb_manager_adopt(pb_manager *m, long delta);
+void pb_manager_stop(pb_manager *m);
+/* Number of jobs the manager still owns (for shutdown). */
+long pb_manager_jobs(pb_manager *m);
+
+/* ---- values.c / registry.c ---- */
+int pb_name_valid(const char *name);
+int pb_registry_name_of(pebble_task_fn fn, char *buf, size_t len);
+
+/* ---- small helpers ---- */
+static inline uint64_t pb_deadline_after(const pebble_backend *bk,
+                                         pebble_time_t t) {
+  if (t == PEBBLE_FOREVER)
+    return PEBBLE_BK_FOREVER;
+  return bk->now_ns() + (uint64_t)t * 1000u;
+}
+char *pb_strdup(const char *s);
+char *pb_format(const char *fmt, ...) PEBBLE_PRINTF(1, 2);
+
+#endif /* PEBBLE_INTERNAL_H */

@@ -1,0 +1,280 @@
+/*
+ * library.c -- the library state: lazy initialisation, shutdown, backend
+ * selection, global settings.
+ *
+ * The state lives behind one pointer.  After a fork the child sees the
+ * backend's fork generation change, leaves the parent's state alone (its
+ * locks may be held by threads that do not exist in the child) and
+ * builds a new one on first use.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static pb_lib *_Atomic g_lib;
+static char g_selected[64];
+static int g_selected_set;
+static atomic_size_t g_max_message = (size_t)1 << 30;
+PB_TLS pb_thread_role pb_role;
+
+static const pebble_host host = {sizeof(pebble_host), pb_log};
+
+/* Which name would be chosen now, and why (boot lock held). */
+static const char *choose_name(const char **reason) {
+  const char *env;
+  if (g_selected_set) {
+    *reason = "selected from code with pebble_backend_select()";
+    return g_selected;
+  }
+  env = pb_secure_getenv("PEBBLE_BACKEND");
+  if (env != NULL && *env) {
+    *reason = "PEBBLE_BACKEND environment variable";
+    return env;
+  }
+  *reason = "built-in default";
+  return PB_DEFAULT_BACKEND;
+}
+
+static void lib_free(pb_lib *L) {
+  int i;
+  for (i = 0; i < PB_STRIPES; i++) {
+    if (L->stripes[i].cond)
+      L->bk->cond_destroy(L->stripes[i].cond);
+    if (L->stripes[i].mutex)
+      L->bk->mutex_destroy(L->stripes[i].mutex);
+  }
+  if (L->lock)
+    L->bk->mutex_destroy(L->lock);
+  free(L);
+}
+
+static int lib_create(pb_lib **out) {
+  const char *reason, *name = choose_name(&reason);
+  pb_backend_ref ref;
+  pb_lib *L;
+  int rc, i;
+
+  rc = pb_backend_resolve(name, &ref);
+  if (rc != PEBBLE_OK)
+    return rc;
+  rc = ref.bk->init(&host);
+  if (rc != PEBBLE_OK)
+    return pb_error(rc, "backend '%s' failed to start: %s", ref.bk->name,
+                    pebble_strerror(rc));
+  L = calloc(1, sizeof *L);
+  if (L == NULL)
+    return pb_error(PEBBLE_ENOMEM, "out of memory initialising Pebble");
+  L->bk = ref.bk;
+  L->backend_path = ref.path;
+  snprintf(L->backend_reason, sizeof L->backend_reason, "%s", reason);
+  L->gen = ref.bk->fork_generation();
+  atomic_init(&L->live, 0);
+  atomic_init(&L->next_id, 1);
+  atomic_init(&L->manager, NULL);
+  atomic_init(&L->dispatch, NULL);
+  rc = L->bk->mutex_create(&L->lock);
+  for (i = 0; rc == PEBBLE_OK && i < PB_STRIPES; i++) {
+    rc = L->bk->mutex_create(&L->stripes[i].mutex);
+    if (rc == PEBBLE_OK)
+      rc = L->bk->cond_create(&L->stripes[i].cond);
+  }
+  if (rc != PEBBLE_OK) {
+    lib_free(L);
+    return pb_error(rc, "cannot create the library's locks");
+  }
+  pb_log(PEBBLE_LOG_INFO, "pebble %s: backend '%s' (%s)%s%s",
+         PEBBLE_VERSION_STRING, L->bk->name, reason,
+         L->backend_path ? " from " : "",
+         L->backend_path ? L->backend_path : "");
+  *out = L;
+  return PEBBLE_OK;
+}
+
+static int stale(const pb_lib *L) {
+  return L->bk->fork_generation() != L->gen;
+}
+
+int pb_lib_get(pb_lib **out) {
+  pb_lib *L = atomic_load_explicit(&g_lib, memory_order_acquire);
+  int rc = PEBBLE_OK;
+  if (L != NULL && !stale(L)) {
+    *out = L;
+    return PEBBLE_OK;
+  }
+  pb_static_lock(PB_LOCK_BOOT);
+  L = atomic_load(&g_lib);
+  if (L != NULL && stale(L))
+    L = NULL; /* the parent's state: abandoned, never touched again */
+  if (L == NULL) {
+    rc = lib_create(&L);
+    atomic_store_explicit(&g_lib, rc == PEBBLE_OK ? L : NULL,
+                          memory_order_release);
+  }
+  pb_static_unlock(PB_LOCK_BOOT);
+  *out = L;
+  return rc;
+}
+
+int pb_lib_check(const pb_lib *lib, uint64_t gen) {
+  if (lib->bk->fork_generation() != gen)
+    return pb_error(PEBBLE_EFORKED,
+                    "this object was created before a fork, in the parent "
+                    "process; it cannot be used in the child");
+  return PEBBLE_OK;
+}
+
+void pb_lib_hold(pb_lib *lib) { atomic_fetch_add(&lib->live, 1); }
+void pb_lib_drop(pb_lib *lib) { atomic_fetch_sub(&lib->live, 1); }
+
+pb_manager *pb_lib_manager(pb_lib *L) {
+  pb_manager *m = atomic_load_explicit(&L->manager, memory_order_acquire);
+  if (m != NULL)
+    return m;
+  L->bk->mutex_lock(L->lock);
+  m = atomic_load(&L->manager);
+  if (m == NULL && pb_manager_start(L, &m) == PEBBLE_OK)
+    atomic_store_explicit(&L->manager, m, memory_order_release);
+  L->bk->mutex_unlock(L->lock);
+  return m;
+}
+
+pb_dispatch *pb_lib_dispatch(pb_lib *L) {
+  pb_dispatch *d = atomic_load_explicit(&L->dispatch, memory_order_acquire);
+  if (d != NULL)
+    return d;
+  L->bk->mutex_lock(L->lock);
+  d = atomic_load(&L->dispatch);
+  if (d == NULL && pb_dispatch_start(L, &d) == PEBBLE_OK)
+    atomic_store_explicit(&L->dispatch, d, memory_order_release);
+  L->bk->mutex_unlock(L->lock);
+  return d;
+}
+
+/* Stop the threads and free the state; nobody else can reach it. */
+static void lib_destroy(pb_lib *L) {
+  pb_manager *m = atomic_load(&L->manager);
+  pb_dispatch *d = atomic_load(&L->dispatch);
+  if (m != NULL)
+    pb_manager_stop(m);
+  if (d != NULL)
+    pb_dispatch_stop(d);
+  if (L->bk->shutdown)
+    L->bk->shutdown();
+  lib_free(L);
+}
+
+/* Take L out of service if nothing uses it (boot lock held). */
+static int detach_if_idle(pb_lib *L, const char *caller) {
+  long live = atomic_load(&L->live);
+  pb_manager *m = atomic_load(&L->manager);
+  if (live > 0 || (m != NULL && pb_manager_jobs(m) > 0))
+    return pb_error(PEBBLE_EBUSY,
+                    "%s: %ld futures or task definitions are still alive; "
+                    "release them first",
+                    caller, live);
+  atomic_store(&g_lib, NULL);
+  return PEBBLE_OK;
+}
+
+int pebble_init(void) {
+  pb_lib *L;
+  return pb_lib_get(&L);
+}
+
+int pebble_shutdown(void) {
+  pb_lib *L;
+  int rc = PEBBLE_OK;
+  if (pb_role.callbacks || pb_role.running_future || pb_role.library_thread)
+    return pb_error(PEBBLE_EDEADLK,
+                    "pebble_shutdown: called from a task or a callback, "
+                    "which would wait for itself");
+  pb_static_lock(PB_LOCK_BOOT);
+  L = atomic_load(&g_lib);
+  if (L != NULL && stale(L)) {
+    atomic_store(&g_lib, NULL);
+    L = NULL;
+  }
+  if (L != NULL)
+    rc = detach_if_idle(L, "pebble_shutdown");
+  pb_static_unlock(PB_LOCK_BOOT);
+  if (L != NULL && rc == PEBBLE_OK)
+    lib_destroy(L);
+  return rc;
+}
+
+int pebble_backend_select(const char *name) {
+  pb_backend_ref ref;
+  pb_lib *L, *old = NULL;
+  int rc = PEBBLE_OK;
+
+  if (name != NULL && strlen(name) >= sizeof g_selected)
+    return pb_error(PEBBLE_EINVAL, "pebble_backend_select: name too long");
+  pb_static_lock(PB_LOCK_BOOT);
+  if (name != NULL)
+    rc = pb_backend_resolve(name, &ref);
+  if (rc == PEBBLE_OK) {
+    L = atomic_load(&g_lib);
+    if (L != NULL && stale(L)) {
+      atomic_store(&g_lib, NULL);
+      L = NULL;
+    }
+    /* Switching away from a running backend needs it idle. */
+    if (L != NULL && (name == NULL || L->bk != ref.bk)) {
+      rc = detach_if_idle(L, "pebble_backend_select");
+      if (rc == PEBBLE_OK)
+        old = L;
+    }
+  }
+  if (rc == PEBBLE_OK) {
+    g_selected_set = name != NULL;
+    if (name != NULL)
+      snprintf(g_selected, sizeof g_selected, "%s", name);
+  }
+  pb_static_unlock(PB_LOCK_BOOT);
+  if (old != NULL)
+    lib_destroy(old);
+  return rc;
+}
+
+const char *pebble_backend_name(void) {
+  pb_lib *L = atomic_load(&g_lib);
+  return L != NULL && !stale(L) ? L->bk->name : NULL;
+}
+
+int pebble_backend_choice(const char **name, const char **reason) {
+  static char name_buf[64], reason_buf[96];
+  const char *n, *r;
+  pb_lib *L;
+  if (name == NULL || reason == NULL)
+    return pb_error(PEBBLE_EINVAL, "pebble_backend_choice: NULL argument");
+  pb_static_lock(PB_LOCK_BOOT);
+  L = atomic_load(&g_lib);
+  if (L != NULL && !stale(L)) {
+    n = L->bk->name;
+    r = L->backend_reason;
+  } else {
+    n = choose_name(&r);
+  }
+  snprintf(name_buf, sizeof name_buf, "%s", n);
+  snprintf(reason_buf, sizeof reason_buf, "%s", r);
+  pb_static_unlock(PB_LOCK_BOOT);
+  *name = name_buf;
+  *reason = reason_buf;
+  return PEBBLE_OK;
+}
+
+int pebble_set_max_message_size(size_t bytes) {
+  if (bytes == 0)
+    return pb_error(PEBBLE_EINVAL,
+                    "pebble_set_max_message_size: size must be > 0");
+  atomic_store(&g_max_message, bytes);
+  return PEBBLE_OK;
+}
+
+size_t pebble_max_message_size(void) { return atomic_load(&g_max_message); }

@@ -1,0 +1,69 @@
+/*
+ * message.c -- the worker message format.
+ *
+ * A worker sends one message per task: a fixed header (magic, version,
+ * type, code, payload size) and the payload.  The parent checks every
+ * field before trusting the size, so a worker that sends garbage or a size
+ * that does not fit is stopped instead of driving an allocation.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Failure and error messages are short texts; anything larger is garbage. */
+#define PB_TEXT_PAYLOAD_MAX (64u * 1024u)
+
+void pb_msg_fill(pb_msg_header *h, enum pb_msg_type type, int32_t code,
+                 uint64_t size) {
+  memset(h, 0, sizeof *h);
+  h->magic = PB_MSG_MAGIC;
+  h->version = PB_MSG_VERSION;
+  h->type = (uint16_t)type;
+  h->code = code;
+  h->size = size;
+}
+
+int pb_msg_check(const pb_msg_header *h, size_t max_size, char *msg,
+                 size_t msglen) {
+  if (h->magic != PB_MSG_MAGIC) {
+    snprintf(msg, msglen,
+             "the worker sent a message with a bad magic number 0x%08x",
+             (unsigned)h->magic);
+    return PEBBLE_EPROTO;
+  }
+  if (h->version != PB_MSG_VERSION) {
+    snprintf(msg, msglen,
+             "the worker speaks message version %u; this library speaks %u",
+             (unsigned)h->version, PB_MSG_VERSION);
+    return PEBBLE_EPROTO;
+  }
+  switch (h->type) {
+  case PB_MSG_RESULT:
+    if (h->size > max_size) {
+      snprintf(msg, msglen,
+               "the result of %llu bytes is larger than the maximum message "
+               "size of %zu bytes",
+               (unsigned long long)h->size, max_size);
+      return PEBBLE_ETOOBIG;
+    }
+    return PEBBLE_OK;
+  case PB_MSG_FAILURE:
+  case PB_MSG_ERROR:
+    if (h->size > PB_TEXT_PAYLOAD_MAX) {
+      snprintf(msg, msglen,
+               "the worker sent an error text of %llu bytes (at most %u)",
+               (unsigned long long)h->size, PB_TEXT_PAYLOAD_MAX);
+      return PEBBLE_EPROTO;
+    }
+    return PEBBLE_OK;
+  default:
+    snprintf(msg, msglen, "the worker sent a message of unknown type %u",
+             (unsigned)h->type);
+    return PEBBLE_EPROTO;
+  }
+}

@@ -1,0 +1,140 @@
+/*
+ * platform.c -- what the core needs before any backend is loaded: a few
+ * static locks, safe environment reads, directory listing and dlopen.
+ * Everything else goes through the backend contract.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#ifdef _WIN32
+#include <windows.h>
+
+static SRWLOCK static_locks[PB_LOCK_COUNT] = {SRWLOCK_INIT, SRWLOCK_INIT,
+                                              SRWLOCK_INIT};
+void pb_static_lock(enum pb_static_lock w) { AcquireSRWLockExclusive(&static_locks[w]); }
+void pb_static_unlock(enum pb_static_lock w) { ReleaseSRWLockExclusive(&static_locks[w]); }
+const char *pb_secure_getenv(const char *name) { return getenv(name); }
+int pb_file_exists(const char *path) {
+  return GetFileAttributesA(path) != INVALID_FILE_ATTRIBUTES;
+}
+int pb_dir_each(const char *dir, void (*fn)(const char *, void *), void *user) {
+  char pattern[4096];
+  WIN32_FIND_DATAA fd;
+  HANDLE h;
+  snprintf(pattern, sizeof pattern, "%s\\*", dir);
+  h = FindFirstFileA(pattern, &fd);
+  if (h == INVALID_HANDLE_VALUE)
+    return PEBBLE_ENOTFOUND;
+  do
+    fn(fd.cFileName, user);
+  while (FindNextFileA(h, &fd));
+  FindClose(h);
+  return PEBBLE_OK;
+}
+void *pb_dl_open(const char *path, char *err, size_t errlen) {
+  HMODULE h = LoadLibraryA(path);
+  if (h == NULL)
+    snprintf(err, errlen, "LoadLibrary failed with error %lu",
+             (unsigned long)GetLastError());
+  return (void *)h;
+}
+void *pb_dl_sym(void *h, const char *s) {
+  return (void *)(intptr_t)GetProcAddress((HMODULE)h, s);
+}
+const char *pb_module_ext(void) { return ".dll"; }
+const char *pb_path_list_separator(void) { return ";"; }
+
+#else /* POSIX */
+#include <dirent.h>
+#include <dlfcn.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static pthread_mutex_t static_locks[PB_LOCK_COUNT] = {
+    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
+    PTHREAD_MUTEX_INITIALIZER};
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+/* Hold every static lock across fork so a child never inherits one that
+ * another thread held; the child can then initialise Pebble afresh. */
+static void before_fork(void) {
+  int i;
+  for (i = 0; i < PB_LOCK_COUNT; i++)
+    pthread_mutex_lock(&static_locks[i]);
+}
+static void after_fork(void) {
+  int i;
+  for (i = PB_LOCK_COUNT - 1; i >= 0; i--)
+    pthread_mutex_unlock(&static_locks[i]);
+}
+static void register_atfork(void) {
+  pthread_atfork(before_fork, after_fork, after_fork);
+}
+
+void pb_static_lock(enum pb_static_lock w) {
+  pthread_once(&atfork_once, register_atfork);
+  pthread_mutex_lock(&static_locks[w]);
+}
+void pb_static_unlock(enum pb_static_lock w) {
+  pthread_mutex_unlock(&static_locks[w]);
+}
+
+const char *pb_secure_getenv(const char *name) {
+#if defined(HAVE_SECURE_GETENV) || (defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 17)))
+  return secure_getenv(name);
+#else
+  if (getuid() != geteuid() || getgid() != getegid())
+    return NULL;
+  return getenv(name);
+#endif
+}
+
+int pb_file_exists(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int pb_dir_each(const char *dir, void (*fn)(const char *, void *), void *user) {
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  if (d == NULL)
+    return PEBBLE_ENOTFOUND;
+  while ((e = readdir(d)) != NULL)
+    fn(e->d_name, user);
+  closedir(d);
+  return PEBBLE_OK;
+}
+
+void *pb_dl_open(const char *path, char *err, size_t errlen) {
+  void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (h == NULL) {
+    const char *e = dlerror();
+    snprintf(err, errlen, "%s", e ? e : "dlopen failed");
+  }
+  return h;
+}
+
+void *pb_dl_sym(void *h, const char *s) { return dlsym(h, s); }
+
+const char *pb_module_ext(void) {
+#ifdef LT_MODULE_EXT
+  return LT_MODULE_EXT;
+#elif defined(__APPLE__)
+  return ".so";
+#else
+  return ".so";
+#endif
+}
+const char *pb_path_list_separator(void) { return ":"; }
+#endif

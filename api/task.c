@@ -1,0 +1,407 @@
+/*
+ * task.c -- launching work: pebble_run, task definitions, and the life of
+ * a thread task and of a process task's child.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+struct pebble_task {
+  pb_lib *lib;
+  uint64_t gen;
+  pebble_kind kind;
+  pebble_task_fn fn;
+  pebble_task_options opts;
+  char *name;
+  atomic_uint_fast64_t next_seq;
+  pebble_bk_mutex *lock; /* guards binding */
+  pb_binding *binding;
+};
+
+/* ---- options ---- */
+
+int pebble_task_options_init(pebble_task_options *opts) {
+  if (opts == NULL)
+    return pb_error(PEBBLE_EINVAL, "pebble_task_options_init: opts is NULL");
+  memset(opts, 0, sizeof *opts);
+  opts->struct_size = sizeof *opts;
+  opts->timeout = PEBBLE_FOREVER;
+  opts->kill_grace = 0;
+  opts->max_message_size = pebble_max_message_size();
+  return PEBBLE_OK;
+}
+
+#define OPTS_MIN_SIZE                                                        \
+  (offsetof(pebble_task_options, timeout) + sizeof(pebble_time_t))
+
+static int read_options(const pebble_task_options *in,
+                        pebble_task_options *out, const char *fname) {
+  pebble_task_options_init(out);
+  if (in == NULL)
+    return PEBBLE_OK;
+  if (in->struct_size < OPTS_MIN_SIZE || in->struct_size > 65536)
+    return pb_error(PEBBLE_EINVAL,
+                    "%s: options.struct_size is %zu; initialise the options "
+                    "with pebble_task_options_init()",
+                    fname, in->struct_size);
+  memcpy(out, in,
+         in->struct_size < sizeof *out ? in->struct_size : sizeof *out);
+  out->struct_size = sizeof *out;
+  if (out->timeout < 0 && out->timeout != PEBBLE_FOREVER)
+    return pb_error(PEBBLE_EINVAL,
+                    "%s: options.timeout %lld is negative (PEBBLE_FOREVER "
+                    "for none)",
+                    fname, (long long)out->timeout);
+  if (out->kill_grace < 0)
+    return pb_error(PEBBLE_EINVAL, "%s: options.kill_grace %lld is negative",
+                    fname, (long long)out->kill_grace);
+  if (out->max_message_size == 0)
+    return pb_error(PEBBLE_EINVAL, "%s: options.max_message_size is 0",
+                    fname);
+  return PEBBLE_OK;
+}
+
+static int check_kind(pb_lib *L, pebble_kind kind, const char *fname) {
+  if (kind != PEBBLE_THREAD && kind != PEBBLE_PROCESS)
+    return pb_error(PEBBLE_EINVAL,
+                    "%s: kind %d is neither PEBBLE_THREAD nor PEBBLE_PROCESS",
+                    fname, (int)kind);
+  if (L != NULL && kind == PEBBLE_THREAD &&
+      !(L->bk->caps & PEBBLE_CAP_THREADS))
+    return pb_error(PEBBLE_ENOTSUP, "%s: backend '%s' cannot run threads",
+                    fname, L->bk->name);
+  if (L != NULL && kind == PEBBLE_PROCESS &&
+      !(L->bk->caps & PEBBLE_CAP_PROCESSES))
+    return pb_error(PEBBLE_ENOTSUP, "%s: backend '%s' cannot run processes",
+                    fname, L->bk->name);
+  return PEBBLE_OK;
+}
+
+/* ---- jobs ---- */
+
+void pb_job_free(pb_job *job) {
+  if (job->ctx != NULL) {
+    pb_ctx_free_result(job->ctx);
+    free(job->ctx);
+  }
+  free(job->arg);
+  free(job->payload);
+  pebble_future_release(job->future);
+  free(job);
+}
+
+/* Both the creator and the thread must be done before the join. */
+static void thread_job_release(pb_job *job) {
+  if (atomic_fetch_sub(&job->finish_refs, 1) == 1)
+    pb_manager_post(pb_lib_manager(job->lib), job, PB_CMD_THREAD_DONE);
+}
+
+static void thread_main(void *arg) {
+  pb_job *job = arg;
+  pebble_future *f = job->future;
+  pb_outcome o;
+  int ret;
+
+  if (pb_future_start(f)) {
+    if (job->timeout != PEBBLE_FOREVER) {
+      job->deadline = pb_deadline_after(job->lib->bk, job->timeout);
+      pb_manager_post(pb_lib_manager(job->lib), job, PB_CMD_WATCH);
+    }
+    pb_role.running_future = f;
+    ret = job->fn(job->ctx, job->arg, job->arg_size);
+    pb_role.running_future = NULL;
+    pb_ctx_outcome(job->ctx, ret, &o);
+    /* Losing means a timeout or a cancel came first: the late result is
+     * discarded. */
+    if (!pb_future_resolve(f, &o, 1))
+      pb_outcome_discard(&o);
+  }
+  thread_job_release(job);
+}
+
+/* The task left its thread without returning (pthread_exit). */
+static void thread_unwound(void *arg) {
+  pb_job *job = arg;
+  pb_outcome o;
+  pb_role.running_future = NULL;
+  pb_role.callbacks = 0;
+  memset(&o, 0, sizeof o);
+  o.state = PEBBLE_FAILED;
+  o.status = PEBBLE_ETASK;
+  o.task_code = -1;
+  o.message = pb_strdup("the thread task ended its thread without "
+                        "returning (pthread_exit)");
+  if (!pb_future_resolve(job->future, &o, 0))
+    pb_outcome_discard(&o);
+  thread_job_release(job);
+}
+
+int pb_job_child_main(void *arg, pebble_bk_chan *chan) {
+  pb_job *job = arg;
+  const pebble_backend *bk = job->lib->bk;
+  pebble_ctx ctx;
+  pb_msg_header h;
+  const void *payload;
+  size_t size;
+  int ret;
+
+  /* This process is a copy of the manager thread: reset its role. */
+  memset(&pb_role, 0, sizeof pb_role);
+  pb_ctx_init(&ctx, NULL, job->max_message, job->future->id,
+              job->future->seq);
+  ctx.in_child = 1;
+  ret = job->fn(&ctx, job->arg, job->arg_size);
+  if (ctx.result_error != PEBBLE_OK) {
+    pb_msg_fill(&h, PB_MSG_ERROR, ctx.result_error, strlen(ctx.message));
+    payload = ctx.message;
+  } else if (ret != 0) {
+    if (!ctx.has_message)
+      snprintf(ctx.message, sizeof ctx.message, "the task failed with code %d",
+               ret);
+    pb_msg_fill(&h, PB_MSG_FAILURE, ret, strlen(ctx.message));
+    payload = ctx.message;
+  } else {
+    pb_msg_fill(&h, PB_MSG_RESULT, 0, ctx.result_size);
+    payload = ctx.result;
+  }
+  size = (size_t)h.size;
+  if (bk->chan_write_all(chan, &h, sizeof h) != PEBBLE_OK ||
+      (size > 0 && bk->chan_write_all(chan, payload, size) != PEBBLE_OK))
+    return 3;
+  return 0;
+}
+
+/* ---- launching ---- */
+
+static int launch(pb_lib *L, pebble_kind kind, pebble_task_fn fn,
+                  const void *arg, size_t arg_size,
+                  const pebble_task_options *o, uint64_t seq,
+                  pb_binding *binding, pebble_future **out) {
+  pb_manager *m;
+  pebble_future *f;
+  pb_job *job;
+  int rc;
+
+  if (arg_size > o->max_message_size) {
+    pb_binding_unref(binding);
+    return pb_error(PEBBLE_ETOOBIG,
+                    "argument of %zu bytes is larger than the maximum "
+                    "message size of %zu bytes",
+                    arg_size, o->max_message_size);
+  }
+  m = pb_lib_manager(L);
+  if (m == NULL) {
+    pb_binding_unref(binding);
+    return PEBBLE_ESYSTEM; /* message set by the manager */
+  }
+  job = calloc(1, sizeof *job);
+  if (job == NULL || (job->arg = malloc(arg_size ? arg_size : 1)) == NULL ||
+      (kind == PEBBLE_THREAD &&
+       (job->ctx = malloc(sizeof *job->ctx)) == NULL)) {
+    if (job != NULL) {
+      free(job->arg);
+      free(job);
+    }
+    pb_binding_unref(binding);
+    return pb_error(PEBBLE_ENOMEM, "out of memory launching a task");
+  }
+  if (arg_size > 0)
+    memcpy(job->arg, arg, arg_size);
+  rc = pb_future_new(L, o->name, seq, binding, &f);
+  if (rc != PEBBLE_OK) {
+    free(job->ctx);
+    free(job->arg);
+    free(job);
+    pb_binding_unref(binding);
+    return rc;
+  }
+  job->lib = L;
+  job->kind = kind;
+  job->fn = fn;
+  job->arg_size = arg_size;
+  job->future = f; /* the job's reference */
+  job->timeout = o->timeout;
+  job->kill_grace = o->kill_grace;
+  job->max_message = o->max_message_size;
+  job->deadline = PEBBLE_BK_FOREVER;
+  job->kill_deadline = PEBBLE_BK_FOREVER;
+  f->job = job;
+  *out = pebble_future_ref(f); /* the caller's reference */
+  pb_manager_adopt(m, 1);
+
+  if (kind == PEBBLE_PROCESS) {
+    pb_manager_post(m, job, PB_CMD_LAUNCH);
+    return PEBBLE_OK;
+  }
+  pb_ctx_init(job->ctx, job, job->max_message, f->id, seq);
+  atomic_init(&job->finish_refs, 2);
+  rc = L->bk->thread_create(&job->thread, thread_main, thread_unwound, job, 0);
+  if (rc != PEBBLE_OK) {
+    f->job = NULL;
+    pb_manager_adopt(m, -1);
+    pb_job_free(job);
+    pebble_future_release(*out);
+    *out = NULL;
+    return pb_error(PEBBLE_ESYSTEM, "cannot create a thread for the task: %s",
+                    pebble_strerror(rc));
+  }
+  thread_job_release(job);
+  return PEBBLE_OK;
+}
+
+static int common_checks(pebble_task_fn fn, const void *arg, size_t arg_size,
+                         pebble_future **future, const char *fname) {
+  if (future == NULL)
+    return pb_error(PEBBLE_EINVAL, "%s: future is NULL", fname);
+  *future = NULL;
+  if (fn == NULL)
+    return pb_error(PEBBLE_EINVAL, "%s: fn is NULL", fname);
+  if (arg == NULL && arg_size > 0)
+    return pb_error(PEBBLE_EINVAL, "%s: arg is NULL but arg_size is %zu",
+                    fname, arg_size);
+  return PEBBLE_OK;
+}
+
+int pebble_run(pebble_kind kind, pebble_task_fn fn, const void *arg,
+               size_t arg_size, const pebble_task_options *opts,
+               pebble_future **future) {
+  pebble_task_options o;
+  pb_binding *b = NULL;
+  pb_lib *L;
+  int rc;
+
+  if ((rc = common_checks(fn, arg, arg_size, future, "pebble_run")) ||
+      (rc = check_kind(NULL, kind, "pebble_run")) ||
+      (rc = read_options(opts, &o, "pebble_run")) || (rc = pb_lib_get(&L)) ||
+      (rc = check_kind(L, kind, "pebble_run")))
+    return rc;
+  if (o.callback != NULL &&
+      (b = pb_binding_new(o.callback, o.callback_data, NULL)) == NULL)
+    return pb_error(PEBBLE_ENOMEM, "out of memory launching a task");
+  return launch(L, kind, fn, arg, arg_size, &o, 0, b, future);
+}
+
+int pebble_run_named(pebble_kind kind, const char *name, const void *arg,
+                     size_t arg_size, const pebble_task_options *opts,
+                     pebble_future **future) {
+  pebble_task_options o;
+  pebble_task_fn fn;
+  int rc;
+  if (future != NULL)
+    *future = NULL;
+  if ((rc = pebble_lookup(name, &fn)) != PEBBLE_OK)
+    return rc;
+  if ((rc = read_options(opts, &o, "pebble_run_named")) != PEBBLE_OK)
+    return rc;
+  if (o.name == NULL)
+    o.name = name;
+  return pebble_run(kind, fn, arg, arg_size, &o, future);
+}
+
+/* ---- task definitions ---- */
+
+int pebble_task_create(pebble_task **task, pebble_kind kind, pebble_task_fn fn,
+                       const pebble_task_options *opts) {
+  pebble_task *t;
+  pb_lib *L;
+  int rc;
+
+  if (task == NULL)
+    return pb_error(PEBBLE_EINVAL, "pebble_task_create: task is NULL");
+  *task = NULL;
+  if (fn == NULL)
+    return pb_error(PEBBLE_EINVAL, "pebble_task_create: fn is NULL");
+  if ((rc = check_kind(NULL, kind, "pebble_task_create")) ||
+      (rc = pb_lib_get(&L)) || (rc = check_kind(L, kind, "pebble_task_create")))
+    return rc;
+  t = calloc(1, sizeof *t);
+  if (t == NULL)
+    return pb_error(PEBBLE_ENOMEM, "out of memory creating a task");
+  if ((rc = read_options(opts, &t->opts, "pebble_task_create")) != PEBBLE_OK) {
+    free(t);
+    return rc;
+  }
+  if (t->opts.name != NULL) {
+    rc = pebble_register(t->opts.name, fn);
+    if (rc == PEBBLE_OK && (t->name = pb_strdup(t->opts.name)) == NULL)
+      rc = pb_error(PEBBLE_ENOMEM, "out of memory creating a task");
+    if (rc != PEBBLE_OK) {
+      free(t);
+      return rc;
+    }
+    t->opts.name = t->name;
+  }
+  if (L->bk->mutex_create(&t->lock) != PEBBLE_OK ||
+      (t->opts.callback != NULL &&
+       (t->binding = pb_binding_new(t->opts.callback, t->opts.callback_data,
+                                    NULL)) == NULL)) {
+    if (t->lock != NULL)
+      L->bk->mutex_destroy(t->lock);
+    free(t->name);
+    free(t);
+    return pb_error(PEBBLE_ENOMEM, "out of memory creating a task");
+  }
+  t->lib = L;
+  t->gen = L->gen;
+  t->kind = kind;
+  t->fn = fn;
+  atomic_init(&t->next_seq, 0);
+  pb_lib_hold(L);
+  *task = t;
+  return PEBBLE_OK;
+}
+
+int pebble_task_launch(pebble_task *t, const void *arg, size_t arg_size,
+                       pebble_future **future) {
+  pb_binding *b;
+  int rc;
+  if (t == NULL) {
+    if (future != NULL)
+      *future = NULL;
+    return pb_error(PEBBLE_EINVAL, "pebble_task_launch: task is NULL");
+  }
+  if ((rc = common_checks(t->fn, arg, arg_size, future,
+                          "pebble_task_launch")) ||
+      (rc = pb_lib_check(t->lib, t->gen)))
+    return rc;
+  t->lib->bk->mutex_lock(t->lock);
+  b = pb_binding_ref(t->binding);
+  t->lib->bk->mutex_unlock(t->lock);
+  return launch(t->lib, t->kind, t->fn, arg, arg_size, &t->opts,
+                atomic_fetch_add(&t->next_seq, 1), b, future);
+}
+
+int pebble_task_set_callback(pebble_task *t, pebble_callback_fn callback,
+                             void *user_data, void (*destroy)(void *)) {
+  pb_binding *nb = NULL, *old;
+  int rc;
+  if (t == NULL)
+    return pb_error(PEBBLE_EINVAL, "pebble_task_set_callback: task is NULL");
+  if ((rc = pb_lib_check(t->lib, t->gen)) != PEBBLE_OK)
+    return rc;
+  if ((callback != NULL || destroy != NULL) &&
+      (nb = pb_binding_new(callback, user_data, destroy)) == NULL)
+    return pb_error(PEBBLE_ENOMEM, "out of memory setting a callback");
+  t->lib->bk->mutex_lock(t->lock);
+  old = t->binding;
+  t->binding = nb;
+  t->lib->bk->mutex_unlock(t->lock);
+  pb_binding_unref(old);
+  return PEBBLE_OK;
+}
+
+void pebble_task_destroy(pebble_task *t) {
+  if (t == NULL || t->lib->bk->fork_generation() != t->gen)
+    return;
+  pb_binding_unref(t->binding);
+  t->lib->bk->mutex_destroy(t->lock);
+  pb_lib_drop(t->lib);
+  free(t->name);
+  free(t);
+}
