@@ -46,7 +46,7 @@ static void dispatch_main(void *arg) {
       d->tail = NULL;
     bk->mutex_unlock(d->lock);
     pb_future_run_callbacks(item->future);
-    pebble_future_release(item->future);
+    pb_future_put(item->future);
     free(item);
     bk->mutex_lock(d->lock);
   }
@@ -89,7 +89,8 @@ void pb_dispatch_post(pb_dispatch *d, pebble_future *f) {
     pb_future_run_callbacks(f);
     return;
   }
-  item->future = pebble_future_ref(f);
+  pb_future_hold(f);
+  item->future = f;
   item->next = NULL;
   bk->mutex_lock(d->lock);
   if (d->tail != NULL)

@@ -77,10 +77,10 @@ int pb_future_new(pb_lib *lib, const char *name, uint64_t seq,
   f->seq = seq;
   f->stripe = (unsigned)(f->id % PB_STRIPES);
   atomic_init(&f->refs, 1);
+  atomic_init(&f->user_refs, 0);
   atomic_init(&f->state, PEBBLE_PENDING);
   f->status = PEBBLE_ENOTREADY;
   f->binding = binding; /* takes the caller's reference */
-  pb_lib_hold(lib);
   *out = f;
   return PEBBLE_OK;
 }
@@ -95,13 +95,22 @@ static void future_free(pebble_future *f) {
   free(f->result);
   free(f->message);
   free(f->name);
-  pb_lib_drop(f->lib);
   free(f);
 }
 
+void pb_future_hold(pebble_future *f) { atomic_fetch_add(&f->refs, 1); }
+
+void pb_future_put(pebble_future *f) {
+  if (atomic_fetch_sub(&f->refs, 1) == 1)
+    future_free(f);
+}
+
 pebble_future *pebble_future_ref(pebble_future *f) {
-  if (f != NULL)
-    atomic_fetch_add(&f->refs, 1);
+  if (f == NULL)
+    return NULL;
+  atomic_fetch_add(&f->refs, 1);
+  if (atomic_fetch_add(&f->user_refs, 1) == 0)
+    pb_lib_hold(f->lib);
   return f;
 }
 
@@ -112,8 +121,9 @@ void pebble_future_release(pebble_future *f) {
    * callbacks' user data belongs to the parent. */
   if (f->lib->bk->fork_generation() != f->gen)
     return;
-  if (atomic_fetch_sub(&f->refs, 1) == 1)
-    future_free(f);
+  if (atomic_fetch_sub(&f->user_refs, 1) == 1)
+    pb_lib_drop(f->lib);
+  pb_future_put(f);
 }
 
 int pb_future_start(pebble_future *f) {

@@ -87,7 +87,9 @@ struct pb_lib {
   const char *backend_path;
   char backend_reason[96];
   uint64_t gen;            /* backend fork generation at init */
-  atomic_long live;        /* futures and task definitions alive */
+  atomic_long live;        /* futures the application holds, and task
+                              definitions */
+  atomic_long running;     /* tasks whose code may still be running */
   atomic_uint_fast64_t next_id;
   struct {
     pebble_bk_mutex *mutex;
@@ -142,7 +144,8 @@ struct pebble_future {
   uint64_t gen;
   uint64_t id;
   uint64_t seq;
-  atomic_int refs;
+  atomic_int refs;      /* all references */
+  atomic_int user_refs; /* those the application holds */
   atomic_int state;
   unsigned stripe;
   char *name;
@@ -172,8 +175,12 @@ typedef struct pb_outcome {
   int sys_errno;
 } pb_outcome;
 
+/* A new future with one internal reference (see pb_future_put). */
 int pb_future_new(pb_lib *lib, const char *name, uint64_t seq,
                   pb_binding *binding, pebble_future **out);
+/* Internal references: they do not keep pebble_shutdown() waiting. */
+void pb_future_hold(pebble_future *f);
+void pb_future_put(pebble_future *f);
 /* PENDING -> RUNNING; 0 if the future was resolved meanwhile. */
 int pb_future_start(pebble_future *f);
 /* Resolve once.  Returns 1 if this call won (the outcome's buffers are

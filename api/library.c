@@ -75,6 +75,7 @@ static int lib_create(pb_lib **out) {
   snprintf(L->backend_reason, sizeof L->backend_reason, "%s", reason);
   L->gen = ref.bk->fork_generation();
   atomic_init(&L->live, 0);
+  atomic_init(&L->running, 0);
   atomic_init(&L->next_id, 1);
   atomic_init(&L->manager, NULL);
   atomic_init(&L->dispatch, NULL);
@@ -171,13 +172,19 @@ static void lib_destroy(pb_lib *L) {
 
 /* Take L out of service if nothing uses it (boot lock held). */
 static int detach_if_idle(pb_lib *L, const char *caller) {
-  long live = atomic_load(&L->live);
-  pb_manager *m = atomic_load(&L->manager);
-  if (live > 0 || (m != NULL && pb_manager_jobs(m) > 0))
+  long live = atomic_load(&L->live), running = atomic_load(&L->running);
+  if (live > 0)
     return pb_error(PEBBLE_EBUSY,
-                    "%s: %ld futures or task definitions are still alive; "
+                    "%s: %ld futures or task definitions are still held; "
                     "release them first",
                     caller, live);
+  if (running > 0)
+    return pb_error(PEBBLE_EBUSY,
+                    "%s: %ld tasks are still running (a timed-out or "
+                    "cancelled thread task keeps running until it returns)",
+                    caller, running);
+  /* What is left finishes by itself: joins, reaps, callbacks.  Stopping
+   * the threads waits for it. */
   atomic_store(&g_lib, NULL);
   return PEBBLE_OK;
 }

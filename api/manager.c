@@ -67,6 +67,8 @@ static void deactivate(pb_manager *m, pb_job *job) {
 /* Drop the job: the future forgets it, its reference goes. */
 static void finish(pb_manager *m, pb_job *job) {
   pebble_future *f = job->future;
+  if (job->kind == PEBBLE_PROCESS) /* thread jobs count down themselves */
+    atomic_fetch_sub(&m->lib->running, 1);
   deactivate(m, job);
   pb_stripe_lock(f);
   f->job = NULL;

@@ -52,8 +52,15 @@ int pb_msg_check(const pb_msg_header *h, size_t max_size, char *msg,
       return PEBBLE_ETOOBIG;
     }
     return PEBBLE_OK;
-  case PB_MSG_FAILURE:
   case PB_MSG_ERROR:
+    /* Only errors a worker can meet while producing its result. */
+    if (h->code != PEBBLE_ETOOBIG && h->code != PEBBLE_ENOMEM) {
+      snprintf(msg, msglen, "the worker sent an unexpected error code %d",
+               (int)h->code);
+      return PEBBLE_EPROTO;
+    }
+    /* fall through */
+  case PB_MSG_FAILURE:
     if (h->size > PB_TEXT_PAYLOAD_MAX) {
       snprintf(msg, msglen,
                "the worker sent an error text of %llu bytes (at most %u)",

@@ -92,7 +92,7 @@ void pb_job_free(pb_job *job) {
   }
   free(job->arg);
   free(job->payload);
-  pebble_future_release(job->future);
+  pb_future_put(job->future);
   free(job);
 }
 
@@ -122,6 +122,7 @@ static void thread_main(void *arg) {
     if (!pb_future_resolve(f, &o, 1))
       pb_outcome_discard(&o);
   }
+  atomic_fetch_sub(&job->lib->running, 1);
   thread_job_release(job);
 }
 
@@ -139,6 +140,7 @@ static void thread_unwound(void *arg) {
                         "returning (pthread_exit)");
   if (!pb_future_resolve(job->future, &o, 0))
     pb_outcome_discard(&o);
+  atomic_fetch_sub(&job->lib->running, 1);
   thread_job_release(job);
 }
 
@@ -234,6 +236,7 @@ static int launch(pb_lib *L, pebble_kind kind, pebble_task_fn fn,
   f->job = job;
   *out = pebble_future_ref(f); /* the caller's reference */
   pb_manager_adopt(m, 1);
+  atomic_fetch_add(&L->running, 1);
 
   if (kind == PEBBLE_PROCESS) {
     pb_manager_post(m, job, PB_CMD_LAUNCH);
@@ -245,6 +248,7 @@ static int launch(pb_lib *L, pebble_kind kind, pebble_task_fn fn,
   if (rc != PEBBLE_OK) {
     f->job = NULL;
     pb_manager_adopt(m, -1);
+    atomic_fetch_sub(&L->running, 1);
     pb_job_free(job);
     pebble_future_release(*out);
     *out = NULL;
