@@ -300,69 +300,92 @@ void pb_backend_names(char *buf, size_t len) {
   list_dir(PEBBLE_MODULE_DIR, &l);
 }
 
-struct visit_ctx {
-  pebble_backend_visit_fn fn;
-  void *user;
-  const char *dir;
-};
+/* Backends are gathered under the boot lock, then shown to the caller
+ * without it, so the caller may use Pebble from its function. */
+typedef struct visit_item {
+  pebble_backend_info info;
+  char name[64];
+  char path[4096];
+  char error[512];
+} visit_item;
 
-static void fill_info(pebble_backend_info *info, const pebble_backend *bk) {
-  info->description = bk->description;
-  info->caps = bk->caps;
-  info->abi_major = bk->abi_major;
-  info->abi_minor = bk->abi_minor;
+typedef struct visit_ctx {
+  visit_item *items;
+  size_t n, cap;
+  const char *dir;
+} visit_ctx;
+
+static visit_item *visit_add(visit_ctx *c, const char *name,
+                             const pebble_backend *bk, const char *path,
+                             const char *error) {
+  visit_item *it;
+  if (c->n == c->cap) {
+    size_t cap = c->cap ? c->cap * 2 : 4;
+    visit_item *grown = realloc(c->items, cap * sizeof *grown);
+    if (grown == NULL)
+      return NULL;
+    c->items = grown;
+    c->cap = cap;
+  }
+  it = &c->items[c->n++];
+  memset(it, 0, sizeof *it);
+  it->info.struct_size = sizeof it->info;
+  snprintf(it->name, sizeof it->name, "%s", name);
+  if (bk != NULL) {
+    it->info.description = bk->description;
+    it->info.caps = bk->caps;
+    it->info.abi_major = bk->abi_major;
+    it->info.abi_minor = bk->abi_minor;
+  }
+  if (path != NULL)
+    snprintf(it->path, sizeof it->path, "%s", path);
+  if (error != NULL)
+    snprintf(it->error, sizeof it->error, "%s", error);
+  it->info.usable = error == NULL;
+  return it;
 }
 
 static void visit_file(const char *file, void *u) {
-  struct visit_ctx *c = u;
+  visit_ctx *c = u;
   char name[64], path[4096];
-  pebble_backend_info info;
   loaded_module *m;
   if (!module_name(file, name, sizeof name) ||
       !module_path(path, sizeof path, c->dir, name))
     return;
   m = load_module(path, name);
-  memset(&info, 0, sizeof info);
-  info.struct_size = sizeof info;
-  info.name = name;
-  info.path = path;
-  if (m != NULL && m->bk != NULL) {
-    fill_info(&info, m->bk);
-    info.usable = 1;
-  } else {
-    info.error = m ? m->error : "out of memory";
-  }
-  c->fn(&info, c->user);
+  visit_add(c, name, m ? m->bk : NULL, path,
+            m == NULL ? "out of memory" : m->bk == NULL ? m->error : NULL);
 }
 static int visit_dir(const char *dir, void *u) {
-  struct visit_ctx *c = u;
+  visit_ctx *c = u;
   c->dir = dir;
   pb_dir_each(dir, visit_file, c);
   return 0;
 }
 
 int pebble_backend_foreach(pebble_backend_visit_fn fn, void *user_data) {
-  struct visit_ctx c;
+  visit_ctx c;
   size_t i;
   if (fn == NULL)
     return pb_error(PEBBLE_EINVAL, "pebble_backend_foreach: fn is NULL");
-  c.fn = fn;
-  c.user = user_data;
+  memset(&c, 0, sizeof c);
   pb_static_lock(PB_LOCK_BOOT);
   for (i = 0; i < N_BUILTINS; i++) {
-    pebble_backend_info info;
     const pebble_backend *bk = builtins[i].get();
-    memset(&info, 0, sizeof info);
-    info.struct_size = sizeof info;
-    info.name = builtins[i].name;
-    fill_info(&info, bk);
-    info.usable = pb_backend_check(bk, builtins[i].name, builtins[i].name) ==
-                  PEBBLE_OK;
-    info.error = info.usable ? NULL : "failed its checks";
-    fn(&info, user_data);
+    int ok = pb_backend_check(bk, builtins[i].name, builtins[i].name);
+    visit_add(&c, builtins[i].name, bk, NULL,
+              ok == PEBBLE_OK ? NULL : "failed its checks");
   }
   each_path_dir(visit_dir, &c);
   visit_dir(PEBBLE_MODULE_DIR, &c);
   pb_static_unlock(PB_LOCK_BOOT);
+  for (i = 0; i < c.n; i++) {
+    visit_item *it = &c.items[i];
+    it->info.name = it->name;
+    it->info.path = it->path[0] ? it->path : NULL;
+    it->info.error = it->info.usable ? NULL : it->error;
+    fn(&it->info, user_data);
+  }
+  free(c.items);
   return PEBBLE_OK;
 }

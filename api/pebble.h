@@ -145,9 +145,13 @@ PEBBLE_API int pebble_init(void);
 
 /*
  * Stop the library's threads and release the backend.  Fails with
- * PEBBLE_EBUSY while futures, task definitions or running tasks exist;
- * release them first.  The library can be initialised again afterwards.
- * Must not be called from a task or a callback (PEBBLE_EDEADLK).
+ * PEBBLE_EBUSY while the application holds futures or task definitions,
+ * or while task code may still run (a timed-out thread task that has not
+ * returned); release them first.  Otherwise it waits for what is already
+ * finishing (joins, reaps, callbacks in progress) and returns PEBBLE_OK.
+ * The library can be initialised again afterwards.  Must not be called
+ * from a task or a callback (PEBBLE_EDEADLK), nor while other threads
+ * still call Pebble.
  */
 PEBBLE_API int pebble_shutdown(void);
 
@@ -444,8 +448,8 @@ PEBBLE_API pebble_state pebble_future_state(const pebble_future *future);
  * time ran out, PEBBLE_EDEADLK when called from the thread task that
  * resolves this very future (it would wait for itself), PEBBLE_EFORKED in
  * the child of a fork, PEBBLE_EINVAL for a bad timeout.  From inside the
- * future's own callback it returns at once: callbacks run after
- * resolution.
+ * future's own callback it returns PEBBLE_OK at once: callbacks run only
+ * after resolution, so there is nothing to wait for and no way to hang.
  */
 PEBBLE_API int pebble_future_wait(pebble_future *future, pebble_time_t timeout);
 
@@ -454,7 +458,8 @@ PEBBLE_API int pebble_future_wait(pebble_future *future, pebble_time_t timeout);
  * *data and *size set to the result (valid until the last reference to
  * the future is released; never NULL, an empty result points at a zero
  * byte), or the outcome code (PEBBLE_ETASK, ETIMEDOUT, ECANCELED, EDIED,
- * ESYSTEM, ETOOBIG, EPROTO), or a wait error (ENOTREADY, EDEADLK, EINVAL).
+ * ESYSTEM, ETOOBIG, ENOMEM, EPROTO), or a wait error (ENOTREADY, EDEADLK,
+ * EINVAL).
  * data and size may be NULL.
  */
 PEBBLE_API int pebble_future_get(pebble_future *future, pebble_time_t timeout,
@@ -498,10 +503,12 @@ typedef struct pebble_exit_info {
   int killed_by_library; /* 1: Pebble killed it (timeout or cancel) */
 } pebble_exit_info;
 /*
- * How the process that ran a task ended.  Filled for PEBBLE_EDIED and for
- * process tasks killed after a timeout or cancellation once they are
- * reaped.  Returns PEBBLE_OK, PEBBLE_ENOTFOUND (no process has ended for
- * this future, e.g. a thread task) or PEBBLE_EINVAL.
+ * How the process that ran a task ended, for every process task once the
+ * library has reaped it.  A future that resolves with PEBBLE_EDIED has it
+ * before it resolves; after a timeout or a cancellation it arrives a
+ * little after the resolution (the kill is sent at resolution, the reap
+ * follows the exit).  Returns PEBBLE_OK, PEBBLE_ENOTFOUND (no process has
+ * ended for this future yet, or it is a thread task) or PEBBLE_EINVAL.
  */
 PEBBLE_API int pebble_future_exit_info(const pebble_future *future,
                                        pebble_exit_info *info);
