@@ -9,10 +9,10 @@
 
 #include "internal.h"
 
-void pb_ctx_init(pebble_ctx *ctx, pb_job *job, size_t max_message,
+void pb_ctx_init(pebble_ctx *ctx, atomic_int *stop, size_t max_message,
                  uint64_t future_id, uint64_t seq) {
   memset(ctx, 0, sizeof *ctx);
-  ctx->job = job;
+  ctx->stop = stop;
   ctx->max_message = max_message;
   ctx->future_id = future_id;
   ctx->seq = seq;
@@ -81,9 +81,9 @@ int pebble_fail(pebble_ctx *ctx, int code, const char *fmt, ...) {
 }
 
 int pebble_should_stop(pebble_ctx *ctx) {
-  if (ctx == NULL || ctx->job == NULL)
+  if (ctx == NULL || ctx->stop == NULL)
     return PEBBLE_OK;
-  return atomic_load(&ctx->job->stop_reason);
+  return atomic_load(ctx->stop);
 }
 
 uint64_t pebble_ctx_future_id(const pebble_ctx *ctx) {

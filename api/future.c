@@ -374,13 +374,8 @@ int pebble_future_cancel(pebble_future *f) {
   /* Stop what runs: flag a thread, kill a process group. */
   pb_stripe_lock(f);
   job = f->job;
-  if (job != NULL) {
-    atomic_store(&job->stop_reason, PEBBLE_ECANCELED);
-    if (job->proc != NULL && !job->reaped) {
-      L->bk->proc_kill(job->proc, 1);
-      job->killed_by_library = 1;
-    }
-  }
+  if (job != NULL)
+    pb_job_cancel_locked(job);
   pb_stripe_unlock(f);
   after_settle(f, 0);
   return PEBBLE_OK;

@@ -6,10 +6,13 @@
  *   loader.c    finding, loading and checking backend modules
  *   future.c    the task/result store: futures, states, waiting, callbacks
  *   dispatch.c  the callback thread
- *   manager.c   the thread that starts processes, reads results, enforces
- *               deadlines, reaps processes and joins finished threads
+ *   manager.c   the supervising thread: one event loop over processes,
+ *               deadlines and commands
+ *   job.c       one-shot tasks: a thread task's life, a process task's
+ *               child, and what the manager does for them
  *   message.c   the worker message format
- *   task.c      launching: pebble_run, task definitions, thread tasks
+ *   channel.c   reading and sending worker messages
+ *   task.c      launching: pebble_run, task definitions
  *   ctx.c       what a task sees: results, failures, cooperative stop
  *   registry.c  named tasks
  *   values.c    helpers for int, double and string values
@@ -226,87 +229,128 @@ int pb_msg_check(const pb_msg_header *h, size_t max_size, char *msg,
 void pb_msg_fill(pb_msg_header *h, enum pb_msg_type type, int32_t code,
                  uint64_t size);
 
-/* ---- task.c / ctx.c ---- */
+/* ---- manager.c: the supervising thread ---- */
+
+/* Something the manager watches: a process's events and/or a deadline.
+ * The handlers run on the manager thread. */
+typedef struct pb_watch pb_watch;
+struct pb_watch {
+  void (*on_events)(pb_manager *m, pb_watch *w, unsigned events);
+  void (*on_deadline)(pb_manager *m, pb_watch *w, uint64_t now);
+  uint64_t deadline; /* when on_deadline is due; PEBBLE_BK_FOREVER: never */
+  pb_watch *prev, *next;
+  int active;
+};
+
+/* A command for the manager thread.  Posting a node that is already
+ * queued does nothing, so a node can stand for "look at this again". */
+typedef struct pb_cmd pb_cmd;
+struct pb_cmd {
+  void (*run)(pb_manager *m, pb_cmd *cmd);
+  pb_cmd *next;
+  int queued; /* under the manager's lock */
+};
+
+int pb_manager_start(pb_lib *lib, pb_manager **out);
+void pb_manager_post(pb_manager *m, pb_cmd *cmd);
+void pb_manager_stop(pb_manager *m);
+/* Count work the manager owns until it is cleaned up. */
+void pb_manager_adopt(pb_manager *m, long delta);
+/* Manager thread only. */
+void pb_manager_activate(pb_manager *m, pb_watch *w);
+void pb_manager_deactivate(pb_manager *m, pb_watch *w);
+pebble_bk_waitset *pb_manager_waitset(pb_manager *m);
+
+/* ---- channel.c: worker messages ---- */
+typedef struct pb_reader {
+  unsigned char header_buf[sizeof(pb_msg_header)];
+  size_t header_got;
+  pb_msg_header header;
+  char *payload; /* malloc'd, NUL after the payload */
+  size_t payload_got;
+  int eof;
+} pb_reader;
+enum pb_read_result {
+  PB_READ_AGAIN,   /* nothing more for now (or the budget is spent) */
+  PB_READ_MESSAGE, /* a whole message: header and payload in the reader */
+  PB_READ_EOF,     /* the worker closed its end */
+  PB_READ_BAD      /* bad message: status in *status, text in why */
+};
+/* Parent side: read what proc has, up to *budget bytes (decremented).
+ * max_result bounds a result's size. */
+enum pb_read_result pb_reader_step(pb_reader *r, const pebble_backend *bk,
+                                   pebble_bk_proc *proc, size_t max_result,
+                                   size_t *budget, int *status, char *why,
+                                   size_t whylen);
+/* Turn the message read into an outcome (takes the payload) and get
+ * ready for the next one. */
+void pb_reader_outcome(pb_reader *r, pb_outcome *o);
+void pb_reader_free(pb_reader *r);
+/* Child side: send a task's outcome as one message. */
+int pb_send_outcome(const pebble_backend *bk, pebble_bk_chan *chan,
+                    pebble_ctx *ctx, int ret);
+
+/* ---- ctx.c ---- */
 struct pebble_ctx {
-  pb_job *job;       /* thread tasks: for cooperative stop */
-  int in_child;
+  atomic_int *stop;  /* thread tasks: cooperative stop reason, else NULL */
   size_t max_message;
   void *result;      /* malloc'd, one byte longer than result_size, NUL */
   size_t result_size;
   int result_error;  /* ETOOBIG or ENOMEM from pebble_result_alloc */
-  int failed_code;
-  char message[PB_MESSAGE_MAX];
   int has_message;
+  char message[PB_MESSAGE_MAX];
   uint64_t future_id;
   uint64_t seq;
 };
-void pb_ctx_init(pebble_ctx *ctx, pb_job *job, size_t max_message,
+void pb_ctx_init(pebble_ctx *ctx, atomic_int *stop, size_t max_message,
                  uint64_t future_id, uint64_t seq);
 void pb_ctx_free_result(pebble_ctx *ctx);
 /* Turn a task's return value and ctx into an outcome; takes the result. */
 void pb_ctx_outcome(pebble_ctx *ctx, int ret, pb_outcome *o);
 
+/* ---- job.c: one-shot tasks ---- */
 struct pb_job {
   pb_lib *lib;
+  pb_manager *manager;
   pebble_kind kind;
   pebble_task_fn fn;
   void *arg;
   size_t arg_size;
-  pebble_future *future; /* one reference, held until the job is freed */
+  pebble_future *future; /* one internal reference */
   pebble_time_t timeout;
   pebble_time_t kill_grace;
   size_t max_message;
+  atomic_int stop_reason; /* 0, PEBBLE_ECANCELED or PEBBLE_ETIMEDOUT */
+  pb_watch watch;
+  uint64_t task_deadline;
+  uint64_t kill_deadline;
   /* Thread tasks. */
   pebble_bk_thread *thread;
-  atomic_int stop_reason; /* 0, PEBBLE_ECANCELED or PEBBLE_ETIMEDOUT */
-  /* Manager's bookkeeping. */
-  uint64_t deadline;       /* task deadline, PEBBLE_BK_FOREVER if none */
-  uint64_t kill_deadline;  /* SIGKILL after a grace, else FOREVER */
-  pb_job *prev, *next;     /* manager's active list */
-  pb_job *cmd_next;        /* manager's command queue */
-  int cmd;                 /* pending command (manager lock) */
-  int taken_cmd;           /* the command being run (manager thread) */
-  pb_job *taken_next;      /* the batch being run (manager thread) */
-  atomic_int finish_refs;  /* thread jobs: creator and thread both done */
-  pebble_ctx *ctx;         /* thread jobs: what the task sees */
+  atomic_int finish_refs; /* creator and thread: both done -> join */
+  pebble_ctx *ctx;
+  pb_cmd cmd_watch, cmd_join;
   /* Process tasks. */
-  pebble_bk_proc *proc;    /* set under the future's stripe lock */
-  int reaped;              /* under the stripe lock */
-  int killed_by_library;   /* under the stripe lock */
-  int eof;
-  unsigned char header_buf[sizeof(pb_msg_header)];
-  size_t header_got;
-  pb_msg_header header;
-  char *payload;
-  size_t payload_got;
+  pb_cmd cmd_launch;
+  pebble_bk_proc *proc;   /* set and cleared under the stripe lock */
+  int reaped;             /* stripe lock */
+  int killed_by_library;  /* stripe lock */
   int message_done;
+  pb_reader reader;
 };
 
-void pb_job_free(pb_job *job);
-/* Run in a forked child: execute the job and send its outcome. */
-int pb_job_child_main(void *arg, pebble_bk_chan *chan);
-
-/* ---- manager.c ---- */
-enum pb_cmd {
-  PB_CMD_NONE,
-  PB_CMD_LAUNCH,       /* start a process job */
-  PB_CMD_WATCH,        /* a thread job started with a deadline */
-  PB_CMD_THREAD_DONE,  /* a thread job returned: join it */
-  PB_CMD_BOTH          /* WATCH then THREAD_DONE, queued together */
-};
-int pb_manager_start(pb_lib *lib, pb_manager **out);
-void pb_manager_post(pb_manager *m, pb_job *job, enum pb_cmd cmd);
-/* Count a job the manager will own until it frees it. */
-void pb_manager_adopt(pb_manager *m, long delta);
-void pb_manager_stop(pb_manager *m);
-/* Number of jobs the manager still owns (for shutdown). */
-long pb_manager_jobs(pb_manager *m);
+/* Start a job prepared by task.c (future, arg and options set).  On
+ * failure the job is freed. */
+int pb_job_launch(pb_job *job);
+/* Stop what runs for a cancelled future (stripe lock held). */
+void pb_job_cancel_locked(pb_job *job);
 
 /* ---- values.c / registry.c ---- */
 int pb_name_valid(const char *name);
 int pb_registry_name_of(pebble_task_fn fn, char *buf, size_t len);
 
 /* ---- small helpers ---- */
+#define PB_CONTAINER(ptr, type, member)                                      \
+  ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 static inline uint64_t pb_deadline_after(const pebble_backend *bk,
                                          pebble_time_t t) {
   if (t == PEBBLE_FOREVER)

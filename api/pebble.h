@@ -10,7 +10,8 @@
  *     PEBBLE_E* code.  After a failure, pebble_last_error() returns a
  *     message for the calling thread that names what was wrong.
  *   - Time is always a pebble_time_t in microseconds.  PEBBLE_FOREVER
- *     means "no limit"; 0 means "do not wait".  Any other negative value
+ *     means "no limit"; 0 means "do not wait".  In options, PEBBLE_DEFAULT
+ *     means "the default where the task runs".  Any other negative value
  *     is rejected with PEBBLE_EINVAL.  Deadlines run on a monotonic clock,
  *     so changing the wall clock never moves them.
  *   - Option structs are filled in by their *_init() function, which sets
@@ -126,6 +127,9 @@ PEBBLE_API const char *pebble_last_error(void);
 typedef int64_t pebble_time_t; /* microseconds */
 #define PEBBLE_FOREVER ((pebble_time_t)-1)
 #define PEBBLE_NOWAIT ((pebble_time_t)0)
+/* In options: "the default of where the task runs" (no timeout for a
+ * one-shot task, the pool's default timeout in a pool). */
+#define PEBBLE_DEFAULT ((pebble_time_t)-2)
 #define PEBBLE_USEC(n) ((pebble_time_t)(n))
 #define PEBBLE_MSEC(n) ((pebble_time_t)(n) * 1000)
 #define PEBBLE_SEC(n) ((pebble_time_t)(n) * 1000000)
@@ -278,7 +282,8 @@ typedef void (*pebble_callback_fn)(pebble_future *future, void *user_data);
 
 typedef struct pebble_task_options {
   size_t struct_size;       /* set by pebble_task_options_init() */
-  pebble_time_t timeout;    /* from the task's start; default PEBBLE_FOREVER */
+  pebble_time_t timeout;    /* from the task's start; default
+                               PEBBLE_DEFAULT (none, or the pool's) */
   pebble_time_t kill_grace; /* process tasks: 0 (default) kills with
                                SIGKILL at the deadline; > 0 sends SIGTERM
                                first and SIGKILL after this grace.  The

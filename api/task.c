@@ -31,7 +31,7 @@ int pebble_task_options_init(pebble_task_options *opts) {
     return pb_error(PEBBLE_EINVAL, "pebble_task_options_init: opts is NULL");
   memset(opts, 0, sizeof *opts);
   opts->struct_size = sizeof *opts;
-  opts->timeout = PEBBLE_FOREVER;
+  opts->timeout = PEBBLE_DEFAULT;
   opts->kill_grace = 0;
   opts->max_message_size = pebble_max_message_size();
   return PEBBLE_OK;
@@ -53,7 +53,8 @@ static int read_options(const pebble_task_options *in,
   memcpy(out, in,
          in->struct_size < sizeof *out ? in->struct_size : sizeof *out);
   out->struct_size = sizeof *out;
-  if (out->timeout < 0 && out->timeout != PEBBLE_FOREVER)
+  if (out->timeout < 0 && out->timeout != PEBBLE_FOREVER &&
+      out->timeout != PEBBLE_DEFAULT)
     return pb_error(PEBBLE_EINVAL,
                     "%s: options.timeout %lld is negative (PEBBLE_FOREVER "
                     "for none)",
@@ -81,102 +82,6 @@ static int check_kind(pb_lib *L, pebble_kind kind, const char *fname) {
     return pb_error(PEBBLE_ENOTSUP, "%s: backend '%s' cannot run processes",
                     fname, L->bk->name);
   return PEBBLE_OK;
-}
-
-/* ---- jobs ---- */
-
-void pb_job_free(pb_job *job) {
-  if (job->ctx != NULL) {
-    pb_ctx_free_result(job->ctx);
-    free(job->ctx);
-  }
-  free(job->arg);
-  free(job->payload);
-  pb_future_put(job->future);
-  free(job);
-}
-
-/* Both the creator and the thread must be done before the join. */
-static void thread_job_release(pb_job *job) {
-  if (atomic_fetch_sub(&job->finish_refs, 1) == 1)
-    pb_manager_post(pb_lib_manager(job->lib), job, PB_CMD_THREAD_DONE);
-}
-
-static void thread_main(void *arg) {
-  pb_job *job = arg;
-  pebble_future *f = job->future;
-  pb_outcome o;
-  int ret;
-
-  if (pb_future_start(f)) {
-    if (job->timeout != PEBBLE_FOREVER) {
-      job->deadline = pb_deadline_after(job->lib->bk, job->timeout);
-      pb_manager_post(pb_lib_manager(job->lib), job, PB_CMD_WATCH);
-    }
-    pb_role.running_future = f;
-    ret = job->fn(job->ctx, job->arg, job->arg_size);
-    pb_role.running_future = NULL;
-    pb_ctx_outcome(job->ctx, ret, &o);
-    /* Losing means a timeout or a cancel came first: the late result is
-     * discarded. */
-    if (!pb_future_resolve(f, &o, 1))
-      pb_outcome_discard(&o);
-  }
-  atomic_fetch_sub(&job->lib->running, 1);
-  thread_job_release(job);
-}
-
-/* The task left its thread without returning (pthread_exit). */
-static void thread_unwound(void *arg) {
-  pb_job *job = arg;
-  pb_outcome o;
-  pb_role.running_future = NULL;
-  pb_role.callbacks = 0;
-  memset(&o, 0, sizeof o);
-  o.state = PEBBLE_FAILED;
-  o.status = PEBBLE_ETASK;
-  o.task_code = -1;
-  o.message = pb_strdup("the thread task ended its thread without "
-                        "returning (pthread_exit)");
-  if (!pb_future_resolve(job->future, &o, 0))
-    pb_outcome_discard(&o);
-  atomic_fetch_sub(&job->lib->running, 1);
-  thread_job_release(job);
-}
-
-int pb_job_child_main(void *arg, pebble_bk_chan *chan) {
-  pb_job *job = arg;
-  const pebble_backend *bk = job->lib->bk;
-  pebble_ctx ctx;
-  pb_msg_header h;
-  const void *payload;
-  size_t size;
-  int ret;
-
-  /* This process is a copy of the manager thread: reset its role. */
-  memset(&pb_role, 0, sizeof pb_role);
-  pb_ctx_init(&ctx, NULL, job->max_message, job->future->id,
-              job->future->seq);
-  ctx.in_child = 1;
-  ret = job->fn(&ctx, job->arg, job->arg_size);
-  if (ctx.result_error != PEBBLE_OK) {
-    pb_msg_fill(&h, PB_MSG_ERROR, ctx.result_error, strlen(ctx.message));
-    payload = ctx.message;
-  } else if (ret != 0) {
-    if (!ctx.has_message)
-      snprintf(ctx.message, sizeof ctx.message, "the task failed with code %d",
-               ret);
-    pb_msg_fill(&h, PB_MSG_FAILURE, ret, strlen(ctx.message));
-    payload = ctx.message;
-  } else {
-    pb_msg_fill(&h, PB_MSG_RESULT, 0, ctx.result_size);
-    payload = ctx.result;
-  }
-  size = (size_t)h.size;
-  if (bk->chan_write_all(chan, &h, sizeof h) != PEBBLE_OK ||
-      (size > 0 && bk->chan_write_all(chan, payload, size) != PEBBLE_OK))
-    return 3;
-  return 0;
 }
 
 /* ---- launching ---- */
@@ -224,38 +129,22 @@ static int launch(pb_lib *L, pebble_kind kind, pebble_task_fn fn,
     return rc;
   }
   job->lib = L;
+  job->manager = m;
   job->kind = kind;
   job->fn = fn;
   job->arg_size = arg_size;
   job->future = f; /* the job's reference */
-  job->timeout = o->timeout;
+  job->timeout = o->timeout == PEBBLE_DEFAULT ? PEBBLE_FOREVER : o->timeout;
   job->kill_grace = o->kill_grace;
   job->max_message = o->max_message_size;
-  job->deadline = PEBBLE_BK_FOREVER;
-  job->kill_deadline = PEBBLE_BK_FOREVER;
   f->job = job;
-  *out = pebble_future_ref(f); /* the caller's reference */
-  pb_manager_adopt(m, 1);
-  atomic_fetch_add(&L->running, 1);
-
-  if (kind == PEBBLE_PROCESS) {
-    pb_manager_post(m, job, PB_CMD_LAUNCH);
-    return PEBBLE_OK;
-  }
-  pb_ctx_init(job->ctx, job, job->max_message, f->id, seq);
-  atomic_init(&job->finish_refs, 2);
-  rc = L->bk->thread_create(&job->thread, thread_main, thread_unwound, job, 0);
+  pebble_future_ref(f); /* the caller's reference */
+  rc = pb_job_launch(job); /* frees the job on failure */
   if (rc != PEBBLE_OK) {
-    f->job = NULL;
-    pb_manager_adopt(m, -1);
-    atomic_fetch_sub(&L->running, 1);
-    pb_job_free(job);
-    pebble_future_release(*out);
-    *out = NULL;
-    return pb_error(PEBBLE_ESYSTEM, "cannot create a thread for the task: %s",
-                    pebble_strerror(rc));
+    pebble_future_release(f);
+    return rc;
   }
-  thread_job_release(job);
+  *out = f;
   return PEBBLE_OK;
 }
 

@@ -1,0 +1,128 @@
+/*
+ * channel.c -- worker messages on a process's channel: the parent's
+ * incremental reader and the child's sender.  See message.c for the
+ * format and its checks.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static void reset(pb_reader *r) {
+  r->header_got = 0;
+  r->payload = NULL;
+  r->payload_got = 0;
+}
+
+void pb_reader_free(pb_reader *r) {
+  free(r->payload);
+  reset(r);
+}
+
+enum pb_read_result pb_reader_step(pb_reader *r, const pebble_backend *bk,
+                                   pebble_bk_proc *proc, size_t max_result,
+                                   size_t *budget, int *status, char *why,
+                                   size_t whylen) {
+  for (;;) {
+    void *buf;
+    size_t want, got = 0;
+    int rc;
+
+    if (r->eof)
+      return PB_READ_EOF;
+    if (r->header_got < sizeof r->header_buf) {
+      buf = r->header_buf + r->header_got;
+      want = sizeof r->header_buf - r->header_got;
+    } else {
+      buf = r->payload + r->payload_got;
+      want = (size_t)r->header.size - r->payload_got;
+      if (want == 0)
+        return PB_READ_MESSAGE;
+    }
+    if (*budget == 0)
+      return PB_READ_AGAIN;
+    if (want > *budget)
+      want = *budget;
+    rc = bk->proc_read(proc, buf, want, &got);
+    if (rc == PEBBLE_ENOTREADY)
+      return PB_READ_AGAIN;
+    if (rc != PEBBLE_OK || got == 0) {
+      r->eof = 1;
+      return PB_READ_EOF;
+    }
+    *budget -= got;
+    if (r->header_got < sizeof r->header_buf) {
+      r->header_got += got;
+      if (r->header_got < sizeof r->header_buf)
+        continue;
+      memcpy(&r->header, r->header_buf, sizeof r->header);
+      *status = pb_msg_check(&r->header, max_result, why, whylen);
+      if (*status != PEBBLE_OK)
+        return PB_READ_BAD;
+      r->payload = malloc((size_t)r->header.size + 1);
+      if (r->payload == NULL) {
+        *status = PEBBLE_ENOMEM;
+        snprintf(why, whylen, "out of memory for a message of %llu bytes",
+                 (unsigned long long)r->header.size);
+        return PB_READ_BAD;
+      }
+      r->payload[r->header.size] = '\0';
+    } else {
+      r->payload_got += got;
+    }
+  }
+}
+
+void pb_reader_outcome(pb_reader *r, pb_outcome *o) {
+  memset(o, 0, sizeof *o);
+  switch (r->header.type) {
+  case PB_MSG_RESULT:
+    o->state = PEBBLE_DONE;
+    o->status = PEBBLE_OK;
+    o->result = r->payload;
+    o->result_size = (size_t)r->header.size;
+    break;
+  case PB_MSG_FAILURE:
+    o->state = PEBBLE_FAILED;
+    o->status = PEBBLE_ETASK;
+    o->task_code = r->header.code;
+    o->message = r->payload;
+    break;
+  default: /* PB_MSG_ERROR: checked to be ETOOBIG or ENOMEM */
+    o->state = PEBBLE_FAILED;
+    o->status = r->header.code;
+    o->message = r->payload;
+    break;
+  }
+  reset(r);
+}
+
+int pb_send_outcome(const pebble_backend *bk, pebble_bk_chan *chan,
+                    pebble_ctx *ctx, int ret) {
+  pb_msg_header h;
+  const void *payload;
+  if (ctx->result_error != PEBBLE_OK) {
+    pb_msg_fill(&h, PB_MSG_ERROR, ctx->result_error, strlen(ctx->message));
+    payload = ctx->message;
+  } else if (ret != 0) {
+    if (!ctx->has_message)
+      snprintf(ctx->message, sizeof ctx->message,
+               "the task failed with code %d", ret);
+    pb_msg_fill(&h, PB_MSG_FAILURE, ret, strlen(ctx->message));
+    payload = ctx->message;
+  } else {
+    pb_msg_fill(&h, PB_MSG_RESULT, 0, ctx->result_size);
+    payload = ctx->result;
+  }
+  if (bk->chan_write_all(chan, &h, sizeof h) != PEBBLE_OK)
+    return PEBBLE_EDIED;
+  if (h.size > 0 &&
+      bk->chan_write_all(chan, payload, (size_t)h.size) != PEBBLE_OK)
+    return PEBBLE_EDIED;
+  return PEBBLE_OK;
+}

@@ -1,0 +1,384 @@
+/*
+ * job.c -- one-shot tasks (pebble_run, pebble_task_launch): the life of a
+ * thread task, the child of a process task, and what the manager thread
+ * does for both.
+ *
+ * A thread task runs in a thread of its own; the manager only enforces
+ * its deadline and joins the thread once it has returned.  A process task
+ * is forked by the manager, which then reads its result, enforces its
+ * deadline and reaps it.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Read at most this much per wake-up, so one huge result cannot starve
+ * other workers' events and deadlines. */
+#define PB_READ_SLICE ((size_t)16 << 20)
+
+static void job_free(pb_job *job) {
+  if (job->ctx != NULL) {
+    pb_ctx_free_result(job->ctx);
+    free(job->ctx);
+  }
+  pb_reader_free(&job->reader);
+  free(job->arg);
+  pb_future_put(job->future);
+  free(job);
+}
+
+/* Manager thread: the job is over; the future forgets it. */
+static void job_finish(pb_manager *m, pb_job *job) {
+  pebble_future *f = job->future;
+  pb_manager_deactivate(m, &job->watch);
+  pb_stripe_lock(f);
+  f->job = NULL;
+  pb_stripe_unlock(f);
+  if (job->kind == PEBBLE_PROCESS) /* thread jobs count down themselves */
+    atomic_fetch_sub(&job->lib->running, 1);
+  job_free(job);
+  pb_manager_adopt(m, -1);
+}
+
+static void resolve_failed(pb_job *job, int state, int status, char *message,
+                           int sys_errno) {
+  pb_outcome o;
+  memset(&o, 0, sizeof o);
+  o.state = state;
+  o.status = status;
+  o.message = message;
+  o.sys_errno = sys_errno;
+  if (!pb_future_resolve(job->future, &o, 0))
+    pb_outcome_discard(&o);
+}
+
+static char *timeout_message(pebble_time_t us) {
+  if (us % 1000000 == 0)
+    return pb_format("the task passed its timeout of %lld s",
+                     (long long)(us / 1000000));
+  if (us % 1000 == 0)
+    return pb_format("the task passed its timeout of %lld ms",
+                     (long long)(us / 1000));
+  return pb_format("the task passed its timeout of %lld us", (long long)us);
+}
+
+/* Resolve as timed out; 1 if that won over the task's own outcome. */
+static int time_out(pb_job *job) {
+  pb_outcome o;
+  memset(&o, 0, sizeof o);
+  o.state = PEBBLE_FAILED;
+  o.status = PEBBLE_ETIMEDOUT;
+  o.message = timeout_message(job->timeout);
+  if (!pb_future_resolve(job->future, &o, 0)) {
+    pb_outcome_discard(&o);
+    return 0;
+  }
+  atomic_store(&job->stop_reason, PEBBLE_ETIMEDOUT);
+  return 1;
+}
+
+#define JOB_OF(ptr, member) PB_CONTAINER(ptr, pb_job, member)
+
+/* ================= thread tasks ================= */
+
+/* Both the creator and the thread must be done before the join. */
+static void thread_release(pb_job *job) {
+  if (atomic_fetch_sub(&job->finish_refs, 1) == 1)
+    pb_manager_post(job->manager, &job->cmd_join);
+}
+
+static void thread_main(void *arg) {
+  pb_job *job = arg;
+  pebble_future *f = job->future;
+  pb_outcome o;
+  int ret;
+
+  if (pb_future_start(f)) { /* else cancelled before it started */
+    if (job->timeout != PEBBLE_FOREVER) {
+      job->task_deadline = pb_deadline_after(job->lib->bk, job->timeout);
+      pb_manager_post(job->manager, &job->cmd_watch);
+    }
+    pb_role.running_future = f;
+    ret = job->fn(job->ctx, job->arg, job->arg_size);
+    pb_role.running_future = NULL;
+    pb_ctx_outcome(job->ctx, ret, &o);
+    /* Losing means a timeout or a cancel came first: the late result is
+     * discarded. */
+    if (!pb_future_resolve(f, &o, 1))
+      pb_outcome_discard(&o);
+  }
+  atomic_fetch_sub(&job->lib->running, 1);
+  thread_release(job);
+}
+
+/* The task left its thread without returning (pthread_exit). */
+static void thread_unwound(void *arg) {
+  pb_job *job = arg;
+  pb_role.running_future = NULL;
+  pb_role.callbacks = 0;
+  resolve_failed(job, PEBBLE_FAILED, PEBBLE_ETASK,
+                 pb_strdup("the thread task ended its thread without "
+                           "returning (pthread_exit)"),
+                 0);
+  atomic_fetch_sub(&job->lib->running, 1);
+  thread_release(job);
+}
+
+static void thread_watch(pb_manager *m, pb_cmd *cmd) {
+  pb_job *job = JOB_OF(cmd, cmd_watch);
+  job->watch.deadline = job->task_deadline;
+  pb_manager_activate(m, &job->watch);
+}
+
+static void thread_deadline(pb_manager *m, pb_watch *w, uint64_t now) {
+  pb_job *job = JOB_OF(w, watch);
+  (void)m;
+  (void)now;
+  w->deadline = PEBBLE_BK_FOREVER;
+  time_out(job); /* the thread sees it through pebble_should_stop */
+}
+
+static void thread_join(pb_manager *m, pb_cmd *cmd) {
+  pb_job *job = JOB_OF(cmd, cmd_join);
+  job->lib->bk->thread_join(job->thread);
+  job->thread = NULL;
+  job_finish(m, job);
+}
+
+/* ================= process tasks ================= */
+
+/* Runs in the forked child. */
+static int child_main(void *arg, pebble_bk_chan *chan) {
+  pb_job *job = arg;
+  pebble_ctx ctx;
+  int ret;
+  /* This process is a copy of the manager thread: reset its role. */
+  memset(&pb_role, 0, sizeof pb_role);
+  pb_ctx_init(&ctx, NULL, job->max_message, job->future->id,
+              job->future->seq);
+  ret = job->fn(&ctx, job->arg, job->arg_size);
+  return pb_send_outcome(job->lib->bk, chan, &ctx, ret) == PEBBLE_OK ? 0 : 3;
+}
+
+static void kill_job(pb_job *job, int force) {
+  pb_stripe_lock(job->future);
+  if (job->proc != NULL && !job->reaped) {
+    job->lib->bk->proc_kill(job->proc, force);
+    job->killed_by_library = 1;
+  }
+  pb_stripe_unlock(job->future);
+}
+
+void pb_job_cancel_locked(pb_job *job) {
+  atomic_store(&job->stop_reason, PEBBLE_ECANCELED);
+  if (job->proc != NULL && !job->reaped) {
+    job->lib->bk->proc_kill(job->proc, 1);
+    job->killed_by_library = 1;
+  }
+}
+
+static void update_deadline(pb_job *job) {
+  job->watch.deadline = job->task_deadline < job->kill_deadline
+                            ? job->task_deadline
+                            : job->kill_deadline;
+}
+
+static void process_launch(pb_manager *m, pb_cmd *cmd) {
+  pb_job *job = JOB_OF(cmd, cmd_launch);
+  const pebble_backend *bk = job->lib->bk;
+  pebble_future *f = job->future;
+  pebble_bk_proc *proc = NULL;
+  int rc, err = 0;
+
+  if (!pb_future_start(f)) { /* cancelled while queued: never starts */
+    job_finish(m, job);
+    return;
+  }
+  rc = bk->proc_start(&proc, child_main, job, &err);
+  if (rc != PEBBLE_OK) {
+    const char *why = err ? strerror(err) : pebble_strerror(rc);
+    pb_log(PEBBLE_LOG_WARN, "cannot start a process: %s", why);
+    resolve_failed(job, PEBBLE_FAILED, PEBBLE_ESYSTEM,
+                   pb_format("the system refused a process for the task: %s",
+                             why),
+                   err);
+    job_finish(m, job);
+    return;
+  }
+  job->task_deadline = pb_deadline_after(bk, job->timeout);
+  pb_stripe_lock(f);
+  job->proc = proc;
+  if (atomic_load(&f->state) == PEBBLE_CANCELLED) /* cancelled meanwhile */
+    pb_job_cancel_locked(job);
+  pb_stripe_unlock(f);
+  update_deadline(job);
+  bk->waitset_watch(pb_manager_waitset(m), proc,
+                    PEBBLE_EV_READ | PEBBLE_EV_EXIT, &job->watch);
+  pb_manager_activate(m, &job->watch);
+}
+
+static void read_result(pb_manager *m, pb_job *job, size_t budget) {
+  const pebble_backend *bk = job->lib->bk;
+  char why[256];
+  int status = PEBBLE_OK;
+  pb_outcome o;
+
+  if (job->message_done || job->reader.eof)
+    return;
+  switch (pb_reader_step(&job->reader, bk, job->proc, job->max_message,
+                         &budget, &status, why, sizeof why)) {
+  case PB_READ_AGAIN:
+    return;
+  case PB_READ_MESSAGE:
+    job->message_done = 1;
+    job->task_deadline = PEBBLE_BK_FOREVER;
+    update_deadline(job);
+    pb_reader_outcome(&job->reader, &o);
+    if (!pb_future_resolve(job->future, &o, 0))
+      pb_outcome_discard(&o);
+    /* The child exits right after its message; only its exit matters. */
+    bk->waitset_watch(pb_manager_waitset(m), job->proc, PEBBLE_EV_EXIT,
+                      &job->watch);
+    return;
+  case PB_READ_EOF:
+    bk->waitset_watch(pb_manager_waitset(m), job->proc, PEBBLE_EV_EXIT,
+                      &job->watch);
+    return;
+  case PB_READ_BAD:
+    pb_log(PEBBLE_LOG_WARN, "worker %ld: %s", bk->proc_pid(job->proc), why);
+    kill_job(job, 1);
+    job->message_done = 1;
+    resolve_failed(job, PEBBLE_FAILED, status, pb_strdup(why), 0);
+    bk->waitset_watch(pb_manager_waitset(m), job->proc, PEBBLE_EV_EXIT,
+                      &job->watch);
+    return;
+  }
+}
+
+static void describe_exit(char *buf, size_t len, const pebble_exit_info *x) {
+  if (!x->status_known)
+    snprintf(buf, len,
+             "process %ld ended before returning a result; its exit status "
+             "is unknown (reaped elsewhere, or SIGCHLD is ignored)",
+             x->pid);
+  else if (x->signal != 0)
+    snprintf(buf, len, "process %ld was killed by signal %d (%s)%s%s", x->pid,
+             x->signal, pebble_signal_name(x->signal),
+             x->core_dumped ? ", core dumped" : "",
+             x->killed_by_library ? ", sent by Pebble" : "");
+  else
+    snprintf(buf, len,
+             "process %ld exited with code %d before returning a result",
+             x->pid, x->exit_code);
+}
+
+static void process_exited(pb_manager *m, pb_job *job) {
+  const pebble_backend *bk = job->lib->bk;
+  pebble_future *f = job->future;
+  pebble_bk_proc *proc = job->proc;
+  pebble_bk_exit ex;
+  pebble_exit_info info;
+  char why[256];
+
+  /* A result sent in full before the exit counts: read all of it. */
+  read_result(m, job, SIZE_MAX);
+  memset(&ex, 0, sizeof ex);
+  memset(&info, 0, sizeof info);
+  pb_stripe_lock(f);
+  if (bk->proc_reap(proc, &ex) != PEBBLE_OK)
+    ex.status_known = 0;
+  job->reaped = 1;
+  job->proc = NULL;
+  info.killed_by_library = job->killed_by_library;
+  pb_stripe_unlock(f);
+
+  info.struct_size = sizeof info;
+  info.pid = bk->proc_pid(proc);
+  info.status_known = ex.status_known;
+  info.exited = ex.exited;
+  info.exit_code = ex.exit_code;
+  info.signal = ex.signal;
+  info.core_dumped = ex.core_dumped;
+  pb_future_set_exit(f, &info);
+  if (!job->message_done) {
+    describe_exit(why, sizeof why, &info);
+    resolve_failed(job, PEBBLE_FAILED, PEBBLE_EDIED, pb_strdup(why), 0);
+  }
+  bk->waitset_watch(pb_manager_waitset(m), proc, 0, NULL);
+  bk->proc_destroy(proc);
+  job_finish(m, job);
+}
+
+static void process_events(pb_manager *m, pb_watch *w, unsigned events) {
+  pb_job *job = JOB_OF(w, watch);
+  if (job->proc == NULL)
+    return;
+  if (events & PEBBLE_EV_READ)
+    read_result(m, job, PB_READ_SLICE);
+  if (events & PEBBLE_EV_EXIT)
+    process_exited(m, job); /* frees the job */
+}
+
+static void process_deadline(pb_manager *m, pb_watch *w, uint64_t now) {
+  pb_job *job = JOB_OF(w, watch);
+  (void)m;
+  if (job->task_deadline <= now) {
+    job->task_deadline = PEBBLE_BK_FOREVER;
+    if (time_out(job)) {
+      /* The future already resolved: a grace only delays the SIGKILL. */
+      kill_job(job, job->kill_grace == 0);
+      if (job->kill_grace > 0)
+        job->kill_deadline = now + (uint64_t)job->kill_grace * 1000u;
+    }
+  }
+  if (job->kill_deadline <= now) {
+    job->kill_deadline = PEBBLE_BK_FOREVER;
+    kill_job(job, 1);
+  }
+  update_deadline(job);
+}
+
+/* ================= launching ================= */
+
+int pb_job_launch(pb_job *job) {
+  pb_lib *L = job->lib;
+  int rc;
+
+  job->watch.deadline = PEBBLE_BK_FOREVER;
+  job->task_deadline = PEBBLE_BK_FOREVER;
+  job->kill_deadline = PEBBLE_BK_FOREVER;
+  pb_manager_adopt(job->manager, 1);
+  atomic_fetch_add(&L->running, 1);
+  if (job->kind == PEBBLE_PROCESS) {
+    job->watch.on_events = process_events;
+    job->watch.on_deadline = process_deadline;
+    job->cmd_launch.run = process_launch;
+    pb_manager_post(job->manager, &job->cmd_launch);
+    return PEBBLE_OK;
+  }
+  job->watch.on_deadline = thread_deadline;
+  job->cmd_watch.run = thread_watch;
+  job->cmd_join.run = thread_join;
+  pb_ctx_init(job->ctx, &job->stop_reason, job->max_message,
+              job->future->id, job->future->seq);
+  atomic_init(&job->finish_refs, 2);
+  rc = L->bk->thread_create(&job->thread, thread_main, thread_unwound, job, 0);
+  if (rc != PEBBLE_OK) {
+    atomic_fetch_sub(&L->running, 1);
+    pb_manager_adopt(job->manager, -1);
+    pb_stripe_lock(job->future);
+    job->future->job = NULL;
+    pb_stripe_unlock(job->future);
+    job_free(job);
+    return pb_error(PEBBLE_ESYSTEM, "cannot create a thread for the task: %s",
+                    pebble_strerror(rc));
+  }
+  thread_release(job);
+  return PEBBLE_OK;
+}
