@@ -347,7 +347,7 @@ int pebble_future_exit_info(const pebble_future *cf, pebble_exit_info *info) {
 
 int pebble_future_cancel(pebble_future *f) {
   pb_outcome o;
-  pb_job *job;
+  pb_runner *runner;
   int st;
   pb_lib *L;
 
@@ -373,9 +373,9 @@ int pebble_future_cancel(pebble_future *f) {
   }
   /* Stop what runs: flag a thread, kill a process group. */
   pb_stripe_lock(f);
-  job = f->job;
-  if (job != NULL)
-    pb_job_cancel_locked(job);
+  runner = f->runner;
+  if (runner != NULL)
+    runner->cancel_locked(runner);
   pb_stripe_unlock(f);
   after_settle(f, 0);
   return PEBBLE_OK;

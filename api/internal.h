@@ -47,6 +47,12 @@ typedef struct pb_manager pb_manager;
 typedef struct pb_dispatch pb_dispatch;
 typedef struct pb_binding pb_binding;
 
+/* What runs a future's task: lets cancel stop it (a one-shot job, a pool
+ * task).  cancel_locked runs with the future's stripe lock held. */
+typedef struct pb_runner {
+  void (*cancel_locked)(struct pb_runner *runner);
+} pb_runner;
+
 /* ---- status.c ---- */
 /* Record a message for pebble_last_error() and return code. */
 int pb_error(int code, const char *fmt, ...) PEBBLE_PRINTF(2, 3);
@@ -163,7 +169,7 @@ struct pebble_future {
   pb_binding *binding;
   pb_callback *callbacks;
   int callbacks_taken;
-  pb_job *job; /* while the task is in flight */
+  pb_runner *runner; /* while the task is in flight */
   int has_exit;
   pebble_exit_info exit;
 };
@@ -310,6 +316,7 @@ void pb_ctx_outcome(pebble_ctx *ctx, int ret, pb_outcome *o);
 
 /* ---- job.c: one-shot tasks ---- */
 struct pb_job {
+  pb_runner runner;
   pb_lib *lib;
   pb_manager *manager;
   pebble_kind kind;
@@ -341,8 +348,6 @@ struct pb_job {
 /* Start a job prepared by task.c (future, arg and options set).  On
  * failure the job is freed. */
 int pb_job_launch(pb_job *job);
-/* Stop what runs for a cancelled future (stripe lock held). */
-void pb_job_cancel_locked(pb_job *job);
 
 /* ---- values.c / registry.c ---- */
 int pb_name_valid(const char *name);

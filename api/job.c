@@ -38,7 +38,7 @@ static void job_finish(pb_manager *m, pb_job *job) {
   pebble_future *f = job->future;
   pb_manager_deactivate(m, &job->watch);
   pb_stripe_lock(f);
-  f->job = NULL;
+  f->runner = NULL;
   pb_stripe_unlock(f);
   if (job->kind == PEBBLE_PROCESS) /* thread jobs count down themselves */
     atomic_fetch_sub(&job->lib->running, 1);
@@ -175,7 +175,8 @@ static void kill_job(pb_job *job, int force) {
   pb_stripe_unlock(job->future);
 }
 
-void pb_job_cancel_locked(pb_job *job) {
+static void job_cancel_locked(pb_runner *runner) {
+  pb_job *job = JOB_OF(runner, runner);
   atomic_store(&job->stop_reason, PEBBLE_ECANCELED);
   if (job->proc != NULL && !job->reaped) {
     job->lib->bk->proc_kill(job->proc, 1);
@@ -215,7 +216,7 @@ static void process_launch(pb_manager *m, pb_cmd *cmd) {
   pb_stripe_lock(f);
   job->proc = proc;
   if (atomic_load(&f->state) == PEBBLE_CANCELLED) /* cancelled meanwhile */
-    pb_job_cancel_locked(job);
+    job_cancel_locked(&job->runner);
   pb_stripe_unlock(f);
   update_deadline(job);
   bk->waitset_watch(pb_manager_waitset(m), proc,
@@ -350,6 +351,7 @@ int pb_job_launch(pb_job *job) {
   pb_lib *L = job->lib;
   int rc;
 
+  job->runner.cancel_locked = job_cancel_locked;
   job->watch.deadline = PEBBLE_BK_FOREVER;
   job->task_deadline = PEBBLE_BK_FOREVER;
   job->kill_deadline = PEBBLE_BK_FOREVER;
@@ -373,7 +375,7 @@ int pb_job_launch(pb_job *job) {
     atomic_fetch_sub(&L->running, 1);
     pb_manager_adopt(job->manager, -1);
     pb_stripe_lock(job->future);
-    job->future->job = NULL;
+    job->future->runner = NULL;
     pb_stripe_unlock(job->future);
     job_free(job);
     return pb_error(PEBBLE_ESYSTEM, "cannot create a thread for the task: %s",

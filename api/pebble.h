@@ -293,6 +293,9 @@ typedef struct pebble_task_options {
   const char *name;         /* for messages and the registry; copied;
                                default NULL */
   size_t max_message_size;  /* default: pebble_max_message_size() */
+  pebble_time_t queue_wait; /* pools: how long scheduling may wait for room
+                               in a full queue before PEBBLE_EWOULDBLOCK;
+                               default PEBBLE_FOREVER */
 } pebble_task_options;
 
 /* Fill `opts` with the defaults above.  Returns PEBBLE_EINVAL for NULL. */
@@ -546,6 +549,101 @@ PEBBLE_API pebble_future *pebble_future_ref(pebble_future *future);
 /* Drop one reference; the last one frees the future and its result.
  * NULL is ignored.  Releasing does not cancel a running task. */
 PEBBLE_API void pebble_future_release(pebble_future *future);
+
+/* ------------------------------------------------------------------ */
+/* Pools                                                               */
+/* ------------------------------------------------------------------ */
+
+typedef struct pebble_pool pebble_pool;
+
+typedef struct pebble_pool_options {
+  size_t struct_size;      /* set by pebble_pool_options_init() */
+  unsigned workers;        /* default: the number of online CPUs */
+  unsigned max_tasks;      /* tasks a worker runs before it is replaced;
+                              0 (default): never replaced */
+  pebble_task_fn initializer; /* runs first in every new worker; a failure
+                              (non-zero return) breaks the pool; its
+                              result is ignored.  Default NULL. */
+  const void *initializer_arg; /* copied at creation */
+  size_t initializer_arg_size;
+  pebble_time_t task_timeout; /* for tasks scheduled with PEBBLE_DEFAULT;
+                              default PEBBLE_FOREVER */
+  pebble_time_t kill_grace;   /* process pools, as in pebble_task_options */
+  size_t max_queued;       /* tasks waiting for a worker before scheduling
+                              waits; default 16777216 */
+  int start_eagerly;       /* 1: start every worker at creation; 0
+                              (default): start workers as work arrives */
+  unsigned max_abandoned;  /* thread pools: extra threads allowed while
+                              timed-out or cancelled tasks still run;
+                              default: workers */
+  size_t max_message_size; /* default: pebble_max_message_size() */
+} pebble_pool_options;
+
+/* Fill `opts` with the defaults above.  PEBBLE_EINVAL for NULL. */
+PEBBLE_API int pebble_pool_options_init(pebble_pool_options *opts);
+
+/*
+ * Create a pool of threads or of processes.  opts may be NULL.  Returns
+ * PEBBLE_OK, PEBBLE_EINVAL (bad option, e.g. workers 0), PEBBLE_ENOMEM,
+ * PEBBLE_ENOTSUP or PEBBLE_ESYSTEM (eager start failed).
+ */
+PEBBLE_API int pebble_pool_create(pebble_pool **pool, pebble_kind kind,
+                                  const pebble_pool_options *opts);
+
+/*
+ * Queue fn(arg) for a worker; the argument is copied.  opts may be NULL;
+ * a timeout of PEBBLE_DEFAULT takes the pool's task_timeout, counted from
+ * when a worker starts the task.  With the queue full, waits up to
+ * opts->queue_wait for room.  *future holds one reference.
+ * Returns PEBBLE_OK; PEBBLE_EINVAL; PEBBLE_ETOOBIG; PEBBLE_EWOULDBLOCK
+ * (queue still full); PEBBLE_ECLOSED (closed or stopped); PEBBLE_EBROKEN
+ * (the initializer failed; the message says why).
+ */
+PEBBLE_API int pebble_pool_schedule(pebble_pool *pool, pebble_task_fn fn,
+                                    const void *arg, size_t arg_size,
+                                    const pebble_task_options *opts,
+                                    pebble_future **future);
+/* The same for a task definition: its function, options and callback. */
+PEBBLE_API int pebble_pool_schedule_task(pebble_pool *pool, pebble_task *task,
+                                         const void *arg, size_t arg_size,
+                                         pebble_future **future);
+
+/* No new work; queued tasks still run.  PEBBLE_OK (also if already
+ * closed or stopped). */
+PEBBLE_API int pebble_pool_close(pebble_pool *pool);
+/*
+ * No new work; queued tasks resolve as cancelled, running process tasks
+ * are killed and running thread tasks are flagged, all resolving as
+ * cancelled before this returns.  May be called from a task or a
+ * callback.  PEBBLE_OK.
+ */
+PEBBLE_API int pebble_pool_stop(pebble_pool *pool);
+/*
+ * Wait up to `timeout` for every worker to end after close or stop.
+ * Returns PEBBLE_OK (no worker thread or process remains),
+ * PEBBLE_ENOTREADY (still busy: call again), PEBBLE_ESTATE (the pool is
+ * still open), PEBBLE_EDEADLK (called from a task or a callback).
+ */
+PEBBLE_API int pebble_pool_join(pebble_pool *pool, pebble_time_t timeout);
+/*
+ * Stop, join and free the pool.  Futures it produced stay valid.
+ * Returns PEBBLE_OK, or PEBBLE_EDEADLK from a task or a callback (the pool
+ * is then left alone).  NULL is ignored.
+ */
+PEBBLE_API int pebble_pool_destroy(pebble_pool *pool);
+
+typedef struct pebble_pool_stats {
+  size_t struct_size; /* set by the caller */
+  unsigned workers_alive;
+  unsigned workers_abandoned; /* threads still running a task that timed
+                                 out or was cancelled */
+  uint64_t queued, running;
+  uint64_t done, failed, timed_out, cancelled;
+  uint64_t worker_restarts;
+} pebble_pool_stats;
+/* A snapshot of the pool's counters; readable at any time. */
+PEBBLE_API int pebble_pool_stats_get(pebble_pool *pool,
+                                     pebble_pool_stats *stats);
 
 /*
  * After fork: when the application forks while Pebble is in use, the

@@ -34,6 +34,7 @@ int pebble_task_options_init(pebble_task_options *opts) {
   opts->timeout = PEBBLE_DEFAULT;
   opts->kill_grace = 0;
   opts->max_message_size = pebble_max_message_size();
+  opts->queue_wait = PEBBLE_FOREVER;
   return PEBBLE_OK;
 }
 
@@ -137,7 +138,7 @@ static int launch(pb_lib *L, pebble_kind kind, pebble_task_fn fn,
   job->timeout = o->timeout == PEBBLE_DEFAULT ? PEBBLE_FOREVER : o->timeout;
   job->kill_grace = o->kill_grace;
   job->max_message = o->max_message_size;
-  f->job = job;
+  f->runner = &job->runner;
   pebble_future_ref(f); /* the caller's reference */
   rc = pb_job_launch(job); /* frees the job on failure */
   if (rc != PEBBLE_OK) {
