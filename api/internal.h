@@ -74,6 +74,7 @@ int pb_dir_each(const char *dir, void (*fn)(const char *name, void *user),
 void *pb_dl_open(const char *path, char *err, size_t errlen);
 void *pb_dl_sym(void *handle, const char *symbol);
 const char *pb_module_ext(void);
+unsigned pb_online_cpus(void);
 const char *pb_path_list_separator(void);
 
 /* ---- loader.c ---- */
@@ -218,7 +219,10 @@ void pb_dispatch_stop(pb_dispatch *d);
 enum pb_msg_type {
   PB_MSG_RESULT = 1,  /* payload: the result bytes */
   PB_MSG_FAILURE = 2, /* code: the task's code; payload: its message */
-  PB_MSG_ERROR = 3    /* code: a PEBBLE_E* status; payload: a message */
+  PB_MSG_ERROR = 3,   /* code: a PEBBLE_E* status; payload: a message */
+  PB_MSG_TASK = 4,    /* to a pool worker: function, ids, argument */
+  PB_MSG_QUIT = 5,    /* to a pool worker: end now */
+  PB_MSG_INIT_FAILED = 6 /* from a pool worker: payload: why */
 };
 typedef struct pb_msg_header {
   uint32_t magic;
@@ -313,6 +317,19 @@ void pb_ctx_init(pebble_ctx *ctx, atomic_int *stop, size_t max_message,
 void pb_ctx_free_result(pebble_ctx *ctx);
 /* Turn a task's return value and ctx into an outcome; takes the result. */
 void pb_ctx_outcome(pebble_ctx *ctx, int ret, pb_outcome *o);
+
+/* ---- task.c ---- */
+int pb_task_options_read(const pebble_task_options *in,
+                         pebble_task_options *out, const char *fname);
+/* What a pool needs from a task definition (binding referenced, seq
+ * taken). */
+typedef struct pb_task_view {
+  pebble_task_fn fn;
+  const pebble_task_options *opts;
+  pb_binding *binding;
+  uint64_t seq;
+} pb_task_view;
+int pb_task_view_get(pebble_task *task, pb_task_view *v);
 
 /* ---- job.c: one-shot tasks ---- */
 struct pb_job {

@@ -61,6 +61,7 @@ int pb_msg_check(const pb_msg_header *h, size_t max_size, char *msg,
     }
     /* fall through */
   case PB_MSG_FAILURE:
+  case PB_MSG_INIT_FAILED:
     if (h->size > PB_TEXT_PAYLOAD_MAX) {
       snprintf(msg, msglen,
                "the worker sent an error text of %llu bytes (at most %u)",

@@ -52,6 +52,11 @@ void *pb_dl_sym(void *h, const char *s) {
   return (void *)(intptr_t)GetProcAddress((HMODULE)h, s);
 }
 const char *pb_module_ext(void) { return ".dll"; }
+unsigned pb_online_cpus(void) {
+  SYSTEM_INFO si;
+  GetSystemInfo(&si);
+  return (unsigned)si.dwNumberOfProcessors;
+}
 const char *pb_path_list_separator(void) { return ";"; }
 
 #else /* POSIX */
@@ -137,4 +142,9 @@ const char *pb_module_ext(void) {
 #endif
 }
 const char *pb_path_list_separator(void) { return ":"; }
+
+unsigned pb_online_cpus(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (unsigned)n : 1u;
+}
 #endif

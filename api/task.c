@@ -41,7 +41,7 @@ int pebble_task_options_init(pebble_task_options *opts) {
 #define OPTS_MIN_SIZE                                                        \
   (offsetof(pebble_task_options, timeout) + sizeof(pebble_time_t))
 
-static int read_options(const pebble_task_options *in,
+int pb_task_options_read(const pebble_task_options *in,
                         pebble_task_options *out, const char *fname) {
   pebble_task_options_init(out);
   if (in == NULL)
@@ -172,7 +172,7 @@ int pebble_run(pebble_kind kind, pebble_task_fn fn, const void *arg,
 
   if ((rc = common_checks(fn, arg, arg_size, future, "pebble_run")) ||
       (rc = check_kind(NULL, kind, "pebble_run")) ||
-      (rc = read_options(opts, &o, "pebble_run")) || (rc = pb_lib_get(&L)) ||
+      (rc = pb_task_options_read(opts, &o, "pebble_run")) || (rc = pb_lib_get(&L)) ||
       (rc = check_kind(L, kind, "pebble_run")))
     return rc;
   if (o.callback != NULL &&
@@ -191,7 +191,7 @@ int pebble_run_named(pebble_kind kind, const char *name, const void *arg,
     *future = NULL;
   if ((rc = pebble_lookup(name, &fn)) != PEBBLE_OK)
     return rc;
-  if ((rc = read_options(opts, &o, "pebble_run_named")) != PEBBLE_OK)
+  if ((rc = pb_task_options_read(opts, &o, "pebble_run_named")) != PEBBLE_OK)
     return rc;
   if (o.name == NULL)
     o.name = name;
@@ -217,7 +217,7 @@ int pebble_task_create(pebble_task **task, pebble_kind kind, pebble_task_fn fn,
   t = calloc(1, sizeof *t);
   if (t == NULL)
     return pb_error(PEBBLE_ENOMEM, "out of memory creating a task");
-  if ((rc = read_options(opts, &t->opts, "pebble_task_create")) != PEBBLE_OK) {
+  if ((rc = pb_task_options_read(opts, &t->opts, "pebble_task_create")) != PEBBLE_OK) {
     free(t);
     return rc;
   }
@@ -269,6 +269,21 @@ int pebble_task_launch(pebble_task *t, const void *arg, size_t arg_size,
   t->lib->bk->mutex_unlock(t->lock);
   return launch(t->lib, t->kind, t->fn, arg, arg_size, &t->opts,
                 atomic_fetch_add(&t->next_seq, 1), b, future);
+}
+
+int pb_task_view_get(pebble_task *t, pb_task_view *v) {
+  int rc;
+  if (t == NULL)
+    return pb_error(PEBBLE_EINVAL, "task is NULL");
+  if ((rc = pb_lib_check(t->lib, t->gen)) != PEBBLE_OK)
+    return rc;
+  v->fn = t->fn;
+  v->opts = &t->opts;
+  t->lib->bk->mutex_lock(t->lock);
+  v->binding = pb_binding_ref(t->binding);
+  t->lib->bk->mutex_unlock(t->lock);
+  v->seq = atomic_fetch_add(&t->next_seq, 1);
+  return PEBBLE_OK;
 }
 
 int pebble_task_set_callback(pebble_task *t, pebble_callback_fn callback,

@@ -1,0 +1,590 @@
+/*
+ * pool.c -- the part of thread and process pools that does not depend on
+ * the kind of worker: options, the queue with its back-pressure, close,
+ * stop, join, and statistics.  Every future a pool hands out resolves:
+ * with its task's outcome, or cancelled by stop, or failed when the pool
+ * breaks or cannot start workers.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool.h"
+
+int pebble_pool_options_init(pebble_pool_options *o) {
+  unsigned cpus;
+  if (o == NULL)
+    return pb_error(PEBBLE_EINVAL, "pebble_pool_options_init: opts is NULL");
+  memset(o, 0, sizeof *o);
+  cpus = pb_online_cpus();
+  o->struct_size = sizeof *o;
+  o->workers = cpus > 0 ? cpus : 1;
+  o->max_tasks = 0;
+  o->task_timeout = PEBBLE_FOREVER;
+  o->kill_grace = 0;
+  o->max_queued = (size_t)1 << 24;
+  o->start_eagerly = 0;
+  o->max_abandoned = o->workers;
+  o->max_message_size = pebble_max_message_size();
+  return PEBBLE_OK;
+}
+
+#define POOL_OPTS_MIN                                                        \
+  (offsetof(pebble_pool_options, workers) + sizeof(unsigned))
+
+static int read_pool_options(const pebble_pool_options *in,
+                             pebble_pool_options *out) {
+  pebble_pool_options_init(out);
+  if (in == NULL)
+    return PEBBLE_OK;
+  if (in->struct_size < POOL_OPTS_MIN || in->struct_size > 65536)
+    return pb_error(PEBBLE_EINVAL,
+                    "pebble_pool_create: options.struct_size is %zu; "
+                    "initialise the options with pebble_pool_options_init()",
+                    in->struct_size);
+  memcpy(out, in,
+         in->struct_size < sizeof *out ? in->struct_size : sizeof *out);
+  out->struct_size = sizeof *out;
+  if (out->workers == 0)
+    return pb_error(PEBBLE_EINVAL, "pebble_pool_create: workers is 0");
+  if (out->task_timeout < 0 && out->task_timeout != PEBBLE_FOREVER)
+    return pb_error(PEBBLE_EINVAL,
+                    "pebble_pool_create: task_timeout %lld is negative",
+                    (long long)out->task_timeout);
+  if (out->kill_grace < 0)
+    return pb_error(PEBBLE_EINVAL,
+                    "pebble_pool_create: kill_grace %lld is negative",
+                    (long long)out->kill_grace);
+  if (out->max_queued == 0)
+    return pb_error(PEBBLE_EINVAL, "pebble_pool_create: max_queued is 0");
+  if (out->max_message_size == 0)
+    return pb_error(PEBBLE_EINVAL,
+                    "pebble_pool_create: max_message_size is 0");
+  if (out->initializer_arg == NULL && out->initializer_arg_size > 0)
+    return pb_error(PEBBLE_EINVAL,
+                    "pebble_pool_create: initializer_arg is NULL but its "
+                    "size is %zu",
+                    out->initializer_arg_size);
+  return PEBBLE_OK;
+}
+
+static void pool_free(pebble_pool *P) {
+  const pebble_backend *bk = P->lib->bk;
+  if (P->idle)
+    bk->cond_destroy(P->idle);
+  if (P->space)
+    bk->cond_destroy(P->space);
+  if (P->work)
+    bk->cond_destroy(P->work);
+  if (P->lock)
+    bk->mutex_destroy(P->lock);
+  free(P->init_arg);
+  free(P->broken_message);
+  free(P);
+}
+
+int pebble_pool_create(pebble_pool **pool, pebble_kind kind,
+                       const pebble_pool_options *opts) {
+  pebble_pool *P;
+  pb_lib *L;
+  const pebble_backend *bk;
+  int rc;
+  unsigned i;
+
+  if (pool == NULL)
+    return pb_error(PEBBLE_EINVAL, "pebble_pool_create: pool is NULL");
+  *pool = NULL;
+  if (kind != PEBBLE_THREAD && kind != PEBBLE_PROCESS)
+    return pb_error(PEBBLE_EINVAL,
+                    "pebble_pool_create: kind %d is neither PEBBLE_THREAD "
+                    "nor PEBBLE_PROCESS",
+                    (int)kind);
+  if ((rc = pb_lib_get(&L)) != PEBBLE_OK)
+    return rc;
+  bk = L->bk;
+  if (!(bk->caps &
+        (kind == PEBBLE_THREAD ? PEBBLE_CAP_THREADS : PEBBLE_CAP_PROCESSES)))
+    return pb_error(PEBBLE_ENOTSUP,
+                    "pebble_pool_create: backend '%s' cannot run %s",
+                    bk->name, kind == PEBBLE_THREAD ? "threads" : "processes");
+  P = calloc(1, sizeof *P);
+  if (P == NULL)
+    return pb_error(PEBBLE_ENOMEM, "out of memory creating a pool");
+  if ((rc = read_pool_options(opts, &P->o)) != PEBBLE_OK) {
+    free(P);
+    return rc;
+  }
+  P->lib = L;
+  P->gen = L->gen;
+  P->kind = kind;
+  if (P->o.initializer_arg_size > 0) {
+    P->init_arg = malloc(P->o.initializer_arg_size);
+    if (P->init_arg == NULL) {
+      free(P);
+      return pb_error(PEBBLE_ENOMEM, "out of memory creating a pool");
+    }
+    memcpy(P->init_arg, P->o.initializer_arg, P->o.initializer_arg_size);
+  }
+  P->o.initializer_arg = P->init_arg;
+  if (bk->mutex_create(&P->lock) != PEBBLE_OK ||
+      bk->cond_create(&P->work) != PEBBLE_OK ||
+      bk->cond_create(&P->space) != PEBBLE_OK ||
+      bk->cond_create(&P->idle) != PEBBLE_OK ||
+      (P->manager = pb_lib_manager(L)) == NULL) {
+    pool_free(P);
+    return pb_error(PEBBLE_ESYSTEM, "cannot create the pool's locks or "
+                                    "start the library's manager");
+  }
+  atomic_init(&P->done, 0);
+  atomic_init(&P->failed, 0);
+  atomic_init(&P->timed_out, 0);
+  atomic_init(&P->cancelled, 0);
+  atomic_init(&P->restarts, 0);
+  P->state = PB_POOL_OPEN;
+  P->watch.deadline = PEBBLE_BK_FOREVER;
+  if (kind == PEBBLE_THREAD) {
+    P->watch.on_deadline = pb_threads_deadline;
+    P->kick.run = pb_threads_kick;
+  } else {
+    P->watch.on_deadline = pb_processes_deadline;
+    P->kick.run = pb_processes_kick;
+  }
+  pb_lib_hold(L);
+  pb_manager_adopt(P->manager, 1); /* until destroy detaches the pool */
+  *pool = P;
+  if (P->o.start_eagerly) {
+    if (kind == PEBBLE_THREAD) {
+      bk->mutex_lock(P->lock);
+      for (i = 0, rc = PEBBLE_OK; i < P->o.workers && rc == PEBBLE_OK; i++)
+        rc = pb_threads_spawn(P);
+      bk->mutex_unlock(P->lock);
+      if (rc != PEBBLE_OK) {
+        pebble_pool_destroy(P);
+        *pool = NULL;
+        return pb_error(PEBBLE_ESYSTEM, "cannot start the pool's threads");
+      }
+    } else {
+      pb_manager_post(P->manager, &P->kick);
+    }
+  }
+  return PEBBLE_OK;
+}
+
+#define CHECK_POOL(P, fname)                                                 \
+  do {                                                                       \
+    int rc_;                                                                 \
+    if ((P) == NULL)                                                         \
+      return pb_error(PEBBLE_EINVAL, fname ": pool is NULL");                \
+    if ((rc_ = pb_lib_check((P)->lib, (P)->gen)) != PEBBLE_OK)               \
+      return rc_;                                                            \
+  } while (0)
+
+void pb_ptask_free(pb_ptask *t) {
+  pb_future_put(t->future);
+  free(t);
+}
+
+void pb_pool_count_outcome(pebble_pool *P, int status) {
+  switch (status) {
+  case PEBBLE_OK:
+    atomic_fetch_add(&P->done, 1);
+    break;
+  case PEBBLE_ETIMEDOUT:
+    atomic_fetch_add(&P->timed_out, 1);
+    break;
+  case PEBBLE_ECANCELED:
+    atomic_fetch_add(&P->cancelled, 1);
+    break;
+  default:
+    atomic_fetch_add(&P->failed, 1);
+    break;
+  }
+}
+
+int pb_pool_resolve(pebble_pool *P, pebble_future *f, int state, int status,
+                    char *message, int inline_callbacks) {
+  pb_outcome o;
+  memset(&o, 0, sizeof o);
+  o.state = state;
+  o.status = status;
+  o.message = message;
+  if (!pb_future_resolve(f, &o, inline_callbacks)) {
+    pb_outcome_discard(&o);
+    return 0;
+  }
+  pb_pool_count_outcome(P, status);
+  return 1;
+}
+
+char *pb_pool_timeout_message(pebble_time_t us) {
+  if (us % 1000 == 0)
+    return pb_format("the task passed its timeout of %lld ms",
+                     (long long)(us / 1000));
+  return pb_format("the task passed its timeout of %lld us", (long long)us);
+}
+
+pb_ptask *pb_pool_pop(pebble_pool *P) {
+  pb_ptask *t;
+  while ((t = P->head) != NULL) {
+    P->head = t->next;
+    if (P->head == NULL)
+      P->tail = NULL;
+    P->queued--;
+    P->lib->bk->cond_signal(P->space);
+    if (pb_future_start(t->future))
+      return t;
+    /* Cancelled while queued: it never starts (and was counted). */
+    pb_ptask_free(t);
+  }
+  return NULL;
+}
+
+/* Cancelling a queued task: mark it; its worker will skip it. */
+static void queued_cancel_locked(pb_runner *r) {
+  pb_ptask *t = PB_CONTAINER(r, pb_ptask, runner);
+  atomic_store(&t->stop_reason, PEBBLE_ECANCELED);
+  pb_pool_count_outcome(t->pool, PEBBLE_ECANCELED);
+  if (t->pool->kind == PEBBLE_PROCESS)
+    pb_processes_cancel_locked(r);
+  else
+    pb_thread_ptask_runner.cancel_locked(r);
+}
+
+/* Resolve every queued task with the pool's failure (no lock held). */
+static void fail_queue(pebble_pool *P, pb_ptask *list, int state, int status,
+                       const char *why) {
+  pb_ptask *t, *next;
+  for (t = list; t != NULL; t = next) {
+    next = t->next;
+    pb_pool_resolve(P, t->future, state, status, pb_strdup(why), 0);
+    pb_ptask_free(t);
+  }
+}
+
+static pb_ptask *take_queue(pebble_pool *P) {
+  pb_ptask *list = P->head;
+  P->head = P->tail = NULL;
+  P->queued = 0;
+  P->lib->bk->cond_broadcast(P->space);
+  return list;
+}
+
+void pb_pool_break(pebble_pool *P, const char *why) {
+  const pebble_backend *bk = P->lib->bk;
+  pb_ptask *list = NULL;
+  char *msg = pb_format("the pool's initializer failed: %s", why);
+  bk->mutex_lock(P->lock);
+  if (P->state == PB_POOL_OPEN || P->state == PB_POOL_CLOSED) {
+    P->state = PB_POOL_BROKEN;
+    P->broken_status = PEBBLE_EBROKEN;
+    P->broken_message = msg;
+    msg = NULL;
+    list = take_queue(P);
+    bk->cond_broadcast(P->work);
+  }
+  bk->mutex_unlock(P->lock);
+  pb_log(PEBBLE_LOG_ERROR, "pool %p broken: %s", (void *)P, why);
+  fail_queue(P, list, PEBBLE_FAILED, PEBBLE_EBROKEN,
+             P->broken_message ? P->broken_message : why);
+  free(msg);
+  pb_manager_post(P->manager, &P->kick);
+}
+
+static int schedule(pebble_pool *P, pebble_task_fn fn, const void *arg,
+                    size_t arg_size, const pebble_task_options *o,
+                    pb_binding *binding, uint64_t seq,
+                    pebble_future **future) {
+  const pebble_backend *bk = P->lib->bk;
+  pb_ptask *t;
+  pebble_future *f;
+  uint64_t deadline;
+  int rc = PEBBLE_OK, wake;
+
+  if (arg_size > P->o.max_message_size || arg_size > o->max_message_size) {
+    pb_binding_unref(binding);
+    return pb_error(PEBBLE_ETOOBIG,
+                    "argument of %zu bytes is larger than the maximum "
+                    "message size",
+                    arg_size);
+  }
+  t = malloc(sizeof *t + (arg_size ? arg_size : 1));
+  if (t == NULL) {
+    pb_binding_unref(binding);
+    return pb_error(PEBBLE_ENOMEM, "out of memory scheduling a task");
+  }
+  memset(t, 0, sizeof *t);
+  if ((rc = pb_future_new(P->lib, o->name, seq, binding, &f)) != PEBBLE_OK) {
+    free(t);
+    pb_binding_unref(binding);
+    return rc;
+  }
+  t->runner.cancel_locked = queued_cancel_locked;
+  t->pool = P;
+  t->future = f;
+  t->fn = fn;
+  t->timeout = o->timeout == PEBBLE_DEFAULT ? P->o.task_timeout : o->timeout;
+  t->arg_size = arg_size;
+  atomic_init(&t->stop_reason, 0);
+  if (arg_size > 0)
+    memcpy(t->arg, arg, arg_size);
+  f->runner = &t->runner;
+
+  deadline = pb_deadline_after(bk, o->queue_wait);
+  bk->mutex_lock(P->lock);
+  for (;;) {
+    if (P->state == PB_POOL_BROKEN) {
+      rc = pb_error(PEBBLE_EBROKEN, "%s", P->broken_message);
+      break;
+    }
+    if (P->state != PB_POOL_OPEN) {
+      rc = pb_error(PEBBLE_ECLOSED, "the pool is %s",
+                    P->state == PB_POOL_CLOSED ? "closed" : "stopped");
+      break;
+    }
+    if (P->queued < P->o.max_queued)
+      break;
+    if (o->queue_wait == PEBBLE_NOWAIT ||
+        (bk->cond_wait(P->space, P->lock, deadline) == PEBBLE_ENOTREADY &&
+         P->queued >= P->o.max_queued && P->state == PB_POOL_OPEN)) {
+      rc = pb_error(PEBBLE_EWOULDBLOCK,
+                    "the pool's queue is full (%zu tasks)", P->o.max_queued);
+      break;
+    }
+  }
+  if (rc != PEBBLE_OK) {
+    bk->mutex_unlock(P->lock);
+    f->runner = NULL;
+    pb_ptask_free(t);
+    return rc;
+  }
+  if (P->tail != NULL)
+    P->tail->next = t;
+  else
+    P->head = t;
+  P->tail = t;
+  P->queued++;
+  pebble_future_ref(f); /* the caller's */
+  wake = 1;
+  if (P->kind == PEBBLE_THREAD) {
+    wake = 0;
+    if (P->idle_count > 0)
+      bk->cond_signal(P->work);
+    else if (P->active < P->o.workers && pb_threads_spawn(P) != PEBBLE_OK &&
+             P->active == 0) {
+      /* No thread at all and none can be made: fail what waits. */
+      pb_ptask *list = take_queue(P);
+      bk->mutex_unlock(P->lock);
+      fail_queue(P, list, PEBBLE_FAILED, PEBBLE_ESYSTEM,
+                 "the system refused a thread for the pool");
+      *future = f;
+      return PEBBLE_OK;
+    }
+  }
+  bk->mutex_unlock(P->lock);
+  if (wake)
+    pb_manager_post(P->manager, &P->kick);
+  *future = f;
+  return PEBBLE_OK;
+}
+
+int pebble_pool_schedule(pebble_pool *P, pebble_task_fn fn, const void *arg,
+                         size_t arg_size, const pebble_task_options *opts,
+                         pebble_future **future) {
+  pebble_task_options o;
+  pb_binding *b = NULL;
+  int rc;
+  if (future == NULL)
+    return pb_error(PEBBLE_EINVAL, "pebble_pool_schedule: future is NULL");
+  *future = NULL;
+  CHECK_POOL(P, "pebble_pool_schedule");
+  if (fn == NULL)
+    return pb_error(PEBBLE_EINVAL, "pebble_pool_schedule: fn is NULL");
+  if (arg == NULL && arg_size > 0)
+    return pb_error(PEBBLE_EINVAL,
+                    "pebble_pool_schedule: arg is NULL but arg_size is %zu",
+                    arg_size);
+  if ((rc = pb_task_options_read(opts, &o, "pebble_pool_schedule")) != 0)
+    return rc;
+  if (o.callback != NULL &&
+      (b = pb_binding_new(o.callback, o.callback_data, NULL)) == NULL)
+    return pb_error(PEBBLE_ENOMEM, "out of memory scheduling a task");
+  return schedule(P, fn, arg, arg_size, &o, b, 0, future);
+}
+
+int pebble_pool_schedule_task(pebble_pool *P, pebble_task *task,
+                              const void *arg, size_t arg_size,
+                              pebble_future **future) {
+  pb_task_view v;
+  int rc;
+  if (future == NULL)
+    return pb_error(PEBBLE_EINVAL,
+                    "pebble_pool_schedule_task: future is NULL");
+  *future = NULL;
+  CHECK_POOL(P, "pebble_pool_schedule_task");
+  if (arg == NULL && arg_size > 0)
+    return pb_error(PEBBLE_EINVAL,
+                    "pebble_pool_schedule_task: arg is NULL but arg_size is "
+                    "%zu",
+                    arg_size);
+  if ((rc = pb_task_view_get(task, &v)) != PEBBLE_OK)
+    return rc;
+  return schedule(P, v.fn, arg, arg_size, v.opts, v.binding, v.seq, future);
+}
+
+int pebble_pool_close(pebble_pool *P) {
+  CHECK_POOL(P, "pebble_pool_close");
+  P->lib->bk->mutex_lock(P->lock);
+  if (P->state == PB_POOL_OPEN)
+    P->state = PB_POOL_CLOSED;
+  P->lib->bk->cond_broadcast(P->work);
+  P->lib->bk->cond_broadcast(P->space);
+  P->lib->bk->mutex_unlock(P->lock);
+  pb_manager_post(P->manager, &P->kick);
+  return PEBBLE_OK;
+}
+
+int pebble_pool_stop(pebble_pool *P) {
+  const pebble_backend *bk;
+  pb_ptask *list = NULL;
+  pebble_future **running = NULL;
+  size_t n = 0, i;
+  pb_pworker *w;
+
+  CHECK_POOL(P, "pebble_pool_stop");
+  bk = P->lib->bk;
+  bk->mutex_lock(P->lock);
+  if (P->state != PB_POOL_STOPPED) {
+    P->state = PB_POOL_STOPPED;
+    list = take_queue(P);
+  }
+  /* Collect the running tasks to cancel them without the pool lock. */
+  for (w = P->workers; w != NULL; w = w->next)
+    if (w->task != NULL)
+      n++;
+  if (n > 0 && (running = malloc(n * sizeof *running)) != NULL) {
+    n = 0;
+    for (w = P->workers; w != NULL; w = w->next)
+      if (w->task != NULL) {
+        pb_future_hold(w->task->future);
+        running[n++] = w->task->future;
+      }
+  } else {
+    n = 0;
+  }
+  bk->cond_broadcast(P->work);
+  bk->mutex_unlock(P->lock);
+
+  fail_queue(P, list, PEBBLE_CANCELLED, PEBBLE_ECANCELED,
+             "the task was cancelled: its pool was stopped");
+  for (i = 0; i < n; i++) {
+    pebble_future_cancel(running[i]); /* kills or flags; counts it */
+    pb_future_put(running[i]);
+  }
+  free(running);
+  pb_manager_post(P->manager, &P->kick);
+  return PEBBLE_OK;
+}
+
+int pebble_pool_join(pebble_pool *P, pebble_time_t timeout) {
+  const pebble_backend *bk;
+  uint64_t deadline;
+  int rc = PEBBLE_OK;
+
+  CHECK_POOL(P, "pebble_pool_join");
+  if (timeout < 0 && timeout != PEBBLE_FOREVER)
+    return pb_error(PEBBLE_EINVAL, "pebble_pool_join: timeout is negative");
+  if (pb_role.callbacks || pb_role.running_future || pb_role.library_thread)
+    return pb_error(PEBBLE_EDEADLK,
+                    "pebble_pool_join: called from a task or a callback, "
+                    "which the join would wait for");
+  bk = P->lib->bk;
+  deadline = pb_deadline_after(bk, timeout);
+  bk->mutex_lock(P->lock);
+  if (P->state == PB_POOL_OPEN) {
+    bk->mutex_unlock(P->lock);
+    return pb_error(PEBBLE_ESTATE, "pebble_pool_join: the pool is still "
+                                   "open; close or stop it first");
+  }
+  while (P->alive > 0 || P->head != NULL) {
+    if (timeout == PEBBLE_NOWAIT ||
+        (bk->cond_wait(P->idle, P->lock, deadline) == PEBBLE_ENOTREADY &&
+         (P->alive > 0 || P->head != NULL))) {
+      rc = pb_error(PEBBLE_ENOTREADY,
+                    "pebble_pool_join: %u workers are still busy", P->alive);
+      break;
+    }
+  }
+  bk->mutex_unlock(P->lock);
+  if (P->kind == PEBBLE_THREAD)
+    pb_threads_reap(P);
+  return rc;
+}
+
+/* Runs on the manager thread: forget the pool, then tell destroy. */
+static void detach(pb_manager *m, pb_cmd *cmd) {
+  pebble_pool *P = PB_CONTAINER(cmd, pebble_pool, kick);
+  pb_manager_deactivate(m, &P->watch);
+  P->lib->bk->mutex_lock(P->lock);
+  P->sync_done = 1;
+  P->lib->bk->cond_broadcast(P->idle);
+  P->lib->bk->mutex_unlock(P->lock);
+}
+
+int pebble_pool_destroy(pebble_pool *P) {
+  const pebble_backend *bk;
+  int rc;
+  if (P == NULL)
+    return PEBBLE_OK;
+  CHECK_POOL(P, "pebble_pool_destroy");
+  if (pb_role.callbacks || pb_role.running_future || pb_role.library_thread)
+    return pb_error(PEBBLE_EDEADLK,
+                    "pebble_pool_destroy: called from a task or a callback");
+  bk = P->lib->bk;
+  pebble_pool_stop(P);
+  rc = pebble_pool_join(P, PEBBLE_FOREVER);
+  if (rc != PEBBLE_OK)
+    return rc;
+  /* The manager may still hold the kick command or the watch: hand it a
+   * last command and wait until it has run. */
+  bk->mutex_lock(P->lock);
+  P->kick.run = detach;
+  bk->mutex_unlock(P->lock);
+  pb_manager_post(P->manager, &P->kick);
+  bk->mutex_lock(P->lock);
+  while (!P->sync_done)
+    bk->cond_wait(P->idle, P->lock, PEBBLE_BK_FOREVER);
+  bk->mutex_unlock(P->lock);
+  pb_manager_adopt(P->manager, -1);
+  pb_lib_drop(P->lib);
+  pool_free(P);
+  return PEBBLE_OK;
+}
+
+int pebble_pool_stats_get(pebble_pool *P, pebble_pool_stats *stats) {
+  pebble_pool_stats s;
+  size_t n;
+  CHECK_POOL(P, "pebble_pool_stats_get");
+  if (stats == NULL || stats->struct_size == 0)
+    return pb_error(PEBBLE_EINVAL, "pebble_pool_stats_get: stats is NULL or "
+                                   "its struct_size is not set");
+  memset(&s, 0, sizeof s);
+  P->lib->bk->mutex_lock(P->lock);
+  s.workers_alive = P->alive;
+  s.workers_abandoned = P->abandoned;
+  s.queued = P->queued;
+  s.running = P->running;
+  P->lib->bk->mutex_unlock(P->lock);
+  s.done = atomic_load(&P->done);
+  s.failed = atomic_load(&P->failed);
+  s.timed_out = atomic_load(&P->timed_out);
+  s.cancelled = atomic_load(&P->cancelled);
+  s.worker_restarts = atomic_load(&P->restarts);
+  n = stats->struct_size < sizeof s ? stats->struct_size : sizeof s;
+  s.struct_size = stats->struct_size;
+  memcpy(stats, &s, n);
+  return PEBBLE_OK;
+}

@@ -1,0 +1,118 @@
+/*
+ * pool.h -- what the pool files share: the pool, its queued tasks and its
+ * workers.  pool.c holds the kind-independent part (options, queue,
+ * close/stop/join, statistics); pool_threads.c and pool_processes.c the
+ * workers of each kind.
+ */
+#ifndef PEBBLE_POOL_H
+#define PEBBLE_POOL_H
+
+#include "internal.h"
+
+typedef struct pb_ptask pb_ptask;
+typedef struct pb_pworker pb_pworker;
+
+enum pb_pool_state { PB_POOL_OPEN, PB_POOL_CLOSED, PB_POOL_STOPPED, PB_POOL_BROKEN };
+
+/* A scheduled task, from schedule until its worker is done with it. */
+struct pb_ptask {
+  pb_runner runner;
+  pebble_pool *pool;
+  pebble_future *future; /* internal reference */
+  pebble_task_fn fn;
+  pebble_time_t timeout;
+  pb_ptask *next;        /* the queue */
+  atomic_int stop_reason; /* thread pools: cooperative stop */
+  pebble_bk_proc *proc;  /* process pools: set/cleared under the stripe
+                            lock while a worker runs it */
+  int killed;            /* stripe lock */
+  size_t arg_size;
+  unsigned char arg[];   /* the copy */
+};
+
+enum pb_worker_state {
+  PB_W_STARTING, /* process: forked, initializer may still run */
+  PB_W_IDLE,
+  PB_W_BUSY,
+  PB_W_QUITTING, /* process: told to quit, waiting for its exit */
+  PB_W_EXITED    /* thread: out of its loop, waiting to be joined */
+};
+
+struct pb_pworker {
+  pebble_pool *pool;
+  pb_pworker *next; /* the pool's list (pool lock) */
+  int state;        /* pool lock */
+  pb_ptask *task;   /* the task it runs (pool lock) */
+  uint64_t deadline; /* its task's deadline (pool lock) */
+  unsigned tasks_run;
+  int abandoned;    /* thread: its task timed out or was cancelled */
+  pebble_bk_thread *thread;
+  /* Process workers: the manager thread's own. */
+  pebble_bk_proc *proc;
+  pb_watch watch;
+  pb_reader reader;
+  unsigned char *out;  /* the task message being written */
+  size_t out_size, out_done;
+  uint64_t kill_deadline;
+  uint64_t started_at;
+  int killed;
+};
+
+struct pebble_pool {
+  pb_lib *lib;
+  uint64_t gen;
+  pebble_kind kind;
+  pebble_pool_options o;
+  void *init_arg;
+  pb_manager *manager;
+  pebble_bk_mutex *lock;
+  pebble_bk_cond *work;  /* thread workers wait for tasks */
+  pebble_bk_cond *space; /* schedulers wait for room */
+  pebble_bk_cond *idle;  /* join waits for workers to end */
+  pb_ptask *head, *tail;
+  size_t queued;
+  int state;
+  int broken_status;
+  char *broken_message;
+  pb_pworker *workers;
+  unsigned alive;     /* threads not joined / processes not reaped */
+  unsigned active;    /* workers that take tasks (not abandoned, quitting) */
+  unsigned idle_count;
+  unsigned abandoned;
+  unsigned running;
+  atomic_uint_fast64_t done, failed, timed_out, cancelled, restarts;
+  /* Manager side. */
+  pb_watch watch;     /* thread pools: the nearest task deadline;
+                         process pools: a delayed respawn */
+  pb_cmd kick;        /* "look at this pool again" */
+  unsigned crash_streak;
+  uint64_t respawn_at;
+  int sync_done;      /* pb_pool_sync */
+};
+
+/* pool.c */
+void pb_pool_count_outcome(pebble_pool *P, int status);
+/* Resolve f as failed/cancelled from the pool's side; counts it. */
+int pb_pool_resolve(pebble_pool *P, pebble_future *f, int state, int status,
+                    char *message, int inline_callbacks);
+void pb_ptask_free(pb_ptask *t);
+/* Take the first queued task that has not been cancelled (pool lock). */
+pb_ptask *pb_pool_pop(pebble_pool *P);
+/* The initializer failed: refuse new work, fail what waits (no lock). */
+void pb_pool_break(pebble_pool *P, const char *why);
+char *pb_pool_timeout_message(pebble_time_t us);
+
+/* pool_threads.c */
+extern const pb_runner pb_thread_ptask_runner;
+int pb_threads_spawn(pebble_pool *P); /* pool lock held */
+void pb_threads_deadline(pb_manager *m, pb_watch *w, uint64_t now);
+void pb_threads_kick(pb_manager *m, pb_cmd *cmd);
+/* Join and free exited worker threads (no lock held). */
+void pb_threads_reap(pebble_pool *P);
+
+/* pool_processes.c */
+void pb_processes_kick(pb_manager *m, pb_cmd *cmd);
+void pb_processes_deadline(pb_manager *m, pb_watch *w, uint64_t now);
+void pb_processes_cancel_locked(pb_runner *r);
+
+#endif /* PEBBLE_POOL_H */

@@ -1,0 +1,538 @@
+/*
+ * pool_processes.c -- the workers of a process pool.
+ *
+ * Everything here runs on the manager thread, except the worker's own
+ * loop, which runs in the forked child.  Each worker has its own channel:
+ * a worker killed at any moment, even halfway through a message, breaks
+ * only its own channel and its own task.  The manager hands a task to an
+ * idle worker, reads the outcome, enforces the deadline (kill, then
+ * replace), and replaces workers that die.  Replacing workers that die
+ * before doing any work backs off (10 ms doubling up to 1 s after three in
+ * a row), so a broken environment cannot become a fork storm; tasks that
+ * crash their worker are not throttled, since each crash consumes its
+ * task.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool.h"
+
+#define PB_READ_SLICE ((size_t)16 << 20)
+#define TASK_HEAD (3 * sizeof(uint64_t)) /* fn, future id, seq */
+#define BACKOFF_AFTER 3
+#define BACKOFF_MIN_NS ((uint64_t)10 * 1000 * 1000)
+#define BACKOFF_MAX_NS ((uint64_t)1000 * 1000 * 1000)
+
+static void worker_events(pb_manager *m, pb_watch *ww, unsigned events);
+static pb_ptask *detach_task(pebble_pool *P, pb_pworker *w, int *killed);
+static void worker_deadline(pb_manager *m, pb_watch *ww, uint64_t now);
+
+/* ================= the child ================= */
+
+static int child_fail_init(const pebble_backend *bk, pebble_bk_chan *chan,
+                           const char *why) {
+  pb_msg_header h;
+  pb_msg_fill(&h, PB_MSG_INIT_FAILED, 0, strlen(why));
+  if (bk->chan_write_all(chan, &h, sizeof h) == PEBBLE_OK)
+    bk->chan_write_all(chan, why, strlen(why));
+  return 1;
+}
+
+static int worker_child_main(void *arg, pebble_bk_chan *chan) {
+  pb_pworker *w = arg;
+  pebble_pool *P = w->pool;
+  const pebble_backend *bk = P->lib->bk;
+  unsigned tasks = 0;
+
+  memset(&pb_role, 0, sizeof pb_role); /* a copy of the manager thread */
+  if (P->o.initializer != NULL) {
+    pebble_ctx ctx;
+    int ret;
+    pb_ctx_init(&ctx, NULL, P->o.max_message_size, 0, 0);
+    ret = P->o.initializer(&ctx, P->init_arg, P->o.initializer_arg_size);
+    if (ret != 0) {
+      if (!ctx.has_message)
+        snprintf(ctx.message, sizeof ctx.message, "it returned %d", ret);
+      return child_fail_init(bk, chan, ctx.message);
+    }
+    pb_ctx_free_result(&ctx);
+  }
+  for (;;) {
+    pb_msg_header h;
+    unsigned char *buf;
+    uint64_t head[3];
+    pebble_task_fn fn;
+    pebble_ctx ctx;
+    int ret;
+
+    if (bk->chan_read_all(chan, &h, sizeof h) != PEBBLE_OK)
+      return 0; /* the pool closed our channel */
+    if (h.magic != PB_MSG_MAGIC || h.version != PB_MSG_VERSION)
+      return 4;
+    if (h.type == PB_MSG_QUIT)
+      return 0;
+    if (h.type != PB_MSG_TASK || h.size < TASK_HEAD ||
+        h.size - TASK_HEAD > P->o.max_message_size)
+      return 4;
+    buf = malloc((size_t)h.size);
+    if (buf == NULL)
+      return 5;
+    if (bk->chan_read_all(chan, buf, (size_t)h.size) != PEBBLE_OK)
+      return 0;
+    memcpy(head, buf, sizeof head);
+    memcpy(&fn, &head[0], sizeof fn < sizeof head[0] ? sizeof fn : 8);
+    pb_ctx_init(&ctx, NULL, P->o.max_message_size, head[1], head[2]);
+    ret = fn(&ctx, buf + TASK_HEAD, (size_t)h.size - TASK_HEAD);
+    free(buf);
+    if (pb_send_outcome(bk, chan, &ctx, ret) != PEBBLE_OK)
+      return 0;
+    pb_ctx_free_result(&ctx);
+    if (P->o.max_tasks > 0 && ++tasks >= P->o.max_tasks)
+      return 0; /* recycled: the pool starts a fresh one */
+  }
+}
+
+/* ================= the manager's side ================= */
+
+static void watch_worker(pb_manager *m, pb_pworker *w) {
+  unsigned ev = PEBBLE_EV_EXIT;
+  if (!w->reader.eof)
+    ev |= PEBBLE_EV_READ;
+  if (w->out != NULL)
+    ev |= PEBBLE_EV_WRITE;
+  w->pool->lib->bk->waitset_watch(pb_manager_waitset(m), w->proc, ev,
+                                  &w->watch);
+}
+
+static int spawn_one(pb_manager *m, pebble_pool *P, int *err) {
+  const pebble_backend *bk = P->lib->bk;
+  pb_pworker *w = calloc(1, sizeof *w);
+  int rc;
+  *err = 0;
+  if (w == NULL)
+    return PEBBLE_ENOMEM;
+  w->pool = P;
+  w->state = PB_W_IDLE; /* tasks may be queued while it initialises */
+  w->deadline = PEBBLE_BK_FOREVER;
+  w->kill_deadline = PEBBLE_BK_FOREVER;
+  w->watch.deadline = PEBBLE_BK_FOREVER;
+  w->watch.on_events = worker_events;
+  w->watch.on_deadline = worker_deadline;
+  rc = bk->proc_start(&w->proc, worker_child_main, w, err);
+  if (rc != PEBBLE_OK) {
+    free(w);
+    pb_log(PEBBLE_LOG_ERROR, "pool %p: cannot start a worker process: %s",
+           (void *)P, *err ? strerror(*err) : pebble_strerror(rc));
+    return rc;
+  }
+  w->started_at = bk->now_ns();
+  bk->mutex_lock(P->lock);
+  w->next = P->workers;
+  P->workers = w;
+  P->alive++;
+  P->active++;
+  bk->mutex_unlock(P->lock);
+  watch_worker(m, w);
+  pb_manager_activate(m, &w->watch);
+  return PEBBLE_OK;
+}
+
+static void fail_all_queued(pebble_pool *P, int err) {
+  const pebble_backend *bk = P->lib->bk;
+  pb_ptask *t;
+  char *why = pb_format("the system refused a worker process for the pool: "
+                        "%s",
+                        err ? strerror(err) : "unknown error");
+  for (;;) {
+    bk->mutex_lock(P->lock);
+    t = pb_pool_pop(P);
+    bk->mutex_unlock(P->lock);
+    if (t == NULL)
+      break;
+    if (pb_pool_resolve(P, t->future, PEBBLE_FAILED, PEBBLE_ESYSTEM,
+                        pb_strdup(why), 0))
+      t->future->sys_errno = err;
+    pb_ptask_free(t);
+  }
+  free(why);
+}
+
+static void schedule_respawn(pb_manager *m, pebble_pool *P, uint64_t now) {
+  unsigned extra = P->crash_streak > BACKOFF_AFTER
+                       ? P->crash_streak - BACKOFF_AFTER
+                       : 0;
+  uint64_t delay = BACKOFF_MIN_NS << (extra > 7 ? 7 : extra);
+  if (delay > BACKOFF_MAX_NS)
+    delay = BACKOFF_MAX_NS;
+  P->respawn_at = now + delay;
+  P->watch.deadline = P->respawn_at;
+  pb_manager_activate(m, &P->watch);
+  pb_log(PEBBLE_LOG_WARN,
+         "pool %p: %u workers in a row died before doing any work; next "
+         "start in %llu ms",
+         (void *)P, P->crash_streak, (unsigned long long)(delay / 1000000));
+}
+
+/* Prepare the message that hands t to w (manager thread). */
+static int send_task(pb_pworker *w, pb_ptask *t) {
+  const pebble_backend *bk = w->pool->lib->bk;
+  pb_msg_header h;
+  uint64_t head[3] = {0, 0, 0};
+  size_t size = TASK_HEAD + t->arg_size;
+  memcpy(&head[0], &t->fn, sizeof t->fn < 8 ? sizeof t->fn : 8);
+  head[1] = t->future->id;
+  head[2] = t->future->seq;
+  w->out = malloc(sizeof h + size);
+  if (w->out == NULL)
+    return PEBBLE_ENOMEM;
+  pb_msg_fill(&h, PB_MSG_TASK, 0, size);
+  memcpy(w->out, &h, sizeof h);
+  memcpy(w->out + sizeof h, head, sizeof head);
+  memcpy(w->out + sizeof h + TASK_HEAD, t->arg, t->arg_size);
+  w->out_size = sizeof h + size;
+  w->out_done = 0;
+  w->deadline = pb_deadline_after(bk, t->timeout);
+  w->watch.deadline = w->deadline;
+  return PEBBLE_OK;
+}
+
+static void flush_out(pb_manager *m, pb_pworker *w) {
+  const pebble_backend *bk = w->pool->lib->bk;
+  while (w->out != NULL) {
+    size_t done = 0;
+    int rc = bk->proc_write(w->proc, w->out + w->out_done,
+                            w->out_size - w->out_done, &done);
+    if (rc == PEBBLE_ENOTREADY)
+      break;
+    if (rc != PEBBLE_OK) { /* the worker is gone: its exit will tell */
+      free(w->out);
+      w->out = NULL;
+      break;
+    }
+    w->out_done += done;
+    if (w->out_done == w->out_size) {
+      free(w->out);
+      w->out = NULL;
+    }
+  }
+  watch_worker(m, w);
+}
+
+static void quit_worker(pb_pworker *w) {
+  pb_msg_header h;
+  size_t done = 0;
+  const pebble_backend *bk = w->pool->lib->bk;
+  w->state = PB_W_QUITTING;
+  pb_msg_fill(&h, PB_MSG_QUIT, 0, 0);
+  if (bk->proc_write(w->proc, &h, sizeof h, &done) != PEBBLE_OK ||
+      done != sizeof h)
+    bk->proc_kill(w->proc, 1);
+}
+
+void pb_processes_kick(pb_manager *m, pb_cmd *cmd) {
+  pebble_pool *P = PB_CONTAINER(cmd, pebble_pool, kick);
+  const pebble_backend *bk = P->lib->bk;
+  uint64_t now = bk->now_ns();
+  pb_pworker *w;
+  unsigned desired;
+  int ending;
+
+  bk->mutex_lock(P->lock);
+  ending = P->state == PB_POOL_STOPPED || P->state == PB_POOL_BROKEN;
+  if (ending) {
+    for (w = P->workers; w != NULL; w = w->next)
+      if (!w->killed) {
+        bk->proc_kill(w->proc, 1);
+        w->killed = 1;
+        if (w->state != PB_W_BUSY)
+          w->state = PB_W_QUITTING;
+      }
+    bk->mutex_unlock(P->lock);
+    return;
+  }
+  /* Start workers: all of them if eager, else as many as the work needs. */
+  desired = P->o.workers;
+  if (!P->o.start_eagerly || P->state != PB_POOL_OPEN) {
+    size_t want = P->queued + P->running;
+    desired = want < P->o.workers ? (unsigned)want : P->o.workers;
+  }
+  while (P->active < desired && now >= P->respawn_at) {
+    int rc, err;
+    bk->mutex_unlock(P->lock);
+    rc = spawn_one(m, P, &err);
+    bk->mutex_lock(P->lock);
+    if (rc != PEBBLE_OK) {
+      P->crash_streak++;
+      if (P->active == 0) {
+        bk->mutex_unlock(P->lock);
+        fail_all_queued(P, err);
+        bk->mutex_lock(P->lock);
+      }
+      bk->mutex_unlock(P->lock);
+      schedule_respawn(m, P, now);
+      bk->mutex_lock(P->lock);
+      break;
+    }
+  }
+  /* Hand queued tasks to idle workers. */
+  for (w = P->workers; w != NULL; w = w->next) {
+    pb_ptask *t;
+    if (w->state != PB_W_IDLE || w->killed)
+      continue;
+    if (P->head == NULL) {
+      if (P->state == PB_POOL_CLOSED)
+        quit_worker(w); /* closed and nothing left: let it go */
+      continue;
+    }
+    t = pb_pool_pop(P);
+    if (t == NULL)
+      continue;
+    w->task = t;
+    w->state = PB_W_BUSY;
+    P->running++;
+    bk->mutex_unlock(P->lock);
+    pb_stripe_lock(t->future);
+    t->proc = w->proc;
+    if (atomic_load(&t->stop_reason) != 0) /* cancelled as it started */
+      pb_processes_cancel_locked(&t->runner);
+    pb_stripe_unlock(t->future);
+    if (send_task(w, t) == PEBBLE_OK) {
+      flush_out(m, w);
+    } else { /* cannot send: fail the task, keep the worker */
+      int killed;
+      detach_task(P, w, &killed);
+      pb_pool_resolve(P, t->future, PEBBLE_FAILED, PEBBLE_ENOMEM,
+                      pb_strdup("out of memory sending the task"), 0);
+      pb_ptask_free(t);
+      w->state = PB_W_IDLE;
+    }
+    bk->mutex_lock(P->lock);
+  }
+  bk->mutex_unlock(P->lock);
+}
+
+void pb_processes_deadline(pb_manager *m, pb_watch *ww, uint64_t now) {
+  pebble_pool *P = PB_CONTAINER(ww, pebble_pool, watch);
+  (void)now;
+  ww->deadline = PEBBLE_BK_FOREVER; /* the respawn delay is over */
+  pb_processes_kick(m, &P->kick);
+}
+
+void pb_processes_cancel_locked(pb_runner *r) {
+  pb_ptask *t = PB_CONTAINER(r, pb_ptask, runner);
+  if (t->proc != NULL && !t->killed) {
+    t->pool->lib->bk->proc_kill(t->proc, 1);
+    t->killed = 1;
+  }
+}
+
+/* The worker's task is over (manager thread); returns the task. */
+static pb_ptask *detach_task(pebble_pool *P, pb_pworker *w, int *killed) {
+  const pebble_backend *bk = P->lib->bk;
+  pb_ptask *t;
+  bk->mutex_lock(P->lock);
+  t = w->task;
+  w->task = NULL;
+  if (t != NULL)
+    P->running--;
+  bk->mutex_unlock(P->lock);
+  if (t != NULL) {
+    pb_stripe_lock(t->future);
+    t->proc = NULL;
+    *killed = t->killed;
+    pb_stripe_unlock(t->future);
+  }
+  w->deadline = PEBBLE_BK_FOREVER;
+  w->watch.deadline = w->kill_deadline;
+  free(w->out);
+  w->out = NULL;
+  return t;
+}
+
+static void kill_worker(pb_pworker *w, int force) {
+  w->pool->lib->bk->proc_kill(w->proc, force);
+  w->killed = 1;
+}
+
+static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
+  pebble_pool *P = w->pool;
+  const pebble_backend *bk = P->lib->bk;
+  char why[256];
+  int status = PEBBLE_OK, killed = 0;
+  pb_outcome o;
+  pb_ptask *t;
+
+  for (;;) {
+    switch (pb_reader_step(&w->reader, bk, w->proc, P->o.max_message_size,
+                           &budget, &status, why, sizeof why)) {
+    case PB_READ_AGAIN:
+      return;
+    case PB_READ_EOF:
+      watch_worker(m, w);
+      return;
+    case PB_READ_BAD:
+      pb_log(PEBBLE_LOG_WARN, "pool worker %ld: %s", bk->proc_pid(w->proc),
+             why);
+      kill_worker(w, 1);
+      t = detach_task(P, w, &killed);
+      if (t != NULL) {
+        pb_pool_resolve(P, t->future, PEBBLE_FAILED, status, pb_strdup(why),
+                        0);
+        pb_ptask_free(t);
+      }
+      w->reader.eof = 1; /* read nothing more from it */
+      watch_worker(m, w);
+      return;
+    case PB_READ_MESSAGE:
+      if (w->reader.header.type == PB_MSG_INIT_FAILED) {
+        char *text = w->reader.payload;
+        w->reader.payload = NULL;
+        pb_reader_free(&w->reader);
+        pb_pool_break(P, text);
+        free(text);
+        continue;
+      }
+      pb_reader_outcome(&w->reader, &o);
+      t = detach_task(P, w, &killed);
+      if (t == NULL) { /* nothing was asked of it */
+        pb_outcome_discard(&o);
+        kill_worker(w, 1);
+        continue;
+      }
+      if (pb_future_resolve(t->future, &o, 0))
+        pb_pool_count_outcome(P, o.status);
+      else
+        pb_outcome_discard(&o);
+      pb_ptask_free(t);
+      P->crash_streak = 0;
+      w->tasks_run++;
+      bk->mutex_lock(P->lock);
+      if (w->state == PB_W_BUSY)
+        w->state = P->o.max_tasks > 0 && w->tasks_run >= P->o.max_tasks
+                       ? PB_W_QUITTING /* it ends by itself */
+                       : PB_W_IDLE;
+      bk->mutex_unlock(P->lock);
+      pb_manager_post(m, &P->kick);
+      continue;
+    }
+  }
+}
+
+static void worker_exited(pb_manager *m, pb_pworker *w) {
+  pebble_pool *P = w->pool;
+  const pebble_backend *bk = P->lib->bk;
+  pebble_bk_exit ex;
+  pebble_exit_info info;
+  pb_ptask *t;
+  pb_pworker **pp;
+  int killed = 0, counted, replace;
+  uint64_t now = bk->now_ns();
+
+  if (!w->reader.eof)
+    read_worker(m, w, SIZE_MAX); /* an outcome sent in full counts */
+  t = detach_task(P, w, &killed);
+  memset(&ex, 0, sizeof ex);
+  if (bk->proc_reap(w->proc, &ex) != PEBBLE_OK)
+    ex.status_known = 0;
+  memset(&info, 0, sizeof info);
+  info.struct_size = sizeof info;
+  info.pid = bk->proc_pid(w->proc);
+  info.status_known = ex.status_known;
+  info.exited = ex.exited;
+  info.exit_code = ex.exit_code;
+  info.signal = ex.signal;
+  info.core_dumped = ex.core_dumped;
+  info.killed_by_library = killed || w->killed;
+  if (t != NULL) {
+    char why[256];
+    pb_future_set_exit(t->future, &info);
+    if (!info.status_known)
+      snprintf(why, sizeof why,
+               "worker process %ld ended during the task; its exit status "
+               "is unknown",
+               info.pid);
+    else if (info.signal != 0)
+      snprintf(why, sizeof why,
+               "worker process %ld was killed by signal %d (%s)%s during "
+               "the task",
+               info.pid, info.signal, pebble_signal_name(info.signal),
+               info.core_dumped ? ", core dumped" : "");
+    else
+      snprintf(why, sizeof why,
+               "worker process %ld exited with code %d during the task",
+               info.pid, info.exit_code);
+    pb_pool_resolve(P, t->future, PEBBLE_FAILED, PEBBLE_EDIED,
+                    pb_strdup(why), 0);
+    pb_ptask_free(t);
+  } else if (w->tasks_run == 0 && !w->killed && w->state != PB_W_QUITTING) {
+    /* Died before doing anything: the environment, not a task. */
+    P->crash_streak++;
+  }
+  bk->waitset_watch(pb_manager_waitset(m), w->proc, 0, NULL);
+  pb_manager_deactivate(m, &w->watch);
+  bk->proc_destroy(w->proc);
+  pb_reader_free(&w->reader);
+
+  bk->mutex_lock(P->lock);
+  for (pp = &P->workers; *pp != NULL; pp = &(*pp)->next)
+    if (*pp == w) {
+      *pp = w->next;
+      break;
+    }
+  counted = 1;
+  P->active -= counted;
+  P->alive--;
+  replace = P->state == PB_POOL_OPEN || P->head != NULL;
+  if (replace && w->state != PB_W_QUITTING)
+    atomic_fetch_add(&P->restarts, 1);
+  else if (replace && w->state == PB_W_QUITTING && P->o.max_tasks > 0)
+    atomic_fetch_add(&P->restarts, 1);
+  bk->cond_broadcast(P->idle);
+  bk->mutex_unlock(P->lock);
+  free(w);
+  if (replace && P->crash_streak >= BACKOFF_AFTER)
+    schedule_respawn(m, P, now);
+  pb_manager_post(m, &P->kick);
+}
+
+static void worker_events(pb_manager *m, pb_watch *ww, unsigned events) {
+  pb_pworker *w = PB_CONTAINER(ww, pb_pworker, watch);
+  if (events & PEBBLE_EV_WRITE)
+    flush_out(m, w);
+  if ((events & PEBBLE_EV_READ) && !w->reader.eof)
+    read_worker(m, w, PB_READ_SLICE);
+  if (events & PEBBLE_EV_EXIT)
+    worker_exited(m, w); /* frees w */
+}
+
+static void worker_deadline(pb_manager *m, pb_watch *ww, uint64_t now) {
+  pb_pworker *w = PB_CONTAINER(ww, pb_pworker, watch);
+  pebble_pool *P = w->pool;
+  (void)m;
+  if (w->deadline <= now) {
+    pb_ptask *t;
+    w->deadline = PEBBLE_BK_FOREVER;
+    P->lib->bk->mutex_lock(P->lock);
+    t = w->task;
+    P->lib->bk->mutex_unlock(P->lock);
+    if (t != NULL &&
+        pb_pool_resolve(P, t->future, PEBBLE_FAILED, PEBBLE_ETIMEDOUT,
+                        pb_pool_timeout_message(t->timeout), 0)) {
+      /* Resolved at the deadline; the worker is killed and replaced. */
+      kill_worker(w, P->o.kill_grace == 0);
+      if (P->o.kill_grace > 0)
+        w->kill_deadline = now + (uint64_t)P->o.kill_grace * 1000u;
+    }
+  }
+  if (w->kill_deadline <= now) {
+    w->kill_deadline = PEBBLE_BK_FOREVER;
+    kill_worker(w, 1);
+  }
+  ww->deadline = w->deadline < w->kill_deadline ? w->deadline
+                                                 : w->kill_deadline;
+}

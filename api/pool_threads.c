@@ -1,0 +1,280 @@
+/*
+ * pool_threads.c -- the workers of a thread pool.
+ *
+ * Worker threads take tasks from the pool's queue.  A running thread
+ * cannot be killed, so a task that times out or is cancelled is resolved
+ * at once and flagged (pebble_should_stop); its thread is then
+ * "abandoned": it no longer counts as a worker, and the pool may start a
+ * replacement so the queue keeps moving.  At most max_abandoned such extra
+ * threads exist at a time; beyond that the queue waits for an abandoned
+ * thread to return, which then works again (or ends if the pool has
+ * enough workers).  No thread is ever detached: the manager joins threads
+ * that have ended, and join/destroy join the rest.
+ *
+ * The manager thread enforces deadlines: the pool has one watch whose
+ * deadline is the nearest among its running tasks.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool.h"
+
+static void worker_main(void *arg);
+static void worker_unwound(void *arg);
+
+/* A running task was cancelled (stripe lock held): the manager moves its
+ * thread to the abandoned ones. */
+static void thread_cancel_locked(pb_runner *r) {
+  pb_ptask *t = PB_CONTAINER(r, pb_ptask, runner);
+  pb_manager_post(t->pool->manager, &t->pool->kick);
+}
+const pb_runner pb_thread_ptask_runner = {thread_cancel_locked};
+
+/* Pool lock held.  PEBBLE_EBUSY when the cap on threads is reached. */
+int pb_threads_spawn(pebble_pool *P) {
+  pb_pworker *w;
+  int rc;
+  if (P->alive >= P->o.workers + P->o.max_abandoned)
+    return PEBBLE_EBUSY;
+  w = calloc(1, sizeof *w);
+  if (w == NULL)
+    return PEBBLE_ENOMEM;
+  w->pool = P;
+  w->state = PB_W_IDLE;
+  w->deadline = PEBBLE_BK_FOREVER;
+  rc = P->lib->bk->thread_create(&w->thread, worker_main, worker_unwound, w,
+                                 0);
+  if (rc != PEBBLE_OK) {
+    free(w);
+    pb_log(PEBBLE_LOG_ERROR, "pool %p: cannot start a thread: %s", (void *)P,
+           pebble_strerror(rc));
+    return PEBBLE_ESYSTEM;
+  }
+  w->next = P->workers;
+  P->workers = w;
+  P->alive++;
+  P->active++;
+  return PEBBLE_OK;
+}
+
+/* Pool lock held: w's task t timed out or was cancelled. */
+static void abandon(pebble_pool *P, pb_pworker *w) {
+  if (w->abandoned)
+    return;
+  w->abandoned = 1;
+  P->abandoned++;
+  P->active--;
+  if (P->head != NULL && P->state != PB_POOL_STOPPED &&
+      P->state != PB_POOL_BROKEN)
+    pb_threads_spawn(P); /* refused past the cap: the queue then waits */
+}
+
+/* The worker leaves (pool lock held). */
+static void worker_exit(pebble_pool *P, pb_pworker *w, int counted) {
+  if (counted)
+    P->active--;
+  w->state = PB_W_EXITED;
+  P->alive--;
+  P->lib->bk->cond_broadcast(P->idle);
+}
+
+static void run_task(pebble_pool *P, pb_ptask *t) {
+  pebble_future *f = t->future;
+  pebble_ctx ctx;
+  pb_outcome o;
+  int ret;
+  pb_ctx_init(&ctx, &t->stop_reason, P->o.max_message_size, f->id, f->seq);
+  pb_role.running_future = f;
+  ret = t->fn(&ctx, t->arg, t->arg_size);
+  pb_role.running_future = NULL;
+  pb_ctx_outcome(&ctx, ret, &o);
+  if (pb_future_resolve(f, &o, 1))
+    pb_pool_count_outcome(P, o.status);
+  else
+    pb_outcome_discard(&o); /* late: timed out or cancelled meanwhile */
+}
+
+static void worker_main(void *arg) {
+  pb_pworker *w = arg;
+  pebble_pool *P = w->pool;
+  const pebble_backend *bk = P->lib->bk;
+  int counted = 1, kick;
+
+  if (P->o.initializer != NULL) {
+    pebble_ctx ctx;
+    int ret;
+    pb_ctx_init(&ctx, NULL, P->o.max_message_size, 0, 0);
+    ret = P->o.initializer(&ctx, P->init_arg, P->o.initializer_arg_size);
+    pb_ctx_free_result(&ctx);
+    if (ret != 0) {
+      if (!ctx.has_message)
+        snprintf(ctx.message, sizeof ctx.message, "it returned %d", ret);
+      pb_pool_break(P, ctx.message);
+    }
+  }
+  bk->mutex_lock(P->lock);
+  for (;;) {
+    pb_ptask *t;
+    if (P->state == PB_POOL_STOPPED || P->state == PB_POOL_BROKEN)
+      break;
+    t = pb_pool_pop(P);
+    if (t == NULL) {
+      if (P->state != PB_POOL_OPEN)
+        break;
+      P->idle_count++;
+      bk->cond_wait(P->work, P->lock, PEBBLE_BK_FOREVER);
+      P->idle_count--;
+      continue;
+    }
+    w->task = t;
+    w->state = PB_W_BUSY;
+    P->running++;
+    kick = 0;
+    if (t->timeout != PEBBLE_FOREVER) {
+      w->deadline = pb_deadline_after(bk, t->timeout);
+      kick = w->deadline < P->watch.deadline; /* the manager must know */
+    }
+    bk->mutex_unlock(P->lock);
+    if (kick)
+      pb_manager_post(P->manager, &P->kick);
+    run_task(P, t);
+    bk->mutex_lock(P->lock);
+    w->task = NULL;
+    w->state = PB_W_IDLE;
+    w->deadline = PEBBLE_BK_FOREVER;
+    P->running--;
+    w->tasks_run++;
+    pb_ptask_free(t);
+    if (w->abandoned) {
+      /* Back from an abandoned task: work again only if needed. */
+      w->abandoned = 0;
+      P->abandoned--;
+      if (P->active >= P->o.workers) {
+        counted = 0;
+        break;
+      }
+      P->active++;
+    }
+    if (P->o.max_tasks > 0 && w->tasks_run >= P->o.max_tasks) {
+      P->active--;
+      counted = 0;
+      atomic_fetch_add(&P->restarts, 1);
+      if (P->state == PB_POOL_OPEN || P->head != NULL)
+        pb_threads_spawn(P);
+      break;
+    }
+  }
+  worker_exit(P, w, counted);
+  bk->mutex_unlock(P->lock);
+  pb_manager_post(P->manager, &P->kick); /* to be joined */
+}
+
+/* The task ended its thread (pthread_exit): fail it, replace the thread. */
+static void worker_unwound(void *arg) {
+  pb_pworker *w = arg;
+  pebble_pool *P = w->pool;
+  const pebble_backend *bk = P->lib->bk;
+  pb_ptask *t;
+  pb_role.running_future = NULL;
+  pb_role.callbacks = 0;
+  bk->mutex_lock(P->lock);
+  t = w->task;
+  bk->mutex_unlock(P->lock);
+  if (t != NULL)
+    pb_pool_resolve(P, t->future, PEBBLE_FAILED, PEBBLE_ETASK,
+                    pb_strdup("the thread task ended its thread without "
+                              "returning (pthread_exit)"),
+                    0);
+  bk->mutex_lock(P->lock);
+  if (t != NULL) {
+    w->task = NULL;
+    P->running--;
+    pb_ptask_free(t);
+  }
+  if (w->abandoned) {
+    P->abandoned--;
+    worker_exit(P, w, 0);
+  } else {
+    worker_exit(P, w, 1);
+  }
+  atomic_fetch_add(&P->restarts, 1);
+  if (P->state == PB_POOL_OPEN || P->head != NULL)
+    pb_threads_spawn(P);
+  bk->mutex_unlock(P->lock);
+  pb_manager_post(P->manager, &P->kick);
+}
+
+void pb_threads_reap(pebble_pool *P) {
+  const pebble_backend *bk = P->lib->bk;
+  pb_pworker *gone = NULL, **pp, *w;
+  bk->mutex_lock(P->lock);
+  for (pp = &P->workers; (w = *pp) != NULL;) {
+    if (w->state == PB_W_EXITED) {
+      *pp = w->next;
+      w->next = gone;
+      gone = w;
+    } else {
+      pp = &w->next;
+    }
+  }
+  bk->mutex_unlock(P->lock);
+  while ((w = gone) != NULL) {
+    gone = w->next;
+    bk->thread_join(w->thread);
+    free(w);
+  }
+}
+
+/* Manager thread: time out due tasks, abandon cancelled ones, and set the
+ * pool's watch to the nearest deadline left. */
+static void scan(pb_manager *m, pebble_pool *P) {
+  const pebble_backend *bk = P->lib->bk;
+  uint64_t now, next;
+  pb_pworker *w;
+again:
+  now = bk->now_ns();
+  next = PEBBLE_BK_FOREVER;
+  bk->mutex_lock(P->lock);
+  for (w = P->workers; w != NULL; w = w->next) {
+    pb_ptask *t = w->task;
+    if (t == NULL || w->abandoned)
+      continue;
+    if (atomic_load(&t->stop_reason) != 0) {
+      abandon(P, w); /* cancelled: its future is resolved already */
+      continue;
+    }
+    if (w->deadline <= now) {
+      pebble_future *f = t->future;
+      w->deadline = PEBBLE_BK_FOREVER;
+      pb_future_hold(f);
+      bk->mutex_unlock(P->lock);
+      if (pb_pool_resolve(P, f, PEBBLE_FAILED, PEBBLE_ETIMEDOUT,
+                          pb_pool_timeout_message(t->timeout), 0)) {
+        atomic_store(&t->stop_reason, PEBBLE_ETIMEDOUT);
+      }
+      pb_future_put(f);
+      goto again; /* the list may have changed meanwhile */
+    }
+    if (w->deadline < next)
+      next = w->deadline;
+  }
+  P->watch.deadline = next;
+  bk->mutex_unlock(P->lock);
+  pb_manager_activate(m, &P->watch);
+}
+
+void pb_threads_deadline(pb_manager *m, pb_watch *w, uint64_t now) {
+  (void)now;
+  scan(m, PB_CONTAINER(w, pebble_pool, watch));
+}
+
+void pb_threads_kick(pb_manager *m, pb_cmd *cmd) {
+  pebble_pool *P = PB_CONTAINER(cmd, pebble_pool, kick);
+  scan(m, P);
+  pb_threads_reap(P);
+}
