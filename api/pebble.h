@@ -645,6 +645,137 @@ typedef struct pebble_pool_stats {
 PEBBLE_API int pebble_pool_stats_get(pebble_pool *pool,
                                      pebble_pool_stats *stats);
 
+/* ------------------------------------------------------------------ */
+/* Map                                                                 */
+/* ------------------------------------------------------------------ */
+
+typedef struct pebble_map pebble_map;
+
+/* One input item: `size` bytes at `data`, copied when the map starts. */
+typedef struct pebble_item {
+  const void *data;
+  size_t size;
+} pebble_item;
+
+/*
+ * Produces the items of a map one at a time: set *item and return 1, or
+ * return 0 when there are no more.  Called from pebble_pool_map_source()
+ * only, in the calling thread.
+ */
+typedef int (*pebble_item_source_fn)(void *user_data, size_t index,
+                                     pebble_item *item);
+
+typedef struct pebble_map_options {
+  size_t struct_size;         /* set by pebble_map_options_init() */
+  size_t chunk_size;          /* items per task; default 1; 0 is invalid */
+  pebble_time_t chunk_timeout; /* per chunk; default PEBBLE_DEFAULT (the
+                                  pool's task_timeout) */
+} pebble_map_options;
+PEBBLE_API int pebble_map_options_init(pebble_map_options *opts);
+
+/*
+ * Apply fn to every item, in chunks of chunk_size items per task.  fn is
+ * called once per item, with the item as its argument, and its result or
+ * failure is kept for that item.  A chunk that times out, crashes or is
+ * cancelled gives that outcome to each of its items.  Returns PEBBLE_OK
+ * with *map set (release it with pebble_map_release()), or a scheduling
+ * error (PEBBLE_EINVAL, ECLOSED, EBROKEN, ETOOBIG, EWOULDBLOCK); chunks
+ * already scheduled when scheduling fails are cancelled.
+ */
+PEBBLE_API int pebble_pool_map(pebble_pool *pool, pebble_task_fn fn,
+                               const pebble_item *items, size_t count,
+                               const pebble_map_options *opts,
+                               pebble_map **map);
+/* The same, pulling the items from source until it returns 0. */
+PEBBLE_API int pebble_pool_map_source(pebble_pool *pool, pebble_task_fn fn,
+                                      pebble_item_source_fn source,
+                                      void *user_data,
+                                      const pebble_map_options *opts,
+                                      pebble_map **map);
+/* Number of items. */
+PEBBLE_API size_t pebble_map_count(const pebble_map *map);
+/*
+ * The outcome of item `index` (input order), waiting up to timeout for its
+ * chunk: PEBBLE_OK with *data and *size (valid until pebble_map_release()),
+ * or the item's error (PEBBLE_ETASK, ETIMEDOUT, ECANCELED, EDIED, ...;
+ * see pebble_map_message()), or PEBBLE_ENOTREADY, or PEBBLE_EINVAL for an
+ * index out of range.
+ */
+PEBBLE_API int pebble_map_get(pebble_map *map, size_t index,
+                              pebble_time_t timeout, const void **data,
+                              size_t *size);
+/* The message of item index's error ("" if none or not resolved). */
+PEBBLE_API const char *pebble_map_message(pebble_map *map, size_t index);
+/* The code an item's task failed with (PEBBLE_ETASK), else 0. */
+PEBBLE_API int pebble_map_task_code(pebble_map *map, size_t index);
+/*
+ * As-completed iteration: the index of the next item whose chunk has
+ * resolved, in completion order, each index once.  PEBBLE_OK, or
+ * PEBBLE_ENOTREADY (timeout), or PEBBLE_ENOTFOUND once every item was
+ * returned.  Use pebble_map_get() on the index (it does not wait).
+ */
+PEBBLE_API int pebble_map_next_completed(pebble_map *map,
+                                         pebble_time_t timeout,
+                                         size_t *index);
+/* Cancel every chunk not resolved yet.  PEBBLE_OK. */
+PEBBLE_API int pebble_map_cancel(pebble_map *map);
+/* Release the map and its results.  Does not cancel.  NULL is ignored. */
+PEBBLE_API void pebble_map_release(pebble_map *map);
+
+/* ------------------------------------------------------------------ */
+/* Waiting on many futures; completion queues for event loops          */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Wait until every future of the array has resolved, at most timeout.
+ * PEBBLE_OK, PEBBLE_ENOTREADY, PEBBLE_EINVAL, PEBBLE_EDEADLK.
+ */
+PEBBLE_API int pebble_wait_all(pebble_future *const *futures, size_t count,
+                               pebble_time_t timeout);
+/*
+ * Wait until at least one future of the array has resolved, at most
+ * timeout; *index (may be NULL) gets the lowest index of a resolved one.
+ * PEBBLE_OK, PEBBLE_ENOTREADY, PEBBLE_EINVAL (count 0 or NULL entries).
+ */
+PEBBLE_API int pebble_wait_any(pebble_future *const *futures, size_t count,
+                               pebble_time_t timeout, size_t *index);
+
+/*
+ * A completion queue collects futures as they resolve, from any pool or
+ * one-shot launch, in the order they resolve.  Its OS handle (a file
+ * descriptor on POSIX) is readable, level-triggered, while resolved
+ * futures wait in it, so an application's poll/epoll, libuv or libevent
+ * loop can watch it and drain without blocking a thread.  It also works as
+ * an as-completed iterator with pebble_cqueue_wait().
+ * Thread safety: any thread may add and drain.
+ */
+typedef struct pebble_cqueue pebble_cqueue;
+PEBBLE_API int pebble_cqueue_create(pebble_cqueue **queue);
+/* Release the queue; futures still in it are released; futures that
+ * resolve later are not delivered.  NULL is ignored. */
+PEBBLE_API void pebble_cqueue_destroy(pebble_cqueue *queue);
+/*
+ * The queue's OS handle (created on first call; owned by the queue; do
+ * not read or close it).  Returns PEBBLE_OK, or PEBBLE_ENOTSUP if the
+ * backend has no notifier.
+ */
+PEBBLE_API int pebble_cqueue_handle(pebble_cqueue *queue, intptr_t *handle);
+/* Deliver `future` to the queue when it resolves (at once if it has).
+ * The queue takes its own reference.  PEBBLE_OK or PEBBLE_EINVAL. */
+PEBBLE_API int pebble_cqueue_add(pebble_cqueue *queue, pebble_future *future);
+/*
+ * Take up to cap resolved futures without waiting.  *count gets how many;
+ * the caller owns one reference to each and releases it.  The handle
+ * stops being readable once the queue is empty.  PEBBLE_OK.
+ */
+PEBBLE_API int pebble_cqueue_drain(pebble_cqueue *queue,
+                                   pebble_future **futures, size_t cap,
+                                   size_t *count);
+/* Take the next resolved future, waiting up to timeout: PEBBLE_OK (the
+ * caller owns a reference) or PEBBLE_ENOTREADY. */
+PEBBLE_API int pebble_cqueue_wait(pebble_cqueue *queue, pebble_time_t timeout,
+                                  pebble_future **future);
+
 /*
  * After fork: when the application forks while Pebble is in use, the
  * child inherits objects it cannot use: calls on them return

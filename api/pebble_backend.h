@@ -35,6 +35,7 @@ typedef struct pebble_bk_cond pebble_bk_cond;
 typedef struct pebble_bk_proc pebble_bk_proc;   /* parent's handle on a child */
 typedef struct pebble_bk_chan pebble_bk_chan;   /* child's end of its channel */
 typedef struct pebble_bk_waitset pebble_bk_waitset;
+typedef struct pebble_bk_notifier pebble_bk_notifier;
 
 /* What the core lends a backend at init. */
 typedef struct pebble_host {
@@ -164,6 +165,15 @@ typedef struct pebble_backend {
    * cap events; *count may be 0 (woken or deadline). */
   int (*waitset_wait)(pebble_bk_waitset *ws, uint64_t deadline_ns,
                       pebble_wait_event *events, size_t cap, size_t *count);
+
+  /* --- notifier (optional): an OS handle an application's event loop
+   * can watch; readable while set, level-triggered --- */
+  int (*notifier_create)(pebble_bk_notifier **n);
+  void (*notifier_destroy)(pebble_bk_notifier *n);
+  /* A file descriptor on POSIX, a HANDLE on Windows. */
+  intptr_t (*notifier_handle)(pebble_bk_notifier *n);
+  void (*notifier_set)(pebble_bk_notifier *n);   /* idempotent */
+  void (*notifier_clear)(pebble_bk_notifier *n); /* idempotent */
 } pebble_backend;
 
 /* The one symbol a backend module exports: pebble_backend_<name>_get. */

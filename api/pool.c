@@ -294,7 +294,7 @@ void pb_pool_break(pebble_pool *P, const char *why) {
   pb_manager_post(P->manager, &P->kick);
 }
 
-static int schedule(pebble_pool *P, pebble_task_fn fn, const void *arg,
+int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg,
                     size_t arg_size, const pebble_task_options *o,
                     pb_binding *binding, uint64_t seq,
                     pebble_future **future) {
@@ -412,7 +412,7 @@ int pebble_pool_schedule(pebble_pool *P, pebble_task_fn fn, const void *arg,
   if (o.callback != NULL &&
       (b = pb_binding_new(o.callback, o.callback_data, NULL)) == NULL)
     return pb_error(PEBBLE_ENOMEM, "out of memory scheduling a task");
-  return schedule(P, fn, arg, arg_size, &o, b, 0, future);
+  return pb_pool_schedule_internal(P, fn, arg, arg_size, &o, b, 0, future);
 }
 
 int pebble_pool_schedule_task(pebble_pool *P, pebble_task *task,
@@ -432,7 +432,8 @@ int pebble_pool_schedule_task(pebble_pool *P, pebble_task *task,
                     arg_size);
   if ((rc = pb_task_view_get(task, &v)) != PEBBLE_OK)
     return rc;
-  return schedule(P, v.fn, arg, arg_size, v.opts, v.binding, v.seq, future);
+  return pb_pool_schedule_internal(P, v.fn, arg, arg_size, v.opts, v.binding,
+                                   v.seq, future);
 }
 
 int pebble_pool_close(pebble_pool *P) {

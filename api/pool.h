@@ -91,6 +91,12 @@ struct pebble_pool {
 };
 
 /* pool.c */
+/* Schedule with resolved options; takes the binding reference. */
+int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn,
+                              const void *arg, size_t arg_size,
+                              const pebble_task_options *o,
+                              pb_binding *binding, uint64_t seq,
+                              pebble_future **future);
 void pb_pool_count_outcome(pebble_pool *P, int status);
 /* Resolve f as failed/cancelled from the pool's side; counts it. */
 int pb_pool_resolve(pebble_pool *P, pebble_future *f, int state, int status,
