@@ -40,10 +40,29 @@ static void job_finish(pb_manager *m, pb_job *job) {
   pb_stripe_lock(f);
   f->runner = NULL;
   pb_stripe_unlock(f);
-  if (job->kind == PEBBLE_PROCESS) /* thread jobs count down themselves */
-    atomic_fetch_sub(&job->lib->running, 1);
   job_free(job);
   pb_manager_adopt(m, -1);
+}
+
+/*
+ * "Running" (what makes pebble_shutdown() answer busy) ends for a thread
+ * task when its function returns, and for a process task when its future
+ * resolves: a process can always be killed, so what is left of it (a
+ * reap) finishes by itself.
+ */
+static void resolved(pb_job *job) {
+  if (job->kind == PEBBLE_PROCESS)
+    atomic_fetch_sub(&job->lib->running, 1);
+}
+
+/* Resolve from the manager's side; 1 if this outcome won. */
+static int resolve(pb_job *job, pb_outcome *o) {
+  if (!pb_future_resolve(job->future, o, 0)) {
+    pb_outcome_discard(o);
+    return 0;
+  }
+  resolved(job);
+  return 1;
 }
 
 static void resolve_failed(pb_job *job, int state, int status, char *message,
@@ -54,8 +73,7 @@ static void resolve_failed(pb_job *job, int state, int status, char *message,
   o.status = status;
   o.message = message;
   o.sys_errno = sys_errno;
-  if (!pb_future_resolve(job->future, &o, 0))
-    pb_outcome_discard(&o);
+  resolve(job, &o);
 }
 
 static char *timeout_message(pebble_time_t us) {
@@ -75,10 +93,8 @@ static int time_out(pb_job *job) {
   o.state = PEBBLE_FAILED;
   o.status = PEBBLE_ETIMEDOUT;
   o.message = timeout_message(job->timeout);
-  if (!pb_future_resolve(job->future, &o, 0)) {
-    pb_outcome_discard(&o);
+  if (!resolve(job, &o))
     return 0;
-  }
   atomic_store(&job->stop_reason, PEBBLE_ETIMEDOUT);
   return 1;
 }
@@ -107,13 +123,15 @@ static void thread_main(void *arg) {
     pb_role.running_future = f;
     ret = job->fn(job->ctx, job->arg, job->arg_size);
     pb_role.running_future = NULL;
+    atomic_fetch_sub(&job->lib->running, 1);
     pb_ctx_outcome(job->ctx, ret, &o);
     /* Losing means a timeout or a cancel came first: the late result is
      * discarded. */
     if (!pb_future_resolve(f, &o, 1))
       pb_outcome_discard(&o);
+  } else {
+    atomic_fetch_sub(&job->lib->running, 1);
   }
-  atomic_fetch_sub(&job->lib->running, 1);
   thread_release(job);
 }
 
@@ -122,11 +140,11 @@ static void thread_unwound(void *arg) {
   pb_job *job = arg;
   pb_role.running_future = NULL;
   pb_role.callbacks = 0;
+  atomic_fetch_sub(&job->lib->running, 1);
   resolve_failed(job, PEBBLE_FAILED, PEBBLE_ETASK,
                  pb_strdup("the thread task ended its thread without "
                            "returning (pthread_exit)"),
                  0);
-  atomic_fetch_sub(&job->lib->running, 1);
   thread_release(job);
 }
 
@@ -177,6 +195,7 @@ static void kill_job(pb_job *job, int force) {
 
 static void job_cancel_locked(pb_runner *runner) {
   pb_job *job = JOB_OF(runner, runner);
+  resolved(job); /* cancel won the resolution */
   atomic_store(&job->stop_reason, PEBBLE_ECANCELED);
   if (job->proc != NULL && !job->reaped) {
     job->lib->bk->proc_kill(job->proc, 1);
@@ -215,8 +234,11 @@ static void process_launch(pb_manager *m, pb_cmd *cmd) {
   job->task_deadline = pb_deadline_after(bk, job->timeout);
   pb_stripe_lock(f);
   job->proc = proc;
-  if (atomic_load(&f->state) == PEBBLE_CANCELLED) /* cancelled meanwhile */
-    job_cancel_locked(&job->runner);
+  if (atomic_load(&f->state) == PEBBLE_CANCELLED && !job->killed_by_library) {
+    /* Cancelled between its start and now: kill what just started. */
+    job->lib->bk->proc_kill(proc, 1);
+    job->killed_by_library = 1;
+  }
   pb_stripe_unlock(f);
   update_deadline(job);
   bk->waitset_watch(pb_manager_waitset(m), proc,
@@ -241,8 +263,7 @@ static void read_result(pb_manager *m, pb_job *job, size_t budget) {
     job->task_deadline = PEBBLE_BK_FOREVER;
     update_deadline(job);
     pb_reader_outcome(&job->reader, &o);
-    if (!pb_future_resolve(job->future, &o, 0))
-      pb_outcome_discard(&o);
+    resolve(job, &o);
     /* The child exits right after its message; only its exit matters. */
     bk->waitset_watch(pb_manager_waitset(m), job->proc, PEBBLE_EV_EXIT,
                       &job->watch);
