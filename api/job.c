@@ -181,7 +181,9 @@ static int child_main(void *arg, pebble_bk_chan *chan) {
   pb_ctx_init(&ctx, NULL, job->max_message, job->future->id,
               job->future->seq);
   ret = job->fn(&ctx, job->arg, job->arg_size);
-  return pb_send_outcome(job->lib->bk, chan, &ctx, ret) == PEBBLE_OK ? 0 : 3;
+  ret = pb_send_outcome(job->lib->bk, chan, &ctx, ret) == PEBBLE_OK ? 0 : 3;
+  pb_ctx_free_result(&ctx);
+  return ret;
 }
 
 static void kill_job(pb_job *job, int force) {

@@ -20,6 +20,7 @@ static int hang(pebble_ctx *ctx, const void *arg, size_t size) {
   (void)ctx, (void)arg, (void)size;
   for (;;)
     pause(); /* only a kill ends this */
+  return 0;
 }
 
 static int crash(pebble_ctx *ctx, const void *arg, size_t size) {
