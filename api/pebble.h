@@ -180,6 +180,8 @@ PEBBLE_API const char *pebble_backend_name(void);
 #define PEBBLE_CAP_KILL_GROUP 0x08u /* kills a task's whole process group */
 #define PEBBLE_CAP_PIDFD 0x10u      /* waits for exits through pidfd */
 #define PEBBLE_CAP_PDEATHSIG 0x20u  /* workers die with their parent */
+#define PEBBLE_CAP_SPAWN 0x40u      /* spawn start method (re-execution) */
+#define PEBBLE_CAP_FORKSERVER 0x80u /* forkserver start method */
 
 typedef struct pebble_backend_info {
   size_t struct_size;      /* set by the caller: sizeof(pebble_backend_info) */

@@ -174,6 +174,24 @@ typedef struct pebble_backend {
   intptr_t (*notifier_handle)(pebble_bk_notifier *n);
   void (*notifier_set)(pebble_bk_notifier *n);   /* idempotent */
   void (*notifier_clear)(pebble_bk_notifier *n); /* idempotent */
+
+  /* --- spawn start method (optional; caps PEBBLE_CAP_SPAWN) ---
+   * Start `program` (NULL: the running program itself) as a worker: the
+   * backend creates the channel, passes the child's end to the new
+   * program through the environment variable PEBBLE_WORKER_CHANNEL (a
+   * descriptor number on POSIX, a handle value on Windows; the only
+   * inherited library handle), and prepares the child as proc_start does
+   * (own process group, parent-death, signals reset, stdin /dev/null).
+   * argv[0] of the new program is `argv0` (NULL: the program's path).
+   * Same contract as proc_start otherwise; must be called from the same
+   * long-lived library thread. */
+  int (*proc_spawn)(pebble_bk_proc **proc, const char *program,
+                    const char *argv0, int *sys_errno);
+  /* In a spawned worker: turn PEBBLE_WORKER_CHANNEL into a channel and
+   * remove the variable from the environment, so the worker's own
+   * children are ordinary programs.  PEBBLE_ENOTFOUND if this process was
+   * not spawned as a worker. */
+  int (*chan_adopt)(pebble_bk_chan **chan);
 } pebble_backend;
 
 /* The one symbol a backend module exports: pebble_backend_<name>_get. */
