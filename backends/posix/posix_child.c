@@ -1,0 +1,111 @@
+/*
+ * posix_child.c -- what a new child does between fork() and the task.
+ *
+ * The parent may have many threads, so until child_main the child may
+ * only make async-signal-safe calls: no malloc, no stdio, no locks.  It
+ * leads its own process group (so the whole group can be killed), makes
+ * sure it dies with its parent, drops the parent's signal dispositions
+ * and mask, closes every library descriptor but its channel, and reads
+ * standard input from /dev/null.  It always ends with _exit(): atexit
+ * handlers and stdio buffers belong to the parent.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "posix_internal.h"
+
+#if PBP_USE_PDEATHSIG
+#include <sys/prctl.h>
+#endif
+
+/* Exit status when the child cannot be prepared (parent already gone). */
+#define CHILD_SETUP_FAILED 127
+
+static void reset_signals(void) {
+  struct sigaction dfl;
+  sigset_t none;
+  int sig;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  /* Dispositions first, then the mask: a signal pending since the fork
+   * gets its default action, never the parent's handler. */
+  for (sig = 1; sig < PBP_NSIG; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP)
+      sigaction(sig, &dfl, NULL); /* fails harmlessly for reserved ones */
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* Keep the channel off descriptors 0-2: the task's printf must never
+ * write into it, and stdin is about to be replaced. */
+static int channel_above_stdio(int fd) {
+  int moved;
+  if (fd > 2)
+    return fd;
+#ifdef F_DUPFD_CLOEXEC
+  moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+#else
+  moved = fcntl(fd, F_DUPFD, 3);
+  if (moved >= 0)
+    fcntl(moved, F_SETFD, FD_CLOEXEC);
+#endif
+  if (moved < 0)
+    _exit(CHILD_SETUP_FAILED);
+  close(fd);
+  pbp_fd_child_renumber(fd, moved);
+  return moved;
+}
+
+static void stdin_from_dev_null(void) {
+  int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    close(0); /* better no stdin than the parent's */
+    return;
+  }
+  if (fd == 0) {
+    fcntl(0, F_SETFD, 0); /* keep it across exec */
+    return;
+  }
+  dup2(fd, 0);
+  close(fd);
+}
+
+void pbp_child_run(const pbp_child_setup *s) {
+  pebble_bk_chan chan;
+  int status;
+
+  setpgid(0, 0); /* the parent does the same: whoever runs first wins */
+#if PBP_USE_PDEATHSIG
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+#else
+  /* The guardian hears of us from here, before the parent could die
+   * unnoticed: it reads this before it can see the parent's end close. */
+  if (s->guardian_fd >= 0)
+    pbp_guardian_child_register(s->guardian_fd);
+#endif
+  /* The parent died before the above took hold: nobody would kill us. */
+  if (getppid() != s->parent)
+    _exit(CHILD_SETUP_FAILED);
+  reset_signals();
+  pbp_fd_child_close_all_but(s->chan_fd);
+  chan.fd = channel_above_stdio(s->chan_fd);
+  stdin_from_dev_null();
+
+  status = s->child_main(s->arg, &chan);
+  /* The task's own buffered output would be lost by _exit().  From here
+   * on this is the task's process, so stdio may be used. */
+  fflush(NULL);
+  _exit(status);
+}

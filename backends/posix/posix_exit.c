@@ -1,0 +1,112 @@
+/*
+ * posix_exit.c -- a descriptor that becomes readable when a child ends,
+ * so the waitset sees exits without polling and without SIGCHLD.
+ *
+ * Where the kernel has pidfds, that descriptor is the child's pidfd.
+ * Otherwise (compiled out with PEBBLE_NO_PIDFD, or refused at run time)
+ * a small helper thread blocks in waitid(..., WNOWAIT) and then writes to
+ * a pipe.  WNOWAIT leaves the child a zombie: its pid, and so its process
+ * group id, stay reserved until proc_reap, which can therefore still kill
+ * what is left of the group safely.  Nothing here ever calls waitpid(-1)
+ * or installs a SIGCHLD handler: other children of the application are
+ * none of our business.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "posix_internal.h"
+
+#if PBP_USE_PIDFD
+/* Cleared for good the first time the kernel says it has no pidfds. */
+static int pidfd_usable = 1;
+
+static int open_pidfd(pid_t pid) {
+  int fd;
+  if (!PBP_LOAD(&pidfd_usable))
+    return -1;
+  pbp_fd_lock(); /* opened and recorded before any fork can see it */
+  fd = (int)syscall(SYS_pidfd_open, pid, 0); /* always close-on-exec */
+  if (fd >= 0 && pbp_fd_add_locked(fd) != 0) {
+    close(fd);
+    fd = -1;
+    errno = ENOMEM;
+  }
+  pbp_fd_unlock();
+  if (fd < 0 && (errno == ENOSYS || errno == EPERM))
+    PBP_STORE(&pidfd_usable, 0); /* old kernel, or a seccomp filter */
+  return fd;
+}
+#endif
+
+static void *exit_helper(void *arg) {
+  pebble_bk_proc *p = arg;
+  siginfo_t info;
+  char one = 1;
+  memset(&info, 0, sizeof info);
+  /* Returns when the child is a zombie, or with ECHILD when it is gone
+   * already (the application reaped it or ignores SIGCHLD). */
+  while (waitid(P_PID, (id_t)p->pid, &info, WEXITED | WNOWAIT) != 0 &&
+         errno == EINTR)
+    ;
+  while (write(p->exit_wr, &one, 1) < 0 && errno == EINTR)
+    ;
+  return NULL;
+}
+
+int pbp_exit_watch_start(pebble_bk_proc *p, int *sys_errno) {
+  int fds[2], rc;
+#if PBP_USE_PIDFD
+  p->exit_fd = open_pidfd(p->pid);
+  if (p->exit_fd >= 0)
+    return PEBBLE_OK;
+  /* ESRCH too: the child is gone already, and the helper reports that. */
+#endif
+  if (pbp_pipe(fds, 0) != 0) {
+    *sys_errno = errno;
+    return PEBBLE_ESYSTEM;
+  }
+  p->exit_fd = fds[0];
+  p->exit_wr = fds[1];
+  rc = pbp_thread_start_internal(&p->helper, exit_helper, p);
+  if (rc != 0) {
+    pbp_fd_close(p->exit_fd);
+    pbp_fd_close(p->exit_wr);
+    p->exit_fd = p->exit_wr = -1;
+    *sys_errno = rc;
+    return PEBBLE_ESYSTEM;
+  }
+  p->has_helper = 1;
+  return PEBBLE_OK;
+}
+
+int pbp_exit_seen(const pebble_bk_proc *p) {
+  struct pollfd pfd;
+  int n;
+  pfd.fd = p->exit_fd;
+  pfd.events = POLLIN;
+  pfd.revents = 0;
+  do
+    n = poll(&pfd, 1, 0);
+  while (n < 0 && errno == EINTR);
+  return n > 0;
+}
+
+void pbp_exit_watch_stop(pebble_bk_proc *p) {
+  if (p->has_helper) {
+    pthread_join(p->helper, NULL);
+    p->has_helper = 0;
+  }
+  pbp_fd_close(p->exit_wr);
+  pbp_fd_close(p->exit_fd);
+  p->exit_fd = p->exit_wr = -1;
+}

@@ -1,0 +1,290 @@
+/*
+ * posix_guardian.c -- workers die with their parent where the kernel has
+ * no parent-death signal (or PEBBLE_NO_PDEATHSIG is defined).
+ *
+ * On the first process start a single-threaded guardian process is
+ * forked.  It holds one end of a socket whose other end only the library
+ * holds (close-on-exec, closed in every worker).  Each worker tells the
+ * guardian its process group id from inside the child, before the child
+ * could outlive an unnoticed parent; the parent says "forget" before it
+ * reaps the worker (the zombie still reserves the id).  When the parent
+ * dies its end closes: the guardian reads end-of-file, SIGKILLs every
+ * group it remembers and exits.  Workers need no extra thread.
+ *
+ * The guardian was forked from a possibly multi-threaded process, so it
+ * lives on async-signal-safe calls only: raw reads, mmap for its table.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/syscall.h>
+#endif
+
+#include "posix_internal.h"
+
+#ifndef MAP_ANONYMOUS
+#define MAP_ANONYMOUS MAP_ANON
+#endif
+
+enum { G_ADD = 1, G_FORGET = 2 };
+
+/* One message; far below PIPE_BUF, so concurrent writers never mix. */
+typedef struct guardian_msg {
+  int32_t op;
+  int32_t pad;
+  int64_t pgid;
+} guardian_msg;
+
+/* The library's end and the guardian's pid; under the registry lock. */
+static int g_fd = -1;
+static pid_t g_pid;
+
+static int send_msg(int fd, int op, pid_t pgid) {
+  guardian_msg m;
+  const char *p = (const char *)&m;
+  size_t left = sizeof m;
+  memset(&m, 0, sizeof m);
+  m.op = op;
+  m.pgid = (int64_t)pgid;
+  while (left > 0) {
+    ssize_t n = pbp_send(fd, p, left, 0);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return -1;
+    p += n;
+    left -= (size_t)n;
+  }
+  return 0;
+}
+
+/* ---------------- the guardian process ---------------- */
+
+typedef struct pgid_table {
+  pid_t *ids;
+  size_t n, cap;
+} pgid_table;
+
+static void table_add(pgid_table *t, pid_t id) {
+  size_t i;
+  for (i = 0; i < t->n; i++)
+    if (t->ids[i] == id)
+      return;
+  if (t->n == t->cap) {
+    size_t cap = t->cap ? t->cap * 2 : 1024;
+    pid_t *grown = mmap(NULL, cap * sizeof *grown, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (grown == MAP_FAILED)
+      return; /* best effort: this group goes unguarded */
+    for (i = 0; i < t->n; i++)
+      grown[i] = t->ids[i];
+    if (t->ids != NULL)
+      munmap(t->ids, t->cap * sizeof *t->ids);
+    t->ids = grown;
+    t->cap = cap;
+  }
+  t->ids[t->n++] = id;
+}
+
+static void table_forget(pgid_table *t, pid_t id) {
+  size_t i;
+  for (i = 0; i < t->n; i++)
+    if (t->ids[i] == id) {
+      t->ids[i] = t->ids[--t->n];
+      return;
+    }
+}
+
+static void close_from(int lowest, int keep, long maxfd) {
+  long fd;
+#if defined(__linux__) && defined(SYS_close_range)
+  if ((keep <= lowest ||
+       syscall(SYS_close_range, lowest, keep - 1, 0) == 0) &&
+      syscall(SYS_close_range, keep + 1, ~0u, 0) == 0)
+    return;
+#endif
+  for (fd = lowest; fd < maxfd; fd++)
+    if (fd != keep)
+      close((int)fd);
+}
+
+/* Out of the terminal's reach: Ctrl-C kills the application, not the
+ * guardian, which must outlive it to clean up. */
+static void guardian_signals(void) {
+  static const int ignored[] = {SIGINT, SIGQUIT, SIGHUP, SIGPIPE,
+                                SIGTSTP, SIGTTIN, SIGTTOU};
+  struct sigaction sa;
+  sigset_t none;
+  size_t i;
+  int sig;
+  memset(&sa, 0, sizeof sa);
+  sigemptyset(&sa.sa_mask);
+  sa.sa_handler = SIG_DFL;
+  for (sig = 1; sig < PBP_NSIG; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP)
+      sigaction(sig, &sa, NULL);
+  sa.sa_handler = SIG_IGN;
+  for (i = 0; i < sizeof ignored / sizeof ignored[0]; i++)
+    sigaction(ignored[i], &sa, NULL);
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static PBP_NORETURN void guardian_main(int fd, long maxfd) {
+  pgid_table table = {NULL, 0, 0};
+  unsigned char buf[64 * sizeof(guardian_msg)];
+  size_t have = 0, i;
+  int null;
+
+  setpgid(0, 0);
+  guardian_signals();
+  if (fd <= 2) {
+    int moved = fcntl(fd, F_DUPFD, 3);
+    if (moved < 0)
+      _exit(1);
+    fd = moved;
+  }
+  null = open("/dev/null", O_RDWR);
+  for (i = 0; null >= 0 && i < 3; i++)
+    if (null != (int)i)
+      dup2(null, (int)i);
+  /* Every other descriptor: the application's too, so the guardian never
+   * keeps a pipe or a socket of the application open. */
+  close_from(3, fd, maxfd);
+
+  for (;;) {
+    ssize_t n = read(fd, buf + have, sizeof buf - have);
+    size_t used = 0;
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break; /* the parent is gone */
+    have += (size_t)n;
+    while (have - used >= sizeof(guardian_msg)) {
+      guardian_msg m;
+      memcpy(&m, buf + used, sizeof m);
+      used += sizeof m;
+      if (m.op == G_ADD)
+        table_add(&table, (pid_t)m.pgid);
+      else if (m.op == G_FORGET)
+        table_forget(&table, (pid_t)m.pgid);
+    }
+    for (i = used; i < have; i++)
+      buf[i - used] = buf[i];
+    have -= used;
+  }
+  for (i = 0; i < table.n; i++)
+    if (table.ids[i] > 1)
+      kill(-table.ids[i], SIGKILL);
+  _exit(0);
+}
+
+/* ---------------- the library's side ---------------- */
+
+static long max_open_fds(void) {
+  long n = sysconf(_SC_OPEN_MAX);
+  return n > 0 ? n : 1024;
+}
+
+int pbp_guardian_ensure(int *sys_errno) {
+  sigset_t all, old;
+  long maxfd = max_open_fds();
+  int sv[2], err;
+  pid_t pid;
+
+  pbp_fd_lock();
+  if (g_fd >= 0) {
+    pbp_fd_unlock();
+    return PEBBLE_OK;
+  }
+  if (pbp_socketpair_locked(sv) != 0) {
+    *sys_errno = errno;
+    pbp_fd_unlock();
+    return PEBBLE_ESYSTEM;
+  }
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pid = pbp_fork_locked();
+  if (pid == 0)
+    guardian_main(sv[0], maxfd);
+  err = errno;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pbp_fd_close_locked(sv[0]);
+  if (pid < 0) {
+    pbp_fd_close_locked(sv[1]);
+    pbp_fd_unlock();
+    *sys_errno = err;
+    return PEBBLE_ESYSTEM;
+  }
+  setpgid(pid, pid); /* as the guardian does; either may run first */
+  g_fd = sv[1];
+  g_pid = pid;
+  pbp_fd_unlock();
+  return PEBBLE_OK;
+}
+
+int pbp_guardian_fd_locked(void) { return g_fd; }
+
+void pbp_guardian_child_register(int guardian_fd) {
+  send_msg(guardian_fd, G_ADD, getpid());
+}
+
+void pbp_guardian_forget(pid_t pgid) {
+  pid_t lost = 0;
+  pbp_fd_lock();
+  if (g_fd >= 0 && send_msg(g_fd, G_FORGET, pgid) != 0) {
+    /* Killed by someone: start a new one with the next worker. */
+    pbp_fd_close_locked(g_fd);
+    g_fd = -1;
+    lost = g_pid;
+    g_pid = 0;
+  }
+  pbp_fd_unlock();
+  if (lost > 0) {
+    pbp_log(PEBBLE_LOG_WARN,
+            "the guardian process %ld is gone; workers started before now "
+            "will not be killed if this process dies",
+            (long)lost);
+    while (waitpid(lost, NULL, 0) < 0 && errno == EINTR)
+      ;
+  }
+}
+
+void pbp_guardian_stop(void) {
+  pid_t pid;
+  pbp_fd_lock();
+  pbp_fd_close_locked(g_fd); /* end-of-file: the guardian exits */
+  g_fd = -1;
+  pid = g_pid;
+  g_pid = 0;
+  pbp_fd_unlock();
+  if (pid > 0)
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+      ;
+}
+
+/* In every child of a fork: the guardian belongs to the parent.  A child
+ * the application forked must not keep the parent's end open, or the
+ * guardian would miss the parent's death; a worker still needs it until
+ * it has registered, and closes it with the other library descriptors. */
+void pbp_guardian_after_fork_child(void) {
+  if (g_fd >= 0 && !pbp_fd_forked_by_library()) {
+    pbp_fd_forget_locked(g_fd);
+    close(g_fd);
+  }
+  g_fd = -1;
+  g_pid = 0;
+}

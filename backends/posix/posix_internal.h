@@ -1,0 +1,255 @@
+/*
+ * posix_internal.h -- private to the POSIX backend.
+ *
+ * Map of the backend:
+ *   posix_backend.c   the table, init/shutdown, clock, fork generation
+ *   posix_thread.c    threads, mutexes, condition variables
+ *   posix_fd.c        the registry of library descriptors, fork locking
+ *   posix_wakefd.c    a descriptor another thread can make readable
+ *   posix_notifier.c  the notifier for applications' event loops
+ *   posix_proc.c      processes: start, channel I/O, kill, reap
+ *   posix_child.c     what a new child does before the task's code
+ *   posix_exit.c      knowing when a child ended, without polling
+ *   posix_guardian.c  killing workers when the parent dies, where the
+ *                     kernel has no parent-death signal
+ *   posix_waitset.c   waiting for channels, exits and wakes
+ *
+ * Cross-file names start with pbp_ and are hidden, so that a build
+ * without -fvisibility=hidden still exports only the entry point.
+ */
+#ifndef PEBBLE_POSIX_INTERNAL_H
+#define PEBBLE_POSIX_INTERNAL_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "pebble_backend.h"
+
+#if defined(__GNUC__)
+#define PBP_HIDDEN __attribute__((visibility("hidden")))
+#define PBP_NORETURN __attribute__((noreturn))
+#define PBP_TLS __thread
+#else
+#define PBP_HIDDEN
+#define PBP_NORETURN
+#define PBP_TLS _Thread_local
+#endif
+
+/* ---- what this build uses ---- */
+
+/* Parent-death signal (Linux prctl); elsewhere a guardian process. */
+#if defined(__linux__) && !defined(PEBBLE_NO_PDEATHSIG)
+#define PBP_USE_PDEATHSIG 1
+#else
+#define PBP_USE_PDEATHSIG 0
+#endif
+
+/* Exit waiting through a pidfd; a helper thread in waitid otherwise, also
+ * at run time when the kernel refuses pidfd_open. */
+#if defined(__linux__) && !defined(PEBBLE_NO_PIDFD)
+#include <sys/syscall.h>
+#ifdef SYS_pidfd_open
+#define PBP_USE_PIDFD 1
+#endif
+#endif
+#ifndef PBP_USE_PIDFD
+#define PBP_USE_PIDFD 0
+#endif
+
+/* Wake descriptors: eventfd on Linux, a non-blocking pipe otherwise. */
+#if defined(__linux__) && !defined(PEBBLE_NO_EVENTFD)
+#define PBP_USE_EVENTFD 1
+#else
+#define PBP_USE_EVENTFD 0
+#endif
+
+#ifdef NSIG
+#define PBP_NSIG NSIG
+#else
+#define PBP_NSIG 65
+#endif
+
+/* Plain loads and stores of shared words; gcc and clang builtins work in
+ * C99 mode too. */
+#define PBP_LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define PBP_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+
+/* ---- posix_backend.c ---- */
+PBP_HIDDEN void pbp_log(int level, const char *fmt, ...) PEBBLE_PRINTF(2, 3);
+PBP_HIDDEN uint64_t pbp_now_ns(void);
+/* Registers the fork handlers (idempotent); called before any library
+ * descriptor or thread exists. */
+PBP_HIDDEN void pbp_atfork_once(void);
+
+/* ---- posix_thread.c ---- */
+PBP_HIDDEN int pbp_thread_create(pebble_bk_thread **thread, void (*fn)(void *),
+                                 void (*unwound)(void *), void *arg,
+                                 unsigned flags);
+PBP_HIDDEN int pbp_thread_join(pebble_bk_thread *thread);
+PBP_HIDDEN uint64_t pbp_thread_self_id(void);
+PBP_HIDDEN int pbp_mutex_create(pebble_bk_mutex **mutex);
+PBP_HIDDEN void pbp_mutex_destroy(pebble_bk_mutex *mutex);
+PBP_HIDDEN void pbp_mutex_lock(pebble_bk_mutex *mutex);
+PBP_HIDDEN void pbp_mutex_unlock(pebble_bk_mutex *mutex);
+PBP_HIDDEN int pbp_cond_create(pebble_bk_cond **cond);
+PBP_HIDDEN void pbp_cond_destroy(pebble_bk_cond *cond);
+PBP_HIDDEN void pbp_cond_signal(pebble_bk_cond *cond);
+PBP_HIDDEN void pbp_cond_broadcast(pebble_bk_cond *cond);
+PBP_HIDDEN int pbp_cond_wait(pebble_bk_cond *cond, pebble_bk_mutex *mutex,
+                             uint64_t deadline_ns);
+/* Remember the signal mask application threads run with (from init). */
+PBP_HIDDEN void pbp_thread_capture_app_mask(void);
+/* Start a small library thread with every signal blocked; 0 or an errno
+ * value. */
+PBP_HIDDEN int pbp_thread_start_internal(pthread_t *tid, void *(*fn)(void *),
+                                         void *arg);
+
+/* ---- posix_fd.c: the registry of library descriptors ----
+ * Every descriptor the backend opens is created close-on-exec and
+ * recorded here, under the registry lock, so a forked child can close all
+ * of them but its own channel.  Every fork of the process (ours and the
+ * application's) happens with the lock held (fork handlers), so a child
+ * always sees a consistent table. */
+PBP_HIDDEN void pbp_fd_lock(void);
+PBP_HIDDEN void pbp_fd_unlock(void);
+/* With the lock held: record fd / forget it / forget and close it. */
+PBP_HIDDEN int pbp_fd_add_locked(int fd);
+PBP_HIDDEN void pbp_fd_forget_locked(int fd);
+PBP_HIDDEN void pbp_fd_close_locked(int fd);
+/* Take the lock, forget and close fd (ignored when negative). */
+PBP_HIDDEN void pbp_fd_close(int fd);
+/* Set close-on-exec, where it could not be set atomically. */
+PBP_HIDDEN int pbp_fd_set_cloexec(int fd);
+PBP_HIDDEN int pbp_fd_set_nonblock(int fd);
+/* Create and record; return 0 or -1 with errno.  Lock NOT held. */
+PBP_HIDDEN int pbp_socketpair(int sv[2]);
+PBP_HIDDEN int pbp_pipe(int fds[2], int nonblock);
+/* The same with the lock already held. */
+PBP_HIDDEN int pbp_socketpair_locked(int sv[2]);
+PBP_HIDDEN int pbp_pipe_locked(int fds[2], int nonblock);
+/* fork() with the registry lock held by the caller; the lock stays held in
+ * the parent and is free in the child. */
+PBP_HIDDEN pid_t pbp_fork_locked(void);
+/* In a child, async-signal-safe and without the lock: close every library
+ * descriptor except keep; the table then holds only keep (or nothing). */
+PBP_HIDDEN void pbp_fd_child_close_all_but(int keep);
+/* In a child: the table now names keep instead of old. */
+PBP_HIDDEN void pbp_fd_child_renumber(int old_fd, int new_fd);
+/* Fork handlers. */
+PBP_HIDDEN void pbp_fd_before_fork(void);
+PBP_HIDDEN void pbp_fd_after_fork_parent(void);
+PBP_HIDDEN void pbp_fd_after_fork_child(void);
+/* True in the child of a fork made by pbp_fork_locked, until it returns. */
+PBP_HIDDEN int pbp_fd_forked_by_library(void);
+
+/* ---- posix_wakefd.c ---- */
+typedef struct pbp_wakefd {
+  int rd; /* watched for readability */
+  int wr; /* written to wake; the same as rd for an eventfd */
+} pbp_wakefd;
+PBP_HIDDEN int pbp_wakefd_open(pbp_wakefd *w);
+PBP_HIDDEN void pbp_wakefd_close(pbp_wakefd *w);
+PBP_HIDDEN void pbp_wakefd_signal(const pbp_wakefd *w); /* async-signal-safe */
+PBP_HIDDEN void pbp_wakefd_drain(const pbp_wakefd *w);
+
+/* ---- posix_notifier.c ---- */
+PBP_HIDDEN int pbp_notifier_create(pebble_bk_notifier **n);
+PBP_HIDDEN void pbp_notifier_destroy(pebble_bk_notifier *n);
+PBP_HIDDEN intptr_t pbp_notifier_handle(pebble_bk_notifier *n);
+PBP_HIDDEN void pbp_notifier_set(pebble_bk_notifier *n);
+PBP_HIDDEN void pbp_notifier_clear(pebble_bk_notifier *n);
+
+/* ---- processes ---- */
+
+/* The parent's handle on a child. */
+struct pebble_bk_proc {
+  pid_t pid;
+  int chan_fd;           /* parent end of the channel, non-blocking */
+  int exit_fd;           /* readable once the child ended: pidfd or pipe */
+  int exit_wr;           /* helper pipe's write end; -1 with a pidfd */
+  int has_helper;        /* a helper thread waits in waitid */
+  pthread_t helper;
+  pthread_mutex_t lock;  /* orders kill against reap (pid reuse) */
+  int reaped;            /* under lock */
+  pebble_bk_exit exit;   /* valid once reaped */
+  /* The waitset watching this process, and the watch's slot in it; both
+   * guarded by that waitset's lock. */
+  pebble_bk_waitset *ws;
+  size_t ws_slot;
+};
+
+/* The child's end of its channel. */
+struct pebble_bk_chan {
+  int fd; /* blocking */
+};
+
+/* ---- posix_proc.c ---- */
+PBP_HIDDEN int pbp_proc_start(pebble_bk_proc **proc,
+                              pebble_child_main_fn child_main, void *arg,
+                              int *sys_errno);
+PBP_HIDDEN long pbp_proc_pid(const pebble_bk_proc *proc);
+PBP_HIDDEN int pbp_proc_read(pebble_bk_proc *proc, void *buf, size_t len,
+                             size_t *done);
+PBP_HIDDEN int pbp_proc_write(pebble_bk_proc *proc, const void *buf,
+                              size_t len, size_t *done);
+PBP_HIDDEN int pbp_proc_kill(pebble_bk_proc *proc, int force);
+PBP_HIDDEN int pbp_proc_reap(pebble_bk_proc *proc, pebble_bk_exit *exit);
+PBP_HIDDEN void pbp_proc_destroy(pebble_bk_proc *proc);
+PBP_HIDDEN int pbp_chan_write_all(pebble_bk_chan *chan, const void *buf,
+                                  size_t len);
+PBP_HIDDEN int pbp_chan_read_all(pebble_bk_chan *chan, void *buf, size_t len);
+/* send() flags that keep SIGPIPE away where MSG_NOSIGNAL exists. */
+PBP_HIDDEN ssize_t pbp_send(int fd, const void *buf, size_t len, int flags);
+
+/* ---- posix_child.c ---- */
+typedef struct pbp_child_setup {
+  pid_t parent;        /* getpid() of the parent before fork */
+  int chan_fd;         /* child's end of the channel */
+  int guardian_fd;     /* -1 unless a guardian watches the parent */
+  pebble_child_main_fn child_main;
+  void *arg;
+} pbp_child_setup;
+/* Runs in the new child right after fork; never returns. */
+PBP_HIDDEN PBP_NORETURN void pbp_child_run(const pbp_child_setup *setup);
+
+/* ---- posix_exit.c ---- */
+/* Arrange for proc->exit_fd to become readable when the child ends. */
+PBP_HIDDEN int pbp_exit_watch_start(pebble_bk_proc *proc, int *sys_errno);
+/* Non-blocking: has the child ended (its exit fd readable)? */
+PBP_HIDDEN int pbp_exit_seen(const pebble_bk_proc *proc);
+/* After the child was reaped: join the helper, close the exit fds. */
+PBP_HIDDEN void pbp_exit_watch_stop(pebble_bk_proc *proc);
+
+/* ---- posix_guardian.c ---- */
+/* Start the guardian if it is not running (PEBBLE_ESYSTEM with
+ * *sys_errno if the system refuses). */
+PBP_HIDDEN int pbp_guardian_ensure(int *sys_errno);
+/* The descriptor a new worker registers through, with the registry lock
+ * held across the fork; -1 without a guardian. */
+PBP_HIDDEN int pbp_guardian_fd_locked(void);
+/* In the worker child, async-signal-safe: ask the guardian to kill this
+ * process group if the parent dies. */
+PBP_HIDDEN void pbp_guardian_child_register(int guardian_fd);
+/* The parent reaps pgid: the guardian must forget it. */
+PBP_HIDDEN void pbp_guardian_forget(pid_t pgid);
+/* Backend shutdown: let the guardian go and reap it. */
+PBP_HIDDEN void pbp_guardian_stop(void);
+/* Fork handler, in the child (registry lock not taken). */
+PBP_HIDDEN void pbp_guardian_after_fork_child(void);
+
+/* ---- posix_waitset.c ---- */
+PBP_HIDDEN int pbp_waitset_create(pebble_bk_waitset **ws);
+PBP_HIDDEN void pbp_waitset_destroy(pebble_bk_waitset *ws);
+PBP_HIDDEN int pbp_waitset_watch(pebble_bk_waitset *ws, pebble_bk_proc *proc,
+                                 unsigned events, void *tag);
+PBP_HIDDEN void pbp_waitset_wake(pebble_bk_waitset *ws);
+PBP_HIDDEN int pbp_waitset_wait(pebble_bk_waitset *ws, uint64_t deadline_ns,
+                                pebble_wait_event *events, size_t cap,
+                                size_t *count);
+/* Drop proc's watch, whichever waitset holds it (proc_destroy). */
+PBP_HIDDEN void pbp_waitset_forget_proc(pebble_bk_proc *proc);
+
+#endif /* PEBBLE_POSIX_INTERNAL_H */

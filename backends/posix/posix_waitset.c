@@ -1,0 +1,343 @@
+/*
+ * posix_waitset.c -- one thread waits for channels, exits and wakes.
+ *
+ * poll() over a wake descriptor and, for every watched process, its
+ * channel and its exit descriptor.  ppoll() where it exists, for deadlines
+ * finer than a millisecond; plain poll() otherwise, with the timeout
+ * rounded up.  Either way the wait is repeated until the deadline has
+ * really passed, so it never returns early.
+ *
+ * The watch list may change from other threads while the waiter sleeps:
+ * every change bumps an epoch and wakes the waiter, which then drops what
+ * it saw (the descriptors may be closed by now) and reports nothing; the
+ * caller simply waits again.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "posix_internal.h"
+
+#if defined(HAVE_PPOLL) || defined(__linux__) || defined(__FreeBSD__) ||     \
+    defined(__NetBSD__) || defined(__OpenBSD__) || defined(__DragonFly__)
+#define PBP_HAVE_PPOLL 1
+#endif
+
+typedef struct watch {
+  pebble_bk_proc *proc;
+  unsigned events;
+  void *tag;
+} watch;
+
+/* Which watch a pollfd belongs to, and whether it is the exit fd. */
+typedef struct poll_slot {
+  size_t watch;
+  int is_exit;
+} poll_slot;
+
+struct pebble_bk_waitset {
+  pthread_mutex_t lock; /* guards everything below but the scratch */
+  pbp_wakefd wake;
+  watch *watches;
+  size_t n_watches, cap_watches;
+  unsigned long epoch;  /* bumped by every change of the watch list */
+  int waiting;
+  pthread_t waiter;
+  size_t rotate;        /* where reporting starts: fairness under cap */
+  /* Scratch of the waiting thread, sized under the lock. */
+  struct pollfd *pfds;
+  poll_slot *slots;
+  unsigned *ready;
+  size_t cap_scratch;   /* watches the scratch can hold */
+};
+
+int pbp_waitset_create(pebble_bk_waitset **out) {
+  pebble_bk_waitset *ws;
+  if (out == NULL)
+    return PEBBLE_EINVAL;
+  ws = calloc(1, sizeof *ws);
+  if (ws == NULL)
+    return PEBBLE_ENOMEM;
+  if (pthread_mutex_init(&ws->lock, NULL) != 0) {
+    free(ws);
+    return PEBBLE_ESYSTEM;
+  }
+  if (pbp_wakefd_open(&ws->wake) != 0) {
+    int err = errno;
+    pthread_mutex_destroy(&ws->lock);
+    free(ws);
+    return err == ENOMEM ? PEBBLE_ENOMEM : PEBBLE_ESYSTEM;
+  }
+  *out = ws;
+  return PEBBLE_OK;
+}
+
+void pbp_waitset_destroy(pebble_bk_waitset *ws) {
+  size_t i;
+  if (ws == NULL)
+    return;
+  pthread_mutex_lock(&ws->lock);
+  for (i = 0; i < ws->n_watches; i++)
+    ws->watches[i].proc->ws = NULL;
+  pthread_mutex_unlock(&ws->lock);
+  pbp_wakefd_close(&ws->wake);
+  pthread_mutex_destroy(&ws->lock);
+  free(ws->watches);
+  free(ws->pfds);
+  free(ws->slots);
+  free(ws->ready);
+  free(ws);
+}
+
+/* With the lock held: the list changed under a waiter in another thread. */
+static void changed_locked(pebble_bk_waitset *ws) {
+  ws->epoch++;
+  if (ws->waiting && !pthread_equal(ws->waiter, pthread_self()))
+    pbp_wakefd_signal(&ws->wake);
+}
+
+static void remove_locked(pebble_bk_waitset *ws, pebble_bk_proc *proc) {
+  size_t slot = proc->ws_slot, last = ws->n_watches - 1;
+  if (slot != last) {
+    ws->watches[slot] = ws->watches[last];
+    ws->watches[slot].proc->ws_slot = slot;
+  }
+  ws->n_watches--;
+  proc->ws = NULL;
+  changed_locked(ws);
+}
+
+int pbp_waitset_watch(pebble_bk_waitset *ws, pebble_bk_proc *proc,
+                      unsigned events, void *tag) {
+  const unsigned all = PEBBLE_EV_READ | PEBBLE_EV_WRITE | PEBBLE_EV_EXIT;
+  int rc = PEBBLE_OK;
+  if (ws == NULL || proc == NULL || (events & ~all))
+    return PEBBLE_EINVAL;
+  pthread_mutex_lock(&ws->lock);
+  if (proc->ws != NULL && proc->ws != ws) {
+    rc = PEBBLE_EBUSY; /* one waitset per process */
+  } else if (proc->ws == ws) {
+    if (events == 0) {
+      remove_locked(ws, proc);
+    } else {
+      ws->watches[proc->ws_slot].events = events;
+      ws->watches[proc->ws_slot].tag = tag;
+      changed_locked(ws);
+    }
+  } else if (events != 0) {
+    if (ws->n_watches == ws->cap_watches) {
+      size_t cap = ws->cap_watches ? ws->cap_watches * 2 : 16;
+      watch *grown = realloc(ws->watches, cap * sizeof *grown);
+      if (grown == NULL) {
+        pthread_mutex_unlock(&ws->lock);
+        return PEBBLE_ENOMEM;
+      }
+      ws->watches = grown;
+      ws->cap_watches = cap;
+    }
+    ws->watches[ws->n_watches].proc = proc;
+    ws->watches[ws->n_watches].events = events;
+    ws->watches[ws->n_watches].tag = tag;
+    proc->ws = ws;
+    proc->ws_slot = ws->n_watches++;
+    changed_locked(ws);
+  }
+  pthread_mutex_unlock(&ws->lock);
+  return rc;
+}
+
+void pbp_waitset_forget_proc(pebble_bk_proc *proc) {
+  pebble_bk_waitset *ws = proc->ws;
+  if (ws == NULL)
+    return;
+  pthread_mutex_lock(&ws->lock);
+  if (proc->ws == ws)
+    remove_locked(ws, proc);
+  pthread_mutex_unlock(&ws->lock);
+}
+
+void pbp_waitset_wake(pebble_bk_waitset *ws) {
+  if (ws != NULL)
+    pbp_wakefd_signal(&ws->wake);
+}
+
+/* With the lock held: room for every watch in the scratch arrays. */
+static int reserve_scratch_locked(pebble_bk_waitset *ws) {
+  size_t need = ws->n_watches, cap;
+  struct pollfd *pfds;
+  poll_slot *slots;
+  unsigned *ready;
+  if (need <= ws->cap_scratch && ws->pfds != NULL)
+    return 0;
+  cap = need < 16 ? 16 : need * 2;
+  pfds = realloc(ws->pfds, (1 + 2 * cap) * sizeof *pfds);
+  if (pfds != NULL)
+    ws->pfds = pfds;
+  slots = realloc(ws->slots, 2 * cap * sizeof *slots);
+  if (slots != NULL)
+    ws->slots = slots;
+  ready = realloc(ws->ready, cap * sizeof *ready);
+  if (ready != NULL)
+    ws->ready = ready;
+  if (pfds == NULL || slots == NULL || ready == NULL)
+    return -1;
+  ws->cap_scratch = cap;
+  return 0;
+}
+
+/* Fill the pollfds: the wake descriptor, then each watch's descriptors. */
+static size_t build_locked(pebble_bk_waitset *ws) {
+  size_t n = 1, i;
+  ws->pfds[0].fd = ws->wake.rd;
+  ws->pfds[0].events = POLLIN;
+  ws->pfds[0].revents = 0;
+  for (i = 0; i < ws->n_watches; i++) {
+    const watch *w = &ws->watches[i];
+    short ev = 0;
+    ws->ready[i] = 0;
+    if (w->events & PEBBLE_EV_READ)
+      ev |= POLLIN;
+    if (w->events & PEBBLE_EV_WRITE)
+      ev |= POLLOUT;
+    if (ev != 0) {
+      ws->pfds[n].fd = w->proc->chan_fd;
+      ws->pfds[n].events = ev;
+      ws->pfds[n].revents = 0;
+      ws->slots[n - 1].watch = i;
+      ws->slots[n - 1].is_exit = 0;
+      n++;
+    }
+    if (w->events & PEBBLE_EV_EXIT) {
+      ws->pfds[n].fd = w->proc->exit_fd;
+      ws->pfds[n].events = POLLIN;
+      ws->pfds[n].revents = 0;
+      ws->slots[n - 1].watch = i;
+      ws->slots[n - 1].is_exit = 1;
+      n++;
+    }
+  }
+  return n;
+}
+
+/* One poll until the deadline: >0 ready, 0 when it passed, -1 on error. */
+static int poll_until(struct pollfd *pfds, size_t n, uint64_t deadline_ns) {
+  for (;;) {
+    int rc;
+    uint64_t now = 0, left = 0;
+    if (deadline_ns != PEBBLE_BK_FOREVER) {
+      now = pbp_now_ns();
+      left = deadline_ns > now ? deadline_ns - now : 0;
+    }
+#ifdef PBP_HAVE_PPOLL
+    {
+      struct timespec ts;
+      uint64_t sec = left / 1000000000u;
+      if (sec > (uint64_t)INT32_MAX)
+        sec = (uint64_t)INT32_MAX; /* waits again afterwards if need be */
+      ts.tv_sec = (time_t)sec;
+      ts.tv_nsec = (long)(left % 1000000000u);
+      rc = ppoll(pfds, (nfds_t)n,
+                 deadline_ns == PEBBLE_BK_FOREVER ? NULL : &ts, NULL);
+    }
+#else
+    {
+      /* Rounded up: a millisecond timer must not fire before the
+       * deadline. */
+      uint64_t ms = (left + 999999u) / 1000000u;
+      rc = poll(pfds, (nfds_t)n,
+                deadline_ns == PEBBLE_BK_FOREVER
+                    ? -1
+                    : (ms > (uint64_t)INT_MAX ? INT_MAX : (int)ms));
+    }
+#endif
+    if (rc > 0)
+      return rc;
+    if (rc < 0 && errno != EINTR)
+      return -1;
+    if (rc == 0 && (left == 0 || pbp_now_ns() >= deadline_ns))
+      return 0;
+    /* Interrupted, or a clamped timeout ran out early: wait on. */
+  }
+}
+
+int pbp_waitset_wait(pebble_bk_waitset *ws, uint64_t deadline_ns,
+                     pebble_wait_event *events, size_t cap, size_t *count) {
+  unsigned long epoch;
+  size_t n, i, k, n_watches;
+  int rc, err;
+
+  if (count != NULL)
+    *count = 0;
+  if (ws == NULL || count == NULL || (cap > 0 && events == NULL))
+    return PEBBLE_EINVAL;
+  pthread_mutex_lock(&ws->lock);
+  if (ws->waiting) {
+    pthread_mutex_unlock(&ws->lock);
+    return PEBBLE_EBUSY; /* one waiter at a time */
+  }
+  if (reserve_scratch_locked(ws) != 0) {
+    pthread_mutex_unlock(&ws->lock);
+    return PEBBLE_ENOMEM;
+  }
+  ws->waiting = 1;
+  ws->waiter = pthread_self();
+  n = build_locked(ws);
+  epoch = ws->epoch;
+  pthread_mutex_unlock(&ws->lock);
+
+  rc = poll_until(ws->pfds, n, deadline_ns);
+  err = errno;
+
+  pthread_mutex_lock(&ws->lock);
+  ws->waiting = 0;
+  if (rc > 0 && ws->pfds[0].revents != 0)
+    pbp_wakefd_drain(&ws->wake);
+  if (rc > 0 && ws->epoch == epoch) {
+    for (k = 1; k < n; k++) {
+      short re = ws->pfds[k].revents;
+      const poll_slot *s = &ws->slots[k - 1];
+      unsigned want = ws->watches[s->watch].events, got = 0;
+      if (re == 0)
+        continue;
+      if (s->is_exit) {
+        got = PEBBLE_EV_EXIT;
+      } else {
+        /* Hang-up and errors count as readable (the read sees
+         * end-of-file) and writable (the write sees PEBBLE_EDIED). */
+        if (re & (POLLIN | POLLHUP | POLLERR | POLLNVAL))
+          got |= PEBBLE_EV_READ;
+        if (re & (POLLOUT | POLLHUP | POLLERR | POLLNVAL))
+          got |= PEBBLE_EV_WRITE;
+      }
+      ws->ready[s->watch] |= got & want;
+    }
+    /* Report from a rotating start, so a cap below the number of ready
+     * watches cannot starve the last ones. */
+    n_watches = ws->n_watches;
+    for (i = 0; i < n_watches && *count < cap; i++) {
+      size_t w = (ws->rotate + i) % n_watches;
+      if (ws->ready[w] != 0) {
+        events[*count].tag = ws->watches[w].tag;
+        events[*count].events = ws->ready[w];
+        (*count)++;
+      }
+    }
+    if (n_watches > 0)
+      ws->rotate = (ws->rotate + 1) % n_watches;
+  }
+  pthread_mutex_unlock(&ws->lock);
+  if (rc < 0) {
+    errno = err;
+    return PEBBLE_ESYSTEM;
+  }
+  return PEBBLE_OK;
+}
