@@ -4,8 +4,8 @@
  *
  * Where the kernel has pidfds, that descriptor is the child's pidfd.
  * Otherwise (compiled out with PEBBLE_NO_PIDFD, or refused at run time)
- * a small helper thread blocks in waitid(..., WNOWAIT) and then writes to
- * a pipe.  WNOWAIT leaves the child a zombie: its pid, and so its process
+ * a small detached helper thread blocks in waitid(..., WNOWAIT) and then
+ * writes to a socket.  WNOWAIT leaves the child a zombie: its pid, and so its process
  * group id, stay reserved until proc_reap, which can therefore still kill
  * what is left of the group safely.  Nothing here ever calls waitpid(-1)
  * or installs a SIGCHLD handler: other children of the application are
@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -48,44 +49,63 @@ static int open_pidfd(pid_t pid) {
 }
 #endif
 
+/* What a helper needs; it owns this and its end of the socket, so it may
+ * outlive the process handle (it is detached: nothing waits for it). */
+typedef struct helper_arg {
+  pid_t pid;
+  int fd;
+} helper_arg;
+
 static void *exit_helper(void *arg) {
-  pebble_bk_proc *p = arg;
+  helper_arg a = *(helper_arg *)arg;
   siginfo_t info;
   char one = 1;
+  free(arg);
   memset(&info, 0, sizeof info);
   /* Returns when the child is a zombie, or with ECHILD when it is gone
    * already (the application reaped it or ignores SIGCHLD). */
-  while (waitid(P_PID, (id_t)p->pid, &info, WEXITED | WNOWAIT) != 0 &&
+  while (waitid(P_PID, (id_t)a.pid, &info, WEXITED | WNOWAIT) != 0 &&
          errno == EINTR)
     ;
-  while (write(p->exit_wr, &one, 1) < 0 && errno == EINTR)
+  /* The handle may be destroyed by now: MSG_NOSIGNAL, errors ignored. */
+  while (pbp_send(a.fd, &one, 1, 0) < 0 && errno == EINTR)
     ;
+  pbp_fd_close(a.fd);
   return NULL;
 }
 
 int pbp_exit_watch_start(pebble_bk_proc *p, int *sys_errno) {
-  int fds[2], rc;
+  helper_arg *a;
+  int sv[2], rc;
 #if PBP_USE_PIDFD
   p->exit_fd = open_pidfd(p->pid);
   if (p->exit_fd >= 0)
     return PEBBLE_OK;
   /* ESRCH too: the child is gone already, and the helper reports that. */
 #endif
-  if (pbp_pipe(fds, 0) != 0) {
-    *sys_errno = errno;
+  a = malloc(sizeof *a);
+  if (a == NULL) {
+    *sys_errno = ENOMEM;
     return PEBBLE_ESYSTEM;
   }
-  p->exit_fd = fds[0];
-  p->exit_wr = fds[1];
-  rc = pbp_thread_start_internal(&p->helper, exit_helper, p);
+  /* A socket rather than a pipe: the helper's late write to a closed
+   * handle must not raise SIGPIPE. */
+  if (pbp_socketpair(sv) != 0) {
+    *sys_errno = errno;
+    free(a);
+    return PEBBLE_ESYSTEM;
+  }
+  a->pid = p->pid;
+  a->fd = sv[1];
+  rc = pbp_thread_start_detached(exit_helper, a);
   if (rc != 0) {
-    pbp_fd_close(p->exit_fd);
-    pbp_fd_close(p->exit_wr);
-    p->exit_fd = p->exit_wr = -1;
+    pbp_fd_close(sv[0]);
+    pbp_fd_close(sv[1]);
+    free(a);
     *sys_errno = rc;
     return PEBBLE_ESYSTEM;
   }
-  p->has_helper = 1;
+  p->exit_fd = sv[0];
   return PEBBLE_OK;
 }
 
@@ -102,11 +122,6 @@ int pbp_exit_seen(const pebble_bk_proc *p) {
 }
 
 void pbp_exit_watch_stop(pebble_bk_proc *p) {
-  if (p->has_helper) {
-    pthread_join(p->helper, NULL);
-    p->has_helper = 0;
-  }
-  pbp_fd_close(p->exit_wr);
   pbp_fd_close(p->exit_fd);
-  p->exit_fd = p->exit_wr = -1;
+  p->exit_fd = -1;
 }

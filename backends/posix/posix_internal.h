@@ -102,10 +102,9 @@ PBP_HIDDEN int pbp_cond_wait(pebble_bk_cond *cond, pebble_bk_mutex *mutex,
                              uint64_t deadline_ns);
 /* Remember the signal mask application threads run with (from init). */
 PBP_HIDDEN void pbp_thread_capture_app_mask(void);
-/* Start a small library thread with every signal blocked; 0 or an errno
- * value. */
-PBP_HIDDEN int pbp_thread_start_internal(pthread_t *tid, void *(*fn)(void *),
-                                         void *arg);
+/* Start a small detached library thread with every signal blocked; 0 or
+ * an errno value. */
+PBP_HIDDEN int pbp_thread_start_detached(void *(*fn)(void *), void *arg);
 
 /* ---- posix_fd.c: the registry of library descriptors ----
  * Every descriptor the backend opens is created close-on-exec and
@@ -168,10 +167,8 @@ PBP_HIDDEN void pbp_notifier_clear(pebble_bk_notifier *n);
 struct pebble_bk_proc {
   pid_t pid;
   int chan_fd;           /* parent end of the channel, non-blocking */
-  int exit_fd;           /* readable once the child ended: pidfd or pipe */
-  int exit_wr;           /* helper pipe's write end; -1 with a pidfd */
-  int has_helper;        /* a helper thread waits in waitid */
-  pthread_t helper;
+  int exit_fd;           /* readable once the child ended: pidfd, or a
+                            socket a helper thread writes to */
   pthread_mutex_t lock;  /* orders kill against reap (pid reuse) */
   int reaped;            /* under lock */
   pebble_bk_exit exit;   /* valid once reaped */
@@ -220,7 +217,7 @@ PBP_HIDDEN PBP_NORETURN void pbp_child_run(const pbp_child_setup *setup);
 PBP_HIDDEN int pbp_exit_watch_start(pebble_bk_proc *proc, int *sys_errno);
 /* Non-blocking: has the child ended (its exit fd readable)? */
 PBP_HIDDEN int pbp_exit_seen(const pebble_bk_proc *proc);
-/* After the child was reaped: join the helper, close the exit fds. */
+/* After the child was reaped: close the exit descriptor. */
 PBP_HIDDEN void pbp_exit_watch_stop(pebble_bk_proc *proc);
 
 /* ---- posix_guardian.c ---- */

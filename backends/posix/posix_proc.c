@@ -111,7 +111,7 @@ int pbp_proc_start(pebble_bk_proc **out, pebble_child_main_fn child_main,
   p = calloc(1, sizeof *p);
   if (p == NULL)
     return PEBBLE_ENOMEM;
-  p->chan_fd = p->exit_fd = p->exit_wr = -1;
+  p->chan_fd = p->exit_fd = -1;
   if ((rc = pthread_mutex_init(&p->lock, NULL)) != 0) {
     free(p);
     *sys_errno = rc;
