@@ -432,11 +432,15 @@ static uint64_t checksum(const unsigned char *p, size_t n) {
   return h;
 }
 
-/* Reads ECHO_SIZE bytes, answers with their checksum. */
+/* Waits for a go on the pipe, reads ECHO_SIZE bytes from the channel,
+ * answers with their checksum. */
 static int child_checksum(void *arg, pebble_bk_chan *chan) {
+  const int *go = arg;
   unsigned char *buf = malloc(ECHO_SIZE);
   uint64_t sum;
-  (void)arg;
+  char b;
+  if (read(go[0], &b, 1) != 1)
+    return 8;
   if (buf == NULL || bk->chan_read_all(chan, buf, ECHO_SIZE) != PEBBLE_OK)
     return 9;
   sum = checksum(buf, ECHO_SIZE);
@@ -450,15 +454,18 @@ static void test_proc_large_write_and_echo(void) {
   unsigned char *data = malloc(ECHO_SIZE);
   size_t sent = 0, i, done = 0;
   uint64_t sum = 0;
-  int would_block = 0;
+  int would_block = 0, go[2];
   char b;
   pebble_bk_exit ex;
 
   CU_ASSERT_PTR_NOT_NULL_FATAL(data);
+  CU_ASSERT_EQUAL_FATAL(pipe(go), 0);
   for (i = 0; i < ECHO_SIZE; i++)
     data[i] = (unsigned char)(i * 7 + (i >> 12));
-  p = start(child_checksum, NULL);
+  p = start(child_checksum, go);
+  close(go[0]);
   if (p == NULL) {
+    close(go[1]);
     free(data);
     return;
   }
@@ -474,12 +481,17 @@ static void test_proc_large_write_and_echo(void) {
       continue;
     }
     CU_ASSERT_EQUAL_FATAL(rc, PEBBLE_ENOTREADY);
+    /* The child reads nothing until now: the write really was
+     * non-blocking, with a full socket. */
+    if (!would_block)
+      CU_ASSERT_EQUAL(write(go[1], "g", 1), 1);
     would_block = 1;
     if (!(wait_events(ws, p, PEBBLE_EV_WRITE) & PEBBLE_EV_WRITE))
       break;
   }
   CU_ASSERT_EQUAL(sent, ECHO_SIZE);
-  CU_ASSERT_EQUAL(would_block, 1); /* the write really was non-blocking */
+  CU_ASSERT_EQUAL(would_block, 1);
+  close(go[1]);
   CU_ASSERT_EQUAL(read_from(ws, p, &sum, sizeof sum), sizeof sum);
   CU_ASSERT(sum == checksum(data, ECHO_SIZE));
   ex = finish(ws, p);
@@ -876,6 +888,154 @@ static void test_many_children(void) {
 }
 
 /* ------------------------------------------------------------------ */
+/* the spawn start method                                              */
+/* ------------------------------------------------------------------ */
+
+/* What a spawned worker (this program, re-run) reports. */
+typedef struct spawn_report {
+  int adopted;
+  int variable_gone;
+  int stdin_is_dev_null;
+  int own_group;
+  char argv0[128];
+  unsigned char open_fds[FD_SCAN];
+  unsigned char sockets[FD_SCAN];
+} spawn_report;
+
+/* main() of this program when it was spawned as a worker: reads a number,
+ * reports, and exits with that number. */
+static int worker_main(char **argv) {
+  pebble_bk_chan *chan = NULL;
+  spawn_report r;
+  struct stat in, null;
+  int code = 0, fd;
+  memset(&r, 0, sizeof r);
+  r.adopted = bk->chan_adopt(&chan) == PEBBLE_OK;
+  if (!r.adopted)
+    return 90;
+  r.variable_gone = getenv("PEBBLE_WORKER_CHANNEL") == NULL;
+  r.stdin_is_dev_null = fstat(0, &in) == 0 && stat("/dev/null", &null) == 0 &&
+                        in.st_rdev == null.st_rdev && in.st_ino == null.st_ino;
+  r.own_group = getpgrp() == getpid();
+  snprintf(r.argv0, sizeof r.argv0, "%s", argv[0] ? argv[0] : "");
+  scan_fds(r.open_fds);
+  for (fd = 0; fd < FD_SCAN; fd++)
+    r.sockets[fd] = r.open_fds[fd] && is_socket(fd);
+  if (bk->chan_read_all(chan, &code, sizeof code) != PEBBLE_OK ||
+      bk->chan_write_all(chan, &r, sizeof r) != PEBBLE_OK)
+    return 91;
+  return code;
+}
+
+/* Send code, read the report, check the exit. */
+static void talk_to_worker(pebble_bk_waitset *ws, pebble_bk_proc *p, int code,
+                           spawn_report *r) {
+  size_t done = 0;
+  pebble_bk_exit ex;
+  CU_ASSERT_EQUAL(bk->proc_write(p, &code, sizeof code, &done), PEBBLE_OK);
+  CU_ASSERT_EQUAL(done, sizeof code);
+  memset(r, 0, sizeof *r);
+  CU_ASSERT_EQUAL(read_from(ws, p, r, sizeof *r), sizeof *r);
+  ex = finish(ws, p);
+  CU_ASSERT_EQUAL(ex.exited, 1);
+  CU_ASSERT_EQUAL(ex.exit_code, code);
+}
+
+static void test_spawn_self(void) {
+  pebble_bk_waitset *ws = new_waitset();
+  pebble_bk_notifier *nt = NULL;
+  pebble_bk_proc *p = NULL, *other;
+  spawn_report r;
+  char self[512];
+  ssize_t n;
+  int err = -1, fd, extra = 0, extra_fd = -1;
+  char ready;
+
+  CU_ASSERT(bk->caps & PEBBLE_CAP_SPAWN);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(bk->proc_spawn);
+  /* other library descriptors the worker must not see */
+  CU_ASSERT_EQUAL_FATAL(bk->notifier_create(&nt), PEBBLE_OK);
+  other = start(child_waits, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(other);
+  CU_ASSERT_EQUAL(read_from(ws, other, &ready, 1), 1);
+
+  CU_ASSERT_EQUAL(bk->proc_spawn(&p, NULL, NULL, &err), PEBBLE_OK);
+  CU_ASSERT_EQUAL(err, 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  talk_to_worker(ws, p, 42, &r);
+  CU_ASSERT_EQUAL(r.adopted, 1);
+  CU_ASSERT_EQUAL(r.variable_gone, 1);
+  CU_ASSERT_EQUAL(r.stdin_is_dev_null, 1);
+  CU_ASSERT_EQUAL(r.own_group, 1);
+  n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n > 0) {
+    self[n] = '\0';
+    CU_ASSERT_STRING_EQUAL(r.argv0, self);
+  }
+  for (fd = 3; fd < FD_SCAN; fd++)
+    if (!fds_at_start[fd] && r.open_fds[fd]) {
+      extra++;
+      extra_fd = fd;
+    }
+  CU_ASSERT_EQUAL(extra, 1); /* only its channel */
+  if (extra == 1)
+    CU_ASSERT_EQUAL(r.sockets[extra_fd], 1);
+
+  /* argv[0] of our choosing */
+  p = NULL;
+  CU_ASSERT_EQUAL(bk->proc_spawn(&p, NULL, "pebble-worker", &err), PEBBLE_OK);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  talk_to_worker(ws, p, 3, &r);
+  CU_ASSERT_STRING_EQUAL(r.argv0, "pebble-worker");
+
+  CU_ASSERT_EQUAL(bk->proc_kill(other, 1), PEBBLE_OK);
+  finish(ws, other);
+  bk->notifier_destroy(nt);
+  bk->waitset_destroy(ws);
+}
+
+static void test_spawn_other_programs(void) {
+  pebble_bk_waitset *ws = new_waitset();
+  pebble_bk_proc *p = (pebble_bk_proc *)&p;
+  pebble_bk_exit ex;
+  int err = 0;
+
+  /* a program that cannot be run: refused, and no child left behind */
+  CU_ASSERT_EQUAL(bk->proc_spawn(&p, "/nonexistent/pebble-worker", NULL, &err),
+                  PEBBLE_ESYSTEM);
+  CU_ASSERT_EQUAL(err, ENOENT);
+  CU_ASSERT_PTR_NULL(p);
+  CU_ASSERT(waitpid(-1, NULL, WNOHANG) <= 0);
+  CU_ASSERT_EQUAL(bk->proc_spawn(&p, "", NULL, &err), PEBBLE_EINVAL);
+  CU_ASSERT_EQUAL(bk->proc_spawn(NULL, NULL, NULL, &err), PEBBLE_EINVAL);
+
+  /* any program can be a process; this one ignores the channel */
+  if (access("/bin/sh", X_OK) == 0) {
+    p = NULL;
+    CU_ASSERT_EQUAL(bk->proc_spawn(&p, "/bin/sh", NULL, &err), PEBBLE_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    /* stdin is /dev/null: the shell reads no command and exits 0 */
+    ex = finish(ws, p);
+    CU_ASSERT_EQUAL(ex.exited, 1);
+    CU_ASSERT_EQUAL(ex.exit_code, 0);
+  }
+  bk->waitset_destroy(ws);
+}
+
+static void test_chan_adopt_outside_a_worker(void) {
+  pebble_bk_chan *chan = (pebble_bk_chan *)&chan;
+  CU_ASSERT_EQUAL(bk->chan_adopt(NULL), PEBBLE_EINVAL);
+  CU_ASSERT_EQUAL(bk->chan_adopt(&chan), PEBBLE_ENOTFOUND);
+  CU_ASSERT_PTR_NULL(chan);
+  setenv("PEBBLE_WORKER_CHANNEL", "nonsense", 1);
+  CU_ASSERT_EQUAL(bk->chan_adopt(&chan), PEBBLE_EINVAL);
+  CU_ASSERT_PTR_NULL(getenv("PEBBLE_WORKER_CHANNEL"));
+  setenv("PEBBLE_WORKER_CHANNEL", "1000", 1); /* not open */
+  CU_ASSERT_EQUAL(bk->chan_adopt(&chan), PEBBLE_EINVAL);
+  CU_ASSERT_EQUAL(bk->chan_adopt(&chan), PEBBLE_ENOTFOUND);
+}
+
+/* ------------------------------------------------------------------ */
 /* parent death                                                        */
 /* ------------------------------------------------------------------ */
 
@@ -1027,10 +1187,11 @@ static void test_notifier(void) {
 
 /* ------------------------------------------------------------------ */
 
-int main(void) {
+int main(int argc, char **argv) {
   CU_pSuite s;
   unsigned failures;
 
+  (void)argc;
   scan_fds(fds_at_start);
   signal(SIGPIPE, SIG_DFL);
   bk = pebble__backend_posix_get();
@@ -1038,6 +1199,8 @@ int main(void) {
     fprintf(stderr, "the POSIX backend did not start\n");
     return 1;
   }
+  if (getenv("PEBBLE_WORKER_CHANNEL") != NULL)
+    return worker_main(argv); /* spawned by test_spawn_self */
   if (CU_initialize_registry() != CUE_SUCCESS)
     return 1;
   s = CU_add_suite("backend_posix", NULL, NULL);
@@ -1062,6 +1225,10 @@ int main(void) {
                    test_status_unknown_when_sigchld_ignored) ||
       !CU_add_test(s, "reap kills the grandchild", test_reap_kills_grandchild) ||
       !CU_add_test(s, "many children", test_many_children) ||
+      !CU_add_test(s, "spawn this program", test_spawn_self) ||
+      !CU_add_test(s, "spawn other programs", test_spawn_other_programs) ||
+      !CU_add_test(s, "chan_adopt outside a worker",
+                   test_chan_adopt_outside_a_worker) ||
       !CU_add_test(s, "worker dies with its parent",
                    test_worker_dies_with_parent) ||
       !CU_add_test(s, "waitset deadline", test_waitset_deadline) ||

@@ -100,10 +100,11 @@ static const pebble_backend table = {
     .abi_minor = PEBBLE_BACKEND_ABI_MINOR,
     .struct_size = sizeof(pebble_backend),
     .name = "posix",
-    .description = "POSIX threads and fork()ed processes in their own "
-                   "process groups; " DESC_EXIT "; " DESC_DEATH,
+    .description = "POSIX threads; fork()ed or spawned processes in their "
+                   "own process groups; " DESC_EXIT "; " DESC_DEATH,
     .caps = PEBBLE_CAP_THREADS | PEBBLE_CAP_PROCESSES | PEBBLE_CAP_FORK |
-            PEBBLE_CAP_KILL_GROUP | CAP_PIDFD | CAP_PDEATHSIG,
+            PEBBLE_CAP_KILL_GROUP | PEBBLE_CAP_SPAWN | CAP_PIDFD |
+            CAP_PDEATHSIG,
     .init = posix_init,
     .shutdown = posix_shutdown,
     .fork_generation = posix_fork_generation,
@@ -139,6 +140,8 @@ static const pebble_backend table = {
     .notifier_handle = pbp_notifier_handle,
     .notifier_set = pbp_notifier_set,
     .notifier_clear = pbp_notifier_clear,
+    .proc_spawn = pbp_proc_spawn,
+    .chan_adopt = pbp_chan_adopt,
 };
 
 /* The entry point: hidden pebble__backend_posix_get when built into

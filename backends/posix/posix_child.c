@@ -50,9 +50,9 @@ static void reset_signals(void) {
 
 /* Keep the channel off descriptors 0-2: the task's printf must never
  * write into it, and stdin is about to be replaced. */
-static int channel_above_stdio(int fd) {
+static int above_stdio(int fd) {
   int moved;
-  if (fd > 2)
+  if (fd < 0 || fd > 2)
     return fd;
 #ifdef F_DUPFD_CLOEXEC
   moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
@@ -64,7 +64,6 @@ static int channel_above_stdio(int fd) {
   if (moved < 0)
     _exit(CHILD_SETUP_FAILED);
   close(fd);
-  pbp_fd_child_renumber(fd, moved);
   return moved;
 }
 
@@ -82,9 +81,31 @@ static void stdin_from_dev_null(void) {
   close(fd);
 }
 
+/* The spawn start method: the channel survives exec and its number goes
+ * into the environment; exec's errno goes back to the parent. */
+static PBP_NORETURN void exec_worker(const pbp_child_setup *s, int chan_fd,
+                                     int err_fd) {
+  char digits[16];
+  size_t n = 0, i;
+  unsigned v = (unsigned)chan_fd;
+  int e;
+  do
+    digits[n++] = (char)('0' + v % 10);
+  while ((v /= 10) != 0);
+  for (i = 0; i < n; i++)
+    s->chan_digits[i] = digits[n - 1 - i];
+  s->chan_digits[n] = '\0';
+  fcntl(chan_fd, F_SETFD, 0); /* the one library descriptor exec keeps */
+  execve(s->exec_path, s->argv, s->envp);
+  e = errno;
+  while (write(err_fd, &e, sizeof e) < 0 && errno == EINTR)
+    ;
+  _exit(CHILD_SETUP_FAILED);
+}
+
 void pbp_child_run(const pbp_child_setup *s) {
   pebble_bk_chan chan;
-  int status;
+  int status, err_fd;
 
   setpgid(0, 0); /* the parent does the same: whoever runs first wins */
 #if PBP_USE_PDEATHSIG
@@ -100,9 +121,13 @@ void pbp_child_run(const pbp_child_setup *s) {
     _exit(CHILD_SETUP_FAILED);
   reset_signals();
   pbp_fd_child_close_all_but(s->chan_fd);
-  chan.fd = channel_above_stdio(s->chan_fd);
+  chan.fd = above_stdio(s->chan_fd);
+  pbp_fd_child_renumber(s->chan_fd, chan.fd);
+  err_fd = above_stdio(s->err_fd);
   stdin_from_dev_null();
 
+  if (s->exec_path != NULL)
+    exec_worker(s, chan.fd, err_fd);
   status = s->child_main(s->arg, &chan);
   /* The task's own buffered output would be lost by _exit().  From here
    * on this is the task's process, so stdio may be used. */

@@ -8,6 +8,8 @@
  *   posix_wakefd.c    a descriptor another thread can make readable
  *   posix_notifier.c  the notifier for applications' event loops
  *   posix_proc.c      processes: start, channel I/O, kill, reap
+ *   posix_spawn.c     the spawn start method: a worker program, and
+ *                     its side (adopting the channel)
  *   posix_child.c     what a new child does before the task's code
  *   posix_exit.c      knowing when a child ended, without polling
  *   posix_guardian.c  killing workers when the parent dies, where the
@@ -201,14 +203,31 @@ PBP_HIDDEN int pbp_chan_read_all(pebble_bk_chan *chan, void *buf, size_t len);
 /* send() flags that keep SIGPIPE away where MSG_NOSIGNAL exists. */
 PBP_HIDDEN ssize_t pbp_send(int fd, const void *buf, size_t len, int flags);
 
+/* ---- posix_spawn.c ---- */
+#define PBP_CHANNEL_ENV "PEBBLE_WORKER_CHANNEL"
+PBP_HIDDEN int pbp_proc_spawn(pebble_bk_proc **proc, const char *program,
+                              const char *argv0, int *sys_errno);
+PBP_HIDDEN int pbp_chan_adopt(pebble_bk_chan **chan);
+
 /* ---- posix_child.c ---- */
 typedef struct pbp_child_setup {
+  /* What the child runs: child_main(arg), or exec_path. */
+  pebble_child_main_fn child_main;
+  void *arg;
+  const char *exec_path;
+  char *const *argv;
+  char *const *envp;
+  char *chan_digits;   /* in envp: where the channel's number goes */
+  /* Filled in by pbp_proc_launch. */
   pid_t parent;        /* getpid() of the parent before fork */
   int chan_fd;         /* child's end of the channel */
   int guardian_fd;     /* -1 unless a guardian watches the parent */
-  pebble_child_main_fn child_main;
-  void *arg;
+  int err_fd;          /* exec's errno goes here; closed by a good exec */
 } pbp_child_setup;
+/* Fork a child prepared as in pbp_child_setup (the caller fills what it
+ * runs); an exec that fails is PEBBLE_ESYSTEM with its errno. */
+PBP_HIDDEN int pbp_proc_launch(pebble_bk_proc **proc, pbp_child_setup *setup,
+                               int *sys_errno);
 /* Runs in the new child right after fork; never returns. */
 PBP_HIDDEN PBP_NORETURN void pbp_child_run(const pbp_child_setup *setup);
 

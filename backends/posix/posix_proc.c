@@ -94,19 +94,24 @@ static void reap_locked(pebble_bk_proc *p, int blocking) {
   p->reaped = 1;
 }
 
-int pbp_proc_start(pebble_bk_proc **out, pebble_child_main_fn child_main,
-                   void *arg, int *sys_errno) {
+/* After an exec'ing child's fork: EOF on err_fd means the exec worked;
+ * otherwise the child sent exec's errno and is about to _exit. */
+static int exec_errno(int err_fd) {
+  int e = 0;
+  ssize_t n;
+  do
+    n = read(err_fd, &e, sizeof e);
+  while (n < 0 && errno == EINTR);
+  return n == (ssize_t)sizeof e ? (e != 0 ? e : ENOEXEC) : 0;
+}
+
+int pbp_proc_launch(pebble_bk_proc **out, pbp_child_setup *setup,
+                    int *sys_errno) {
   pebble_bk_proc *p;
-  pbp_child_setup setup;
   sigset_t all, old;
-  int sv[2], err, rc, ignored;
+  int sv[2], errpipe[2] = {-1, -1}, err, rc;
   pid_t pid;
 
-  if (sys_errno == NULL)
-    sys_errno = &ignored;
-  *sys_errno = 0;
-  if (out == NULL || child_main == NULL)
-    return PEBBLE_EINVAL;
   *out = NULL;
   p = calloc(1, sizeof *p);
   if (p == NULL)
@@ -135,10 +140,9 @@ int pbp_proc_start(pebble_bk_proc **out, pebble_child_main_fn child_main,
     proc_free(p);
     return PEBBLE_ESYSTEM;
   }
-  setup.parent = getpid();
-  setup.chan_fd = sv[1];
-  setup.child_main = child_main;
-  setup.arg = arg;
+  setup->parent = getpid();
+  setup->chan_fd = sv[1];
+  setup->err_fd = -1;
 
   fflush(NULL); /* or the child's copy of buffered output prints again */
   /* The child starts with every signal blocked, so none of the
@@ -146,15 +150,33 @@ int pbp_proc_start(pebble_bk_proc **out, pebble_child_main_fn child_main,
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   pbp_fd_lock();
-  setup.guardian_fd = pbp_guardian_fd_locked();
+  if (setup->exec_path != NULL) {
+    /* The write end stays out of the registry: the child keeps it until
+     * exec closes it.  We hold the lock until the parent closes it, so
+     * no other fork can inherit it. */
+    if (pbp_pipe_locked(errpipe, 0) != 0) {
+      *sys_errno = errno;
+      pbp_fd_close_locked(sv[1]);
+      pbp_fd_unlock();
+      pthread_sigmask(SIG_SETMASK, &old, NULL);
+      proc_free(p);
+      return PEBBLE_ESYSTEM;
+    }
+    pbp_fd_forget_locked(errpipe[1]);
+    setup->err_fd = errpipe[1];
+  }
+  setup->guardian_fd = pbp_guardian_fd_locked();
   pid = pbp_fork_locked();
   if (pid == 0)
-    pbp_child_run(&setup);
+    pbp_child_run(setup);
   err = errno;
   pbp_fd_close_locked(sv[1]);
+  if (errpipe[1] >= 0)
+    close(errpipe[1]);
   pbp_fd_unlock();
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (pid < 0) {
+    pbp_fd_close(errpipe[0]);
     *sys_errno = err;
     proc_free(p);
     return PEBBLE_ESYSTEM;
@@ -164,7 +186,16 @@ int pbp_proc_start(pebble_bk_proc **out, pebble_child_main_fn child_main,
   setpgid(pid, pid);
   p->pid = pid;
 
-  rc = pbp_exit_watch_start(p, sys_errno);
+  rc = PEBBLE_OK;
+  if (errpipe[0] >= 0) {
+    if ((err = exec_errno(errpipe[0])) != 0) {
+      *sys_errno = err;
+      rc = PEBBLE_ESYSTEM;
+    }
+    pbp_fd_close(errpipe[0]);
+  }
+  if (rc == PEBBLE_OK)
+    rc = pbp_exit_watch_start(p, sys_errno);
   if (rc != PEBBLE_OK) {
     /* A child whose end we could not see must not run unsupervised. */
     pthread_mutex_lock(&p->lock);
@@ -175,6 +206,21 @@ int pbp_proc_start(pebble_bk_proc **out, pebble_child_main_fn child_main,
   }
   *out = p;
   return PEBBLE_OK;
+}
+
+int pbp_proc_start(pebble_bk_proc **out, pebble_child_main_fn child_main,
+                   void *arg, int *sys_errno) {
+  pbp_child_setup setup;
+  int ignored;
+  if (sys_errno == NULL)
+    sys_errno = &ignored;
+  *sys_errno = 0;
+  if (out == NULL || child_main == NULL)
+    return PEBBLE_EINVAL;
+  memset(&setup, 0, sizeof setup);
+  setup.child_main = child_main;
+  setup.arg = arg;
+  return pbp_proc_launch(out, &setup, sys_errno);
 }
 
 long pbp_proc_pid(const pebble_bk_proc *p) {
