@@ -174,9 +174,11 @@ static int has_callbacks(pebble_future *f) {
 void pb_future_run_callbacks(pebble_future *f) {
   pb_binding *b = f->binding;
   pb_callback *c = f->callbacks, *next;
+  const void *owner = pb_role.callback_owner;
   f->binding = NULL;
   f->callbacks = NULL;
   pb_role.callbacks++;
+  pb_role.callback_owner = f->owner;
   if (b != NULL && b->fn != NULL)
     b->fn(f, b->user_data);
   for (; c != NULL; c = next) {
@@ -184,6 +186,7 @@ void pb_future_run_callbacks(pebble_future *f) {
     c->fn(f, c->user_data);
     free(c);
   }
+  pb_role.callback_owner = owner;
   pb_role.callbacks--;
   pb_binding_unref(b);
 }
@@ -403,8 +406,13 @@ int pebble_future_add_callback(pebble_future *f, pebble_callback_fn fn,
   }
   pb_stripe_unlock(f);
   free(c);
-  pb_role.callbacks++;
-  fn(f, user_data);
-  pb_role.callbacks--;
+  {
+    const void *owner = pb_role.callback_owner;
+    pb_role.callbacks++;
+    pb_role.callback_owner = f->owner;
+    fn(f, user_data);
+    pb_role.callback_owner = owner;
+    pb_role.callbacks--;
+  }
   return PEBBLE_OK;
 }

@@ -124,6 +124,9 @@ pb_dispatch *pb_lib_dispatch(pb_lib *lib);
 typedef struct pb_thread_role {
   const pebble_future *running_future; /* thread task running here */
   int callbacks;                       /* depth of callbacks running here */
+  const void *pool;                    /* pool whose worker thread this is */
+  const void *callback_owner;          /* pool of the future whose
+                                          callbacks run here */
   int library_thread;                  /* manager or dispatcher */
 } pb_thread_role;
 extern PB_TLS pb_thread_role pb_role;
@@ -159,6 +162,7 @@ struct pebble_future {
   atomic_int state;
   unsigned stripe;
   char *name;
+  const void *owner; /* the pool that runs it, or NULL */
   /* Outcome, written once by the resolver before the final state. */
   int status;
   void *result;

@@ -624,13 +624,14 @@ PEBBLE_API int pebble_pool_stop(pebble_pool *pool);
  * Wait up to `timeout` for every worker to end after close or stop.
  * Returns PEBBLE_OK (no worker thread or process remains),
  * PEBBLE_ENOTREADY (still busy: call again), PEBBLE_ESTATE (the pool is
- * still open), PEBBLE_EDEADLK (called from a task or a callback).
+ * still open), PEBBLE_EDEADLK (called from a task or a callback of this
+ * pool; other pools may be joined from anywhere).
  */
 PEBBLE_API int pebble_pool_join(pebble_pool *pool, pebble_time_t timeout);
 /*
  * Stop, join and free the pool.  Futures it produced stay valid.
- * Returns PEBBLE_OK, or PEBBLE_EDEADLK from a task or a callback (the pool
- * is then left alone).  NULL is ignored.
+ * Returns PEBBLE_OK, or PEBBLE_EDEADLK from a task or a callback of this
+ * pool (the pool is then left alone).  NULL is ignored.
  */
 PEBBLE_API int pebble_pool_destroy(pebble_pool *pool);
 

@@ -323,6 +323,7 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
     return rc;
   }
   t->runner.cancel_locked = queued_cancel_locked;
+  f->owner = P;
   t->pool = P;
   t->future = f;
   t->fn = fn;
@@ -498,10 +499,11 @@ int pebble_pool_join(pebble_pool *P, pebble_time_t timeout) {
   CHECK_POOL(P, "pebble_pool_join");
   if (timeout < 0 && timeout != PEBBLE_FOREVER)
     return pb_error(PEBBLE_EINVAL, "pebble_pool_join: timeout is negative");
-  if (pb_role.callbacks || pb_role.running_future || pb_role.library_thread)
+  if (pb_role.pool == P || pb_role.callback_owner == P ||
+      pb_role.library_thread)
     return pb_error(PEBBLE_EDEADLK,
-                    "pebble_pool_join: called from a task or a callback, "
-                    "which the join would wait for");
+                    "pebble_pool_join: called from a task or a callback of "
+                    "this pool, which the join would wait for");
   bk = P->lib->bk;
   deadline = pb_deadline_after(bk, timeout);
   bk->mutex_lock(P->lock);
@@ -541,9 +543,11 @@ int pebble_pool_destroy(pebble_pool *P) {
   if (P == NULL)
     return PEBBLE_OK;
   CHECK_POOL(P, "pebble_pool_destroy");
-  if (pb_role.callbacks || pb_role.running_future || pb_role.library_thread)
+  if (pb_role.pool == P || pb_role.callback_owner == P ||
+      pb_role.library_thread)
     return pb_error(PEBBLE_EDEADLK,
-                    "pebble_pool_destroy: called from a task or a callback");
+                    "pebble_pool_destroy: called from a task or a callback "
+                    "of this pool");
   bk = P->lib->bk;
   pebble_pool_stop(P);
   rc = pebble_pool_join(P, PEBBLE_FOREVER);

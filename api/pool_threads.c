@@ -105,6 +105,7 @@ static void worker_main(void *arg) {
   const pebble_backend *bk = P->lib->bk;
   int counted = 1, kick;
 
+  pb_role.pool = P;
   if (P->o.initializer != NULL) {
     pebble_ctx ctx;
     int ret;
