@@ -20,8 +20,9 @@
 
 #include "posix_internal.h"
 
-/* Bumped only in the child of a fork, when the child has one thread. */
-static uint64_t fork_gen;
+/* Bumped only in the child of a fork, when the child has one thread.  A
+ * word, so loading it is atomic without libatomic on 32-bit systems. */
+static unsigned long fork_gen;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static const pebble_host *host;
 
@@ -71,7 +72,7 @@ static void posix_shutdown(void) {
 
 static uint64_t posix_fork_generation(void) {
   pbp_atfork_once();
-  return PBP_LOAD(&fork_gen);
+  return (uint64_t)PBP_LOAD(&fork_gen);
 }
 
 uint64_t pbp_now_ns(void) {

@@ -120,6 +120,7 @@ void pbp_child_run(const pbp_child_setup *s) {
   if (getppid() != s->parent)
     _exit(CHILD_SETUP_FAILED);
   reset_signals();
+  pbp_thread_child_is_task();
   pbp_fd_child_close_all_but(s->chan_fd);
   chan.fd = above_stdio(s->chan_fd);
   pbp_fd_child_renumber(s->chan_fd, chan.fd);

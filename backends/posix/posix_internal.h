@@ -102,6 +102,8 @@ PBP_HIDDEN void pbp_cond_signal(pebble_bk_cond *cond);
 PBP_HIDDEN void pbp_cond_broadcast(pebble_bk_cond *cond);
 PBP_HIDDEN int pbp_cond_wait(pebble_bk_cond *cond, pebble_bk_mutex *mutex,
                              uint64_t deadline_ns);
+/* In a new child: its one thread runs the task, not library code. */
+PBP_HIDDEN void pbp_thread_child_is_task(void);
 /* Remember the signal mask application threads run with (from init). */
 PBP_HIDDEN void pbp_thread_capture_app_mask(void);
 /* Start a small detached library thread with every signal blocked; 0 or
@@ -185,7 +187,27 @@ struct pebble_bk_chan {
   int fd; /* blocking */
 };
 
+/* How to start a child: what it runs, and what the parent prepared. */
+typedef struct pbp_child_setup {
+  /* What the child runs: child_main(arg), or exec_path. */
+  pebble_child_main_fn child_main;
+  void *arg;
+  const char *exec_path;
+  char *const *argv;
+  char *const *envp;
+  char *chan_digits;   /* in envp: where the channel's number goes */
+  /* Filled in by pbp_proc_launch. */
+  pid_t parent;        /* getpid() of the parent before fork */
+  int chan_fd;         /* child's end of the channel */
+  int guardian_fd;     /* -1 unless a guardian watches the parent */
+  int err_fd;          /* exec's errno goes here; closed by a good exec */
+} pbp_child_setup;
+
 /* ---- posix_proc.c ---- */
+/* Fork a child prepared as in pbp_child_setup (the caller fills what it
+ * runs); an exec that fails is PEBBLE_ESYSTEM with its errno. */
+PBP_HIDDEN int pbp_proc_launch(pebble_bk_proc **proc, pbp_child_setup *setup,
+                               int *sys_errno);
 PBP_HIDDEN int pbp_proc_start(pebble_bk_proc **proc,
                               pebble_child_main_fn child_main, void *arg,
                               int *sys_errno);
@@ -210,24 +232,6 @@ PBP_HIDDEN int pbp_proc_spawn(pebble_bk_proc **proc, const char *program,
 PBP_HIDDEN int pbp_chan_adopt(pebble_bk_chan **chan);
 
 /* ---- posix_child.c ---- */
-typedef struct pbp_child_setup {
-  /* What the child runs: child_main(arg), or exec_path. */
-  pebble_child_main_fn child_main;
-  void *arg;
-  const char *exec_path;
-  char *const *argv;
-  char *const *envp;
-  char *chan_digits;   /* in envp: where the channel's number goes */
-  /* Filled in by pbp_proc_launch. */
-  pid_t parent;        /* getpid() of the parent before fork */
-  int chan_fd;         /* child's end of the channel */
-  int guardian_fd;     /* -1 unless a guardian watches the parent */
-  int err_fd;          /* exec's errno goes here; closed by a good exec */
-} pbp_child_setup;
-/* Fork a child prepared as in pbp_child_setup (the caller fills what it
- * runs); an exec that fails is PEBBLE_ESYSTEM with its errno. */
-PBP_HIDDEN int pbp_proc_launch(pebble_bk_proc **proc, pbp_child_setup *setup,
-                               int *sys_errno);
 /* Runs in the new child right after fork; never returns. */
 PBP_HIDDEN PBP_NORETURN void pbp_child_run(const pbp_child_setup *setup);
 

@@ -32,7 +32,12 @@
 
 #include "posix_internal.h"
 
+#if defined(__APPLE__)
+#include <crt_externs.h>
+#define environ (*_NSGetEnviron()) /* not visible to shared libraries */
+#else
 extern char **environ;
+#endif
 
 #ifndef PATH_MAX
 #define PATH_MAX 4096

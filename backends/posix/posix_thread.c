@@ -61,6 +61,8 @@ void pbp_thread_capture_app_mask(void) {
   pthread_mutex_unlock(&app_mask_lock);
 }
 
+void pbp_thread_child_is_task(void) { in_library_thread = 0; }
+
 static int get_app_mask(sigset_t *out) {
   int known;
   pthread_mutex_lock(&app_mask_lock);
