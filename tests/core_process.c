@@ -1,0 +1,482 @@
+/* core_process.c -- one-shot process tasks: results, failures, crashes,
+ * timeouts, cancellation, large messages, and the hard edges of forking
+ * from a multi-threaded library. */
+#include "core_util.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+static int echo_int(pebble_ctx *ctx, const void *arg, size_t size) {
+  int64_t v;
+  if (pebble_arg_int(arg, size, &v) != PEBBLE_OK)
+    return pebble_fail(ctx, 9, "not an int");
+  return pebble_result_int(ctx, v * 2);
+}
+static int fails(pebble_ctx *ctx, const void *arg, size_t size) {
+  (void)arg, (void)size;
+  return pebble_fail(ctx, 42, "Ops! %d", 7);
+}
+static int segv(pebble_ctx *ctx, const void *arg, size_t size) {
+  (void)ctx, (void)arg, (void)size;
+  raise(SIGSEGV);
+  return 0;
+}
+static int null_write(pebble_ctx *ctx, const void *arg, size_t size) {
+  volatile int *p = NULL;
+  (void)ctx, (void)arg, (void)size;
+  *p = 1;
+  return 0;
+}
+static int aborts(pebble_ctx *ctx, const void *arg, size_t size) {
+  (void)ctx, (void)arg, (void)size;
+  abort();
+}
+static int kills_self(pebble_ctx *ctx, const void *arg, size_t size) {
+  (void)ctx, (void)arg, (void)size;
+  kill(getpid(), SIGKILL);
+  pause();
+  return 0;
+}
+static int exits(pebble_ctx *ctx, const void *arg, size_t size) {
+  int code = size == sizeof(int) ? *(const int *)arg : 0;
+  (void)ctx;
+  _exit(code); /* exit() would run the sanitizers' leak check */
+}
+static int sleeps(pebble_ctx *ctx, const void *arg, size_t size) {
+  (void)ctx, (void)arg, (void)size;
+  for (;;)
+    pause();
+  return 0;
+}
+
+static pebble_future *run(pebble_task_fn fn, const void *arg, size_t size,
+                          const pebble_task_options *o) {
+  pebble_future *f = NULL;
+  CU_ASSERT_EQUAL_FATAL(pebble_run(PEBBLE_PROCESS, fn, arg, size, o, &f),
+                        PEBBLE_OK);
+  return f;
+}
+
+static void test_result(void) {
+  int64_t v = 21, out = 0;
+  pebble_future *f = run(echo_int, &v, sizeof v, NULL);
+  CU_ASSERT_EQUAL(pebble_future_get_int(f, PEBBLE_SEC(30), &out), PEBBLE_OK);
+  CU_ASSERT_EQUAL(out, 42);
+  CU_ASSERT_EQUAL(pebble_future_state(f), PEBBLE_DONE);
+  pebble_future_release(f);
+}
+
+static void test_failure_crosses(void) {
+  pebble_future *f = run(fails, NULL, 0, NULL);
+  CU_ASSERT_EQUAL(pebble_future_get(f, PEBBLE_SEC(30), NULL, NULL),
+                  PEBBLE_ETASK);
+  CU_ASSERT_EQUAL(pebble_future_task_code(f), 42);
+  CU_ASSERT_STRING_EQUAL(pebble_future_message(f), "Ops! 7");
+  CU_ASSERT_EQUAL(pebble_future_state(f), PEBBLE_FAILED);
+  pebble_future_release(f);
+}
+
+static void expect_signal(pebble_task_fn fn, int sig) {
+  pebble_exit_info x;
+  pebble_future *f = run(fn, NULL, 0, NULL);
+  CU_ASSERT_EQUAL(pebble_future_get(f, PEBBLE_SEC(30), NULL, NULL),
+                  PEBBLE_EDIED);
+  memset(&x, 0, sizeof x);
+  x.struct_size = sizeof x;
+  CU_ASSERT_EQUAL(pebble_future_exit_info(f, &x), PEBBLE_OK);
+  CU_ASSERT_EQUAL(x.signal, sig);
+  CU_ASSERT(x.pid > 0);
+  CU_ASSERT_EQUAL(x.killed_by_library, 0);
+  CU_ASSERT_EQUAL(x.status_known, 1);
+  CU_ASSERT_PTR_NOT_NULL(strstr(pebble_future_message(f),
+                                pebble_signal_name(sig)));
+  pebble_future_release(f);
+}
+
+static void test_sigsegv(void) { expect_signal(segv, SIGSEGV); }
+static void test_null_write(void) { expect_signal(null_write, SIGSEGV); }
+static void test_abort(void) { expect_signal(aborts, SIGABRT); }
+static void test_sigkill(void) { expect_signal(kills_self, SIGKILL); }
+
+static void expect_exit(int code) {
+  pebble_exit_info x;
+  pebble_future *f = run(exits, &code, sizeof code, NULL);
+  CU_ASSERT_EQUAL(pebble_future_get(f, PEBBLE_SEC(30), NULL, NULL),
+                  PEBBLE_EDIED);
+  x.struct_size = sizeof x;
+  CU_ASSERT_EQUAL(pebble_future_exit_info(f, &x), PEBBLE_OK);
+  CU_ASSERT_EQUAL(x.exited, 1);
+  CU_ASSERT_EQUAL(x.exit_code, code);
+  CU_ASSERT_EQUAL(x.signal, 0);
+  pebble_future_release(f);
+}
+static void test_exit0(void) { expect_exit(0); }
+static void test_exit3(void) { expect_exit(3); }
+
+/* Waits (bounded) for the reap after a kill. */
+static int exit_info_within(pebble_future *f, pebble_exit_info *x,
+                            double seconds) {
+  double end = now_s() + seconds;
+  x->struct_size = sizeof *x;
+  while (now_s() < end) {
+    if (pebble_future_exit_info(f, x) == PEBBLE_OK)
+      return 1;
+    usleep(10000);
+  }
+  return 0;
+}
+
+static int grandchild_then_sleep(pebble_ctx *ctx, const void *arg,
+                                 size_t size) {
+  int fd = *(const int *)arg;
+  pid_t g = fork();
+  (void)ctx, (void)size;
+  if (g == 0) {
+    for (;;)
+      pause();
+  }
+  (void)!write(fd, &g, sizeof g);
+  for (;;)
+    pause();
+  return 0;
+}
+
+static void test_timeout_kills_group(void) {
+  pebble_task_options o;
+  pebble_exit_info x;
+  pebble_future *f;
+  int p[2];
+  pid_t g = 0;
+  double t0;
+  CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
+  pebble_task_options_init(&o);
+  o.timeout = PEBBLE_MSEC(300);
+  t0 = now_s();
+  f = run(grandchild_then_sleep, &p[1], sizeof p[1], &o);
+  CU_ASSERT_EQUAL(pebble_future_get(f, PEBBLE_SEC(30), NULL, NULL),
+                  PEBBLE_ETIMEDOUT);
+  CU_ASSERT(now_s() - t0 >= 0.29);
+  CU_ASSERT(now_s() - t0 < 10);
+  CU_ASSERT_EQUAL(read(p[0], &g, sizeof g), (ssize_t)sizeof g);
+  CU_ASSERT(exit_info_within(f, &x, 10));
+  CU_ASSERT_EQUAL(x.signal, SIGKILL);
+  CU_ASSERT_EQUAL(x.killed_by_library, 1);
+  CU_ASSERT(g > 0 && gone_within(g, 10)); /* the whole group went */
+  close(p[0]);
+  close(p[1]);
+  pebble_future_release(f);
+}
+
+static int term_marker(pebble_ctx *ctx, const void *arg, size_t size) {
+  static int fd;
+  struct sigaction sa;
+  (void)ctx, (void)size;
+  fd = *(const int *)arg;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = SIG_IGN; /* ignores SIGTERM: only SIGKILL ends it */
+  sigaction(SIGTERM, &sa, NULL);
+  (void)!write(fd, "r", 1);
+  for (;;)
+    pause();
+  return 0;
+}
+
+static void test_grace_does_not_delay(void) {
+  pebble_task_options o;
+  pebble_exit_info x;
+  pebble_future *f;
+  int p[2];
+  char c;
+  double t0;
+  CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
+  pebble_task_options_init(&o);
+  o.timeout = PEBBLE_MSEC(200);
+  o.kill_grace = PEBBLE_SEC(2);
+  t0 = now_s();
+  f = run(term_marker, &p[1], sizeof p[1], &o);
+  CU_ASSERT_EQUAL(read(p[0], &c, 1), 1);
+  CU_ASSERT_EQUAL(pebble_future_get(f, PEBBLE_SEC(30), NULL, NULL),
+                  PEBBLE_ETIMEDOUT);
+  /* Resolved at the deadline, not after the 2 s grace. */
+  CU_ASSERT(now_s() - t0 < 1.9);
+  CU_ASSERT(exit_info_within(f, &x, 15));
+  CU_ASSERT(now_s() - t0 >= 2.0); /* SIGTERM was ignored: SIGKILL later */
+  CU_ASSERT_EQUAL(x.signal, SIGKILL);
+  close(p[0]);
+  close(p[1]);
+  pebble_future_release(f);
+}
+
+static void test_cancel_running(void) {
+  pebble_exit_info x;
+  pebble_future *f = run(sleeps, NULL, 0, NULL);
+  CU_ASSERT_EQUAL(pebble_future_wait(f, PEBBLE_MSEC(200)), PEBBLE_ENOTREADY);
+  CU_ASSERT_EQUAL(pebble_future_cancel(f), PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_future_state(f), PEBBLE_CANCELLED);
+  CU_ASSERT_EQUAL(pebble_future_get(f, 0, NULL, NULL), PEBBLE_ECANCELED);
+  CU_ASSERT_EQUAL(pebble_future_cancel(f), PEBBLE_OK);
+  CU_ASSERT(exit_info_within(f, &x, 10));
+  CU_ASSERT_EQUAL(x.signal, SIGKILL);
+  CU_ASSERT_EQUAL(x.killed_by_library, 1);
+  pebble_future_release(f);
+}
+
+static void test_cancel_after_done(void) {
+  int64_t v = 1, out;
+  pebble_future *f = run(echo_int, &v, sizeof v, NULL);
+  CU_ASSERT_EQUAL(pebble_future_get_int(f, PEBBLE_SEC(30), &out), PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_future_cancel(f), PEBBLE_EALREADY);
+  CU_ASSERT_EQUAL(pebble_future_get_int(f, 0, &out), PEBBLE_OK);
+  CU_ASSERT_EQUAL(out, 2);
+  pebble_future_release(f);
+}
+
+#define BIG ((size_t)100 << 20)
+static int big_echo(pebble_ctx *ctx, const void *arg, size_t size) {
+  unsigned char *out = pebble_result_alloc(ctx, size);
+  size_t i;
+  if (out == NULL)
+    return pebble_fail(ctx, 1, "no result buffer");
+  for (i = 0; i < size; i++)
+    out[i] = (unsigned char)(((const unsigned char *)arg)[i] ^ 0x5a);
+  return 0;
+}
+static void test_100mb(void) {
+  unsigned char *in = malloc(BIG);
+  const unsigned char *out;
+  const void *data;
+  size_t size = 0, i, bad = 0;
+  pebble_future *f;
+  CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+  for (i = 0; i < BIG; i++)
+    in[i] = (unsigned char)(i * 131 + (i >> 13));
+  f = run(big_echo, in, BIG, NULL);
+  CU_ASSERT_EQUAL(pebble_future_get(f, PEBBLE_SEC(120), &data, &size),
+                  PEBBLE_OK);
+  CU_ASSERT_EQUAL(size, BIG);
+  out = data;
+  for (i = 0; i < size && i < BIG; i++)
+    bad += out[i] != (unsigned char)(in[i] ^ 0x5a);
+  CU_ASSERT_EQUAL(bad, 0);
+  pebble_future_release(f);
+  free(in);
+}
+
+static int reads_stdin(pebble_ctx *ctx, const void *arg, size_t size) {
+  char c;
+  struct stat a, b;
+  (void)arg, (void)size;
+  if (fstat(0, &a) != 0 || stat("/dev/null", &b) != 0)
+    return pebble_fail(ctx, 1, "stat failed");
+  if (a.st_rdev != b.st_rdev || read(0, &c, 1) != 0)
+    return pebble_fail(ctx, 2, "stdin is not /dev/null");
+  return 0;
+}
+static void test_stdin_devnull(void) {
+  pebble_future *f = run(reads_stdin, NULL, 0, NULL);
+  CU_ASSERT_EQUAL(pebble_future_get(f, PEBBLE_SEC(30), NULL, NULL),
+                  PEBBLE_OK);
+  pebble_future_release(f);
+}
+
+static void test_no_leaks(void) {
+  int64_t v = 3, out;
+  int i, fds, kids;
+  pebble_future *f = run(echo_int, &v, sizeof v, NULL); /* warm-up */
+  pebble_future_get_int(f, PEBBLE_SEC(30), &out);
+  pebble_future_release(f);
+  usleep(100000);
+  fds = count_fds();
+  for (i = 0; i < 50; i++) {
+    f = run(i % 5 == 4 ? segv : echo_int, &v, sizeof v, NULL);
+    pebble_future_wait(f, PEBBLE_SEC(30));
+    pebble_future_release(f);
+  }
+  /* Reaps follow results by a moment; give them a bounded while. */
+  for (i = 0; i < 500 && (count_children() > 0 || count_fds() > fds); i++)
+    usleep(10000);
+  CU_ASSERT_EQUAL(count_children(), 0);
+  CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
+/* Run in a forked child: buffered output must not be printed twice. */
+static void flush_body(void) {
+  int64_t v = 1, out;
+  pebble_future *f;
+  printf("x"); /* no newline: still in the buffer */
+  if (pebble_run(PEBBLE_PROCESS, echo_int, &v, sizeof v, NULL, &f) == 0)
+    pebble_future_get_int(f, PEBBLE_SEC(30), &out);
+  fflush(stdout);
+  _exit(0);
+}
+static void test_stdio_flushed(void) {
+  int p[2], st;
+  char buf[16] = {0};
+  pid_t pid;
+  CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
+  pid = fork();
+  if (pid == 0) {
+    dup2(p[1], 1);
+    close(p[0]);
+    setvbuf(stdout, NULL, _IOFBF, 4096);
+    flush_body();
+  }
+  close(p[1]);
+  CU_ASSERT(read(p[0], buf, sizeof buf - 1) >= 1);
+  waitpid(pid, &st, 0);
+  CU_ASSERT_STRING_EQUAL(buf, "x");
+  close(p[0]);
+}
+
+static void sigchld_ignored_body(void) {
+  pebble_future *f;
+  pebble_exit_info x;
+  signal(SIGCHLD, SIG_IGN);
+  if (pebble_run(PEBBLE_PROCESS, segv, NULL, 0, NULL, &f) != 0)
+    _exit(1);
+  if (pebble_future_get(f, PEBBLE_SEC(30), NULL, NULL) != PEBBLE_EDIED)
+    _exit(2);
+  x.struct_size = sizeof x;
+  if (pebble_future_exit_info(f, &x) != PEBBLE_OK || x.status_known != 0)
+    _exit(3);
+  _exit(0);
+}
+static void test_sigchld_ignored(void) {
+  CU_ASSERT(in_child(sigchld_ignored_body));
+}
+
+static pebble_future *parent_future;
+static void after_fork_body(void) {
+  int64_t v = 5, out = 0;
+  pebble_future *f;
+  /* The parent's future belongs to the parent. */
+  if (pebble_future_wait(parent_future, 0) != PEBBLE_EFORKED)
+    _exit(1);
+  /* Pebble works afresh in the child. */
+  if (pebble_run(PEBBLE_PROCESS, echo_int, &v, sizeof v, NULL, &f) != 0 ||
+      pebble_future_get_int(f, PEBBLE_SEC(30), &out) != 0 || out != 10)
+    _exit(2);
+  pebble_future_release(f);
+  if (pebble_run(PEBBLE_THREAD, echo_int, &v, sizeof v, NULL, &f) != 0 ||
+      pebble_future_get_int(f, PEBBLE_SEC(30), &out) != 0 || out != 10)
+    _exit(3);
+  pebble_future_release(f);
+  _exit(0);
+}
+static void test_after_fork(void) {
+  parent_future = run(sleeps, NULL, 0, NULL);
+  CU_ASSERT(in_child(after_fork_body));
+  pebble_future_cancel(parent_future);
+  pebble_future_release(parent_future);
+}
+
+static int nested(pebble_ctx *ctx, const void *arg, size_t size) {
+  int64_t v = 4, a = 0, b = 0;
+  pebble_future *f;
+  (void)arg, (void)size;
+  if (pebble_run(PEBBLE_THREAD, echo_int, &v, sizeof v, NULL, &f) ||
+      pebble_future_get_int(f, PEBBLE_SEC(30), &a))
+    return pebble_fail(ctx, 1, "nested thread: %s", pebble_last_error());
+  pebble_future_release(f);
+  if (pebble_run(PEBBLE_PROCESS, echo_int, &v, sizeof v, NULL, &f) ||
+      pebble_future_get_int(f, PEBBLE_SEC(30), &b))
+    return pebble_fail(ctx, 2, "nested process: %s", pebble_last_error());
+  pebble_future_release(f);
+  return pebble_result_int(ctx, a + b);
+}
+static void test_nested(void) {
+  int64_t out = 0;
+  pebble_future *f = run(nested, NULL, 0, NULL);
+  CU_ASSERT_EQUAL(pebble_future_get_int(f, PEBBLE_SEC(60), &out), PEBBLE_OK);
+  CU_ASSERT_EQUAL(out, 16);
+  pebble_future_release(f);
+}
+
+static int report_pid(pebble_ctx *ctx, const void *arg, size_t size) {
+  pid_t me = getpid();
+  (void)ctx, (void)size;
+  (void)!write(*(const int *)arg, &me, sizeof me);
+  for (;;)
+    pause();
+  return 0;
+}
+static void test_parent_death(void) {
+  int p[2], st;
+  pid_t parent, worker = 0;
+  CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
+  parent = fork();
+  if (parent == 0) {
+    pebble_future *f;
+    close(p[0]);
+    pebble_run(PEBBLE_PROCESS, report_pid, &p[1], sizeof p[1], NULL, &f);
+    for (;;)
+      pause();
+  }
+  close(p[1]);
+  CU_ASSERT_EQUAL(read(p[0], &worker, sizeof worker), (ssize_t)sizeof worker);
+  kill(parent, SIGKILL);
+  waitpid(parent, &st, 0);
+  CU_ASSERT(worker > 0 && gone_within(worker, 10));
+  close(p[0]);
+}
+
+static void test_sigpipe_never(void) {
+  /* SIGPIPE stays at its default action: a write to a dead worker would
+   * end this program.  Many short-lived crashing workers exercise it. */
+  int i;
+  signal(SIGPIPE, SIG_DFL);
+  for (i = 0; i < 20; i++) {
+    pebble_future *f = run(segv, NULL, 0, NULL);
+    pebble_future_wait(f, PEBBLE_SEC(30));
+    pebble_future_release(f);
+  }
+  CU_PASS("no SIGPIPE");
+}
+
+static void test_too_big(void) {
+  static char buf[2048];
+  pebble_task_options o;
+  pebble_future *f = NULL;
+  pebble_task_options_init(&o);
+  o.max_message_size = 1024;
+  CU_ASSERT_EQUAL(pebble_run(PEBBLE_PROCESS, echo_int, buf, sizeof buf, &o,
+                             &f),
+                  PEBBLE_ETOOBIG);
+  CU_ASSERT_PTR_NULL(f);
+  f = run(big_echo, buf, 1000, &o);
+  CU_ASSERT_EQUAL(pebble_future_get(f, PEBBLE_SEC(30), NULL, NULL),
+                  PEBBLE_OK);
+  pebble_future_release(f);
+  o.max_message_size = 999;
+  f = NULL;
+  CU_ASSERT_EQUAL(pebble_run(PEBBLE_PROCESS, big_echo, buf, 1000, &o, &f),
+                  PEBBLE_ETOOBIG);
+}
+
+int main(void) {
+  CU_TestInfo tests[] = {
+      {"result", test_result},
+      {"failure crosses the process boundary", test_failure_crosses},
+      {"crash by SIGSEGV", test_sigsegv},
+      {"crash by a NULL write", test_null_write},
+      {"abort", test_abort},
+      {"SIGKILL", test_sigkill},
+      {"exit(0) before a result", test_exit0},
+      {"exit(3)", test_exit3},
+      {"timeout kills the process group", test_timeout_kills_group},
+      {"kill grace does not delay the future", test_grace_does_not_delay},
+      {"cancel while running", test_cancel_running},
+      {"cancel after done", test_cancel_after_done},
+      {"100 MB argument and result", test_100mb},
+      {"stdin is /dev/null", test_stdin_devnull},
+      {"no zombies, no descriptor leaks", test_no_leaks},
+      {"stdio flushed before fork", test_stdio_flushed},
+      {"SIGCHLD ignored by the application", test_sigchld_ignored},
+      {"the application forks", test_after_fork},
+      {"a process task uses Pebble", test_nested},
+      {"workers die with their parent", test_parent_death},
+      {"never SIGPIPE", test_sigpipe_never},
+      {"maximum message size", test_too_big},
+      CU_TEST_INFO_NULL};
+  return run_suite("process tasks", tests);
+}

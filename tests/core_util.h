@@ -1,0 +1,102 @@
+/* core_util.h -- small helpers shared by the core test programs. */
+#ifndef PEBBLE_CORE_UTIL_H
+#define PEBBLE_CORE_UTIL_H
+
+#define _GNU_SOURCE 1
+#include <CUnit/Basic.h>
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+#include <pebble.h>
+
+static inline double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static inline int count_fds(void) {
+  int n = 0;
+  DIR *d = opendir("/proc/self/fd");
+  struct dirent *e;
+  if (d == NULL)
+    return -1;
+  while ((e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.')
+      n++;
+  closedir(d);
+  return n - 1; /* the directory's own descriptor */
+}
+
+/* Number of live children of this process (all threads). */
+static inline int count_children(void) {
+  int n = 0;
+  DIR *d = opendir("/proc/self/task");
+  struct dirent *e;
+  if (d == NULL)
+    return -1;
+  while ((e = readdir(d)) != NULL) {
+    char path[128], buf[4096];
+    FILE *f;
+    if (e->d_name[0] == '.')
+      continue;
+    snprintf(path, sizeof path, "/proc/self/task/%s/children", e->d_name);
+    f = fopen(path, "r");
+    if (f == NULL)
+      continue;
+    while (fscanf(f, "%4095s", buf) == 1)
+      n++;
+    fclose(f);
+  }
+  closedir(d);
+  return n;
+}
+
+/* Wait (bounded) until kill(pid, 0) says the process is gone. */
+static inline int gone_within(pid_t pid, double seconds) {
+  double end = now_s() + seconds;
+  while (now_s() < end) {
+    if (kill(pid, 0) != 0 && errno == ESRCH)
+      return 1;
+    usleep(10000);
+  }
+  return 0;
+}
+
+/* Run body in a forked child (for process-wide changes); 1 if it exited 0. */
+static inline int in_child(void (*body)(void)) {
+  int st;
+  pid_t pid = fork();
+  if (pid == 0) {
+    body();
+    _exit(0);
+  }
+  if (pid < 0 || waitpid(pid, &st, 0) != pid)
+    return 0;
+  return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+static inline int run_suite(const char *name, CU_TestInfo *tests) {
+  CU_SuiteInfo suites[] = {{name, NULL, NULL, NULL, NULL, tests},
+                           CU_SUITE_INFO_NULL};
+  unsigned failures;
+  if (CU_initialize_registry() != CUE_SUCCESS)
+    return 2;
+  CU_register_suites(suites);
+  CU_basic_set_mode(CU_BRM_VERBOSE);
+  CU_basic_run_tests();
+  failures = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+  CU_cleanup_registry();
+  return failures ? 1 : 0;
+}
+
+#endif

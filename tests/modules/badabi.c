@@ -1,0 +1,9 @@
+/* A backend module built for an ABI this library does not speak: the
+ * loader must refuse it with a message naming the file and both
+ * versions, and never call into it. */
+#include "pebble_backend.h"
+
+static const pebble_backend table = {999, 0, sizeof(pebble_backend),
+                                     "badabi", "test module", 0};
+
+PEBBLE_BACKEND_ENTRY(badabi) { return &table; }
