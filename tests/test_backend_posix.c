@@ -739,6 +739,38 @@ static void test_child_environment(void) {
   bk->waitset_destroy(ws);
 }
 
+/* The library starts processes from its manager thread, which blocks
+ * every signal: the child must still start with none blocked. */
+typedef struct starter {
+  pebble_bk_proc *proc;
+  int rc;
+} starter;
+
+static void start_from_library_thread(void *arg) {
+  starter *st = arg;
+  int err = 0;
+  st->rc = bk->proc_start(&st->proc, child_inspects, NULL, &err);
+}
+
+static void test_start_from_library_thread(void) {
+  pebble_bk_waitset *ws = new_waitset();
+  pebble_bk_thread *t = NULL;
+  starter st;
+  child_report r;
+  memset(&st, 0, sizeof st);
+  CU_ASSERT_EQUAL_FATAL(bk->thread_create(&t, start_from_library_thread, NULL,
+                                          &st, PEBBLE_BK_THREAD_INTERNAL),
+                        PEBBLE_OK);
+  CU_ASSERT_EQUAL(bk->thread_join(t), PEBBLE_OK);
+  CU_ASSERT_EQUAL_FATAL(st.rc, PEBBLE_OK);
+  memset(&r, 0, sizeof r);
+  CU_ASSERT_EQUAL(read_from(ws, st.proc, &r, sizeof r), sizeof r);
+  CU_ASSERT_EQUAL(r.sigusr2_blocked, 0);
+  CU_ASSERT_EQUAL(r.own_group, 1);
+  finish(ws, st.proc);
+  bk->waitset_destroy(ws);
+}
+
 static void test_write_to_dead_child(void) {
   pebble_bk_waitset *ws = new_waitset();
   pebble_bk_proc *p = start(child_returns_7, NULL);
@@ -1164,6 +1196,56 @@ static void test_waitset_wake_from_thread(void) {
   bk->waitset_destroy(ws);
 }
 
+/* Changing the watch list from another thread wakes the waiter, which
+ * then reports nothing stale. */
+typedef struct rewatcher {
+  pebble_bk_waitset *ws;
+  pebble_bk_proc *proc;
+  int rc;
+} rewatcher;
+
+static void rewatch_later(void *arg) {
+  rewatcher *rw = arg;
+  struct timespec ts;
+  ts.tv_sec = 0;
+  ts.tv_nsec = 50 * 1000000L;
+  nanosleep(&ts, NULL);
+  rw->rc = bk->waitset_watch(rw->ws, rw->proc, PEBBLE_EV_EXIT, rw->proc);
+}
+
+static void test_waitset_watch_from_thread(void) {
+  pebble_bk_waitset *ws = new_waitset(), *other = new_waitset();
+  pebble_bk_thread *t = NULL;
+  pebble_wait_event ev[4];
+  pebble_bk_proc *p = start(child_waits, NULL);
+  rewatcher rw;
+  size_t n = 9, i;
+  uint64_t t0;
+  char r = 0;
+  if (p == NULL)
+    return;
+  CU_ASSERT_EQUAL(read_from(ws, p, &r, 1), 1); /* nothing more will come */
+  /* one waitset per process */
+  CU_ASSERT_EQUAL(bk->waitset_watch(ws, p, PEBBLE_EV_READ, p), PEBBLE_OK);
+  CU_ASSERT_EQUAL(bk->waitset_watch(other, p, PEBBLE_EV_READ, p), PEBBLE_EBUSY);
+  bk->waitset_destroy(other);
+  rw.ws = ws;
+  rw.proc = p;
+  rw.rc = -1;
+  t0 = bk->now_ns();
+  CU_ASSERT_EQUAL_FATAL(bk->thread_create(&t, rewatch_later, NULL, &rw, 0),
+                        PEBBLE_OK);
+  CU_ASSERT_EQUAL(bk->waitset_wait(ws, t0 + TOO_LATE, ev, 4, &n), PEBBLE_OK);
+  CU_ASSERT(since(t0) < TOO_LATE); /* woken by the change */
+  for (i = 0; i < n; i++)
+    CU_ASSERT_FALSE(ev[i].events & PEBBLE_EV_READ); /* nothing to read */
+  CU_ASSERT_EQUAL(bk->thread_join(t), PEBBLE_OK);
+  CU_ASSERT_EQUAL(rw.rc, PEBBLE_OK);
+  CU_ASSERT_EQUAL(bk->proc_kill(p, 1), PEBBLE_OK);
+  finish(ws, p);
+  bk->waitset_destroy(ws);
+}
+
 static void test_notifier(void) {
   pebble_bk_notifier *nt = NULL;
   int fd;
@@ -1220,6 +1302,8 @@ int main(int argc, char **argv) {
       !CU_add_test(s, "reap too early, destroy running",
                    test_reap_too_early_and_destroy_running) ||
       !CU_add_test(s, "child environment", test_child_environment) ||
+      !CU_add_test(s, "start from a library thread",
+                   test_start_from_library_thread) ||
       !CU_add_test(s, "write to a dead child", test_write_to_dead_child) ||
       !CU_add_test(s, "status unknown with SIGCHLD ignored",
                    test_status_unknown_when_sigchld_ignored) ||
@@ -1234,6 +1318,8 @@ int main(int argc, char **argv) {
       !CU_add_test(s, "waitset deadline", test_waitset_deadline) ||
       !CU_add_test(s, "waitset wake from a thread",
                    test_waitset_wake_from_thread) ||
+      !CU_add_test(s, "waitset watch from a thread",
+                   test_waitset_watch_from_thread) ||
       !CU_add_test(s, "notifier", test_notifier)) {
     CU_cleanup_registry();
     return 1;
