@@ -156,6 +156,8 @@ static int settle(pebble_future *f, pb_outcome *o) {
   f->sys_errno = o->sys_errno;
   o->result = NULL;
   o->message = NULL;
+  if (f->runner != NULL && f->runner->settled != NULL)
+    f->runner->settled(f->runner);
   pb_stripe_lock(f);
   atomic_store_explicit(&f->state, o->state, memory_order_release);
   f->callbacks_taken = 1;

@@ -51,6 +51,9 @@ typedef struct pb_binding pb_binding;
  * task).  cancel_locked runs with the future's stripe lock held. */
 typedef struct pb_runner {
   void (*cancel_locked)(struct pb_runner *runner);
+  /* Optional: called once by whoever resolves the future, before any
+   * waiter can see the outcome (no lock held). */
+  void (*settled)(struct pb_runner *runner);
 } pb_runner;
 
 /* ---- status.c ---- */

@@ -50,7 +50,8 @@ static void job_finish(pb_manager *m, pb_job *job) {
  * resolves: a process can always be killed, so what is left of it (a
  * reap) finishes by itself.
  */
-static void resolved(pb_job *job) {
+static void job_settled(pb_runner *runner) {
+  pb_job *job = PB_CONTAINER(runner, pb_job, runner);
   if (job->kind == PEBBLE_PROCESS)
     atomic_fetch_sub(&job->lib->running, 1);
 }
@@ -61,7 +62,6 @@ static int resolve(pb_job *job, pb_outcome *o) {
     pb_outcome_discard(o);
     return 0;
   }
-  resolved(job);
   return 1;
 }
 
@@ -197,7 +197,6 @@ static void kill_job(pb_job *job, int force) {
 
 static void job_cancel_locked(pb_runner *runner) {
   pb_job *job = JOB_OF(runner, runner);
-  resolved(job); /* cancel won the resolution */
   atomic_store(&job->stop_reason, PEBBLE_ECANCELED);
   if (job->proc != NULL && !job->reaped) {
     job->lib->bk->proc_kill(job->proc, 1);
@@ -375,6 +374,7 @@ int pb_job_launch(pb_job *job) {
   int rc;
 
   job->runner.cancel_locked = job_cancel_locked;
+  job->runner.settled = job_settled;
   job->watch.deadline = PEBBLE_BK_FOREVER;
   job->task_deadline = PEBBLE_BK_FOREVER;
   job->kill_deadline = PEBBLE_BK_FOREVER;
