@@ -420,6 +420,10 @@ static void test_proc_hello(void) {
   CU_ASSERT_EQUAL(ex.exit_code, 0);
   CU_ASSERT_EQUAL(ex.signal, 0);
   bk->waitset_destroy(ws);
+  /* No other child either: a guardian, where there is one, was adopted
+   * by init. */
+  CU_ASSERT_EQUAL(waitpid(-1, NULL, WNOHANG), -1);
+  CU_ASSERT_EQUAL(errno, ECHILD);
 }
 
 #define ECHO_SIZE ((size_t)3 << 20) /* well beyond any socket buffer */

@@ -3,7 +3,8 @@
  * no parent-death signal (or PEBBLE_NO_PDEATHSIG is defined).
  *
  * On the first process start a single-threaded guardian process is
- * forked.  It holds one end of a socket whose other end only the library
+ * forked, twice over so that it is not the application's child (no
+ * surprise child for waitpid(-1), nothing for us to reap).  It holds one end of a socket whose other end only the library
  * holds (close-on-exec, closed in every worker).  Each worker tells the
  * guardian its process group id from inside the child, before the child
  * could outlive an unnoticed parent; the parent says "forget" before it
@@ -48,9 +49,8 @@ typedef struct guardian_msg {
   int64_t pgid;
 } guardian_msg;
 
-/* The library's end and the guardian's pid; under the registry lock. */
+/* The library's end; under the registry lock. */
 static int g_fd = -1;
-static pid_t g_pid;
 
 static int send_msg(int fd, int op, pid_t pgid) {
   guardian_msg m;
@@ -121,8 +121,8 @@ static void close_from(int lowest, int keep, long maxfd) {
       close((int)fd);
 }
 
-/* Out of the terminal's reach: Ctrl-C kills the application, not the
- * guardian, which must outlive it to clean up. */
+/* Out of the terminal's reach (its own session): Ctrl-C kills the
+ * application, not the guardian, which must outlive it to clean up. */
 static void guardian_signals(void) {
   static const int ignored[] = {SIGINT, SIGQUIT, SIGHUP, SIGPIPE,
                                 SIGTSTP, SIGTTIN, SIGTTOU};
@@ -149,7 +149,7 @@ static PBP_NORETURN void guardian_main(int fd, long maxfd) {
   size_t have = 0, i;
   int null;
 
-  setpgid(0, 0);
+  setsid();
   guardian_signals();
   if (fd <= 2) {
     int moved = fcntl(fd, F_DUPFD, 3);
@@ -199,11 +199,26 @@ static long max_open_fds(void) {
   return n > 0 ? n : 1024;
 }
 
+/* In the first child: fork the guardian and go, so that it is adopted
+ * by init.  Only async-signal-safe calls; _Fork skips the fork handlers,
+ * which already ran for this process. */
+static PBP_NORETURN void start_guardian(int fd, long maxfd) {
+  pid_t pid;
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 34)
+  pid = _Fork();
+#else
+  pid = fork();
+#endif
+  if (pid == 0)
+    guardian_main(fd, maxfd);
+  _exit(pid < 0 ? 1 : 0);
+}
+
 int pbp_guardian_ensure(int *sys_errno) {
   sigset_t all, old;
   long maxfd = max_open_fds();
-  int sv[2], err;
-  pid_t pid;
+  int sv[2], err, st = 0;
+  pid_t pid, r;
 
   pbp_fd_lock();
   if (g_fd >= 0) {
@@ -219,7 +234,7 @@ int pbp_guardian_ensure(int *sys_errno) {
   pthread_sigmask(SIG_SETMASK, &all, &old);
   pid = pbp_fork_locked();
   if (pid == 0)
-    guardian_main(sv[0], maxfd);
+    start_guardian(sv[0], maxfd);
   err = errno;
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   pbp_fd_close_locked(sv[0]);
@@ -229,10 +244,22 @@ int pbp_guardian_ensure(int *sys_errno) {
     *sys_errno = err;
     return PEBBLE_ESYSTEM;
   }
-  setpgid(pid, pid); /* as the guardian does; either may run first */
   g_fd = sv[1];
-  g_pid = pid;
   pbp_fd_unlock();
+  /* The go-between exits at once.  Its status says whether the guardian
+   * was forked; lost (ECHILD) if the application reaped it, and then a
+   * guardian that is missing shows at the first "forget". */
+  do
+    r = waitpid(pid, &st, 0);
+  while (r < 0 && errno == EINTR);
+  if (r == pid && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+    pbp_fd_lock();
+    pbp_fd_close_locked(g_fd);
+    g_fd = -1;
+    pbp_fd_unlock();
+    *sys_errno = EAGAIN;
+    return PEBBLE_ESYSTEM;
+  }
   return PEBBLE_OK;
 }
 
@@ -243,37 +270,26 @@ void pbp_guardian_child_register(int guardian_fd) {
 }
 
 void pbp_guardian_forget(pid_t pgid) {
-  pid_t lost = 0;
+  int lost = 0;
   pbp_fd_lock();
   if (g_fd >= 0 && send_msg(g_fd, G_FORGET, pgid) != 0) {
     /* Killed by someone: start a new one with the next worker. */
     pbp_fd_close_locked(g_fd);
     g_fd = -1;
-    lost = g_pid;
-    g_pid = 0;
+    lost = 1;
   }
   pbp_fd_unlock();
-  if (lost > 0) {
+  if (lost)
     pbp_log(PEBBLE_LOG_WARN,
-            "the guardian process %ld is gone; workers started before now "
-            "will not be killed if this process dies",
-            (long)lost);
-    while (waitpid(lost, NULL, 0) < 0 && errno == EINTR)
-      ;
-  }
+            "the guardian process is gone; workers started before now will "
+            "not be killed if this process dies");
 }
 
 void pbp_guardian_stop(void) {
-  pid_t pid;
   pbp_fd_lock();
   pbp_fd_close_locked(g_fd); /* end-of-file: the guardian exits */
   g_fd = -1;
-  pid = g_pid;
-  g_pid = 0;
   pbp_fd_unlock();
-  if (pid > 0)
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-      ;
 }
 
 /* In every child of a fork: the guardian belongs to the parent.  A child
@@ -286,5 +302,4 @@ void pbp_guardian_after_fork_child(void) {
     close(g_fd);
   }
   g_fd = -1;
-  g_pid = 0;
 }

@@ -255,7 +255,7 @@ PBP_HIDDEN int pbp_guardian_fd_locked(void);
 PBP_HIDDEN void pbp_guardian_child_register(int guardian_fd);
 /* The parent reaps pgid: the guardian must forget it. */
 PBP_HIDDEN void pbp_guardian_forget(pid_t pgid);
-/* Backend shutdown: let the guardian go and reap it. */
+/* Backend shutdown: let the guardian go (it exits on end-of-file). */
 PBP_HIDDEN void pbp_guardian_stop(void);
 /* Fork handler, in the child (registry lock not taken). */
 PBP_HIDDEN void pbp_guardian_after_fork_child(void);
