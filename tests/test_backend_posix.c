@@ -351,8 +351,8 @@ static void test_thread_join_and_unwound(void) {
   CU_ASSERT(a.id != 0 && a.id != bk->thread_self_id());
   CU_ASSERT_EQUAL(bk->thread_self_id(), bk->thread_self_id());
 
-  CU_ASSERT_EQUAL_FATAL(bk->thread_create(&t, probe_exits, probe_unwound, &b, 0),
-                        PEBBLE_OK);
+  CU_ASSERT_EQUAL_FATAL(
+      bk->thread_create(&t, probe_exits, probe_unwound, &b, 0), PEBBLE_OK);
   CU_ASSERT_EQUAL(bk->thread_join(t), PEBBLE_OK);
   CU_ASSERT(b.ran);
   CU_ASSERT_EQUAL(b.unwound, 1);
@@ -1296,10 +1296,12 @@ int main(int argc, char **argv) {
       !CU_add_test(s, "invalid arguments", test_invalid_arguments) ||
       !CU_add_test(s, "cond_wait deadline", test_cond_timeout) ||
       !CU_add_test(s, "cond_wait signalled", test_cond_signal) ||
-      !CU_add_test(s, "thread join and unwound", test_thread_join_and_unwound) ||
+      !CU_add_test(s, "thread join and unwound",
+                   test_thread_join_and_unwound) ||
       !CU_add_test(s, "thread signal masks", test_thread_signal_masks) ||
       !CU_add_test(s, "child writes, parent reads", test_proc_hello) ||
-      !CU_add_test(s, "large non-blocking write", test_proc_large_write_and_echo) ||
+      !CU_add_test(s, "large non-blocking write",
+                   test_proc_large_write_and_echo) ||
       !CU_add_test(s, "exit codes", test_exit_codes) ||
       !CU_add_test(s, "crash signals", test_crash_signals) ||
       !CU_add_test(s, "kill signals", test_kill_signals) ||
@@ -1311,7 +1313,8 @@ int main(int argc, char **argv) {
       !CU_add_test(s, "write to a dead child", test_write_to_dead_child) ||
       !CU_add_test(s, "status unknown with SIGCHLD ignored",
                    test_status_unknown_when_sigchld_ignored) ||
-      !CU_add_test(s, "reap kills the grandchild", test_reap_kills_grandchild) ||
+      !CU_add_test(s, "reap kills the grandchild",
+                   test_reap_kills_grandchild) ||
       !CU_add_test(s, "many children", test_many_children) ||
       !CU_add_test(s, "spawn this program", test_spawn_self) ||
       !CU_add_test(s, "spawn other programs", test_spawn_other_programs) ||

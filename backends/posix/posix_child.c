@@ -29,7 +29,8 @@
 #include <sys/prctl.h>
 #endif
 
-/* Exit status when the child cannot be prepared (parent already gone). */
+/* Exit status when the child cannot be prepared (the parent is gone
+ * already) or its program cannot be executed. */
 #define CHILD_SETUP_FAILED 127
 
 static void reset_signals(void) {

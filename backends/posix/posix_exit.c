@@ -3,13 +3,13 @@
  * so the waitset sees exits without polling and without SIGCHLD.
  *
  * Where the kernel has pidfds, that descriptor is the child's pidfd.
- * Otherwise (compiled out with PEBBLE_NO_PIDFD, or refused at run time)
- * a small detached helper thread blocks in waitid(..., WNOWAIT) and then
- * writes to a socket.  WNOWAIT leaves the child a zombie: its pid, and so its process
- * group id, stay reserved until proc_reap, which can therefore still kill
- * what is left of the group safely.  Nothing here ever calls waitpid(-1)
- * or installs a SIGCHLD handler: other children of the application are
- * none of our business.
+ * Otherwise (compiled out with PEBBLE_NO_PIDFD, or refused at run time) a
+ * small detached helper thread blocks in waitid(..., WNOWAIT) and then
+ * writes to a socket.  WNOWAIT leaves the child a zombie: its pid, and so
+ * its process group id, stay reserved until proc_reap, which can therefore
+ * still kill what is left of the group safely.  Nothing here ever calls
+ * waitpid(-1) or installs a SIGCHLD handler: other children of the
+ * application are none of our business.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"

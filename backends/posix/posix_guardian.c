@@ -2,15 +2,16 @@
  * posix_guardian.c -- workers die with their parent where the kernel has
  * no parent-death signal (or PEBBLE_NO_PDEATHSIG is defined).
  *
- * On the first process start a single-threaded guardian process is
- * forked, twice over so that it is not the application's child (no
- * surprise child for waitpid(-1), nothing for us to reap).  It holds one end of a socket whose other end only the library
- * holds (close-on-exec, closed in every worker).  Each worker tells the
- * guardian its process group id from inside the child, before the child
- * could outlive an unnoticed parent; the parent says "forget" before it
- * reaps the worker (the zombie still reserves the id).  When the parent
- * dies its end closes: the guardian reads end-of-file, SIGKILLs every
- * group it remembers and exits.  Workers need no extra thread.
+ * On the first process start a single-threaded guardian process is forked,
+ * twice over so that it is not the application's child (no surprise child
+ * for waitpid(-1), nothing for us to reap).  It holds one end of a socket
+ * whose other end only the library holds (close-on-exec, closed in every
+ * worker).  Each worker tells the guardian its process group id from inside
+ * the child, before the child could outlive an unnoticed parent; the
+ * parent says "forget" before it reaps the worker (the zombie still
+ * reserves the id).  When the parent dies its end closes: the guardian
+ * reads end-of-file, SIGKILLs every group it remembers and exits.  Workers
+ * need no extra thread.
  *
  * The guardian was forked from a possibly multi-threaded process, so it
  * lives on async-signal-safe calls only: raw reads, mmap for its table.

@@ -74,7 +74,7 @@
 #define PBP_NSIG 65
 #endif
 
-/* Plain loads and stores of shared words; gcc and clang builtins work in
+/* Atomic loads and stores of shared words; gcc and clang builtins work in
  * C99 mode too. */
 #define PBP_LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define PBP_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
@@ -139,7 +139,7 @@ PBP_HIDDEN pid_t pbp_fork_locked(void);
 /* In a child, async-signal-safe and without the lock: close every library
  * descriptor except keep; the table then holds only keep (or nothing). */
 PBP_HIDDEN void pbp_fd_child_close_all_but(int keep);
-/* In a child: the table now names keep instead of old. */
+/* In a child: the table names new_fd where it named old_fd. */
 PBP_HIDDEN void pbp_fd_child_renumber(int old_fd, int new_fd);
 /* Fork handlers. */
 PBP_HIDDEN void pbp_fd_before_fork(void);
