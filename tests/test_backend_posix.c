@@ -744,16 +744,23 @@ static void test_child_environment(void) {
 }
 
 /* The library starts processes from its manager thread, which blocks
- * every signal: the child must still start with none blocked. */
+ * every signal: the child must still start with none blocked.  The
+ * thread lives until the child is gone, as the contract asks: the
+ * parent-death signal follows the thread that forked. */
 typedef struct starter {
   pebble_bk_proc *proc;
   int rc;
+  int started[2]; /* the thread says it started the child */
+  int done[2];    /* the test says the thread may end */
 } starter;
 
 static void start_from_library_thread(void *arg) {
   starter *st = arg;
   int err = 0;
+  char b = 0;
   st->rc = bk->proc_start(&st->proc, child_inspects, NULL, &err);
+  if (write(st->started[1], &b, 1) != 1 || read(st->done[0], &b, 1) != 1)
+    st->rc = -100;
 }
 
 static void test_start_from_library_thread(void) {
@@ -761,17 +768,28 @@ static void test_start_from_library_thread(void) {
   pebble_bk_thread *t = NULL;
   starter st;
   child_report r;
+  char b = 0;
   memset(&st, 0, sizeof st);
+  CU_ASSERT_EQUAL_FATAL(pipe(st.started), 0);
+  CU_ASSERT_EQUAL_FATAL(pipe(st.done), 0);
   CU_ASSERT_EQUAL_FATAL(bk->thread_create(&t, start_from_library_thread, NULL,
                                           &st, PEBBLE_BK_THREAD_INTERNAL),
                         PEBBLE_OK);
+  CU_ASSERT_EQUAL(read(st.started[0], &b, 1), 1);
+  CU_ASSERT_EQUAL(st.rc, PEBBLE_OK);
+  if (st.rc == PEBBLE_OK) {
+    memset(&r, 0, sizeof r);
+    CU_ASSERT_EQUAL(read_from(ws, st.proc, &r, sizeof r), sizeof r);
+    CU_ASSERT_EQUAL(r.sigusr2_blocked, 0);
+    CU_ASSERT_EQUAL(r.own_group, 1);
+    finish(ws, st.proc);
+  }
+  CU_ASSERT_EQUAL(write(st.done[1], &b, 1), 1);
   CU_ASSERT_EQUAL(bk->thread_join(t), PEBBLE_OK);
-  CU_ASSERT_EQUAL_FATAL(st.rc, PEBBLE_OK);
-  memset(&r, 0, sizeof r);
-  CU_ASSERT_EQUAL(read_from(ws, st.proc, &r, sizeof r), sizeof r);
-  CU_ASSERT_EQUAL(r.sigusr2_blocked, 0);
-  CU_ASSERT_EQUAL(r.own_group, 1);
-  finish(ws, st.proc);
+  close(st.started[0]);
+  close(st.started[1]);
+  close(st.done[0]);
+  close(st.done[1]);
   bk->waitset_destroy(ws);
 }
 
