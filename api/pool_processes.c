@@ -393,6 +393,15 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
         char *text = w->reader.payload;
         w->reader.payload = NULL;
         pb_reader_free(&w->reader);
+        /* A task handed to it already fails like the queued ones. */
+        t = detach_task(P, w, &killed);
+        if (t != NULL) {
+          pb_pool_resolve(P, t->future, PEBBLE_FAILED, PEBBLE_EBROKEN,
+                          pb_format("the pool's initializer failed: %s",
+                                    text),
+                          0);
+          pb_ptask_free(t);
+        }
         pb_pool_break(P, text);
         free(text);
         continue;

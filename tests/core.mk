@@ -29,3 +29,13 @@ check_LTLIBRARIES += tests/modules/pebble_badabi.la
 tests_modules_pebble_badabi_la_SOURCES = tests/modules/badabi.c
 tests_modules_pebble_badabi_la_LDFLAGS = -module -avoid-version \
 	-no-undefined -rpath /nowhere
+
+core_pool_tests = tests/core_pool tests/core_map
+check_PROGRAMS += $(core_pool_tests)
+TESTS += $(core_pool_tests)
+tests_core_pool_SOURCES = tests/core_pool.c tests/core_util.h
+tests_core_pool_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS) $(CUNIT_CFLAGS)
+tests_core_pool_LDADD = $(core_test_ldadd)
+tests_core_map_SOURCES = tests/core_map.c tests/core_util.h
+tests_core_map_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS)
+tests_core_map_LDADD = $(core_test_ldadd)

@@ -1,0 +1,619 @@
+/* core_pool.c -- thread and process pools: the failure modes first. */
+#include "core_util.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+static int kinds[] = {PEBBLE_THREAD, PEBBLE_PROCESS};
+#define EACH_KIND(k) for (size_t k##_ = 0; k##_ < 2 && ((k = kinds[k##_]), 1); k##_++)
+
+static int square(pebble_ctx *ctx, const void *arg, size_t size) {
+  int64_t v = 0;
+  pebble_arg_int(arg, size, &v);
+  return pebble_result_int(ctx, v * v);
+}
+static int worker_id(pebble_ctx *ctx, const void *arg, size_t size) {
+  uint64_t id;
+  pthread_t self = pthread_self();
+  (void)arg, (void)size;
+  id = (uint64_t)getpid() << 32;
+  id ^= (uint64_t)(uintptr_t)self;
+  usleep(20000);
+  return pebble_result_set(ctx, &id, sizeof id);
+}
+static int crash(pebble_ctx *ctx, const void *arg, size_t size) {
+  (void)ctx, (void)arg, (void)size;
+  raise(SIGSEGV);
+  return 0;
+}
+static int exit0(pebble_ctx *ctx, const void *arg, size_t size) {
+  (void)ctx, (void)arg, (void)size;
+  _exit(0);
+}
+static int cooperative(pebble_ctx *ctx, const void *arg, size_t size) {
+  int ms = size == sizeof(int) ? *(const int *)arg : 5000, i;
+  for (i = 0; i < ms; i++) {
+    if (pebble_should_stop(ctx) != PEBBLE_OK)
+      return 0;
+    usleep(1000);
+  }
+  return 0;
+}
+static int marks(pebble_ctx *ctx, const void *arg, size_t size) {
+  (void)ctx, (void)size;
+  (void)!write(*(const int *)arg, "m", 1);
+  return 0;
+}
+
+static pebble_pool *make(pebble_kind kind, unsigned workers, unsigned max) {
+  pebble_pool_options o;
+  pebble_pool *p = NULL;
+  pebble_pool_options_init(&o);
+  o.workers = workers;
+  o.max_tasks = max;
+  CU_ASSERT_EQUAL(pebble_pool_create(&p, kind, &o), PEBBLE_OK);
+  return p;
+}
+static pebble_future *sched(pebble_pool *p, pebble_task_fn fn,
+                            const void *arg, size_t size,
+                            pebble_time_t timeout) {
+  pebble_task_options o;
+  pebble_future *f = NULL;
+  pebble_task_options_init(&o);
+  o.timeout = timeout;
+  CU_ASSERT_EQUAL(pebble_pool_schedule(p, fn, arg, size, &o, &f), PEBBLE_OK);
+  return f;
+}
+static int ok_square(pebble_pool *p, int64_t v) {
+  int64_t out = 0;
+  pebble_future *f = sched(p, square, &v, sizeof v, PEBBLE_DEFAULT);
+  int rc = pebble_future_get_int(f, PEBBLE_SEC(30), &out);
+  pebble_future_release(f);
+  return rc == PEBBLE_OK && out == v * v;
+}
+
+static void test_results(void) {
+  pebble_kind k;
+  EACH_KIND(k) {
+    pebble_pool *p = make(k, 2, 0);
+    pebble_future *f[10];
+    int64_t i, out;
+    for (i = 0; i < 10; i++)
+      f[i] = sched(p, square, &i, sizeof i, PEBBLE_DEFAULT);
+    CU_ASSERT_EQUAL(pebble_wait_all(f, 10, PEBBLE_SEC(60)), PEBBLE_OK);
+    for (i = 0; i < 10; i++) {
+      CU_ASSERT_EQUAL(pebble_future_get_int(f[i], 0, &out), PEBBLE_OK);
+      CU_ASSERT_EQUAL(out, i * i);
+      pebble_future_release(f[i]);
+    }
+    CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
+  }
+}
+
+static void test_timeout_process(void) {
+  pebble_pool *p = make(PEBBLE_PROCESS, 1, 0);
+  pebble_pool_stats st;
+  pebble_future *f;
+  double t0 = now_s();
+  f = sched(p, cooperative, NULL, 0, PEBBLE_MSEC(200));
+  CU_ASSERT_EQUAL(pebble_future_get(f, PEBBLE_SEC(30), NULL, NULL),
+                  PEBBLE_ETIMEDOUT);
+  CU_ASSERT(now_s() - t0 >= 0.19 && now_s() - t0 < 10);
+  pebble_future_release(f);
+  CU_ASSERT(ok_square(p, 5)); /* worker replaced, pool goes on */
+  st.struct_size = sizeof st;
+  pebble_pool_stats_get(p, &st);
+  CU_ASSERT_EQUAL(st.timed_out, 1);
+  CU_ASSERT(st.worker_restarts >= 1);
+  CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
+}
+
+static int stubborn(pebble_ctx *ctx, const void *arg, size_t size) {
+  (void)ctx, (void)arg, (void)size;
+  usleep(1500000); /* ignores pebble_should_stop */
+  return pebble_result_int(ctx, 1);
+}
+static void test_timeout_thread_abandoned(void) {
+  pebble_pool *p = make(PEBBLE_THREAD, 1, 0);
+  pebble_pool_stats st;
+  pebble_future *t1, *t2;
+  int64_t out = 0;
+  double t0 = now_s();
+  t1 = sched(p, stubborn, NULL, 0, PEBBLE_MSEC(100));
+  t2 = sched(p, square, &(int64_t){6}, sizeof(int64_t), PEBBLE_DEFAULT);
+  CU_ASSERT_EQUAL(pebble_future_get(t1, PEBBLE_SEC(30), NULL, NULL),
+                  PEBBLE_ETIMEDOUT);
+  CU_ASSERT(now_s() - t0 < 1.4); /* at the deadline, not at the return */
+  /* A replacement thread runs the queue while the abandoned one sleeps. */
+  CU_ASSERT_EQUAL(pebble_future_get_int(t2, PEBBLE_SEC(30), &out), 0);
+  CU_ASSERT_EQUAL(out, 36);
+  st.struct_size = sizeof st;
+  pebble_pool_stats_get(p, &st);
+  if (now_s() - t0 < 1.4)
+    CU_ASSERT_EQUAL(st.workers_abandoned, 1);
+  CU_ASSERT_EQUAL(st.timed_out, 1);
+  pebble_future_release(t1);
+  pebble_future_release(t2);
+  pebble_pool_close(p);
+  CU_ASSERT_EQUAL(pebble_pool_join(p, PEBBLE_SEC(30)), PEBBLE_OK);
+  pebble_pool_destroy(p);
+}
+
+static void test_abandoned_join(void) {
+  /* A thread task ignoring its deadline: join says busy until it ends. */
+  pebble_pool *p = make(PEBBLE_THREAD, 1, 0);
+  pebble_pool_stats st;
+  pebble_future *f;
+  f = sched(p, stubborn, NULL, 0, PEBBLE_MSEC(50));
+  CU_ASSERT_EQUAL(pebble_future_get(f, PEBBLE_SEC(30), NULL, NULL),
+                  PEBBLE_ETIMEDOUT);
+  pebble_future_release(f);
+  st.struct_size = sizeof st;
+  pebble_pool_close(p);
+  /* The flagged task still runs: join says busy, then succeeds. */
+  CU_ASSERT_EQUAL(pebble_pool_join(p, PEBBLE_MSEC(100)), PEBBLE_ENOTREADY);
+  CU_ASSERT_EQUAL(pebble_pool_join(p, PEBBLE_SEC(30)), PEBBLE_OK);
+  pebble_pool_stats_get(p, &st);
+  CU_ASSERT_EQUAL(st.workers_alive, 0);
+  CU_ASSERT_EQUAL(st.workers_abandoned, 0);
+  pebble_pool_destroy(p);
+}
+
+static void test_cancel_queued_never_starts(void) {
+  pebble_kind k;
+  EACH_KIND(k) {
+    pebble_pool *p = make(k, 1, 0);
+    int fds[2], ms = 400;
+    char c;
+    pebble_future *busy, *queued;
+    CU_ASSERT_EQUAL_FATAL(pipe(fds), 0);
+    busy = sched(p, cooperative, &ms, sizeof ms, PEBBLE_DEFAULT);
+    queued = sched(p, marks, &fds[1], sizeof fds[1], PEBBLE_DEFAULT);
+    CU_ASSERT_EQUAL(pebble_future_cancel(queued), PEBBLE_OK);
+    CU_ASSERT_EQUAL(pebble_future_state(queued), PEBBLE_CANCELLED);
+    CU_ASSERT_EQUAL(pebble_future_wait(busy, PEBBLE_SEC(30)), PEBBLE_OK);
+    CU_ASSERT(ok_square(p, 2)); /* the worker moved past the cancelled one */
+    fcntl(fds[0], F_SETFL, O_NONBLOCK);
+    CU_ASSERT_EQUAL(read(fds[0], &c, 1), -1); /* it never ran */
+    pebble_future_release(busy);
+    pebble_future_release(queued);
+    close(fds[0]);
+    close(fds[1]);
+    pebble_pool_destroy(p);
+  }
+}
+
+static void test_cancel_running_process(void) {
+  pebble_pool *p = make(PEBBLE_PROCESS, 1, 0);
+  pebble_exit_info x;
+  pebble_future *f = sched(p, cooperative, NULL, 0, PEBBLE_DEFAULT);
+  int i;
+  usleep(200000);
+  CU_ASSERT_EQUAL(pebble_future_cancel(f), PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_future_get(f, 0, NULL, NULL), PEBBLE_ECANCELED);
+  x.struct_size = sizeof x;
+  for (i = 0; i < 500 && pebble_future_exit_info(f, &x) != PEBBLE_OK; i++)
+    usleep(10000);
+  CU_ASSERT_EQUAL(x.signal, SIGKILL);
+  CU_ASSERT_EQUAL(x.killed_by_library, 1);
+  pebble_future_release(f);
+  CU_ASSERT(ok_square(p, 3));
+  pebble_pool_destroy(p);
+}
+
+static void test_crashes(void) {
+  pebble_pool *p = make(PEBBLE_PROCESS, 2, 0);
+  pebble_exit_info x;
+  pebble_future *f = sched(p, crash, NULL, 0, PEBBLE_DEFAULT);
+  CU_ASSERT_EQUAL(pebble_future_get(f, PEBBLE_SEC(30), NULL, NULL),
+                  PEBBLE_EDIED);
+  x.struct_size = sizeof x;
+  CU_ASSERT_EQUAL(pebble_future_exit_info(f, &x), PEBBLE_OK);
+  CU_ASSERT_EQUAL(x.signal, SIGSEGV);
+  CU_ASSERT(x.pid > 0);
+  pebble_future_release(f);
+  f = sched(p, exit0, NULL, 0, PEBBLE_DEFAULT);
+  CU_ASSERT_EQUAL(pebble_future_get(f, PEBBLE_SEC(30), NULL, NULL),
+                  PEBBLE_EDIED);
+  CU_ASSERT_EQUAL(pebble_future_exit_info(f, &x), PEBBLE_OK);
+  CU_ASSERT_EQUAL(x.exited, 1);
+  CU_ASSERT_EQUAL(x.exit_code, 0);
+  pebble_future_release(f);
+  CU_ASSERT(ok_square(p, 4));
+  pebble_pool_destroy(p);
+}
+
+static int my_pid(pebble_ctx *ctx, const void *arg, size_t size) {
+  (void)arg, (void)size;
+  return pebble_result_int(ctx, getpid());
+}
+static void test_idle_worker_killed(void) {
+  pebble_pool *p = make(PEBBLE_PROCESS, 1, 0);
+  pebble_future *f = sched(p, my_pid, NULL, 0, PEBBLE_DEFAULT);
+  int64_t pid = 0;
+  CU_ASSERT_EQUAL(pebble_future_get_int(f, PEBBLE_SEC(30), &pid), 0);
+  pebble_future_release(f);
+  CU_ASSERT(pid > 0 && pid != getpid());
+  kill((pid_t)pid, SIGKILL);
+  CU_ASSERT(gone_within((pid_t)pid, 10));
+  CU_ASSERT(ok_square(p, 7)); /* replaced */
+  pebble_pool_destroy(p);
+}
+
+static int distinct_workers(pebble_kind k, unsigned workers, unsigned max,
+                            int tasks) {
+  pebble_pool *p = make(k, workers, max);
+  pebble_future *f[16];
+  uint64_t ids[16];
+  int i, j, n = 0;
+  for (i = 0; i < tasks; i++)
+    f[i] = sched(p, worker_id, NULL, 0, PEBBLE_DEFAULT);
+  pebble_wait_all(f, (size_t)tasks, PEBBLE_SEC(60));
+  for (i = 0; i < tasks; i++) {
+    const void *d;
+    size_t s;
+    uint64_t id = 0;
+    if (pebble_future_get(f[i], 0, &d, &s) == 0 && s == sizeof id)
+      memcpy(&id, d, sizeof id);
+    for (j = 0; j < n && ids[j] != id; j++)
+      ;
+    if (j == n)
+      ids[n++] = id;
+    pebble_future_release(f[i]);
+  }
+  pebble_pool_destroy(p);
+  return n;
+}
+static void test_max_tasks(void) {
+  pebble_kind k;
+  EACH_KIND(k) {
+    int n = distinct_workers(k, 2, 0, 5);
+    CU_ASSERT(n >= 1 && n <= 2);
+    CU_ASSERT_EQUAL(distinct_workers(k, 1, 2, 4), 2);
+  }
+}
+
+static int init_value;
+static int init_sets(pebble_ctx *ctx, const void *arg, size_t size) {
+  (void)ctx;
+  init_value = size == sizeof(int) ? *(const int *)arg : -1;
+  return 0;
+}
+static int read_init(pebble_ctx *ctx, const void *arg, size_t size) {
+  (void)arg, (void)size;
+  return pebble_result_int(ctx, init_value);
+}
+static int init_fails(pebble_ctx *ctx, const void *arg, size_t size) {
+  (void)arg, (void)size;
+  return pebble_fail(ctx, 3, "no database");
+}
+static void test_initializer(void) {
+  pebble_kind k;
+  EACH_KIND(k) {
+    pebble_pool_options o;
+    pebble_pool *p;
+    pebble_future *f;
+    int v = 77;
+    int64_t out = 0;
+    init_value = 0;
+    pebble_pool_options_init(&o);
+    o.workers = 1;
+    o.initializer = init_sets;
+    o.initializer_arg = &v;
+    o.initializer_arg_size = sizeof v;
+    CU_ASSERT_EQUAL_FATAL(pebble_pool_create(&p, k, &o), 0);
+    f = sched(p, read_init, NULL, 0, PEBBLE_DEFAULT);
+    CU_ASSERT_EQUAL(pebble_future_get_int(f, PEBBLE_SEC(30), &out), 0);
+    CU_ASSERT_EQUAL(out, 77);
+    pebble_future_release(f);
+    pebble_pool_destroy(p);
+  }
+}
+static void test_initializer_failure(void) {
+  pebble_kind k;
+  EACH_KIND(k) {
+    pebble_pool_options o;
+    pebble_pool *p;
+    pebble_future *f[3], *g = NULL;
+    int i;
+    pebble_pool_options_init(&o);
+    o.workers = 1;
+    o.initializer = init_fails;
+    CU_ASSERT_EQUAL_FATAL(pebble_pool_create(&p, k, &o), 0);
+    for (i = 0; i < 3; i++)
+      f[i] = sched(p, square, &(int64_t){2}, sizeof(int64_t), PEBBLE_DEFAULT);
+    CU_ASSERT_EQUAL(pebble_wait_all(f, 3, PEBBLE_SEC(30)), PEBBLE_OK);
+    for (i = 0; i < 3; i++) {
+      CU_ASSERT_EQUAL(pebble_future_status(f[i]), PEBBLE_EBROKEN);
+      CU_ASSERT_PTR_NOT_NULL(strstr(pebble_future_message(f[i]),
+                                    "no database"));
+      pebble_future_release(f[i]);
+    }
+    CU_ASSERT_EQUAL(pebble_pool_schedule(p, square, NULL, 0, NULL, &g),
+                    PEBBLE_EBROKEN);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pebble_last_error(), "no database"));
+    pebble_pool_destroy(p);
+  }
+}
+
+static void test_close_stop_join(void) {
+  pebble_kind k;
+  EACH_KIND(k) {
+    pebble_pool *p = make(k, 1, 0);
+    pebble_future *f[6], *g = NULL;
+    int i, ms = 300;
+    /* join on an open pool is refused */
+    CU_ASSERT_EQUAL(pebble_pool_join(p, 0), PEBBLE_ESTATE);
+    for (i = 0; i < 3; i++)
+      f[i] = sched(p, square, &(int64_t){i}, sizeof(int64_t), PEBBLE_DEFAULT);
+    CU_ASSERT_EQUAL(pebble_pool_close(p), PEBBLE_OK);
+    CU_ASSERT_EQUAL(pebble_pool_schedule(p, square, NULL, 0, NULL, &g),
+                    PEBBLE_ECLOSED);
+    CU_ASSERT_EQUAL(pebble_pool_join(p, PEBBLE_SEC(30)), PEBBLE_OK);
+    for (i = 0; i < 3; i++) {
+      CU_ASSERT_EQUAL(pebble_future_status(f[i]), PEBBLE_OK); /* ran */
+      pebble_future_release(f[i]);
+    }
+    pebble_pool_destroy(p);
+
+    p = make(k, 1, 0);
+    f[0] = sched(p, cooperative, &ms, sizeof ms, PEBBLE_DEFAULT);
+    for (i = 1; i < 6; i++)
+      f[i] = sched(p, square, &(int64_t){i}, sizeof(int64_t), PEBBLE_DEFAULT);
+    usleep(50000);
+    /* join with a short timeout while busy */
+    pebble_pool_close(p);
+    CU_ASSERT_EQUAL(pebble_pool_join(p, PEBBLE_MSEC(10)), PEBBLE_ENOTREADY);
+    CU_ASSERT_EQUAL(pebble_pool_stop(p), PEBBLE_OK);
+    for (i = 0; i < 6; i++) /* every future resolved by stop */
+      CU_ASSERT(pebble_future_status(f[i]) != PEBBLE_ENOTREADY);
+    for (i = 1; i < 6; i++)
+      CU_ASSERT_EQUAL(pebble_future_status(f[i]), PEBBLE_ECANCELED);
+    CU_ASSERT_EQUAL(pebble_pool_join(p, PEBBLE_SEC(30)), PEBBLE_OK);
+    for (i = 0; i < 6; i++)
+      pebble_future_release(f[i]);
+    pebble_pool_destroy(p);
+  }
+}
+
+static pebble_pool *_Atomic from_inside;
+static atomic_int inside_join_rc, inside_stop_rc;
+static int stops_own_pool(pebble_ctx *ctx, const void *arg, size_t size) {
+  pebble_pool *p;
+  (void)ctx, (void)arg, (void)size;
+  while ((p = atomic_load(&from_inside)) == NULL)
+    usleep(1000);
+  atomic_store(&inside_join_rc, pebble_pool_join(p, 0));
+  atomic_store(&inside_stop_rc, pebble_pool_stop(p));
+  return 0;
+}
+static void test_stop_from_task(void) {
+  pebble_pool *p = make(PEBBLE_THREAD, 2, 0);
+  pebble_future *f = sched(p, stops_own_pool, NULL, 0, PEBBLE_DEFAULT);
+  atomic_store(&from_inside, p);
+  CU_ASSERT_EQUAL(pebble_future_wait(f, PEBBLE_SEC(30)), PEBBLE_OK);
+  CU_ASSERT_EQUAL(atomic_load(&inside_join_rc), PEBBLE_EDEADLK);
+  CU_ASSERT_EQUAL(atomic_load(&inside_stop_rc), PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_pool_join(p, PEBBLE_SEC(30)), PEBBLE_OK);
+  pebble_future_release(f);
+  pebble_pool_destroy(p);
+  atomic_store(&from_inside, NULL);
+}
+
+static atomic_int cb_join_rc, cb_stop_rc, cb_ran;
+static void stops_in_callback(pebble_future *f, void *user) {
+  pebble_pool *p = user;
+  (void)f;
+  atomic_store(&cb_join_rc, pebble_pool_join(p, 0));
+  atomic_store(&cb_stop_rc, pebble_pool_stop(p));
+  atomic_store(&cb_ran, 1);
+}
+static void test_stop_from_callback(void) {
+  pebble_kind k;
+  EACH_KIND(k) {
+    pebble_pool *p = make(k, 1, 0);
+    pebble_task_options o;
+    pebble_future *f;
+    int i;
+    atomic_store(&cb_ran, 0);
+    pebble_task_options_init(&o);
+    o.callback = stops_in_callback;
+    o.callback_data = p;
+    CU_ASSERT_EQUAL(pebble_pool_schedule(p, square, &(int64_t){2},
+                                         sizeof(int64_t), &o, &f),
+                    0);
+    for (i = 0; i < 1000 && !atomic_load(&cb_ran); i++)
+      usleep(10000);
+    CU_ASSERT_EQUAL(atomic_load(&cb_join_rc), PEBBLE_EDEADLK);
+    CU_ASSERT_EQUAL(atomic_load(&cb_stop_rc), PEBBLE_OK);
+    CU_ASSERT_EQUAL(pebble_pool_join(p, PEBBLE_SEC(30)), PEBBLE_OK);
+    pebble_future_release(f);
+    pebble_pool_destroy(p);
+  }
+}
+
+#define BIG ((size_t)110 << 20)
+static int echo(pebble_ctx *ctx, const void *arg, size_t size) {
+  return pebble_result_set(ctx, arg, size);
+}
+static void test_big_argument(void) {
+  pebble_pool *p = make(PEBBLE_PROCESS, 1, 0);
+  unsigned char *in = malloc(BIG);
+  const void *d;
+  size_t s = 0, i;
+  pebble_future *f, *g;
+  CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+  for (i = 0; i < BIG; i++)
+    in[i] = (unsigned char)(i * 7 + (i >> 11));
+  f = sched(p, echo, in, BIG, PEBBLE_DEFAULT);
+  CU_ASSERT_EQUAL(pebble_future_get(f, PEBBLE_SEC(120), &d, &s), PEBBLE_OK);
+  CU_ASSERT_EQUAL(s, BIG);
+  CU_ASSERT(s == BIG && memcmp(d, in, BIG) == 0);
+  pebble_future_release(f);
+  /* Stop while a large argument is in flight: everything resolves. */
+  f = sched(p, echo, in, BIG, PEBBLE_DEFAULT);
+  g = sched(p, echo, in, BIG, PEBBLE_DEFAULT);
+  pebble_pool_stop(p);
+  CU_ASSERT(pebble_future_status(f) != PEBBLE_ENOTREADY);
+  CU_ASSERT(pebble_future_status(g) != PEBBLE_ENOTREADY);
+  CU_ASSERT_EQUAL(pebble_pool_join(p, PEBBLE_SEC(30)), PEBBLE_OK);
+  pebble_future_release(f);
+  pebble_future_release(g);
+  pebble_pool_destroy(p);
+  free(in);
+}
+
+static void test_back_pressure(void) {
+  pebble_kind k;
+  EACH_KIND(k) {
+    pebble_pool_options po;
+    pebble_task_options o;
+    pebble_pool *p;
+    pebble_future *busy, *a, *b, *c = NULL;
+    int ms = 1500;
+    double t0;
+    pebble_pool_options_init(&po);
+    po.workers = 1;
+    po.max_queued = 2;
+    CU_ASSERT_EQUAL_FATAL(pebble_pool_create(&p, k, &po), 0);
+    busy = sched(p, cooperative, &ms, sizeof ms, PEBBLE_DEFAULT);
+    usleep(100000); /* running, not queued */
+    a = sched(p, square, &(int64_t){1}, sizeof(int64_t), PEBBLE_DEFAULT);
+    b = sched(p, square, &(int64_t){1}, sizeof(int64_t), PEBBLE_DEFAULT);
+    pebble_task_options_init(&o);
+    o.queue_wait = 0;
+    CU_ASSERT_EQUAL(pebble_pool_schedule(p, square, NULL, 0, &o, &c),
+                    PEBBLE_EWOULDBLOCK);
+    o.queue_wait = PEBBLE_MSEC(200);
+    t0 = now_s();
+    CU_ASSERT_EQUAL(pebble_pool_schedule(p, square, NULL, 0, &o, &c),
+                    PEBBLE_EWOULDBLOCK);
+    CU_ASSERT(now_s() - t0 >= 0.19 && now_s() - t0 < 1.4);
+    pebble_future_cancel(busy);
+    CU_ASSERT_EQUAL(pebble_future_wait(a, PEBBLE_SEC(30)), 0);
+    pebble_future_release(busy);
+    pebble_future_release(a);
+    pebble_future_release(b);
+    pebble_pool_destroy(p);
+  }
+}
+
+static void test_nothing_left(void) {
+  pebble_kind k;
+  int fds, kids, i;
+  EACH_KIND(k) {
+    pebble_pool *p = make(k, 2, 0);
+    CU_ASSERT(ok_square(p, 1));
+    pebble_pool_destroy(p);
+  }
+  usleep(200000);
+  fds = count_fds();
+  kids = count_children();
+  EACH_KIND(k) {
+    pebble_pool *p = make(k, 2, 0);
+    for (i = 0; i < 5; i++)
+      CU_ASSERT(ok_square(p, i));
+    pebble_pool_close(p);
+    CU_ASSERT_EQUAL(pebble_pool_join(p, PEBBLE_SEC(30)), PEBBLE_OK);
+    CU_ASSERT_EQUAL(count_children(), kids);
+    pebble_pool_destroy(p);
+  }
+  CU_ASSERT_EQUAL(count_fds(), fds);
+  CU_ASSERT_EQUAL(count_children(), kids);
+}
+
+static int nested_pool(pebble_ctx *ctx, const void *arg, size_t size) {
+  pebble_pool *p;
+  pebble_future *f;
+  int64_t v = 9, out = 0;
+  (void)arg, (void)size;
+  if (pebble_pool_create(&p, PEBBLE_PROCESS, NULL) != 0)
+    return pebble_fail(ctx, 1, "create: %s", pebble_last_error());
+  pebble_pool_schedule(p, square, &v, sizeof v, NULL, &f);
+  pebble_future_get_int(f, PEBBLE_SEC(30), &out);
+  pebble_future_release(f);
+  pebble_pool_destroy(p);
+  return pebble_result_int(ctx, out + 1);
+}
+static void test_nested(void) {
+  pebble_kind k;
+  EACH_KIND(k) {
+    pebble_pool *p = make(k, 1, 0);
+    pebble_future *f = sched(p, nested_pool, NULL, 0, PEBBLE_DEFAULT);
+    int64_t out = 0;
+    CU_ASSERT_EQUAL(pebble_future_get_int(f, PEBBLE_SEC(60), &out), 0);
+    CU_ASSERT_EQUAL(out, 82);
+    pebble_future_release(f);
+    pebble_pool_destroy(p);
+  }
+}
+
+static void test_thousand_crashes(void) {
+  pebble_pool *p = make(PEBBLE_PROCESS, 2, 0);
+  pebble_pool_stats st;
+  pebble_future *f;
+  int i, died = 0;
+  double t0 = now_s();
+  for (i = 0; i < 1000; i++) {
+    f = sched(p, crash, NULL, 0, PEBBLE_DEFAULT);
+    if (pebble_future_get(f, PEBBLE_SEC(30), NULL, NULL) == PEBBLE_EDIED)
+      died++;
+    pebble_future_release(f);
+  }
+  CU_ASSERT_EQUAL(died, 1000);
+  CU_ASSERT(ok_square(p, 12));
+  CU_ASSERT(now_s() - t0 < 120);
+  st.struct_size = sizeof st;
+  pebble_pool_stats_get(p, &st);
+  CU_ASSERT_EQUAL(st.failed, 1000);
+  CU_ASSERT(st.worker_restarts >= 1000);
+  pebble_pool_destroy(p);
+}
+
+static void test_bad_input(void) {
+  pebble_pool_options o;
+  pebble_pool *p = NULL;
+  pebble_future *f = NULL;
+  pebble_pool_options_init(&o);
+  o.workers = 0;
+  CU_ASSERT_EQUAL(pebble_pool_create(&p, PEBBLE_PROCESS, &o), PEBBLE_EINVAL);
+  memset(&o, 0, sizeof o);
+  CU_ASSERT_EQUAL(pebble_pool_create(&p, PEBBLE_PROCESS, &o), PEBBLE_EINVAL);
+  CU_ASSERT_EQUAL(pebble_pool_create(&p, (pebble_kind)7, NULL),
+                  PEBBLE_EINVAL);
+  p = make(PEBBLE_THREAD, 1, 0);
+  CU_ASSERT_EQUAL(pebble_pool_schedule(p, NULL, NULL, 0, NULL, &f),
+                  PEBBLE_EINVAL);
+  CU_ASSERT_EQUAL(pebble_pool_join(p, -3), PEBBLE_EINVAL);
+  CU_ASSERT_EQUAL(pebble_pool_schedule(NULL, square, NULL, 0, NULL, &f),
+                  PEBBLE_EINVAL);
+  pebble_pool_destroy(p);
+  CU_ASSERT_EQUAL(pebble_pool_destroy(NULL), PEBBLE_OK);
+}
+
+int main(void) {
+  CU_TestInfo tests[] = {
+      {"results, both kinds", test_results},
+      {"process task timeout: killed, replaced", test_timeout_process},
+      {"thread task timeout: abandoned, queue moves",
+       test_timeout_thread_abandoned},
+      {"join waits for an abandoned thread", test_abandoned_join},
+      {"cancelled queued task never starts", test_cancel_queued_never_starts},
+      {"cancel a running process task", test_cancel_running_process},
+      {"crash and exit(0) in a worker", test_crashes},
+      {"idle worker killed from outside", test_idle_worker_killed},
+      {"max_tasks recycling", test_max_tasks},
+      {"initializer state", test_initializer},
+      {"initializer failure breaks the pool", test_initializer_failure},
+      {"close, stop, join", test_close_stop_join},
+      {"stop and join from a task", test_stop_from_task},
+      {"stop and join from a callback", test_stop_from_callback},
+      {"110 MB argument; stop with one in flight", test_big_argument},
+      {"back-pressure", test_back_pressure},
+      {"nothing left after join", test_nothing_left},
+      {"a task uses a process pool", test_nested},
+      {"1,000 crashing tasks in a row", test_thousand_crashes},
+      {"bad input", test_bad_input},
+      CU_TEST_INFO_NULL};
+  return run_suite("pools", tests);
+}
