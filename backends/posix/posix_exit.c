@@ -56,6 +56,16 @@ typedef struct helper_arg {
   int fd;
 } helper_arg;
 
+int pbp_child_still_ours(pid_t pid) {
+  siginfo_t info;
+  int rc;
+  memset(&info, 0, sizeof info);
+  do
+    rc = waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT);
+  while (rc != 0 && errno == EINTR);
+  return rc == 0;
+}
+
 static void *exit_helper(void *arg) {
   helper_arg a = *(helper_arg *)arg;
   siginfo_t info;
@@ -79,9 +89,13 @@ int pbp_exit_watch_start(pebble_bk_proc *p, int *sys_errno) {
   int sv[2], rc;
 #if PBP_USE_PIDFD
   p->exit_fd = open_pidfd(p->pid);
-  if (p->exit_fd >= 0)
+  if (p->exit_fd >= 0 && pbp_child_still_ours(p->pid))
     return PEBBLE_OK;
-  /* ESRCH too: the child is gone already, and the helper reports that. */
+  /* No pidfds here, or the application reaped the child first (ESRCH, or
+   * a pidfd that may name a stranger who reused the pid): the helper
+   * reports a child that is gone at once. */
+  pbp_fd_close(p->exit_fd);
+  p->exit_fd = -1;
 #endif
   a = malloc(sizeof *a);
   if (a == NULL) {

@@ -236,6 +236,10 @@ PBP_HIDDEN int pbp_chan_adopt(pebble_bk_chan **chan);
 PBP_HIDDEN PBP_NORETURN void pbp_child_run(const pbp_child_setup *setup);
 
 /* ---- posix_exit.c ---- */
+/* Is the child still ours, running or a zombie, so that its pid and
+ * group id cannot belong to anyone else?  Not once the application
+ * reaped it (or ignores SIGCHLD): the id may be reused already. */
+PBP_HIDDEN int pbp_child_still_ours(pid_t pid);
 /* Arrange for proc->exit_fd to become readable when the child ends. */
 PBP_HIDDEN int pbp_exit_watch_start(pebble_bk_proc *proc, int *sys_errno);
 /* Non-blocking: has the child ended (its exit fd readable)? */

@@ -52,22 +52,9 @@ static void proc_free(pebble_bk_proc *p) {
   free(p);
 }
 
-/* Is the child still ours, running or a zombie, so that its pid and
- * group id cannot belong to anyone else?  Not if the application reaped
- * it (or ignores SIGCHLD): then the id may be reused already. */
-static int still_ours(pid_t pid) {
-  siginfo_t info;
-  int rc;
-  memset(&info, 0, sizeof info);
-  do
-    rc = waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT);
-  while (rc != 0 && errno == EINTR);
-  return rc == 0;
-}
-
 /* The whole group; the child alone if it has no group (yet). */
 static void signal_group(pebble_bk_proc *p, int sig) {
-  if (!still_ours(p->pid))
+  if (!pbp_child_still_ours(p->pid))
     return;
   if (killpg(p->pid, sig) != 0 && errno == ESRCH)
     kill(p->pid, sig);
