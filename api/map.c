@@ -9,7 +9,9 @@
  *
  * Chunk argument:  u64 fn, u64 count, then per item: u64 size, bytes.
  * Chunk result:    per item: i32 status, i32 code, u64 size, bytes (the
- *                  result, or the failure message with its NUL).
+ *                  result, or the failure message with its NUL), padded
+ *                  to 16 bytes so that every item's bytes are aligned as
+ *                  malloc'd memory is.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -20,6 +22,9 @@
 #include <string.h>
 
 #include "pool.h"
+
+#define MAP_ALIGN 16
+#define PADDED(n) (((n) + (MAP_ALIGN - 1)) & ~(size_t)(MAP_ALIGN - 1))
 
 typedef struct item_view {
   int status;
@@ -114,7 +119,7 @@ static int map_chunk(pebble_ctx *ctx, const void *arg, size_t arg_size) {
       outs[i].bytes = sub.result;
       outs[i].size = sub.result_size;
     }
-    total += 16 + (size_t)outs[i].size;
+    total += 16 + PADDED((size_t)outs[i].size);
   }
   if (rc == 0) {
     if (done < count)
@@ -126,7 +131,9 @@ static int map_chunk(pebble_ctx *ctx, const void *arg, size_t arg_size) {
         memcpy(res + 8, &outs[i].size, 8);
         if (outs[i].size > 0)
           memcpy(res + 16, outs[i].bytes, (size_t)outs[i].size);
-        res += 16 + (size_t)outs[i].size;
+        memset(res + 16 + outs[i].size, 0,
+               PADDED((size_t)outs[i].size) - (size_t)outs[i].size);
+        res += 16 + PADDED((size_t)outs[i].size);
       }
     }
   }
@@ -382,7 +389,7 @@ static void decode(pebble_map *M, size_t c) {
     memcpy(&v->code, p + 4, 4);
     memcpy(&sz, p + 8, 8);
     p += 16;
-    if ((uint64_t)(end - p) < sz) {
+    if ((uint64_t)(end - p) < sz || (size_t)(end - p) < PADDED((size_t)sz)) {
       v->status = PEBBLE_EPROTO;
       v->message = "malformed map chunk result";
       p = end;
@@ -395,7 +402,7 @@ static void decode(pebble_map *M, size_t c) {
     } else {
       v->message = sz > 0 && p[sz - 1] == '\0' ? (const char *)p : "";
     }
-    p += sz;
+    p += PADDED((size_t)sz);
   }
   M->decoded[c] = 1;
 }

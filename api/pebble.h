@@ -699,7 +699,8 @@ PEBBLE_API int pebble_pool_map_source(pebble_pool *pool, pebble_task_fn fn,
 PEBBLE_API size_t pebble_map_count(const pebble_map *map);
 /*
  * The outcome of item `index` (input order), waiting up to timeout for its
- * chunk: PEBBLE_OK with *data and *size (valid until pebble_map_release()),
+ * chunk: PEBBLE_OK with *data and *size (valid until pebble_map_release(),
+ * aligned for any type like malloc'd memory),
  * or the item's error (PEBBLE_ETASK, ETIMEDOUT, ECANCELED, EDIED, ...;
  * see pebble_map_message()), or PEBBLE_ENOTREADY, or PEBBLE_EINVAL for an
  * index out of range.

@@ -72,6 +72,8 @@ static int read_pool_options(const pebble_pool_options *in,
   return PEBBLE_OK;
 }
 
+static void detach(pb_manager *m, pb_cmd *cmd);
+
 static void pool_free(pebble_pool *P) {
   const pebble_backend *bk = P->lib->bk;
   if (P->idle)
@@ -145,6 +147,7 @@ int pebble_pool_create(pebble_pool **pool, pebble_kind kind,
   atomic_init(&P->cancelled, 0);
   atomic_init(&P->restarts, 0);
   P->state = PB_POOL_OPEN;
+  P->farewell.run = detach;
   P->watch.deadline = PEBBLE_BK_FOREVER;
   if (kind == PEBBLE_THREAD) {
     P->watch.on_deadline = pb_threads_deadline;
@@ -184,7 +187,14 @@ int pebble_pool_create(pebble_pool **pool, pebble_kind kind,
   } while (0)
 
 void pb_ptask_free(pb_ptask *t) {
-  pb_future_put(t->future);
+  pebble_future *f = t->future;
+  /* A cancel reads the runner under the stripe lock: once it is cleared
+   * there, nobody can reach t any more. */
+  pb_stripe_lock(f);
+  if (f->runner == &t->runner)
+    f->runner = NULL;
+  pb_stripe_unlock(f);
+  pb_future_put(f);
   free(t);
 }
 
@@ -529,7 +539,7 @@ int pebble_pool_join(pebble_pool *P, pebble_time_t timeout) {
 
 /* Runs on the manager thread: forget the pool, then tell destroy. */
 static void detach(pb_manager *m, pb_cmd *cmd) {
-  pebble_pool *P = PB_CONTAINER(cmd, pebble_pool, kick);
+  pebble_pool *P = PB_CONTAINER(cmd, pebble_pool, farewell);
   pb_manager_deactivate(m, &P->watch);
   P->lib->bk->mutex_lock(P->lock);
   P->sync_done = 1;
@@ -554,11 +564,8 @@ int pebble_pool_destroy(pebble_pool *P) {
   if (rc != PEBBLE_OK)
     return rc;
   /* The manager may still hold the kick command or the watch: hand it a
-   * last command and wait until it has run. */
-  bk->mutex_lock(P->lock);
-  P->kick.run = detach;
-  bk->mutex_unlock(P->lock);
-  pb_manager_post(P->manager, &P->kick);
+   * last command, run after anything queued before, and wait for it. */
+  pb_manager_post(P->manager, &P->farewell);
   bk->mutex_lock(P->lock);
   while (!P->sync_done)
     bk->cond_wait(P->idle, P->lock, PEBBLE_BK_FOREVER);

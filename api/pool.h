@@ -85,6 +85,7 @@ struct pebble_pool {
   pb_watch watch;     /* thread pools: the nearest task deadline;
                          process pools: a delayed respawn */
   pb_cmd kick;        /* "look at this pool again" */
+  pb_cmd farewell;    /* destroy's last command: forget the pool */
   unsigned crash_streak;
   uint64_t respawn_at;
   int sync_done;      /* pb_pool_sync */

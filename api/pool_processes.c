@@ -487,6 +487,9 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
   bk->proc_destroy(w->proc);
   pb_reader_free(&w->reader);
 
+  /* Queued before join can return, so it runs before destroy's last
+   * command. */
+  pb_manager_post(m, &P->kick);
   bk->mutex_lock(P->lock);
   for (pp = &P->workers; *pp != NULL; pp = &(*pp)->next)
     if (*pp == w) {
@@ -506,7 +509,6 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
   free(w);
   if (replace && P->crash_streak >= BACKOFF_AFTER)
     schedule_respawn(m, P, now);
-  pb_manager_post(m, &P->kick);
 }
 
 static void worker_events(pb_manager *m, pb_watch *ww, unsigned events) {

@@ -170,9 +170,11 @@ static void worker_main(void *arg) {
       break;
     }
   }
+  /* Ask to be joined while the pool surely exists: once alive drops and
+   * the lock is released, destroy may free it. */
+  pb_manager_post(P->manager, &P->kick);
   worker_exit(P, w, counted);
   bk->mutex_unlock(P->lock);
-  pb_manager_post(P->manager, &P->kick); /* to be joined */
 }
 
 /* The task ended its thread (pthread_exit): fail it, replace the thread. */
@@ -206,8 +208,8 @@ static void worker_unwound(void *arg) {
   atomic_fetch_add(&P->restarts, 1);
   if (P->state == PB_POOL_OPEN || P->head != NULL)
     pb_threads_spawn(P);
+  pb_manager_post(P->manager, &P->kick); /* before the lock goes */
   bk->mutex_unlock(P->lock);
-  pb_manager_post(P->manager, &P->kick);
 }
 
 void pb_threads_reap(pebble_pool *P) {

@@ -143,8 +143,16 @@ static void quiet_body(void) {
   pebble_shutdown();
   close(2);
   (void)fd;
-  if (read(p[0], &c, 1) != 0)
-    _exit(1); /* something was written to stderr */
+  {
+    /* Sanitizer runtimes write their own lines ("==pid==..."); the
+     * library writes none at all. */
+    FILE *in = fdopen(p[0], "r");
+    char line[1024];
+    while (in != NULL && fgets(line, sizeof line, in) != NULL)
+      if (strncmp(line, "==", 2) != 0 && strstr(line, "Sanitizer") == NULL)
+        _exit(1); /* something was written to stderr */
+    (void)c;
+  }
   _exit(log_lines > 0 ? 0 : 2);
 }
 static void test_quiet(void) { CU_ASSERT(in_child(quiet_body)); }
