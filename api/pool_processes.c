@@ -154,9 +154,18 @@ static void fail_all_queued(pebble_pool *P, int err) {
     bk->mutex_unlock(P->lock);
     if (t == NULL)
       break;
-    if (pb_pool_resolve(P, t->future, PEBBLE_FAILED, PEBBLE_ESYSTEM,
-                        pb_strdup(why), 0))
-      t->future->sys_errno = err;
+    {
+      pb_outcome o;
+      memset(&o, 0, sizeof o);
+      o.state = PEBBLE_FAILED;
+      o.status = PEBBLE_ESYSTEM;
+      o.message = pb_strdup(why);
+      o.sys_errno = err;
+      if (pb_future_resolve(t->future, &o, 0))
+        pb_pool_count_outcome(P, PEBBLE_ESYSTEM);
+      else
+        pb_outcome_discard(&o);
+    }
     pb_ptask_free(t);
   }
   free(why);

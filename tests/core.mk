@@ -1,8 +1,8 @@
 # The core's test programs (public API only).
 core_tests = tests/core_process tests/core_thread tests/core_future \
 	tests/core_backend tests/core_api
-check_PROGRAMS += $(core_tests) tests/core_header_cxx
-TESTS += $(core_tests) tests/core_header_cxx
+check_PROGRAMS += $(core_tests) tests/core_header_cxx tests/core_header_c99
+TESTS += $(core_tests) tests/core_header_cxx tests/core_header_c99
 core_test_ldadd = libpebble.la $(CUNIT_LIBS) $(PTHREAD_LIBS)
 tests_core_process_SOURCES = tests/core_process.c tests/core_util.h
 tests_core_process_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS)
@@ -23,6 +23,9 @@ tests_core_api_LDADD = $(core_test_ldadd)
 tests_core_header_cxx_SOURCES = tests/core_header_cxx.cc
 tests_core_header_cxx_CXXFLAGS = -Wall -Wextra -Wpedantic -Werror
 tests_core_header_cxx_LDADD = libpebble.la
+tests_core_header_c99_SOURCES = tests/core_header_c99.c
+tests_core_header_c99_CFLAGS = -std=c99 -Wall -Wextra -Wpedantic -Werror
+tests_core_header_c99_LDADD = libpebble.la
 
 # A module built for another ABI: the loader must refuse it.
 check_LTLIBRARIES += tests/modules/pebble_badabi.la

@@ -576,6 +576,42 @@ static void test_thousand_crashes(void) {
   pebble_pool_destroy(p);
 }
 
+#include <sys/resource.h>
+/* fork refused (EAGAIN): every queued future still resolves. */
+static void fork_refused_body(void) {
+  pebble_pool *p;
+  pebble_future *f[3];
+  struct rlimit none = {1, 1};
+  int i;
+  if (pebble_pool_create(&p, PEBBLE_PROCESS, NULL) != 0) {
+    printf("create: %s\n", pebble_last_error());
+    _exit(1);
+  }
+  /* The process limit binds an unprivileged user only. */
+  if (setgid(65534) != 0 || setuid(65534) != 0)
+    _exit(0); /* not root: nothing to prove here */
+  if (setrlimit(RLIMIT_NPROC, &none) != 0) {
+    printf("setrlimit failed\n");
+    _exit(2);
+  }
+  for (i = 0; i < 3; i++)
+    if (pebble_pool_schedule(p, square, &(int64_t){2}, sizeof(int64_t), NULL,
+                             &f[i]) != 0)
+      _exit(3);
+  if (pebble_wait_all(f, 3, PEBBLE_SEC(30)) != PEBBLE_OK)
+    { printf("stranded: %s\n", pebble_last_error()); _exit(4); }
+  for (i = 0; i < 3; i++)
+    if (pebble_future_status(f[i]) != PEBBLE_ESYSTEM ||
+        pebble_future_sys_errno(f[i]) == 0) {
+      printf("future %d: %s (%s)\n", i,
+             pebble_status_name(pebble_future_status(f[i])),
+             pebble_future_message(f[i]));
+      _exit(5);
+    }
+  _exit(0);
+}
+static void test_fork_refused(void) { CU_ASSERT(in_child(fork_refused_body)); }
+
 static void test_bad_input(void) {
   pebble_pool_options o;
   pebble_pool *p = NULL;
@@ -619,6 +655,7 @@ int main(void) {
       {"nothing left after join", test_nothing_left},
       {"a task uses a process pool", test_nested},
       {"1,000 crashing tasks in a row", test_thousand_crashes},
+      {"fork refused: queued futures resolve", test_fork_refused},
       {"bad input", test_bad_input},
       CU_TEST_INFO_NULL};
   return run_suite("pools", tests);

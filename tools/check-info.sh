@@ -1,0 +1,16 @@
+#!/bin/sh
+# pebble-info tells what it finds and why: checked against this build.
+info="${top_builddir:-.}/tools/pebble-info"
+out=$("$info") || { echo "pebble-info failed"; exit 1; }
+echo "$out"
+echo "$out" | grep -q "^Pebble [0-9]" || { echo "no version line"; exit 1; }
+echo "$out" | grep -q "posix *(built in)" || { echo "built-in backend not listed"; exit 1; }
+echo "$out" | grep -q "^selected: posix (built-in default)" || { echo "no default choice"; exit 1; }
+out=$(PEBBLE_BACKEND=nosuch "$info") && { echo "an unknown backend must fail"; exit 1; }
+echo "$out" | grep -q "PEBBLE_BACKEND environment variable" || { echo "reason not given"; exit 1; }
+echo "$out" | grep -q "available: posix" || { echo "available backends not listed"; exit 1; }
+if [ -n "$PEBBLE_TEST_MODULE_DIR" ]; then
+  out=$(PEBBLE_BACKEND_PATH="$PEBBLE_TEST_MODULE_DIR" "$info") || exit 1
+  echo "$out" | grep -q "pebble_posix" || { echo "module not listed"; exit 1; }
+fi
+echo "pebble-info: ok"
