@@ -229,8 +229,25 @@ enum pb_msg_type {
   PB_MSG_ERROR = 3,   /* code: a PEBBLE_E* status; payload: a message */
   PB_MSG_TASK = 4,    /* to a pool worker: function, ids, argument */
   PB_MSG_QUIT = 5,    /* to a pool worker: end now */
-  PB_MSG_INIT_FAILED = 6 /* from a pool worker: payload: why */
+  PB_MSG_INIT_FAILED = 6, /* from a pool worker: payload: why */
+  PB_MSG_CONFIG = 7   /* to a spawned worker: its settings */
 };
+/* A TASK payload starts with: fn address (0: by name), future id, seq,
+ * name length; then the name, then the argument. */
+#define PB_TASK_WORDS 4
+#define PB_NAME_BYTES_MAX 64
+
+/* ---- worker.c ---- */
+typedef struct pb_worker_config {
+  size_t max_message;
+  unsigned max_tasks;
+  pebble_task_fn initializer;
+  const void *init_arg;
+  size_t init_arg_size;
+  int by_name; /* spawned: find functions by registered name only */
+} pb_worker_config;
+int pb_worker_serve(const pebble_backend *bk, pebble_bk_chan *chan,
+                    const pb_worker_config *cfg);
 typedef struct pb_msg_header {
   uint32_t magic;
   uint16_t version;

@@ -265,6 +265,9 @@ int pebble_pool_map_source(pebble_pool *P, pebble_task_fn fn,
   }
   if (mo.chunk_size == 0)
     return pb_error(PEBBLE_EINVAL, "pebble_pool_map: chunk_size is 0");
+  if (pb_pool_uses_spawn(P))
+    return pb_error(PEBBLE_ENOTSUP,
+                    "pebble_pool_map: not available on spawn pools yet");
   if (mo.chunk_timeout < 0 && mo.chunk_timeout != PEBBLE_FOREVER &&
       mo.chunk_timeout != PEBBLE_DEFAULT)
     return pb_error(PEBBLE_EINVAL, "pebble_pool_map: negative chunk_timeout");

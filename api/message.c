@@ -54,7 +54,8 @@ int pb_msg_check(const pb_msg_header *h, size_t max_size, char *msg,
     return PEBBLE_OK;
   case PB_MSG_ERROR:
     /* Only errors a worker can meet while producing its result. */
-    if (h->code != PEBBLE_ETOOBIG && h->code != PEBBLE_ENOMEM) {
+    if (h->code != PEBBLE_ETOOBIG && h->code != PEBBLE_ENOMEM &&
+        h->code != PEBBLE_ENOTFOUND) {
       snprintf(msg, msglen, "the worker sent an unexpected error code %d",
                (int)h->code);
       return PEBBLE_EPROTO;

@@ -558,6 +558,16 @@ PEBBLE_API void pebble_future_release(pebble_future *future);
 
 typedef struct pebble_pool pebble_pool;
 
+/* How a process pool starts its workers. */
+typedef enum pebble_start_method {
+  PEBBLE_START_DEFAULT = 0, /* fork where the backend can, else spawn */
+  PEBBLE_START_FORK = 1,    /* a copy of the application (fast; see
+                               docs/process-tasks.md for fork safety) */
+  PEBBLE_START_SPAWN = 2    /* a fresh run of a program that calls
+                               pebble_worker_main(); tasks are found by
+                               their registered names */
+} pebble_start_method;
+
 typedef struct pebble_pool_options {
   size_t struct_size;      /* set by pebble_pool_options_init() */
   unsigned workers;        /* default: the number of online CPUs */
@@ -579,10 +589,28 @@ typedef struct pebble_pool_options {
                               timed-out or cancelled tasks still run;
                               default: workers */
   size_t max_message_size; /* default: pebble_max_message_size() */
+  int start_method;        /* process pools: a pebble_start_method;
+                              default PEBBLE_START_DEFAULT */
+  const char *worker_program; /* spawn: the program to run as a worker
+                              (it must call pebble_worker_main());
+                              default NULL: this program itself */
 } pebble_pool_options;
 
 /* Fill `opts` with the defaults above.  PEBBLE_EINVAL for NULL. */
 PEBBLE_API int pebble_pool_options_init(pebble_pool_options *opts);
+
+/*
+ * The spawn start method runs a program afresh as a worker.  Such a
+ * program calls pebble_worker_main() early in main(), after registering
+ * (pebble_register) every task and initializer it may be asked to run:
+ * in a worker it serves tasks and never returns (the process exits);
+ * in an ordinary run it returns PEBBLE_OK at once.  Code that runs before
+ * the call runs in every worker too.  The marker that makes a worker is
+ * removed from the environment once read, so a worker's own children are
+ * ordinary programs.  A task name the worker does not know resolves that
+ * task with PEBBLE_ENOTFOUND.
+ */
+PEBBLE_API int pebble_worker_main(void);
 
 /*
  * Create a pool of threads or of processes.  opts may be NULL.  Returns

@@ -64,6 +64,11 @@ static int read_pool_options(const pebble_pool_options *in,
   if (out->max_message_size == 0)
     return pb_error(PEBBLE_EINVAL,
                     "pebble_pool_create: max_message_size is 0");
+  if (out->start_method < PEBBLE_START_DEFAULT ||
+      out->start_method > PEBBLE_START_SPAWN)
+    return pb_error(PEBBLE_EINVAL,
+                    "pebble_pool_create: start_method %d is unknown",
+                    out->start_method);
   if (out->initializer_arg == NULL && out->initializer_arg_size > 0)
     return pb_error(PEBBLE_EINVAL,
                     "pebble_pool_create: initializer_arg is NULL but its "
@@ -132,6 +137,25 @@ int pebble_pool_create(pebble_pool **pool, pebble_kind kind,
     memcpy(P->init_arg, P->o.initializer_arg, P->o.initializer_arg_size);
   }
   P->o.initializer_arg = P->init_arg;
+  if (kind == PEBBLE_PROCESS && pb_pool_uses_spawn(P)) {
+    char name[PB_NAME_BYTES_MAX];
+    const char *why = NULL;
+    if (!(bk->caps & PEBBLE_CAP_SPAWN) ||
+        bk->struct_size < offsetof(pebble_backend, chan_adopt) +
+                              sizeof bk->chan_adopt ||
+        bk->proc_spawn == NULL)
+      why = "the backend cannot spawn workers";
+    else if (P->o.initializer != NULL &&
+             pb_registry_name_of(P->o.initializer, name, sizeof name) != 0)
+      why = "the initializer is not registered (spawned workers find it "
+            "by name: pebble_register)";
+    if (why != NULL) {
+      free(P->init_arg);
+      free(P);
+      return pb_error(why[4] == 'b' ? PEBBLE_ENOTSUP : PEBBLE_ENOTFOUND,
+                      "pebble_pool_create: %s", why);
+    }
+  }
   if (bk->mutex_create(&P->lock) != PEBBLE_OK ||
       bk->cond_create(&P->work) != PEBBLE_OK ||
       bk->cond_create(&P->space) != PEBBLE_OK ||
@@ -320,6 +344,15 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
                     "argument of %zu bytes is larger than the maximum "
                     "message size",
                     arg_size);
+  }
+  if (pb_pool_uses_spawn(P)) {
+    char name[PB_NAME_BYTES_MAX];
+    if (pb_registry_name_of(fn, name, sizeof name) != PEBBLE_OK) {
+      pb_binding_unref(binding);
+      return pb_error(PEBBLE_ENOTFOUND,
+                      "the task function is not registered: spawned "
+                      "workers find tasks by name (pebble_register)");
+    }
   }
   t = malloc(sizeof *t + (arg_size ? arg_size : 1));
   if (t == NULL) {

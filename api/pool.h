@@ -118,6 +118,7 @@ void pb_threads_kick(pb_manager *m, pb_cmd *cmd);
 void pb_threads_reap(pebble_pool *P);
 
 /* pool_processes.c */
+int pb_pool_uses_spawn(const pebble_pool *P);
 void pb_processes_kick(pb_manager *m, pb_cmd *cmd);
 void pb_processes_deadline(pb_manager *m, pb_watch *w, uint64_t now);
 void pb_processes_cancel_locked(pb_runner *r);

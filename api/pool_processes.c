@@ -23,78 +23,66 @@
 #include "pool.h"
 
 #define PB_READ_SLICE ((size_t)16 << 20)
-#define TASK_HEAD (3 * sizeof(uint64_t)) /* fn, future id, seq */
 #define BACKOFF_AFTER 3
 #define BACKOFF_MIN_NS ((uint64_t)10 * 1000 * 1000)
 #define BACKOFF_MAX_NS ((uint64_t)1000 * 1000 * 1000)
 
 static void worker_events(pb_manager *m, pb_watch *ww, unsigned events);
 static pb_ptask *detach_task(pebble_pool *P, pb_pworker *w, int *killed);
+static void flush_out(pb_manager *m, pb_pworker *w);
 static void worker_deadline(pb_manager *m, pb_watch *ww, uint64_t now);
 
 /* ================= the child ================= */
 
-static int child_fail_init(const pebble_backend *bk, pebble_bk_chan *chan,
-                           const char *why) {
-  pb_msg_header h;
-  pb_msg_fill(&h, PB_MSG_INIT_FAILED, 0, strlen(why));
-  if (bk->chan_write_all(chan, &h, sizeof h) == PEBBLE_OK)
-    bk->chan_write_all(chan, why, strlen(why));
-  return 1;
-}
-
 static int worker_child_main(void *arg, pebble_bk_chan *chan) {
   pb_pworker *w = arg;
   pebble_pool *P = w->pool;
-  const pebble_backend *bk = P->lib->bk;
-  unsigned tasks = 0;
+  pb_worker_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.max_message = P->o.max_message_size;
+  cfg.max_tasks = P->o.max_tasks;
+  cfg.initializer = P->o.initializer;
+  cfg.init_arg = P->init_arg;
+  cfg.init_arg_size = P->o.initializer_arg_size;
+  return pb_worker_serve(P->lib->bk, chan, &cfg);
+}
 
-  memset(&pb_role, 0, sizeof pb_role); /* a copy of the manager thread */
+int pb_pool_uses_spawn(const pebble_pool *P) {
+  return P->kind == PEBBLE_PROCESS &&
+         (P->o.start_method == PEBBLE_START_SPAWN ||
+          (P->o.start_method == PEBBLE_START_DEFAULT &&
+           !(P->lib->bk->caps & PEBBLE_CAP_FORK)));
+}
+
+/* The settings a spawned worker cannot inherit. */
+static int config_message(pb_pworker *w) {
+  pebble_pool *P = w->pool;
+  pb_msg_header h;
+  uint64_t head[3];
+  char name[PB_NAME_BYTES_MAX];
+  size_t nlen = 0, size;
   if (P->o.initializer != NULL) {
-    pebble_ctx ctx;
-    int ret;
-    pb_ctx_init(&ctx, NULL, P->o.max_message_size, 0, 0);
-    ret = P->o.initializer(&ctx, P->init_arg, P->o.initializer_arg_size);
-    if (ret != 0) {
-      if (!ctx.has_message)
-        snprintf(ctx.message, sizeof ctx.message, "it returned %d", ret);
-      return child_fail_init(bk, chan, ctx.message);
-    }
-    pb_ctx_free_result(&ctx);
+    if (pb_registry_name_of(P->o.initializer, name, sizeof name) != 0)
+      return PEBBLE_ENOTFOUND; /* checked at creation */
+    nlen = strlen(name);
   }
-  for (;;) {
-    pb_msg_header h;
-    unsigned char *buf;
-    uint64_t head[3];
-    pebble_task_fn fn;
-    pebble_ctx ctx;
-    int ret;
-
-    if (bk->chan_read_all(chan, &h, sizeof h) != PEBBLE_OK)
-      return 0; /* the pool closed our channel */
-    if (h.magic != PB_MSG_MAGIC || h.version != PB_MSG_VERSION)
-      return 4;
-    if (h.type == PB_MSG_QUIT)
-      return 0;
-    if (h.type != PB_MSG_TASK || h.size < TASK_HEAD ||
-        h.size - TASK_HEAD > P->o.max_message_size)
-      return 4;
-    buf = malloc((size_t)h.size);
-    if (buf == NULL)
-      return 5;
-    if (bk->chan_read_all(chan, buf, (size_t)h.size) != PEBBLE_OK)
-      return 0;
-    memcpy(head, buf, sizeof head);
-    memcpy(&fn, &head[0], sizeof fn < sizeof head[0] ? sizeof fn : 8);
-    pb_ctx_init(&ctx, NULL, P->o.max_message_size, head[1], head[2]);
-    ret = fn(&ctx, buf + TASK_HEAD, (size_t)h.size - TASK_HEAD);
-    free(buf);
-    if (pb_send_outcome(bk, chan, &ctx, ret) != PEBBLE_OK)
-      return 0;
-    pb_ctx_free_result(&ctx);
-    if (P->o.max_tasks > 0 && ++tasks >= P->o.max_tasks)
-      return 0; /* recycled: the pool starts a fresh one */
-  }
+  head[0] = P->o.max_message_size;
+  head[1] = P->o.max_tasks;
+  head[2] = nlen;
+  size = sizeof head + nlen + P->o.initializer_arg_size;
+  w->out = malloc(sizeof h + size);
+  if (w->out == NULL)
+    return PEBBLE_ENOMEM;
+  pb_msg_fill(&h, PB_MSG_CONFIG, 0, size);
+  memcpy(w->out, &h, sizeof h);
+  memcpy(w->out + sizeof h, head, sizeof head);
+  memcpy(w->out + sizeof h + sizeof head, name, nlen);
+  if (P->o.initializer_arg_size > 0)
+    memcpy(w->out + sizeof h + sizeof head + nlen, P->init_arg,
+           P->o.initializer_arg_size);
+  w->out_size = sizeof h + size;
+  w->out_done = 0;
+  return PEBBLE_OK;
 }
 
 /* ================= the manager's side ================= */
@@ -123,7 +111,13 @@ static int spawn_one(pb_manager *m, pebble_pool *P, int *err) {
   w->watch.deadline = PEBBLE_BK_FOREVER;
   w->watch.on_events = worker_events;
   w->watch.on_deadline = worker_deadline;
-  rc = bk->proc_start(&w->proc, worker_child_main, w, err);
+  if (pb_pool_uses_spawn(P)) {
+    rc = bk->proc_spawn(&w->proc, P->o.worker_program, NULL, err);
+    if (rc == PEBBLE_OK && (rc = config_message(w)) != PEBBLE_OK)
+      bk->proc_destroy(w->proc);
+  } else {
+    rc = bk->proc_start(&w->proc, worker_child_main, w, err);
+  }
   if (rc != PEBBLE_OK) {
     free(w);
     pb_log(PEBBLE_LOG_ERROR, "pool %p: cannot start a worker process: %s",
@@ -137,7 +131,7 @@ static int spawn_one(pb_manager *m, pebble_pool *P, int *err) {
   P->alive++;
   P->active++;
   bk->mutex_unlock(P->lock);
-  watch_worker(m, w);
+  flush_out(m, w); /* the spawned worker's settings, if any */
   pb_manager_activate(m, &w->watch);
   return PEBBLE_OK;
 }
@@ -191,18 +185,27 @@ static void schedule_respawn(pb_manager *m, pebble_pool *P, uint64_t now) {
 static int send_task(pb_pworker *w, pb_ptask *t) {
   const pebble_backend *bk = w->pool->lib->bk;
   pb_msg_header h;
-  uint64_t head[3] = {0, 0, 0};
-  size_t size = TASK_HEAD + t->arg_size;
-  memcpy(&head[0], &t->fn, sizeof t->fn < 8 ? sizeof t->fn : 8);
+  uint64_t head[PB_TASK_WORDS] = {0, 0, 0, 0};
+  char name[PB_NAME_BYTES_MAX];
+  size_t size;
+  if (pb_pool_uses_spawn(w->pool)) {
+    if (pb_registry_name_of(t->fn, name, sizeof name) != PEBBLE_OK)
+      return PEBBLE_ENOTFOUND;
+    head[3] = strlen(name);
+  } else {
+    memcpy(&head[0], &t->fn, sizeof t->fn < 8 ? sizeof t->fn : 8);
+  }
   head[1] = t->future->id;
   head[2] = t->future->seq;
+  size = sizeof head + (size_t)head[3] + t->arg_size;
   w->out = malloc(sizeof h + size);
   if (w->out == NULL)
     return PEBBLE_ENOMEM;
   pb_msg_fill(&h, PB_MSG_TASK, 0, size);
   memcpy(w->out, &h, sizeof h);
   memcpy(w->out + sizeof h, head, sizeof head);
-  memcpy(w->out + sizeof h + TASK_HEAD, t->arg, t->arg_size);
+  memcpy(w->out + sizeof h + sizeof head, name, (size_t)head[3]);
+  memcpy(w->out + sizeof h + sizeof head + head[3], t->arg, t->arg_size);
   w->out_size = sizeof h + size;
   w->out_done = 0;
   w->deadline = pb_deadline_after(bk, t->timeout);
@@ -249,7 +252,7 @@ void pb_processes_kick(pb_manager *m, pb_cmd *cmd) {
   uint64_t now = bk->now_ns();
   pb_pworker *w;
   unsigned desired;
-  int ending;
+  int ending, rc;
 
   bk->mutex_lock(P->lock);
   ending = P->state == PB_POOL_STOPPED || P->state == PB_POOL_BROKEN;
@@ -271,7 +274,7 @@ void pb_processes_kick(pb_manager *m, pb_cmd *cmd) {
     desired = want < P->o.workers ? (unsigned)want : P->o.workers;
   }
   while (P->active < desired && now >= P->respawn_at) {
-    int rc, err;
+    int err;
     bk->mutex_unlock(P->lock);
     rc = spawn_one(m, P, &err);
     bk->mutex_lock(P->lock);
@@ -291,8 +294,8 @@ void pb_processes_kick(pb_manager *m, pb_cmd *cmd) {
   /* Hand queued tasks to idle workers. */
   for (w = P->workers; w != NULL; w = w->next) {
     pb_ptask *t;
-    if (w->state != PB_W_IDLE || w->killed)
-      continue;
+    if (w->state != PB_W_IDLE || w->killed || w->out != NULL)
+      continue; /* busy, or its settings are still on their way */
     if (P->head == NULL) {
       if (P->state == PB_POOL_CLOSED)
         quit_worker(w); /* closed and nothing left: let it go */
@@ -310,13 +313,18 @@ void pb_processes_kick(pb_manager *m, pb_cmd *cmd) {
     if (atomic_load(&t->stop_reason) != 0) /* cancelled as it started */
       pb_processes_cancel_locked(&t->runner);
     pb_stripe_unlock(t->future);
-    if (send_task(w, t) == PEBBLE_OK) {
+    if ((rc = send_task(w, t)) == PEBBLE_OK) {
       flush_out(m, w);
     } else { /* cannot send: fail the task, keep the worker */
       int killed;
       detach_task(P, w, &killed);
-      pb_pool_resolve(P, t->future, PEBBLE_FAILED, PEBBLE_ENOMEM,
-                      pb_strdup("out of memory sending the task"), 0);
+      pb_pool_resolve(P, t->future, PEBBLE_FAILED, rc,
+                      rc == PEBBLE_ENOTFOUND
+                          ? pb_strdup("the task function is not registered: "
+                                      "spawned workers find tasks by name "
+                                      "(pebble_register)")
+                          : pb_strdup("out of memory sending the task"),
+                      0);
       pb_ptask_free(t);
       w->state = PB_W_IDLE;
     }

@@ -42,3 +42,9 @@ tests_core_pool_LDADD = $(core_test_ldadd)
 tests_core_map_SOURCES = tests/core_map.c tests/core_util.h
 tests_core_map_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS)
 tests_core_map_LDADD = $(core_test_ldadd)
+
+check_PROGRAMS += tests/core_spawn
+TESTS += tests/core_spawn
+tests_core_spawn_SOURCES = tests/core_spawn.c tests/core_util.h
+tests_core_spawn_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS) $(CUNIT_CFLAGS)
+tests_core_spawn_LDADD = $(core_test_ldadd)
