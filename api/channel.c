@@ -126,3 +126,31 @@ int pb_send_outcome(const pebble_backend *bk, pebble_bk_chan *chan,
     return PEBBLE_EDIED;
   return PEBBLE_OK;
 }
+
+void pb_exit_info_fill(pebble_exit_info *info, const pebble_bk_exit *ex,
+                       long pid, int killed_by_library) {
+  memset(info, 0, sizeof *info);
+  info->struct_size = sizeof *info;
+  info->pid = pid;
+  info->status_known = ex->status_known;
+  info->exited = ex->exited;
+  info->exit_code = ex->exit_code;
+  info->signal = ex->signal;
+  info->core_dumped = ex->core_dumped;
+  info->killed_by_library = killed_by_library;
+}
+
+char *pb_exit_message(const pebble_exit_info *x, const char *what) {
+  if (!x->status_known)
+    return pb_format("%s %ld ended before returning a result; its exit "
+                     "status is unknown (reaped elsewhere, or SIGCHLD is "
+                     "ignored)",
+                     what, x->pid);
+  if (x->signal != 0)
+    return pb_format("%s %ld was killed by signal %d (%s)%s%s", what, x->pid,
+                     x->signal, pebble_signal_name(x->signal),
+                     x->core_dumped ? ", core dumped" : "",
+                     x->killed_by_library ? ", sent by Pebble" : "");
+  return pb_format("%s %ld exited with code %d before returning a result",
+                   what, x->pid, x->exit_code);
+}

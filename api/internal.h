@@ -320,6 +320,11 @@ enum pb_read_result pb_reader_step(pb_reader *r, const pebble_backend *bk,
  * ready for the next one. */
 void pb_reader_outcome(pb_reader *r, pb_outcome *o);
 void pb_reader_free(pb_reader *r);
+/* How a process ended, for pebble_future_exit_info and messages. */
+void pb_exit_info_fill(pebble_exit_info *info, const pebble_bk_exit *ex,
+                       long pid, int killed_by_library);
+/* "process 42 was killed by signal 11 (SIGSEGV)"; `what` names it. */
+char *pb_exit_message(const pebble_exit_info *x, const char *what);
 /* Child side: send a task's outcome as one message. */
 int pb_send_outcome(const pebble_backend *bk, pebble_bk_chan *chan,
                     pebble_ctx *ctx, int ret);

@@ -284,55 +284,31 @@ static void read_result(pb_manager *m, pb_job *job, size_t budget) {
   }
 }
 
-static void describe_exit(char *buf, size_t len, const pebble_exit_info *x) {
-  if (!x->status_known)
-    snprintf(buf, len,
-             "process %ld ended before returning a result; its exit status "
-             "is unknown (reaped elsewhere, or SIGCHLD is ignored)",
-             x->pid);
-  else if (x->signal != 0)
-    snprintf(buf, len, "process %ld was killed by signal %d (%s)%s%s", x->pid,
-             x->signal, pebble_signal_name(x->signal),
-             x->core_dumped ? ", core dumped" : "",
-             x->killed_by_library ? ", sent by Pebble" : "");
-  else
-    snprintf(buf, len,
-             "process %ld exited with code %d before returning a result",
-             x->pid, x->exit_code);
-}
-
 static void process_exited(pb_manager *m, pb_job *job) {
   const pebble_backend *bk = job->lib->bk;
   pebble_future *f = job->future;
   pebble_bk_proc *proc = job->proc;
   pebble_bk_exit ex;
   pebble_exit_info info;
-  char why[256];
 
   /* A result sent in full before the exit counts: read all of it. */
   read_result(m, job, SIZE_MAX);
+  int killed;
+
   memset(&ex, 0, sizeof ex);
-  memset(&info, 0, sizeof info);
   pb_stripe_lock(f);
   if (bk->proc_reap(proc, &ex) != PEBBLE_OK)
     ex.status_known = 0;
   job->reaped = 1;
   job->proc = NULL;
-  info.killed_by_library = job->killed_by_library;
+  killed = job->killed_by_library;
   pb_stripe_unlock(f);
 
-  info.struct_size = sizeof info;
-  info.pid = bk->proc_pid(proc);
-  info.status_known = ex.status_known;
-  info.exited = ex.exited;
-  info.exit_code = ex.exit_code;
-  info.signal = ex.signal;
-  info.core_dumped = ex.core_dumped;
+  pb_exit_info_fill(&info, &ex, bk->proc_pid(proc), killed);
   pb_future_set_exit(f, &info);
-  if (!job->message_done) {
-    describe_exit(why, sizeof why, &info);
-    resolve_failed(job, PEBBLE_FAILED, PEBBLE_EDIED, pb_strdup(why), 0);
-  }
+  if (!job->message_done)
+    resolve_failed(job, PEBBLE_FAILED, PEBBLE_EDIED,
+                   pb_exit_message(&info, "process"), 0);
   bk->waitset_watch(pb_manager_waitset(m), proc, 0, NULL);
   bk->proc_destroy(proc);
   job_finish(m, job);

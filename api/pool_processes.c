@@ -465,35 +465,11 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
   memset(&ex, 0, sizeof ex);
   if (bk->proc_reap(w->proc, &ex) != PEBBLE_OK)
     ex.status_known = 0;
-  memset(&info, 0, sizeof info);
-  info.struct_size = sizeof info;
-  info.pid = bk->proc_pid(w->proc);
-  info.status_known = ex.status_known;
-  info.exited = ex.exited;
-  info.exit_code = ex.exit_code;
-  info.signal = ex.signal;
-  info.core_dumped = ex.core_dumped;
-  info.killed_by_library = killed || w->killed;
+  pb_exit_info_fill(&info, &ex, bk->proc_pid(w->proc), killed || w->killed);
   if (t != NULL) {
-    char why[256];
     pb_future_set_exit(t->future, &info);
-    if (!info.status_known)
-      snprintf(why, sizeof why,
-               "worker process %ld ended during the task; its exit status "
-               "is unknown",
-               info.pid);
-    else if (info.signal != 0)
-      snprintf(why, sizeof why,
-               "worker process %ld was killed by signal %d (%s)%s during "
-               "the task",
-               info.pid, info.signal, pebble_signal_name(info.signal),
-               info.core_dumped ? ", core dumped" : "");
-    else
-      snprintf(why, sizeof why,
-               "worker process %ld exited with code %d during the task",
-               info.pid, info.exit_code);
     pb_pool_resolve(P, t->future, PEBBLE_FAILED, PEBBLE_EDIED,
-                    pb_strdup(why), 0);
+                    pb_exit_message(&info, "worker process"), 0);
     pb_ptask_free(t);
   } else if (w->tasks_run == 0 && !w->killed && w->state != PB_W_QUITTING) {
     /* Died before doing anything: the environment, not a task. */
