@@ -389,6 +389,10 @@ struct pb_job {
   int killed_by_library;  /* stripe lock */
   int message_done;
   pb_reader reader;
+  /* Spawned process tasks: the worker gets settings and task as messages. */
+  int spawn;
+  unsigned char *out;
+  size_t out_size, out_done;
 };
 
 /* Start a job prepared by task.c (future, arg and options set).  On

@@ -28,6 +28,7 @@ static void job_free(pb_job *job) {
     free(job->ctx);
   }
   pb_reader_free(&job->reader);
+  free(job->out);
   free(job->arg);
   pb_future_put(job->future);
   free(job);
@@ -210,6 +211,63 @@ static void update_deadline(pb_job *job) {
                             : job->kill_deadline;
 }
 
+/* A spawned worker gets a one-task CONFIG, then the task itself by name. */
+static int spawn_messages(pb_job *job) {
+  pb_msg_header h;
+  uint64_t conf[3], head[PB_TASK_WORDS];
+  char name[PB_NAME_BYTES_MAX];
+  size_t size, task_size;
+  unsigned char *p;
+  if (pb_registry_name_of(job->fn, name, sizeof name) != PEBBLE_OK)
+    return PEBBLE_ENOTFOUND; /* checked at launch */
+  conf[0] = job->max_message;
+  conf[1] = 1; /* one task, then the worker exits */
+  conf[2] = 0; /* no initializer */
+  head[0] = 0; /* by name */
+  head[1] = job->future->id;
+  head[2] = job->future->seq;
+  head[3] = strlen(name);
+  task_size = sizeof head + (size_t)head[3] + job->arg_size;
+  size = 2 * sizeof h + sizeof conf + task_size;
+  job->out = p = malloc(size);
+  if (p == NULL)
+    return PEBBLE_ENOMEM;
+  pb_msg_fill(&h, PB_MSG_CONFIG, 0, sizeof conf);
+  memcpy(p, &h, sizeof h);
+  memcpy(p += sizeof h, conf, sizeof conf);
+  pb_msg_fill(&h, PB_MSG_TASK, 0, task_size);
+  memcpy(p += sizeof conf, &h, sizeof h);
+  memcpy(p += sizeof h, head, sizeof head);
+  memcpy(p += sizeof head, name, (size_t)head[3]);
+  memcpy(p + head[3], job->arg, job->arg_size);
+  job->out_size = size;
+  job->out_done = 0;
+  return PEBBLE_OK;
+}
+
+/* Write what is pending and watch for what is needed next. */
+static void flush_out(pb_manager *m, pb_job *job) {
+  const pebble_backend *bk = job->lib->bk;
+  unsigned ev = PEBBLE_EV_EXIT;
+  while (job->out != NULL) {
+    size_t done = 0;
+    int rc = bk->proc_write(job->proc, job->out + job->out_done,
+                            job->out_size - job->out_done, &done);
+    if (rc == PEBBLE_ENOTREADY)
+      break;
+    job->out_done += done;
+    if (rc != PEBBLE_OK || job->out_done == job->out_size) {
+      free(job->out); /* sent, or the worker is gone: its exit will say */
+      job->out = NULL;
+    }
+  }
+  if (job->out != NULL)
+    ev |= PEBBLE_EV_WRITE;
+  if (!job->message_done && !job->reader.eof)
+    ev |= PEBBLE_EV_READ;
+  bk->waitset_watch(pb_manager_waitset(m), job->proc, ev, &job->watch);
+}
+
 static void process_launch(pb_manager *m, pb_cmd *cmd) {
   pb_job *job = JOB_OF(cmd, cmd_launch);
   const pebble_backend *bk = job->lib->bk;
@@ -221,7 +279,13 @@ static void process_launch(pb_manager *m, pb_cmd *cmd) {
     job_finish(m, job);
     return;
   }
-  rc = bk->proc_start(&proc, child_main, job, &err);
+  if (job->spawn) {
+    rc = bk->proc_spawn(&proc, NULL, NULL, &err);
+    if (rc == PEBBLE_OK && (rc = spawn_messages(job)) != PEBBLE_OK)
+      bk->proc_destroy(proc);
+  } else {
+    rc = bk->proc_start(&proc, child_main, job, &err);
+  }
   if (rc != PEBBLE_OK) {
     const char *why = err ? strerror(err) : pebble_strerror(rc);
     pb_log(PEBBLE_LOG_WARN, "cannot start a process: %s", why);
@@ -242,9 +306,8 @@ static void process_launch(pb_manager *m, pb_cmd *cmd) {
   }
   pb_stripe_unlock(f);
   update_deadline(job);
-  bk->waitset_watch(pb_manager_waitset(m), proc,
-                    PEBBLE_EV_READ | PEBBLE_EV_EXIT, &job->watch);
   pb_manager_activate(m, &job->watch);
+  flush_out(m, job); /* also sets the watch */
 }
 
 static void read_result(pb_manager *m, pb_job *job, size_t budget) {
@@ -318,6 +381,8 @@ static void process_events(pb_manager *m, pb_watch *w, unsigned events) {
   pb_job *job = JOB_OF(w, watch);
   if (job->proc == NULL)
     return;
+  if (events & PEBBLE_EV_WRITE)
+    flush_out(m, job);
   if (events & PEBBLE_EV_READ)
     read_result(m, job, PB_READ_SLICE);
   if (events & PEBBLE_EV_EXIT)

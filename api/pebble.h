@@ -249,6 +249,16 @@ typedef struct pebble_future pebble_future;
 typedef struct pebble_ctx pebble_ctx;
 typedef struct pebble_task pebble_task;
 
+/* How process workers are started (per pool, or per one-shot task). */
+typedef enum pebble_start_method {
+  PEBBLE_START_DEFAULT = 0, /* fork where the backend can, else spawn */
+  PEBBLE_START_FORK = 1,    /* a copy of the application (fast; see
+                               docs/process-tasks.md for fork safety) */
+  PEBBLE_START_SPAWN = 2    /* a fresh run of a program that calls
+                               pebble_worker_main(); tasks are found by
+                               their registered names */
+} pebble_start_method;
+
 /* How a task runs.  Changing one for the other is the one-word switch. */
 typedef enum pebble_kind { PEBBLE_THREAD = 1, PEBBLE_PROCESS = 2 } pebble_kind;
 
@@ -298,6 +308,13 @@ typedef struct pebble_task_options {
   pebble_time_t queue_wait; /* pools: how long scheduling may wait for room
                                in a full queue before PEBBLE_EWOULDBLOCK;
                                default PEBBLE_FOREVER */
+  int start_method;         /* one-shot process tasks: a
+                               pebble_start_method; default
+                               PEBBLE_START_DEFAULT.  With
+                               PEBBLE_START_SPAWN the task runs in a fresh
+                               run of this program (see
+                               pebble_worker_main) and must be registered;
+                               pools use their own start_method. */
 } pebble_task_options;
 
 /* Fill `opts` with the defaults above.  Returns PEBBLE_EINVAL for NULL. */
@@ -557,16 +574,6 @@ PEBBLE_API void pebble_future_release(pebble_future *future);
 /* ------------------------------------------------------------------ */
 
 typedef struct pebble_pool pebble_pool;
-
-/* How a process pool starts its workers. */
-typedef enum pebble_start_method {
-  PEBBLE_START_DEFAULT = 0, /* fork where the backend can, else spawn */
-  PEBBLE_START_FORK = 1,    /* a copy of the application (fast; see
-                               docs/process-tasks.md for fork safety) */
-  PEBBLE_START_SPAWN = 2    /* a fresh run of a program that calls
-                               pebble_worker_main(); tasks are found by
-                               their registered names */
-} pebble_start_method;
 
 typedef struct pebble_pool_options {
   size_t struct_size;      /* set by pebble_pool_options_init() */

@@ -66,6 +66,10 @@ int pb_task_options_read(const pebble_task_options *in,
   if (out->max_message_size == 0)
     return pb_error(PEBBLE_EINVAL, "%s: options.max_message_size is 0",
                     fname);
+  if (out->start_method < PEBBLE_START_DEFAULT ||
+      out->start_method > PEBBLE_START_SPAWN)
+    return pb_error(PEBBLE_EINVAL, "%s: options.start_method %d is unknown",
+                    fname, out->start_method);
   return PEBBLE_OK;
 }
 
@@ -103,6 +107,24 @@ static int launch(pb_lib *L, pebble_kind kind, pebble_task_fn fn,
                     "message size of %zu bytes",
                     arg_size, o->max_message_size);
   }
+  if (kind == PEBBLE_PROCESS &&
+      (o->start_method == PEBBLE_START_SPAWN ||
+       (o->start_method == PEBBLE_START_DEFAULT &&
+        !(L->bk->caps & PEBBLE_CAP_FORK)))) {
+    char name[PB_NAME_BYTES_MAX];
+    int rc2 = PEBBLE_OK;
+    if (!(L->bk->caps & PEBBLE_CAP_SPAWN) || L->bk->proc_spawn == NULL)
+      rc2 = pb_error(PEBBLE_ENOTSUP, "backend '%s' cannot spawn workers",
+                     L->bk->name);
+    else if (pb_registry_name_of(fn, name, sizeof name) != PEBBLE_OK)
+      rc2 = pb_error(PEBBLE_ENOTFOUND,
+                     "the task function is not registered: spawned "
+                     "workers find tasks by name (pebble_register)");
+    if (rc2 != PEBBLE_OK) {
+      pb_binding_unref(binding);
+      return rc2;
+    }
+  }
   m = pb_lib_manager(L);
   if (m == NULL) {
     pb_binding_unref(binding);
@@ -138,6 +160,10 @@ static int launch(pb_lib *L, pebble_kind kind, pebble_task_fn fn,
   job->timeout = o->timeout == PEBBLE_DEFAULT ? PEBBLE_FOREVER : o->timeout;
   job->kill_grace = o->kill_grace;
   job->max_message = o->max_message_size;
+  job->spawn = kind == PEBBLE_PROCESS &&
+               (o->start_method == PEBBLE_START_SPAWN ||
+                (o->start_method == PEBBLE_START_DEFAULT &&
+                 !(L->bk->caps & PEBBLE_CAP_FORK)));
   f->runner = &job->runner;
   pebble_future_ref(f); /* the caller's reference */
   rc = pb_job_launch(job); /* frees the job on failure */

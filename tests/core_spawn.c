@@ -141,6 +141,55 @@ static void test_unregistered_initializer(void) {
   CU_ASSERT_EQUAL(pebble_pool_create(&p, PEBBLE_PROCESS, &o), PEBBLE_EINVAL);
 }
 
+static int echo(pebble_ctx *ctx, const void *arg, size_t size) {
+  return pebble_result_set(ctx, arg, size);
+}
+
+/* One-shot process tasks with the spawn start method. */
+static pebble_future *run_spawned(pebble_task_fn fn, const void *arg,
+                                  size_t size, pebble_time_t timeout,
+                                  int *rc) {
+  pebble_task_options o;
+  pebble_future *f = NULL;
+  pebble_task_options_init(&o);
+  o.start_method = PEBBLE_START_SPAWN;
+  o.timeout = timeout;
+  *rc = pebble_run(PEBBLE_PROCESS, fn, arg, size, &o, &f);
+  return f;
+}
+static void test_one_shot(void) {
+  int64_t v = 11, out = 0;
+  int rc;
+  size_t big = (size_t)20 << 20, i, s = 0;
+  unsigned char *in = malloc(big);
+  const void *d;
+  pebble_future *f = run_spawned(square, &v, sizeof v, PEBBLE_DEFAULT, &rc);
+  CU_ASSERT_EQUAL_FATAL(rc, PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_future_get_int(f, PEBBLE_SEC(30), &out), PEBBLE_OK);
+  CU_ASSERT_EQUAL(out, 121);
+  pebble_future_release(f);
+  f = run_spawned(crash, NULL, 0, PEBBLE_DEFAULT, &rc);
+  CU_ASSERT_EQUAL(pebble_future_get(f, PEBBLE_SEC(30), NULL, NULL),
+                  PEBBLE_EDIED);
+  pebble_future_release(f);
+  f = run_spawned(sleeps, NULL, 0, PEBBLE_MSEC(200), &rc);
+  CU_ASSERT_EQUAL(pebble_future_get(f, PEBBLE_SEC(30), NULL, NULL),
+                  PEBBLE_ETIMEDOUT);
+  pebble_future_release(f);
+  f = run_spawned(unregistered, NULL, 0, PEBBLE_DEFAULT, &rc);
+  CU_ASSERT_EQUAL(rc, PEBBLE_ENOTFOUND);
+  CU_ASSERT_PTR_NULL(f);
+  /* A large argument goes out in many writes. */
+  CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+  for (i = 0; i < big; i++)
+    in[i] = (unsigned char)(i * 13 + (i >> 9));
+  f = run_spawned(echo, in, big, PEBBLE_DEFAULT, &rc);
+  CU_ASSERT_EQUAL(pebble_future_get(f, PEBBLE_SEC(60), &d, &s), PEBBLE_OK);
+  CU_ASSERT(s == big && memcmp(d, in, big) == 0);
+  pebble_future_release(f);
+  free(in);
+}
+
 static void on_usr1(int sig) { (void)sig; }
 
 int main(void) {
@@ -150,6 +199,7 @@ int main(void) {
       {"initializer found by name, argument passed", test_initializer},
       {"a program already running threads", test_threaded_program},
       {"bad spawn settings", test_unregistered_initializer},
+      {"one-shot spawned tasks", test_one_shot},
       CU_TEST_INFO_NULL};
   pebble_register("spawn.square", square);
   pebble_register("spawn.crash", crash);
@@ -158,6 +208,7 @@ int main(void) {
   pebble_register("spawn.my_pid", my_pid);
   pebble_register("spawn.init", init);
   pebble_register("spawn.read_init", read_init);
+  pebble_register("spawn.echo", echo);
   if (pebble_worker_main() != PEBBLE_OK)
     return 3; /* a worker never gets here */
   signal(SIGUSR1, on_usr1);
