@@ -4,6 +4,7 @@
 #include "core_util.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 static int square(pebble_ctx *ctx, const void *arg, size_t size) {
   int64_t v = 0;
@@ -107,9 +108,11 @@ static void test_initializer(void) {
   pebble_pool_destroy(p);
 }
 
+static atomic_int threads_stop;
 static void *idle_thread(void *arg) {
   (void)arg;
-  pause();
+  while (!atomic_load(&threads_stop))
+    usleep(1000);
   return NULL;
 }
 /* A program whose main thread already runs other threads: spawn does
@@ -123,9 +126,9 @@ static void test_threaded_program(void) {
   p = spawn_pool(2, NULL, NULL, 0);
   CU_ASSERT_EQUAL(get_int(p, square, 12, PEBBLE_DEFAULT, &rc), 144);
   pebble_pool_destroy(p);
-  for (i = 0; i < 3; i++) {
-    pthread_kill(t[i], SIGUSR1);
-  }
+  atomic_store(&threads_stop, 1);
+  for (i = 0; i < 3; i++)
+    pthread_join(t[i], NULL);
 }
 
 static void test_unregistered_initializer(void) {
