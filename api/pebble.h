@@ -327,8 +327,9 @@ PEBBLE_API int pebble_task_options_init(pebble_task_options *opts);
  * reference, which the caller releases with pebble_future_release().
  * Returns PEBBLE_OK; PEBBLE_EINVAL (NULL fn or future, bad option);
  * PEBBLE_ETOOBIG (argument over the maximum message size); PEBBLE_ENOTSUP
- * (the backend cannot run this kind); PEBBLE_ESYSTEM (no thread could be
- * created).  A process that cannot be started resolves the future with
+ * (the backend cannot run this kind or start method); PEBBLE_ENOTFOUND
+ * (spawn start method and fn is not registered); PEBBLE_ESYSTEM (no
+ * thread could be created).  A process that cannot be started resolves the future with
  * PEBBLE_ESYSTEM instead, since processes start on the library's thread.
  */
 PEBBLE_API int pebble_run(pebble_kind kind, pebble_task_fn fn,
