@@ -23,11 +23,19 @@ static int g_selected_set;
 static atomic_size_t g_max_message = (size_t)1 << 30;
 PB_TLS pb_thread_role pb_role;
 
-static const pebble_host host = {sizeof(pebble_host), pb_log};
+static int host_shutdown(void) { return pebble_shutdown(); }
+static const pebble_host host = {sizeof(pebble_host), pb_log, host_shutdown};
 
 /* Which name would be chosen now, and why (boot lock held). */
 static const char *choose_name(const char **reason) {
   const char *env;
+  /* A spawned worker speaks its parent's channel, so it runs the backend
+   * its parent named, whatever else says otherwise. */
+  env = pb_secure_getenv("PEBBLE_WORKER_BACKEND");
+  if (env != NULL && *env && pb_secure_getenv("PEBBLE_WORKER_CHANNEL")) {
+    *reason = "backend of the process that spawned this worker";
+    return env;
+  }
   if (g_selected_set) {
     *reason = "selected from code with pebble_backend_select()";
     return g_selected;
@@ -68,8 +76,11 @@ static int lib_create(pb_lib **out) {
     return pb_error(rc, "backend '%s' failed to start: %s", ref.bk->name,
                     pebble_strerror(rc));
   L = calloc(1, sizeof *L);
-  if (L == NULL)
+  if (L == NULL) {
+    if (ref.bk->shutdown)
+      ref.bk->shutdown();
     return pb_error(PEBBLE_ENOMEM, "out of memory initialising Pebble");
+  }
   L->bk = ref.bk;
   L->backend_path = ref.path;
   snprintf(L->backend_reason, sizeof L->backend_reason, "%s", reason);
@@ -87,6 +98,8 @@ static int lib_create(pb_lib **out) {
   }
   if (rc != PEBBLE_OK) {
     lib_free(L);
+    if (ref.bk->shutdown)
+      ref.bk->shutdown();
     return pb_error(rc, "cannot create the library's locks");
   }
   pb_log(PEBBLE_LOG_INFO, "pebble %s: backend '%s' (%s)%s%s",
@@ -165,9 +178,13 @@ static void lib_destroy(pb_lib *L) {
     pb_manager_stop(m);
   if (d != NULL)
     pb_dispatch_stop(d);
-  if (L->bk->shutdown)
-    L->bk->shutdown();
-  lib_free(L);
+  /* Our objects first: the backend may free what they live in. */
+  {
+    const pebble_backend *bk = L->bk;
+    lib_free(L);
+    if (bk->shutdown)
+      bk->shutdown();
+  }
 }
 
 /* Take L out of service if nothing uses it (boot lock held). */
@@ -246,6 +263,37 @@ int pebble_backend_select(const char *name) {
   pb_static_unlock(PB_LOCK_BOOT);
   if (old != NULL)
     lib_destroy(old);
+  return rc;
+}
+
+int pebble_backend_configure(const char *backend, const char *key,
+                             void *value) {
+  pb_backend_ref ref;
+  pb_lib *L;
+  int rc;
+  if (backend == NULL || key == NULL)
+    return pb_error(PEBBLE_EINVAL,
+                    "pebble_backend_configure: NULL backend or key");
+  pb_static_lock(PB_LOCK_BOOT);
+  rc = pb_backend_resolve(backend, &ref);
+  if (rc == PEBBLE_OK) {
+    L = atomic_load(&g_lib);
+    if (L != NULL && !stale(L) && L->bk == ref.bk)
+      rc = pb_error(PEBBLE_EBUSY,
+                    "pebble_backend_configure: backend '%s' is running; "
+                    "settings take effect when it starts",
+                    ref.bk->name);
+    else if (ref.bk->struct_size < offsetof(pebble_backend, configure) +
+                                       sizeof ref.bk->configure ||
+             ref.bk->configure == NULL)
+      rc = pb_error(PEBBLE_ENOTSUP, "backend '%s' has no settings",
+                    ref.bk->name);
+    else if ((rc = ref.bk->configure(key, value)) != PEBBLE_OK)
+      rc = pb_error(rc, "backend '%s' refused the setting '%s': %s",
+                    ref.bk->name, key,
+                    rc == PEBBLE_ENOTSUP ? "unknown key" : pebble_strerror(rc));
+  }
+  pb_static_unlock(PB_LOCK_BOOT);
   return rc;
 }
 

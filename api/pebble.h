@@ -170,6 +170,22 @@ PEBBLE_API int pebble_shutdown(void);
  */
 PEBBLE_API int pebble_backend_select(const char *name);
 
+/*
+ * Hand a setting to one backend before it starts, for instance the APR
+ * pool an application wants Pebble tied to:
+ *   pebble_backend_configure("apr", "parent_pool", my_apr_pool);
+ * `backend` is found (and its module loaded) as pebble_backend_select()
+ * finds it, but not selected.  The backend keeps `value` as given; what
+ * it points to stays the caller's, and must live as the key's
+ * documentation says (docs/backends.md lists every key).
+ * Returns PEBBLE_OK; PEBBLE_EBACKEND (unknown backend), PEBBLE_ENOTSUP
+ * (a key the backend does not know, or a backend without settings),
+ * PEBBLE_EINVAL (NULL name or key, or a value the backend refuses),
+ * PEBBLE_EBUSY (that backend is running: shut the library down first).
+ */
+PEBBLE_API int pebble_backend_configure(const char *backend, const char *key,
+                                        void *value);
+
 /* The name of the active backend, or NULL when none is active yet. */
 PEBBLE_API const char *pebble_backend_name(void);
 

@@ -25,7 +25,7 @@ extern "C" {
 #endif
 
 #define PEBBLE_BACKEND_ABI_MAJOR 1u
-#define PEBBLE_BACKEND_ABI_MINOR 0u
+#define PEBBLE_BACKEND_ABI_MINOR 1u
 #define PEBBLE_BK_FOREVER UINT64_MAX
 
 /* Opaque objects, defined by each backend. */
@@ -42,6 +42,11 @@ typedef struct pebble_host {
   size_t struct_size;
   /* Log a line through the application's hook (may be dropped). */
   void (*log)(int level, const char *fmt, ...) PEBBLE_PRINTF(2, 3);
+  /* Shut the library down as pebble_shutdown() does, from a thread of the
+   * application (a backend calls it when something it was tied to goes
+   * away, such as an APR pool the application handed over).  May fail
+   * with PEBBLE_EBUSY while the application still holds objects. */
+  int (*shutdown)(void);
 } pebble_host;
 
 /* thread_create flags */
@@ -178,9 +183,11 @@ typedef struct pebble_backend {
   /* --- spawn start method (optional; caps PEBBLE_CAP_SPAWN) ---
    * Start `program` (NULL: the running program itself) as a worker: the
    * backend creates the channel, passes the child's end to the new
-   * program through the environment variable PEBBLE_WORKER_CHANNEL (a
-   * descriptor number on POSIX, a handle value on Windows; the only
-   * inherited library handle), and prepares the child as proc_start does
+   * program through the environment variable PEBBLE_WORKER_CHANNEL (in a
+   * form of its own: descriptor numbers on POSIX, handle values on
+   * Windows; the only inherited library handles), sets
+   * PEBBLE_WORKER_BACKEND to its own name so the worker loads the backend
+   * that understands that form, and prepares the child as proc_start does
    * (own process group, parent-death, signals reset, stdin /dev/null).
    * argv[0] of the new program is `argv0` (NULL: the program's path).
    * Same contract as proc_start otherwise; must be called from the same
@@ -188,10 +195,18 @@ typedef struct pebble_backend {
   int (*proc_spawn)(pebble_bk_proc **proc, const char *program,
                     const char *argv0, int *sys_errno);
   /* In a spawned worker: turn PEBBLE_WORKER_CHANNEL into a channel and
-   * remove the variable from the environment, so the worker's own
+   * remove both variables from the environment, so the worker's own
    * children are ordinary programs.  PEBBLE_ENOTFOUND if this process was
    * not spawned as a worker. */
   int (*chan_adopt)(pebble_bk_chan **chan);
+
+  /* --- ABI 1.1 --- */
+  /* A setting of the backend's own, passed by the application with
+   * pebble_backend_configure() before the backend starts (init not yet
+   * called, or called again after a shutdown).  PEBBLE_ENOTSUP for a key
+   * the backend does not know, PEBBLE_EINVAL for a bad value.  May be
+   * NULL when the backend has no settings. */
+  int (*configure)(const char *key, void *value);
 } pebble_backend;
 
 /* The one symbol a backend module exports: pebble_backend_<name>_get. */

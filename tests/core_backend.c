@@ -1,6 +1,7 @@
 /* core_backend.c -- backend selection and module loading.  Selection is
  * process-wide, so each case runs in a fresh forked child. */
 #include "core_util.h"
+#include "pebble_backend.h"
 
 static int add_one(pebble_ctx *ctx, const void *arg, size_t size) {
   int64_t v = 0;
@@ -131,8 +132,10 @@ static void badabi_body(void) {
   if (pebble_backend_select("badabi") != PEBBLE_EABI)
     _exit(1);
   msg = pebble_last_error();
+  snprintf(dir, sizeof dir, "%u.%u", PEBBLE_BACKEND_ABI_MAJOR,
+           PEBBLE_BACKEND_ABI_MINOR);
   if (!strstr(msg, "pebble_badabi") || !strstr(msg, "999") ||
-      !strstr(msg, "1.0"))
+      !strstr(msg, dir))
     _exit(2);
   /* Nothing was switched: the default still works. */
   _exit(works(PEBBLE_PROCESS) ? 0 : 3);
@@ -182,5 +185,8 @@ int main(void) {
       {"no module directory", test_no_module_dir},
       {"shutdown and init again", test_shutdown},
       CU_TEST_INFO_NULL};
+  /* These tests choose backends themselves; the one the conformance
+   * matrix runs under must not leak into them. */
+  unsetenv("PEBBLE_BACKEND");
   return run_suite("backends", tests);
 }

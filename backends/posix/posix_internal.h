@@ -227,6 +227,7 @@ PBP_HIDDEN ssize_t pbp_send(int fd, const void *buf, size_t len, int flags);
 
 /* ---- posix_spawn.c ---- */
 #define PBP_CHANNEL_ENV "PEBBLE_WORKER_CHANNEL"
+#define PBP_BACKEND_ENV "PEBBLE_WORKER_BACKEND"
 PBP_HIDDEN int pbp_proc_spawn(pebble_bk_proc **proc, const char *program,
                               const char *argv0, int *sys_errno);
 PBP_HIDDEN int pbp_chan_adopt(pebble_bk_chan **chan);

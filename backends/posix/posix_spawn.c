@@ -82,15 +82,18 @@ static char *self_path(void) {
   return NULL;
 }
 
-/* A copy of the environment without PEBBLE_WORKER_CHANNEL, plus a fresh
- * one whose digits the child writes at *digits. */
+/* A copy of the environment without PEBBLE_WORKER_CHANNEL or
+ * PEBBLE_WORKER_BACKEND, plus fresh ones: the backend's name, so the
+ * worker loads the backend that speaks this channel, and the channel
+ * whose digits the child writes at *digits. */
 static char **worker_environment(char **digits) {
   static const char prefix[] = PBP_CHANNEL_ENV "=";
+  static const char backend[] = PBP_BACKEND_ENV "=posix";
   size_t n = 0, k = 0, i;
   char **env, *slot;
   for (i = 0; environ != NULL && environ[i] != NULL; i++)
     n++;
-  env = malloc((n + 2) * sizeof *env);
+  env = malloc((n + 3) * sizeof *env);
   slot = malloc(sizeof prefix + 16);
   if (env == NULL || slot == NULL) {
     free(env);
@@ -98,8 +101,10 @@ static char **worker_environment(char **digits) {
     return NULL;
   }
   for (i = 0; i < n; i++)
-    if (strncmp(environ[i], prefix, sizeof prefix - 1) != 0)
+    if (strncmp(environ[i], prefix, sizeof prefix - 1) != 0 &&
+        strncmp(environ[i], PBP_BACKEND_ENV "=", sizeof PBP_BACKEND_ENV) != 0)
       env[k++] = environ[i];
+  env[k++] = (char *)backend;
   memcpy(slot, prefix, sizeof prefix);
   env[k++] = slot;
   env[k] = NULL;
@@ -177,6 +182,7 @@ int pbp_chan_adopt(pebble_bk_chan **out) {
     return PEBBLE_ENOMEM; /* the variable stays: the caller may retry */
   /* This worker's own children must be ordinary programs. */
   unsetenv(PBP_CHANNEL_ENV);
+  unsetenv(PBP_BACKEND_ENV);
   adopted.fd = (int)fd;
   *out = &adopted;
   return PEBBLE_OK;
