@@ -94,11 +94,19 @@ const pebble_backend *pb_builtin_backend(const char *name);
 /* Names of every backend that could be selected, comma separated. */
 void pb_backend_names(char *buf, size_t len);
 
+/* ---- map.c ---- */
+/* The task each map chunk runs (the registry's "pebble.map_chunk"). */
+int pb_map_chunk(pebble_ctx *ctx, const void *arg, size_t arg_size);
+
 /* ---- library.c ---- */
+/* Does a process task or pool with this start method spawn its workers
+ * (rather than fork them)? */
+int pb_lib_spawns(const struct pb_lib *L, int start_method);
 struct pb_lib {
   const pebble_backend *bk;
   const char *backend_path;
   char backend_reason[96];
+  int default_spawn;       /* PEBBLE_START_DEFAULT means spawn here */
   uint64_t gen;            /* backend fork generation at init */
   atomic_long live;        /* futures the application holds, and task
                               definitions */

@@ -62,13 +62,55 @@ static void lib_free(pb_lib *L) {
   free(L);
 }
 
+/* What PEBBLE_START_DEFAULT means: PEBBLE_START_METHOD if set, else fork
+ * where the backend can. */
+static int default_start(const pebble_backend *bk, int *spawn) {
+  const char *env = pb_secure_getenv("PEBBLE_START_METHOD");
+  int can_fork = (bk->caps & PEBBLE_CAP_FORK) != 0;
+  int can_spawn = (bk->caps & PEBBLE_CAP_SPAWN) != 0 &&
+                  bk->struct_size >= offsetof(pebble_backend, chan_adopt) +
+                                         sizeof bk->chan_adopt &&
+                  bk->proc_spawn != NULL;
+  *spawn = !can_fork;
+  if (env == NULL || *env == '\0')
+    return PEBBLE_OK;
+  if (strcmp(env, "fork") == 0 && can_fork) {
+    *spawn = 0;
+    return PEBBLE_OK;
+  }
+  if (strcmp(env, "spawn") == 0 && can_spawn) {
+    *spawn = 1;
+    return PEBBLE_OK;
+  }
+  if (strcmp(env, "fork") == 0 || strcmp(env, "spawn") == 0)
+    return pb_error(PEBBLE_ENOTSUP,
+                    "PEBBLE_START_METHOD=%s: backend '%s' cannot start "
+                    "workers that way",
+                    env, bk->name);
+  return pb_error(PEBBLE_EINVAL,
+                  "PEBBLE_START_METHOD='%s' is not a start method (fork or "
+                  "spawn)",
+                  env);
+}
+
+int pb_lib_spawns(const pb_lib *L, int start_method) {
+  if (start_method == PEBBLE_START_SPAWN)
+    return 1;
+  if (start_method == PEBBLE_START_FORK)
+    return 0;
+  return L->default_spawn;
+}
+
 static int lib_create(pb_lib **out) {
   const char *reason, *name = choose_name(&reason);
   pb_backend_ref ref;
   pb_lib *L;
-  int rc, i;
+  int rc, i, default_spawn;
 
   rc = pb_backend_resolve(name, &ref);
+  if (rc != PEBBLE_OK)
+    return rc;
+  rc = default_start(ref.bk, &default_spawn);
   if (rc != PEBBLE_OK)
     return rc;
   rc = ref.bk->init(&host);
@@ -83,6 +125,7 @@ static int lib_create(pb_lib **out) {
   }
   L->bk = ref.bk;
   L->backend_path = ref.path;
+  L->default_spawn = default_spawn;
   snprintf(L->backend_reason, sizeof L->backend_reason, "%s", reason);
   L->gen = ref.bk->fork_generation();
   atomic_init(&L->live, 0);

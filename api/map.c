@@ -8,6 +8,10 @@
  * (timeout, crash, cancel) gives its outcome to each of its items.
  *
  * Chunk argument:  u64 fn, u64 count, then per item: u64 size, bytes.
+ *                  On spawn pools fn is 0 and the function goes by name
+ *                  (u64 length, the name) before the items, since a
+ *                  pointer means nothing in another program; map_chunk
+ *                  itself is the registry's built-in "pebble.map_chunk".
  * Chunk result:    per item: i32 status, i32 code, u64 size, bytes (the
  *                  result, or the failure message with its NUL), padded
  *                  to 16 bytes so that every item's bytes are aligned as
@@ -55,7 +59,7 @@ typedef struct packed_outcome {
   void *bytes; /* owned */
 } packed_outcome;
 
-static int map_chunk(pebble_ctx *ctx, const void *arg, size_t arg_size) {
+int pb_map_chunk(pebble_ctx *ctx, const void *arg, size_t arg_size) {
   const unsigned char *p = arg, *end = p + arg_size;
   uint64_t fn_bits, count, i;
   pebble_task_fn fn;
@@ -70,6 +74,24 @@ static int map_chunk(pebble_ctx *ctx, const void *arg, size_t arg_size) {
   memcpy(&count, p + 8, 8);
   p += 16;
   memcpy(&fn, &fn_bits, sizeof fn < 8 ? sizeof fn : 8);
+  if (fn_bits == 0) {
+    char name[PB_NAME_BYTES_MAX];
+    uint64_t len;
+    if (end - p < 8)
+      return pebble_fail(ctx, 1, "map chunk: malformed argument");
+    memcpy(&len, p, 8);
+    p += 8;
+    if (len >= sizeof name || (uint64_t)(end - p) < len)
+      return pebble_fail(ctx, 1, "map chunk: malformed argument");
+    memcpy(name, p, (size_t)len);
+    name[len] = '\0';
+    p += len;
+    if (pebble_lookup(name, &fn) != PEBBLE_OK)
+      return pebble_fail(ctx, PEBBLE_ENOTFOUND,
+                         "no task is registered as '%s' in the worker "
+                         "program (register it before pebble_worker_main())",
+                         name);
+  }
   if (count > arg_size / 8)
     return pebble_fail(ctx, 1, "map chunk: malformed argument");
   outs = calloc(count ? (size_t)count : 1, sizeof *outs);
@@ -190,12 +212,22 @@ static int buf_put(chunk_buf *b, const void *p, size_t n) {
   return PEBBLE_OK;
 }
 
-static int buf_start(chunk_buf *b, pebble_task_fn fn) {
-  uint64_t head[2] = {0, 0};
-  memcpy(&head[0], &fn, sizeof fn < 8 ? sizeof fn : 8);
+/* by_name: the function's registered name, for spawn pools; else NULL. */
+static int buf_start(chunk_buf *b, pebble_task_fn fn, const char *by_name) {
+  uint64_t head[2] = {0, 0}, len;
+  int rc;
+  if (by_name == NULL)
+    memcpy(&head[0], &fn, sizeof fn < 8 ? sizeof fn : 8);
   b->size = 0;
   b->items = 0;
-  return buf_put(b, head, sizeof head);
+  rc = buf_put(b, head, sizeof head);
+  if (rc == PEBBLE_OK && by_name != NULL) {
+    len = strlen(by_name);
+    rc = buf_put(b, &len, sizeof len);
+    if (rc == PEBBLE_OK)
+      rc = buf_put(b, by_name, (size_t)len);
+  }
+  return rc;
 }
 
 static int grow_chunks(pebble_map *M, size_t want) {
@@ -223,7 +255,7 @@ static int flush_chunk(pebble_pool *P, pebble_map *M, chunk_buf *b,
   memcpy(b->data + 8, &(uint64_t){b->items}, 8);
   if (grow_chunks(M, M->nchunks + 1) != PEBBLE_OK)
     return pb_error(PEBBLE_ENOMEM, "out of memory starting a map");
-  rc = pb_pool_schedule_internal(P, map_chunk, b->data, b->size, o, NULL,
+  rc = pb_pool_schedule_internal(P, pb_map_chunk, b->data, b->size, o, NULL,
                                  M->nchunks, &f);
   if (rc != PEBBLE_OK)
     return rc;
@@ -242,6 +274,8 @@ int pebble_pool_map_source(pebble_pool *P, pebble_task_fn fn,
   pebble_map *M;
   chunk_buf b;
   pebble_item it;
+  char fn_name[PB_NAME_BYTES_MAX];
+  const char *by_name = NULL;
   size_t i;
   int rc;
 
@@ -265,9 +299,13 @@ int pebble_pool_map_source(pebble_pool *P, pebble_task_fn fn,
   }
   if (mo.chunk_size == 0)
     return pb_error(PEBBLE_EINVAL, "pebble_pool_map: chunk_size is 0");
-  if (pb_pool_uses_spawn(P))
-    return pb_error(PEBBLE_ENOTSUP,
-                    "pebble_pool_map: not available on spawn pools yet");
+  if (pb_pool_uses_spawn(P)) {
+    if (pb_registry_name_of(fn, fn_name, sizeof fn_name) != PEBBLE_OK)
+      return pb_error(PEBBLE_ENOTFOUND,
+                      "pebble_pool_map: the function is not registered: "
+                      "spawned workers find tasks by name (pebble_register)");
+    by_name = fn_name;
+  }
   if (mo.chunk_timeout < 0 && mo.chunk_timeout != PEBBLE_FOREVER &&
       mo.chunk_timeout != PEBBLE_DEFAULT)
     return pb_error(PEBBLE_EINVAL, "pebble_pool_map: negative chunk_timeout");
@@ -286,7 +324,7 @@ int pebble_pool_map_source(pebble_pool *P, pebble_task_fn fn,
     return pb_error(PEBBLE_ESYSTEM, "cannot create the map's lock or queue");
   }
   memset(&b, 0, sizeof b);
-  rc = buf_start(&b, fn);
+  rc = buf_start(&b, fn, by_name);
   for (i = 0; rc == PEBBLE_OK; i++) {
     uint64_t size;
     memset(&it, 0, sizeof it);
@@ -308,7 +346,7 @@ int pebble_pool_map_source(pebble_pool *P, pebble_task_fn fn,
     if (b.items == M->chunk_size) {
       rc = flush_chunk(P, M, &b, &o);
       if (rc == PEBBLE_OK)
-        rc = buf_start(&b, fn);
+        rc = buf_start(&b, fn, by_name);
     }
   }
   if (rc == PEBBLE_OK)

@@ -48,10 +48,7 @@ static int worker_child_main(void *arg, pebble_bk_chan *chan) {
 }
 
 int pb_pool_uses_spawn(const pebble_pool *P) {
-  return P->kind == PEBBLE_PROCESS &&
-         (P->o.start_method == PEBBLE_START_SPAWN ||
-          (P->o.start_method == PEBBLE_START_DEFAULT &&
-           !(P->lib->bk->caps & PEBBLE_CAP_FORK)));
+  return P->kind == PEBBLE_PROCESS && pb_lib_spawns(P->lib, P->o.start_method);
 }
 
 /* The settings a spawned worker cannot inherit. */

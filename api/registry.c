@@ -35,8 +35,16 @@ int pb_name_valid(const char *name) {
   return n >= 1 && n <= PB_NAME_MAX;
 }
 
+/* The library's own tasks, known to every program that links it, so a
+ * spawned worker finds them as it finds the application's. */
+static entry builtins[] = {{"pebble.map_chunk", pb_map_chunk}};
+#define N_BUILTINS (sizeof builtins / sizeof builtins[0])
+
 static entry *find(const char *name) {
   size_t i;
+  for (i = 0; i < N_BUILTINS; i++)
+    if (strcmp(builtins[i].name, name) == 0)
+      return &builtins[i];
   for (i = 0; i < n_entries; i++)
     if (strcmp(entries[i].name, name) == 0)
       return &entries[i];
@@ -99,6 +107,11 @@ int pebble_lookup(const char *name, pebble_task_fn *fn) {
 int pb_registry_name_of(pebble_task_fn fn, char *buf, size_t len) {
   size_t i;
   int rc = PEBBLE_ENOTFOUND;
+  for (i = 0; i < N_BUILTINS; i++)
+    if (builtins[i].fn == fn && strlen(builtins[i].name) < len) {
+      strcpy(buf, builtins[i].name);
+      return PEBBLE_OK;
+    }
   pb_static_lock(PB_LOCK_REGISTRY);
   for (i = 0; i < n_entries; i++)
     if (entries[i].fn == fn && strlen(entries[i].name) < len) {

@@ -107,10 +107,7 @@ static int launch(pb_lib *L, pebble_kind kind, pebble_task_fn fn,
                     "message size of %zu bytes",
                     arg_size, o->max_message_size);
   }
-  if (kind == PEBBLE_PROCESS &&
-      (o->start_method == PEBBLE_START_SPAWN ||
-       (o->start_method == PEBBLE_START_DEFAULT &&
-        !(L->bk->caps & PEBBLE_CAP_FORK)))) {
+  if (kind == PEBBLE_PROCESS && pb_lib_spawns(L, o->start_method)) {
     char name[PB_NAME_BYTES_MAX];
     int rc2 = PEBBLE_OK;
     if (!(L->bk->caps & PEBBLE_CAP_SPAWN) || L->bk->proc_spawn == NULL)
@@ -160,10 +157,7 @@ static int launch(pb_lib *L, pebble_kind kind, pebble_task_fn fn,
   job->timeout = o->timeout == PEBBLE_DEFAULT ? PEBBLE_FOREVER : o->timeout;
   job->kill_grace = o->kill_grace;
   job->max_message = o->max_message_size;
-  job->spawn = kind == PEBBLE_PROCESS &&
-               (o->start_method == PEBBLE_START_SPAWN ||
-                (o->start_method == PEBBLE_START_DEFAULT &&
-                 !(L->bk->caps & PEBBLE_CAP_FORK)));
+  job->spawn = kind == PEBBLE_PROCESS && pb_lib_spawns(L, o->start_method);
   f->runner = &job->runner;
   pebble_future_ref(f); /* the caller's reference */
   rc = pb_job_launch(job); /* frees the job on failure */

@@ -254,5 +254,11 @@ int main(void) {
       {"completion queue handle", test_cqueue},
       {"wait any, wait all", test_wait_many},
       CU_TEST_INFO_NULL};
+  REGISTER_TASK(square_or_fail);
+  /* Under the spawn start method this program is also its workers. */
+  if (pebble_worker_main() != PEBBLE_OK) {
+    fprintf(stderr, "worker: %s\n", pebble_last_error());
+    return 2;
+  }
   return run_suite("map", tests);
 }

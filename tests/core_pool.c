@@ -658,5 +658,24 @@ int main(void) {
       {"fork refused: queued futures resolve", test_fork_refused},
       {"bad input", test_bad_input},
       CU_TEST_INFO_NULL};
+  REGISTER_TASK(square);
+  REGISTER_TASK(worker_id);
+  REGISTER_TASK(crash);
+  REGISTER_TASK(exit0);
+  REGISTER_TASK(cooperative);
+  REGISTER_TASK(marks);
+  REGISTER_TASK(stubborn);
+  REGISTER_TASK(my_pid);
+  REGISTER_TASK(init_sets);
+  REGISTER_TASK(read_init);
+  REGISTER_TASK(init_fails);
+  REGISTER_TASK(stops_own_pool);
+  REGISTER_TASK(echo);
+  REGISTER_TASK(nested_pool);
+  /* Under the spawn start method this program is also its workers. */
+  if (pebble_worker_main() != PEBBLE_OK) {
+    fprintf(stderr, "worker: %s\n", pebble_last_error());
+    return 2;
+  }
   return run_suite("pools", tests);
 }

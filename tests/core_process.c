@@ -488,5 +488,24 @@ int main(void) {
       {"never SIGPIPE", test_sigpipe_never},
       {"maximum message size", test_too_big},
       CU_TEST_INFO_NULL};
+  REGISTER_TASK(echo_int);
+  REGISTER_TASK(fails);
+  REGISTER_TASK(segv);
+  REGISTER_TASK(null_write);
+  REGISTER_TASK(aborts);
+  REGISTER_TASK(kills_self);
+  REGISTER_TASK(exits);
+  REGISTER_TASK(sleeps);
+  REGISTER_TASK(grandchild_then_sleep);
+  REGISTER_TASK(term_marker);
+  REGISTER_TASK(big_echo);
+  REGISTER_TASK(reads_stdin);
+  REGISTER_TASK(nested);
+  REGISTER_TASK(report_pid);
+  /* Under the spawn start method this program is also its workers. */
+  if (pebble_worker_main() != PEBBLE_OK) {
+    fprintf(stderr, "worker: %s\n", pebble_last_error());
+    return 2;
+  }
   return run_suite("process tasks", tests);
 }

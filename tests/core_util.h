@@ -85,6 +85,53 @@ static inline int in_child(void (*body)(void)) {
   return WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
+/* ---- the conformance matrix ----
+ * The same programs run under every backend and start method
+ * (tests/matrix-row.sh sets PEBBLE_BACKEND and PEBBLE_START_METHOD).
+ * Under the spawn method workers are fresh runs of the test program, so
+ * each program registers its tasks by name and lets pebble_worker_main()
+ * take over first thing in main(). */
+#define REGISTER_TASK(fn) pebble_register(#fn, fn)
+
+static inline int spawn_mode(void) {
+  const char *m = getenv("PEBBLE_START_METHOD");
+  return m != NULL && strcmp(m, "spawn") == 0;
+}
+
+/* The capabilities of the backend the library would use now. */
+static unsigned caps_found;
+static void caps_visit(const pebble_backend_info *info, void *want) {
+  if (info->usable && strcmp(info->name, (const char *)want) == 0)
+    caps_found = info->caps;
+}
+static inline unsigned active_caps(void) {
+  const char *name, *reason;
+  static char want[64];
+  pebble_backend_choice(&name, &reason);
+  snprintf(want, sizeof want, "%s", name);
+  caps_found = 0;
+  pebble_backend_foreach(caps_visit, want);
+  return caps_found;
+}
+
+/* A test that cannot run under this start method says so, by name, and
+ * run_suite counts it: skipped, never passed. */
+static unsigned tests_skipped;
+static char skipped_names[2048];
+static inline int skip_test(const char *test, const char *why) {
+  size_t used = strlen(skipped_names);
+  printf("skipped (%s) ", why);
+  snprintf(skipped_names + used, sizeof skipped_names - used, "%s%s",
+           used ? "; " : "", test);
+  tests_skipped++;
+  return 1;
+}
+#define SKIP_IF_SPAWN(why)                                                   \
+  do {                                                                       \
+    if (spawn_mode() && skip_test(__func__, why))                            \
+      return;                                                                \
+  } while (0)
+
 static inline int run_suite(const char *name, CU_TestInfo *tests) {
   CU_SuiteInfo suites[] = {{name, NULL, NULL, NULL, NULL, tests},
                            CU_SUITE_INFO_NULL};
@@ -96,6 +143,9 @@ static inline int run_suite(const char *name, CU_TestInfo *tests) {
   CU_basic_run_tests();
   failures = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
   CU_cleanup_registry();
+  /* A line the matrix reads: how many of the tests above were skipped. */
+  printf("\nSkipped tests: %u%s%s\n", tests_skipped,
+         tests_skipped ? ": " : "", skipped_names);
   return failures ? 1 : 0;
 }
 
