@@ -1,8 +1,13 @@
 # The core's test programs (public API only).
+# The conformance programs (core_thread, core_future, core_process,
+# core_pool, core_map, core_spawn, cap_kill_group) run through the matrix
+# at the end of this file, once per backend and start method; the others
+# once, as they are about choosing backends, not about one backend.
 core_tests = tests/core_process tests/core_thread tests/core_future \
 	tests/core_backend tests/core_api
 check_PROGRAMS += $(core_tests) tests/core_header_cxx tests/core_header_c99
-TESTS += $(core_tests) tests/core_header_cxx tests/core_header_c99
+TESTS += tests/core_backend tests/core_api tests/core_header_cxx \
+	tests/core_header_c99
 core_test_ldadd = libpebble.la $(CUNIT_LIBS) $(PTHREAD_LIBS)
 tests_core_process_SOURCES = tests/core_process.c tests/core_util.h
 tests_core_process_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS)
@@ -33,9 +38,15 @@ tests_modules_pebble_badabi_la_SOURCES = tests/modules/badabi.c
 tests_modules_pebble_badabi_la_LDFLAGS = -module -avoid-version \
 	-no-undefined -rpath /nowhere
 
+# Tests of one capability each: 77 (skipped) under a backend without it.
+cap_tests = tests/cap_kill_group
+check_PROGRAMS += $(cap_tests)
+tests_cap_kill_group_SOURCES = tests/cap_kill_group.c tests/core_util.h
+tests_cap_kill_group_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS)
+tests_cap_kill_group_LDADD = $(core_test_ldadd)
+
 core_pool_tests = tests/core_pool tests/core_map
 check_PROGRAMS += $(core_pool_tests)
-TESTS += $(core_pool_tests)
 tests_core_pool_SOURCES = tests/core_pool.c tests/core_util.h
 tests_core_pool_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS) $(CUNIT_CFLAGS)
 tests_core_pool_LDADD = $(core_test_ldadd)
@@ -44,7 +55,25 @@ tests_core_map_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS)
 tests_core_map_LDADD = $(core_test_ldadd)
 
 check_PROGRAMS += tests/core_spawn
-TESTS += tests/core_spawn
 tests_core_spawn_SOURCES = tests/core_spawn.c tests/core_util.h
 tests_core_spawn_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS) $(CUNIT_CFLAGS)
 tests_core_spawn_LDADD = $(core_test_ldadd)
+
+# ---- the conformance matrix ----
+# Every row runs the conformance programs under one backend and start
+# method (tests/matrix-row.sh); the table test then prints all rows, on
+# the terminal too (descriptor 9, see AM_TESTS_FD_REDIRECT).
+matrix_rows = tests/matrix/posix-fork.sh tests/matrix/posix-spawn.sh
+if HAVE_APR
+matrix_rows += tests/matrix/apr-fork.sh tests/matrix/apr-spawn.sh
+endif
+TESTS += $(matrix_rows) tests/matrix-table.sh
+EXTRA_DIST += tests/matrix-row.sh tests/matrix-table.sh \
+	tests/matrix/posix-fork.sh tests/matrix/posix-spawn.sh \
+	tests/matrix/apr-fork.sh tests/matrix/apr-spawn.sh
+tests/matrix-table.log: $(matrix_rows:.sh=.log)
+clean-local: clean-matrix
+clean-matrix:
+	-rm -rf tests/matrix/posix-fork tests/matrix/posix-spawn \
+	  tests/matrix/apr-fork tests/matrix/apr-spawn
+.PHONY: clean-matrix

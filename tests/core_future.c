@@ -340,5 +340,15 @@ int main(void) {
       {"set_callback while launching", test_concurrent_set_callback},
       {"named registry", test_registry},
       CU_TEST_INFO_NULL};
+  REGISTER_TASK(add_one);
+  REGISTER_TASK(sleepy);
+  REGISTER_TASK(never_ends);
+  REGISTER_TASK(writes_marker);
+  REGISTER_TASK(other);
+  /* Under the spawn start method this program is also its workers. */
+  if (pebble_worker_main() != PEBBLE_OK) {
+    fprintf(stderr, "worker: %s\n", pebble_last_error());
+    return 2;
+  }
   return run_suite("futures", tests);
 }

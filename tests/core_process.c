@@ -132,46 +132,6 @@ static int exit_info_within(pebble_future *f, pebble_exit_info *x,
   return 0;
 }
 
-static int grandchild_then_sleep(pebble_ctx *ctx, const void *arg,
-                                 size_t size) {
-  int fd = *(const int *)arg;
-  pid_t g = fork();
-  (void)ctx, (void)size;
-  if (g == 0) {
-    for (;;)
-      pause();
-  }
-  (void)!write(fd, &g, sizeof g);
-  for (;;)
-    pause();
-  return 0;
-}
-
-static void test_timeout_kills_group(void) {
-  pebble_task_options o;
-  pebble_exit_info x;
-  pebble_future *f;
-  int p[2];
-  pid_t g = 0;
-  double t0;
-  CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
-  pebble_task_options_init(&o);
-  o.timeout = PEBBLE_MSEC(300);
-  t0 = now_s();
-  f = run(grandchild_then_sleep, &p[1], sizeof p[1], &o);
-  CU_ASSERT_EQUAL(pebble_future_get(f, PEBBLE_SEC(30), NULL, NULL),
-                  PEBBLE_ETIMEDOUT);
-  CU_ASSERT(now_s() - t0 >= 0.29);
-  CU_ASSERT(now_s() - t0 < 10);
-  CU_ASSERT_EQUAL(read(p[0], &g, sizeof g), (ssize_t)sizeof g);
-  CU_ASSERT(exit_info_within(f, &x, 10));
-  CU_ASSERT_EQUAL(x.signal, SIGKILL);
-  CU_ASSERT_EQUAL(x.killed_by_library, 1);
-  CU_ASSERT(g > 0 && gone_within(g, 10)); /* the whole group went */
-  close(p[0]);
-  close(p[1]);
-  pebble_future_release(f);
-}
 
 static int term_marker(pebble_ctx *ctx, const void *arg, size_t size) {
   static int fd;
@@ -473,7 +433,6 @@ int main(void) {
       {"SIGKILL", test_sigkill},
       {"exit(0) before a result", test_exit0},
       {"exit(3)", test_exit3},
-      {"timeout kills the process group", test_timeout_kills_group},
       {"kill grace does not delay the future", test_grace_does_not_delay},
       {"cancel while running", test_cancel_running},
       {"cancel after done", test_cancel_after_done},
@@ -496,7 +455,6 @@ int main(void) {
   REGISTER_TASK(kills_self);
   REGISTER_TASK(exits);
   REGISTER_TASK(sleeps);
-  REGISTER_TASK(grandchild_then_sleep);
   REGISTER_TASK(term_marker);
   REGISTER_TASK(big_echo);
   REGISTER_TASK(reads_stdin);

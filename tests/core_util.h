@@ -45,7 +45,7 @@ static inline int count_children(void) {
   if (d == NULL)
     return -1;
   while ((e = readdir(d)) != NULL) {
-    char path[128], buf[4096];
+    char path[320], buf[4096];
     FILE *f;
     if (e->d_name[0] == '.')
       continue;

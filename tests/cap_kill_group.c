@@ -1,0 +1,118 @@
+/* cap_kill_group.c -- a task's whole process group is killed with it.
+ *
+ * Needs PEBBLE_CAP_KILL_GROUP: under a backend without it (APR has no
+ * process groups) the program exits 77, which the test harness and the
+ * conformance matrix report as skipped, by name. */
+#include "core_util.h"
+
+static pebble_future *run(pebble_task_fn fn, const void *arg, size_t size,
+                          const pebble_task_options *o) {
+  pebble_future *f = NULL;
+  CU_ASSERT_EQUAL_FATAL(pebble_run(PEBBLE_PROCESS, fn, arg, size, o, &f),
+                        PEBBLE_OK);
+  return f;
+}
+
+/* Waits (bounded) for the reap after a kill. */
+static int exit_info_within(pebble_future *f, pebble_exit_info *x,
+                            double seconds) {
+  double end = now_s() + seconds;
+  x->struct_size = sizeof *x;
+  while (now_s() < end) {
+    if (pebble_future_exit_info(f, x) == PEBBLE_OK)
+      return 1;
+    usleep(10000);
+  }
+  return 0;
+}
+
+static int grandchild_then_sleep(pebble_ctx *ctx, const void *arg,
+                                 size_t size) {
+  int fd = *(const int *)arg;
+  pid_t g = fork();
+  (void)ctx, (void)size;
+  if (g == 0) {
+    for (;;)
+      pause();
+  }
+  (void)!write(fd, &g, sizeof g);
+  for (;;)
+    pause();
+  return 0;
+}
+
+
+static void test_timeout_kills_group(void) {
+  pebble_task_options o;
+  pebble_exit_info x;
+  pebble_future *f;
+  int p[2];
+  pid_t g = 0;
+  double t0;
+  CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
+  pebble_task_options_init(&o);
+  o.timeout = PEBBLE_MSEC(300);
+  t0 = now_s();
+  f = run(grandchild_then_sleep, &p[1], sizeof p[1], &o);
+  CU_ASSERT_EQUAL(pebble_future_get(f, PEBBLE_SEC(30), NULL, NULL),
+                  PEBBLE_ETIMEDOUT);
+  CU_ASSERT(now_s() - t0 >= 0.29);
+  CU_ASSERT(now_s() - t0 < 10);
+  CU_ASSERT_EQUAL(read(p[0], &g, sizeof g), (ssize_t)sizeof g);
+  CU_ASSERT(exit_info_within(f, &x, 10));
+  CU_ASSERT_EQUAL(x.signal, SIGKILL);
+  CU_ASSERT_EQUAL(x.killed_by_library, 1);
+  CU_ASSERT(g > 0 && gone_within(g, 10)); /* the whole group went */
+  close(p[0]);
+  close(p[1]);
+  pebble_future_release(f);
+}
+static int stubborn_grandchild(pebble_ctx *ctx, const void *arg, size_t size) {
+  return grandchild_then_sleep(ctx, arg, size);
+}
+
+/* The same through a pool: cancelling the task kills the worker's group. */
+static void test_pool_cancel_kills_group(void) {
+  pebble_pool_options po;
+  pebble_pool *pool;
+  pebble_future *f;
+  int p[2];
+  pid_t g = 0;
+  CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
+  pebble_pool_options_init(&po);
+  po.workers = 1;
+  CU_ASSERT_EQUAL_FATAL(pebble_pool_create(&pool, PEBBLE_PROCESS, &po),
+                        PEBBLE_OK);
+  CU_ASSERT_EQUAL_FATAL(pebble_pool_schedule(pool, stubborn_grandchild, &p[1],
+                                             sizeof p[1], NULL, &f),
+                        PEBBLE_OK);
+  CU_ASSERT_EQUAL(read(p[0], &g, sizeof g), (ssize_t)sizeof g);
+  CU_ASSERT_EQUAL(pebble_future_cancel(f), PEBBLE_OK);
+  CU_ASSERT(g > 0 && gone_within(g, 10));
+  pebble_future_release(f);
+  CU_ASSERT_EQUAL(pebble_pool_close(pool), PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_pool_join(pool, PEBBLE_SEC(30)), PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_pool_destroy(pool), PEBBLE_OK);
+  close(p[0]);
+  close(p[1]);
+}
+
+int main(void) {
+  CU_TestInfo tests[] = {
+      {"timeout kills the process group", test_timeout_kills_group},
+      {"pool cancel kills the process group", test_pool_cancel_kills_group},
+      CU_TEST_INFO_NULL};
+  REGISTER_TASK(grandchild_then_sleep);
+  REGISTER_TASK(stubborn_grandchild);
+  if (pebble_worker_main() != PEBBLE_OK)
+    return 2;
+  if (!(active_caps() & PEBBLE_CAP_KILL_GROUP)) {
+    const char *name, *reason;
+    pebble_backend_choice(&name, &reason);
+    printf("SKIP: backend '%s' does not kill process groups "
+           "(no PEBBLE_CAP_KILL_GROUP)\n",
+           name);
+    return 77;
+  }
+  return run_suite("process groups", tests);
+}

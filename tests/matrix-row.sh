@@ -1,0 +1,70 @@
+#!/bin/sh
+# One row of the conformance matrix: the core suites under one backend and
+# one start method.  Usage: matrix-row.sh BACKEND START_METHOD
+#
+# Each program's output goes to tests/matrix/BACKEND-METHOD/PROGRAM.log;
+# this script's own output is a table row per program and one CUnit-style
+# "tests" line with the row's totals, which is what .ci/run counts.  A
+# program that exits 77 lacks a capability of the backend: it is shown as
+# skipped, with its reason.  Tests skipped inside a program (not possible
+# under this start method) are counted and named, never passed.
+backend=$1 method=$2
+row="$backend-$method"
+: "${top_builddir:=.}" "${top_srcdir:=.}"
+dir="$top_builddir/tests/matrix/$row"
+mkdir -p "$dir"
+
+PEBBLE_BACKEND=$backend
+PEBBLE_START_METHOD=$method
+export PEBBLE_BACKEND PEBBLE_START_METHOD
+# The built-in POSIX backend needs no path; others are modules of this tree.
+if [ "$backend" != posix ]; then
+  PEBBLE_BACKEND_PATH="$top_builddir/backends/$backend/.libs"
+  export PEBBLE_BACKEND_PATH
+fi
+
+programs="core_thread core_future core_process core_pool core_map core_spawn cap_kill_group"
+total=0 passed=0 failed=0 skipped=0 status=0
+printf '%-14s %-16s %s\n' "row" "program" "result" > "$dir/table.txt"
+for prog in $programs; do
+  log="$dir/$prog.log"
+  "$SHELL" "$top_srcdir/tests/run-test.sh" "$top_builddir/tests/$prog" > "$log" 2>&1
+  rc=$?
+  line=$(awk '/^ *tests +[0-9]/ {print $2, $4, $5; exit}' "$log")
+  inside=$(sed -n 's/^Skipped tests: \([0-9]*\).*/\1/p' "$log" | head -1)
+  inside=${inside:-0}
+  case $rc in
+    0)
+      set -- $line
+      t=${1:-0} p=${2:-0} f=${3:-0}
+      total=$((total + t)); passed=$((passed + p - inside))
+      failed=$((failed + f)); skipped=$((skipped + inside))
+      result="pass ($((p - inside)) tests)"
+      [ "$inside" -gt 0 ] && result="$result, $inside skipped: $(sed -n 's/^Skipped tests: [0-9]*: //p' "$log")"
+      ;;
+    77)
+      skipped=$((skipped + 1))
+      result="skipped: $(sed -n 's/^SKIP: //p' "$log" | head -1)"
+      ;;
+    *)
+      status=1
+      if [ -n "$line" ]; then
+        set -- $line
+        total=$((total + $1)); passed=$((passed + $2 - inside))
+        failed=$((failed + $3)); skipped=$((skipped + inside))
+        [ "$3" -eq 0 ] && failed=$((failed + 1))
+      else
+        failed=$((failed + 1))
+      fi
+      result="FAIL (exit $rc; see $log)"
+      ;;
+  esac
+  printf '%-14s %-16s %s\n' "$row" "$prog" "$result" | tee -a "$dir/table.txt"
+  if [ "$rc" != 0 ] && [ "$rc" != 77 ]; then
+    tail -n 30 "$log"
+  fi
+done
+echo "Run Summary:    Type  Total    Ran Passed Failed Inactive"
+echo "               tests  $total  $total  $passed  $failed  0"
+echo "Skipped tests: $skipped"
+exit $status

@@ -1,0 +1,3 @@
+#!/bin/sh
+# Conformance matrix row: backend apr, start method fork.
+exec "${SHELL:-/bin/sh}" "${top_srcdir:-.}/tests/matrix-row.sh" apr fork
