@@ -77,3 +77,14 @@ clean-matrix:
 	-rm -rf tests/matrix/posix-fork tests/matrix/posix-spawn \
 	  tests/matrix/apr-fork tests/matrix/apr-spawn
 .PHONY: clean-matrix
+
+# What is particular to the APR backend (links APR itself, to hand Pebble
+# an application pool).
+if HAVE_APR
+check_PROGRAMS += tests/core_apr
+TESTS += tests/core_apr
+tests_core_apr_SOURCES = tests/core_apr.c tests/core_util.h
+tests_core_apr_CPPFLAGS = $(AM_CPPFLAGS) $(APR_CFLAGS)
+tests_core_apr_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS)
+tests_core_apr_LDADD = $(core_test_ldadd) $(APR_LIBS)
+endif
