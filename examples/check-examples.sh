@@ -9,7 +9,7 @@ check() { # name, expected, actual
 }
 for backend in "" posix; do
   if [ -n "$backend" ]; then export PEBBLE_BACKEND=$backend; fi
-  echo "== backend: ${backend:-default}"
+  echo "== backend: ${backend:-${PEBBLE_BACKEND:-default}}"
   out=$("$b/thread_task") || fail=1
   echo "$out"
   check thread_task "3" "$out"
