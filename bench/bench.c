@@ -92,6 +92,8 @@ double bench_cpu(void) {
 
 /* ---- command line ---- */
 
+static int quick_mode; /* figures of a quick run are not judged */
+
 void bench_parse(int argc, char **argv, bench_opts *o, int full_reps) {
   int i;
   o->quick = 0;
@@ -106,6 +108,7 @@ void bench_parse(int argc, char **argv, bench_opts *o, int full_reps) {
   }
   if (o->quick)
     o->reps = 1;
+  quick_mode = o->quick;
   if (o->reps < 1)
     bench_die("--reps must be at least 1");
 }
@@ -261,7 +264,8 @@ void bench_target(int met, const char *fmt, ...) {
   va_start(ap, fmt);
   vprintf(fmt, ap);
   va_end(ap);
-  printf(" -> %s\n", met ? "met" : "NOT met");
+  printf(" -> %s\n", quick_mode ? "not judged (quick run)"
+                                 : met ? "met" : "NOT met");
   fflush(stdout);
 }
 
