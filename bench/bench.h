@@ -1,0 +1,76 @@
+/*
+ * bench.h -- what every benchmark program shares: clocks, the CPU time of
+ * this process and all its descendants, statistics over repetitions, the
+ * command line, and the rows of the one table that bench/run prints.
+ *
+ * Ratios are always "Pebble's figure / the other system's figure", taken
+ * per repetition (the systems run one after the other inside each
+ * repetition), then summarised as the median and the worst repetition.
+ * "Worst" means least favourable to Pebble: the smallest ratio for a rate,
+ * the largest for a time.
+ */
+#ifndef BENCH_H
+#define BENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Monotonic clock. */
+double bench_now(void); /* seconds */
+
+/*
+ * CPU seconds used so far by this process (every thread) and by every
+ * descendant, alive or reaped: spinning or a busy helper process is never
+ * free.  Live descendants are read from /proc (ns precision); reaped ones
+ * come from getrusage(RUSAGE_CHILDREN).
+ */
+double bench_cpu(void);
+
+/* Command line: --quick (each workload once, tiny sizes), --reps N. */
+typedef struct bench_opts {
+  int quick;
+  int reps;
+} bench_opts;
+void bench_parse(int argc, char **argv, bench_opts *o, int full_reps);
+
+/* Statistics; the arrays are not modified. */
+double bench_median(const double *v, size_t n);
+double bench_percentile(const double *v, size_t n, double p); /* 0..100 */
+double bench_max(const double *v, size_t n);
+double bench_min(const double *v, size_t n);
+
+/* Which way is better for a metric. */
+enum bench_better { BENCH_HIGHER = 1, BENCH_LOWER = -1 };
+
+/* Median and worst of the per-repetition ratios mine[r] / theirs[r]. */
+typedef struct bench_ratio {
+  double median, worst;
+  int valid;
+} bench_ratio;
+bench_ratio bench_ratio_of(const double *mine, const double *theirs,
+                           size_t reps, enum bench_better better);
+
+/* ---- the table ---- */
+/* A workload's title line (with its parameters). */
+void bench_section(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+/*
+ * One row: a system's figure for one metric.  `unit` is "tasks/s", "us",
+ * "GB/s", "B/task" or "MB"; cpu_us is CPU microseconds per task or per
+ * round trip (< 0: not measured).  ratio may be NULL (Pebble's own row).
+ */
+void bench_row(const char *system, const char *metric, double value,
+               const char *unit, double cpu_us, const bench_ratio *ratio);
+/* A row for a system that could not be measured, and why. */
+void bench_skip(const char *system, const char *why);
+/* A target of the issue and whether this run meets it. */
+void bench_target(int met, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* A free note under a workload. */
+void bench_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Exit with a message when something that must work did not. */
+void bench_die(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+
+#endif /* BENCH_H */
