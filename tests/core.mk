@@ -76,7 +76,6 @@ clean-local: clean-matrix
 clean-matrix:
 	-rm -rf tests/matrix/posix-fork tests/matrix/posix-spawn \
 	  tests/matrix/apr-fork tests/matrix/apr-spawn
-.PHONY: clean-matrix
 
 # What is particular to the APR backend (links APR itself, to hand Pebble
 # an application pool).
