@@ -50,7 +50,8 @@ int pb_worker_serve(const pebble_backend *bk, pebble_bk_chan *chan,
     uint64_t head[PB_TASK_WORDS];
     pebble_task_fn fn = NULL;
     pebble_ctx ctx;
-    size_t skip;
+    size_t skip, arg_size;
+    unsigned char *arg;
     int ret;
 
     if (bk->chan_read_all(chan, &h, sizeof h) != PEBBLE_OK)
@@ -93,8 +94,16 @@ int pb_worker_serve(const pebble_backend *bk, pebble_bk_chan *chan,
         continue;
       }
     }
+    /* A name before the argument leaves it unaligned; tasks may read it
+     * as any type, as they can a malloc'd block. */
+    arg = buf + skip;
+    arg_size = (size_t)h.size - skip;
+    if (skip % 16 != 0) {
+      memmove(buf, arg, arg_size);
+      arg = buf;
+    }
     pb_ctx_init(&ctx, NULL, cfg->max_message, head[1], head[2]);
-    ret = fn(&ctx, buf + skip, (size_t)h.size - skip);
+    ret = fn(&ctx, arg, arg_size);
     free(buf);
     if (pb_send_outcome(bk, chan, &ctx, ret) != PEBBLE_OK)
       return 0;
@@ -160,9 +169,13 @@ int pebble_worker_main(void) {
       send_text(bk, chan, PB_MSG_INIT_FAILED, 0, why);
       exit(1);
     }
-    cfg.init_arg = buf + sizeof head + head[2];
+    /* Moved to the front of buf: the initializer reads it aligned. */
     cfg.init_arg_size = (size_t)(h.size - sizeof head - head[2]);
+    memmove(buf, buf + sizeof head + head[2], cfg.init_arg_size);
+    cfg.init_arg = buf;
   }
   fflush(NULL);
-  exit(pb_worker_serve(bk, chan, &cfg));
+  rc = pb_worker_serve(bk, chan, &cfg);
+  free(buf);
+  exit(rc);
 }
