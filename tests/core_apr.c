@@ -115,7 +115,7 @@ static void parent_pool_body(void) {
   pebble_pool *pool;
   pebble_future *f;
   int64_t v = 1, out = 0;
-  int threads_before, round;
+  int threads_before, round, i;
   setenv("PEBBLE_BACKEND_PATH", apr_module_dir(), 1);
   unsetenv("PEBBLE_BACKEND");
   if (apr_initialize() != APR_SUCCESS)
@@ -149,6 +149,11 @@ static void parent_pool_body(void) {
       _exit(7);
     if (threads_before < 0)
       threads_before = thread_count();
+    /* A joined thread can stay listed in /proc for a moment. */
+    for (i = 0; i < 500 && (thread_count() != threads_before ||
+                            count_children() != 0);
+         i++)
+      usleep(10000);
     if (thread_count() != threads_before || count_children() != 0) {
       printf("threads %d (before: %d), children %d ", thread_count(),
              threads_before, count_children());
