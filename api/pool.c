@@ -213,13 +213,18 @@ int pebble_pool_create(pebble_pool **pool, pebble_kind kind,
 void pb_ptask_free(pb_ptask *t) {
   pebble_future *f = t->future;
   /* A cancel reads the runner under the stripe lock: once it is cleared
-   * there, nobody can reach t any more. */
-  pb_stripe_lock(f);
-  if (f->runner == &t->runner)
-    f->runner = NULL;
-  pb_stripe_unlock(f);
-  pb_future_put(f);
-  free(t);
+   * there, nobody can reach t any more.  Cleared already means the task's
+   * own side resolved the future, and a cancel will not look. */
+  if (atomic_load(&f->runner) == &t->runner) {
+    pb_stripe_lock(f);
+    if (atomic_load(&f->runner) == &t->runner)
+      atomic_store(&f->runner, NULL);
+    pb_stripe_unlock(f);
+  }
+  if (t->arg != (unsigned char *)(t + 1))
+    free(t->arg);
+  t->arg = NULL;
+  pb_future_put(f); /* the task's reference: may free the block */
 }
 
 void pb_pool_count_outcome(pebble_pool *P, int status) {
@@ -335,8 +340,9 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
   const pebble_backend *bk = P->lib->bk;
   pb_ptask *t;
   pebble_future *f;
+  void *block;
   uint64_t deadline;
-  int rc = PEBBLE_OK, wake;
+  int rc = PEBBLE_OK, wake, inline_arg;
 
   if (arg_size > P->o.max_message_size || arg_size > o->max_message_size) {
     pb_binding_unref(binding);
@@ -354,16 +360,18 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
                       "workers find tasks by name (pebble_register)");
     }
   }
-  t = malloc(sizeof *t + (arg_size ? arg_size : 1));
-  if (t == NULL) {
-    pb_binding_unref(binding);
-    return pb_error(PEBBLE_ENOMEM, "out of memory scheduling a task");
-  }
-  memset(t, 0, sizeof *t);
-  if ((rc = pb_future_new(P->lib, o->name, seq, binding, &f)) != PEBBLE_OK) {
-    free(t);
+  inline_arg = arg_size <= PB_PTASK_INLINE_ARG;
+  if ((rc = pb_future_new_extra(P->lib, o->name, seq, binding,
+                                sizeof *t + (inline_arg ? arg_size : 0),
+                                &f, &block)) != PEBBLE_OK) {
     pb_binding_unref(binding);
     return rc;
+  }
+  t = block;
+  t->arg = inline_arg ? (unsigned char *)(t + 1) : malloc(arg_size);
+  if (t->arg == NULL) {
+    pb_future_put(f);
+    return pb_error(PEBBLE_ENOMEM, "out of memory scheduling a task");
   }
   t->runner.cancel_locked = queued_cancel_locked;
   f->owner = P;
@@ -415,8 +423,12 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
   wake = 1;
   if (P->kind == PEBBLE_THREAD) {
     wake = 0;
-    if (P->idle_count > 0)
+    /* One signal per sleeper: a worker already signalled and not yet
+     * running needs no second futex call. */
+    if (P->idle_count > P->wakes) {
+      P->wakes++;
       bk->cond_signal(P->work);
+    }
     else if (P->active < P->o.workers && pb_threads_spawn(P) != PEBBLE_OK &&
              P->active == 0) {
       /* No thread at all and none can be made: fail what waits. */
@@ -604,6 +616,8 @@ int pebble_pool_destroy(pebble_pool *P) {
     bk->cond_wait(P->idle, P->lock, PEBBLE_BK_FOREVER);
   bk->mutex_unlock(P->lock);
   pb_manager_adopt(P->manager, -1);
+  /* The pool's burst of tasks is over: give back its spare blocks. */
+  pb_blocks_trim(&P->lib->blocks, bk);
   pb_lib_drop(P->lib);
   pool_free(P);
   return PEBBLE_OK;

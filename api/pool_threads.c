@@ -104,6 +104,7 @@ static void worker_main(void *arg) {
   pebble_pool *P = w->pool;
   const pebble_backend *bk = P->lib->bk;
   int counted = 1, kick;
+  pb_ptask *finished = NULL; /* freed once the pool lock is released */
 
   pb_role.pool = P;
   if (P->o.initializer != NULL) {
@@ -127,9 +128,18 @@ static void worker_main(void *arg) {
     if (t == NULL) {
       if (P->state != PB_POOL_OPEN)
         break;
+      if (finished != NULL) {
+        bk->mutex_unlock(P->lock);
+        pb_ptask_free(finished);
+        finished = NULL;
+        bk->mutex_lock(P->lock);
+        continue;
+      }
       P->idle_count++;
       bk->cond_wait(P->work, P->lock, PEBBLE_BK_FOREVER);
       P->idle_count--;
+      if (P->wakes > 0)
+        P->wakes--;
       continue;
     }
     w->task = t;
@@ -141,6 +151,10 @@ static void worker_main(void *arg) {
       kick = w->deadline < P->watch.deadline; /* the manager must know */
     }
     bk->mutex_unlock(P->lock);
+    if (finished != NULL) {
+      pb_ptask_free(finished);
+      finished = NULL;
+    }
     if (kick)
       pb_manager_post(P->manager, &P->kick);
     run_task(P, t);
@@ -150,7 +164,7 @@ static void worker_main(void *arg) {
     w->deadline = PEBBLE_BK_FOREVER;
     P->running--;
     w->tasks_run++;
-    pb_ptask_free(t);
+    finished = t;
     if (w->abandoned) {
       /* Back from an abandoned task: work again only if needed. */
       w->abandoned = 0;
@@ -169,6 +183,11 @@ static void worker_main(void *arg) {
         pb_threads_spawn(P);
       break;
     }
+  }
+  if (finished != NULL) {
+    bk->mutex_unlock(P->lock);
+    pb_ptask_free(finished);
+    bk->mutex_lock(P->lock);
   }
   /* Ask to be joined while the pool surely exists: once alive drops and
    * the lock is released, destroy may free it. */
