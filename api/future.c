@@ -50,9 +50,10 @@ static int is_final(int st) {
   return st == PEBBLE_DONE || st == PEBBLE_FAILED || st == PEBBLE_CANCELLED;
 }
 
+/* Sequentially consistent: settle's handshake with watchers needs it
+ * (and it costs no more than an acquire load where it matters). */
 int pb_future_is_resolved(const pebble_future *f) {
-  return is_final(atomic_load_explicit(&((pebble_future *)f)->state,
-                                       memory_order_acquire));
+  return is_final(atomic_load(&((pebble_future *)f)->state));
 }
 
 void pb_stripe_lock(pebble_future *f) {
@@ -97,6 +98,7 @@ int pb_future_new_extra(pb_lib *lib, const char *name, uint64_t seq,
   atomic_init(&f->refs, 1);
   atomic_init(&f->user_refs, 0);
   atomic_init(&f->state, PEBBLE_PENDING);
+  atomic_init(&f->watched, 0);
   f->status = PEBBLE_ENOTREADY;
   f->binding = binding; /* takes the caller's reference */
   *out = f;
@@ -184,15 +186,24 @@ static int settle(pebble_future *f, pb_outcome *o, int keep_runner) {
   runner = atomic_load(&f->runner);
   if (runner != NULL && runner->settled != NULL)
     runner->settled(runner);
-  pb_stripe_lock(f);
   if (!keep_runner)
     atomic_store(&f->runner, NULL);
-  atomic_store_explicit(&f->state, o->state, memory_order_release);
-  f->callbacks_taken = 1;
-  L->bk->cond_broadcast(L->stripes[PB_STRIPE(f)].cond);
-  pb_stripe_unlock(f);
+  /* Publish, then look for watchers (both sequentially consistent, as a
+   * watcher's flag and check are): either a watcher sees the final state,
+   * or this sees its flag and wakes it under the lock it waits with.  A
+   * future nobody watches settles without a lock. */
+  atomic_store(&f->state, o->state);
+  if (atomic_load(&f->watched)) {
+    pb_stripe_lock(f);
+    L->bk->cond_broadcast(L->stripes[PB_STRIPE(f)].cond);
+    pb_stripe_unlock(f);
+  }
   return 1;
 }
+
+/* Stripe lock held: from now on a settle takes the lock and wakes the
+ * stripe's waiters (see settle). */
+static void watch(pebble_future *f) { atomic_store(&f->watched, 1); }
 
 static int has_callbacks(pebble_future *f) {
   return (f->binding != NULL && f->binding->fn != NULL) ||
@@ -200,7 +211,7 @@ static int has_callbacks(pebble_future *f) {
 }
 
 /* After settling, the callback list and binding belong to whoever runs
- * them: add_callback no longer appends (callbacks_taken). */
+ * them: add_callback no longer appends once it sees the final state. */
 void pb_future_run_callbacks(pebble_future *f) {
   pb_binding *b = f->binding;
   pb_callback *c = f->callbacks, *next;
@@ -290,6 +301,9 @@ pebble_state pebble_future_state(const pebble_future *f) {
   return st == PB_STATE_SETTLING ? PEBBLE_RUNNING : (pebble_state)st;
 }
 
+static pb_spin wait_spin = PB_SPIN_INIT; /* callers waiting for futures */
+static int future_ready(void *f) { return pb_future_is_resolved(f); }
+
 int pebble_future_wait(pebble_future *f, pebble_time_t timeout) {
   pb_lib *L;
   uint64_t deadline;
@@ -312,7 +326,11 @@ int pebble_future_wait(pebble_future *f, pebble_time_t timeout) {
                     (unsigned long long)f->id);
   L = f->lib;
   deadline = pb_deadline_after(L->bk, timeout);
+  if ((timeout == PEBBLE_FOREVER || timeout * 1000 > PB_SPIN_NS) &&
+      pb_spin_wait(L->bk, &wait_spin, future_ready, f))
+    return PEBBLE_OK;
   pb_stripe_lock(f);
+  watch(f);
   while (!pb_future_is_resolved(f)) {
     if (L->bk->cond_wait(L->stripes[PB_STRIPE(f)].cond,
                          L->stripes[PB_STRIPE(f)].mutex,
@@ -404,6 +422,7 @@ int pebble_future_cancel(pebble_future *f) {
     pb_outcome_discard(&o);
     /* Another resolver is settling or has settled: wait for its state. */
     pb_stripe_lock(f);
+    watch(f);
     while ((st = atomic_load(&f->state)) == PB_STATE_SETTLING)
       L->bk->cond_wait(L->stripes[PB_STRIPE(f)].cond,
                        L->stripes[PB_STRIPE(f)].mutex, PEBBLE_BK_FOREVER);
@@ -437,7 +456,8 @@ int pebble_future_add_callback(pebble_future *f, pebble_callback_fn fn,
   c->user_data = user_data;
   c->next = NULL;
   pb_stripe_lock(f);
-  if (!f->callbacks_taken) {
+  watch(f);
+  if (!pb_future_is_resolved(f)) { /* settling counts: it will look */
     for (tail = &f->callbacks; *tail != NULL; tail = &(*tail)->next)
       ;
     *tail = c;

@@ -193,7 +193,7 @@ struct pebble_future {
   atomic_int refs;      /* all references */
   atomic_int user_refs; /* those the application holds */
   atomic_int state;
-  int callbacks_taken; /* stripe lock */
+  atomic_int watched;  /* a waiter or callback may be on the stripe */
   char *name;
   const void *owner; /* the pool that runs it, or NULL */
   /* Outcome, written once by the resolver before the final state. */
@@ -447,6 +447,38 @@ int pb_job_launch(pb_job *job);
 /* ---- values.c / registry.c ---- */
 int pb_name_valid(const char *name);
 int pb_registry_name_of(pebble_task_fn fn, char *buf, size_t len);
+
+/* ---- spinning before sleeping ---- */
+/* Waking a sleeping thread costs a system call and, on a virtual machine
+ * whose other CPU is idle, tens of microseconds.  A thread about to sleep
+ * for something that usually comes within microseconds (a worker between
+ * tasks, a caller waiting for a short task) first watches for it this
+ * long.  The time spent shows as CPU time; machines with one CPU never
+ * spin. */
+#define PB_SPIN_NS 50000u
+/* The longest spin, PB_SPIN_NS unless PEBBLE_SPIN says otherwise; 0 when
+ * spinning is off. */
+uint64_t pb_spin_ns(void);
+static inline int pb_spin_allowed(void) { return pb_spin_ns() > 0; }
+static inline void pb_cpu_relax(void) {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  __builtin_ia32_pause();
+#elif defined(__GNUC__) && defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+/* How long spinning has lately been worth it for one kind of wait: a spin
+ * that sees its event grows the budget (up to pb_spin_ns()), one that
+ * times out cuts it, to nothing when the CPUs are busy with other work;
+ * then only one wait in 32 tries a short spin again. */
+typedef struct pb_spin {
+  atomic_uint budget_ns; /* UINT_MAX: not set yet */
+  atomic_uint skips;
+} pb_spin;
+#define PB_SPIN_INIT {UINT32_MAX, 0}
+/* Watch ready(arg) for up to the budget; 1 if it became true. */
+int pb_spin_wait(const pebble_backend *bk, pb_spin *spin,
+                 int (*ready)(void *arg), void *arg);
 
 /* ---- small helpers ---- */
 #define PB_CONTAINER(ptr, type, member)                                      \

@@ -170,6 +170,9 @@ int pebble_pool_create(pebble_pool **pool, pebble_kind kind,
   atomic_init(&P->timed_out, 0);
   atomic_init(&P->cancelled, 0);
   atomic_init(&P->restarts, 0);
+  atomic_init(&P->has_work, 0);
+  atomic_init(&P->spin.budget_ns, UINT32_MAX);
+  atomic_init(&P->spin.skips, 0);
   P->state = PB_POOL_OPEN;
   P->farewell.run = detach;
   P->watch.deadline = PEBBLE_BK_FOREVER;
@@ -270,8 +273,10 @@ pb_ptask *pb_pool_pop(pebble_pool *P) {
   pb_ptask *t;
   while ((t = P->head) != NULL) {
     P->head = t->next;
-    if (P->head == NULL)
+    if (P->head == NULL) {
       P->tail = NULL;
+      atomic_store_explicit(&P->has_work, 0, memory_order_relaxed);
+    }
     P->queued--;
     P->lib->bk->cond_signal(P->space);
     if (pb_future_start(t->future))
@@ -307,6 +312,7 @@ static void fail_queue(pebble_pool *P, pb_ptask *list, int state, int status,
 static pb_ptask *take_queue(pebble_pool *P) {
   pb_ptask *list = P->head;
   P->head = P->tail = NULL;
+  atomic_store_explicit(&P->has_work, 0, memory_order_relaxed);
   P->queued = 0;
   P->lib->bk->cond_broadcast(P->space);
   return list;
@@ -419,6 +425,7 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
     P->head = t;
   P->tail = t;
   P->queued++;
+  atomic_store_explicit(&P->has_work, 1, memory_order_relaxed);
   pebble_future_ref(f); /* the caller's */
   wake = 1;
   if (P->kind == PEBBLE_THREAD) {

@@ -99,11 +99,16 @@ static void run_task(pebble_pool *P, pb_ptask *t) {
     pb_outcome_discard(&o); /* late: timed out or cancelled meanwhile */
 }
 
+static int has_work(void *pool) {
+  return atomic_load_explicit(&((pebble_pool *)pool)->has_work,
+                              memory_order_relaxed);
+}
+
 static void worker_main(void *arg) {
   pb_pworker *w = arg;
   pebble_pool *P = w->pool;
   const pebble_backend *bk = P->lib->bk;
-  int counted = 1, kick;
+  int counted = 1, kick, spun = 0;
   pb_ptask *finished = NULL; /* freed once the pool lock is released */
 
   pb_role.pool = P;
@@ -135,6 +140,17 @@ static void worker_main(void *arg) {
         bk->mutex_lock(P->lock);
         continue;
       }
+      if (!spun && !P->spinning && pb_spin_allowed()) {
+        /* One worker at a time watches for the next task before
+         * sleeping: a task scheduled meanwhile needs no wake-up. */
+        P->spinning = 1;
+        bk->mutex_unlock(P->lock);
+        pb_spin_wait(bk, &P->spin, has_work, P);
+        bk->mutex_lock(P->lock);
+        P->spinning = 0;
+        spun = 1;
+        continue;
+      }
       P->idle_count++;
       bk->cond_wait(P->work, P->lock, PEBBLE_BK_FOREVER);
       P->idle_count--;
@@ -142,6 +158,7 @@ static void worker_main(void *arg) {
         P->wakes--;
       continue;
     }
+    spun = 0;
     w->task = t;
     w->state = PB_W_BUSY;
     P->running++;
