@@ -306,7 +306,7 @@ static int future_ready(void *f) { return pb_future_is_resolved(f); }
 
 int pebble_future_wait(pebble_future *f, pebble_time_t timeout) {
   pb_lib *L;
-  uint64_t deadline;
+  uint64_t deadline, gave_up = 0;
   int rc = PEBBLE_OK;
 
   CHECK_FUTURE(f, "pebble_future_wait");
@@ -327,7 +327,7 @@ int pebble_future_wait(pebble_future *f, pebble_time_t timeout) {
   L = f->lib;
   deadline = pb_deadline_after(L->bk, timeout);
   if ((timeout == PEBBLE_FOREVER || timeout * 1000 > PB_SPIN_NS) &&
-      pb_spin_wait(L->bk, &wait_spin, future_ready, f))
+      pb_spin_wait(L->bk, &wait_spin, future_ready, f, &gave_up))
     return PEBBLE_OK;
   pb_stripe_lock(f);
   watch(f);
@@ -341,6 +341,7 @@ int pebble_future_wait(pebble_future *f, pebble_time_t timeout) {
     }
   }
   pb_stripe_unlock(f);
+  pb_spin_slept(L->bk, &wait_spin, gave_up);
   if (rc != PEBBLE_OK)
     return pb_error(rc, "future %llu did not resolve within %lld us",
                     (unsigned long long)f->id, (long long)timeout);

@@ -467,18 +467,25 @@ static inline void pb_cpu_relax(void) {
   __asm__ __volatile__("yield");
 #endif
 }
-/* How long spinning has lately been worth it for one kind of wait: a spin
- * that sees its event grows the budget (up to pb_spin_ns()), one that
- * times out cuts it, to nothing when the CPUs are busy with other work;
- * then only one wait in 32 tries a short spin again. */
+/* How long spinning has lately been worth it for one kind of wait.  A
+ * spin that sees its event grows the budget (up to pb_spin_ns()).  A spin
+ * that times out and is followed by the event soon after it went to sleep
+ * cuts it: the spin was too short, or, more likely, its CPU was the one
+ * the event needed (a loaded or pinned machine); at nothing, only one
+ * wait in 32 tries a short spin again.  A timed-out spin followed by a
+ * long sleep (nothing to do) changes nothing. */
 typedef struct pb_spin {
-  atomic_uint budget_ns; /* UINT_MAX: not set yet */
+  atomic_uint budget_ns; /* UINT32_MAX: not set yet */
   atomic_uint skips;
 } pb_spin;
 #define PB_SPIN_INIT {UINT32_MAX, 0}
-/* Watch ready(arg) for up to the budget; 1 if it became true. */
+/* Watch ready(arg) for up to the budget; 1 if it became true.  Else
+ * *gave_up is when the spin ended (0 if there was none), for
+ * pb_spin_slept once the sleep that follows is over. */
 int pb_spin_wait(const pebble_backend *bk, pb_spin *spin,
-                 int (*ready)(void *arg), void *arg);
+                 int (*ready)(void *arg), void *arg, uint64_t *gave_up);
+void pb_spin_slept(const pebble_backend *bk, pb_spin *spin,
+                   uint64_t gave_up);
 
 /* ---- small helpers ---- */
 #define PB_CONTAINER(ptr, type, member)                                      \

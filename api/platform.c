@@ -193,9 +193,10 @@ uint64_t pb_spin_ns(void) {
 #define SPIN_PROBE_NS 2000u /* a retry after spinning was cut to nothing */
 
 int pb_spin_wait(const pebble_backend *bk, pb_spin *spin,
-                 int (*ready)(void *arg), void *arg) {
+                 int (*ready)(void *arg), void *arg, uint64_t *gave_up) {
   uint64_t limit = pb_spin_ns(), start, now;
   unsigned budget, turn = 0, grown;
+  *gave_up = 0;
   if (limit == 0)
     return 0;
   budget = atomic_load_explicit(&spin->budget_ns, memory_order_relaxed);
@@ -220,8 +221,20 @@ int pb_spin_wait(const pebble_backend *bk, pb_spin *spin,
     if ((++turn & 31u) == 0 && (now = bk->now_ns()) - start >= budget)
       break;
   }
+  *gave_up = now;
+  return 0;
+}
+
+void pb_spin_slept(const pebble_backend *bk, pb_spin *spin,
+                   uint64_t gave_up) {
+  uint64_t limit = pb_spin_ns();
+  unsigned budget;
+  if (gave_up == 0 || bk->now_ns() - gave_up > 2 * limit)
+    return;
+  budget = atomic_load_explicit(&spin->budget_ns, memory_order_relaxed);
+  if (budget == UINT32_MAX)
+    budget = (unsigned)limit;
   atomic_store_explicit(&spin->budget_ns,
                         budget / 4 < SPIN_PROBE_NS ? 0 : budget / 4,
                         memory_order_relaxed);
-  return 0;
 }

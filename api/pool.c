@@ -430,9 +430,12 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
   wake = 1;
   if (P->kind == PEBBLE_THREAD) {
     wake = 0;
-    /* One signal per sleeper: a worker already signalled and not yet
-     * running needs no second futex call. */
-    if (P->idle_count > P->wakes) {
+    /* A spinning worker takes the first task that comes without being
+     * woken; then one signal per sleeper: a worker already signalled and
+     * not yet running needs no second futex call. */
+    if (P->spinning == 1) {
+      P->spinning = 2;
+    } else if (P->idle_count > P->wakes) {
       P->wakes++;
       bk->cond_signal(P->work);
     }

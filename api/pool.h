@@ -84,7 +84,8 @@ struct pebble_pool {
   unsigned active;    /* workers that take tasks (not abandoned, quitting) */
   unsigned idle_count; /* thread workers asleep on `work` */
   unsigned wakes;      /* signals sent to them and not yet taken */
-  int spinning;        /* a thread worker watches `has_work` (pool lock) */
+  int spinning;        /* a thread worker watches `has_work` (pool lock):
+                          1, or 2 once a new task counts on it */
   pb_spin spin;        /* how long that has lately been worth it */
   atomic_int has_work; /* the queue is not empty: written under the pool
                           lock, read by a spinning worker without it */

@@ -109,6 +109,7 @@ static void worker_main(void *arg) {
   pebble_pool *P = w->pool;
   const pebble_backend *bk = P->lib->bk;
   int counted = 1, kick, spun = 0;
+  uint64_t gave_up = 0; /* when this worker's last spin timed out */
   pb_ptask *finished = NULL; /* freed once the pool lock is released */
 
   pb_role.pool = P;
@@ -145,7 +146,7 @@ static void worker_main(void *arg) {
          * sleeping: a task scheduled meanwhile needs no wake-up. */
         P->spinning = 1;
         bk->mutex_unlock(P->lock);
-        pb_spin_wait(bk, &P->spin, has_work, P);
+        pb_spin_wait(bk, &P->spin, has_work, P, &gave_up);
         bk->mutex_lock(P->lock);
         P->spinning = 0;
         spun = 1;
@@ -157,6 +158,10 @@ static void worker_main(void *arg) {
       if (P->wakes > 0)
         P->wakes--;
       continue;
+    }
+    if (gave_up != 0) {
+      pb_spin_slept(bk, &P->spin, gave_up);
+      gave_up = 0;
     }
     spun = 0;
     w->task = t;
