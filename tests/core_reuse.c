@@ -10,6 +10,13 @@
 #include <malloc.h>
 #endif
 
+/* Valgrind runs everything tens of times slower and has its own malloc:
+ * the tests about CPU time and heap figures have nothing to say there. */
+static int under_valgrind(void) {
+  const char *pre = getenv("LD_PRELOAD");
+  return pre != NULL && strstr(pre, "vgpreload") != NULL;
+}
+
 static int echo(pebble_ctx *ctx, const void *arg, size_t size) {
   return pebble_result_set(ctx, arg, size);
 }
@@ -141,12 +148,14 @@ static void test_destroy_gives_memory_back(void) {
   {
     /* A sanitizer's allocator does not report to mallinfo2. */
     size_t probe_before = heap_in_use();
-    void *probe = malloc(1 << 20);
-    int reported = heap_in_use() >= probe_before + (1 << 20);
+    char *volatile probe = malloc(1 << 20); /* volatile: kept as written */
+    int reported = probe != NULL &&
+                   heap_in_use() >= probe_before + (1 << 20);
     free(probe);
-    if (!reported) {
+    if (!reported || under_valgrind()) {
       free(f);
-      skip_test(__func__, "this malloc does not report to mallinfo2");
+      skip_test(__func__, "this malloc does not report to mallinfo2, or "
+                          "runs under valgrind");
       return;
     }
   }
@@ -251,9 +260,13 @@ static void spin_bad(void) {
     _exit(16);
 }
 static void test_spin_setting(void) {
+  CU_ASSERT(in_child(spin_bad));
+  if (under_valgrind()) {
+    skip_test(__func__, "CPU times mean nothing under valgrind");
+    return;
+  }
   CU_ASSERT(in_child(spin_off));
   CU_ASSERT(in_child(spin_long));
-  CU_ASSERT(in_child(spin_bad));
 }
 
 int main(void) {
