@@ -391,6 +391,7 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
     memcpy(t->arg, arg, arg_size);
   f->runner = &t->runner;
 
+  pebble_future_ref(f); /* the caller's, taken before the lock */
   deadline = pb_deadline_after(bk, o->queue_wait);
   bk->mutex_lock(P->lock);
   for (;;) {
@@ -416,6 +417,7 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
   if (rc != PEBBLE_OK) {
     bk->mutex_unlock(P->lock);
     f->runner = NULL;
+    pebble_future_release(f);
     pb_ptask_free(t);
     return rc;
   }
@@ -426,7 +428,6 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
   P->tail = t;
   P->queued++;
   atomic_store_explicit(&P->has_work, 1, memory_order_relaxed);
-  pebble_future_ref(f); /* the caller's */
   wake = 1;
   if (P->kind == PEBBLE_THREAD) {
     wake = 0;
