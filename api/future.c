@@ -194,9 +194,12 @@ static int settle(pebble_future *f, pb_outcome *o, int keep_runner) {
    * future nobody watches settles without a lock. */
   atomic_store(&f->state, o->state);
   if (atomic_load(&f->watched)) {
+    /* Taking the lock waits out a waiter between its check and its
+     * sleep; the wake-up comes after, so the woken waiter does not find
+     * the lock still held. */
     pb_stripe_lock(f);
-    L->bk->cond_broadcast(L->stripes[PB_STRIPE(f)].cond);
     pb_stripe_unlock(f);
+    L->bk->cond_broadcast(L->stripes[PB_STRIPE(f)].cond);
   }
   return 1;
 }

@@ -472,7 +472,7 @@ static inline void pb_cpu_relax(void) {
  * that times out and is followed by the event soon after it went to sleep
  * cuts it: the spin was too short, or, more likely, its CPU was the one
  * the event needed (a loaded or pinned machine); at nothing, only one
- * wait in 32 tries a short spin again.  A timed-out spin followed by a
+ * wait in 32 tries a full spin again.  A timed-out spin followed by a
  * long sleep (nothing to do) changes nothing. */
 typedef struct pb_spin {
   atomic_uint budget_ns; /* UINT32_MAX: not set yet */

@@ -190,7 +190,7 @@ uint64_t pb_spin_ns(void) {
   return ns;
 }
 
-#define SPIN_PROBE_NS 2000u /* a retry after spinning was cut to nothing */
+#define SPIN_MIN_NS 2000u /* a budget cut below this is nothing */
 
 int pb_spin_wait(const pebble_backend *bk, pb_spin *spin,
                  int (*ready)(void *arg), void *arg, uint64_t *gave_up) {
@@ -206,7 +206,10 @@ int pb_spin_wait(const pebble_backend *bk, pb_spin *spin,
     if (atomic_fetch_add_explicit(&spin->skips, 1, memory_order_relaxed) %
             32u != 31u)
       return 0;
-    budget = SPIN_PROBE_NS;
+    /* A full-length probe: the event may come late only because the
+     * other side stopped spinning too (a worker asleep takes a wake-up),
+     * and a short probe would never see that it is worth it again. */
+    budget = (unsigned)limit;
   }
   start = bk->now_ns();
   for (;;) {
@@ -235,6 +238,6 @@ void pb_spin_slept(const pebble_backend *bk, pb_spin *spin,
   if (budget == UINT32_MAX)
     budget = (unsigned)limit;
   atomic_store_explicit(&spin->budget_ns,
-                        budget / 4 < SPIN_PROBE_NS ? 0 : budget / 4,
+                        budget / 4 < SPIN_MIN_NS ? 0 : budget / 4,
                         memory_order_relaxed);
 }

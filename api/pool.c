@@ -348,7 +348,7 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
   pebble_future *f;
   void *block;
   uint64_t deadline;
-  int rc = PEBBLE_OK, wake, inline_arg;
+  int rc = PEBBLE_OK, wake, signal, inline_arg;
 
   if (arg_size > P->o.max_message_size || arg_size > o->max_message_size) {
     pb_binding_unref(binding);
@@ -429,6 +429,7 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
   P->queued++;
   atomic_store_explicit(&P->has_work, 1, memory_order_relaxed);
   wake = 1;
+  signal = 0;
   if (P->kind == PEBBLE_THREAD) {
     wake = 0;
     /* A spinning worker takes the first task that comes without being
@@ -438,9 +439,8 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
       P->spinning = 2;
     } else if (P->idle_count > P->wakes) {
       P->wakes++;
-      bk->cond_signal(P->work);
-    }
-    else if (P->active < P->o.workers && pb_threads_spawn(P) != PEBBLE_OK &&
+      signal = 1; /* after the unlock: the worker then finds it free */
+    } else if (P->active < P->o.workers && pb_threads_spawn(P) != PEBBLE_OK &&
              P->active == 0) {
       /* No thread at all and none can be made: fail what waits. */
       pb_ptask *list = take_queue(P);
@@ -452,6 +452,8 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
     }
   }
   bk->mutex_unlock(P->lock);
+  if (signal)
+    bk->cond_signal(P->work);
   if (wake)
     pb_manager_post(P->manager, &P->kick);
   *future = f;
