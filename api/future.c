@@ -305,7 +305,16 @@ pebble_state pebble_future_state(const pebble_future *f) {
 }
 
 static pb_spin wait_spin = PB_SPIN_INIT; /* callers waiting for futures */
-static int future_ready(void *f) { return pb_future_is_resolved(f); }
+/* Worth watching while the task runs, or is about to: a future still
+ * queued after a thousand turns (some microseconds) waits behind other
+ * tasks. */
+static int future_ready(void *arg, unsigned turn) {
+  pebble_future *f = arg;
+  int st = atomic_load(&f->state);
+  if (st == PEBBLE_DONE || st == PEBBLE_FAILED || st == PEBBLE_CANCELLED)
+    return 1;
+  return st == PEBBLE_PENDING && turn >= 1024 ? -1 : 0;
+}
 
 int pebble_future_wait(pebble_future *f, pebble_time_t timeout) {
   pb_lib *L;

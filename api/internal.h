@@ -479,11 +479,14 @@ typedef struct pb_spin {
   atomic_uint skips;
 } pb_spin;
 #define PB_SPIN_INIT {UINT32_MAX, 0}
-/* Watch ready(arg) for up to the budget; 1 if it became true.  Else
- * *gave_up is when the spin ended (0 if there was none), for
- * pb_spin_slept once the sleep that follows is over. */
+/* Watch ready(arg, turn) for up to the budget; 1 if it returned 1.  It
+ * may return -1 to stop early when what it sees says the event is not
+ * near (that is no verdict on spinning).  Else *gave_up is when a spin
+ * timed out (0 if none did), for pb_spin_slept once the sleep that
+ * follows is over. */
 int pb_spin_wait(const pebble_backend *bk, pb_spin *spin,
-                 int (*ready)(void *arg), void *arg, uint64_t *gave_up);
+                 int (*ready)(void *arg, unsigned turn), void *arg,
+                 uint64_t *gave_up);
 void pb_spin_slept(const pebble_backend *bk, pb_spin *spin,
                    uint64_t gave_up);
 

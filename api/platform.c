@@ -193,7 +193,8 @@ uint64_t pb_spin_ns(void) {
 #define SPIN_MIN_NS 2000u /* a budget cut below this is nothing */
 
 int pb_spin_wait(const pebble_backend *bk, pb_spin *spin,
-                 int (*ready)(void *arg), void *arg, uint64_t *gave_up) {
+                 int (*ready)(void *arg, unsigned turn), void *arg,
+                 uint64_t *gave_up) {
   uint64_t limit = pb_spin_ns(), start, now;
   unsigned budget, turn = 0, grown;
   *gave_up = 0;
@@ -213,7 +214,10 @@ int pb_spin_wait(const pebble_backend *bk, pb_spin *spin,
   }
   start = bk->now_ns();
   for (;;) {
-    if (ready(arg)) {
+    int r = ready(arg, turn);
+    if (r < 0)
+      return 0;
+    if (r > 0) {
       grown = budget + budget / 2 + 1000u;
       atomic_store_explicit(&spin->budget_ns,
                             grown < limit ? grown : (unsigned)limit,

@@ -99,7 +99,8 @@ static void run_task(pebble_pool *P, pb_ptask *t) {
     pb_outcome_discard(&o); /* late: timed out or cancelled meanwhile */
 }
 
-static int has_work(void *pool) {
+static int has_work(void *pool, unsigned turn) {
+  (void)turn;
   return atomic_load_explicit(&((pebble_pool *)pool)->has_work,
                               memory_order_relaxed);
 }
