@@ -11,7 +11,12 @@
 
 void pb_ctx_init(pebble_ctx *ctx, atomic_int *stop, size_t max_message,
                  uint64_t future_id, uint64_t seq) {
-  memset(ctx, 0, sizeof *ctx);
+  /* Not the 1 KiB message buffer: it is read only once written. */
+  ctx->result = NULL;
+  ctx->result_size = 0;
+  ctx->result_error = 0;
+  ctx->has_message = 0;
+  ctx->message[0] = '\0';
   ctx->stop = stop;
   ctx->max_message = max_message;
   ctx->future_id = future_id;

@@ -50,35 +50,55 @@ static int is_final(int st) {
   return st == PEBBLE_DONE || st == PEBBLE_FAILED || st == PEBBLE_CANCELLED;
 }
 
+/* Sequentially consistent: settle's handshake with watchers needs it
+ * (and it costs no more than an acquire load where it matters). */
 int pb_future_is_resolved(const pebble_future *f) {
-  return is_final(atomic_load_explicit(&((pebble_future *)f)->state,
-                                       memory_order_acquire));
+  return is_final(atomic_load(&((pebble_future *)f)->state));
 }
 
 void pb_stripe_lock(pebble_future *f) {
-  f->lib->bk->mutex_lock(f->lib->stripes[f->stripe].mutex);
+  f->lib->bk->mutex_lock(f->lib->stripes[PB_STRIPE(f)].mutex);
 }
 void pb_stripe_unlock(pebble_future *f) {
-  f->lib->bk->mutex_unlock(f->lib->stripes[f->stripe].mutex);
+  f->lib->bk->mutex_unlock(f->lib->stripes[PB_STRIPE(f)].mutex);
 }
 
 int pb_future_new(pb_lib *lib, const char *name, uint64_t seq,
                   pb_binding *binding, pebble_future **out) {
-  pebble_future *f = calloc(1, sizeof *f);
+  return pb_future_new_extra(lib, name, seq, binding, 0, out, NULL);
+}
+
+int pb_future_new_extra(pb_lib *lib, const char *name, uint64_t seq,
+                        pb_binding *binding, size_t extra,
+                        pebble_future **out, void **extra_out) {
+  pebble_future *f;
+  int in_block = extra > 0 && PB_FUTURE_SPAN + extra <= PB_BLOCK_SIZE;
+  if (in_block) {
+    if ((f = pb_blocks_get(&lib->blocks, lib->bk)) != NULL)
+      memset(f, 0, PB_BLOCK_SIZE);
+  } else {
+    f = calloc(1, extra ? PB_FUTURE_SPAN + extra : sizeof *f);
+  }
   if (f == NULL)
     return pb_error(PEBBLE_ENOMEM, "out of memory creating a future");
+  f->in_block = in_block;
+  if (extra_out != NULL)
+    *extra_out = extra ? (char *)f + PB_FUTURE_SPAN : NULL;
   if (name != NULL && (f->name = pb_strdup(name)) == NULL) {
-    free(f);
+    if (in_block)
+      pb_blocks_put(&lib->blocks, lib->bk, f);
+    else
+      free(f);
     return pb_error(PEBBLE_ENOMEM, "out of memory creating a future");
   }
   f->lib = lib;
   f->gen = lib->gen;
   f->id = atomic_fetch_add(&lib->next_id, 1);
   f->seq = seq;
-  f->stripe = (unsigned)(f->id % PB_STRIPES);
   atomic_init(&f->refs, 1);
   atomic_init(&f->user_refs, 0);
   atomic_init(&f->state, PEBBLE_PENDING);
+  atomic_init(&f->watched, 0);
   f->status = PEBBLE_ENOTREADY;
   f->binding = binding; /* takes the caller's reference */
   *out = f;
@@ -95,7 +115,11 @@ static void future_free(pebble_future *f) {
   free(f->result);
   free(f->message);
   free(f->name);
-  free(f);
+  free(f->exit);
+  if (f->in_block)
+    pb_blocks_put(&f->lib->blocks, f->lib->bk, f);
+  else
+    free(f);
 }
 
 void pb_future_hold(pebble_future *f) { atomic_fetch_add(&f->refs, 1); }
@@ -138,8 +162,11 @@ void pb_outcome_discard(pb_outcome *o) {
   o->message = NULL;
 }
 
-/* Win the right to resolve f and publish the outcome; 1 if won. */
-static int settle(pebble_future *f, pb_outcome *o) {
+/* Win the right to resolve f and publish the outcome; 1 if won.  A
+ * cancel keeps the runner to stop the task with; any other resolver is
+ * the task's own side, which is done with it. */
+static int settle(pebble_future *f, pb_outcome *o, int keep_runner) {
+  pb_runner *runner;
   int st = atomic_load(&f->state);
   pb_lib *L = f->lib;
   for (;;) {
@@ -156,15 +183,30 @@ static int settle(pebble_future *f, pb_outcome *o) {
   f->sys_errno = o->sys_errno;
   o->result = NULL;
   o->message = NULL;
-  if (f->runner != NULL && f->runner->settled != NULL)
-    f->runner->settled(f->runner);
-  pb_stripe_lock(f);
-  atomic_store_explicit(&f->state, o->state, memory_order_release);
-  f->callbacks_taken = 1;
-  L->bk->cond_broadcast(L->stripes[f->stripe].cond);
-  pb_stripe_unlock(f);
+  runner = atomic_load(&f->runner);
+  if (runner != NULL && runner->settled != NULL)
+    runner->settled(runner);
+  if (!keep_runner)
+    atomic_store(&f->runner, NULL);
+  /* Publish, then look for watchers (both sequentially consistent, as a
+   * watcher's flag and check are): either a watcher sees the final state,
+   * or this sees its flag and wakes it under the lock it waits with.  A
+   * future nobody watches settles without a lock. */
+  atomic_store(&f->state, o->state);
+  if (atomic_load(&f->watched)) {
+    /* Taking the lock waits out a waiter between its check and its
+     * sleep; the wake-up comes after, so the woken waiter does not find
+     * the lock still held. */
+    pb_stripe_lock(f);
+    pb_stripe_unlock(f);
+    L->bk->cond_broadcast(L->stripes[PB_STRIPE(f)].cond);
+  }
   return 1;
 }
+
+/* Stripe lock held: from now on a settle takes the lock and wakes the
+ * stripe's waiters (see settle). */
+static void watch(pebble_future *f) { atomic_store(&f->watched, 1); }
 
 static int has_callbacks(pebble_future *f) {
   return (f->binding != NULL && f->binding->fn != NULL) ||
@@ -172,7 +214,7 @@ static int has_callbacks(pebble_future *f) {
 }
 
 /* After settling, the callback list and binding belong to whoever runs
- * them: add_callback no longer appends (callbacks_taken). */
+ * them: add_callback no longer appends once it sees the final state. */
 void pb_future_run_callbacks(pebble_future *f) {
   pb_binding *b = f->binding;
   pb_callback *c = f->callbacks, *next;
@@ -213,17 +255,26 @@ static void after_settle(pebble_future *f, int inline_callbacks) {
 }
 
 int pb_future_resolve(pebble_future *f, pb_outcome *o, int inline_callbacks) {
-  if (!settle(f, o))
+  if (!settle(f, o, 0))
     return 0;
   after_settle(f, inline_callbacks);
   return 1;
 }
 
 void pb_future_set_exit(pebble_future *f, const pebble_exit_info *exit) {
+  pebble_exit_info *copy = malloc(sizeof *copy), *old;
+  if (copy == NULL) {
+    pb_log(PEBBLE_LOG_ERROR, "out of memory recording how the process of "
+                             "future %llu ended",
+           (unsigned long long)f->id);
+    return;
+  }
+  *copy = *exit;
   pb_stripe_lock(f);
-  f->exit = *exit;
-  f->has_exit = 1;
+  old = f->exit;
+  f->exit = copy;
   pb_stripe_unlock(f);
+  free(old);
 }
 
 /* ---- the public side ---- */
@@ -253,9 +304,21 @@ pebble_state pebble_future_state(const pebble_future *f) {
   return st == PB_STATE_SETTLING ? PEBBLE_RUNNING : (pebble_state)st;
 }
 
+static pb_spin wait_spin = PB_SPIN_INIT; /* callers waiting for futures */
+/* Worth watching while the task runs, or is about to: a future still
+ * queued after a thousand turns (some microseconds) waits behind other
+ * tasks. */
+static int future_ready(void *arg, unsigned turn) {
+  pebble_future *f = arg;
+  int st = atomic_load(&f->state);
+  if (st == PEBBLE_DONE || st == PEBBLE_FAILED || st == PEBBLE_CANCELLED)
+    return 1;
+  return st == PEBBLE_PENDING && turn >= 1024 ? -1 : 0;
+}
+
 int pebble_future_wait(pebble_future *f, pebble_time_t timeout) {
   pb_lib *L;
-  uint64_t deadline;
+  uint64_t deadline, gave_up = 0;
   int rc = PEBBLE_OK;
 
   CHECK_FUTURE(f, "pebble_future_wait");
@@ -275,10 +338,14 @@ int pebble_future_wait(pebble_future *f, pebble_time_t timeout) {
                     (unsigned long long)f->id);
   L = f->lib;
   deadline = pb_deadline_after(L->bk, timeout);
+  if ((timeout == PEBBLE_FOREVER || timeout * 1000 > PB_SPIN_NS) &&
+      pb_spin_wait(L->bk, &wait_spin, future_ready, f, &gave_up))
+    return PEBBLE_OK;
   pb_stripe_lock(f);
+  watch(f);
   while (!pb_future_is_resolved(f)) {
-    if (L->bk->cond_wait(L->stripes[f->stripe].cond,
-                         L->stripes[f->stripe].mutex,
+    if (L->bk->cond_wait(L->stripes[PB_STRIPE(f)].cond,
+                         L->stripes[PB_STRIPE(f)].mutex,
                          deadline) == PEBBLE_ENOTREADY &&
         !pb_future_is_resolved(f)) {
       rc = PEBBLE_ENOTREADY;
@@ -286,6 +353,7 @@ int pebble_future_wait(pebble_future *f, pebble_time_t timeout) {
     }
   }
   pb_stripe_unlock(f);
+  pb_spin_slept(L->bk, &wait_spin, gave_up);
   if (rc != PEBBLE_OK)
     return pb_error(rc, "future %llu did not resolve within %lld us",
                     (unsigned long long)f->id, (long long)timeout);
@@ -337,8 +405,9 @@ int pebble_future_exit_info(const pebble_future *cf, pebble_exit_info *info) {
                     "pebble_future_exit_info: info is NULL or its "
                     "struct_size is not set");
   pb_stripe_lock(f);
-  has = f->has_exit;
-  copy = f->exit;
+  has = f->exit != NULL;
+  if (has)
+    copy = *f->exit;
   pb_stripe_unlock(f);
   if (!has)
     return pb_error(PEBBLE_ENOTFOUND,
@@ -362,13 +431,14 @@ int pebble_future_cancel(pebble_future *f) {
   o.state = PEBBLE_CANCELLED;
   o.status = PEBBLE_ECANCELED;
   o.message = pb_strdup("the task was cancelled");
-  if (!settle(f, &o)) {
+  if (!settle(f, &o, 1)) {
     pb_outcome_discard(&o);
     /* Another resolver is settling or has settled: wait for its state. */
     pb_stripe_lock(f);
+    watch(f);
     while ((st = atomic_load(&f->state)) == PB_STATE_SETTLING)
-      L->bk->cond_wait(L->stripes[f->stripe].cond,
-                       L->stripes[f->stripe].mutex, PEBBLE_BK_FOREVER);
+      L->bk->cond_wait(L->stripes[PB_STRIPE(f)].cond,
+                       L->stripes[PB_STRIPE(f)].mutex, PEBBLE_BK_FOREVER);
     pb_stripe_unlock(f);
     if (st == PEBBLE_CANCELLED)
       return PEBBLE_OK;
@@ -399,7 +469,8 @@ int pebble_future_add_callback(pebble_future *f, pebble_callback_fn fn,
   c->user_data = user_data;
   c->next = NULL;
   pb_stripe_lock(f);
-  if (!f->callbacks_taken) {
+  watch(f);
+  if (!pb_future_is_resolved(f)) { /* settling counts: it will look */
     for (tail = &f->callbacks; *tail != NULL; tail = &(*tail)->next)
       ;
     *tail = c;

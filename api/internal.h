@@ -98,6 +98,27 @@ void pb_backend_names(char *buf, size_t len);
 /* The task each map chunk runs (the registry's "pebble.map_chunk"). */
 int pb_map_chunk(pebble_ctx *ctx, const void *arg, size_t arg_size);
 
+/* ---- blocks.c: reuse of pool tasks' blocks ---- */
+/* A future, its pool task and a small argument: one 256-byte malloc
+ * chunk in glibc. */
+#define PB_BLOCK_SIZE 248
+typedef struct pb_blocks {
+  pebble_bk_mutex *lock;
+  void *head;       /* spare blocks */
+  size_t cached;    /* on the spare list */
+  size_t in_use;    /* handed out and not back yet */
+  size_t peak;      /* most in use at once, lately */
+  size_t frees;
+  uint64_t peak_at; /* when the peak was last looked at (0: not yet) */
+} pb_blocks;
+int pb_blocks_init(pb_blocks *b, const pebble_backend *bk);
+void pb_blocks_destroy(pb_blocks *b, const pebble_backend *bk);
+/* A block of PB_BLOCK_SIZE bytes (not zeroed), or NULL. */
+void *pb_blocks_get(pb_blocks *b, const pebble_backend *bk);
+void pb_blocks_put(pb_blocks *b, const pebble_backend *bk, void *block);
+/* Free every spare block beyond what is in use now. */
+void pb_blocks_trim(pb_blocks *b, const pebble_backend *bk);
+
 /* ---- library.c ---- */
 /* Does a process task or pool with this start method spawn its workers
  * (rather than fork them)? */
@@ -117,6 +138,7 @@ struct pb_lib {
     pebble_bk_cond *cond;
   } stripes[PB_STRIPES];
   pebble_bk_mutex *lock;   /* guards starting the manager and dispatcher */
+  pb_blocks blocks;
   pb_manager *_Atomic manager;
   pb_dispatch *_Atomic dispatch;
 };
@@ -171,11 +193,12 @@ struct pebble_future {
   atomic_int refs;      /* all references */
   atomic_int user_refs; /* those the application holds */
   atomic_int state;
-  unsigned stripe;
+  atomic_int watched;  /* a waiter or callback may be on the stripe */
   char *name;
   const void *owner; /* the pool that runs it, or NULL */
   /* Outcome, written once by the resolver before the final state. */
   int status;
+  int in_block;      /* allocated by pb_blocks (a pool task's future) */
   void *result;
   size_t result_size;
   char *message;
@@ -184,15 +207,23 @@ struct pebble_future {
   /* Guarded by the stripe lock. */
   pb_binding *binding;
   pb_callback *callbacks;
-  int callbacks_taken;
-  pb_runner *runner; /* while the task is in flight */
-  int has_exit;
-  pebble_exit_info exit;
+  /* While the task is in flight.  Written under the stripe lock; a
+   * resolver other than cancel clears it as it settles, so whoever frees
+   * the task can see without the lock that nobody will use it again. */
+  pb_runner *_Atomic runner;
+  pebble_exit_info *exit; /* stripe lock; only once a process ended */
 };
+
+/* The future's size rounded up so that what follows it is aligned. */
+#define PB_FUTURE_SPAN ((sizeof(pebble_future) + 15) & ~(size_t)15)
+
+/* Futures share PB_STRIPES lock/condition pairs, chosen by id. */
+#define PB_STRIPE(f) ((unsigned)((f)->id % PB_STRIPES))
 
 typedef struct pb_outcome {
   int state;       /* PEBBLE_DONE, PEBBLE_FAILED or PEBBLE_CANCELLED */
   int status;
+  int in_block;      /* allocated by pb_blocks (a pool task's future) */
   void *result;    /* taken over by the future (malloc'd, NUL after) */
   size_t result_size;
   char *message;   /* taken over (malloc'd) or NULL */
@@ -203,6 +234,12 @@ typedef struct pb_outcome {
 /* A new future with one internal reference (see pb_future_put). */
 int pb_future_new(pb_lib *lib, const char *name, uint64_t seq,
                   pb_binding *binding, pebble_future **out);
+/* The same, with `extra` zeroed bytes after the future in the same block
+ * (*extra_out, 16-byte aligned), freed with it: a pool task lives there
+ * so that scheduling allocates once. */
+int pb_future_new_extra(pb_lib *lib, const char *name, uint64_t seq,
+                        pb_binding *binding, size_t extra,
+                        pebble_future **out, void **extra_out);
 /* Internal references: they do not keep pebble_shutdown() waiting. */
 void pb_future_hold(pebble_future *f);
 void pb_future_put(pebble_future *f);
@@ -410,6 +447,48 @@ int pb_job_launch(pb_job *job);
 /* ---- values.c / registry.c ---- */
 int pb_name_valid(const char *name);
 int pb_registry_name_of(pebble_task_fn fn, char *buf, size_t len);
+
+/* ---- spinning before sleeping ---- */
+/* Waking a sleeping thread costs a system call and, on a virtual machine
+ * whose other CPU is idle, tens of microseconds.  A thread about to sleep
+ * for something that usually comes within microseconds (a worker between
+ * tasks, a caller waiting for a short task) first watches for it this
+ * long.  The time spent shows as CPU time; machines with one CPU never
+ * spin. */
+#define PB_SPIN_NS 50000u
+/* The longest spin, PB_SPIN_NS unless PEBBLE_SPIN says otherwise; 0 when
+ * spinning is off. */
+uint64_t pb_spin_ns(void);
+static inline int pb_spin_allowed(void) { return pb_spin_ns() > 0; }
+static inline void pb_cpu_relax(void) {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  __builtin_ia32_pause();
+#elif defined(__GNUC__) && defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+/* How long spinning has lately been worth it for one kind of wait.  A
+ * spin that sees its event grows the budget (up to pb_spin_ns()).  A spin
+ * that times out and is followed by the event soon after it went to sleep
+ * cuts it: the spin was too short, or, more likely, its CPU was the one
+ * the event needed (a loaded or pinned machine); at nothing, only one
+ * wait in 32 tries a full spin again.  A timed-out spin followed by a
+ * long sleep (nothing to do) changes nothing. */
+typedef struct pb_spin {
+  atomic_uint budget_ns; /* UINT32_MAX: not set yet */
+  atomic_uint skips;
+} pb_spin;
+#define PB_SPIN_INIT {UINT32_MAX, 0}
+/* Watch ready(arg, turn) for up to the budget; 1 if it returned 1.  It
+ * may return -1 to stop early when what it sees says the event is not
+ * near (that is no verdict on spinning).  Else *gave_up is when a spin
+ * timed out (0 if none did), for pb_spin_slept once the sleep that
+ * follows is over. */
+int pb_spin_wait(const pebble_backend *bk, pb_spin *spin,
+                 int (*ready)(void *arg, unsigned turn), void *arg,
+                 uint64_t *gave_up);
+void pb_spin_slept(const pebble_backend *bk, pb_spin *spin,
+                   uint64_t gave_up);
 
 /* ---- small helpers ---- */
 #define PB_CONTAINER(ptr, type, member)                                      \

@@ -59,6 +59,7 @@ static void lib_free(pb_lib *L) {
   }
   if (L->lock)
     L->bk->mutex_destroy(L->lock);
+  pb_blocks_destroy(&L->blocks, L->bk);
   free(L);
 }
 
@@ -134,6 +135,8 @@ static int lib_create(pb_lib **out) {
   atomic_init(&L->manager, NULL);
   atomic_init(&L->dispatch, NULL);
   rc = L->bk->mutex_create(&L->lock);
+  if (rc == PEBBLE_OK)
+    rc = pb_blocks_init(&L->blocks, L->bk);
   for (i = 0; rc == PEBBLE_OK && i < PB_STRIPES; i++) {
     rc = L->bk->mutex_create(&L->stripes[i].mutex);
     if (rc == PEBBLE_OK)

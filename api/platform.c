@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __linux__
+#include <sched.h>
+#endif
 
 #include "internal.h"
 
@@ -148,3 +151,97 @@ unsigned pb_online_cpus(void) {
   return n > 0 ? (unsigned)n : 1u;
 }
 #endif
+
+/* Spinning helps only when another CPU can produce what is watched for:
+ * never when this process may run on one CPU only (a machine with one, or
+ * a process pinned to one).  PEBBLE_SPIN=N sets the longest spin in
+ * microseconds (0: never spin), for machines shared by busy programs. */
+static unsigned usable_cpus(void) {
+#if defined(__linux__) && defined(CPU_COUNT)
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0)
+    return (unsigned)CPU_COUNT(&set);
+#endif
+  return pb_online_cpus();
+}
+
+uint64_t pb_spin_ns(void) {
+  static _Atomic uint64_t limit = UINT64_MAX;
+  uint64_t ns = atomic_load_explicit(&limit, memory_order_relaxed);
+  if (ns == UINT64_MAX) {
+    const char *env = pb_secure_getenv("PEBBLE_SPIN");
+    char *end;
+    unsigned long us;
+    ns = PB_SPIN_NS;
+    if (env != NULL && *env) {
+      us = strtoul(env, &end, 10);
+      if (*end == '\0' && us <= 1000000ul)
+        ns = (uint64_t)us * 1000u;
+      else
+        pb_log(PEBBLE_LOG_WARN,
+               "PEBBLE_SPIN='%s' is not a number of microseconds up to "
+               "1000000; using %u",
+               env, (unsigned)(PB_SPIN_NS / 1000u));
+    }
+    if (usable_cpus() < 2)
+      ns = 0;
+    atomic_store_explicit(&limit, ns, memory_order_relaxed);
+  }
+  return ns;
+}
+
+#define SPIN_MIN_NS 2000u /* a budget cut below this is nothing */
+
+int pb_spin_wait(const pebble_backend *bk, pb_spin *spin,
+                 int (*ready)(void *arg, unsigned turn), void *arg,
+                 uint64_t *gave_up) {
+  uint64_t limit = pb_spin_ns(), start, now;
+  unsigned budget, turn = 0, grown;
+  *gave_up = 0;
+  if (limit == 0)
+    return 0;
+  budget = atomic_load_explicit(&spin->budget_ns, memory_order_relaxed);
+  if (budget == UINT32_MAX)
+    budget = (unsigned)limit;
+  if (budget == 0) {
+    if (atomic_fetch_add_explicit(&spin->skips, 1, memory_order_relaxed) %
+            32u != 31u)
+      return 0;
+    /* A full-length probe: the event may come late only because the
+     * other side stopped spinning too (a worker asleep takes a wake-up),
+     * and a short probe would never see that it is worth it again. */
+    budget = (unsigned)limit;
+  }
+  start = bk->now_ns();
+  for (;;) {
+    int r = ready(arg, turn);
+    if (r < 0)
+      return 0;
+    if (r > 0) {
+      grown = budget + budget / 2 + 1000u;
+      atomic_store_explicit(&spin->budget_ns,
+                            grown < limit ? grown : (unsigned)limit,
+                            memory_order_relaxed);
+      return 1;
+    }
+    pb_cpu_relax();
+    if ((++turn & 31u) == 0 && (now = bk->now_ns()) - start >= budget)
+      break;
+  }
+  *gave_up = now;
+  return 0;
+}
+
+void pb_spin_slept(const pebble_backend *bk, pb_spin *spin,
+                   uint64_t gave_up) {
+  uint64_t limit = pb_spin_ns();
+  unsigned budget;
+  if (gave_up == 0 || bk->now_ns() - gave_up > 2 * limit)
+    return;
+  budget = atomic_load_explicit(&spin->budget_ns, memory_order_relaxed);
+  if (budget == UINT32_MAX)
+    budget = (unsigned)limit;
+  atomic_store_explicit(&spin->budget_ns,
+                        budget / 4 < SPIN_MIN_NS ? 0 : budget / 4,
+                        memory_order_relaxed);
+}

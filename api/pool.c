@@ -170,6 +170,9 @@ int pebble_pool_create(pebble_pool **pool, pebble_kind kind,
   atomic_init(&P->timed_out, 0);
   atomic_init(&P->cancelled, 0);
   atomic_init(&P->restarts, 0);
+  atomic_init(&P->has_work, 0);
+  atomic_init(&P->spin.budget_ns, UINT32_MAX);
+  atomic_init(&P->spin.skips, 0);
   P->state = PB_POOL_OPEN;
   P->farewell.run = detach;
   P->watch.deadline = PEBBLE_BK_FOREVER;
@@ -213,13 +216,18 @@ int pebble_pool_create(pebble_pool **pool, pebble_kind kind,
 void pb_ptask_free(pb_ptask *t) {
   pebble_future *f = t->future;
   /* A cancel reads the runner under the stripe lock: once it is cleared
-   * there, nobody can reach t any more. */
-  pb_stripe_lock(f);
-  if (f->runner == &t->runner)
-    f->runner = NULL;
-  pb_stripe_unlock(f);
-  pb_future_put(f);
-  free(t);
+   * there, nobody can reach t any more.  Cleared already means the task's
+   * own side resolved the future, and a cancel will not look. */
+  if (atomic_load(&f->runner) == &t->runner) {
+    pb_stripe_lock(f);
+    if (atomic_load(&f->runner) == &t->runner)
+      atomic_store(&f->runner, NULL);
+    pb_stripe_unlock(f);
+  }
+  if (t->arg != (unsigned char *)(t + 1))
+    free(t->arg);
+  t->arg = NULL;
+  pb_future_put(f); /* the task's reference: may free the block */
 }
 
 void pb_pool_count_outcome(pebble_pool *P, int status) {
@@ -265,8 +273,10 @@ pb_ptask *pb_pool_pop(pebble_pool *P) {
   pb_ptask *t;
   while ((t = P->head) != NULL) {
     P->head = t->next;
-    if (P->head == NULL)
+    if (P->head == NULL) {
       P->tail = NULL;
+      atomic_store_explicit(&P->has_work, 0, memory_order_relaxed);
+    }
     P->queued--;
     P->lib->bk->cond_signal(P->space);
     if (pb_future_start(t->future))
@@ -302,6 +312,7 @@ static void fail_queue(pebble_pool *P, pb_ptask *list, int state, int status,
 static pb_ptask *take_queue(pebble_pool *P) {
   pb_ptask *list = P->head;
   P->head = P->tail = NULL;
+  atomic_store_explicit(&P->has_work, 0, memory_order_relaxed);
   P->queued = 0;
   P->lib->bk->cond_broadcast(P->space);
   return list;
@@ -335,8 +346,9 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
   const pebble_backend *bk = P->lib->bk;
   pb_ptask *t;
   pebble_future *f;
+  void *block;
   uint64_t deadline;
-  int rc = PEBBLE_OK, wake;
+  int rc = PEBBLE_OK, wake, signal, inline_arg;
 
   if (arg_size > P->o.max_message_size || arg_size > o->max_message_size) {
     pb_binding_unref(binding);
@@ -354,16 +366,18 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
                       "workers find tasks by name (pebble_register)");
     }
   }
-  t = malloc(sizeof *t + (arg_size ? arg_size : 1));
-  if (t == NULL) {
-    pb_binding_unref(binding);
-    return pb_error(PEBBLE_ENOMEM, "out of memory scheduling a task");
-  }
-  memset(t, 0, sizeof *t);
-  if ((rc = pb_future_new(P->lib, o->name, seq, binding, &f)) != PEBBLE_OK) {
-    free(t);
+  inline_arg = arg_size <= PB_PTASK_INLINE_ARG;
+  if ((rc = pb_future_new_extra(P->lib, o->name, seq, binding,
+                                sizeof *t + (inline_arg ? arg_size : 0),
+                                &f, &block)) != PEBBLE_OK) {
     pb_binding_unref(binding);
     return rc;
+  }
+  t = block;
+  t->arg = inline_arg ? (unsigned char *)(t + 1) : malloc(arg_size);
+  if (t->arg == NULL) {
+    pb_future_put(f);
+    return pb_error(PEBBLE_ENOMEM, "out of memory scheduling a task");
   }
   t->runner.cancel_locked = queued_cancel_locked;
   f->owner = P;
@@ -377,6 +391,7 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
     memcpy(t->arg, arg, arg_size);
   f->runner = &t->runner;
 
+  pebble_future_ref(f); /* the caller's, taken before the lock */
   deadline = pb_deadline_after(bk, o->queue_wait);
   bk->mutex_lock(P->lock);
   for (;;) {
@@ -402,6 +417,7 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
   if (rc != PEBBLE_OK) {
     bk->mutex_unlock(P->lock);
     f->runner = NULL;
+    pebble_future_release(f);
     pb_ptask_free(t);
     return rc;
   }
@@ -411,13 +427,20 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
     P->head = t;
   P->tail = t;
   P->queued++;
-  pebble_future_ref(f); /* the caller's */
+  atomic_store_explicit(&P->has_work, 1, memory_order_relaxed);
   wake = 1;
+  signal = 0;
   if (P->kind == PEBBLE_THREAD) {
     wake = 0;
-    if (P->idle_count > 0)
-      bk->cond_signal(P->work);
-    else if (P->active < P->o.workers && pb_threads_spawn(P) != PEBBLE_OK &&
+    /* A spinning worker takes the first task that comes without being
+     * woken; then one signal per sleeper: a worker already signalled and
+     * not yet running needs no second futex call. */
+    if (P->spinning == 1) {
+      P->spinning = 2;
+    } else if (P->idle_count > P->wakes) {
+      P->wakes++;
+      signal = 1; /* after the unlock: the worker then finds it free */
+    } else if (P->active < P->o.workers && pb_threads_spawn(P) != PEBBLE_OK &&
              P->active == 0) {
       /* No thread at all and none can be made: fail what waits. */
       pb_ptask *list = take_queue(P);
@@ -429,6 +452,8 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
     }
   }
   bk->mutex_unlock(P->lock);
+  if (signal)
+    bk->cond_signal(P->work);
   if (wake)
     pb_manager_post(P->manager, &P->kick);
   *future = f;
@@ -604,6 +629,8 @@ int pebble_pool_destroy(pebble_pool *P) {
     bk->cond_wait(P->idle, P->lock, PEBBLE_BK_FOREVER);
   bk->mutex_unlock(P->lock);
   pb_manager_adopt(P->manager, -1);
+  /* The pool's burst of tasks is over: give back its spare blocks. */
+  pb_blocks_trim(&P->lib->blocks, bk);
   pb_lib_drop(P->lib);
   pool_free(P);
   return PEBBLE_OK;

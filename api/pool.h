@@ -14,7 +14,10 @@ typedef struct pb_pworker pb_pworker;
 
 enum pb_pool_state { PB_POOL_OPEN, PB_POOL_CLOSED, PB_POOL_STOPPED, PB_POOL_BROKEN };
 
-/* A scheduled task, from schedule until its worker is done with it. */
+/* A scheduled task, from schedule until its worker is done with it.  It
+ * lives in its future's block (one allocation per task); a small argument
+ * follows it there, a large one has its own allocation, freed with the
+ * task so that a future kept by the application does not keep it. */
 struct pb_ptask {
   pb_runner runner;
   pebble_pool *pool;
@@ -23,12 +26,14 @@ struct pb_ptask {
   pebble_time_t timeout;
   pb_ptask *next;        /* the queue */
   atomic_int stop_reason; /* thread pools: cooperative stop */
+  int killed;            /* stripe lock */
   pebble_bk_proc *proc;  /* process pools: set/cleared under the stripe
                             lock while a worker runs it */
-  int killed;            /* stripe lock */
   size_t arg_size;
-  unsigned char arg[];   /* the copy */
+  unsigned char *arg;    /* the copy: after the task, or malloc'd */
 };
+/* Arguments up to this size travel in the future's block. */
+#define PB_PTASK_INLINE_ARG 256
 
 enum pb_worker_state {
   PB_W_STARTING, /* process: forked, initializer may still run */
@@ -77,7 +82,13 @@ struct pebble_pool {
   pb_pworker *workers;
   unsigned alive;     /* threads not joined / processes not reaped */
   unsigned active;    /* workers that take tasks (not abandoned, quitting) */
-  unsigned idle_count;
+  unsigned idle_count; /* thread workers asleep on `work` */
+  unsigned wakes;      /* signals sent to them and not yet taken */
+  int spinning;        /* a thread worker watches `has_work` (pool lock):
+                          1, or 2 once a new task counts on it */
+  pb_spin spin;        /* how long that has lately been worth it */
+  atomic_int has_work; /* the queue is not empty: written under the pool
+                          lock, read by a spinning worker without it */
   unsigned abandoned;
   unsigned running;
   atomic_uint_fast64_t done, failed, timed_out, cancelled, restarts;

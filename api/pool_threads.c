@@ -99,11 +99,19 @@ static void run_task(pebble_pool *P, pb_ptask *t) {
     pb_outcome_discard(&o); /* late: timed out or cancelled meanwhile */
 }
 
+static int has_work(void *pool, unsigned turn) {
+  (void)turn;
+  return atomic_load_explicit(&((pebble_pool *)pool)->has_work,
+                              memory_order_relaxed);
+}
+
 static void worker_main(void *arg) {
   pb_pworker *w = arg;
   pebble_pool *P = w->pool;
   const pebble_backend *bk = P->lib->bk;
-  int counted = 1, kick;
+  int counted = 1, kick, spun = 0;
+  uint64_t gave_up = 0; /* when this worker's last spin timed out */
+  pb_ptask *finished = NULL; /* freed once the pool lock is released */
 
   pb_role.pool = P;
   if (P->o.initializer != NULL) {
@@ -127,11 +135,36 @@ static void worker_main(void *arg) {
     if (t == NULL) {
       if (P->state != PB_POOL_OPEN)
         break;
+      if (finished != NULL) {
+        bk->mutex_unlock(P->lock);
+        pb_ptask_free(finished);
+        finished = NULL;
+        bk->mutex_lock(P->lock);
+        continue;
+      }
+      if (!spun && !P->spinning && pb_spin_allowed()) {
+        /* One worker at a time watches for the next task before
+         * sleeping: a task scheduled meanwhile needs no wake-up. */
+        P->spinning = 1;
+        bk->mutex_unlock(P->lock);
+        pb_spin_wait(bk, &P->spin, has_work, P, &gave_up);
+        bk->mutex_lock(P->lock);
+        P->spinning = 0;
+        spun = 1;
+        continue;
+      }
       P->idle_count++;
       bk->cond_wait(P->work, P->lock, PEBBLE_BK_FOREVER);
       P->idle_count--;
+      if (P->wakes > 0)
+        P->wakes--;
       continue;
     }
+    if (gave_up != 0) {
+      pb_spin_slept(bk, &P->spin, gave_up);
+      gave_up = 0;
+    }
+    spun = 0;
     w->task = t;
     w->state = PB_W_BUSY;
     P->running++;
@@ -141,6 +174,10 @@ static void worker_main(void *arg) {
       kick = w->deadline < P->watch.deadline; /* the manager must know */
     }
     bk->mutex_unlock(P->lock);
+    if (finished != NULL) {
+      pb_ptask_free(finished);
+      finished = NULL;
+    }
     if (kick)
       pb_manager_post(P->manager, &P->kick);
     run_task(P, t);
@@ -150,7 +187,7 @@ static void worker_main(void *arg) {
     w->deadline = PEBBLE_BK_FOREVER;
     P->running--;
     w->tasks_run++;
-    pb_ptask_free(t);
+    finished = t;
     if (w->abandoned) {
       /* Back from an abandoned task: work again only if needed. */
       w->abandoned = 0;
@@ -169,6 +206,11 @@ static void worker_main(void *arg) {
         pb_threads_spawn(P);
       break;
     }
+  }
+  if (finished != NULL) {
+    bk->mutex_unlock(P->lock);
+    pb_ptask_free(finished);
+    bk->mutex_lock(P->lock);
   }
   /* Ask to be joined while the pool surely exists: once alive drops and
    * the lock is released, destroy may free it. */

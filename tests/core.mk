@@ -4,9 +4,10 @@
 # at the end of this file, once per backend and start method; the others
 # once, as they are about choosing backends, not about one backend.
 core_tests = tests/core_process tests/core_thread tests/core_future \
-	tests/core_backend tests/core_api
+	tests/core_backend tests/core_api tests/core_reuse
 check_PROGRAMS += $(core_tests) tests/core_header_cxx tests/core_header_c99
-TESTS += tests/core_backend tests/core_api tests/core_header_cxx \
+TESTS += tests/core_backend tests/core_api tests/core_reuse \
+	tests/core_header_cxx \
 	tests/core_header_c99
 core_test_ldadd = libpebble.la $(CUNIT_LIBS) $(PTHREAD_LIBS)
 tests_core_process_SOURCES = tests/core_process.c tests/core_util.h
@@ -21,6 +22,9 @@ tests_core_future_LDADD = $(core_test_ldadd)
 tests_core_backend_SOURCES = tests/core_backend.c tests/core_util.h
 tests_core_backend_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS)
 tests_core_backend_LDADD = $(core_test_ldadd)
+tests_core_reuse_SOURCES = tests/core_reuse.c tests/core_util.h
+tests_core_reuse_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS)
+tests_core_reuse_LDADD = $(core_test_ldadd)
 tests_core_api_SOURCES = tests/core_api.c tests/core_util.h
 tests_core_api_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS)
 tests_core_api_LDADD = $(core_test_ldadd)

@@ -1,0 +1,282 @@
+/* core_reuse.c -- what the speed work must not break: reused task blocks
+ * carry nothing over, arguments on both sides of the in-block limit travel
+ * intact, a destroyed pool gives its spare memory back, and the spinning
+ * setting is read and checked. */
+#include "core_util.h"
+
+#include <sched.h>
+#include <stdatomic.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+/* Valgrind runs everything tens of times slower and has its own malloc:
+ * the tests about CPU time and heap figures have nothing to say there. */
+static int under_valgrind(void) {
+  const char *pre = getenv("LD_PRELOAD");
+  return pre != NULL && strstr(pre, "vgpreload") != NULL;
+}
+
+static int echo(pebble_ctx *ctx, const void *arg, size_t size) {
+  return pebble_result_set(ctx, arg, size);
+}
+static int noop(pebble_ctx *ctx, const void *arg, size_t size) {
+  (void)ctx, (void)arg, (void)size;
+  return 0;
+}
+static int sleeper(pebble_ctx *ctx, const void *arg, size_t size) {
+  (void)arg, (void)size;
+  while (pebble_should_stop(ctx) == PEBBLE_OK)
+    usleep(1000);
+  return 0;
+}
+
+static pebble_pool *make(pebble_kind kind, unsigned workers) {
+  pebble_pool_options o;
+  pebble_pool *p = NULL;
+  pebble_pool_options_init(&o);
+  o.workers = workers;
+  CU_ASSERT_FATAL(pebble_pool_create(&p, kind, &o) == PEBBLE_OK);
+  return p;
+}
+
+/* Sizes around the in-block limit (256 bytes) and well past it. */
+static void test_argument_sizes(void) {
+  static const size_t sizes[] = {0, 1, 8, 255, 256, 257, 4096, 1 << 20};
+  pebble_kind kinds[] = {PEBBLE_THREAD, PEBBLE_PROCESS};
+  unsigned char *buf = malloc((size_t)1 << 20);
+  size_t i, k, j;
+  CU_ASSERT_FATAL(buf != NULL);
+  for (j = 0; j < (size_t)1 << 20; j++)
+    buf[j] = (unsigned char)(j * 7 + 3);
+  for (k = 0; k < 2; k++) {
+    pebble_pool *p = make(kinds[k], 2);
+    pebble_future *f[sizeof sizes / sizeof sizes[0]];
+    for (i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+      CU_ASSERT_EQUAL(pebble_pool_schedule(p, echo, sizes[i] ? buf : NULL,
+                                           sizes[i], NULL, &f[i]),
+                      PEBBLE_OK);
+    for (i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+      const void *data = NULL;
+      size_t size = 99;
+      CU_ASSERT_EQUAL(pebble_future_get(f[i], PEBBLE_SEC(60), &data, &size),
+                      PEBBLE_OK);
+      CU_ASSERT_EQUAL(size, sizes[i]);
+      CU_ASSERT(size != sizes[i] || memcmp(data, buf, size) == 0);
+      pebble_future_release(f[i]);
+    }
+    pebble_pool_destroy(p);
+  }
+  free(buf);
+}
+
+static atomic_int callbacks_run;
+static void count_callback(pebble_future *f, void *user_data) {
+  (void)f, (void)user_data;
+  atomic_fetch_add(&callbacks_run, 1);
+}
+
+/* A first burst leaves names, callbacks, results and cancellations in its
+ * blocks; a second burst reusing them must see none of it. */
+static void test_reused_blocks_start_clean(void) {
+  enum { N = 2000 };
+  pebble_pool *p = make(PEBBLE_THREAD, 2);
+  pebble_future **f = calloc(N, sizeof *f), *hold;
+  pebble_task_options o;
+  size_t i;
+  int64_t v;
+  CU_ASSERT_FATAL(f != NULL);
+  /* One long task keeps a worker busy so that some of the first burst is
+   * still queued when it is cancelled. */
+  CU_ASSERT_EQUAL(pebble_pool_schedule(p, sleeper, NULL, 0, NULL, &hold),
+                  PEBBLE_OK);
+  pebble_task_options_init(&o);
+  o.name = "first-burst";
+  o.callback = count_callback;
+  for (i = 0; i < N; i++) {
+    v = (int64_t)i;
+    CU_ASSERT_EQUAL(pebble_pool_schedule(p, echo, &v, sizeof v, &o, &f[i]),
+                    PEBBLE_OK);
+  }
+  for (i = 0; i < N; i += 2)
+    pebble_future_cancel(f[i]);
+  pebble_future_cancel(hold);
+  CU_ASSERT_EQUAL(pebble_wait_all(f, N, PEBBLE_SEC(60)), PEBBLE_OK);
+  for (i = 0; i < N; i++)
+    pebble_future_release(f[i]);
+  pebble_future_release(hold);
+  /* Callbacks of the first burst may still be running on the callback
+   * thread: wait until all N have (each future has exactly one). */
+  for (i = 0; i < 6000 && atomic_load(&callbacks_run) < N; i++)
+    usleep(10000);
+  CU_ASSERT_EQUAL(atomic_load(&callbacks_run), N);
+
+  for (i = 0; i < N; i++) {
+    v = (int64_t)i * 3;
+    CU_ASSERT_EQUAL(pebble_pool_schedule(p, echo, &v, sizeof v, NULL, &f[i]),
+                    PEBBLE_OK);
+  }
+  for (i = 0; i < N; i++) {
+    int64_t out = -1;
+    CU_ASSERT_EQUAL(pebble_future_get_int(f[i], PEBBLE_SEC(60), &out),
+                    PEBBLE_OK);
+    CU_ASSERT_EQUAL(out, (int64_t)i * 3);
+    CU_ASSERT_PTR_NULL(pebble_future_name(f[i]));
+    CU_ASSERT_EQUAL(pebble_future_state(f[i]), PEBBLE_DONE);
+    CU_ASSERT_STRING_EQUAL(pebble_future_message(f[i]), "");
+    pebble_future_release(f[i]);
+  }
+  CU_ASSERT_EQUAL(atomic_load(&callbacks_run), N); /* none added */
+  pebble_pool_destroy(p);
+  free(f);
+}
+
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+static size_t heap_in_use(void) {
+  struct mallinfo2 mi = mallinfo2();
+  return mi.uordblks + mi.hblkhd;
+}
+
+/* Spare blocks are kept while a pool lives, and destroying it gives them
+ * back. */
+static void test_destroy_gives_memory_back(void) {
+  enum { N = 20000 };
+  pebble_future **f = calloc(N, sizeof *f);
+  pebble_pool *p;
+  size_t before, kept, after, i;
+  CU_ASSERT_FATAL(f != NULL);
+  {
+    /* A sanitizer's allocator does not report to mallinfo2. */
+    size_t probe_before = heap_in_use();
+    char *volatile probe = malloc(1 << 20); /* volatile: kept as written */
+    int reported = probe != NULL &&
+                   heap_in_use() >= probe_before + (1 << 20);
+    free(probe);
+    if (!reported || under_valgrind()) {
+      free(f);
+      skip_test(__func__, "this malloc does not report to mallinfo2, or "
+                          "runs under valgrind");
+      return;
+    }
+  }
+  p = make(PEBBLE_THREAD, 2); /* the library's own state exists now */
+  pebble_pool_destroy(p);
+  before = heap_in_use();
+  p = make(PEBBLE_THREAD, 2);
+  for (i = 0; i < N; i++)
+    CU_ASSERT_EQUAL(pebble_pool_schedule(p, noop, NULL, 0, NULL, &f[i]),
+                    PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_wait_all(f, N, PEBBLE_SEC(60)), PEBBLE_OK);
+  for (i = 0; i < N; i++)
+    pebble_future_release(f[i]);
+  kept = heap_in_use();
+  pebble_pool_destroy(p);
+  after = heap_in_use();
+  /* Most of the N blocks were kept for reuse... */
+  CU_ASSERT(kept > before + (size_t)N * 128);
+  /* ...and all of them went back with the pool (threads' stacks are not
+   * on the heap; allow a little for the allocator's own bookkeeping). */
+  CU_ASSERT(after < before + 64 * 1024);
+  if (after >= before + 64 * 1024)
+    printf("(heap in use: %zu before, %zu with spares, %zu after) ", before,
+           kept, after);
+  free(f);
+}
+#else
+static void test_destroy_gives_memory_back(void) {
+  skip_test(__func__, "needs glibc's mallinfo2 to read the heap in use");
+}
+#endif
+
+/* PEBBLE_SPIN is read once per process image (a forked child inherits
+ * what its parent read): this test runs first, each setting in a child. */
+static char logged[512];
+static void keep_log(int level, const char *message, void *user) {
+  (void)user;
+  if (level == PEBBLE_LOG_WARN)
+    snprintf(logged, sizeof logged, "%s", message);
+}
+static int nap(pebble_ctx *ctx, const void *arg, size_t size) {
+  (void)ctx, (void)arg, (void)size;
+  usleep(3000);
+  return 0;
+}
+static double thread_cpu_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+/* CPU time this thread spends waiting for 50 tasks of 3 ms each. */
+static double waiting_cpu_ms(void) {
+  pebble_pool *p;
+  pebble_future *f;
+  double cpu = 0, t0;
+  int i;
+  if (pebble_pool_create(&p, PEBBLE_THREAD, NULL) != PEBBLE_OK)
+    _exit(10);
+  for (i = 0; i < 50; i++) {
+    if (pebble_pool_schedule(p, nap, NULL, 0, NULL, &f) != PEBBLE_OK)
+      _exit(11);
+    t0 = thread_cpu_ms();
+    if (pebble_future_wait(f, PEBBLE_SEC(60)) != PEBBLE_OK ||
+        pebble_future_status(f) != PEBBLE_OK)
+      _exit(12);
+    cpu += thread_cpu_ms() - t0;
+    pebble_future_release(f);
+  }
+  pebble_pool_destroy(p);
+  return cpu;
+}
+static void spin_off(void) {
+  double cpu;
+  setenv("PEBBLE_SPIN", "0", 1);
+  cpu = waiting_cpu_ms();
+  if (cpu >= 10) { /* sleeping waits cost microseconds each */
+    printf("(%.1f ms of CPU waiting with spinning off) ", cpu);
+    _exit(13);
+  }
+}
+static void spin_long(void) {
+  cpu_set_t set;
+  double cpu;
+  setenv("PEBBLE_SPIN", "1000", 1);
+  cpu = waiting_cpu_ms();
+  /* Each wait watches 1 ms of a 3 ms task before sleeping: about 50 ms
+   * of CPU, less when the machine is busy; none at all would mean the
+   * setting was ignored.  A process allowed one CPU never spins. */
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) < 2)
+    return;
+  if (cpu < 5) {
+    printf("(%.1f ms of CPU waiting with 1 ms spins) ", cpu);
+    _exit(14);
+  }
+}
+static void spin_bad(void) {
+  setenv("PEBBLE_SPIN", "fast", 1);
+  pebble_set_log_handler(keep_log, NULL, PEBBLE_LOG_WARN);
+  if (waiting_cpu_ms() < 0)
+    _exit(15);
+  if (strstr(logged, "PEBBLE_SPIN='fast'") == NULL)
+    _exit(16);
+}
+static void test_spin_setting(void) {
+  CU_ASSERT(in_child(spin_bad));
+  if (under_valgrind()) {
+    skip_test(__func__, "CPU times mean nothing under valgrind");
+    return;
+  }
+  CU_ASSERT(in_child(spin_off));
+  CU_ASSERT(in_child(spin_long));
+}
+
+int main(void) {
+  CU_TestInfo tests[] = {
+      {"PEBBLE_SPIN: off, long, invalid", test_spin_setting},
+      {"arguments around the in-block limit, both kinds",
+       test_argument_sizes},
+      {"reused blocks start clean", test_reused_blocks_start_clean},
+      {"a destroyed pool gives its spare memory back",
+       test_destroy_gives_memory_back},
+      CU_TEST_INFO_NULL};
+  return run_suite("reuse", tests);
+}
