@@ -270,9 +270,14 @@ typedef enum pebble_start_method {
   PEBBLE_START_DEFAULT = 0, /* fork where the backend can, else spawn */
   PEBBLE_START_FORK = 1,    /* a copy of the application (fast; see
                                docs/process-tasks.md for fork safety) */
-  PEBBLE_START_SPAWN = 2    /* a fresh run of a program that calls
+  PEBBLE_START_SPAWN = 2,   /* a fresh run of a program that calls
                                pebble_worker_main(); tasks are found by
                                their registered names */
+  PEBBLE_START_FORKSERVER = 3 /* forked by a single-threaded server
+                               process forked once (POSIX): fork's speed
+                               without forking the application's threads;
+                               the program as it was when the server
+                               started; tasks found by registered name */
 } pebble_start_method;
 
 /* How a task runs.  Changing one for the other is the one-word switch. */

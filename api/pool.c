@@ -65,7 +65,7 @@ static int read_pool_options(const pebble_pool_options *in,
     return pb_error(PEBBLE_EINVAL,
                     "pebble_pool_create: max_message_size is 0");
   if (out->start_method < PEBBLE_START_DEFAULT ||
-      out->start_method > PEBBLE_START_SPAWN)
+      out->start_method > PEBBLE_START_FORKSERVER)
     return pb_error(PEBBLE_EINVAL,
                     "pebble_pool_create: start_method %d is unknown",
                     out->start_method);
@@ -140,11 +140,8 @@ int pebble_pool_create(pebble_pool **pool, pebble_kind kind,
   if (kind == PEBBLE_PROCESS && pb_pool_uses_spawn(P)) {
     char name[PB_NAME_BYTES_MAX];
     const char *why = NULL;
-    if (!(bk->caps & PEBBLE_CAP_SPAWN) ||
-        bk->struct_size < offsetof(pebble_backend, chan_adopt) +
-                              sizeof bk->chan_adopt ||
-        bk->proc_spawn == NULL)
-      why = "the backend cannot spawn workers";
+    if (!pb_backend_can(bk, pb_lib_method(P->lib, P->o.start_method)))
+      why = "the backend cannot start workers that way (start_method)";
     else if (P->o.initializer != NULL &&
              pb_registry_name_of(P->o.initializer, name, sizeof name) != 0)
       why = "the initializer is not registered (spawned workers find it "

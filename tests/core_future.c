@@ -2,6 +2,8 @@
  * the named registry. */
 #include "core_util.h"
 
+#include <poll.h>
+
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -185,6 +187,11 @@ static void test_release_does_not_cancel(void) {
                              sizeof p[1], NULL, &f),
                   0);
   pebble_future_release(f);
+  {
+    /* Bounded: a worker that never writes must fail the test, not hang. */
+    struct pollfd pfd = {p[0], POLLIN, 0};
+    CU_ASSERT_EQUAL_FATAL(poll(&pfd, 1, 30000), 1);
+  }
   CU_ASSERT_EQUAL(read(p[0], &c, 1), 1);
   CU_ASSERT_EQUAL(c, 'm');
   close(p[0]);

@@ -98,10 +98,28 @@ void pba_fd_untrack(apr_file_t *f) {
   pthread_mutex_unlock(&fd_lock);
 }
 
+/* The registry as it is now, in a buffer of the caller's (malloc'd, or
+ * NULL when out of memory).  The lock is not held across the fork: fork
+ * handlers take the core's locks, which other threads hold while they
+ * create pipes here, and that order must not be reversed.  A pipe made
+ * between the copy and the fork stays open in that one child, which
+ * costs only end-of-file detection on that pipe while the child lives. */
+static int *fd_snapshot(size_t *n) {
+  int *copy;
+  pthread_mutex_lock(&fd_lock);
+  copy = malloc((n_fds ? n_fds : 1) * sizeof *copy);
+  *n = copy != NULL ? n_fds : 0;
+  if (copy != NULL)
+    memcpy(copy, fds, n_fds * sizeof *copy);
+  pthread_mutex_unlock(&fd_lock);
+  return copy;
+}
+
 /* In the new child, async-signal-safe only: default signal handling, no
  * blocked signals, stdin from /dev/null, no library descriptor but the
  * channel's. */
-static void child_prepare(pebble_bk_proc *proc) {
+static void child_prepare(pebble_bk_proc *proc, const int *lib_fds,
+                          size_t n_lib_fds) {
   apr_os_file_t keep_rd = -1, keep_wr = -1, keep_life = -1;
   struct sigaction dfl;
   sigset_t none;
@@ -118,9 +136,10 @@ static void child_prepare(pebble_bk_proc *proc) {
   apr_os_file_get(&keep_wr, proc->child.wr);
   if (pba_lifeline_end() != NULL)
     apr_os_file_get(&keep_life, pba_lifeline_end());
-  for (i = 0; i < n_fds; i++)
-    if (fds[i] != keep_rd && fds[i] != keep_wr && fds[i] != keep_life)
-      close(fds[i]);
+  for (i = 0; i < n_lib_fds; i++)
+    if (lib_fds[i] != keep_rd && lib_fds[i] != keep_wr &&
+        lib_fds[i] != keep_life)
+      close(lib_fds[i]);
   null_fd = open("/dev/null", O_RDONLY);
   if (null_fd >= 0 && null_fd != 0) {
     dup2(null_fd, 0);
@@ -236,7 +255,8 @@ int pba_proc_start(pebble_bk_proc **out, pebble_child_main_fn child_main,
 #if APR_HAS_FORK
   pebble_bk_proc *proc;
   apr_status_t st;
-  int rc, ignored;
+  int rc, ignored, *snapshot;
+  size_t n_snapshot;
   if (sys_errno == NULL)
     sys_errno = &ignored;
   *sys_errno = 0;
@@ -244,17 +264,15 @@ int pba_proc_start(pebble_bk_proc **out, pebble_child_main_fn child_main,
     return PEBBLE_EINVAL;
   if ((rc = pba_proc_new(&proc, sys_errno)) != PEBBLE_OK)
     return rc;
-  /* The registry stays locked across the fork, so the child sees it
-   * whole. */
-  pthread_mutex_lock(&fd_lock);
+  snapshot = fd_snapshot(&n_snapshot);
   st = apr_proc_fork(&proc->proc, proc->pool);
   if (st == APR_INCHILD) {
-    child_prepare(proc);
+    child_prepare(proc, snapshot, n_snapshot);
     if (pba_lifeline_watch_forked() != PEBBLE_OK)
       _exit(127); /* a worker that would outlive us must not run */
     _exit(child_main(arg, &proc->child));
   }
-  pthread_mutex_unlock(&fd_lock);
+  free(snapshot);
   if (st != APR_INPARENT) {
     *sys_errno = pba_sys_errno(st);
     close_all(proc);
