@@ -50,7 +50,8 @@ int pb_worker_serve(const pebble_backend *bk, pebble_bk_chan *chan,
     uint64_t head[PB_TASK_WORDS];
     pebble_task_fn fn = NULL;
     pebble_ctx ctx;
-    size_t skip;
+    size_t skip, arg_size;
+    unsigned char *arg;
     int ret;
 
     if (bk->chan_read_all(chan, &h, sizeof h) != PEBBLE_OK)
@@ -95,12 +96,14 @@ int pb_worker_serve(const pebble_backend *bk, pebble_bk_chan *chan,
     }
     /* A name before the argument leaves it unaligned; tasks may read it
      * as any type, as they can a malloc'd block. */
+    arg = buf + skip;
+    arg_size = (size_t)h.size - skip;
     if (skip % 16 != 0) {
-      memmove(buf, buf + skip, (size_t)h.size - skip);
-      skip = 0;
+      memmove(buf, arg, arg_size);
+      arg = buf;
     }
     pb_ctx_init(&ctx, NULL, cfg->max_message, head[1], head[2]);
-    ret = fn(&ctx, buf + skip, (size_t)h.size - skip);
+    ret = fn(&ctx, arg, arg_size);
     free(buf);
     if (pb_send_outcome(bk, chan, &ctx, ret) != PEBBLE_OK)
       return 0;

@@ -11,6 +11,12 @@ static int square(pebble_ctx *ctx, const void *arg, size_t size) {
   pebble_arg_int(arg, size, &v);
   return pebble_result_int(ctx, v * v);
 }
+/* Arguments arrive aligned as malloc'd memory, whatever the task's name
+ * length (the name travels before the argument). */
+static int arg_misalignment(pebble_ctx *ctx, const void *arg, size_t size) {
+  (void)size;
+  return pebble_result_int(ctx, (int64_t)((uintptr_t)arg % 16));
+}
 static int crash(pebble_ctx *ctx, const void *arg, size_t size) {
   (void)ctx, (void)arg, (void)size;
   raise(SIGSEGV);
@@ -80,6 +86,8 @@ static void test_results(void) {
     CU_ASSERT_EQUAL(get_int(p, square, i, PEBBLE_DEFAULT, &rc), i * i);
     CU_ASSERT_EQUAL(rc, PEBBLE_OK);
   }
+  CU_ASSERT_EQUAL(get_int(p, arg_misalignment, 7, PEBBLE_DEFAULT, &rc), 0);
+  CU_ASSERT_EQUAL(rc, PEBBLE_OK);
   CU_ASSERT_EQUAL(get_int(p, env_clean, 0, PEBBLE_DEFAULT, &rc), 1);
   CU_ASSERT(get_int(p, my_pid, 0, PEBBLE_DEFAULT, &rc) != getpid());
   pebble_pool_destroy(p);
@@ -205,6 +213,7 @@ int main(void) {
       {"one-shot spawned tasks", test_one_shot},
       CU_TEST_INFO_NULL};
   pebble_register("spawn.square", square);
+  pebble_register("spawn.arg_misalignment", arg_misalignment);
   pebble_register("spawn.crash", crash);
   pebble_register("spawn.sleeps", sleeps);
   pebble_register("spawn.env_clean", env_clean);
