@@ -126,6 +126,18 @@ static inline int skip_test(const char *test, const char *why) {
   tests_skipped++;
   return 1;
 }
+/* Forkserver workers are forked from a server started before the test
+ * opened its pipes or redirected its output: they have neither. */
+static inline int forkserver_mode(void) {
+  const char *m = getenv("PEBBLE_START_METHOD");
+  return m != NULL && strcmp(m, "forkserver") == 0;
+}
+#define SKIP_IF_FORKSERVER(why)                                              \
+  do {                                                                       \
+    if (forkserver_mode() && skip_test(__func__, why))                       \
+      return;                                                                \
+  } while (0)
+
 #define SKIP_IF_SPAWN(why)                                                   \
   do {                                                                       \
     if (spawn_mode() && skip_test(__func__, why))                            \
