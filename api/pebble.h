@@ -182,6 +182,8 @@ PEBBLE_API int pebble_backend_select(const char *name);
  * (a key the backend does not know, or a backend without settings),
  * PEBBLE_EINVAL (NULL name or key, or a value the backend refuses),
  * PEBBLE_EBUSY (that backend is running: shut the library down first).
+ * Safe from any thread (serialised with initialisation); not from a task
+ * or a callback of that backend, which is running by definition.
  */
 PEBBLE_API int pebble_backend_configure(const char *backend, const char *key,
                                         void *value);

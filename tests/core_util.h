@@ -82,7 +82,14 @@ static inline int in_child(void (*body)(void)) {
   }
   if (pid < 0 || waitpid(pid, &st, 0) != pid)
     return 0;
-  return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+  if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+    return 1;
+  /* Which check failed: the bodies exit with a number per check. */
+  if (WIFEXITED(st))
+    printf("(the child exited with %d) ", WEXITSTATUS(st));
+  else if (WIFSIGNALED(st))
+    printf("(the child was killed by signal %d) ", WTERMSIG(st));
+  return 0;
 }
 
 /* ---- the conformance matrix ----

@@ -128,10 +128,13 @@ int pba_proc_spawn(pebble_bk_proc **out, const char *program,
   *out = NULL;
   if ((scratch = pba_pool_new()) == NULL)
     return PEBBLE_ENOMEM;
+  errno = 0;
   path = program != NULL ? program : self_path(scratch);
   if (path == NULL) {
+    /* Unreadable, for one, in a process that changed its user. */
+    *sys_errno = errno;
     apr_pool_destroy(scratch);
-    return PEBBLE_ENOTSUP;
+    return errno != 0 ? PEBBLE_ESYSTEM : PEBBLE_ENOTSUP;
   }
   if ((rc = pba_proc_new(&proc, sys_errno)) != PEBBLE_OK) {
     apr_pool_destroy(scratch);

@@ -41,6 +41,9 @@ struct pebble_bk_thread {
  * only for a thread that ends with it still set. */
 static apr_threadkey_t *running_key;
 static apr_pool_t *key_pool;
+/* Kept here too: APR may take pool memory from mmap, which leak checkers
+ * do not scan, so the allocator must be reachable from our own data. */
+static apr_allocator_t *key_allocator;
 
 static void unwound_destructor(void *value) {
   pebble_bk_thread *t = value;
@@ -54,8 +57,10 @@ void pba_thread_capture_app_mask(void) {
 #endif
   /* The key lives for the process: a key deleted while threads run
    * could miss a destructor. */
-  if (key_pool == NULL && apr_pool_create_unmanaged_ex(&key_pool, NULL, NULL) ==
-                              APR_SUCCESS) {
+  if (key_pool == NULL && apr_allocator_create(&key_allocator) == APR_SUCCESS &&
+      apr_pool_create_unmanaged_ex(&key_pool, NULL, key_allocator) ==
+          APR_SUCCESS) {
+    apr_allocator_owner_set(key_allocator, key_pool);
     if (apr_threadkey_private_create(&running_key, unwound_destructor,
                                      key_pool) != APR_SUCCESS)
       running_key = NULL;

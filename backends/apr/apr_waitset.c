@@ -51,7 +51,13 @@ int pba_waitset_create(pebble_bk_waitset **out) {
     return PEBBLE_EINVAL;
   if ((pool = pba_pool_new()) == NULL)
     return PEBBLE_ENOMEM;
-  ws = apr_pcalloc(pool, sizeof *ws);
+  /* malloc'd, not from the pool: it holds malloc'd arrays, and pool
+   * memory may come from mmap, where leak checkers cannot follow them. */
+  ws = calloc(1, sizeof *ws);
+  if (ws == NULL) {
+    apr_pool_destroy(pool);
+    return PEBBLE_ENOMEM;
+  }
   ws->pool = pool;
   st = apr_thread_mutex_create(&ws->lock, APR_THREAD_MUTEX_DEFAULT, pool);
   if (st == APR_SUCCESS)
@@ -60,6 +66,7 @@ int pba_waitset_create(pebble_bk_waitset **out) {
     pba_file_close(&ws->wake_rd);
     pba_file_close(&ws->wake_wr);
     apr_pool_destroy(pool);
+    free(ws);
     return pba_status(st);
   }
   *out = ws;
@@ -77,6 +84,7 @@ void pba_waitset_destroy(pebble_bk_waitset *ws) {
   pba_file_close(&ws->wake_rd);
   pba_file_close(&ws->wake_wr);
   apr_pool_destroy(ws->pool);
+  free(ws);
 }
 
 void pba_waitset_wake(pebble_bk_waitset *ws) {

@@ -125,9 +125,14 @@ int pbp_proc_spawn(pebble_bk_proc **out, const char *program,
     return PEBBLE_EINVAL;
   *out = NULL;
   if (program == NULL) {
+    errno = 0;
     self = self_path();
-    if (self == NULL)
-      return PEBBLE_ENOTSUP;
+    if (self == NULL) {
+      /* /proc/self/exe is unreadable, for one, in a process that changed
+       * its user: say why, as a refused start. */
+      *sys_errno = errno;
+      return errno != 0 ? PEBBLE_ESYSTEM : PEBBLE_ENOTSUP;
+    }
   }
   envp = worker_environment(&digits);
   if (envp == NULL) {
