@@ -8,10 +8,12 @@
  * the program as it was when the server was forked, and find tasks by
  * their registered names, as spawned workers do.
  *
- * Parent and server talk over a socket pair, in requests of exactly
- * FS_REQ bytes (a stream keeps no boundaries).  To start a worker the
- * parent sends 'S' with two descriptors: the worker's end of its channel,
- * and the write end of an exit pipe.  The server forks, answers with the
+ * Parent and server talk over a socket pair, in fixed-size requests
+ * (fs_req; a stream keeps no boundaries).  To start a worker the parent
+ * sends 'S' with two descriptors: the worker's end of its channel, and
+ * the write end of an exit pipe.  The request also carries the
+ * application's identity and resource limits at that moment, which the
+ * server takes on before it forks (see fs_req).  The server forks, answers with the
  * pid (or -errno), and when the worker ends writes how it ended into the
  * exit pipe, which the parent's waitset watches like any exit descriptor.
  * The server sees the end with waitid(WNOWAIT) and reaps only when the
@@ -35,7 +37,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <grp.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -51,12 +55,47 @@ typedef struct fs_exit {
   int32_t known, exited, code, signal, core;
 } fs_exit;
 
-/* A request: type ('S' start, 'R' release), 3 bytes of padding, pid. */
-#define FS_REQ 8
+/* The resource limits a worker gets from the application as they are at
+ * its start (those the system has). */
+static const int fs_limits[] = {
+#ifdef RLIMIT_NPROC
+    RLIMIT_NPROC,
+#endif
+#ifdef RLIMIT_AS
+    RLIMIT_AS,
+#endif
+#ifdef RLIMIT_MEMLOCK
+    RLIMIT_MEMLOCK,
+#endif
+    RLIMIT_NOFILE, RLIMIT_CORE, RLIMIT_DATA, RLIMIT_STACK, RLIMIT_FSIZE,
+    RLIMIT_CPU};
+#define FS_NLIMITS (sizeof fs_limits / sizeof fs_limits[0])
+/* More supplementary groups than this (Linux's own maximum) are refused. */
+#define FS_MAX_GROUPS 65536
+
+/* A request ('S' start a worker, 'R' release a pid).  Both ends are the
+ * same program, so native types are fine.  An 'S' carries the
+ * application's identity and resource limits at that moment, which the
+ * server takes on before it forks: a worker never keeps privileges the
+ * application gave up, and the system refuses its fork exactly when it
+ * would refuse the application's own (RLIMIT_NPROC); ngroups group ids
+ * follow the request. */
+typedef struct fs_req {
+  int32_t type;
+  int32_t pid;
+  uid_t uid[3]; /* real, effective, saved */
+  gid_t gid[3];
+  int32_t ngroups;
+  struct rlimit lim[FS_NLIMITS];
+} fs_req;
 
 static pthread_mutex_t fs_lock = PTHREAD_MUTEX_INITIALIZER;
 static int fs_ctl = -1;
 static pid_t fs_pid = -1;
+/* The server ended under us: no new one until the backend shuts down (a
+ * new server would be a fork of the application as it is now, which is
+ * what this start method was chosen to avoid). */
+static int fs_lost;
 
 /* ---- both sides: one message, with up to two descriptors ---- */
 
@@ -140,6 +179,53 @@ static ssize_t recv_part(int fd, void *buf, size_t len, int *fds, int *nfds) {
   return n;
 }
 
+/* Exactly len bytes, no descriptors: 0, or -1 at an error or end. */
+static int read_exact(int fd, void *buf, size_t len) {
+  size_t got = 0;
+  while (got < len) {
+    ssize_t n = recv(fd, (char *)buf + got, len - got, 0);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return -1;
+    got += (size_t)n;
+  }
+  return 0;
+}
+
+static void get_ids(uid_t uid[3], gid_t gid[3]) {
+#ifdef HAVE_GETRESUID
+  getresuid(&uid[0], &uid[1], &uid[2]);
+#else
+  uid[0] = getuid();
+  uid[1] = uid[2] = geteuid();
+#endif
+#ifdef HAVE_GETRESGID
+  getresgid(&gid[0], &gid[1], &gid[2]);
+#else
+  gid[0] = getgid();
+  gid[1] = gid[2] = getegid();
+#endif
+}
+
+static int set_ids(const uid_t uid[3], const gid_t gid[3], int ngroups,
+                   const gid_t *groups) {
+  if (setgroups((size_t)ngroups, groups) != 0)
+    return -1;
+#ifdef HAVE_GETRESGID
+  if (setresgid(gid[0], gid[1], gid[2]) != 0)
+    return -1;
+#else
+  if (setregid(gid[0], gid[1]) != 0)
+    return -1;
+#endif
+#ifdef HAVE_GETRESUID
+  return setresuid(uid[0], uid[1], uid[2]);
+#else
+  return setreuid(uid[0], uid[1]);
+#endif
+}
+
 /* ---- the server ---- */
 
 typedef struct fs_worker {
@@ -200,7 +286,8 @@ static void release(pid_t pid) {
 }
 
 /* In the worker: a fresh process for the core's serve loop. */
-static PBP_NORETURN void worker_main(int ctl, int chan_fd, pid_t server) {
+static PBP_NORETURN void worker_main(int ctl, int chan_fd, int exit_wr,
+                                     pid_t server) {
   pebble_bk_chan chan;
   struct sigaction dfl;
   sigset_t none;
@@ -213,11 +300,20 @@ static PBP_NORETURN void worker_main(int ctl, int chan_fd, pid_t server) {
   if (getppid() != server)
     _exit(127);
   close(ctl);
+  close(exit_wr); /* the server's to write; end-of-file if the server dies */
   close(sigchld_pipe[0]);
   close(sigchld_pipe[1]);
   for (i = 0; i < n_workers; i++)
     if (workers[i].exit_wr >= 0)
       close(workers[i].exit_wr);
+  /* None of the server's state is this process's: if a task uses Pebble
+   * and starts a server of its own, that one starts empty (a stale table
+   * would have it close descriptor numbers, and kill process ids, that
+   * are no longer what they were). */
+  free(workers);
+  workers = NULL;
+  n_workers = cap_workers = 0;
+  sigchld_pipe[0] = sigchld_pipe[1] = -1;
   memset(&dfl, 0, sizeof dfl);
   dfl.sa_handler = SIG_DFL;
   for (sig = 1; sig < PBP_NSIG; sig++)
@@ -239,6 +335,43 @@ static PBP_NORETURN void worker_main(int ctl, int chan_fd, pid_t server) {
   sig = pbp_host_worker_serve(&chan);
   fflush(NULL); /* the tasks' buffered output */
   _exit(sig);
+}
+
+/* Become what the request says the application is now (identity,
+ * supplementary groups, resource limits): 0, or an errno value. */
+static int take_on(const fs_req *r, const gid_t *groups) {
+  uid_t uid[3];
+  gid_t gid[3], *mine;
+  int n, need_ids, err = 0;
+  size_t i;
+  get_ids(uid, gid);
+  need_ids = memcmp(uid, r->uid, sizeof uid) != 0 ||
+             memcmp(gid, r->gid, sizeof gid) != 0;
+  n = getgroups(0, NULL);
+  if (!need_ids && n != r->ngroups)
+    need_ids = 1;
+  if (!need_ids && n > 0) {
+    mine = malloc((size_t)n * sizeof *mine);
+    need_ids = mine == NULL || getgroups(n, mine) != n ||
+               memcmp(mine, groups, (size_t)n * sizeof *mine) != 0;
+    free(mine);
+  }
+  /* Raising limits and changing groups need privilege, which a saved
+   * set-user-id of 0 may still give back; set_ids settles the ids after. */
+  if (need_ids && geteuid() != 0)
+    (void)!seteuid(0);
+  for (i = 0; i < FS_NLIMITS; i++) {
+    struct rlimit now;
+    if (getrlimit(fs_limits[i], &now) == 0 &&
+        (now.rlim_cur != r->lim[i].rlim_cur ||
+         now.rlim_max != r->lim[i].rlim_max) &&
+        setrlimit(fs_limits[i], &r->lim[i]) != 0 && err == 0)
+      err = errno;
+  }
+  if (need_ids && set_ids(r->uid, r->gid, r->ngroups, groups) != 0 &&
+      err == 0)
+    err = errno;
+  return err;
 }
 
 static PBP_NORETURN void server_main(int ctl) {
@@ -278,20 +411,34 @@ static PBP_NORETURN void server_main(int ctl) {
     }
     report_exits();
     if (p[0].revents) {
-      char req[FS_REQ];
-      int fds[2] = {-1, -1}, nfds;
+      fs_req req;
+      gid_t *groups = NULL;
+      int fds[2] = {-1, -1}, nfds, i;
       int32_t pid32;
-      ssize_t n = recv_msg(ctl, req, sizeof req, fds, &nfds);
-      if (n <= 0) {
-        size_t i;
-        /* The parent is gone: so are its workers. */
-        for (i = 0; i < n_workers; i++)
-          kill(-workers[i].pid, SIGKILL);
+      ssize_t n = recv_msg(ctl, &req, sizeof req, fds, &nfds);
+      if (n == (ssize_t)sizeof req && req.type == 'S' &&
+          (req.ngroups < 0 || req.ngroups > FS_MAX_GROUPS ||
+           (req.ngroups > 0 &&
+            ((groups = malloc((size_t)req.ngroups * sizeof *groups)) ==
+                 NULL ||
+             read_exact(ctl, groups,
+                        (size_t)req.ngroups * sizeof *groups) != 0))))
+        n = 0; /* not what the parent sends: treated as its end */
+      if (n != (ssize_t)sizeof req) {
+        size_t k;
+        /* The parent is gone: so are its workers, reaped here so that
+         * none is left a zombie for whoever inherits it. */
+        for (k = 0; k < n_workers; k++)
+          kill(-workers[k].pid, SIGKILL);
+        for (k = 0; k < n_workers; k++)
+          while (waitpid(workers[k].pid, NULL, 0) < 0 && errno == EINTR)
+            ;
         _exit(0);
       }
-      if (req[0] == 'S' && nfds == 2) {
-        pid_t pid;
-        if (n_workers == cap_workers) {
+      if (req.type == 'S' && nfds == 2) {
+        pid_t pid = -1;
+        int err = take_on(&req, groups);
+        if (err == 0 && n_workers == cap_workers) {
           size_t cap = cap_workers ? cap_workers * 2 : 16;
           fs_worker *grown = realloc(workers, cap * sizeof *grown);
           if (grown != NULL) {
@@ -299,10 +446,16 @@ static PBP_NORETURN void server_main(int ctl) {
             cap_workers = cap;
           }
         }
-        pid = n_workers < cap_workers ? fork() : (errno = ENOMEM, -1);
-        if (pid == 0)
-          worker_main(ctl, fds[0], getppid());
-        pid32 = pid > 0 ? (int32_t)pid : -(int32_t)errno;
+        if (err == 0 && n_workers == cap_workers)
+          err = ENOMEM;
+        if (err == 0) {
+          pid = fork();
+          if (pid == 0)
+            worker_main(ctl, fds[0], fds[1], getppid());
+          if (pid < 0)
+            err = errno;
+        }
+        pid32 = pid > 0 ? (int32_t)pid : -(int32_t)err;
         close(fds[0]);
         if (pid > 0) {
           setpgid(pid, pid);
@@ -314,14 +467,13 @@ static PBP_NORETURN void server_main(int ctl) {
         }
         (void)!send(ctl, &pid32, sizeof pid32, PBP_NOSIGNAL);
         report_exits(); /* it may have ended already */
-      } else if (req[0] == 'R') {
-        memcpy(&pid32, req + 4, sizeof pid32);
-        release((pid_t)pid32);
+      } else if (req.type == 'R') {
+        release((pid_t)req.pid);
       } else {
-        int i;
         for (i = 0; i < nfds; i++)
           close(fds[i]);
       }
+      free(groups);
     }
   }
 }
@@ -334,6 +486,10 @@ static int ensure_locked(int *sys_errno) {
   pid_t pid;
   if (fs_pid > 0)
     return PEBBLE_OK;
+  if (fs_lost) {
+    *sys_errno = EPIPE;
+    return PEBBLE_ESYSTEM;
+  }
   if (pbp_socketpair(sv) != 0) {
     *sys_errno = errno;
     return PEBBLE_ESYSTEM;
@@ -369,41 +525,108 @@ int pbp_forkserver_ensure(int *sys_errno) {
   return rc;
 }
 
+/* The server ended (killed from outside, most likely): say so once, reap
+ * it, and refuse further requests with EPIPE.  Its workers die with it
+ * (parent-death signal) and their futures resolve as crashed, status
+ * unknown.  fs_lock held. */
+static void lost_locked(void) {
+  int st = 0;
+  pid_t pid = fs_pid;
+  char how[64] = "status unknown";
+  pbp_fd_close(fs_ctl);
+  fs_ctl = -1;
+  fs_pid = -1;
+  fs_lost = 1;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+    ;
+  if (WIFSIGNALED(st))
+    snprintf(how, sizeof how, "killed by signal %d", WTERMSIG(st));
+  else if (WIFEXITED(st) && st != 0)
+    snprintf(how, sizeof how, "exit status %d", WEXITSTATUS(st));
+  pbp_log(PEBBLE_LOG_ERROR,
+          "the forkserver (pid %ld) has ended (%s): forkserver workers "
+          "cannot start in this process until pebble_shutdown()",
+          (long)pid, how);
+}
+
+/* The application's identity and limits now, for an 'S' request followed
+ * by its groups; NULL if that cannot be had. */
+static fs_req *start_request(size_t *len, int *sys_errno) {
+  fs_req *r;
+  int n = getgroups(0, NULL);
+  size_t i;
+  if (n < 0 || n > FS_MAX_GROUPS) {
+    *sys_errno = n < 0 ? errno : EINVAL;
+    return NULL;
+  }
+  *len = sizeof *r + (size_t)n * sizeof(gid_t);
+  r = calloc(1, *len);
+  if (r == NULL) {
+    *sys_errno = ENOMEM;
+    return NULL;
+  }
+  r->type = 'S';
+  get_ids(r->uid, r->gid);
+  if (n > 0 && getgroups(n, (gid_t *)(void *)(r + 1)) != n) {
+    *sys_errno = errno ? errno : EAGAIN;
+    free(r);
+    return NULL;
+  }
+  r->ngroups = n;
+  for (i = 0; i < FS_NLIMITS; i++)
+    if (getrlimit(fs_limits[i], &r->lim[i]) != 0) {
+      *sys_errno = errno;
+      free(r);
+      return NULL;
+    }
+  return r;
+}
+
 /* Ask the server for a worker on chan_fd, reporting on exit_wr. */
 int pbp_forkserver_fork(int chan_fd, int exit_wr, pid_t *pid,
                         int *sys_errno) {
   int fds[2] = {chan_fd, exit_wr}, rc;
-  char req[FS_REQ] = {'S'};
+  size_t len = 0;
+  fs_req *req = start_request(&len, sys_errno);
   int32_t reply = 0;
   ssize_t n;
+  if (req == NULL)
+    return PEBBLE_ESYSTEM;
   pthread_mutex_lock(&fs_lock);
   rc = ensure_locked(sys_errno);
-  if (rc == PEBBLE_OK && send_msg(fs_ctl, req, sizeof req, fds, 2) != 0) {
-    *sys_errno = errno;
+  if (rc == PEBBLE_OK && send_msg(fs_ctl, req, len, fds, 2) != 0) {
+    *sys_errno = EPIPE;
     rc = PEBBLE_ESYSTEM;
+    lost_locked();
   }
   if (rc == PEBBLE_OK) {
     do
       n = recv(fs_ctl, &reply, sizeof reply, MSG_WAITALL);
     while (n < 0 && errno == EINTR);
-    if (n != (ssize_t)sizeof reply || reply <= 0) {
-      *sys_errno = n == (ssize_t)sizeof reply ? -reply : EPIPE;
+    if (n != (ssize_t)sizeof reply) {
+      *sys_errno = EPIPE;
+      rc = PEBBLE_ESYSTEM;
+      lost_locked();
+    } else if (reply <= 0) {
+      *sys_errno = -reply;
       rc = PEBBLE_ESYSTEM;
     } else {
       *pid = (pid_t)reply;
     }
   }
   pthread_mutex_unlock(&fs_lock);
+  free(req);
   return rc;
 }
 
 void pbp_forkserver_release(pid_t pid) {
-  char req[FS_REQ] = {'R'};
-  int32_t pid32 = (int32_t)pid;
-  memcpy(req + 4, &pid32, sizeof pid32);
+  fs_req req;
+  memset(&req, 0, sizeof req);
+  req.type = 'R';
+  req.pid = (int32_t)pid;
   pthread_mutex_lock(&fs_lock);
   if (fs_ctl >= 0)
-    send_msg(fs_ctl, req, sizeof req, NULL, 0);
+    send_msg(fs_ctl, &req, sizeof req, NULL, 0);
   pthread_mutex_unlock(&fs_lock);
 }
 
@@ -436,16 +659,23 @@ void pbp_forkserver_stop(void) {
     pbp_fd_close(fs_ctl);
   fs_ctl = -1;
   fs_pid = -1;
+  fs_lost = 0; /* the library's next life may start a server again */
   pthread_mutex_unlock(&fs_lock);
   if (pid > 0)
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
       ;
 }
 
+/* In the child of any fork (the descriptor registry's lock is held by
+ * this, the only thread): the server is the parent's.  Our copy of its
+ * control socket is closed at once, or a child that lives on would keep
+ * the server (and its workers) alive after the parent is gone.  The child
+ * starts a server of its own if it uses the library. */
 void pbp_forkserver_after_fork_child(void) {
-  /* The server is our parent's; its control socket was closed with the
-   * other library descriptors (or will be) and must not be used. */
   pthread_mutex_init(&fs_lock, NULL);
+  if (fs_ctl >= 0)
+    pbp_fd_close_locked(fs_ctl);
   fs_ctl = -1;
   fs_pid = -1;
+  fs_lost = 0;
 }
