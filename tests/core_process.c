@@ -284,7 +284,6 @@ static void test_stdio_flushed(void) {
   int p[2], st;
   char buf[16] = {0};
   pid_t pid;
-  SKIP_IF_FORKSERVER("the task uses a descriptor the test opened after the forkserver started");
   CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
   pid = fork();
   if (pid == 0) {
@@ -309,8 +308,14 @@ static void sigchld_ignored_body(void) {
   if (pebble_future_get(f, PEBBLE_SEC(30), NULL, NULL) != PEBBLE_EDIED)
     _exit(2);
   x.struct_size = sizeof x;
-  if (pebble_future_exit_info(f, &x) != PEBBLE_OK || x.status_known != 0)
+  if (pebble_future_exit_info(f, &x) != PEBBLE_OK)
     _exit(3);
+  /* A forkserver worker is the server's child, not ours: our SIGCHLD
+   * setting does not reach it and its status is known.  Our own children
+   * are reaped by the kernel, so theirs is not. */
+  if (forkserver_mode() ? !(x.status_known && x.signal == SIGSEGV)
+                        : x.status_known != 0)
+    _exit(4);
   _exit(0);
 }
 static void test_sigchld_ignored(void) {
@@ -375,7 +380,6 @@ static int report_pid(pebble_ctx *ctx, const void *arg, size_t size) {
 static void test_parent_death(void) {
   int p[2], st;
   pid_t parent, worker = 0;
-  SKIP_IF_FORKSERVER("the task uses a descriptor the test opened after the forkserver started");
   CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
   parent = fork();
   if (parent == 0) {
