@@ -102,6 +102,8 @@ int pb_map_chunk(pebble_ctx *ctx, const void *arg, size_t arg_size);
 /* Does a process task or pool with this start method get workers that
  * find tasks by name (spawn or forkserver), rather than forked copies? */
 int pb_lib_spawns(const struct pb_lib *L, int start_method);
+/* "fork", "spawn", "forkserver" (for messages). */
+const char *pb_start_method_name(int start_method);
 /* The start method PEBBLE_START_DEFAULT stands for, resolved. */
 int pb_lib_method(const struct pb_lib *L, int start_method);
 /* Can this backend start workers that way? */

@@ -113,6 +113,19 @@ static int default_start(const pebble_backend *bk, int *method) {
                   env);
 }
 
+const char *pb_start_method_name(int start_method) {
+  switch (start_method) {
+  case PEBBLE_START_FORK:
+    return "fork";
+  case PEBBLE_START_SPAWN:
+    return "spawn";
+  case PEBBLE_START_FORKSERVER:
+    return "forkserver";
+  default:
+    return "default";
+  }
+}
+
 int pb_lib_method(const pb_lib *L, int start_method) {
   return start_method == PEBBLE_START_DEFAULT ? L->default_method
                                               : start_method;

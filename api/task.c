@@ -112,11 +112,10 @@ static int launch(pb_lib *L, pebble_kind kind, pebble_task_fn fn,
     int rc2 = PEBBLE_OK;
     if (!pb_backend_can(L->bk, pb_lib_method(L, o->start_method)))
       rc2 = pb_error(PEBBLE_ENOTSUP,
-                     "backend '%s' cannot start workers by %s", L->bk->name,
-                     pb_lib_method(L, o->start_method) ==
-                             PEBBLE_START_FORKSERVER
-                         ? "forkserver"
-                         : "spawn");
+                     "backend '%s' cannot start workers by the %s start "
+                     "method",
+                     L->bk->name,
+                     pb_start_method_name(pb_lib_method(L, o->start_method)));
     else if (pb_registry_name_of(fn, name, sizeof name) != PEBBLE_OK)
       rc2 = pb_error(PEBBLE_ENOTFOUND,
                      "the task function is not registered: spawned "
