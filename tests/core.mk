@@ -59,6 +59,14 @@ tests_core_spawn_SOURCES = tests/core_spawn.c tests/core_util.h
 tests_core_spawn_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS) $(CUNIT_CFLAGS)
 tests_core_spawn_LDADD = $(core_test_ldadd)
 
+# The forkserver start method itself (POSIX backend), run once: the
+# shared suites run under it in the matrix row posix-forkserver.
+check_PROGRAMS += tests/core_forkserver
+TESTS += tests/core_forkserver
+tests_core_forkserver_SOURCES = tests/core_forkserver.c tests/core_util.h
+tests_core_forkserver_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS)
+tests_core_forkserver_LDADD = $(core_test_ldadd)
+
 # ---- the conformance matrix ----
 # Every row runs the conformance programs under one backend and start
 # method (tests/matrix-row.sh); the table test then prints all rows, on
