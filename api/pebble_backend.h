@@ -25,7 +25,7 @@ extern "C" {
 #endif
 
 #define PEBBLE_BACKEND_ABI_MAJOR 1u
-#define PEBBLE_BACKEND_ABI_MINOR 1u
+#define PEBBLE_BACKEND_ABI_MINOR 2u
 #define PEBBLE_BK_FOREVER UINT64_MAX
 
 /* Opaque objects, defined by each backend. */
@@ -214,11 +214,17 @@ typedef struct pebble_backend {
    * NULL when the backend has no settings. */
   int (*configure)(const char *key, void *value);
 
-  /* --- forkserver start method (optional; caps PEBBLE_CAP_FORKSERVER) ---
+  /* --- forkserver start method (ABI 1.2; optional, with caps
+   * PEBBLE_CAP_FORKSERVER) ---
    * Start a worker through a single-threaded server process forked once,
    * the first time this is called (or earlier: proc == NULL only makes
    * sure the server runs).  The worker is prepared as by proc_start and
-   * then runs the host's worker_serve, like a spawned worker.  Same
+   * then runs the host's worker_serve, like a spawned worker.  It runs
+   * with the caller's user and group ids, supplementary groups and
+   * resource limits as they are at the call, and a fork the system would
+   * refuse the caller is refused (PEBBLE_ESYSTEM and the errno).  A
+   * server that has ended is reported (log) and refused with
+   * PEBBLE_ESYSTEM/EPIPE until shutdown, never restarted silently.  Same
    * contract as proc_start otherwise; called from the same long-lived
    * library thread, except the proc == NULL form, which the core calls
    * at initialisation before it starts any thread. */
