@@ -136,8 +136,8 @@ static int exit_info_within(pebble_future *f, pebble_exit_info *x,
 static int term_marker(pebble_ctx *ctx, const void *arg, size_t size) {
   static int fd;
   struct sigaction sa;
-  (void)ctx, (void)size;
-  fd = *(const int *)arg;
+  (void)ctx;
+  fd = test_fifo_writer(arg, size);
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = SIG_IGN; /* ignores SIGTERM: only SIGKILL ends it */
   sigaction(SIGTERM, &sa, NULL);
@@ -151,17 +151,16 @@ static void test_grace_does_not_delay(void) {
   pebble_task_options o;
   pebble_exit_info x;
   pebble_future *f;
-  int p[2];
+  test_fifo p;
   char c;
   double t0;
-  SKIP_IF_FORKSERVER("the task uses a descriptor the test opened after the forkserver started");
-  CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
+  CU_ASSERT_EQUAL_FATAL(test_fifo_open(&p), 0);
   pebble_task_options_init(&o);
   o.timeout = PEBBLE_MSEC(200);
   o.kill_grace = PEBBLE_SEC(2);
   t0 = now_s();
-  f = run(term_marker, &p[1], sizeof p[1], &o);
-  CU_ASSERT_EQUAL(read(p[0], &c, 1), 1);
+  f = run(term_marker, p.path, strlen(p.path) + 1, &o);
+  CU_ASSERT_EQUAL(read(p.rd, &c, 1), 1);
   CU_ASSERT_EQUAL(pebble_future_get(f, PEBBLE_SEC(30), NULL, NULL),
                   PEBBLE_ETIMEDOUT);
   /* Resolved at the deadline, not after the 2 s grace. */
@@ -169,8 +168,7 @@ static void test_grace_does_not_delay(void) {
   CU_ASSERT(exit_info_within(f, &x, 15));
   CU_ASSERT(now_s() - t0 >= 2.0); /* SIGTERM was ignored: SIGKILL later */
   CU_ASSERT_EQUAL(x.signal, SIGKILL);
-  close(p[0]);
-  close(p[1]);
+  test_fifo_close(&p);
   pebble_future_release(f);
 }
 

@@ -12,9 +12,9 @@ out=$(
     if [ -f "$t" ]; then
       tail -n +2 "$t"
     elif [ "${row%%-*}" = apr ] && [ "${PEBBLE_HAVE_APR:-no}" != yes ]; then
-      printf '%-12s %-20s %s\n' "$row" "(all)" "skipped: APR backend not built (configure found no APR)"
+      printf '%-17s %-20s %s\n' "$row" "(all)" "skipped: APR backend not built (configure found no APR)"
     else
-      printf '%-12s %-20s %s\n' "$row" "(all)" "FAIL: row did not run"
+      printf '%-17s %-20s %s\n' "$row" "(all)" "FAIL: row did not run"
     fi
   done
 )
