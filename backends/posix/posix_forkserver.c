@@ -470,8 +470,14 @@ static PBP_NORETURN void server_main(int ctl) {
       } else if (req.type == 'R') {
         release((pid_t)req.pid);
       } else {
+        /* A start whose descriptors did not arrive (a descriptor limit):
+         * the parent waits for an answer, so it gets one. */
         for (i = 0; i < nfds; i++)
           close(fds[i]);
+        if (req.type == 'S') {
+          pid32 = -(int32_t)EMFILE;
+          (void)!send(ctl, &pid32, sizeof pid32, PBP_NOSIGNAL);
+        }
       }
       free(groups);
     }
