@@ -96,6 +96,8 @@ static pid_t fs_pid = -1;
  * new server would be a fork of the application as it is now, which is
  * what this start method was chosen to avoid). */
 static int fs_lost;
+/* Set while this thread forks the server, holding fs_lock. */
+static PBP_TLS int fs_forking;
 
 /* ---- both sides: one message, with up to two descriptors ---- */
 
@@ -504,7 +506,9 @@ static int ensure_locked(int *sys_errno) {
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   pbp_fd_lock();
+  fs_forking = 1;
   pid = pbp_fork_locked();
+  fs_forking = 0;
   if (pid == 0) {
     pbp_thread_child_is_task();
     pbp_fd_child_close_all_but(sv[1]);
@@ -678,7 +682,14 @@ void pbp_forkserver_stop(void) {
  * the server (and its workers) alive after the parent is gone.  The child
  * starts a server of its own if it uses the library. */
 void pbp_forkserver_after_fork_child(void) {
-  pthread_mutex_init(&fs_lock, NULL);
+  /* The lock: ours if this thread forked the server, so released as any
+   * owner would (the server, and every worker and nested server forked
+   * from it, then starts with it free); else another thread of the
+   * parent may have held it, and only a fresh one will do. */
+  if (fs_forking)
+    pthread_mutex_unlock(&fs_lock);
+  else
+    pthread_mutex_init(&fs_lock, NULL);
   if (fs_ctl >= 0)
     pbp_fd_close_locked(fs_ctl);
   fs_ctl = -1;
