@@ -120,14 +120,27 @@ void pb_blocks_put(pb_blocks *b, const pebble_backend *bk, void *block);
 void pb_blocks_trim(pb_blocks *b, const pebble_backend *bk);
 
 /* ---- library.c ---- */
-/* Does a process task or pool with this start method spawn its workers
- * (rather than fork them)? */
+/* Does a process task or pool with this start method get workers that
+ * find tasks by name (spawn or forkserver), rather than forked copies? */
 int pb_lib_spawns(const struct pb_lib *L, int start_method);
+/* "fork", "spawn", "forkserver" (for messages). */
+const char *pb_start_method_name(int start_method);
+/* The start method PEBBLE_START_DEFAULT stands for, resolved. */
+int pb_lib_method(const struct pb_lib *L, int start_method);
+/* Can this backend start workers that way? */
+int pb_backend_can(const pebble_backend *bk, int start_method);
+/* Start a worker that finds tasks by name: spawned (program, NULL for
+ * this one) or from the forkserver, as the method says. */
+int pb_start_named_worker(struct pb_lib *L, int start_method,
+                          const char *program, pebble_bk_proc **proc,
+                          int *sys_errno);
+/* The host's worker_serve (worker.c). */
+int pb_worker_serve_configured(const pebble_backend *bk, pebble_bk_chan *chan);
 struct pb_lib {
   const pebble_backend *bk;
   const char *backend_path;
   char backend_reason[96];
-  int default_spawn;       /* PEBBLE_START_DEFAULT means spawn here */
+  int default_method;      /* what PEBBLE_START_DEFAULT means here */
   uint64_t gen;            /* backend fork generation at init */
   atomic_long live;        /* futures the application holds, and task
                               definitions */
@@ -436,6 +449,7 @@ struct pb_job {
   pb_reader reader;
   /* Spawned process tasks: the worker gets settings and task as messages. */
   int spawn;
+  int start_method;
   unsigned char *out;
   size_t out_size, out_done;
 };

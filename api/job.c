@@ -280,7 +280,8 @@ static void process_launch(pb_manager *m, pb_cmd *cmd) {
     return;
   }
   if (job->spawn) {
-    rc = bk->proc_spawn(&proc, NULL, NULL, &err);
+    rc = pb_start_named_worker(job->lib, job->start_method, NULL, &proc,
+                               &err);
     if (rc == PEBBLE_OK && (rc = spawn_messages(job)) != PEBBLE_OK)
       bk->proc_destroy(proc);
   } else {

@@ -24,7 +24,8 @@ static atomic_size_t g_max_message = (size_t)1 << 30;
 PB_TLS pb_thread_role pb_role;
 
 static int host_shutdown(void) { return pebble_shutdown(); }
-static const pebble_host host = {sizeof(pebble_host), pb_log, host_shutdown};
+static const pebble_host host = {sizeof(pebble_host), pb_log, host_shutdown,
+                                 pb_worker_serve_configured};
 
 /* Which name would be chosen now, and why (boot lock held). */
 static const char *choose_name(const char **reason) {
@@ -63,55 +64,96 @@ static void lib_free(pb_lib *L) {
   free(L);
 }
 
+int pb_backend_can(const pebble_backend *bk, int method) {
+  switch (method) {
+  case PEBBLE_START_FORK:
+    return (bk->caps & PEBBLE_CAP_FORK) != 0;
+  case PEBBLE_START_SPAWN:
+    return (bk->caps & PEBBLE_CAP_SPAWN) != 0 &&
+           bk->struct_size >= offsetof(pebble_backend, chan_adopt) +
+                                  sizeof bk->chan_adopt &&
+           bk->proc_spawn != NULL;
+  case PEBBLE_START_FORKSERVER:
+    return (bk->caps & PEBBLE_CAP_FORKSERVER) != 0 &&
+           bk->struct_size >= offsetof(pebble_backend, proc_forkserver) +
+                                  sizeof bk->proc_forkserver &&
+           bk->proc_forkserver != NULL;
+  default:
+    return 0;
+  }
+}
+
 /* What PEBBLE_START_DEFAULT means: PEBBLE_START_METHOD if set, else fork
  * where the backend can. */
-static int default_start(const pebble_backend *bk, int *spawn) {
+static int default_start(const pebble_backend *bk, int *method) {
+  static const struct {
+    const char *name;
+    int method;
+  } names[] = {{"fork", PEBBLE_START_FORK},
+               {"spawn", PEBBLE_START_SPAWN},
+               {"forkserver", PEBBLE_START_FORKSERVER}};
   const char *env = pb_secure_getenv("PEBBLE_START_METHOD");
-  int can_fork = (bk->caps & PEBBLE_CAP_FORK) != 0;
-  int can_spawn = (bk->caps & PEBBLE_CAP_SPAWN) != 0 &&
-                  bk->struct_size >= offsetof(pebble_backend, chan_adopt) +
-                                         sizeof bk->chan_adopt &&
-                  bk->proc_spawn != NULL;
-  *spawn = !can_fork;
+  size_t i;
+  *method = pb_backend_can(bk, PEBBLE_START_FORK) ? PEBBLE_START_FORK
+                                                  : PEBBLE_START_SPAWN;
   if (env == NULL || *env == '\0')
     return PEBBLE_OK;
-  if (strcmp(env, "fork") == 0 && can_fork) {
-    *spawn = 0;
-    return PEBBLE_OK;
-  }
-  if (strcmp(env, "spawn") == 0 && can_spawn) {
-    *spawn = 1;
-    return PEBBLE_OK;
-  }
-  if (strcmp(env, "fork") == 0 || strcmp(env, "spawn") == 0)
-    return pb_error(PEBBLE_ENOTSUP,
-                    "PEBBLE_START_METHOD=%s: backend '%s' cannot start "
-                    "workers that way",
-                    env, bk->name);
+  for (i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (strcmp(env, names[i].name) == 0) {
+      if (!pb_backend_can(bk, names[i].method))
+        return pb_error(PEBBLE_ENOTSUP,
+                        "PEBBLE_START_METHOD=%s: backend '%s' cannot start "
+                        "workers that way",
+                        env, bk->name);
+      *method = names[i].method;
+      return PEBBLE_OK;
+    }
   return pb_error(PEBBLE_EINVAL,
-                  "PEBBLE_START_METHOD='%s' is not a start method (fork or "
-                  "spawn)",
+                  "PEBBLE_START_METHOD='%s' is not a start method (fork, "
+                  "spawn or forkserver)",
                   env);
 }
 
+const char *pb_start_method_name(int start_method) {
+  switch (start_method) {
+  case PEBBLE_START_FORK:
+    return "fork";
+  case PEBBLE_START_SPAWN:
+    return "spawn";
+  case PEBBLE_START_FORKSERVER:
+    return "forkserver";
+  default:
+    return "default";
+  }
+}
+
+int pb_lib_method(const pb_lib *L, int start_method) {
+  return start_method == PEBBLE_START_DEFAULT ? L->default_method
+                                              : start_method;
+}
+
 int pb_lib_spawns(const pb_lib *L, int start_method) {
-  if (start_method == PEBBLE_START_SPAWN)
-    return 1;
-  if (start_method == PEBBLE_START_FORK)
-    return 0;
-  return L->default_spawn;
+  int m = pb_lib_method(L, start_method);
+  return m == PEBBLE_START_SPAWN || m == PEBBLE_START_FORKSERVER;
+}
+
+int pb_start_named_worker(pb_lib *L, int start_method, const char *program,
+                          pebble_bk_proc **proc, int *sys_errno) {
+  if (pb_lib_method(L, start_method) == PEBBLE_START_FORKSERVER)
+    return L->bk->proc_forkserver(proc, sys_errno);
+  return L->bk->proc_spawn(proc, program, NULL, sys_errno);
 }
 
 static int lib_create(pb_lib **out) {
   const char *reason, *name = choose_name(&reason);
   pb_backend_ref ref;
   pb_lib *L;
-  int rc, i, default_spawn;
+  int rc, i, default_method;
 
   rc = pb_backend_resolve(name, &ref);
   if (rc != PEBBLE_OK)
     return rc;
-  rc = default_start(ref.bk, &default_spawn);
+  rc = default_start(ref.bk, &default_method);
   if (rc != PEBBLE_OK)
     return rc;
   rc = ref.bk->init(&host);
@@ -126,7 +168,7 @@ static int lib_create(pb_lib **out) {
   }
   L->bk = ref.bk;
   L->backend_path = ref.path;
-  L->default_spawn = default_spawn;
+  L->default_method = default_method;
   snprintf(L->backend_reason, sizeof L->backend_reason, "%s", reason);
   L->gen = ref.bk->fork_generation();
   atomic_init(&L->live, 0);
@@ -162,7 +204,7 @@ static int stale(const pb_lib *L) {
 
 int pb_lib_get(pb_lib **out) {
   pb_lib *L = atomic_load_explicit(&g_lib, memory_order_acquire);
-  int rc = PEBBLE_OK;
+  int rc = PEBBLE_OK, created = 0;
   if (L != NULL && !stale(L)) {
     *out = L;
     return PEBBLE_OK;
@@ -172,11 +214,22 @@ int pb_lib_get(pb_lib **out) {
   if (L != NULL && stale(L))
     L = NULL; /* the parent's state: abandoned, never touched again */
   if (L == NULL) {
+    created = 1;
     rc = lib_create(&L);
     atomic_store_explicit(&g_lib, rc == PEBBLE_OK ? L : NULL,
                           memory_order_release);
   }
   pb_static_unlock(PB_LOCK_BOOT);
+  /* The forkserver is forked now, before this library starts a thread
+   * of its own (and outside the boot lock, which the fork handlers take).
+   * If that fails, the first worker tries again and reports why. */
+  if (created && rc == PEBBLE_OK &&
+      L->default_method == PEBBLE_START_FORKSERVER) {
+    int err = 0;
+    if (L->bk->proc_forkserver(NULL, &err) != PEBBLE_OK)
+      pb_log(PEBBLE_LOG_WARN, "cannot start the forkserver now: %s",
+             err ? strerror(err) : "refused");
+  }
   *out = L;
   return rc;
 }

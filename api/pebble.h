@@ -269,12 +269,25 @@ typedef struct pebble_task pebble_task;
 
 /* How process workers are started (per pool, or per one-shot task). */
 typedef enum pebble_start_method {
-  PEBBLE_START_DEFAULT = 0, /* fork where the backend can, else spawn */
-  PEBBLE_START_FORK = 1,    /* a copy of the application (fast; see
-                               docs/process-tasks.md for fork safety) */
-  PEBBLE_START_SPAWN = 2    /* a fresh run of a program that calls
-                               pebble_worker_main(); tasks are found by
-                               their registered names */
+  /* fork where the backend can, else spawn; PEBBLE_START_METHOD=fork,
+   * spawn or forkserver in the environment changes this for a run */
+  PEBBLE_START_DEFAULT = 0,
+  /* a copy of the application (fast; see docs/process-tasks.md for fork
+   * safety) */
+  PEBBLE_START_FORK = 1,
+  /* a fresh run of a program that calls pebble_worker_main(); tasks are
+   * found by their registered names */
+  PEBBLE_START_SPAWN = 2,
+  /* forked by a small single-threaded server process, itself forked from
+   * the application once (at the library's start when the environment
+   * asks for it, else at the first such worker).  Fork's speed without
+   * forking the application's threads again.  Workers see the program
+   * (memory, descriptors, signal settings reset to default) as it was
+   * when the server started, but the application's current user and
+   * group ids and resource limits; tasks and initializers are found by
+   * registered name.  POSIX backend only (PEBBLE_CAP_FORKSERVER); others
+   * refuse it with PEBBLE_ENOTSUP.  See docs/backends.md. */
+  PEBBLE_START_FORKSERVER = 3
 } pebble_start_method;
 
 /* How a task runs.  Changing one for the other is the one-word switch. */

@@ -25,7 +25,7 @@ extern "C" {
 #endif
 
 #define PEBBLE_BACKEND_ABI_MAJOR 1u
-#define PEBBLE_BACKEND_ABI_MINOR 1u
+#define PEBBLE_BACKEND_ABI_MINOR 2u
 #define PEBBLE_BK_FOREVER UINT64_MAX
 
 /* Opaque objects, defined by each backend. */
@@ -37,6 +37,8 @@ typedef struct pebble_bk_chan pebble_bk_chan;   /* child's end of its channel */
 typedef struct pebble_bk_waitset pebble_bk_waitset;
 typedef struct pebble_bk_notifier pebble_bk_notifier;
 
+struct pebble_backend;
+
 /* What the core lends a backend at init. */
 typedef struct pebble_host {
   size_t struct_size;
@@ -47,6 +49,10 @@ typedef struct pebble_host {
    * away, such as an APR pool the application handed over).  May fail
    * with PEBBLE_EBUSY while the application still holds objects. */
   int (*shutdown)(void);
+  /* In a worker the backend started without the core's help (a
+   * forkserver's): serve tasks on chan as a spawned worker does, reading
+   * its settings first.  Returns the exit status for the process. */
+  int (*worker_serve)(const struct pebble_backend *bk, pebble_bk_chan *chan);
 } pebble_host;
 
 /* thread_create flags */
@@ -207,6 +213,22 @@ typedef struct pebble_backend {
    * the backend does not know, PEBBLE_EINVAL for a bad value.  May be
    * NULL when the backend has no settings. */
   int (*configure)(const char *key, void *value);
+
+  /* --- forkserver start method (ABI 1.2; optional, with caps
+   * PEBBLE_CAP_FORKSERVER) ---
+   * Start a worker through a single-threaded server process forked once,
+   * the first time this is called (or earlier: proc == NULL only makes
+   * sure the server runs).  The worker is prepared as by proc_start and
+   * then runs the host's worker_serve, like a spawned worker.  It runs
+   * with the caller's user and group ids, supplementary groups and
+   * resource limits as they are at the call, and a fork the system would
+   * refuse the caller is refused (PEBBLE_ESYSTEM and the errno).  A
+   * server that has ended is reported (log) and refused with
+   * PEBBLE_ESYSTEM/EPIPE until shutdown, never restarted silently.  Same
+   * contract as proc_start otherwise; called from the same long-lived
+   * library thread, except the proc == NULL form, which the core calls
+   * at initialisation before it starts any thread. */
+  int (*proc_forkserver)(pebble_bk_proc **proc, int *sys_errno);
 } pebble_backend;
 
 /* The one symbol a backend module exports: pebble_backend_<name>_get. */

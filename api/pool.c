@@ -65,7 +65,7 @@ static int read_pool_options(const pebble_pool_options *in,
     return pb_error(PEBBLE_EINVAL,
                     "pebble_pool_create: max_message_size is 0");
   if (out->start_method < PEBBLE_START_DEFAULT ||
-      out->start_method > PEBBLE_START_SPAWN)
+      out->start_method > PEBBLE_START_FORKSERVER)
     return pb_error(PEBBLE_EINVAL,
                     "pebble_pool_create: start_method %d is unknown",
                     out->start_method);
@@ -139,21 +139,23 @@ int pebble_pool_create(pebble_pool **pool, pebble_kind kind,
   P->o.initializer_arg = P->init_arg;
   if (kind == PEBBLE_PROCESS && pb_pool_uses_spawn(P)) {
     char name[PB_NAME_BYTES_MAX];
-    const char *why = NULL;
-    if (!(bk->caps & PEBBLE_CAP_SPAWN) ||
-        bk->struct_size < offsetof(pebble_backend, chan_adopt) +
-                              sizeof bk->chan_adopt ||
-        bk->proc_spawn == NULL)
-      why = "the backend cannot spawn workers";
+    int method = pb_lib_method(P->lib, P->o.start_method);
+    int bad = PEBBLE_OK;
+    if (!pb_backend_can(bk, method))
+      bad = pb_error(PEBBLE_ENOTSUP,
+                    "pebble_pool_create: backend '%s' cannot start workers "
+                    "by the %s start method",
+                    bk->name, pb_start_method_name(method));
     else if (P->o.initializer != NULL &&
              pb_registry_name_of(P->o.initializer, name, sizeof name) != 0)
-      why = "the initializer is not registered (spawned workers find it "
-            "by name: pebble_register)";
-    if (why != NULL) {
+      bad = pb_error(PEBBLE_ENOTFOUND,
+                    "pebble_pool_create: the initializer is not registered "
+                    "(%s workers find it by name: pebble_register)",
+                    pb_start_method_name(method));
+    if (bad != PEBBLE_OK) {
       free(P->init_arg);
       free(P);
-      return pb_error(why[4] == 'b' ? PEBBLE_ENOTSUP : PEBBLE_ENOTFOUND,
-                      "pebble_pool_create: %s", why);
+      return bad;
     }
   }
   if (bk->mutex_create(&P->lock) != PEBBLE_OK ||

@@ -109,7 +109,8 @@ static int spawn_one(pb_manager *m, pebble_pool *P, int *err) {
   w->watch.on_events = worker_events;
   w->watch.on_deadline = worker_deadline;
   if (pb_pool_uses_spawn(P)) {
-    rc = bk->proc_spawn(&w->proc, P->o.worker_program, NULL, err);
+    rc = pb_start_named_worker(P->lib, P->o.start_method, P->o.worker_program,
+                               &w->proc, err);
     if (rc == PEBBLE_OK && (rc = config_message(w)) != PEBBLE_OK)
       bk->proc_destroy(w->proc);
   } else {

@@ -67,7 +67,7 @@ int pb_task_options_read(const pebble_task_options *in,
     return pb_error(PEBBLE_EINVAL, "%s: options.max_message_size is 0",
                     fname);
   if (out->start_method < PEBBLE_START_DEFAULT ||
-      out->start_method > PEBBLE_START_SPAWN)
+      out->start_method > PEBBLE_START_FORKSERVER)
     return pb_error(PEBBLE_EINVAL, "%s: options.start_method %d is unknown",
                     fname, out->start_method);
   return PEBBLE_OK;
@@ -110,9 +110,12 @@ static int launch(pb_lib *L, pebble_kind kind, pebble_task_fn fn,
   if (kind == PEBBLE_PROCESS && pb_lib_spawns(L, o->start_method)) {
     char name[PB_NAME_BYTES_MAX];
     int rc2 = PEBBLE_OK;
-    if (!(L->bk->caps & PEBBLE_CAP_SPAWN) || L->bk->proc_spawn == NULL)
-      rc2 = pb_error(PEBBLE_ENOTSUP, "backend '%s' cannot spawn workers",
-                     L->bk->name);
+    if (!pb_backend_can(L->bk, pb_lib_method(L, o->start_method)))
+      rc2 = pb_error(PEBBLE_ENOTSUP,
+                     "backend '%s' cannot start workers by the %s start "
+                     "method",
+                     L->bk->name,
+                     pb_start_method_name(pb_lib_method(L, o->start_method)));
     else if (pb_registry_name_of(fn, name, sizeof name) != PEBBLE_OK)
       rc2 = pb_error(PEBBLE_ENOTFOUND,
                      "the task function is not registered: spawned "
@@ -158,6 +161,7 @@ static int launch(pb_lib *L, pebble_kind kind, pebble_task_fn fn,
   job->kill_grace = o->kill_grace;
   job->max_message = o->max_message_size;
   job->spawn = kind == PEBBLE_PROCESS && pb_lib_spawns(L, o->start_method);
+  job->start_method = o->start_method;
   f->runner = &job->runner;
   pebble_future_ref(f); /* the caller's reference */
   rc = pb_job_launch(job); /* frees the job on failure */

@@ -113,17 +113,65 @@ int pb_worker_serve(const pebble_backend *bk, pebble_bk_chan *chan,
   }
 }
 
+/* A worker's life after it has its channel: the settings first, then
+ * tasks until the channel closes.  Returns the process's exit status.
+ * Also the host's worker_serve, for workers a backend started itself. */
+int pb_worker_serve_configured(const pebble_backend *bk, pebble_bk_chan *chan) {
+  pb_msg_header h;
+  pb_worker_config cfg;
+  uint64_t head[3];
+  unsigned char *buf;
+  char name[PB_NAME_BYTES_MAX];
+  int rc;
+  memset(&cfg, 0, sizeof cfg);
+  if (bk->chan_read_all(chan, &h, sizeof h) != PEBBLE_OK)
+    return 0;
+  if (h.magic != PB_MSG_MAGIC || h.version != PB_MSG_VERSION ||
+      h.type != PB_MSG_CONFIG || h.size < sizeof head ||
+      h.size > ((size_t)1 << 30) + sizeof head + PB_NAME_BYTES_MAX)
+    return 4;
+  buf = malloc((size_t)h.size + 1);
+  if (buf == NULL || bk->chan_read_all(chan, buf, (size_t)h.size) != 0) {
+    free(buf);
+    return 5;
+  }
+  memcpy(head, buf, sizeof head);
+  if (head[2] >= PB_NAME_BYTES_MAX || head[2] > h.size - sizeof head) {
+    free(buf);
+    return 4;
+  }
+  cfg.max_message = (size_t)head[0];
+  cfg.max_tasks = (unsigned)head[1];
+  cfg.by_name = 1;
+  if (head[2] > 0) {
+    memcpy(name, buf + sizeof head, (size_t)head[2]);
+    name[head[2]] = '\0';
+    if (pebble_lookup(name, &cfg.initializer) != PEBBLE_OK) {
+      char why[PB_MESSAGE_MAX];
+      snprintf(why, sizeof why,
+               "the initializer '%s' is not registered in the worker "
+               "program",
+               name);
+      send_text(bk, chan, PB_MSG_INIT_FAILED, 0, why);
+      free(buf);
+      return 1;
+    }
+    /* Moved to the front of buf: the initializer reads it aligned. */
+    cfg.init_arg_size = (size_t)(h.size - sizeof head - head[2]);
+    memmove(buf, buf + sizeof head + head[2], cfg.init_arg_size);
+    cfg.init_arg = buf;
+  }
+  rc = pb_worker_serve(bk, chan, &cfg);
+  free(buf);
+  return rc;
+}
+
 /* CONFIG payload: u64 max_message, u64 max_tasks, u64 name length, the
  * initializer's name, the initializer's argument. */
 int pebble_worker_main(void) {
   pb_lib *L;
   const pebble_backend *bk;
   pebble_bk_chan *chan = NULL;
-  pb_msg_header h;
-  pb_worker_config cfg;
-  uint64_t head[3];
-  unsigned char *buf;
-  char name[PB_NAME_BYTES_MAX];
   int rc;
 
   if (pb_secure_getenv("PEBBLE_WORKER_CHANNEL") == NULL)
@@ -141,41 +189,6 @@ int pebble_worker_main(void) {
     return PEBBLE_OK;
   if (rc != PEBBLE_OK)
     return pb_error(rc, "cannot take over the worker channel");
-  memset(&cfg, 0, sizeof cfg);
-  if (bk->chan_read_all(chan, &h, sizeof h) != PEBBLE_OK)
-    exit(0);
-  if (h.magic != PB_MSG_MAGIC || h.version != PB_MSG_VERSION ||
-      h.type != PB_MSG_CONFIG || h.size < sizeof head ||
-      h.size > ((size_t)1 << 30) + sizeof head + PB_NAME_BYTES_MAX)
-    exit(4);
-  buf = malloc((size_t)h.size + 1);
-  if (buf == NULL || bk->chan_read_all(chan, buf, (size_t)h.size) != 0)
-    exit(5);
-  memcpy(head, buf, sizeof head);
-  if (head[2] >= PB_NAME_BYTES_MAX || head[2] > h.size - sizeof head)
-    exit(4);
-  cfg.max_message = (size_t)head[0];
-  cfg.max_tasks = (unsigned)head[1];
-  cfg.by_name = 1;
-  if (head[2] > 0) {
-    memcpy(name, buf + sizeof head, (size_t)head[2]);
-    name[head[2]] = '\0';
-    if (pebble_lookup(name, &cfg.initializer) != PEBBLE_OK) {
-      char why[PB_MESSAGE_MAX];
-      snprintf(why, sizeof why,
-               "the initializer '%s' is not registered in the worker "
-               "program",
-               name);
-      send_text(bk, chan, PB_MSG_INIT_FAILED, 0, why);
-      exit(1);
-    }
-    /* Moved to the front of buf: the initializer reads it aligned. */
-    cfg.init_arg_size = (size_t)(h.size - sizeof head - head[2]);
-    memmove(buf, buf + sizeof head + head[2], cfg.init_arg_size);
-    cfg.init_arg = buf;
-  }
   fflush(NULL);
-  rc = pb_worker_serve(bk, chan, &cfg);
-  free(buf);
-  exit(rc);
+  exit(pb_worker_serve_configured(bk, chan));
 }

@@ -28,9 +28,9 @@ static int exit_info_within(pebble_future *f, pebble_exit_info *x,
 
 static int grandchild_then_sleep(pebble_ctx *ctx, const void *arg,
                                  size_t size) {
-  int fd = *(const int *)arg;
+  int fd = test_fifo_writer(arg, size);
   pid_t g = fork();
-  (void)ctx, (void)size;
+  (void)ctx;
   if (g == 0) {
     for (;;)
       pause();
@@ -46,25 +46,24 @@ static void test_timeout_kills_group(void) {
   pebble_task_options o;
   pebble_exit_info x;
   pebble_future *f;
-  int p[2];
+  test_fifo p;
   pid_t g = 0;
   double t0;
-  CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
+  CU_ASSERT_EQUAL_FATAL(test_fifo_open(&p), 0);
   pebble_task_options_init(&o);
   o.timeout = PEBBLE_MSEC(300);
   t0 = now_s();
-  f = run(grandchild_then_sleep, &p[1], sizeof p[1], &o);
+  f = run(grandchild_then_sleep, p.path, strlen(p.path) + 1, &o);
   CU_ASSERT_EQUAL(pebble_future_get(f, PEBBLE_SEC(30), NULL, NULL),
                   PEBBLE_ETIMEDOUT);
   CU_ASSERT(now_s() - t0 >= 0.29);
   CU_ASSERT(now_s() - t0 < 10);
-  CU_ASSERT_EQUAL(read(p[0], &g, sizeof g), (ssize_t)sizeof g);
+  CU_ASSERT_EQUAL(read(p.rd, &g, sizeof g), (ssize_t)sizeof g);
   CU_ASSERT(exit_info_within(f, &x, 10));
   CU_ASSERT_EQUAL(x.signal, SIGKILL);
   CU_ASSERT_EQUAL(x.killed_by_library, 1);
   CU_ASSERT(g > 0 && gone_within(g, 10)); /* the whole group went */
-  close(p[0]);
-  close(p[1]);
+  test_fifo_close(&p);
   pebble_future_release(f);
 }
 static int stubborn_grandchild(pebble_ctx *ctx, const void *arg, size_t size) {
@@ -76,25 +75,24 @@ static void test_pool_cancel_kills_group(void) {
   pebble_pool_options po;
   pebble_pool *pool;
   pebble_future *f;
-  int p[2];
+  test_fifo p;
   pid_t g = 0;
-  CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
+  CU_ASSERT_EQUAL_FATAL(test_fifo_open(&p), 0);
   pebble_pool_options_init(&po);
   po.workers = 1;
   CU_ASSERT_EQUAL_FATAL(pebble_pool_create(&pool, PEBBLE_PROCESS, &po),
                         PEBBLE_OK);
-  CU_ASSERT_EQUAL_FATAL(pebble_pool_schedule(pool, stubborn_grandchild, &p[1],
-                                             sizeof p[1], NULL, &f),
+  CU_ASSERT_EQUAL_FATAL(pebble_pool_schedule(pool, stubborn_grandchild, p.path,
+                                             strlen(p.path) + 1, NULL, &f),
                         PEBBLE_OK);
-  CU_ASSERT_EQUAL(read(p[0], &g, sizeof g), (ssize_t)sizeof g);
+  CU_ASSERT_EQUAL(read(p.rd, &g, sizeof g), (ssize_t)sizeof g);
   CU_ASSERT_EQUAL(pebble_future_cancel(f), PEBBLE_OK);
   CU_ASSERT(g > 0 && gone_within(g, 10));
   pebble_future_release(f);
   CU_ASSERT_EQUAL(pebble_pool_close(pool), PEBBLE_OK);
   CU_ASSERT_EQUAL(pebble_pool_join(pool, PEBBLE_SEC(30)), PEBBLE_OK);
   CU_ASSERT_EQUAL(pebble_pool_destroy(pool), PEBBLE_OK);
-  close(p[0]);
-  close(p[1]);
+  test_fifo_close(&p);
 }
 
 int main(void) {

@@ -63,23 +63,34 @@ tests_core_spawn_SOURCES = tests/core_spawn.c tests/core_util.h
 tests_core_spawn_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS) $(CUNIT_CFLAGS)
 tests_core_spawn_LDADD = $(core_test_ldadd)
 
+# The forkserver start method itself (POSIX backend), run once: the
+# shared suites run under it in the matrix row posix-forkserver.
+check_PROGRAMS += tests/core_forkserver
+TESTS += tests/core_forkserver
+tests_core_forkserver_SOURCES = tests/core_forkserver.c tests/core_util.h
+tests_core_forkserver_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS)
+tests_core_forkserver_LDADD = $(core_test_ldadd)
+
 # ---- the conformance matrix ----
 # Every row runs the conformance programs under one backend and start
 # method (tests/matrix-row.sh); the table test then prints all rows, on
 # the terminal too (descriptor 9, see AM_TESTS_FD_REDIRECT).
-matrix_rows = tests/matrix/posix-fork.sh tests/matrix/posix-spawn.sh
+matrix_rows = tests/matrix/posix-fork.sh tests/matrix/posix-spawn.sh \
+	tests/matrix/posix-forkserver.sh
 if HAVE_APR
 matrix_rows += tests/matrix/apr-fork.sh tests/matrix/apr-spawn.sh
 endif
 TESTS += $(matrix_rows) tests/matrix-table.sh
 EXTRA_DIST += tests/matrix-row.sh tests/matrix-table.sh \
 	tests/matrix/posix-fork.sh tests/matrix/posix-spawn.sh \
+	tests/matrix/posix-forkserver.sh \
 	tests/matrix/apr-fork.sh tests/matrix/apr-spawn.sh
 tests/matrix-table.log: $(matrix_rows:.sh=.log)
 clean-local: clean-matrix
 clean-matrix:
 	-rm -rf tests/matrix/posix-fork tests/matrix/posix-spawn \
-	  tests/matrix/apr-fork tests/matrix/apr-spawn
+	  tests/matrix/posix-forkserver tests/matrix/apr-fork \
+	  tests/matrix/apr-spawn
 
 # What is particular to the APR backend (links APR itself, to hand Pebble
 # an application pool).

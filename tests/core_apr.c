@@ -257,8 +257,64 @@ static void timed_wait_body(void) {
 }
 static void test_timed_wait(void) { CU_ASSERT(in_child(timed_wait_body)); }
 
+/* The APR backend has no forkserver: asked for one, from the environment
+ * or in options, the core refuses with PEBBLE_ENOTSUP and a message that
+ * names the backend and the method, and never falls back silently. */
+static int names_both(const char *msg) {
+  return strstr(msg, "'apr'") != NULL && strstr(msg, "forkserver") != NULL;
+}
+static void no_forkserver_env_body(void) {
+  pebble_future *f = NULL;
+  setenv("PEBBLE_BACKEND_PATH", apr_module_dir(), 1);
+  setenv("PEBBLE_BACKEND", "apr", 1);
+  setenv("PEBBLE_START_METHOD", "forkserver", 1);
+  if (pebble_run(PEBBLE_PROCESS, add_one, NULL, 0, NULL, &f) !=
+      PEBBLE_ENOTSUP)
+    _exit(1);
+  if (f != NULL || !names_both(pebble_last_error())) {
+    printf("[%s] ", pebble_last_error());
+    _exit(2);
+  }
+  _exit(0);
+}
+static void test_no_forkserver_env(void) {
+  CU_ASSERT(in_child(no_forkserver_env_body));
+}
+static void no_forkserver_options_body(void) {
+  pebble_task_options o;
+  pebble_pool_options po;
+  pebble_future *f = NULL;
+  pebble_pool *p = NULL;
+  setenv("PEBBLE_BACKEND_PATH", apr_module_dir(), 1);
+  setenv("PEBBLE_BACKEND", "apr", 1);
+  unsetenv("PEBBLE_START_METHOD");
+  pebble_task_options_init(&o);
+  o.start_method = PEBBLE_START_FORKSERVER;
+  if (pebble_run(PEBBLE_PROCESS, add_one, NULL, 0, &o, &f) != PEBBLE_ENOTSUP)
+    _exit(1);
+  if (f != NULL || !names_both(pebble_last_error())) {
+    printf("[%s] ", pebble_last_error());
+    _exit(2);
+  }
+  pebble_pool_options_init(&po);
+  po.start_method = PEBBLE_START_FORKSERVER;
+  if (pebble_pool_create(&p, PEBBLE_PROCESS, &po) != PEBBLE_ENOTSUP)
+    _exit(3);
+  if (p != NULL || !names_both(pebble_last_error())) {
+    printf("[%s] ", pebble_last_error());
+    _exit(4);
+  }
+  /* What the backend can do still works. */
+  _exit(works(PEBBLE_PROCESS) && pebble_shutdown() == PEBBLE_OK ? 0 : 5);
+}
+static void test_no_forkserver_options(void) {
+  CU_ASSERT(in_child(no_forkserver_options_body));
+}
+
 int main(void) {
   CU_TestInfo tests[] = {
+      {"no forkserver: PEBBLE_START_METHOD refused", test_no_forkserver_env},
+      {"no forkserver: options refused", test_no_forkserver_options},
       {"chosen from the environment", test_env},
       {"chosen from code", test_code},
       {"settings", test_settings},
@@ -269,6 +325,11 @@ int main(void) {
       CU_TEST_INFO_NULL};
   REGISTER_TASK(add_one);
   REGISTER_TASK(never_ends);
+  /* A run of the whole suite under the forkserver start method
+   * (PEBBLE_START_METHOD=forkserver make check) is about the POSIX
+   * backend: APR has no forkserver, and its refusal is tested above. */
+  if (forkserver_mode())
+    unsetenv("PEBBLE_START_METHOD");
   if (pebble_worker_main() != PEBBLE_OK) {
     fprintf(stderr, "worker: %s\n", pebble_last_error());
     return 2;

@@ -188,5 +188,7 @@ int main(void) {
   /* These tests choose backends themselves; the one the conformance
    * matrix runs under must not leak into them. */
   unsetenv("PEBBLE_BACKEND");
+  /* Nor the start method: these tasks are not registered by name. */
+  unsetenv("PEBBLE_START_METHOD");
   return run_suite("backends", tests);
 }

@@ -173,29 +173,30 @@ static void test_refcount(void) {
 }
 
 static int writes_marker(pebble_ctx *ctx, const void *arg, size_t size) {
-  (void)ctx, (void)size;
+  int fd = test_fifo_writer(arg, size);
+  (void)ctx;
   usleep(200000);
-  (void)!write(*(const int *)arg, "m", 1);
+  (void)!write(fd, "m", 1);
+  close(fd);
   return 0;
 }
 static void test_release_does_not_cancel(void) {
-  int p[2];
+  test_fifo p;
   char c = 0;
   pebble_future *f;
-  CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
-  CU_ASSERT_EQUAL(pebble_run(PEBBLE_PROCESS, writes_marker, &p[1],
-                             sizeof p[1], NULL, &f),
+  CU_ASSERT_EQUAL_FATAL(test_fifo_open(&p), 0);
+  CU_ASSERT_EQUAL(pebble_run(PEBBLE_PROCESS, writes_marker, p.path,
+                             strlen(p.path) + 1, NULL, &f),
                   0);
   pebble_future_release(f);
   {
     /* Bounded: a worker that never writes must fail the test, not hang. */
-    struct pollfd pfd = {p[0], POLLIN, 0};
+    struct pollfd pfd = {p.rd, POLLIN, 0};
     CU_ASSERT_EQUAL_FATAL(poll(&pfd, 1, 30000), 1);
   }
-  CU_ASSERT_EQUAL(read(p[0], &c, 1), 1);
+  CU_ASSERT_EQUAL(read(p.rd, &c, 1), 1);
   CU_ASSERT_EQUAL(c, 'm');
-  close(p[0]);
-  close(p[1]);
+  test_fifo_close(&p);
 }
 
 /* ---- task definitions ---- */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -133,6 +134,59 @@ static inline int skip_test(const char *test, const char *why) {
   tests_skipped++;
   return 1;
 }
+/* A pipe that a worker reaches by name, under every start method: a
+ * FIFO in a fresh directory.  (A forkserver worker has the descriptors the
+ * server had when it started, not a pipe the test opened afterwards.)
+ * The test reads from rd; it also holds a write end, so a read waits for
+ * the worker's data instead of seeing end-of-file before the worker has
+ * opened the FIFO.  The worker opens path for writing. */
+typedef struct test_fifo {
+  char dir[64], path[80];
+  int rd, wr;
+} test_fifo;
+static inline int test_fifo_open(test_fifo *t) {
+  snprintf(t->dir, sizeof t->dir, "/tmp/pebble-test-XXXXXX");
+  t->rd = t->wr = -1;
+  if (mkdtemp(t->dir) == NULL)
+    return -1;
+  snprintf(t->path, sizeof t->path, "%s/fifo", t->dir);
+  if (mkfifo(t->path, 0600) != 0 ||
+      (t->rd = open(t->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0 ||
+      (t->wr = open(t->path, O_WRONLY | O_CLOEXEC)) < 0 ||
+      fcntl(t->rd, F_SETFL, 0) != 0)
+    return -1;
+  return 0;
+}
+static inline void test_fifo_close(test_fifo *t) {
+  if (t->rd >= 0)
+    close(t->rd);
+  if (t->wr >= 0)
+    close(t->wr);
+  unlink(t->path);
+  rmdir(t->dir);
+}
+/* In the worker: the FIFO whose path is the task's argument. */
+static inline int test_fifo_writer(const void *arg, size_t size) {
+  char path[80];
+  if (size == 0 || size > sizeof path)
+    return -1;
+  memcpy(path, arg, size);
+  path[size - 1] = '\0';
+  return open(path, O_WRONLY | O_CLOEXEC);
+}
+
+/* Forkserver workers are forked from a server started before the test
+ * opened its pipes or redirected its output: they have neither. */
+static inline int forkserver_mode(void) {
+  const char *m = getenv("PEBBLE_START_METHOD");
+  return m != NULL && strcmp(m, "forkserver") == 0;
+}
+#define SKIP_IF_FORKSERVER(why)                                              \
+  do {                                                                       \
+    if (forkserver_mode() && skip_test(__func__, why))                       \
+      return;                                                                \
+  } while (0)
+
 #define SKIP_IF_SPAWN(why)                                                   \
   do {                                                                       \
     if (spawn_mode() && skip_test(__func__, why))                            \

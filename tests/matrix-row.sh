@@ -30,7 +30,7 @@ if [ "$method" = fork ] && [ "$backend" != posix ]; then
   programs="$programs examples/check-examples.sh examples/check-pool-examples.sh"
 fi
 total=0 passed=0 failed=0 skipped=0 status=0
-printf '%-12s %-20s %s\n' "row" "program" "result" > "$dir/table.txt"
+printf '%-17s %-20s %s\n' "row" "program" "result" > "$dir/table.txt"
 for path in $programs; do
   prog=$(basename "$path" .sh)
   log="$dir/$prog.log"
@@ -69,7 +69,7 @@ for path in $programs; do
       result="FAIL (exit $rc; see $log)"
       ;;
   esac
-  printf '%-12s %-20s %s\n' "$row" "$prog" "$result" | tee -a "$dir/table.txt"
+  printf '%-17s %-20s %s\n' "$row" "$prog" "$result" | tee -a "$dir/table.txt"
   if [ "$rc" != 0 ] && [ "$rc" != 77 ]; then
     tail -n 30 "$log"
   fi

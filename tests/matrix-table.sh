@@ -7,14 +7,14 @@
 out=$(
   echo "Conformance matrix (backend-start method, program, result):"
   status=0
-  for row in posix-fork posix-spawn apr-fork apr-spawn; do
+  for row in posix-fork posix-spawn posix-forkserver apr-fork apr-spawn; do
     t="$top_builddir/tests/matrix/$row/table.txt"
     if [ -f "$t" ]; then
       tail -n +2 "$t"
     elif [ "${row%%-*}" = apr ] && [ "${PEBBLE_HAVE_APR:-no}" != yes ]; then
-      printf '%-12s %-20s %s\n' "$row" "(all)" "skipped: APR backend not built (configure found no APR)"
+      printf '%-17s %-20s %s\n' "$row" "(all)" "skipped: APR backend not built (configure found no APR)"
     else
-      printf '%-12s %-20s %s\n' "$row" "(all)" "FAIL: row did not run"
+      printf '%-17s %-20s %s\n' "$row" "(all)" "FAIL: row did not run"
     fi
   done
 )

@@ -34,6 +34,7 @@ static void after_fork_parent(void) { pbp_fd_after_fork_parent(); }
 static void after_fork_child(void) {
   PBP_STORE(&fork_gen, PBP_LOAD(&fork_gen) + 1);
   pbp_guardian_after_fork_child();
+  pbp_forkserver_after_fork_child();
   pbp_fd_after_fork_child();
 }
 
@@ -66,6 +67,7 @@ static int posix_init(const pebble_host *h) {
 }
 
 static void posix_shutdown(void) {
+  pbp_forkserver_stop();
   pbp_guardian_stop();
   PBP_STORE(&host, (const pebble_host *)NULL);
 }
@@ -101,11 +103,11 @@ static const pebble_backend table = {
     .abi_minor = PEBBLE_BACKEND_ABI_MINOR,
     .struct_size = sizeof(pebble_backend),
     .name = "posix",
-    .description = "POSIX threads; fork()ed or spawned processes in their "
+    .description = "POSIX threads; fork()ed, spawned or forkserver processes in their "
                    "own process groups; " DESC_EXIT "; " DESC_DEATH,
     .caps = PEBBLE_CAP_THREADS | PEBBLE_CAP_PROCESSES | PEBBLE_CAP_FORK |
-            PEBBLE_CAP_KILL_GROUP | PEBBLE_CAP_SPAWN | CAP_PIDFD |
-            CAP_PDEATHSIG,
+            PEBBLE_CAP_KILL_GROUP | PEBBLE_CAP_SPAWN | PEBBLE_CAP_FORKSERVER |
+            CAP_PIDFD | CAP_PDEATHSIG,
     .init = posix_init,
     .shutdown = posix_shutdown,
     .fork_generation = posix_fork_generation,
@@ -143,7 +145,18 @@ static const pebble_backend table = {
     .notifier_clear = pbp_notifier_clear,
     .proc_spawn = pbp_proc_spawn,
     .chan_adopt = pbp_chan_adopt,
+    .configure = NULL,
+    .proc_forkserver = pbp_proc_forkserver,
 };
+
+int pbp_host_worker_serve(pebble_bk_chan *chan) {
+  const pebble_host *h = PBP_LOAD(&host);
+  if (h == NULL || h->struct_size < offsetof(pebble_host, worker_serve) +
+                                        sizeof h->worker_serve ||
+      h->worker_serve == NULL)
+    return 127;
+  return h->worker_serve(&table, chan);
+}
 
 /* The entry point: hidden pebble__backend_posix_get when built into
  * libpebble, exported pebble_backend_posix_get as a module. */

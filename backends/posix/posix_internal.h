@@ -176,6 +176,7 @@ struct pebble_bk_proc {
   pthread_mutex_t lock;  /* orders kill against reap (pid reuse) */
   int reaped;            /* under lock */
   pebble_bk_exit exit;   /* valid once reaped */
+  int via_server;        /* a forkserver's child: it reaps, we release */
   /* The waitset watching this process, and the watch's slot in it; both
    * guarded by that waitset's lock. */
   pebble_bk_waitset *ws;
@@ -231,6 +232,29 @@ PBP_HIDDEN ssize_t pbp_send(int fd, const void *buf, size_t len, int flags);
 PBP_HIDDEN int pbp_proc_spawn(pebble_bk_proc **proc, const char *program,
                               const char *argv0, int *sys_errno);
 PBP_HIDDEN int pbp_chan_adopt(pebble_bk_chan **chan);
+
+/* ---- posix_forkserver.c ---- */
+#ifdef MSG_NOSIGNAL
+#define PBP_NOSIGNAL MSG_NOSIGNAL
+#else
+#define PBP_NOSIGNAL 0
+#endif
+#ifdef MSG_CMSG_CLOEXEC
+#define PBP_CMSG_CLOEXEC MSG_CMSG_CLOEXEC
+#else
+#define PBP_CMSG_CLOEXEC 0
+#endif
+PBP_HIDDEN int pbp_forkserver_ensure(int *sys_errno);
+PBP_HIDDEN int pbp_forkserver_fork(int chan_fd, int exit_wr, pid_t *pid,
+                                   int *sys_errno);
+PBP_HIDDEN void pbp_forkserver_release(pid_t pid);
+/* How a forkserver worker ended, from its exit pipe: 1 if known. */
+PBP_HIDDEN int pbp_forkserver_exit(int exit_fd, pebble_bk_exit *out);
+PBP_HIDDEN void pbp_forkserver_stop(void);
+PBP_HIDDEN void pbp_forkserver_after_fork_child(void);
+PBP_HIDDEN int pbp_proc_forkserver(pebble_bk_proc **proc, int *sys_errno);
+/* The core's serve loop for a worker the backend started itself. */
+PBP_HIDDEN int pbp_host_worker_serve(pebble_bk_chan *chan);
 
 /* ---- posix_child.c ---- */
 /* Runs in the new child right after fork; never returns. */

@@ -54,7 +54,8 @@ static void proc_free(pebble_bk_proc *p) {
 
 /* The whole group; the child alone if it has no group (yet). */
 static void signal_group(pebble_bk_proc *p, int sig) {
-  if (!pbp_child_still_ours(p->pid))
+  /* A forkserver's child is held by the server until we release it. */
+  if (!p->via_server && !pbp_child_still_ours(p->pid))
     return;
   if (killpg(p->pid, sig) != 0 && errno == ESRCH)
     kill(p->pid, sig);
@@ -67,6 +68,14 @@ static void reap_locked(pebble_bk_proc *p, int blocking) {
   int st = 0;
 
   signal_group(p, SIGKILL);
+  if (p->via_server) {
+    /* The server wrote how it ended (this blocks only in destroy, after
+     * the kill above); then it may reap. */
+    pbp_forkserver_exit(p->exit_fd, &p->exit);
+    pbp_forkserver_release(p->pid);
+    p->reaped = 1;
+    return;
+  }
 #if !PBP_USE_PDEATHSIG
   pbp_guardian_forget(p->pid); /* before the id can be reused */
 #endif
@@ -223,6 +232,54 @@ int pbp_proc_start(pebble_bk_proc **out, pebble_child_main_fn child_main,
   setup.child_main = child_main;
   setup.arg = arg;
   return pbp_proc_launch(out, &setup, sys_errno);
+}
+
+/* A worker forked by the forkserver: our ends of its channel and of its
+ * exit pipe stay here, the others travel to the server. */
+int pbp_proc_forkserver(pebble_bk_proc **out, int *sys_errno) {
+  pebble_bk_proc *p;
+  int sv[2], ex[2], rc, ignored;
+  pid_t pid = -1;
+  if (sys_errno == NULL)
+    sys_errno = &ignored;
+  *sys_errno = 0;
+  if (out == NULL)
+    return pbp_forkserver_ensure(sys_errno);
+  *out = NULL;
+  p = calloc(1, sizeof *p);
+  if (p == NULL)
+    return PEBBLE_ENOMEM;
+  p->chan_fd = p->exit_fd = -1;
+  p->via_server = 1;
+  if ((rc = pthread_mutex_init(&p->lock, NULL)) != 0) {
+    free(p);
+    *sys_errno = rc;
+    return PEBBLE_ESYSTEM;
+  }
+  if (pbp_socketpair(sv) != 0) {
+    *sys_errno = errno;
+    proc_free(p);
+    return PEBBLE_ESYSTEM;
+  }
+  p->chan_fd = sv[0];
+  if (pbp_fd_set_nonblock(sv[0]) != 0 || pbp_pipe(ex, 0) != 0) {
+    *sys_errno = errno;
+    pbp_fd_close(sv[1]);
+    proc_free(p);
+    return PEBBLE_ESYSTEM;
+  }
+  p->exit_fd = ex[0];
+  rc = pbp_forkserver_fork(sv[1], ex[1], &pid, sys_errno);
+  pbp_fd_close(sv[1]);
+  pbp_fd_close(ex[1]);
+  if (rc != PEBBLE_OK) {
+    pbp_exit_watch_stop(p);
+    proc_free(p);
+    return rc;
+  }
+  p->pid = pid;
+  *out = p;
+  return PEBBLE_OK;
 }
 
 long pbp_proc_pid(const pebble_bk_proc *p) {

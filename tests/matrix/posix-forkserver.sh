@@ -1,0 +1,3 @@
+#!/bin/sh
+# Conformance matrix row: backend posix, start method forkserver.
+exec "${SHELL:-/bin/sh}" "${top_srcdir:-.}/tests/matrix-row.sh" posix forkserver
