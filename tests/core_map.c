@@ -136,6 +136,9 @@ static void test_cancel_and_as_completed(void) {
   CU_ASSERT_EQUAL(pebble_map_cancel(m), PEBBLE_OK);
   for (i = 0; i < 8; i++) {
     int rc = pebble_map_get(m, i, PEBBLE_SEC(30), NULL, NULL);
+    if (rc != PEBBLE_ECANCELED && rc != PEBBLE_OK)
+      printf("(item %zu: %s: %s) ", i, pebble_status_name(rc),
+             pebble_last_error());
     CU_ASSERT(rc == PEBBLE_ECANCELED || rc == PEBBLE_OK);
   }
   CU_ASSERT_EQUAL(pebble_map_get(m, 0, 0, NULL, NULL), PEBBLE_ECANCELED);

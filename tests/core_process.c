@@ -4,6 +4,8 @@
 #include "core_util.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <poll.h>
 #include <sys/stat.h>
 
@@ -305,6 +307,84 @@ static void test_stdio_flushed(void) {
   close(p[0]);
 }
 
+/* Another thread keeps writing to a fully buffered stdout while process
+ * tasks start: whatever it wrote after the library's flush and before a
+ * fork sits in the child's copy of the buffer, and must not come out of
+ * the child a second time. */
+#define PRINTED_LINES 40000
+static atomic_int printing_done;
+static void *print_lines(void *arg) {
+  int i;
+  (void)arg;
+  for (i = 0; i < PRINTED_LINES; i++)
+    printf("%07d\n", i);
+  fflush(stdout);
+  atomic_store(&printing_done, 1);
+  return NULL;
+}
+static void printed_once_body(void) {
+  pthread_t writer;
+  pebble_future *f;
+  int i, rc;
+  setvbuf(stdout, NULL, _IOFBF, 1 << 16);
+  if (pthread_create(&writer, NULL, print_lines, NULL) != 0)
+    _exit(20);
+  for (i = 0; i < 400 && !atomic_load(&printing_done); i++) {
+    int64_t v = i;
+    if ((rc = pebble_run(PEBBLE_PROCESS, echo_int, &v, sizeof v, NULL,
+                         &f)) != PEBBLE_OK)
+      _exit(21);
+    if (pebble_future_wait(f, PEBBLE_SEC(60)) != PEBBLE_OK)
+      _exit(22);
+    pebble_future_release(f);
+  }
+  pthread_join(writer, NULL);
+  fflush(stdout);
+  _exit(0);
+}
+static void test_printed_once(void) {
+  int p[2], st, lines = 0, bad = 0, expect = 0;
+  char buf[8192], line[16];
+  size_t used = 0;
+  ssize_t n;
+  pid_t pid;
+  CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
+  fflush(stdout);
+  pid = fork();
+  if (pid == 0) {
+    dup2(p[1], 1);
+    close(p[0]);
+    close(p[1]);
+    printed_once_body();
+  }
+  close(p[1]);
+  /* Every line once, in order: 0000000, 0000001, ... */
+  while ((n = read(p[0], buf, sizeof buf)) > 0) {
+    ssize_t k;
+    for (k = 0; k < n; k++) {
+      if (buf[k] != '\n') {
+        if (used < sizeof line - 1)
+          line[used++] = buf[k];
+        continue;
+      }
+      line[used] = '\0';
+      used = 0;
+      if (atoi(line) != expect)
+        bad++;
+      expect = atoi(line) + 1;
+      lines++;
+    }
+  }
+  close(p[0]);
+  CU_ASSERT(waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
+            WEXITSTATUS(st) == 0);
+  if (lines != PRINTED_LINES || bad != 0)
+    printf("(%d lines, %d out of order, for %d written) ", lines, bad,
+           PRINTED_LINES);
+  CU_ASSERT_EQUAL(lines, PRINTED_LINES);
+  CU_ASSERT_EQUAL(bad, 0);
+}
+
 static void sigchld_ignored_body(void) {
   pebble_future *f;
   pebble_exit_info x;
@@ -453,6 +533,7 @@ int main(void) {
       {"stdin is /dev/null", test_stdin_devnull},
       {"no zombies, no descriptor leaks", test_no_leaks},
       {"stdio flushed before fork", test_stdio_flushed},
+      {"output another thread writes is printed once", test_printed_once},
       {"SIGCHLD ignored by the application", test_sigchld_ignored},
       {"the application forks", test_after_fork},
       {"a process task uses Pebble", test_nested},

@@ -22,10 +22,14 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <apr_portable.h>
+#ifdef HAVE_STDIO_EXT_H
+#include <stdio_ext.h>
+#endif
 
 #include "apr_internal.h"
 
@@ -250,6 +254,20 @@ void pba_proc_destroy_unstarted(pebble_bk_proc *proc) {
   apr_pool_destroy(proc->pool);
 }
 
+#if APR_HAS_FORK
+/* Another application thread's stdio output written after the flush
+ * before fork is in the child's buffers too: the parent prints it. */
+static void stdio_forget_parents(void) {
+#if defined(HAVE___FPURGE)
+  __fpurge(stdout);
+  __fpurge(stderr);
+#elif defined(HAVE_FPURGE)
+  fpurge(stdout);
+  fpurge(stderr);
+#endif
+}
+#endif
+
 int pba_proc_start(pebble_bk_proc **out, pebble_child_main_fn child_main,
                    void *arg, int *sys_errno) {
 #if APR_HAS_FORK
@@ -265,12 +283,16 @@ int pba_proc_start(pebble_bk_proc **out, pebble_child_main_fn child_main,
   if ((rc = pba_proc_new(&proc, sys_errno)) != PEBBLE_OK)
     return rc;
   snapshot = fd_snapshot(&n_snapshot);
+  fflush(NULL); /* or the child's copy of buffered output prints again */
   st = apr_proc_fork(&proc->proc, proc->pool);
   if (st == APR_INCHILD) {
     child_prepare(proc, snapshot, n_snapshot);
     if (pba_lifeline_watch_forked() != PEBBLE_OK)
       _exit(127); /* a worker that would outlive us must not run */
-    _exit(child_main(arg, &proc->child));
+    stdio_forget_parents();
+    rc = child_main(arg, &proc->child);
+    fflush(NULL); /* the task's own buffered output */
+    _exit(rc);
   }
   free(snapshot);
   if (st != APR_INPARENT) {

@@ -25,6 +25,23 @@
 
 #include "posix_internal.h"
 
+#ifdef HAVE_STDIO_EXT_H
+#include <stdio_ext.h>
+#endif
+
+/* What another of the application's threads wrote to stdout or stderr
+ * after the flush before fork sits in this copy's buffers too: printed
+ * here, it would appear twice.  It is the parent's to print. */
+void pbp_stdio_forget_parents(void) {
+#if defined(HAVE___FPURGE)
+  __fpurge(stdout);
+  __fpurge(stderr);
+#elif defined(HAVE_FPURGE)
+  fpurge(stdout);
+  fpurge(stderr);
+#endif
+}
+
 #if PBP_USE_PDEATHSIG
 #include <sys/prctl.h>
 #endif
@@ -130,6 +147,7 @@ void pbp_child_run(const pbp_child_setup *s) {
 
   if (s->exec_path != NULL)
     exec_worker(s, chan.fd, err_fd);
+  pbp_stdio_forget_parents();
   status = s->child_main(s->arg, &chan);
   /* The task's own buffered output would be lost by _exit().  From here
    * on this is the task's process, so stdio may be used. */

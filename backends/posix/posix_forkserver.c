@@ -511,6 +511,7 @@ static int ensure_locked(int *sys_errno) {
   fs_forking = 0;
   if (pid == 0) {
     pbp_thread_child_is_task();
+    pbp_stdio_forget_parents(); /* or each worker would print it again */
     pbp_fd_child_close_all_but(sv[1]);
     server_main(sv[1]);
   }

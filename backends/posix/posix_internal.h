@@ -104,6 +104,8 @@ PBP_HIDDEN int pbp_cond_wait(pebble_bk_cond *cond, pebble_bk_mutex *mutex,
                              uint64_t deadline_ns);
 /* In a new child: its one thread runs the task, not library code. */
 PBP_HIDDEN void pbp_thread_child_is_task(void);
+/* posix_child.c: in a forked child, drop the stdio output it inherited. */
+PBP_HIDDEN void pbp_stdio_forget_parents(void);
 /* Remember the signal mask application threads run with (from init). */
 PBP_HIDDEN void pbp_thread_capture_app_mask(void);
 /* Start a small detached library thread with every signal blocked; 0 or
