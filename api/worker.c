@@ -21,10 +21,7 @@ static int send_text(const pebble_backend *bk, pebble_bk_chan *chan,
                      enum pb_msg_type type, int32_t code, const char *text) {
   pb_msg_header h;
   pb_msg_fill(&h, type, code, strlen(text));
-  if (bk->chan_write_all(chan, &h, sizeof h) != PEBBLE_OK ||
-      bk->chan_write_all(chan, text, strlen(text)) != PEBBLE_OK)
-    return PEBBLE_EDIED;
-  return PEBBLE_OK;
+  return pb_chan_send(bk, chan, &h, text);
 }
 
 int pb_worker_serve(const pebble_backend *bk, pebble_bk_chan *chan,
