@@ -243,6 +243,50 @@ static void quit_worker(pb_pworker *w) {
     bk->proc_kill(w->proc, 1);
 }
 
+/* Give w the next queued task if it is idle (pool lock held; released
+ * and taken again while sending).  Returns 1 if w got a task. */
+static int hand_task(pb_manager *m, pebble_pool *P, pb_pworker *w) {
+  const pebble_backend *bk = P->lib->bk;
+  pb_ptask *t;
+  int rc;
+  if (w->state != PB_W_IDLE || w->killed || w->out != NULL)
+    return 0; /* busy, or its settings are still on their way */
+  if (P->head == NULL) {
+    if (P->state == PB_POOL_CLOSED)
+      quit_worker(w); /* closed and nothing left: let it go */
+    return 0;
+  }
+  t = pb_pool_pop(P);
+  if (t == NULL)
+    return 0;
+  w->task = t;
+  w->state = PB_W_BUSY;
+  P->running++;
+  bk->mutex_unlock(P->lock);
+  pb_stripe_lock(t->future);
+  t->proc = w->proc;
+  if (atomic_load(&t->stop_reason) != 0) /* cancelled as it started */
+    pb_processes_cancel_locked(&t->runner);
+  pb_stripe_unlock(t->future);
+  if ((rc = send_task(w, t)) == PEBBLE_OK) {
+    flush_out(m, w);
+  } else { /* cannot send: fail the task, keep the worker */
+    int killed;
+    detach_task(P, w, &killed);
+    pb_pool_resolve(P, t->future, PEBBLE_FAILED, rc,
+                    rc == PEBBLE_ENOTFOUND
+                        ? pb_strdup("the task function is not registered: "
+                                    "spawned workers find tasks by name "
+                                    "(pebble_register)")
+                        : pb_strdup("out of memory sending the task"),
+                    0);
+    pb_ptask_free(t);
+    w->state = PB_W_IDLE;
+  }
+  bk->mutex_lock(P->lock);
+  return rc == PEBBLE_OK;
+}
+
 void pb_processes_kick(pb_manager *m, pb_cmd *cmd) {
   pebble_pool *P = PB_CONTAINER(cmd, pebble_pool, kick);
   const pebble_backend *bk = P->lib->bk;
@@ -289,44 +333,8 @@ void pb_processes_kick(pb_manager *m, pb_cmd *cmd) {
     }
   }
   /* Hand queued tasks to idle workers. */
-  for (w = P->workers; w != NULL; w = w->next) {
-    pb_ptask *t;
-    if (w->state != PB_W_IDLE || w->killed || w->out != NULL)
-      continue; /* busy, or its settings are still on their way */
-    if (P->head == NULL) {
-      if (P->state == PB_POOL_CLOSED)
-        quit_worker(w); /* closed and nothing left: let it go */
-      continue;
-    }
-    t = pb_pool_pop(P);
-    if (t == NULL)
-      continue;
-    w->task = t;
-    w->state = PB_W_BUSY;
-    P->running++;
-    bk->mutex_unlock(P->lock);
-    pb_stripe_lock(t->future);
-    t->proc = w->proc;
-    if (atomic_load(&t->stop_reason) != 0) /* cancelled as it started */
-      pb_processes_cancel_locked(&t->runner);
-    pb_stripe_unlock(t->future);
-    if ((rc = send_task(w, t)) == PEBBLE_OK) {
-      flush_out(m, w);
-    } else { /* cannot send: fail the task, keep the worker */
-      int killed;
-      detach_task(P, w, &killed);
-      pb_pool_resolve(P, t->future, PEBBLE_FAILED, rc,
-                      rc == PEBBLE_ENOTFOUND
-                          ? pb_strdup("the task function is not registered: "
-                                      "spawned workers find tasks by name "
-                                      "(pebble_register)")
-                          : pb_strdup("out of memory sending the task"),
-                      0);
-      pb_ptask_free(t);
-      w->state = PB_W_IDLE;
-    }
-    bk->mutex_lock(P->lock);
-  }
+  for (w = P->workers; w != NULL; w = w->next)
+    hand_task(m, P, w);
   bk->mutex_unlock(P->lock);
 }
 
@@ -377,7 +385,7 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
   pebble_pool *P = w->pool;
   const pebble_backend *bk = P->lib->bk;
   char why[256];
-  int status = PEBBLE_OK, killed = 0;
+  int status = PEBBLE_OK, killed = 0, handed;
   pb_outcome o;
   pb_ptask *t;
 
@@ -427,20 +435,25 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
         kill_worker(w, 1);
         continue;
       }
-      if (pb_future_resolve(t->future, &o, 0))
-        pb_pool_count_outcome(P, o.status);
-      else
-        pb_outcome_discard(&o);
-      pb_ptask_free(t);
       P->crash_streak = 0;
       w->tasks_run++;
+      /* The worker gets its next task before this one's future resolves:
+       * it works while the result is delivered. */
       bk->mutex_lock(P->lock);
       if (w->state == PB_W_BUSY)
         w->state = P->o.max_tasks > 0 && w->tasks_run >= P->o.max_tasks
                        ? PB_W_QUITTING /* it ends by itself */
                        : PB_W_IDLE;
+      handed = (P->state == PB_POOL_OPEN || P->state == PB_POOL_CLOSED) &&
+               hand_task(m, P, w);
       bk->mutex_unlock(P->lock);
-      pb_manager_post(m, &P->kick);
+      if (pb_future_resolve(t->future, &o, 0))
+        pb_pool_count_outcome(P, o.status);
+      else
+        pb_outcome_discard(&o);
+      pb_ptask_free(t);
+      if (!handed)
+        pb_manager_post(m, &P->kick);
       continue;
     }
   }
