@@ -35,6 +35,7 @@ enum pb_worker_state {
   PB_W_IDLE,
   PB_W_BUSY,
   PB_W_QUITTING, /* process: told to quit, waiting for its exit */
+  PB_W_SPARE,    /* process: started ahead, takes over a timed-out one */
   PB_W_EXITED    /* thread: out of its loop, waiting to be joined */
 };
 
@@ -56,6 +57,8 @@ struct pb_pworker {
   uint64_t kill_deadline;
   uint64_t started_at;
   int killed;
+  int uncounted; /* pool lock: not in active (a spare, or killed at its
+                    task's deadline and already replaced) */
 };
 
 struct pebble_pool {
@@ -88,6 +91,7 @@ struct pebble_pool {
   pb_cmd farewell;    /* destroy's last command: forget the pool */
   unsigned crash_streak;
   uint64_t respawn_at;
+  pb_pworker *spare;  /* process pools with timed tasks (pool lock) */
   int sync_done;      /* pb_pool_sync */
 };
 

@@ -94,7 +94,7 @@ static void watch_worker(pb_manager *m, pb_pworker *w) {
                                   &w->watch);
 }
 
-static int spawn_one(pb_manager *m, pebble_pool *P, int *err) {
+static int spawn_one(pb_manager *m, pebble_pool *P, int spare, int *err) {
   const pebble_backend *bk = P->lib->bk;
   pb_pworker *w = calloc(1, sizeof *w);
   int rc;
@@ -102,7 +102,9 @@ static int spawn_one(pb_manager *m, pebble_pool *P, int *err) {
   if (w == NULL)
     return PEBBLE_ENOMEM;
   w->pool = P;
-  w->state = PB_W_IDLE; /* tasks may be queued while it initialises */
+  /* Tasks may be queued while it initialises. */
+  w->state = spare ? PB_W_SPARE : PB_W_IDLE;
+  w->uncounted = spare;
   w->deadline = PEBBLE_BK_FOREVER;
   w->kill_deadline = PEBBLE_BK_FOREVER;
   w->watch.deadline = PEBBLE_BK_FOREVER;
@@ -126,7 +128,10 @@ static int spawn_one(pb_manager *m, pebble_pool *P, int *err) {
   w->next = P->workers;
   P->workers = w;
   P->alive++;
-  P->active++;
+  if (spare)
+    P->spare = w;
+  else
+    P->active++;
   bk->mutex_unlock(P->lock);
   flush_out(m, w); /* the spawned worker's settings, if any */
   pb_manager_activate(m, &w->watch);
@@ -251,6 +256,24 @@ static int hand_task(pb_manager *m, pebble_pool *P, pb_pworker *w) {
   int rc;
   if (w->state != PB_W_IDLE || w->killed || w->out != NULL)
     return 0; /* busy, or its settings are still on their way */
+  /* Before a task with a timeout goes out, the pool starts one worker
+   * ahead (if it has none), so the task after a timeout does not wait for
+   * a start.  It starts now, before the task's clock runs, rather than at
+   * a deadline, where it would compete with the thread waiting for the
+   * timed-out future.  Closing the pool lets it go. */
+  if (P->head != NULL && P->head->timeout != PEBBLE_FOREVER &&
+      P->spare == NULL && P->state == PB_POOL_OPEN && P->active > 0 &&
+      (P->respawn_at == 0 || bk->now_ns() >= P->respawn_at)) {
+    int err;
+    bk->mutex_unlock(P->lock);
+    if (spawn_one(m, P, 1, &err) != PEBBLE_OK) {
+      P->crash_streak++;
+      schedule_respawn(m, P, bk->now_ns());
+    }
+    bk->mutex_lock(P->lock);
+    if (w->state != PB_W_IDLE || w->killed)
+      return 0;
+  }
   if (P->head == NULL) {
     if (P->state == PB_POOL_CLOSED)
       quit_worker(w); /* closed and nothing left: let it go */
@@ -298,6 +321,7 @@ void pb_processes_kick(pb_manager *m, pb_cmd *cmd) {
   bk->mutex_lock(P->lock);
   ending = P->state == PB_POOL_STOPPED || P->state == PB_POOL_BROKEN;
   if (ending) {
+    P->spare = NULL;
     for (w = P->workers; w != NULL; w = w->next)
       if (!w->killed) {
         bk->proc_kill(w->proc, 1);
@@ -317,7 +341,7 @@ void pb_processes_kick(pb_manager *m, pb_cmd *cmd) {
   while (P->active < desired && now >= P->respawn_at) {
     int err;
     bk->mutex_unlock(P->lock);
-    rc = spawn_one(m, P, &err);
+    rc = spawn_one(m, P, 0, &err);
     bk->mutex_lock(P->lock);
     if (rc != PEBBLE_OK) {
       P->crash_streak++;
@@ -335,6 +359,11 @@ void pb_processes_kick(pb_manager *m, pb_cmd *cmd) {
   /* Hand queued tasks to idle workers. */
   for (w = P->workers; w != NULL; w = w->next)
     hand_task(m, P, w);
+  if (P->spare != NULL && P->state != PB_POOL_OPEN) {
+    w = P->spare; /* no task will time out any more */
+    P->spare = NULL;
+    quit_worker(w);
+  }
   bk->mutex_unlock(P->lock);
 }
 
@@ -499,11 +528,15 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
       *pp = w->next;
       break;
     }
-  counted = 1;
+  counted = !w->uncounted;
   P->active -= counted;
+  if (P->spare == w)
+    P->spare = NULL;
   P->alive--;
   replace = P->state == PB_POOL_OPEN || P->head != NULL;
-  if (replace && w->state != PB_W_QUITTING)
+  if (!counted)
+    ; /* a spare, or replaced (and counted) at its task's deadline */
+  else if (replace && w->state != PB_W_QUITTING)
     atomic_fetch_add(&P->restarts, 1);
   else if (replace && w->state == PB_W_QUITTING && P->o.max_tasks > 0)
     atomic_fetch_add(&P->restarts, 1);
@@ -527,7 +560,6 @@ static void worker_events(pb_manager *m, pb_watch *ww, unsigned events) {
 static void worker_deadline(pb_manager *m, pb_watch *ww, uint64_t now) {
   pb_pworker *w = PB_CONTAINER(ww, pb_pworker, watch);
   pebble_pool *P = w->pool;
-  (void)m;
   if (w->deadline <= now) {
     pb_ptask *t;
     w->deadline = PEBBLE_BK_FOREVER;
@@ -541,6 +573,22 @@ static void worker_deadline(pb_manager *m, pb_watch *ww, uint64_t now) {
       kill_worker(w, P->o.kill_grace == 0);
       if (P->o.kill_grace > 0)
         w->kill_deadline = now + (uint64_t)P->o.kill_grace * 1000u;
+      /* Replaced now rather than after its exit and reap: by the spare
+       * if there is one, else by a worker started right away. */
+      P->lib->bk->mutex_lock(P->lock);
+      if (!w->uncounted) {
+        w->uncounted = 1;
+        P->active--;
+        atomic_fetch_add(&P->restarts, 1);
+        if (P->spare != NULL) {
+          P->spare->state = PB_W_IDLE;
+          P->spare->uncounted = 0;
+          P->spare = NULL;
+          P->active++;
+        }
+      }
+      P->lib->bk->mutex_unlock(P->lock);
+      pb_manager_post(m, &P->kick);
     }
   }
   if (w->kill_deadline <= now) {
