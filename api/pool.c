@@ -336,7 +336,7 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
   pb_ptask *t;
   pebble_future *f;
   uint64_t deadline;
-  int rc = PEBBLE_OK, wake;
+  int rc = PEBBLE_OK, wake, sent;
 
   if (arg_size > P->o.max_message_size || arg_size > o->max_message_size) {
     pb_binding_unref(binding);
@@ -405,13 +405,23 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
     pb_ptask_free(t);
     return rc;
   }
+  pebble_future_ref(f); /* the caller's, before a worker can finish t */
+  /* A process task finding the queue empty goes straight to an idle
+   * worker if there is one. */
+  if (P->kind == PEBBLE_PROCESS && P->head == NULL &&
+      (sent = pb_processes_send_now(P, t)) != 0) {
+    bk->mutex_unlock(P->lock);
+    if (sent == 2)
+      pb_manager_post(P->manager, &P->kick);
+    *future = f;
+    return PEBBLE_OK;
+  }
   if (P->tail != NULL)
     P->tail->next = t;
   else
     P->head = t;
   P->tail = t;
   P->queued++;
-  pebble_future_ref(f); /* the caller's */
   wake = 1;
   if (P->kind == PEBBLE_THREAD) {
     wake = 0;

@@ -59,6 +59,9 @@ struct pb_pworker {
   int killed;
   int uncounted; /* pool lock: not in active (a spare, or killed at its
                     task's deadline and already replaced) */
+  int ready;         /* pool lock: idle, nothing pending: a scheduler may
+                        send it a task (pb_processes_send_now) */
+  int flush_pending; /* pool lock: out holds the rest of such a task */
 };
 
 struct pebble_pool {
@@ -126,5 +129,7 @@ int pb_pool_uses_spawn(const pebble_pool *P);
 void pb_processes_kick(pb_manager *m, pb_cmd *cmd);
 void pb_processes_deadline(pb_manager *m, pb_watch *w, uint64_t now);
 void pb_processes_cancel_locked(pb_runner *r);
+/* Pool lock held: 0 no idle worker took t, 1 sent, 2 post the kick. */
+int pb_processes_send_now(pebble_pool *P, pb_ptask *t);
 
 #endif /* PEBBLE_POOL_H */

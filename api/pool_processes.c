@@ -132,6 +132,7 @@ static int spawn_one(pb_manager *m, pebble_pool *P, int spare, int *err) {
     P->spare = w;
   else
     P->active++;
+  w->ready = !spare && w->out == NULL;
   bk->mutex_unlock(P->lock);
   flush_out(m, w); /* the spawned worker's settings, if any */
   pb_manager_activate(m, &w->watch);
@@ -183,14 +184,15 @@ static void schedule_respawn(pb_manager *m, pebble_pool *P, uint64_t now) {
          (void *)P, P->crash_streak, (unsigned long long)(delay / 1000000));
 }
 
-/* Prepare the message that hands t to w (manager thread). */
-static int send_task(pb_pworker *w, pb_ptask *t) {
-  const pebble_backend *bk = w->pool->lib->bk;
+/* The message that hands t to a worker, malloc'd. */
+static int task_message(pebble_pool *P, pb_ptask *t, unsigned char **out,
+                        size_t *out_size) {
   pb_msg_header h;
   uint64_t head[PB_TASK_WORDS] = {0, 0, 0, 0};
   char name[PB_NAME_BYTES_MAX];
+  unsigned char *buf;
   size_t size;
-  if (pb_pool_uses_spawn(w->pool)) {
+  if (pb_pool_uses_spawn(P)) {
     if (pb_registry_name_of(t->fn, name, sizeof name) != PEBBLE_OK)
       return PEBBLE_ENOTFOUND;
     head[3] = strlen(name);
@@ -200,19 +202,73 @@ static int send_task(pb_pworker *w, pb_ptask *t) {
   head[1] = t->future->id;
   head[2] = t->future->seq;
   size = sizeof head + (size_t)head[3] + t->arg_size;
-  w->out = malloc(sizeof h + size);
-  if (w->out == NULL)
+  buf = malloc(sizeof h + size);
+  if (buf == NULL)
     return PEBBLE_ENOMEM;
   pb_msg_fill(&h, PB_MSG_TASK, 0, size);
-  memcpy(w->out, &h, sizeof h);
-  memcpy(w->out + sizeof h, head, sizeof head);
-  memcpy(w->out + sizeof h + sizeof head, name, (size_t)head[3]);
-  memcpy(w->out + sizeof h + sizeof head + head[3], t->arg, t->arg_size);
-  w->out_size = sizeof h + size;
+  memcpy(buf, &h, sizeof h);
+  memcpy(buf + sizeof h, head, sizeof head);
+  memcpy(buf + sizeof h + sizeof head, name, (size_t)head[3]);
+  memcpy(buf + sizeof h + sizeof head + head[3], t->arg, t->arg_size);
+  *out = buf;
+  *out_size = sizeof h + size;
+  return PEBBLE_OK;
+}
+
+/* Prepare the message that hands t to w (manager thread). */
+static int send_task(pb_pworker *w, pb_ptask *t) {
+  const pebble_backend *bk = w->pool->lib->bk;
+  int rc = task_message(w->pool, t, &w->out, &w->out_size);
+  if (rc != PEBBLE_OK)
+    return rc;
   w->out_done = 0;
   w->deadline = pb_deadline_after(bk, t->timeout);
   w->watch.deadline = w->deadline;
   return PEBBLE_OK;
+}
+
+/* From the thread that schedules t, pool lock held, the queue empty: send
+ * t straight to a worker that waits for work, without a turn of the
+ * manager thread.  Only tasks without a timeout go this way (a deadline
+ * is the manager's).  Returns 0 if no worker was ready (t is then queued
+ * as usual), 1 if sent, 2 if sent in part: the caller posts the kick,
+ * which sends the rest.  The message is built before the worker is taken,
+ * and nothing of t is touched after the send, since the manager may
+ * resolve and free it as soon as the result is back.  A worker is `ready`
+ * only while the manager has nothing pending for it. */
+int pb_processes_send_now(pebble_pool *P, pb_ptask *t) {
+  const pebble_backend *bk = P->lib->bk;
+  pb_pworker *w;
+  unsigned char *buf;
+  size_t size, done = 0;
+  int rc;
+  if (t->timeout != PEBBLE_FOREVER)
+    return 0;
+  for (w = P->workers; w != NULL && !w->ready; w = w->next)
+    ;
+  if (w == NULL || task_message(P, t, &buf, &size) != PEBBLE_OK)
+    return 0;
+  if (!pb_future_start(t->future)) { /* not handed out yet: cannot be */
+    free(buf);
+    return 0;
+  }
+  w->ready = 0;
+  w->task = t;
+  w->state = PB_W_BUSY;
+  P->running++;
+  pb_stripe_lock(t->future);
+  t->proc = w->proc;
+  pb_stripe_unlock(t->future);
+  rc = bk->proc_write(w->proc, buf, size, &done);
+  if ((rc == PEBBLE_OK || rc == PEBBLE_ENOTREADY) && done < size) {
+    w->out = buf; /* the manager reads it under the pool lock in the kick */
+    w->out_size = size;
+    w->out_done = done;
+    w->flush_pending = 1;
+    return 2;
+  }
+  free(buf); /* sent; or the worker is gone, and its exit will tell */
+  return 1;
 }
 
 static void flush_out(pb_manager *m, pb_pworker *w) {
@@ -242,6 +298,7 @@ static void quit_worker(pb_pworker *w) {
   size_t done = 0;
   const pebble_backend *bk = w->pool->lib->bk;
   w->state = PB_W_QUITTING;
+  w->ready = 0;
   pb_msg_fill(&h, PB_MSG_QUIT, 0, 0);
   if (bk->proc_write(w->proc, &h, sizeof h, &done) != PEBBLE_OK ||
       done != sizeof h)
@@ -284,6 +341,7 @@ static int hand_task(pb_manager *m, pebble_pool *P, pb_pworker *w) {
     return 0;
   w->task = t;
   w->state = PB_W_BUSY;
+  w->ready = 0;
   P->running++;
   bk->mutex_unlock(P->lock);
   pb_stripe_lock(t->future);
@@ -326,6 +384,7 @@ void pb_processes_kick(pb_manager *m, pb_cmd *cmd) {
       if (!w->killed) {
         bk->proc_kill(w->proc, 1);
         w->killed = 1;
+        w->ready = 0;
         if (w->state != PB_W_BUSY)
           w->state = PB_W_QUITTING;
       }
@@ -357,8 +416,15 @@ void pb_processes_kick(pb_manager *m, pb_cmd *cmd) {
     }
   }
   /* Hand queued tasks to idle workers. */
-  for (w = P->workers; w != NULL; w = w->next)
+  for (w = P->workers; w != NULL; w = w->next) {
+    if (w->flush_pending) { /* a task sent in part by its scheduler */
+      w->flush_pending = 0;
+      bk->mutex_unlock(P->lock);
+      flush_out(m, w);
+      bk->mutex_lock(P->lock);
+    }
     hand_task(m, P, w);
+  }
   if (P->spare != NULL && P->state != PB_POOL_OPEN) {
     w = P->spare; /* no task will time out any more */
     P->spare = NULL;
@@ -406,7 +472,11 @@ static pb_ptask *detach_task(pebble_pool *P, pb_pworker *w, int *killed) {
 }
 
 static void kill_worker(pb_pworker *w, int force) {
-  w->pool->lib->bk->proc_kill(w->proc, force);
+  const pebble_backend *bk = w->pool->lib->bk;
+  bk->mutex_lock(w->pool->lock);
+  w->ready = 0;
+  bk->mutex_unlock(w->pool->lock);
+  bk->proc_kill(w->proc, force);
   w->killed = 1;
 }
 
@@ -475,6 +545,8 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
                        : PB_W_IDLE;
       handed = (P->state == PB_POOL_OPEN || P->state == PB_POOL_CLOSED) &&
                hand_task(m, P, w);
+      if (!handed && w->state == PB_W_IDLE && !w->killed && w->out == NULL)
+        w->ready = 1; /* schedulers may send it their task directly */
       bk->mutex_unlock(P->lock);
       if (pb_future_resolve(t->future, &o, 0))
         pb_pool_count_outcome(P, o.status);
@@ -500,6 +572,9 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
 
   if (!w->reader.eof)
     read_worker(m, w, SIZE_MAX); /* an outcome sent in full counts */
+  bk->mutex_lock(P->lock);
+  w->ready = 0; /* a task sent to it from now on would be lost */
+  bk->mutex_unlock(P->lock);
   t = detach_task(P, w, &killed);
   memset(&ex, 0, sizeof ex);
   if (bk->proc_reap(w->proc, &ex) != PEBBLE_OK)
@@ -583,6 +658,7 @@ static void worker_deadline(pb_manager *m, pb_watch *ww, uint64_t now) {
         if (P->spare != NULL) {
           P->spare->state = PB_W_IDLE;
           P->spare->uncounted = 0;
+          P->spare->ready = P->spare->out == NULL;
           P->spare = NULL;
           P->active++;
         }
