@@ -25,7 +25,7 @@ extern "C" {
 #endif
 
 #define PEBBLE_BACKEND_ABI_MAJOR 1u
-#define PEBBLE_BACKEND_ABI_MINOR 1u
+#define PEBBLE_BACKEND_ABI_MINOR 2u
 #define PEBBLE_BK_FOREVER UINT64_MAX
 
 /* Opaque objects, defined by each backend. */
@@ -207,6 +207,14 @@ typedef struct pebble_backend {
    * the backend does not know, PEBBLE_EINVAL for a bad value.  May be
    * NULL when the backend has no settings. */
   int (*configure)(const char *key, void *value);
+
+  /* --- ABI 1.2 --- */
+  /* The child's side, optional: wait for at least one byte and read up
+   * to len (*done > 0), so a worker can take a message's header and
+   * payload, or several messages, in one read.  PEBBLE_EDIED when the
+   * parent's end is closed.  NULL: the core reads with chan_read_all. */
+  int (*chan_read)(pebble_bk_chan *chan, void *buf, size_t len,
+                   size_t *done);
 } pebble_backend;
 
 /* The one symbol a backend module exports: pebble_backend_<name>_get. */

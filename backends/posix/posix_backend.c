@@ -143,6 +143,7 @@ static const pebble_backend table = {
     .notifier_clear = pbp_notifier_clear,
     .proc_spawn = pbp_proc_spawn,
     .chan_adopt = pbp_chan_adopt,
+    .chan_read = pbp_chan_read,
 };
 
 /* The entry point: hidden pebble__backend_posix_get when built into
