@@ -28,6 +28,9 @@ void pb_reader_free(pb_reader *r) {
   reset(r);
 }
 
+/* A large payload is faulted in at once rather than page by page. */
+#define PB_PREFAULT_MIN ((uint64_t)1 << 20)
+
 /* Messages are read through a small buffer, so that one read brings a
  * header with its payload, or several small messages; a payload larger
  * than the buffer is read straight into its own memory.  A read that
@@ -86,7 +89,7 @@ enum pb_read_result pb_reader_step(pb_reader *r, const pebble_backend *bk,
         return PB_READ_EOF;
       }
       *budget -= got;
-      if (got < ask)
+      if (got < ask && !direct) /* a large payload: read on while it comes */
         r->drained = 1;
       if (!direct) {
         r->buf_pos = 0;
@@ -110,6 +113,8 @@ enum pb_read_result pb_reader_step(pb_reader *r, const pebble_backend *bk,
         return PB_READ_BAD;
       }
       r->payload[r->header.size] = '\0';
+      if (r->header.size >= PB_PREFAULT_MIN)
+        pb_prefault(r->payload, (size_t)r->header.size);
     } else {
       r->payload_got += got;
     }
