@@ -21,42 +21,83 @@ static void reset(pb_reader *r) {
 
 void pb_reader_free(pb_reader *r) {
   free(r->payload);
+  free(r->buf);
+  r->buf = NULL;
+  r->buf_pos = r->buf_len = 0;
+  r->drained = 0;
   reset(r);
 }
 
+/* A large payload is faulted in at once rather than page by page. */
+#define PB_PREFAULT_MIN ((uint64_t)1 << 20)
+
+/* Messages are read through a small buffer, so that one read brings a
+ * header with its payload, or several small messages; a payload larger
+ * than the buffer is read straight into its own memory.  A read that
+ * returns less than asked means the channel is empty for now: the reader
+ * then waits for the next readiness rather than reading again only to
+ * hear EAGAIN (the waitset is level-triggered, so nothing is missed). */
 enum pb_read_result pb_reader_step(pb_reader *r, const pebble_backend *bk,
                                    pebble_bk_proc *proc, size_t max_result,
                                    size_t *budget, int *status, char *why,
                                    size_t whylen) {
   for (;;) {
-    void *buf;
-    size_t want, got = 0;
-    int rc;
+    unsigned char *dst;
+    size_t want, avail, got = 0;
+    int header, rc;
 
     if (r->eof)
       return PB_READ_EOF;
-    if (r->header_got < sizeof r->header_buf) {
-      buf = r->header_buf + r->header_got;
+    header = r->header_got < sizeof r->header_buf;
+    if (header) {
+      dst = r->header_buf + r->header_got;
       want = sizeof r->header_buf - r->header_got;
     } else {
-      buf = r->payload + r->payload_got;
+      dst = (unsigned char *)r->payload + r->payload_got;
       want = (size_t)r->header.size - r->payload_got;
       if (want == 0)
         return PB_READ_MESSAGE;
     }
-    if (*budget == 0)
-      return PB_READ_AGAIN;
-    if (want > *budget)
-      want = *budget;
-    rc = bk->proc_read(proc, buf, want, &got);
-    if (rc == PEBBLE_ENOTREADY)
-      return PB_READ_AGAIN;
-    if (rc != PEBBLE_OK || got == 0) {
-      r->eof = 1;
-      return PB_READ_EOF;
+    avail = r->buf_len - r->buf_pos;
+    if (avail > 0) { /* what the last read brought */
+      got = want < avail ? want : avail;
+      memcpy(dst, r->buf + r->buf_pos, got);
+      r->buf_pos += got;
+    } else {
+      size_t ask;
+      int direct = !header && want >= PB_READER_BUF;
+      if (r->drained) {
+        r->drained = 0;
+        return PB_READ_AGAIN;
+      }
+      if (*budget == 0)
+        return PB_READ_AGAIN;
+      if (!direct && r->buf == NULL &&
+          (r->buf = malloc(PB_READER_BUF)) == NULL) {
+        *status = PEBBLE_ENOMEM;
+        snprintf(why, whylen, "out of memory reading a message");
+        return PB_READ_BAD;
+      }
+      ask = direct ? want : PB_READER_BUF;
+      if (ask > *budget)
+        ask = *budget;
+      rc = bk->proc_read(proc, direct ? dst : r->buf, ask, &got);
+      if (rc == PEBBLE_ENOTREADY)
+        return PB_READ_AGAIN;
+      if (rc != PEBBLE_OK || got == 0) {
+        r->eof = 1;
+        return PB_READ_EOF;
+      }
+      *budget -= got;
+      if (got < ask && !direct) /* a large payload: read on while it comes */
+        r->drained = 1;
+      if (!direct) {
+        r->buf_pos = 0;
+        r->buf_len = got;
+        continue;
+      }
     }
-    *budget -= got;
-    if (r->header_got < sizeof r->header_buf) {
+    if (header) {
       r->header_got += got;
       if (r->header_got < sizeof r->header_buf)
         continue;
@@ -72,6 +113,8 @@ enum pb_read_result pb_reader_step(pb_reader *r, const pebble_backend *bk,
         return PB_READ_BAD;
       }
       r->payload[r->header.size] = '\0';
+      if (r->header.size >= PB_PREFAULT_MIN)
+        pb_prefault(r->payload, (size_t)r->header.size);
     } else {
       r->payload_got += got;
     }
@@ -119,10 +162,27 @@ int pb_send_outcome(const pebble_backend *bk, pebble_bk_chan *chan,
     pb_msg_fill(&h, PB_MSG_RESULT, 0, ctx->result_size);
     payload = ctx->result;
   }
-  if (bk->chan_write_all(chan, &h, sizeof h) != PEBBLE_OK)
-    return PEBBLE_EDIED;
-  if (h.size > 0 &&
-      bk->chan_write_all(chan, payload, (size_t)h.size) != PEBBLE_OK)
+  return pb_chan_send(bk, chan, &h, payload);
+}
+
+/* Small messages go out in one write: header and payload together in a
+ * buffer on the stack; larger ones as two writes, not worth a copy. */
+#define PB_SEND_BUF 4096
+
+int pb_chan_send(const pebble_backend *bk, pebble_bk_chan *chan,
+                 const pb_msg_header *h, const void *payload) {
+  if (h->size <= PB_SEND_BUF - sizeof *h) {
+    unsigned char buf[PB_SEND_BUF];
+    memcpy(buf, h, sizeof *h);
+    if (h->size > 0)
+      memcpy(buf + sizeof *h, payload, (size_t)h->size);
+    return bk->chan_write_all(chan, buf, sizeof *h + (size_t)h->size) ==
+                   PEBBLE_OK
+               ? PEBBLE_OK
+               : PEBBLE_EDIED;
+  }
+  if (bk->chan_write_all(chan, h, sizeof *h) != PEBBLE_OK ||
+      bk->chan_write_all(chan, payload, (size_t)h->size) != PEBBLE_OK)
     return PEBBLE_EDIED;
   return PEBBLE_OK;
 }

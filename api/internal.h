@@ -78,6 +78,8 @@ void *pb_dl_open(const char *path, char *err, size_t errlen);
 void *pb_dl_sym(void *handle, const char *symbol);
 const char *pb_module_ext(void);
 unsigned pb_online_cpus(void);
+/* Fault in the pages of a large block about to be filled (best effort). */
+void pb_prefault(void *p, size_t size);
 const char *pb_path_list_separator(void);
 
 /* ---- loader.c ---- */
@@ -361,7 +363,11 @@ typedef struct pb_reader {
   char *payload; /* malloc'd, NUL after the payload */
   size_t payload_got;
   int eof;
+  unsigned char *buf; /* PB_READER_BUF bytes, malloc'd on first use */
+  size_t buf_pos, buf_len;
+  int drained; /* the last read found the channel empty */
 } pb_reader;
+#define PB_READER_BUF 4096
 enum pb_read_result {
   PB_READ_AGAIN,   /* nothing more for now (or the budget is spent) */
   PB_READ_MESSAGE, /* a whole message: header and payload in the reader */
@@ -383,6 +389,9 @@ void pb_exit_info_fill(pebble_exit_info *info, const pebble_bk_exit *ex,
                        long pid, int killed_by_library);
 /* "process 42 was killed by signal 11 (SIGSEGV)"; `what` names it. */
 char *pb_exit_message(const pebble_exit_info *x, const char *what);
+/* Child side: send one message (header and payload). */
+int pb_chan_send(const pebble_backend *bk, pebble_bk_chan *chan,
+                 const pb_msg_header *h, const void *payload);
 /* Child side: send a task's outcome as one message. */
 int pb_send_outcome(const pebble_backend *bk, pebble_bk_chan *chan,
                     pebble_ctx *ctx, int ret);

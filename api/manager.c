@@ -27,6 +27,9 @@ struct pb_manager {
   pebble_bk_mutex *lock; /* guards the command queue and stop */
   pb_cmd *head, *tail;
   int stop;
+  /* Under the lock: the manager is about to wait or waiting (set only
+   * after it found no command), and whether a poster woke it since. */
+  int sleeping, woken;
   atomic_long owned; /* work not yet cleaned up */
   pebble_bk_thread *thread;
   pb_watch *active; /* manager thread only */
@@ -62,7 +65,12 @@ void pb_manager_adopt(pb_manager *m, long delta) {
   atomic_fetch_add(&m->owned, delta);
 }
 
+/* Wakes the manager only when it sleeps and nobody woke it yet: a
+ * manager that is awake looks at the queue again before it sleeps (so a
+ * post from the manager thread itself never writes), and the wake-up
+ * stays pending until its wait, so it is never lost. */
 void pb_manager_post(pb_manager *m, pb_cmd *cmd) {
+  int wake = 0;
   m->bk->mutex_lock(m->lock);
   if (!cmd->queued) {
     cmd->queued = 1;
@@ -72,9 +80,31 @@ void pb_manager_post(pb_manager *m, pb_cmd *cmd) {
     else
       m->head = cmd;
     m->tail = cmd;
+    if (m->sleeping && !m->woken)
+      wake = m->woken = 1;
   }
   m->bk->mutex_unlock(m->lock);
-  m->bk->waitset_wake(m->ws);
+  if (wake)
+    m->bk->waitset_wake(m->ws);
+}
+
+/* Commit to sleeping unless a command came in meanwhile. */
+static int may_sleep(pb_manager *m) {
+  int ok;
+  m->bk->mutex_lock(m->lock);
+  ok = m->head == NULL;
+  if (ok) {
+    m->sleeping = 1;
+    m->woken = 0;
+  }
+  m->bk->mutex_unlock(m->lock);
+  return ok;
+}
+
+static void awake(pb_manager *m) {
+  m->bk->mutex_lock(m->lock);
+  m->sleeping = 0;
+  m->bk->mutex_unlock(m->lock);
 }
 
 /* Run queued commands one at a time: a command may post again. */
@@ -129,7 +159,10 @@ static void manager_main(void *arg) {
     next = expire(m);
     if (stop && m->active == NULL && atomic_load(&m->owned) == 0)
       break;
+    if (!may_sleep(m))
+      continue; /* a deadline handler posted: run it first */
     m->bk->waitset_wait(m->ws, next, events, PB_EVENTS_MAX, &n);
+    awake(m);
     for (i = 0; i < n; i++) {
       pb_watch *w = events[i].tag;
       if (w != NULL && w->on_events != NULL)

@@ -229,6 +229,14 @@ typedef struct pebble_backend {
    * library thread, except the proc == NULL form, which the core calls
    * at initialisation before it starts any thread. */
   int (*proc_forkserver)(pebble_bk_proc **proc, int *sys_errno);
+
+  /* --- also ABI 1.2 --- */
+  /* The child's side, optional: wait for at least one byte and read up
+   * to len (*done > 0), so a worker can take a message's header and
+   * payload, or several messages, in one read.  PEBBLE_EDIED when the
+   * parent's end is closed.  NULL: the core reads with chan_read_all. */
+  int (*chan_read)(pebble_bk_chan *chan, void *buf, size_t len,
+                   size_t *done);
 } pebble_backend;
 
 /* The one symbol a backend module exports: pebble_backend_<name>_get. */

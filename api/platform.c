@@ -61,11 +61,13 @@ unsigned pb_online_cpus(void) {
   return (unsigned)si.dwNumberOfProcessors;
 }
 const char *pb_path_list_separator(void) { return ";"; }
+void pb_prefault(void *p, size_t size) { (void)p, (void)size; }
 
 #else /* POSIX */
 #include <dirent.h>
 #include <dlfcn.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -149,6 +151,28 @@ const char *pb_path_list_separator(void) { return ":"; }
 unsigned pb_online_cpus(void) {
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   return n > 0 ? (unsigned)n : 1u;
+}
+
+/* Linux 5.14 and later fault a whole range in with one call, many times
+ * faster than a fault per page as the data arrives; elsewhere, or on an
+ * older kernel (EINVAL), nothing happens and the pages fault in as used. */
+void pb_prefault(void *p, size_t size) {
+#if defined(__linux__)
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+  long page = sysconf(_SC_PAGESIZE);
+  uintptr_t start, end;
+  if (page <= 0 || size == 0)
+    return;
+  /* Whole pages inside the block only: the rest is the heap's. */
+  start = ((uintptr_t)p + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+  end = ((uintptr_t)p + size) & ~((uintptr_t)page - 1);
+  if (end > start)
+    madvise((void *)start, end - start, MADV_POPULATE_WRITE);
+#else
+  (void)p, (void)size;
+#endif
 }
 #endif
 

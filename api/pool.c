@@ -350,7 +350,7 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
   pebble_future *f;
   void *block;
   uint64_t deadline;
-  int rc = PEBBLE_OK, wake, signal, inline_arg;
+  int rc = PEBBLE_OK, wake, signal, inline_arg, sent;
 
   if (arg_size > P->o.max_message_size || arg_size > o->max_message_size) {
     pb_binding_unref(binding);
@@ -422,6 +422,16 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
     pebble_future_release(f);
     pb_ptask_free(t);
     return rc;
+  }
+  /* A process task finding the queue empty goes straight to an idle
+   * worker if there is one. */
+  if (P->kind == PEBBLE_PROCESS && P->head == NULL &&
+      (sent = pb_processes_send_now(P, t)) != 0) {
+    bk->mutex_unlock(P->lock);
+    if (sent == 2)
+      pb_manager_post(P->manager, &P->kick);
+    *future = f;
+    return PEBBLE_OK;
   }
   if (P->tail != NULL)
     P->tail->next = t;

@@ -40,6 +40,7 @@ enum pb_worker_state {
   PB_W_IDLE,
   PB_W_BUSY,
   PB_W_QUITTING, /* process: told to quit, waiting for its exit */
+  PB_W_SPARE,    /* process: started ahead, takes over a timed-out one */
   PB_W_EXITED    /* thread: out of its loop, waiting to be joined */
 };
 
@@ -61,6 +62,11 @@ struct pb_pworker {
   uint64_t kill_deadline;
   uint64_t started_at;
   int killed;
+  int uncounted; /* pool lock: not in active (a spare, or killed at its
+                    task's deadline and already replaced) */
+  int ready;         /* pool lock: idle, nothing pending: a scheduler may
+                        send it a task (pb_processes_send_now) */
+  int flush_pending; /* pool lock: out holds the rest of such a task */
 };
 
 struct pebble_pool {
@@ -99,6 +105,7 @@ struct pebble_pool {
   pb_cmd farewell;    /* destroy's last command: forget the pool */
   unsigned crash_streak;
   uint64_t respawn_at;
+  pb_pworker *spare;  /* process pools with timed tasks (pool lock) */
   int sync_done;      /* pb_pool_sync */
 };
 
@@ -133,5 +140,7 @@ int pb_pool_uses_spawn(const pebble_pool *P);
 void pb_processes_kick(pb_manager *m, pb_cmd *cmd);
 void pb_processes_deadline(pb_manager *m, pb_watch *w, uint64_t now);
 void pb_processes_cancel_locked(pb_runner *r);
+/* Pool lock held: 0 no idle worker took t, 1 sent, 2 post the kick. */
+int pb_processes_send_now(pebble_pool *P, pb_ptask *t);
 
 #endif /* PEBBLE_POOL_H */

@@ -94,7 +94,7 @@ static void watch_worker(pb_manager *m, pb_pworker *w) {
                                   &w->watch);
 }
 
-static int spawn_one(pb_manager *m, pebble_pool *P, int *err) {
+static int spawn_one(pb_manager *m, pebble_pool *P, int spare, int *err) {
   const pebble_backend *bk = P->lib->bk;
   pb_pworker *w = calloc(1, sizeof *w);
   int rc;
@@ -102,7 +102,9 @@ static int spawn_one(pb_manager *m, pebble_pool *P, int *err) {
   if (w == NULL)
     return PEBBLE_ENOMEM;
   w->pool = P;
-  w->state = PB_W_IDLE; /* tasks may be queued while it initialises */
+  /* Tasks may be queued while it initialises. */
+  w->state = spare ? PB_W_SPARE : PB_W_IDLE;
+  w->uncounted = spare;
   w->deadline = PEBBLE_BK_FOREVER;
   w->kill_deadline = PEBBLE_BK_FOREVER;
   w->watch.deadline = PEBBLE_BK_FOREVER;
@@ -127,7 +129,11 @@ static int spawn_one(pb_manager *m, pebble_pool *P, int *err) {
   w->next = P->workers;
   P->workers = w;
   P->alive++;
-  P->active++;
+  if (spare)
+    P->spare = w;
+  else
+    P->active++;
+  w->ready = !spare && w->out == NULL;
   bk->mutex_unlock(P->lock);
   flush_out(m, w); /* the spawned worker's settings, if any */
   pb_manager_activate(m, &w->watch);
@@ -179,14 +185,15 @@ static void schedule_respawn(pb_manager *m, pebble_pool *P, uint64_t now) {
          (void *)P, P->crash_streak, (unsigned long long)(delay / 1000000));
 }
 
-/* Prepare the message that hands t to w (manager thread). */
-static int send_task(pb_pworker *w, pb_ptask *t) {
-  const pebble_backend *bk = w->pool->lib->bk;
+/* The message that hands t to a worker, malloc'd. */
+static int task_message(pebble_pool *P, pb_ptask *t, unsigned char **out,
+                        size_t *out_size) {
   pb_msg_header h;
   uint64_t head[PB_TASK_WORDS] = {0, 0, 0, 0};
   char name[PB_NAME_BYTES_MAX];
+  unsigned char *buf;
   size_t size;
-  if (pb_pool_uses_spawn(w->pool)) {
+  if (pb_pool_uses_spawn(P)) {
     if (pb_registry_name_of(t->fn, name, sizeof name) != PEBBLE_OK)
       return PEBBLE_ENOTFOUND;
     head[3] = strlen(name);
@@ -196,19 +203,73 @@ static int send_task(pb_pworker *w, pb_ptask *t) {
   head[1] = t->future->id;
   head[2] = t->future->seq;
   size = sizeof head + (size_t)head[3] + t->arg_size;
-  w->out = malloc(sizeof h + size);
-  if (w->out == NULL)
+  buf = malloc(sizeof h + size);
+  if (buf == NULL)
     return PEBBLE_ENOMEM;
   pb_msg_fill(&h, PB_MSG_TASK, 0, size);
-  memcpy(w->out, &h, sizeof h);
-  memcpy(w->out + sizeof h, head, sizeof head);
-  memcpy(w->out + sizeof h + sizeof head, name, (size_t)head[3]);
-  memcpy(w->out + sizeof h + sizeof head + head[3], t->arg, t->arg_size);
-  w->out_size = sizeof h + size;
+  memcpy(buf, &h, sizeof h);
+  memcpy(buf + sizeof h, head, sizeof head);
+  memcpy(buf + sizeof h + sizeof head, name, (size_t)head[3]);
+  memcpy(buf + sizeof h + sizeof head + head[3], t->arg, t->arg_size);
+  *out = buf;
+  *out_size = sizeof h + size;
+  return PEBBLE_OK;
+}
+
+/* Prepare the message that hands t to w (manager thread). */
+static int send_task(pb_pworker *w, pb_ptask *t) {
+  const pebble_backend *bk = w->pool->lib->bk;
+  int rc = task_message(w->pool, t, &w->out, &w->out_size);
+  if (rc != PEBBLE_OK)
+    return rc;
   w->out_done = 0;
   w->deadline = pb_deadline_after(bk, t->timeout);
   w->watch.deadline = w->deadline;
   return PEBBLE_OK;
+}
+
+/* From the thread that schedules t, pool lock held, the queue empty: send
+ * t straight to a worker that waits for work, without a turn of the
+ * manager thread.  Only tasks without a timeout go this way (a deadline
+ * is the manager's).  Returns 0 if no worker was ready (t is then queued
+ * as usual), 1 if sent, 2 if sent in part: the caller posts the kick,
+ * which sends the rest.  The message is built before the worker is taken,
+ * and nothing of t is touched after the send, since the manager may
+ * resolve and free it as soon as the result is back.  A worker is `ready`
+ * only while the manager has nothing pending for it. */
+int pb_processes_send_now(pebble_pool *P, pb_ptask *t) {
+  const pebble_backend *bk = P->lib->bk;
+  pb_pworker *w;
+  unsigned char *buf;
+  size_t size, done = 0;
+  int rc;
+  if (t->timeout != PEBBLE_FOREVER)
+    return 0;
+  for (w = P->workers; w != NULL && !w->ready; w = w->next)
+    ;
+  if (w == NULL || task_message(P, t, &buf, &size) != PEBBLE_OK)
+    return 0;
+  if (!pb_future_start(t->future)) { /* not handed out yet: cannot be */
+    free(buf);
+    return 0;
+  }
+  w->ready = 0;
+  w->task = t;
+  w->state = PB_W_BUSY;
+  P->running++;
+  pb_stripe_lock(t->future);
+  t->proc = w->proc;
+  pb_stripe_unlock(t->future);
+  rc = bk->proc_write(w->proc, buf, size, &done);
+  if ((rc == PEBBLE_OK || rc == PEBBLE_ENOTREADY) && done < size) {
+    w->out = buf; /* the manager reads it under the pool lock in the kick */
+    w->out_size = size;
+    w->out_done = done;
+    w->flush_pending = 1;
+    return 2;
+  }
+  free(buf); /* sent; or the worker is gone, and its exit will tell */
+  return 1;
 }
 
 static void flush_out(pb_manager *m, pb_pworker *w) {
@@ -238,10 +299,74 @@ static void quit_worker(pb_pworker *w) {
   size_t done = 0;
   const pebble_backend *bk = w->pool->lib->bk;
   w->state = PB_W_QUITTING;
+  w->ready = 0;
   pb_msg_fill(&h, PB_MSG_QUIT, 0, 0);
   if (bk->proc_write(w->proc, &h, sizeof h, &done) != PEBBLE_OK ||
       done != sizeof h)
     bk->proc_kill(w->proc, 1);
+}
+
+/* Give w the next queued task if it is idle (pool lock held; released
+ * and taken again while sending).  Returns 1 if w got a task. */
+static int hand_task(pb_manager *m, pebble_pool *P, pb_pworker *w) {
+  const pebble_backend *bk = P->lib->bk;
+  pb_ptask *t;
+  int rc;
+  if (w->state != PB_W_IDLE || w->killed || w->out != NULL)
+    return 0; /* busy, or its settings are still on their way */
+  /* Before a task with a timeout goes out, the pool starts one worker
+   * ahead (if it has none), so the task after a timeout does not wait for
+   * a start.  It starts now, before the task's clock runs, rather than at
+   * a deadline, where it would compete with the thread waiting for the
+   * timed-out future.  Closing the pool lets it go. */
+  if (P->head != NULL && P->head->timeout != PEBBLE_FOREVER &&
+      P->spare == NULL && P->state == PB_POOL_OPEN && P->active > 0 &&
+      (P->respawn_at == 0 || bk->now_ns() >= P->respawn_at)) {
+    int err;
+    bk->mutex_unlock(P->lock);
+    if (spawn_one(m, P, 1, &err) != PEBBLE_OK) {
+      P->crash_streak++;
+      schedule_respawn(m, P, bk->now_ns());
+    }
+    bk->mutex_lock(P->lock);
+    if (w->state != PB_W_IDLE || w->killed)
+      return 0;
+  }
+  if (P->head == NULL) {
+    if (P->state == PB_POOL_CLOSED)
+      quit_worker(w); /* closed and nothing left: let it go */
+    return 0;
+  }
+  t = pb_pool_pop(P);
+  if (t == NULL)
+    return 0;
+  w->task = t;
+  w->state = PB_W_BUSY;
+  w->ready = 0;
+  P->running++;
+  bk->mutex_unlock(P->lock);
+  pb_stripe_lock(t->future);
+  t->proc = w->proc;
+  if (atomic_load(&t->stop_reason) != 0) /* cancelled as it started */
+    pb_processes_cancel_locked(&t->runner);
+  pb_stripe_unlock(t->future);
+  if ((rc = send_task(w, t)) == PEBBLE_OK) {
+    flush_out(m, w);
+  } else { /* cannot send: fail the task, keep the worker */
+    int killed;
+    detach_task(P, w, &killed);
+    pb_pool_resolve(P, t->future, PEBBLE_FAILED, rc,
+                    rc == PEBBLE_ENOTFOUND
+                        ? pb_strdup("the task function is not registered: "
+                                    "spawned workers find tasks by name "
+                                    "(pebble_register)")
+                        : pb_strdup("out of memory sending the task"),
+                    0);
+    pb_ptask_free(t);
+    w->state = PB_W_IDLE;
+  }
+  bk->mutex_lock(P->lock);
+  return rc == PEBBLE_OK;
 }
 
 void pb_processes_kick(pb_manager *m, pb_cmd *cmd) {
@@ -255,10 +380,12 @@ void pb_processes_kick(pb_manager *m, pb_cmd *cmd) {
   bk->mutex_lock(P->lock);
   ending = P->state == PB_POOL_STOPPED || P->state == PB_POOL_BROKEN;
   if (ending) {
+    P->spare = NULL;
     for (w = P->workers; w != NULL; w = w->next)
       if (!w->killed) {
         bk->proc_kill(w->proc, 1);
         w->killed = 1;
+        w->ready = 0;
         if (w->state != PB_W_BUSY)
           w->state = PB_W_QUITTING;
       }
@@ -274,7 +401,7 @@ void pb_processes_kick(pb_manager *m, pb_cmd *cmd) {
   while (P->active < desired && now >= P->respawn_at) {
     int err;
     bk->mutex_unlock(P->lock);
-    rc = spawn_one(m, P, &err);
+    rc = spawn_one(m, P, 0, &err);
     bk->mutex_lock(P->lock);
     if (rc != PEBBLE_OK) {
       P->crash_streak++;
@@ -291,42 +418,18 @@ void pb_processes_kick(pb_manager *m, pb_cmd *cmd) {
   }
   /* Hand queued tasks to idle workers. */
   for (w = P->workers; w != NULL; w = w->next) {
-    pb_ptask *t;
-    if (w->state != PB_W_IDLE || w->killed || w->out != NULL)
-      continue; /* busy, or its settings are still on their way */
-    if (P->head == NULL) {
-      if (P->state == PB_POOL_CLOSED)
-        quit_worker(w); /* closed and nothing left: let it go */
-      continue;
-    }
-    t = pb_pool_pop(P);
-    if (t == NULL)
-      continue;
-    w->task = t;
-    w->state = PB_W_BUSY;
-    P->running++;
-    bk->mutex_unlock(P->lock);
-    pb_stripe_lock(t->future);
-    t->proc = w->proc;
-    if (atomic_load(&t->stop_reason) != 0) /* cancelled as it started */
-      pb_processes_cancel_locked(&t->runner);
-    pb_stripe_unlock(t->future);
-    if ((rc = send_task(w, t)) == PEBBLE_OK) {
+    if (w->flush_pending) { /* a task sent in part by its scheduler */
+      w->flush_pending = 0;
+      bk->mutex_unlock(P->lock);
       flush_out(m, w);
-    } else { /* cannot send: fail the task, keep the worker */
-      int killed;
-      detach_task(P, w, &killed);
-      pb_pool_resolve(P, t->future, PEBBLE_FAILED, rc,
-                      rc == PEBBLE_ENOTFOUND
-                          ? pb_strdup("the task function is not registered: "
-                                      "spawned workers find tasks by name "
-                                      "(pebble_register)")
-                          : pb_strdup("out of memory sending the task"),
-                      0);
-      pb_ptask_free(t);
-      w->state = PB_W_IDLE;
+      bk->mutex_lock(P->lock);
     }
-    bk->mutex_lock(P->lock);
+    hand_task(m, P, w);
+  }
+  if (P->spare != NULL && P->state != PB_POOL_OPEN) {
+    w = P->spare; /* no task will time out any more */
+    P->spare = NULL;
+    quit_worker(w);
   }
   bk->mutex_unlock(P->lock);
 }
@@ -370,7 +473,11 @@ static pb_ptask *detach_task(pebble_pool *P, pb_pworker *w, int *killed) {
 }
 
 static void kill_worker(pb_pworker *w, int force) {
-  w->pool->lib->bk->proc_kill(w->proc, force);
+  const pebble_backend *bk = w->pool->lib->bk;
+  bk->mutex_lock(w->pool->lock);
+  w->ready = 0;
+  bk->mutex_unlock(w->pool->lock);
+  bk->proc_kill(w->proc, force);
   w->killed = 1;
 }
 
@@ -378,7 +485,7 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
   pebble_pool *P = w->pool;
   const pebble_backend *bk = P->lib->bk;
   char why[256];
-  int status = PEBBLE_OK, killed = 0;
+  int status = PEBBLE_OK, killed = 0, handed;
   pb_outcome o;
   pb_ptask *t;
 
@@ -428,20 +535,27 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
         kill_worker(w, 1);
         continue;
       }
-      if (pb_future_resolve(t->future, &o, 0))
-        pb_pool_count_outcome(P, o.status);
-      else
-        pb_outcome_discard(&o);
-      pb_ptask_free(t);
       P->crash_streak = 0;
       w->tasks_run++;
+      /* The worker gets its next task before this one's future resolves:
+       * it works while the result is delivered. */
       bk->mutex_lock(P->lock);
       if (w->state == PB_W_BUSY)
         w->state = P->o.max_tasks > 0 && w->tasks_run >= P->o.max_tasks
                        ? PB_W_QUITTING /* it ends by itself */
                        : PB_W_IDLE;
+      handed = (P->state == PB_POOL_OPEN || P->state == PB_POOL_CLOSED) &&
+               hand_task(m, P, w);
+      if (!handed && w->state == PB_W_IDLE && !w->killed && w->out == NULL)
+        w->ready = 1; /* schedulers may send it their task directly */
       bk->mutex_unlock(P->lock);
-      pb_manager_post(m, &P->kick);
+      if (pb_future_resolve(t->future, &o, 0))
+        pb_pool_count_outcome(P, o.status);
+      else
+        pb_outcome_discard(&o);
+      pb_ptask_free(t);
+      if (!handed)
+        pb_manager_post(m, &P->kick);
       continue;
     }
   }
@@ -459,6 +573,9 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
 
   if (!w->reader.eof)
     read_worker(m, w, SIZE_MAX); /* an outcome sent in full counts */
+  bk->mutex_lock(P->lock);
+  w->ready = 0; /* a task sent to it from now on would be lost */
+  bk->mutex_unlock(P->lock);
   t = detach_task(P, w, &killed);
   memset(&ex, 0, sizeof ex);
   if (bk->proc_reap(w->proc, &ex) != PEBBLE_OK)
@@ -487,11 +604,15 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
       *pp = w->next;
       break;
     }
-  counted = 1;
+  counted = !w->uncounted;
   P->active -= counted;
+  if (P->spare == w)
+    P->spare = NULL;
   P->alive--;
   replace = P->state == PB_POOL_OPEN || P->head != NULL;
-  if (replace && w->state != PB_W_QUITTING)
+  if (!counted)
+    ; /* a spare, or replaced (and counted) at its task's deadline */
+  else if (replace && w->state != PB_W_QUITTING)
     atomic_fetch_add(&P->restarts, 1);
   else if (replace && w->state == PB_W_QUITTING && P->o.max_tasks > 0)
     atomic_fetch_add(&P->restarts, 1);
@@ -515,7 +636,6 @@ static void worker_events(pb_manager *m, pb_watch *ww, unsigned events) {
 static void worker_deadline(pb_manager *m, pb_watch *ww, uint64_t now) {
   pb_pworker *w = PB_CONTAINER(ww, pb_pworker, watch);
   pebble_pool *P = w->pool;
-  (void)m;
   if (w->deadline <= now) {
     pb_ptask *t;
     w->deadline = PEBBLE_BK_FOREVER;
@@ -529,6 +649,23 @@ static void worker_deadline(pb_manager *m, pb_watch *ww, uint64_t now) {
       kill_worker(w, P->o.kill_grace == 0);
       if (P->o.kill_grace > 0)
         w->kill_deadline = now + (uint64_t)P->o.kill_grace * 1000u;
+      /* Replaced now rather than after its exit and reap: by the spare
+       * if there is one, else by a worker started right away. */
+      P->lib->bk->mutex_lock(P->lock);
+      if (!w->uncounted) {
+        w->uncounted = 1;
+        P->active--;
+        atomic_fetch_add(&P->restarts, 1);
+        if (P->spare != NULL) {
+          P->spare->state = PB_W_IDLE;
+          P->spare->uncounted = 0;
+          P->spare->ready = P->spare->out == NULL;
+          P->spare = NULL;
+          P->active++;
+        }
+      }
+      P->lib->bk->mutex_unlock(P->lock);
+      pb_manager_post(m, &P->kick);
     }
   }
   if (w->kill_deadline <= now) {

@@ -21,15 +21,57 @@ static int send_text(const pebble_backend *bk, pebble_bk_chan *chan,
                      enum pb_msg_type type, int32_t code, const char *text) {
   pb_msg_header h;
   pb_msg_fill(&h, type, code, strlen(text));
-  if (bk->chan_write_all(chan, &h, sizeof h) != PEBBLE_OK ||
-      bk->chan_write_all(chan, text, strlen(text)) != PEBBLE_OK)
-    return PEBBLE_EDIED;
+  return pb_chan_send(bk, chan, &h, text);
+}
+
+/* What the worker reads from its channel goes through a small buffer
+ * when the backend can read "what is there" (chan_read): a task's header
+ * and argument then come in one read. */
+#define PB_WORKER_INBUF 4096
+typedef struct inbuf {
+  int (*read_some)(pebble_bk_chan *chan, void *buf, size_t len,
+                   size_t *done); /* NULL: chan_read_all only */
+  size_t pos, len;
+  unsigned char data[PB_WORKER_INBUF];
+} inbuf;
+
+static int in_read(const pebble_backend *bk, pebble_bk_chan *chan,
+                   inbuf *in, void *dst, size_t n) {
+  unsigned char *at = dst;
+  size_t take = in->len - in->pos;
+  if (take > n)
+    take = n;
+  memcpy(at, in->data + in->pos, take);
+  in->pos += take;
+  at += take;
+  n -= take;
+  if (n == 0)
+    return PEBBLE_OK;
+  if (in->read_some == NULL || n >= sizeof in->data)
+    return bk->chan_read_all(chan, at, n);
+  in->pos = in->len = 0;
+  while (in->len < n) {
+    size_t got = 0;
+    int rc = in->read_some(chan, in->data + in->len,
+                           sizeof in->data - in->len, &got);
+    if (rc != PEBBLE_OK)
+      return rc;
+    in->len += got;
+  }
+  memcpy(at, in->data, n);
+  in->pos = n;
   return PEBBLE_OK;
 }
 
 int pb_worker_serve(const pebble_backend *bk, pebble_bk_chan *chan,
                     const pb_worker_config *cfg) {
   unsigned tasks = 0;
+  inbuf in;
+  in.read_some = bk->struct_size >= offsetof(pebble_backend, chan_read) +
+                                        sizeof bk->chan_read
+                     ? bk->chan_read
+                     : NULL;
+  in.pos = in.len = 0;
   memset(&pb_role, 0, sizeof pb_role);
   if (cfg->initializer != NULL) {
     pebble_ctx ctx;
@@ -54,7 +96,7 @@ int pb_worker_serve(const pebble_backend *bk, pebble_bk_chan *chan,
     unsigned char *arg;
     int ret;
 
-    if (bk->chan_read_all(chan, &h, sizeof h) != PEBBLE_OK)
+    if (in_read(bk, chan, &in, &h, sizeof h) != PEBBLE_OK)
       return 0; /* the pool closed our channel */
     if (h.magic != PB_MSG_MAGIC || h.version != PB_MSG_VERSION)
       return 4;
@@ -66,7 +108,7 @@ int pb_worker_serve(const pebble_backend *bk, pebble_bk_chan *chan,
     buf = malloc((size_t)h.size);
     if (buf == NULL)
       return 5;
-    if (bk->chan_read_all(chan, buf, (size_t)h.size) != PEBBLE_OK) {
+    if (in_read(bk, chan, &in, buf, (size_t)h.size) != PEBBLE_OK) {
       free(buf);
       return 0;
     }

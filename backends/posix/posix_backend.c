@@ -147,6 +147,7 @@ static const pebble_backend table = {
     .chan_adopt = pbp_chan_adopt,
     .configure = NULL,
     .proc_forkserver = pbp_proc_forkserver,
+    .chan_read = pbp_chan_read,
 };
 
 int pbp_host_worker_serve(pebble_bk_chan *chan) {

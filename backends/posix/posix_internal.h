@@ -225,6 +225,8 @@ PBP_HIDDEN void pbp_proc_destroy(pebble_bk_proc *proc);
 PBP_HIDDEN int pbp_chan_write_all(pebble_bk_chan *chan, const void *buf,
                                   size_t len);
 PBP_HIDDEN int pbp_chan_read_all(pebble_bk_chan *chan, void *buf, size_t len);
+PBP_HIDDEN int pbp_chan_read(pebble_bk_chan *chan, void *buf, size_t len,
+                             size_t *done);
 /* send() flags that keep SIGPIPE away where MSG_NOSIGNAL exists. */
 PBP_HIDDEN ssize_t pbp_send(int fd, const void *buf, size_t len, int flags);
 

@@ -411,3 +411,22 @@ int pbp_chan_read_all(pebble_bk_chan *chan, void *buf, size_t len) {
   }
   return PEBBLE_OK;
 }
+
+int pbp_chan_read(pebble_bk_chan *chan, void *buf, size_t len, size_t *done) {
+  if (done != NULL)
+    *done = 0;
+  if (chan == NULL || buf == NULL || done == NULL || len == 0)
+    return PEBBLE_EINVAL;
+  for (;;) {
+    ssize_t n = recv(chan->fd, buf, len > SSIZE_MAX ? SSIZE_MAX : len, 0);
+    if (n > 0) {
+      *done = (size_t)n;
+      return PEBBLE_OK;
+    }
+    if (n == 0)
+      return PEBBLE_EDIED; /* the parent closed its end */
+    if (errno == EINTR)
+      continue;
+    return errno == ECONNRESET ? PEBBLE_EDIED : PEBBLE_ESYSTEM;
+  }
+}
