@@ -268,8 +268,23 @@ int pb_processes_send_now(pebble_pool *P, pb_ptask *t) {
     w->flush_pending = 1;
     return 2;
   }
-  free(buf); /* sent; or the worker is gone, and its exit will tell */
-  return 1;
+  free(buf);
+  if (rc != PEBBLE_OK && rc != PEBBLE_ENOTREADY && done == 0) {
+    /* The worker died while idle (killed from outside) and the manager
+     * has not seen its exit yet: nothing of the task reached it, so the
+     * task goes back to the queue instead of failing with the worker. */
+    int running = PEBBLE_RUNNING;
+    w->task = NULL;
+    w->state = PB_W_IDLE;
+    P->running--;
+    pb_stripe_lock(t->future);
+    t->proc = NULL;
+    pb_stripe_unlock(t->future);
+    atomic_compare_exchange_strong(&t->future->state, &running,
+                                   PEBBLE_PENDING);
+    return 0;
+  }
+  return 1; /* sent; or the worker is gone, and its exit will tell */
 }
 
 static void flush_out(pb_manager *m, pb_pworker *w) {
@@ -538,8 +553,12 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
       P->crash_streak = 0;
       w->tasks_run++;
       /* The worker gets its next task before this one's future resolves:
-       * it works while the result is delivered. */
+       * it works while the result is delivered.  Not if a cancel or a
+       * timeout killed it after it sent this result: the kill is on its
+       * way, and a task handed to it now would die with it. */
       bk->mutex_lock(P->lock);
+      if (killed)
+        w->killed = 1;
       if (w->state == PB_W_BUSY)
         w->state = P->o.max_tasks > 0 && w->tasks_run >= P->o.max_tasks
                        ? PB_W_QUITTING /* it ends by itself */

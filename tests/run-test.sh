@@ -6,6 +6,14 @@ ASAN_OPTIONS="handle_segv=0:handle_sigbus=0:handle_abort=0:allow_user_segv_handl
 TSAN_OPTIONS="die_after_fork=0${TSAN_OPTIONS:+:$TSAN_OPTIONS}"
 UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 export ASAN_OPTIONS TSAN_OPTIONS UBSAN_OPTIONS
+# `PEBBLE_BACKEND=apr make check`: a backend named for the whole run is
+# found among this tree's modules (nothing is installed yet).
+if [ -n "${PEBBLE_BACKEND:-}" ] && [ -z "${PEBBLE_BACKEND_PATH:-}" ] &&
+   [ -n "${PEBBLE_TEST_BUILDDIR:-}" ] &&
+   [ -d "$PEBBLE_TEST_BUILDDIR/backends/$PEBBLE_BACKEND/.libs" ]; then
+  PEBBLE_BACKEND_PATH="$PEBBLE_TEST_BUILDDIR/backends/$PEBBLE_BACKEND/.libs"
+  export PEBBLE_BACKEND_PATH
+fi
 case "$1" in
   *.sh) exec timeout "${PEBBLE_TEST_TIMEOUT:-900}" "${SHELL:-/bin/sh}" "$@" ;;
   *) exec timeout "${PEBBLE_TEST_TIMEOUT:-900}" "$@" ;;
