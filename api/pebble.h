@@ -509,6 +509,9 @@ PEBBLE_API pebble_state pebble_future_state(const pebble_future *future);
  * the child of a fork, PEBBLE_EINVAL for a bad timeout.  From inside the
  * future's own callback it returns PEBBLE_OK at once: callbacks run only
  * after resolution, so there is nothing to wait for and no way to hang.
+ * While the task runs, the caller first watches for the outcome for up to
+ * 50 us before it sleeps (CPU time it spends; PEBBLE_SPIN=N microseconds,
+ * 0 never; see docs/pools.md).
  */
 PEBBLE_API int pebble_future_wait(pebble_future *future, pebble_time_t timeout);
 
