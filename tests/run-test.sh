@@ -7,8 +7,10 @@ TSAN_OPTIONS="die_after_fork=0${TSAN_OPTIONS:+:$TSAN_OPTIONS}"
 UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 export ASAN_OPTIONS TSAN_OPTIONS UBSAN_OPTIONS
 # `PEBBLE_BACKEND=apr make check`: a backend named for the whole run is
-# found among this tree's modules (nothing is installed yet).
-if [ -n "${PEBBLE_BACKEND:-}" ] && [ -z "${PEBBLE_BACKEND_PATH:-}" ] &&
+# found among this tree's modules (nothing is installed yet).  Not the
+# built-in one: the rows that name posix test the built-in copy.
+if [ -n "${PEBBLE_BACKEND:-}" ] && [ "$PEBBLE_BACKEND" != posix ] &&
+   [ -z "${PEBBLE_BACKEND_PATH:-}" ] &&
    [ -n "${PEBBLE_TEST_BUILDDIR:-}" ] &&
    [ -d "$PEBBLE_TEST_BUILDDIR/backends/$PEBBLE_BACKEND/.libs" ]; then
   PEBBLE_BACKEND_PATH="$PEBBLE_TEST_BUILDDIR/backends/$PEBBLE_BACKEND/.libs"
