@@ -338,7 +338,9 @@ int pebble_future_wait(pebble_future *f, pebble_time_t timeout) {
                     (unsigned long long)f->id);
   L = f->lib;
   deadline = pb_deadline_after(L->bk, timeout);
-  if ((timeout == PEBBLE_FOREVER || timeout * 1000 > PB_SPIN_NS) &&
+  /* A spin never outlasts the caller's timeout (PEBBLE_SPIN may be long). */
+  if ((timeout == PEBBLE_FOREVER ||
+       (uint64_t)timeout * 1000u > pb_spin_ns()) &&
       pb_spin_wait(L->bk, &wait_spin, future_ready, f, &gave_up))
     return PEBBLE_OK;
   pb_stripe_lock(f);

@@ -181,11 +181,6 @@ static inline int forkserver_mode(void) {
   const char *m = getenv("PEBBLE_START_METHOD");
   return m != NULL && strcmp(m, "forkserver") == 0;
 }
-#define SKIP_IF_FORKSERVER(why)                                              \
-  do {                                                                       \
-    if (forkserver_mode() && skip_test(__func__, why))                       \
-      return;                                                                \
-  } while (0)
 
 #define SKIP_IF_SPAWN(why)                                                   \
   do {                                                                       \
