@@ -94,13 +94,19 @@ static void watch_worker(pb_manager *m, pb_pworker *w) {
                                   &w->watch);
 }
 
+/* The caller counted the worker in P->alive (pool lock held) before
+ * releasing the lock to call this: a join must not see no worker alive and
+ * let the pool be freed while one is starting.  On failure the count is
+ * given back here. */
 static int spawn_one(pb_manager *m, pebble_pool *P, int spare, int *err) {
   const pebble_backend *bk = P->lib->bk;
   pb_pworker *w = calloc(1, sizeof *w);
   int rc;
   *err = 0;
-  if (w == NULL)
-    return PEBBLE_ENOMEM;
+  if (w == NULL) {
+    rc = PEBBLE_ENOMEM;
+    goto failed;
+  }
   w->pool = P;
   /* Tasks may be queued while it initialises. */
   w->state = spare ? PB_W_SPARE : PB_W_IDLE;
@@ -122,13 +128,12 @@ static int spawn_one(pb_manager *m, pebble_pool *P, int spare, int *err) {
     free(w);
     pb_log(PEBBLE_LOG_ERROR, "pool %p: cannot start a worker process: %s",
            (void *)P, *err ? strerror(*err) : pebble_strerror(rc));
-    return rc;
+    goto failed;
   }
   w->started_at = bk->now_ns();
   bk->mutex_lock(P->lock);
   w->next = P->workers;
   P->workers = w;
-  P->alive++;
   if (spare)
     P->spare = w;
   else
@@ -138,6 +143,13 @@ static int spawn_one(pb_manager *m, pebble_pool *P, int spare, int *err) {
   flush_out(m, w); /* the spawned worker's settings, if any */
   pb_manager_activate(m, &w->watch);
   return PEBBLE_OK;
+
+failed:
+  bk->mutex_lock(P->lock);
+  P->alive--;
+  bk->cond_broadcast(P->idle);
+  bk->mutex_unlock(P->lock);
+  return rc;
 }
 
 static void fail_all_queued(pebble_pool *P, int err) {
@@ -338,6 +350,7 @@ static int hand_task(pb_manager *m, pebble_pool *P, pb_pworker *w) {
       P->spare == NULL && P->state == PB_POOL_OPEN && P->active > 0 &&
       (P->respawn_at == 0 || bk->now_ns() >= P->respawn_at)) {
     int err;
+    P->alive++; /* see spawn_one */
     bk->mutex_unlock(P->lock);
     if (spawn_one(m, P, 1, &err) != PEBBLE_OK) {
       P->crash_streak++;
@@ -413,8 +426,12 @@ void pb_processes_kick(pb_manager *m, pb_cmd *cmd) {
     size_t want = P->queued + P->running;
     desired = want < P->o.workers ? (unsigned)want : P->o.workers;
   }
-  while (P->active < desired && now >= P->respawn_at) {
+  /* The state is read again each turn: a stop may come while a worker
+   * starts, and the kick it posts ends whatever was started. */
+  while (P->active < desired && now >= P->respawn_at &&
+         (P->state == PB_POOL_OPEN || P->state == PB_POOL_CLOSED)) {
     int err;
+    P->alive++; /* see spawn_one */
     bk->mutex_unlock(P->lock);
     rc = spawn_one(m, P, 0, &err);
     bk->mutex_lock(P->lock);

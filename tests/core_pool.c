@@ -588,6 +588,39 @@ static void test_thousand_crashes(void) {
   pebble_pool_destroy(p);
 }
 
+/* A worker dies and its replacement is starting when the pool is
+ * destroyed: destroy must wait for that worker too, not free the pool
+ * under it (the manager would read the freed pool at the worker's exit).
+ * Replacements start when the pool starts eagerly or has work queued. */
+static void test_destroy_while_replacing(void) {
+  int i, kids = count_children(), n = spawn_mode() ? 10 : 40;
+  for (i = 0; i < n; i++) {
+    pebble_pool_options o;
+    pebble_pool *p = NULL;
+    pebble_future *f, *g = NULL;
+    int64_t v = 3;
+    pebble_pool_options_init(&o);
+    o.workers = 1;
+    o.start_eagerly = i % 2 == 0;
+    CU_ASSERT_EQUAL_FATAL(pebble_pool_create(&p, PEBBLE_PROCESS, &o),
+                          PEBBLE_OK);
+    f = sched(p, crash, NULL, 0, PEBBLE_DEFAULT);
+    if (i % 2 == 1) /* queued behind the crash: needs a replacement */
+      g = sched(p, square, &v, sizeof v, PEBBLE_DEFAULT);
+    CU_ASSERT_EQUAL(pebble_future_get(f, PEBBLE_SEC(30), NULL, NULL),
+                    PEBBLE_EDIED);
+    CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
+    if (g != NULL) { /* ran, or cancelled by the stop: resolved either way */
+      int rc = pebble_future_get(g, 0, NULL, NULL);
+      CU_ASSERT(rc == PEBBLE_OK || rc == PEBBLE_ECANCELED);
+      pebble_future_release(g);
+    }
+    pebble_future_release(f);
+  }
+  /* Every replacement was killed and reaped by its destroy. */
+  CU_ASSERT_EQUAL(count_children(), kids);
+}
+
 #include <sys/resource.h>
 /* fork refused (EAGAIN): every queued future still resolves. */
 static void fork_refused_body(void) {
@@ -667,6 +700,8 @@ int main(void) {
       {"nothing left after join", test_nothing_left},
       {"a task uses a process pool", test_nested},
       {"1,000 crashing tasks in a row (300 with spawn)", test_thousand_crashes},
+      {"destroy while a replacement worker starts",
+       test_destroy_while_replacing},
       {"fork refused: queued futures resolve", test_fork_refused},
       {"bad input", test_bad_input},
       CU_TEST_INFO_NULL};
