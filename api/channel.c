@@ -16,11 +16,13 @@
 static void reset(pb_reader *r) {
   r->header_got = 0;
   r->payload = NULL;
+  r->mapped = 0;
   r->payload_got = 0;
 }
 
 void pb_reader_free(pb_reader *r) {
-  free(r->payload);
+  if (r->payload != NULL)
+    pb_result_free(r->payload, (size_t)r->header.size, r->mapped);
   free(r->buf);
   r->buf = NULL;
   r->buf_pos = r->buf_len = 0;
@@ -30,6 +32,29 @@ void pb_reader_free(pb_reader *r) {
 
 /* A large payload is faulted in at once rather than page by page. */
 #define PB_PREFAULT_MIN ((uint64_t)1 << 20)
+
+/* A result sent as a memory file: its descriptor came with the header's
+ * bytes (the backend kept it); the file becomes the payload. */
+static int map_shared(pb_reader *r, const pebble_backend *bk,
+                      pebble_bk_proc *proc, char *why, size_t whylen) {
+  intptr_t handle;
+  void *addr;
+  int rc;
+  if (!PB_BK_HAS(bk, proc_take_handle) ||
+      bk->proc_take_handle(proc, &handle) != PEBBLE_OK) {
+    snprintf(why, whylen, "the worker said its result is a memory file, "
+                          "but no file came with it");
+    return PEBBLE_EPROTO;
+  }
+  rc = pb_shared_map(handle, (size_t)r->header.size + 1, &addr, why, whylen);
+  if (rc != PEBBLE_OK)
+    return rc;
+  r->payload = addr;
+  r->payload[r->header.size] = '\0'; /* a private page: ours to write */
+  r->mapped = 1;
+  r->payload_got = (size_t)r->header.size;
+  return PEBBLE_OK;
+}
 
 /* Messages are read through a small buffer, so that one read brings a
  * header with its payload, or several small messages; a payload larger
@@ -105,6 +130,12 @@ enum pb_read_result pb_reader_step(pb_reader *r, const pebble_backend *bk,
       *status = pb_msg_check(&r->header, max_result, why, whylen);
       if (*status != PEBBLE_OK)
         return PB_READ_BAD;
+      if (r->header.type == PB_MSG_RESULT_SHARED) {
+        *status = map_shared(r, bk, proc, why, whylen);
+        if (*status != PEBBLE_OK)
+          return PB_READ_BAD;
+        continue; /* complete: nothing follows the header */
+      }
       r->payload = malloc((size_t)r->header.size + 1);
       if (r->payload == NULL) {
         *status = PEBBLE_ENOMEM;
@@ -125,10 +156,12 @@ void pb_reader_outcome(pb_reader *r, pb_outcome *o) {
   memset(o, 0, sizeof *o);
   switch (r->header.type) {
   case PB_MSG_RESULT:
+  case PB_MSG_RESULT_SHARED:
     o->state = PEBBLE_DONE;
     o->status = PEBBLE_OK;
     o->result = r->payload;
     o->result_size = (size_t)r->header.size;
+    o->result_mapped = r->mapped;
     break;
   case PB_MSG_FAILURE:
     o->state = PEBBLE_FAILED;
@@ -159,6 +192,16 @@ int pb_send_outcome(const pebble_backend *bk, pebble_bk_chan *chan,
     pb_msg_fill(&h, PB_MSG_FAILURE, ret, strlen(ctx->message));
     payload = ctx->message;
   } else {
+    /* A result in a memory file goes as the file, once sealed; if it
+     * cannot be sealed, its bytes go through the channel. */
+    if (ctx->result_handle >= 0 && PB_BK_HAS(bk, chan_send_handle) &&
+        pb_shared_seal(ctx->result_handle) == PEBBLE_OK) {
+      pb_msg_fill(&h, PB_MSG_RESULT_SHARED, 0, ctx->result_size);
+      return bk->chan_send_handle(chan, &h, sizeof h, ctx->result_handle) ==
+                     PEBBLE_OK
+                 ? PEBBLE_OK
+                 : PEBBLE_EDIED;
+    }
     pb_msg_fill(&h, PB_MSG_RESULT, 0, ctx->result_size);
     payload = ctx->result;
   }

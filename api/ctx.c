@@ -14,6 +14,8 @@ void pb_ctx_init(pebble_ctx *ctx, atomic_int *stop, size_t max_message,
   /* Not the 1 KiB message buffer: it is read only once written. */
   ctx->result = NULL;
   ctx->result_size = 0;
+  ctx->result_handle = -1;
+  ctx->shared_ok = 0;
   ctx->result_error = 0;
   ctx->has_message = 0;
   ctx->message[0] = '\0';
@@ -24,7 +26,13 @@ void pb_ctx_init(pebble_ctx *ctx, atomic_int *stop, size_t max_message,
 }
 
 void pb_ctx_free_result(pebble_ctx *ctx) {
-  free(ctx->result);
+  if (ctx->result_handle >= 0) {
+    pb_shared_unmap(ctx->result, ctx->result_size + 1);
+    pb_shared_close(ctx->result_handle);
+    ctx->result_handle = -1;
+  } else {
+    free(ctx->result);
+  }
   ctx->result = NULL;
   ctx->result_size = 0;
 }
@@ -44,6 +52,21 @@ void *pebble_result_alloc(pebble_ctx *ctx, size_t size) {
     pb_error(PEBBLE_ETOOBIG, "%s", ctx->message);
     return NULL;
   }
+  /* A large result of a process task goes to the parent as a memory
+   * file (shared_result.c); the heap where that is not possible. */
+  if (ctx->shared_ok && size >= PB_SHARED_RESULT_MIN) {
+    intptr_t handle;
+    void *mem;
+    if (pb_shared_create(size + 1, &handle, &mem) == PEBBLE_OK) {
+      p = mem;
+      p[size] = '\0';
+      pb_ctx_free_result(ctx);
+      ctx->result = p;
+      ctx->result_size = size;
+      ctx->result_handle = handle;
+      return p;
+    }
+  }
   p = malloc(size + 1);
   if (p == NULL) {
     ctx->result_error = PEBBLE_ENOMEM;
@@ -53,7 +76,7 @@ void *pebble_result_alloc(pebble_ctx *ctx, size_t size) {
     return NULL;
   }
   p[size] = '\0'; /* so text results can be read as strings */
-  free(ctx->result);
+  pb_ctx_free_result(ctx);
   ctx->result = p;
   ctx->result_size = size;
   return p;
@@ -116,6 +139,10 @@ void pb_ctx_outcome(pebble_ctx *ctx, int ret, pb_outcome *o) {
     o->status = PEBBLE_OK;
     o->result = ctx->result;
     o->result_size = ctx->result_size;
+    o->result_mapped = ctx->result_handle >= 0;
+    if (ctx->result_handle >= 0) /* the mapping stays the result's */
+      pb_shared_close(ctx->result_handle);
+    ctx->result_handle = -1;
     ctx->result = NULL;
     ctx->result_size = 0;
   }

@@ -112,7 +112,7 @@ static void future_free(pebble_future *f) {
     free(c);
   }
   pb_binding_unref(f->binding);
-  free(f->result);
+  pb_result_free(f->result, f->result_size, f->result_mapped);
   free(f->message);
   free(f->name);
   free(f->exit);
@@ -156,7 +156,7 @@ int pb_future_start(pebble_future *f) {
 }
 
 void pb_outcome_discard(pb_outcome *o) {
-  free(o->result);
+  pb_result_free(o->result, o->result_size, o->result_mapped);
   free(o->message);
   o->result = NULL;
   o->message = NULL;
@@ -178,6 +178,7 @@ static int settle(pebble_future *f, pb_outcome *o, int keep_runner) {
   f->status = o->status;
   f->result = o->result;
   f->result_size = o->result_size;
+  f->result_mapped = o->result_mapped;
   f->message = o->message;
   f->task_code = o->task_code;
   f->sys_errno = o->sys_errno;

@@ -80,6 +80,23 @@ const char *pb_module_ext(void);
 unsigned pb_online_cpus(void);
 /* Fault in the pages of a large block about to be filled (best effort). */
 void pb_prefault(void *p, size_t size);
+
+/* ---- shared_result.c: large process results as sealed memory files ----
+ * len counts the result's trailing NUL.  pb_shared_map always closes the
+ * handle; on failure it says why. */
+#define PB_SHARED_RESULT_MIN ((size_t)1 << 20)
+int pb_shared_create(size_t len, intptr_t *handle, void **addr);
+int pb_shared_seal(intptr_t handle);
+int pb_shared_map(intptr_t handle, size_t len, void **addr, char *why,
+                  size_t whylen);
+void pb_shared_unmap(void *addr, size_t len);
+void pb_shared_close(intptr_t handle);
+/* Free a result of `size` bytes (NUL after): mapped, or malloc'd. */
+void pb_result_free(void *result, size_t size, int mapped);
+/* Whether a backend's struct has an optional operation, and sets it. */
+#define PB_BK_HAS(bk, op)                                                    \
+  ((bk)->struct_size >= offsetof(pebble_backend, op) + sizeof(bk)->op &&     \
+   (bk)->op != NULL)
 const char *pb_path_list_separator(void);
 
 /* ---- loader.c ---- */
@@ -216,6 +233,7 @@ struct pebble_future {
   int in_block;      /* allocated by pb_blocks (a pool task's future) */
   void *result;
   size_t result_size;
+  int result_mapped;
   char *message;
   int task_code;
   int sys_errno;
@@ -241,6 +259,7 @@ typedef struct pb_outcome {
   int in_block;      /* allocated by pb_blocks (a pool task's future) */
   void *result;    /* taken over by the future (malloc'd, NUL after) */
   size_t result_size;
+  int result_mapped; /* result is a mapped memory file (shared_result.c) */
   char *message;   /* taken over (malloc'd) or NULL */
   int task_code;
   int sys_errno;
@@ -282,7 +301,7 @@ void pb_dispatch_stop(pb_dispatch *d);
 
 /* ---- message.c: the worker message format ---- */
 #define PB_MSG_MAGIC 0x50424c31u /* "PBL1" */
-#define PB_MSG_VERSION 1u
+#define PB_MSG_VERSION 2u
 enum pb_msg_type {
   PB_MSG_RESULT = 1,  /* payload: the result bytes */
   PB_MSG_FAILURE = 2, /* code: the task's code; payload: its message */
@@ -290,7 +309,9 @@ enum pb_msg_type {
   PB_MSG_TASK = 4,    /* to a pool worker: function, ids, argument */
   PB_MSG_QUIT = 5,    /* to a pool worker: end now */
   PB_MSG_INIT_FAILED = 6, /* from a pool worker: payload: why */
-  PB_MSG_CONFIG = 7   /* to a spawned worker: its settings */
+  PB_MSG_CONFIG = 7,  /* to a spawned worker: its settings */
+  PB_MSG_RESULT_SHARED = 8 /* size: the result's; no payload: a sealed
+                              memory file is attached (shared_result.c) */
 };
 /* A TASK payload starts with: fn address (0: by name), future id, seq,
  * name length; then the name, then the argument. */
@@ -360,7 +381,8 @@ typedef struct pb_reader {
   unsigned char header_buf[sizeof(pb_msg_header)];
   size_t header_got;
   pb_msg_header header;
-  char *payload; /* malloc'd, NUL after the payload */
+  char *payload; /* malloc'd (or mapped), NUL after the payload */
+  int mapped;    /* payload is a result file's mapping */
   size_t payload_got;
   int eof;
   unsigned char *buf; /* PB_READER_BUF bytes, malloc'd on first use */
@@ -400,8 +422,11 @@ int pb_send_outcome(const pebble_backend *bk, pebble_bk_chan *chan,
 struct pebble_ctx {
   atomic_int *stop;  /* thread tasks: cooperative stop reason, else NULL */
   size_t max_message;
-  void *result;      /* malloc'd, one byte longer than result_size, NUL */
+  void *result;      /* one byte longer than result_size, NUL: malloc'd,
+                        or in a memory file when result_handle >= 0 */
   size_t result_size;
+  intptr_t result_handle;
+  int shared_ok;     /* a worker whose backend can pass the file on */
   int result_error;  /* ETOOBIG or ENOMEM from pebble_result_alloc */
   int has_message;
   char message[PB_MESSAGE_MAX];

@@ -181,6 +181,7 @@ static int child_main(void *arg, pebble_bk_chan *chan) {
   memset(&pb_role, 0, sizeof pb_role);
   pb_ctx_init(&ctx, NULL, job->max_message, job->future->id,
               job->future->seq);
+  ctx.shared_ok = PB_BK_HAS(job->lib->bk, chan_send_handle);
   ret = job->fn(&ctx, job->arg, job->arg_size);
   ret = pb_send_outcome(job->lib->bk, chan, &ctx, ret) == PEBBLE_OK ? 0 : 3;
   pb_ctx_free_result(&ctx);

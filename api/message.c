@@ -44,6 +44,7 @@ int pb_msg_check(const pb_msg_header *h, size_t max_size, char *msg,
   }
   switch (h->type) {
   case PB_MSG_RESULT:
+  case PB_MSG_RESULT_SHARED:
     if (h->size > max_size) {
       snprintf(msg, msglen,
                "the result of %llu bytes is larger than the maximum message "

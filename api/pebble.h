@@ -439,7 +439,9 @@ PEBBLE_API int pebble_run_named(pebble_kind kind, const char *name,
  * fills it.  Calling it again replaces the previous result.  Returns NULL
  * when size is over the maximum message size (the future then resolves
  * with PEBBLE_ETOOBIG whatever the task returns) or memory is short
- * (PEBBLE_ENOMEM).
+ * (PEBBLE_ENOMEM).  In a process task, a buffer of 1 MiB or more is
+ * memory shared with the parent where the system allows: the result is
+ * handed over without being copied (docs/process-tasks.md).
  */
 PEBBLE_API void *pebble_result_alloc(pebble_ctx *ctx, size_t size);
 /* Copy size bytes as the result.  Returns PEBBLE_OK, ETOOBIG or ENOMEM. */

@@ -25,7 +25,7 @@ extern "C" {
 #endif
 
 #define PEBBLE_BACKEND_ABI_MAJOR 1u
-#define PEBBLE_BACKEND_ABI_MINOR 2u
+#define PEBBLE_BACKEND_ABI_MINOR 3u
 #define PEBBLE_BK_FOREVER UINT64_MAX
 
 /* Opaque objects, defined by each backend. */
@@ -237,6 +237,21 @@ typedef struct pebble_backend {
    * parent's end is closed.  NULL: the core reads with chan_read_all. */
   int (*chan_read)(pebble_bk_chan *chan, void *buf, size_t len,
                    size_t *done);
+
+  /* --- ABI 1.3: handing an open descriptor to the parent (optional) ---
+   * Large results travel as a sealed memory file rather than through the
+   * channel.  The child's side: send len bytes of buf (a message header)
+   * with a duplicate of `handle` attached to them; the child may close
+   * its own handle on return.  PEBBLE_EDIED when the parent's end is
+   * closed.  The parent's side: proc_read keeps descriptors that arrive
+   * with the bytes it reads, in order (a few; more are closed), and
+   * proc_take_handle gives the oldest to the caller, who then owns it;
+   * PEBBLE_ENOTFOUND when none came.  proc_destroy closes any left.
+   * Both NULL, or a struct older than 1.3: results go through the
+   * channel. */
+  int (*chan_send_handle)(pebble_bk_chan *chan, const void *buf, size_t len,
+                          intptr_t handle);
+  int (*proc_take_handle)(pebble_bk_proc *proc, intptr_t *handle);
 } pebble_backend;
 
 /* The one symbol a backend module exports: pebble_backend_<name>_get. */

@@ -145,6 +145,7 @@ int pb_worker_serve(const pebble_backend *bk, pebble_bk_chan *chan,
       arg = buf;
     }
     pb_ctx_init(&ctx, NULL, cfg->max_message, head[1], head[2]);
+    ctx.shared_ok = PB_BK_HAS(bk, chan_send_handle);
     ret = fn(&ctx, arg, arg_size);
     free(buf);
     if (pb_send_outcome(bk, chan, &ctx, ret) != PEBBLE_OK)

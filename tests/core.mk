@@ -1,7 +1,8 @@
 # The core's test programs (public API only).
 # The conformance programs (core_thread, core_future, core_process,
-# core_pool, core_map, core_spawn, cap_kill_group) run through the matrix
-# at the end of this file, once per backend and start method; the others
+# core_pool, core_map, core_shared_result, core_spawn, cap_kill_group) run
+# through the matrix at the end of this file, once per backend and start
+# method; the others
 # once, as they are about choosing backends, not about one backend.
 core_tests = tests/core_process tests/core_thread tests/core_future \
 	tests/core_backend tests/core_api tests/core_reuse
@@ -58,6 +59,10 @@ tests_core_map_SOURCES = tests/core_map.c tests/core_util.h
 tests_core_map_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS)
 tests_core_map_LDADD = $(core_test_ldadd)
 
+check_PROGRAMS += tests/core_shared_result
+tests_core_shared_result_SOURCES = tests/core_shared_result.c tests/core_util.h
+tests_core_shared_result_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS)
+tests_core_shared_result_LDADD = $(core_test_ldadd)
 check_PROGRAMS += tests/core_spawn
 tests_core_spawn_SOURCES = tests/core_spawn.c tests/core_util.h
 tests_core_spawn_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS) $(CUNIT_CFLAGS)

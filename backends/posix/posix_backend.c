@@ -148,6 +148,8 @@ static const pebble_backend table = {
     .configure = NULL,
     .proc_forkserver = pbp_proc_forkserver,
     .chan_read = pbp_chan_read,
+    .chan_send_handle = pbp_chan_send_handle,
+    .proc_take_handle = pbp_proc_take_handle,
 };
 
 int pbp_host_worker_serve(pebble_bk_chan *chan) {

@@ -170,6 +170,7 @@ PBP_HIDDEN void pbp_notifier_clear(pebble_bk_notifier *n);
 /* ---- processes ---- */
 
 /* The parent's handle on a child. */
+#define PBP_PASSED_MAX 4
 struct pebble_bk_proc {
   pid_t pid;
   int chan_fd;           /* parent end of the channel, non-blocking */
@@ -179,6 +180,10 @@ struct pebble_bk_proc {
   int reaped;            /* under lock */
   pebble_bk_exit exit;   /* valid once reaped */
   int via_server;        /* a forkserver's child: it reaps, we release */
+  /* Descriptors the child sent with its messages, oldest first, until
+   * the core takes them (posix_handles.c); manager thread only. */
+  int passed[PBP_PASSED_MAX];
+  unsigned passed_count;
   /* The waitset watching this process, and the watch's slot in it; both
    * guarded by that waitset's lock. */
   pebble_bk_waitset *ws;
@@ -227,6 +232,14 @@ PBP_HIDDEN int pbp_chan_write_all(pebble_bk_chan *chan, const void *buf,
 PBP_HIDDEN int pbp_chan_read_all(pebble_bk_chan *chan, void *buf, size_t len);
 PBP_HIDDEN int pbp_chan_read(pebble_bk_chan *chan, void *buf, size_t len,
                              size_t *done);
+/* ---- posix_handles.c ---- */
+PBP_HIDDEN int pbp_chan_send_handle(pebble_bk_chan *chan, const void *buf,
+                                    size_t len, intptr_t handle);
+PBP_HIDDEN int pbp_proc_take_handle(pebble_bk_proc *proc, intptr_t *handle);
+/* recv() on the parent's end that keeps descriptors sent along. */
+PBP_HIDDEN ssize_t pbp_proc_recv(pebble_bk_proc *proc, void *buf, size_t len,
+                                 int flags);
+PBP_HIDDEN void pbp_proc_close_passed(pebble_bk_proc *proc);
 /* send() flags that keep SIGPIPE away where MSG_NOSIGNAL exists. */
 PBP_HIDDEN ssize_t pbp_send(int fd, const void *buf, size_t len, int flags);
 

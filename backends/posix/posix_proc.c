@@ -47,6 +47,7 @@ ssize_t pbp_send(int fd, const void *buf, size_t len, int flags) {
 }
 
 static void proc_free(pebble_bk_proc *p) {
+  pbp_proc_close_passed(p);
   pbp_fd_close(p->chan_fd);
   pthread_mutex_destroy(&p->lock);
   free(p);
@@ -295,7 +296,7 @@ int pbp_proc_read(pebble_bk_proc *p, void *buf, size_t len, size_t *done) {
   if (len > SSIZE_MAX)
     len = SSIZE_MAX;
   for (;;) {
-    ssize_t n = recv(p->chan_fd, buf, len, PBP_DONTWAIT);
+    ssize_t n = pbp_proc_recv(p, buf, len, PBP_DONTWAIT);
     if (n >= 0) {
       *done = (size_t)n;
       return PEBBLE_OK;
