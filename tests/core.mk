@@ -59,6 +59,11 @@ tests_core_map_SOURCES = tests/core_map.c tests/core_util.h
 tests_core_map_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS)
 tests_core_map_LDADD = $(core_test_ldadd)
 
+check_PROGRAMS += tests/test_shared_result
+TESTS += tests/test_shared_result
+tests_test_shared_result_SOURCES = tests/test_shared_result.c
+tests_test_shared_result_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS)
+tests_test_shared_result_LDADD = $(core_test_ldadd)
 check_PROGRAMS += tests/core_shared_result
 tests_core_shared_result_SOURCES = tests/core_shared_result.c tests/core_util.h
 tests_core_shared_result_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS)

@@ -426,6 +426,95 @@ static void test_proc_hello(void) {
   CU_ASSERT_EQUAL(errno, ECHILD);
 }
 
+/* Sends six one-byte messages, each with the read end of a pipe that
+ * holds that message's index. */
+#define HANDLES_SENT 6
+static int child_sends_handles(void *arg, pebble_bk_chan *chan) {
+  int i;
+  (void)arg;
+  for (i = 0; i < HANDLES_SENT; i++) {
+    int fds[2];
+    char c = (char)('a' + i), n = (char)i;
+    if (pipe(fds) != 0 || write(fds[1], &n, 1) != 1)
+      return 8;
+    close(fds[1]);
+    if (bk->chan_send_handle(chan, &c, 1, fds[0]) != PEBBLE_OK)
+      return 9;
+    close(fds[0]); /* the parent has its own */
+  }
+  return 0;
+}
+
+static int count_fds(void) {
+  int n = 0, fd;
+  for (fd = 0; fd < 1024; fd++)
+    n += fcntl(fd, F_GETFD) != -1;
+  return n;
+}
+
+/* Descriptors arrive with the bytes they were sent with, are taken oldest
+ * first, and no more than a few are kept: the rest are closed, and so are
+ * those nobody took when the process is destroyed. */
+static void test_pass_handles(void) {
+  pebble_bk_waitset *ws = new_waitset();
+  pebble_bk_proc *p;
+  char buf[HANDLES_SENT + 1];
+  intptr_t h;
+  int i, fds;
+  pebble_bk_exit ex;
+  /* What the backend keeps open once it has run a child is the baseline. */
+  if ((p = start(child_hello, NULL)) == NULL)
+    return;
+  finish(ws, p);
+  bk->waitset_destroy(ws);
+  fds = count_fds();
+  ws = new_waitset();
+  CU_ASSERT_EQUAL(bk->chan_send_handle(NULL, "x", 1, 0), PEBBLE_EINVAL);
+  CU_ASSERT_EQUAL(bk->proc_take_handle(NULL, &h), PEBBLE_EINVAL);
+  if ((p = start(child_sends_handles, NULL)) == NULL)
+    return;
+  memset(buf, 0, sizeof buf);
+  CU_ASSERT_EQUAL(read_from(ws, p, buf, HANDLES_SENT), HANDLES_SENT);
+  CU_ASSERT_STRING_EQUAL(buf, "abcdef");
+  /* Reaped, not destroyed: what came stays until taken or destroyed. */
+  memset(&ex, 0, sizeof ex);
+  CU_ASSERT_EQUAL(bk->waitset_watch(ws, p, PEBBLE_EV_EXIT, p), PEBBLE_OK);
+  CU_ASSERT(wait_events(ws, p, PEBBLE_EV_EXIT) & PEBBLE_EV_EXIT);
+  CU_ASSERT_EQUAL(bk->waitset_watch(ws, p, 0, NULL), PEBBLE_OK);
+  CU_ASSERT_EQUAL(bk->proc_reap(p, &ex), PEBBLE_OK);
+  CU_ASSERT_EQUAL(ex.exit_code, 0);
+  /* Two taken here; two more left for destroy to close. */
+  for (i = 0; i < 2; i++) {
+    char n = -1;
+    CU_ASSERT_EQUAL_FATAL(bk->proc_take_handle(p, &h), PEBBLE_OK);
+    CU_ASSERT_EQUAL(read((int)h, &n, 1), 1);
+    CU_ASSERT_EQUAL(n, i);
+    CU_ASSERT(fcntl((int)h, F_GETFD) & FD_CLOEXEC);
+    close((int)h);
+  }
+  bk->proc_destroy(p);
+  bk->waitset_destroy(ws);
+  CU_ASSERT_EQUAL(count_fds(), fds);
+
+  /* Taken until none is left: four kept of six. */
+  ws = new_waitset();
+  if ((p = start(child_sends_handles, NULL)) == NULL)
+    return;
+  CU_ASSERT_EQUAL(read_from(ws, p, buf, HANDLES_SENT), HANDLES_SENT);
+  for (i = 0; i < 4; i++) {
+    char n = -1;
+    CU_ASSERT_EQUAL_FATAL(bk->proc_take_handle(p, &h), PEBBLE_OK);
+    CU_ASSERT_EQUAL(read((int)h, &n, 1), 1);
+    CU_ASSERT_EQUAL(n, i);
+    close((int)h);
+  }
+  CU_ASSERT_EQUAL(bk->proc_take_handle(p, &h), PEBBLE_ENOTFOUND);
+  ex = finish(ws, p);
+  CU_ASSERT_EQUAL(ex.exit_code, 0);
+  bk->waitset_destroy(ws);
+  CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
 #define ECHO_SIZE ((size_t)3 << 20) /* well beyond any socket buffer */
 
 static uint64_t checksum(const unsigned char *p, size_t n) {
@@ -1331,6 +1420,7 @@ int main(int argc, char **argv) {
                    test_thread_join_and_unwound) ||
       !CU_add_test(s, "thread signal masks", test_thread_signal_masks) ||
       !CU_add_test(s, "child writes, parent reads", test_proc_hello) ||
+      !CU_add_test(s, "descriptors passed by a child", test_pass_handles) ||
       !CU_add_test(s, "large non-blocking write",
                    test_proc_large_write_and_echo) ||
       !CU_add_test(s, "exit codes", test_exit_codes) ||
