@@ -339,8 +339,11 @@ int pebble_future_wait(pebble_future *f, pebble_time_t timeout) {
                     (unsigned long long)f->id);
   L = f->lib;
   deadline = pb_deadline_after(L->bk, timeout);
-  /* A spin never outlasts the caller's timeout (PEBBLE_SPIN may be long). */
-  if ((timeout == PEBBLE_FOREVER ||
+  /* A spin never outlasts the caller's timeout (PEBBLE_SPIN may be long).
+   * For a process task only with CPUs to spare: its result comes through
+   * the manager thread, which a spinning caller could keep from a CPU. */
+  if ((!f->process || pb_spin_for_processes()) &&
+      (timeout == PEBBLE_FOREVER ||
        (uint64_t)timeout * 1000u > pb_spin_ns()) &&
       pb_spin_wait(L->bk, &wait_spin, future_ready, f, &gave_up))
     return PEBBLE_OK;

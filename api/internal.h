@@ -230,10 +230,11 @@ struct pebble_future {
   const void *owner; /* the pool that runs it, or NULL */
   /* Outcome, written once by the resolver before the final state. */
   int status;
-  int in_block;      /* allocated by pb_blocks (a pool task's future) */
+  unsigned char in_block;      /* allocated by pb_blocks (a pool task's) */
+  unsigned char result_mapped; /* result is a mapping (shared_result.c) */
+  unsigned char process;       /* runs in another process: waiters sleep */
   void *result;
   size_t result_size;
-  int result_mapped;
   char *message;
   int task_code;
   int sys_errno;
@@ -507,6 +508,7 @@ int pb_registry_name_of(pebble_task_fn fn, char *buf, size_t len);
 /* The longest spin, PB_SPIN_NS unless PEBBLE_SPIN says otherwise; 0 when
  * spinning is off. */
 uint64_t pb_spin_ns(void);
+int pb_spin_for_processes(void);
 static inline int pb_spin_allowed(void) { return pb_spin_ns() > 0; }
 static inline void pb_cpu_relax(void) {
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))

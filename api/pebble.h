@@ -513,7 +513,8 @@ PEBBLE_API pebble_state pebble_future_state(const pebble_future *future);
  * after resolution, so there is nothing to wait for and no way to hang.
  * While the task runs, the caller first watches for the outcome for up to
  * 50 us before it sleeps (CPU time it spends; PEBBLE_SPIN=N microseconds,
- * 0 never; see docs/pools.md).
+ * 0 never; for a process task only on four CPUs or more; see
+ * docs/pools.md).
  */
 PEBBLE_API int pebble_future_wait(pebble_future *future, pebble_time_t timeout);
 

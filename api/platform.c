@@ -214,6 +214,20 @@ uint64_t pb_spin_ns(void) {
   return ns;
 }
 
+/* A caller waiting for a process task's result spins only with CPUs to
+ * spare: the worker process and the manager thread that reads its result
+ * need one each, and a spinning caller on a third would otherwise push
+ * one of them off. */
+int pb_spin_for_processes(void) {
+  static _Atomic int known = -1;
+  int v = atomic_load_explicit(&known, memory_order_relaxed);
+  if (v < 0) {
+    v = pb_spin_ns() > 0 && usable_cpus() >= 4;
+    atomic_store_explicit(&known, v, memory_order_relaxed);
+  }
+  return v;
+}
+
 #define SPIN_MIN_NS 2000u /* a budget cut below this is nothing */
 
 int pb_spin_wait(const pebble_backend *bk, pb_spin *spin,

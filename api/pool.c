@@ -375,6 +375,7 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
     pb_binding_unref(binding);
     return rc;
   }
+  f->process = P->kind == PEBBLE_PROCESS;
   t = block;
   t->arg = inline_arg ? (unsigned char *)(t + 1) : malloc(arg_size);
   if (t->arg == NULL) {

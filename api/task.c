@@ -144,6 +144,8 @@ static int launch(pb_lib *L, pebble_kind kind, pebble_task_fn fn,
   if (arg_size > 0)
     memcpy(job->arg, arg, arg_size);
   rc = pb_future_new(L, o->name, seq, binding, &f);
+  if (rc == PEBBLE_OK)
+    f->process = kind == PEBBLE_PROCESS;
   if (rc != PEBBLE_OK) {
     free(job->ctx);
     free(job->arg);
