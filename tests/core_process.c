@@ -348,6 +348,7 @@ static void test_printed_once(void) {
   size_t used = 0;
   ssize_t n;
   pid_t pid;
+  SKIP_IF_TSAN();
   CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
   fflush(stdout);
   pid = fork();

@@ -182,6 +182,26 @@ static inline int forkserver_mode(void) {
   return m != NULL && strcmp(m, "forkserver") == 0;
 }
 
+/* ThreadSanitizer cannot follow a program that starts threads in the
+ * child of a fork of a threaded program (it stops on "dup thread with
+ * used id"): tests that do are skipped under it, by name. */
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
+#endif
+#define SKIP_IF_TSAN()                                                       \
+  do {                                                                       \
+    if (UNDER_TSAN && skip_test(__func__, "ThreadSanitizer cannot follow "   \
+                                          "threads in a forked child"))      \
+      return;                                                                \
+  } while (0)
+
 #define SKIP_IF_SPAWN(why)                                                   \
   do {                                                                       \
     if (spawn_mode() && skip_test(__func__, why))                            \

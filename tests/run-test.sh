@@ -1,14 +1,15 @@
 #!/bin/sh
 # Runs one test under a time limit, with the sanitizer options that keep the
 # crash tests meaningful: a child's SIGSEGV must stay a SIGSEGV under
-# AddressSanitizer, and ThreadSanitizer must let forked children run.
+# AddressSanitizer and ThreadSanitizer, and ThreadSanitizer must let forked
+# children run.
 # intercept_tls_get_addr=0: up to GCC 13 the sanitizer runtime can mistake a
 # loaded module's thread-local block for an old-glibc one and read a bogus
 # range from it, and LeakSanitizer's tracer then crashes at exit ("Tracer
 # caught signal 11") after every test passed.  Backends loaded as modules
 # have thread-local variables; the leak check still covers the heap.
 ASAN_OPTIONS="handle_segv=0:handle_sigbus=0:handle_abort=0:allow_user_segv_handler=1:intercept_tls_get_addr=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
-TSAN_OPTIONS="die_after_fork=0${TSAN_OPTIONS:+:$TSAN_OPTIONS}"
+TSAN_OPTIONS="die_after_fork=0:handle_segv=0:handle_sigbus=0:handle_abort=0${TSAN_OPTIONS:+:$TSAN_OPTIONS}"
 UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 export ASAN_OPTIONS TSAN_OPTIONS UBSAN_OPTIONS
 # `PEBBLE_BACKEND=apr make check`: a backend named for the whole run is
