@@ -260,10 +260,13 @@ static void test_no_leaks(void) {
   pebble_future *f = run(echo_int, &v, sizeof v, NULL); /* warm-up */
   pebble_future_get_int(f, PEBBLE_SEC(30), &out);
   pebble_future_release(f);
+  /* Children of earlier tests may still be ending on a slow machine: a
+   * bounded wait for them, then the baseline.  Without a parent-death
+   * signal the backend keeps a guardian process, counted in it. */
+  for (i = 0; i < 1000 && count_children() > 1; i++)
+    usleep(10000);
   usleep(200000);
   fds = count_fds();
-  /* Without a parent-death signal the backend keeps a guardian process:
-   * whatever lives now is the baseline. */
   kids = count_children();
   for (i = 0; i < 50; i++) {
     f = run(i % 5 == 4 ? segv : echo_int, &v, sizeof v, NULL);
@@ -273,9 +276,9 @@ static void test_no_leaks(void) {
   /* Reaps follow results by a moment; give them a bounded while. */
   for (i = 0; i < 500 && (count_children() > kids || count_fds() > fds); i++)
     usleep(10000);
-  CU_ASSERT_EQUAL(count_children(), kids);
+  CU_ASSERT(count_children() <= kids);
   CU_ASSERT(kids <= 1);
-  CU_ASSERT_EQUAL(count_fds(), fds);
+  CU_ASSERT(count_fds() <= fds);
 }
 
 /* Run in a forked child: buffered output must not be printed twice. */

@@ -107,7 +107,8 @@ static int settled_fds(void) {
 }
 
 /* A process's descriptors close a moment after its result is in: wait a
- * bounded while for the count to come back. */
+ * bounded while for the count to come back.  (At most the baseline: on a
+ * slow machine the baseline itself may still count a closing one.) */
 static int fds_back_to(int fds) {
   int i;
   for (i = 0; i < 500 && count_fds() > fds; i++)
@@ -129,7 +130,7 @@ static void test_one_shot(void) {
     CU_ASSERT_EQUAL(result_mappings(), 1);
   pebble_future_release(f);
   CU_ASSERT_EQUAL(mappings_gone(), 1);
-  CU_ASSERT_EQUAL(fds_back_to(fds), fds);
+  CU_ASSERT(fds_back_to(fds) <= fds); /* none left open */
 }
 
 /* Just under the size that goes as a file, and just at it. */
@@ -185,7 +186,7 @@ static void test_pool_in_a_row(void) {
     }
     CU_ASSERT_EQUAL(mappings_gone(), 1);
   }
-  CU_ASSERT_EQUAL(fds_back_to(fds), fds);
+  CU_ASSERT(fds_back_to(fds) <= fds); /* none left open */
 }
 
 static void test_replaced_and_failed(void) {

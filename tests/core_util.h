@@ -73,8 +73,23 @@ static inline int gone_within(pid_t pid, double seconds) {
   return 0;
 }
 
-/* Run body in a forked child (for process-wide changes); 1 if it exited 0. */
-static inline int in_child(void (*body)(void)) {
+/* ThreadSanitizer cannot follow a program that starts threads in the
+ * child of a fork of a threaded program (it stops on "dup thread with
+ * used id"): tests that do are skipped under it, by name. */
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
+#endif
+/* Run body in a forked child (for process-wide changes); 1 if it exited 0.
+ * Under ThreadSanitizer, in_child() skips the test instead (see above):
+ * the bodies start the library's threads in the child. */
+static inline int in_child_fork(void (*body)(void)) {
   int st;
   pid_t pid = fork();
   if (pid == 0) {
@@ -182,23 +197,12 @@ static inline int forkserver_mode(void) {
   return m != NULL && strcmp(m, "forkserver") == 0;
 }
 
-/* ThreadSanitizer cannot follow a program that starts threads in the
- * child of a fork of a threaded program (it stops on "dup thread with
- * used id"): tests that do are skipped under it, by name. */
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
+#define TSAN_FORK_WHY "ThreadSanitizer cannot follow threads in a forked child"
+#define in_child(body)                                                       \
+  (UNDER_TSAN ? skip_test(#body, TSAN_FORK_WHY) : in_child_fork(body))
 #define SKIP_IF_TSAN()                                                       \
   do {                                                                       \
-    if (UNDER_TSAN && skip_test(__func__, "ThreadSanitizer cannot follow "   \
-                                          "threads in a forked child"))      \
+    if (UNDER_TSAN && skip_test(__func__, TSAN_FORK_WHY))                  \
       return;                                                                \
   } while (0)
 
