@@ -187,6 +187,10 @@ static void parent_pool_busy_body(void) {
     _exit(3);
   if (!works(PEBBLE_PROCESS))
     _exit(4);
+  /* Its thread may not even have run yet on a loaded machine, and
+   * shutdown rightly refuses while task code may still run. */
+  if (pebble_future_wait(f, PEBBLE_SEC(30)) != PEBBLE_OK)
+    _exit(6);
   pebble_future_release(f);
   if (pebble_shutdown() != PEBBLE_OK)
     _exit(5);
