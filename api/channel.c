@@ -21,8 +21,7 @@ static void reset(pb_reader *r) {
 }
 
 void pb_reader_free(pb_reader *r) {
-  if (r->payload != NULL)
-    pb_result_free(r->payload, (size_t)r->header.size, r->mapped);
+  pb_result_free(r->payload, (size_t)r->header.size, r->mapped);
   free(r->buf);
   r->buf = NULL;
   r->buf_pos = r->buf_len = 0;

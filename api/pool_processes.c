@@ -94,19 +94,14 @@ static void watch_worker(pb_manager *m, pb_pworker *w) {
                                   &w->watch);
 }
 
-/* The caller counted the worker in P->alive (pool lock held) before
- * releasing the lock to call this: a join must not see no worker alive and
- * let the pool be freed while one is starting.  On failure the count is
- * given back here. */
+/* Call through start_worker_locked, which counts the worker alive. */
 static int spawn_one(pb_manager *m, pebble_pool *P, int spare, int *err) {
   const pebble_backend *bk = P->lib->bk;
   pb_pworker *w = calloc(1, sizeof *w);
   int rc;
   *err = 0;
-  if (w == NULL) {
-    rc = PEBBLE_ENOMEM;
-    goto failed;
-  }
+  if (w == NULL)
+    return PEBBLE_ENOMEM;
   w->pool = P;
   /* Tasks may be queued while it initialises. */
   w->state = spare ? PB_W_SPARE : PB_W_IDLE;
@@ -128,7 +123,7 @@ static int spawn_one(pb_manager *m, pebble_pool *P, int spare, int *err) {
     free(w);
     pb_log(PEBBLE_LOG_ERROR, "pool %p: cannot start a worker process: %s",
            (void *)P, *err ? strerror(*err) : pebble_strerror(rc));
-    goto failed;
+    return rc;
   }
   w->started_at = bk->now_ns();
   bk->mutex_lock(P->lock);
@@ -143,12 +138,23 @@ static int spawn_one(pb_manager *m, pebble_pool *P, int spare, int *err) {
   flush_out(m, w); /* the spawned worker's settings, if any */
   pb_manager_activate(m, &w->watch);
   return PEBBLE_OK;
+}
 
-failed:
-  bk->mutex_lock(P->lock);
-  P->alive--;
-  bk->cond_broadcast(P->idle);
+/* Pool lock held; released while a worker starts, and taken again.  The
+ * worker counts as alive from before the lock is released: a join must
+ * not see none alive and let the pool be freed while one is starting. */
+static int start_worker_locked(pb_manager *m, pebble_pool *P, int spare,
+                               int *err) {
+  const pebble_backend *bk = P->lib->bk;
+  int rc;
+  P->alive++;
   bk->mutex_unlock(P->lock);
+  rc = spawn_one(m, P, spare, err);
+  bk->mutex_lock(P->lock);
+  if (rc != PEBBLE_OK) {
+    P->alive--;
+    bk->cond_broadcast(P->idle);
+  }
   return rc;
 }
 
@@ -350,13 +356,12 @@ static int hand_task(pb_manager *m, pebble_pool *P, pb_pworker *w) {
       P->spare == NULL && P->state == PB_POOL_OPEN && P->active > 0 &&
       (P->respawn_at == 0 || bk->now_ns() >= P->respawn_at)) {
     int err;
-    P->alive++; /* see spawn_one */
-    bk->mutex_unlock(P->lock);
-    if (spawn_one(m, P, 1, &err) != PEBBLE_OK) {
+    if (start_worker_locked(m, P, 1, &err) != PEBBLE_OK) {
+      bk->mutex_unlock(P->lock); /* schedule_respawn logs */
       P->crash_streak++;
       schedule_respawn(m, P, bk->now_ns());
+      bk->mutex_lock(P->lock);
     }
-    bk->mutex_lock(P->lock);
     if (w->state != PB_W_IDLE || w->killed)
       return 0;
   }
@@ -431,11 +436,7 @@ void pb_processes_kick(pb_manager *m, pb_cmd *cmd) {
   while (P->active < desired && now >= P->respawn_at &&
          (P->state == PB_POOL_OPEN || P->state == PB_POOL_CLOSED)) {
     int err;
-    P->alive++; /* see spawn_one */
-    bk->mutex_unlock(P->lock);
-    rc = spawn_one(m, P, 0, &err);
-    bk->mutex_lock(P->lock);
-    if (rc != PEBBLE_OK) {
+    if ((rc = start_worker_locked(m, P, 0, &err)) != PEBBLE_OK) {
       P->crash_streak++;
       if (P->active == 0) {
         bk->mutex_unlock(P->lock);

@@ -144,8 +144,6 @@ static int launch(pb_lib *L, pebble_kind kind, pebble_task_fn fn,
   if (arg_size > 0)
     memcpy(job->arg, arg, arg_size);
   rc = pb_future_new(L, o->name, seq, binding, &f);
-  if (rc == PEBBLE_OK)
-    f->process = kind == PEBBLE_PROCESS;
   if (rc != PEBBLE_OK) {
     free(job->ctx);
     free(job->arg);
@@ -153,6 +151,7 @@ static int launch(pb_lib *L, pebble_kind kind, pebble_task_fn fn,
     pb_binding_unref(binding);
     return rc;
   }
+  f->process = kind == PEBBLE_PROCESS;
   job->lib = L;
   job->manager = m;
   job->kind = kind;

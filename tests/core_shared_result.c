@@ -45,16 +45,7 @@ static int fills_then_fails(pebble_ctx *ctx, const void *arg, size_t size) {
 
 /* How many result files this process has mapped now. */
 static int result_mappings(void) {
-  FILE *f = fopen("/proc/self/maps", "r");
-  char line[512];
-  int n = 0;
-  if (f == NULL)
-    return -1;
-  while (fgets(line, sizeof line, f) != NULL)
-    if (strstr(line, "memfd:pebble-result") != NULL)
-      n++;
-  fclose(f);
-  return n;
+  return count_mappings("memfd:pebble-result");
 }
 
 /* The library may hold a future a moment after the application released

@@ -24,10 +24,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <CUnit/Basic.h>
-
 #include "internal.h" /* the message header the forgeries imitate */
-#include "pebble.h"
+#include "core_util.h"
 
 #if defined(__linux__) && defined(HAVE_MEMFD_CREATE)
 
@@ -105,17 +103,7 @@ static int forge(pebble_ctx *ctx, const void *arg, size_t size) {
     pause(); /* the parent kills a worker that sent garbage */
 }
 
-static int result_mappings(void) {
-  FILE *f = fopen("/proc/self/maps", "r");
-  char line[512];
-  int n = 0;
-  if (f == NULL)
-    return -1;
-  while (fgets(line, sizeof line, f) != NULL)
-    n += strstr(line, "memfd:") != NULL;
-  fclose(f);
-  return n;
-}
+static int result_mappings(void) { return count_mappings("memfd:"); }
 
 static void check_refused(pebble_future *f, int kind) {
   const char *text;
@@ -181,9 +169,11 @@ static void test_pool_forgeries(void) {
 }
 
 int main(void) {
-  CU_pSuite s;
+  CU_TestInfo tests[] = {
+      {"one-shot workers that lie", test_one_shot_forgeries},
+      {"pool workers that lie", test_pool_forgeries},
+      CU_TEST_INFO_NULL};
   const char *name, *reason;
-  unsigned failures;
   /* Forked workers (the default start method) with the built-in POSIX
    * backend: the forgeries are written for its channels. */
   unsetenv("PEBBLE_START_METHOD");
@@ -192,18 +182,7 @@ int main(void) {
     printf("skipped: needs the POSIX backend\n");
     return 77;
   }
-  if (CU_initialize_registry() != CUE_SUCCESS)
-    return 2;
-  s = CU_add_suite("shared result forgeries", NULL, NULL);
-  if (s == NULL ||
-      !CU_add_test(s, "one-shot workers that lie", test_one_shot_forgeries) ||
-      !CU_add_test(s, "pool workers that lie", test_pool_forgeries))
-    return 2;
-  CU_basic_set_mode(CU_BRM_VERBOSE);
-  CU_basic_run_tests();
-  failures = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-  CU_cleanup_registry();
-  return failures ? 1 : 0;
+  return run_suite("shared result forgeries", tests);
 }
 
 #else
