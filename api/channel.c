@@ -178,7 +178,8 @@ void pb_reader_outcome(pb_reader *r, pb_outcome *o) {
 }
 
 int pb_send_outcome(const pebble_backend *bk, pebble_bk_chan *chan,
-                    pebble_ctx *ctx, int ret) {
+                    pebble_ctx *ctx, int ret, const void *after,
+                    size_t after_len) {
   pb_msg_header h;
   const void *payload;
   if (ctx->result_error != PEBBLE_OK) {
@@ -196,37 +197,52 @@ int pb_send_outcome(const pebble_backend *bk, pebble_bk_chan *chan,
     if (ctx->result_handle >= 0 && PB_BK_HAS(bk, chan_send_handle) &&
         pb_shared_seal(ctx->result_handle) == PEBBLE_OK) {
       pb_msg_fill(&h, PB_MSG_RESULT_SHARED, 0, ctx->result_size);
-      return bk->chan_send_handle(chan, &h, sizeof h, ctx->result_handle) ==
-                     PEBBLE_OK
-                 ? PEBBLE_OK
-                 : PEBBLE_EDIED;
+      if (bk->chan_send_handle(chan, &h, sizeof h, ctx->result_handle) !=
+              PEBBLE_OK ||
+          (after_len > 0 &&
+           bk->chan_write_all(chan, after, after_len) != PEBBLE_OK))
+        return PEBBLE_EDIED;
+      return PEBBLE_OK;
     }
     pb_msg_fill(&h, PB_MSG_RESULT, 0, ctx->result_size);
     payload = ctx->result;
   }
-  return pb_chan_send(bk, chan, &h, payload);
+  return pb_chan_send_then(bk, chan, &h, payload, after, after_len);
 }
 
-/* Small messages go out in one write: header and payload together in a
- * buffer on the stack; larger ones as two writes, not worth a copy. */
+/* Small messages go out in one write: header and payload (and what
+ * follows, if it fits) together in a buffer on the stack; larger ones as
+ * separate writes, not worth a copy. */
 #define PB_SEND_BUF 4096
 
-int pb_chan_send(const pebble_backend *bk, pebble_bk_chan *chan,
-                 const pb_msg_header *h, const void *payload) {
-  if (h->size <= PB_SEND_BUF - sizeof *h) {
+int pb_chan_send_then(const pebble_backend *bk, pebble_bk_chan *chan,
+                      const pb_msg_header *h, const void *payload,
+                      const void *after, size_t after_len) {
+  if (h->size <= PB_SEND_BUF - sizeof *h - after_len &&
+      after_len <= PB_SEND_BUF - sizeof *h) {
     unsigned char buf[PB_SEND_BUF];
+    size_t n = sizeof *h + (size_t)h->size;
     memcpy(buf, h, sizeof *h);
     if (h->size > 0)
       memcpy(buf + sizeof *h, payload, (size_t)h->size);
-    return bk->chan_write_all(chan, buf, sizeof *h + (size_t)h->size) ==
-                   PEBBLE_OK
+    if (after_len > 0)
+      memcpy(buf + n, after, after_len);
+    return bk->chan_write_all(chan, buf, n + after_len) == PEBBLE_OK
                ? PEBBLE_OK
                : PEBBLE_EDIED;
   }
   if (bk->chan_write_all(chan, h, sizeof *h) != PEBBLE_OK ||
-      bk->chan_write_all(chan, payload, (size_t)h->size) != PEBBLE_OK)
+      (h->size > 0 &&
+       bk->chan_write_all(chan, payload, (size_t)h->size) != PEBBLE_OK) ||
+      (after_len > 0 &&
+       bk->chan_write_all(chan, after, after_len) != PEBBLE_OK))
     return PEBBLE_EDIED;
   return PEBBLE_OK;
+}
+
+int pb_chan_send(const pebble_backend *bk, pebble_bk_chan *chan,
+                 const pb_msg_header *h, const void *payload) {
+  return pb_chan_send_then(bk, chan, h, payload, NULL, 0);
 }
 
 void pb_exit_info_fill(pebble_exit_info *info, const pebble_bk_exit *ex,

@@ -302,7 +302,7 @@ void pb_dispatch_stop(pb_dispatch *d);
 
 /* ---- message.c: the worker message format ---- */
 #define PB_MSG_MAGIC 0x50424c31u /* "PBL1" */
-#define PB_MSG_VERSION 2u
+#define PB_MSG_VERSION 3u
 enum pb_msg_type {
   PB_MSG_RESULT = 1,  /* payload: the result bytes */
   PB_MSG_FAILURE = 2, /* code: the task's code; payload: its message */
@@ -311,9 +311,15 @@ enum pb_msg_type {
   PB_MSG_QUIT = 5,    /* to a pool worker: end now */
   PB_MSG_INIT_FAILED = 6, /* from a pool worker: payload: why */
   PB_MSG_CONFIG = 7,  /* to a spawned worker: its settings */
-  PB_MSG_RESULT_SHARED = 8 /* size: the result's; no payload: a sealed
-                              memory file is attached (shared_result.c) */
+  PB_MSG_RESULT_SHARED = 8, /* size: the result's; no payload: a sealed
+                               memory file is attached (shared_result.c) */
+  /* Tasks sent ahead to a busy worker (pool_processes.c): */
+  PB_MSG_SKIP = 9,     /* to a pool worker: payload: a task's future id */
+  PB_MSG_STARTED = 10, /* from a pool worker: it starts that task now */
+  PB_MSG_SKIPPED = 11  /* from a pool worker: it skipped it, unstarted */
 };
+/* TASK code: sent ahead; answer STARTED or SKIPPED before anything else. */
+#define PB_TASK_AHEAD 1
 /* A TASK payload starts with: fn address (0: by name), future id, seq,
  * name length; then the name, then the argument. */
 #define PB_TASK_WORDS 4
@@ -415,9 +421,16 @@ char *pb_exit_message(const pebble_exit_info *x, const char *what);
 /* Child side: send one message (header and payload). */
 int pb_chan_send(const pebble_backend *bk, pebble_bk_chan *chan,
                  const pb_msg_header *h, const void *payload);
-/* Child side: send a task's outcome as one message. */
+/* Child side: send one message, then after_len bytes of `after` (whole
+ * messages), in one write when they are small. */
+int pb_chan_send_then(const pebble_backend *bk, pebble_bk_chan *chan,
+                      const pb_msg_header *h, const void *payload,
+                      const void *after, size_t after_len);
+/* Child side: send a task's outcome as one message, then `after` (NULL,
+ * 0: nothing) as pb_chan_send_then does. */
 int pb_send_outcome(const pebble_backend *bk, pebble_bk_chan *chan,
-                    pebble_ctx *ctx, int ret);
+                    pebble_ctx *ctx, int ret, const void *after,
+                    size_t after_len);
 
 /* ---- ctx.c ---- */
 struct pebble_ctx {

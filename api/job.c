@@ -183,7 +183,7 @@ static int child_main(void *arg, pebble_bk_chan *chan) {
               job->future->seq);
   ctx.shared_ok = PB_BK_HAS(job->lib->bk, chan_send_handle);
   ret = job->fn(&ctx, job->arg, job->arg_size);
-  ret = pb_send_outcome(job->lib->bk, chan, &ctx, ret) == PEBBLE_OK ? 0 : 3;
+  ret = pb_send_outcome(job->lib->bk, chan, &ctx, ret, NULL, 0) == PEBBLE_OK ? 0 : 3;
   pb_ctx_free_result(&ctx);
   return ret;
 }

@@ -71,6 +71,15 @@ int pb_msg_check(const pb_msg_header *h, size_t max_size, char *msg,
       return PEBBLE_EPROTO;
     }
     return PEBBLE_OK;
+  case PB_MSG_STARTED:
+  case PB_MSG_SKIPPED:
+    if (h->size != sizeof(uint64_t) || h->code != 0) {
+      snprintf(msg, msglen,
+               "the worker sent a task notice of %llu bytes with code %d",
+               (unsigned long long)h->size, (int)h->code);
+      return PEBBLE_EPROTO;
+    }
+    return PEBBLE_OK;
   default:
     snprintf(msg, msglen, "the worker sent a message of unknown type %u",
              (unsigned)h->type);

@@ -25,7 +25,7 @@ extern "C" {
 #endif
 
 #define PEBBLE_BACKEND_ABI_MAJOR 1u
-#define PEBBLE_BACKEND_ABI_MINOR 3u
+#define PEBBLE_BACKEND_ABI_MINOR 4u
 #define PEBBLE_BK_FOREVER UINT64_MAX
 
 /* Opaque objects, defined by each backend. */
@@ -252,6 +252,16 @@ typedef struct pebble_backend {
   int (*chan_send_handle)(pebble_bk_chan *chan, const void *buf, size_t len,
                           intptr_t handle);
   int (*proc_take_handle)(pebble_bk_proc *proc, intptr_t *handle);
+
+  /* --- ABI 1.4: the child's side, optional: read up to len bytes that
+   * are already there, without waiting.  PEBBLE_OK with *done > 0;
+   * PEBBLE_ENOTREADY with *done == 0 when nothing is there; PEBBLE_EDIED
+   * when the parent's end is closed.  A pool sends tasks ahead to a busy
+   * worker only with it: before starting such a task the worker reads
+   * what came after it, to honour a request to skip it.  NULL: one task
+   * at a time. */
+  int (*chan_read_ready)(pebble_bk_chan *chan, void *buf, size_t len,
+                         size_t *done);
 } pebble_backend;
 
 /* The one symbol a backend module exports: pebble_backend_<name>_get. */

@@ -69,6 +69,11 @@ static int read_pool_options(const pebble_pool_options *in,
     return pb_error(PEBBLE_EINVAL,
                     "pebble_pool_create: start_method %d is unknown",
                     out->start_method);
+  if (out->send_ahead < PEBBLE_SEND_AHEAD_AUTO ||
+      out->send_ahead > PEBBLE_SEND_AHEAD_ALWAYS)
+    return pb_error(PEBBLE_EINVAL,
+                    "pebble_pool_create: send_ahead %d is unknown",
+                    out->send_ahead);
   if (out->initializer_arg == NULL && out->initializer_arg_size > 0)
     return pb_error(PEBBLE_EINVAL,
                     "pebble_pool_create: initializer_arg is NULL but its "
@@ -128,6 +133,7 @@ int pebble_pool_create(pebble_pool **pool, pebble_kind kind,
   P->lib = L;
   P->gen = L->gen;
   P->kind = kind;
+  P->task_ns = UINT64_MAX; /* not known yet: nothing is sent ahead */
   if (P->o.initializer_arg_size > 0) {
     P->init_arg = malloc(P->o.initializer_arg_size);
     if (P->init_arg == NULL) {
@@ -271,22 +277,41 @@ char *pb_pool_timeout_message(pebble_time_t us) {
   return pb_format("the task passed its timeout of %lld us", (long long)us);
 }
 
+pb_ptask *pb_pool_unlink(pebble_pool *P) {
+  pb_ptask *t = P->head;
+  if (t == NULL)
+    return NULL;
+  P->head = t->next;
+  if (P->head == NULL) {
+    P->tail = NULL;
+    atomic_store_explicit(&P->has_work, 0, memory_order_relaxed);
+  }
+  P->queued--;
+  P->lib->bk->cond_signal(P->space);
+  return t;
+}
+
 pb_ptask *pb_pool_pop(pebble_pool *P) {
   pb_ptask *t;
-  while ((t = P->head) != NULL) {
-    P->head = t->next;
-    if (P->head == NULL) {
-      P->tail = NULL;
-      atomic_store_explicit(&P->has_work, 0, memory_order_relaxed);
-    }
-    P->queued--;
-    P->lib->bk->cond_signal(P->space);
+  while ((t = pb_pool_unlink(P)) != NULL) {
     if (pb_future_start(t->future))
       return t;
     /* Cancelled while queued: it never starts (and was counted). */
     pb_ptask_free(t);
   }
   return NULL;
+}
+
+void pb_pool_requeue(pebble_pool *P, pb_ptask *first, pb_ptask *last,
+                     size_t n) {
+  if (first == NULL)
+    return;
+  last->next = P->head;
+  P->head = first;
+  if (P->tail == NULL)
+    P->tail = last;
+  P->queued += n;
+  atomic_store_explicit(&P->has_work, 1, memory_order_relaxed);
 }
 
 /* Cancelling a queued task: mark it; its worker will skip it. */
@@ -660,7 +685,7 @@ int pebble_pool_stats_get(pebble_pool *P, pebble_pool_stats *stats) {
   P->lib->bk->mutex_lock(P->lock);
   s.workers_alive = P->alive;
   s.workers_abandoned = P->abandoned;
-  s.queued = P->queued;
+  s.queued = P->queued + P->ahead; /* sent ahead: not started either */
   s.running = P->running;
   P->lib->bk->mutex_unlock(P->lock);
   s.done = atomic_load(&P->done);
@@ -668,6 +693,7 @@ int pebble_pool_stats_get(pebble_pool *P, pebble_pool_stats *stats) {
   s.timed_out = atomic_load(&P->timed_out);
   s.cancelled = atomic_load(&P->cancelled);
   s.worker_restarts = atomic_load(&P->restarts);
+  s.sent_ahead = atomic_load(&P->sent_ahead);
   n = stats->struct_size < sizeof s ? stats->struct_size : sizeof s;
   s.struct_size = stats->struct_size;
   memcpy(stats, &s, n);

@@ -27,6 +27,9 @@ struct pb_ptask {
   pb_ptask *next;        /* the queue */
   atomic_int stop_reason; /* thread pools: cooperative stop */
   int killed;            /* stripe lock */
+  unsigned char ahead;   /* stripe lock: sent ahead to a busy worker and
+                            not started yet (pool_processes.c) */
+  unsigned char skip_sent; /* manager thread: asked its worker to skip it */
   pebble_bk_proc *proc;  /* process pools: set/cleared under the stripe
                             lock while a worker runs it */
   size_t arg_size;
@@ -67,6 +70,11 @@ struct pb_pworker {
   int ready;         /* pool lock: idle, nothing pending: a scheduler may
                         send it a task (pb_processes_send_now) */
   int flush_pending; /* pool lock: out holds the rest of such a task */
+  /* Tasks sent ahead, oldest first, linked by `next` (manager thread;
+   * n_ahead also under the pool lock). */
+  pb_ptask *ahead, *ahead_tail;
+  unsigned n_ahead;
+  uint64_t task_started; /* pool lock: when its current task started */
 };
 
 struct pebble_pool {
@@ -98,6 +106,7 @@ struct pebble_pool {
   unsigned abandoned;
   unsigned running;
   atomic_uint_fast64_t done, failed, timed_out, cancelled, restarts;
+  atomic_uint_fast64_t sent_ahead;
   /* Manager side. */
   pb_watch watch;     /* thread pools: the nearest task deadline;
                          process pools: a delayed respawn */
@@ -106,6 +115,9 @@ struct pebble_pool {
   unsigned crash_streak;
   uint64_t respawn_at;
   pb_pworker *spare;  /* process pools with timed tasks (pool lock) */
+  size_t ahead;       /* process pools: tasks sent ahead (pool lock) */
+  uint64_t task_ns;   /* process pools: recent time per task (pool lock) */
+  atomic_int skips_wanted; /* a task sent ahead was cancelled */
   int sync_done;      /* pb_pool_sync */
 };
 
@@ -123,6 +135,12 @@ int pb_pool_resolve(pebble_pool *P, pebble_future *f, int state, int status,
 void pb_ptask_free(pb_ptask *t);
 /* Take the first queued task that has not been cancelled (pool lock). */
 pb_ptask *pb_pool_pop(pebble_pool *P);
+/* Take the first queued task, cancelled or not (pool lock). */
+pb_ptask *pb_pool_unlink(pebble_pool *P);
+/* Put tasks (linked by next, first to last) back at the queue's front
+ * (pool lock). */
+void pb_pool_requeue(pebble_pool *P, pb_ptask *first, pb_ptask *last,
+                     size_t n);
 /* The initializer failed: refuse new work, fail what waits (no lock). */
 void pb_pool_break(pebble_pool *P, const char *why);
 char *pb_pool_timeout_message(pebble_time_t us);

@@ -31,6 +31,21 @@ static void worker_events(pb_manager *m, pb_watch *ww, unsigned events);
 static pb_ptask *detach_task(pebble_pool *P, pb_pworker *w, int *killed);
 static void flush_out(pb_manager *m, pb_pworker *w);
 static void worker_deadline(pb_manager *m, pb_watch *ww, uint64_t now);
+static size_t send_ahead(pebble_pool *P, pb_pworker *w, unsigned upto);
+
+/* Tasks sent ahead.  A busy worker may hold a few tasks behind the one it
+ * runs, so that it starts the next as soon as it has sent a result, with
+ * no wait for the manager's turn (the chain worker -> manager -> worker
+ * that otherwise costs every task two wake-ups).  Nothing can take such a
+ * task back from a worker while it runs the one before, so it is done
+ * only while the pool's recent tasks were short, for untimed tasks with
+ * small arguments, never behind a task with a timeout, never beyond
+ * max_tasks.  The task stays pending until the worker says it starts it
+ * (STARTED); a cancel asks the worker to skip it (SKIP, answered
+ * SKIPPED); if the worker dies first, the task goes back to the queue. */
+#define PB_AHEAD_MAX 32u
+#define PB_AHEAD_ARG_MAX 4096u
+#define PB_AHEAD_SHORT_NS ((uint64_t)500 * 1000)
 
 /* ================= the child ================= */
 
@@ -204,8 +219,8 @@ static void schedule_respawn(pb_manager *m, pebble_pool *P, uint64_t now) {
 }
 
 /* The message that hands t to a worker, malloc'd. */
-static int task_message(pebble_pool *P, pb_ptask *t, unsigned char **out,
-                        size_t *out_size) {
+static int task_message(pebble_pool *P, pb_ptask *t, int32_t code,
+                        unsigned char **out, size_t *out_size) {
   pb_msg_header h;
   uint64_t head[PB_TASK_WORDS] = {0, 0, 0, 0};
   char name[PB_NAME_BYTES_MAX];
@@ -224,7 +239,7 @@ static int task_message(pebble_pool *P, pb_ptask *t, unsigned char **out,
   buf = malloc(sizeof h + size);
   if (buf == NULL)
     return PEBBLE_ENOMEM;
-  pb_msg_fill(&h, PB_MSG_TASK, 0, size);
+  pb_msg_fill(&h, PB_MSG_TASK, code, size);
   memcpy(buf, &h, sizeof h);
   memcpy(buf + sizeof h, head, sizeof head);
   memcpy(buf + sizeof h + sizeof head, name, (size_t)head[3]);
@@ -237,7 +252,7 @@ static int task_message(pebble_pool *P, pb_ptask *t, unsigned char **out,
 /* Prepare the message that hands t to w (manager thread). */
 static int send_task(pb_pworker *w, pb_ptask *t) {
   const pebble_backend *bk = w->pool->lib->bk;
-  int rc = task_message(w->pool, t, &w->out, &w->out_size);
+  int rc = task_message(w->pool, t, 0, &w->out, &w->out_size);
   if (rc != PEBBLE_OK)
     return rc;
   w->out_done = 0;
@@ -265,7 +280,7 @@ int pb_processes_send_now(pebble_pool *P, pb_ptask *t) {
     return 0;
   for (w = P->workers; w != NULL && !w->ready; w = w->next)
     ;
-  if (w == NULL || task_message(P, t, &buf, &size) != PEBBLE_OK)
+  if (w == NULL || task_message(P, t, 0, &buf, &size) != PEBBLE_OK)
     return 0;
   if (!pb_future_start(t->future)) { /* not handed out yet: cannot be */
     free(buf);
@@ -273,6 +288,7 @@ int pb_processes_send_now(pebble_pool *P, pb_ptask *t) {
   }
   w->ready = 0;
   w->task = t;
+  w->task_started = bk->now_ns();
   w->state = PB_W_BUSY;
   P->running++;
   pb_stripe_lock(t->future);
@@ -339,6 +355,214 @@ static void quit_worker(pb_pworker *w) {
     bk->proc_kill(w->proc, 1);
 }
 
+/* Append n bytes (malloc'd; taken, also on failure) to what goes to w
+ * (pool lock: a scheduler may have left the rest of a task there). */
+static int out_append(pb_pworker *w, unsigned char *buf, size_t n) {
+  unsigned char *all;
+  if (w->out == NULL) {
+    w->out = buf;
+    w->out_size = n;
+    w->out_done = 0;
+    return PEBBLE_OK;
+  }
+  all = realloc(w->out, w->out_size + n);
+  if (all == NULL) {
+    free(buf);
+    return PEBBLE_ENOMEM;
+  }
+  memcpy(all + w->out_size, buf, n);
+  free(buf);
+  w->out = all;
+  w->out_size += n;
+  return PEBBLE_OK;
+}
+
+/* Ask w to skip t, a task sent ahead (pool lock).  Out of memory, the
+ * request is not sent: the task then starts and is stopped as a running
+ * one when its STARTED arrives. */
+static void ask_skip(pb_pworker *w, pb_ptask *t) {
+  pb_msg_header h;
+  uint64_t id = t->future->id;
+  unsigned char *buf = malloc(sizeof h + sizeof id);
+  if (buf == NULL)
+    return;
+  pb_msg_fill(&h, PB_MSG_SKIP, 0, sizeof id);
+  memcpy(buf, &h, sizeof h);
+  memcpy(buf + sizeof h, &id, sizeof id);
+  if (out_append(w, buf, sizeof h + sizeof id) == PEBBLE_OK) {
+    t->skip_sent = 1;
+    w->flush_pending = 1;
+  }
+}
+
+/* May another task go to w, busy, behind what it has (pool lock)? */
+static int may_send_ahead(const pebble_pool *P, const pb_pworker *w,
+                          uint64_t now) {
+  const pb_ptask *last = w->ahead_tail != NULL ? w->ahead_tail : w->task;
+  unsigned in_flight = (w->task != NULL) + w->n_ahead;
+  if (P->o.send_ahead == PEBBLE_SEND_AHEAD_NEVER ||
+      !PB_BK_HAS(P->lib->bk, chan_read_ready) || last == NULL ||
+      w->state != PB_W_BUSY || w->killed || w->uncounted ||
+      w->n_ahead >= PB_AHEAD_MAX || last->timeout != PEBBLE_FOREVER)
+    return 0;
+  if (P->o.max_tasks > 0 && w->tasks_run + in_flight >= P->o.max_tasks)
+    return 0; /* it will quit before it gets there */
+  if (P->o.send_ahead == PEBBLE_SEND_AHEAD_ALWAYS)
+    return 1;
+  if (P->task_ns > PB_AHEAD_SHORT_NS)
+    return 0; /* recent tasks were long: little to gain, much to wait */
+  if (w->task != NULL && now - w->task_started > PB_AHEAD_SHORT_NS)
+    return 0; /* this one runs long: keep the queue for the others */
+  return 1;
+}
+
+/* Send queued tasks ahead to w until it holds `upto` (pool lock held;
+ * manager thread).  Appends to w->out and sets flush_pending: the caller
+ * flushes.  Returns how many went. */
+static size_t send_ahead(pebble_pool *P, pb_pworker *w, unsigned upto) {
+  const pebble_backend *bk = P->lib->bk;
+  uint64_t now = 0;
+  size_t n = 0;
+  while (w->n_ahead < upto && P->head != NULL) {
+    pb_ptask *t = P->head;
+    unsigned char *buf;
+    size_t size;
+    int cancelled;
+    if (now == 0)
+      now = bk->now_ns();
+    if (!may_send_ahead(P, w, now) || t->timeout != PEBBLE_FOREVER ||
+        t->arg_size > PB_AHEAD_ARG_MAX)
+      break;
+    t = pb_pool_unlink(P);
+    if (atomic_load(&t->future->state) != PEBBLE_PENDING) {
+      pb_ptask_free(t); /* cancelled while queued (and counted) */
+      continue;
+    }
+    if (task_message(P, t, PB_TASK_AHEAD, &buf, &size) != PEBBLE_OK ||
+        out_append(w, buf, size) != PEBBLE_OK) {
+      t->next = NULL; /* it waits for an idle worker instead */
+      pb_pool_requeue(P, t, t, 1);
+      break;
+    }
+    t->next = NULL;
+    if (w->ahead_tail != NULL)
+      w->ahead_tail->next = t;
+    else
+      w->ahead = t;
+    w->ahead_tail = t;
+    w->n_ahead++;
+    P->ahead++;
+    atomic_fetch_add(&P->sent_ahead, 1);
+    n++;
+    w->flush_pending = 1;
+    pb_stripe_lock(t->future);
+    t->proc = w->proc;
+    t->ahead = 1;
+    cancelled = atomic_load(&t->stop_reason) != 0;
+    pb_stripe_unlock(t->future);
+    if (cancelled) /* as it went: its cancel saw no worker to ask */
+      ask_skip(w, t);
+  }
+  return n;
+}
+
+/* Send what the pool lock's holders left in w->out (pool lock held;
+ * released while writing). */
+static void flush_pending(pb_manager *m, pebble_pool *P, pb_pworker *w) {
+  if (!w->flush_pending)
+    return;
+  w->flush_pending = 0;
+  P->lib->bk->mutex_unlock(P->lock);
+  flush_out(m, w);
+  P->lib->bk->mutex_lock(P->lock);
+}
+
+/* The worker says it starts, or skipped, the oldest task sent ahead to it
+ * (manager thread).  Returns PEBBLE_OK, or PEBBLE_EPROTO if it names
+ * another task. */
+static int task_notice(pb_manager *m, pb_pworker *w, int started,
+                       uint64_t id) {
+  pebble_pool *P = w->pool;
+  const pebble_backend *bk = P->lib->bk;
+  pb_ptask *t = w->ahead;
+  if (t == NULL || t->future->id != id || w->task != NULL)
+    return PEBBLE_EPROTO;
+  bk->mutex_lock(P->lock);
+  w->ahead = t->next;
+  if (w->ahead == NULL)
+    w->ahead_tail = NULL;
+  w->n_ahead--;
+  P->ahead--;
+  if (started) {
+    w->task = t;
+    w->task_started = bk->now_ns();
+    P->running++;
+  }
+  bk->mutex_unlock(P->lock);
+  t->next = NULL;
+  pb_stripe_lock(t->future);
+  t->ahead = 0;
+  if (!started)
+    t->proc = NULL;
+  else if (!pb_future_start(t->future))
+    pb_processes_cancel_locked(&t->runner); /* cancelled as it started */
+  pb_stripe_unlock(t->future);
+  if (started)
+    return PEBBLE_OK;
+  if (atomic_load(&t->future->state) == PEBBLE_PENDING) {
+    /* Skipped though not cancelled: it never started, so it waits again. */
+    bk->mutex_lock(P->lock);
+    pb_pool_requeue(P, t, t, 1);
+    bk->mutex_unlock(P->lock);
+    pb_manager_post(m, &P->kick);
+  } else {
+    pb_ptask_free(t); /* cancelled (and counted) before it started */
+  }
+  return PEBBLE_OK;
+}
+
+/* The worker is gone: the tasks sent ahead to it never started.  They go
+ * back to the queue, or end with the pool if it was stopped or broke
+ * (manager thread, no lock held). */
+static void take_back_ahead(pebble_pool *P, pb_pworker *w) {
+  const pebble_backend *bk = P->lib->bk;
+  pb_ptask *t, *next, *first = w->ahead, *last = w->ahead_tail;
+  size_t n = w->n_ahead;
+  int ending;
+  if (first == NULL)
+    return;
+  for (t = first; t != NULL; t = t->next) {
+    pb_stripe_lock(t->future);
+    t->proc = NULL;
+    t->ahead = 0;
+    pb_stripe_unlock(t->future);
+  }
+  bk->mutex_lock(P->lock);
+  w->ahead = w->ahead_tail = NULL;
+  w->n_ahead = 0;
+  P->ahead -= n;
+  ending = P->state == PB_POOL_STOPPED || P->state == PB_POOL_BROKEN;
+  if (!ending)
+    pb_pool_requeue(P, first, last, n);
+  bk->mutex_unlock(P->lock);
+  if (!ending)
+    return;
+  for (t = first; t != NULL; t = next) {
+    next = t->next;
+    if (P->state == PB_POOL_BROKEN)
+      pb_pool_resolve(P, t->future, PEBBLE_FAILED, PEBBLE_EBROKEN,
+                      pb_strdup(P->broken_message ? P->broken_message
+                                                  : "the pool is broken"),
+                      0);
+    else
+      pb_pool_resolve(P, t->future, PEBBLE_CANCELLED, PEBBLE_ECANCELED,
+                      pb_strdup("the task was cancelled: its pool was "
+                                "stopped"),
+                      0);
+    pb_ptask_free(t);
+  }
+}
+
 /* Give w the next queued task if it is idle (pool lock held; released
  * and taken again while sending).  Returns 1 if w got a task. */
 static int hand_task(pb_manager *m, pebble_pool *P, pb_pworker *w) {
@@ -374,6 +598,7 @@ static int hand_task(pb_manager *m, pebble_pool *P, pb_pworker *w) {
   if (t == NULL)
     return 0;
   w->task = t;
+  w->task_started = bk->now_ns();
   w->state = PB_W_BUSY;
   w->ready = 0;
   P->running++;
@@ -428,7 +653,7 @@ void pb_processes_kick(pb_manager *m, pb_cmd *cmd) {
   /* Start workers: all of them if eager, else as many as the work needs. */
   desired = P->o.workers;
   if (!P->o.start_eagerly || P->state != PB_POOL_OPEN) {
-    size_t want = P->queued + P->running;
+    size_t want = P->queued + P->running + P->ahead;
     desired = want < P->o.workers ? (unsigned)want : P->o.workers;
   }
   /* The state is read again each turn: a stop may come while a worker
@@ -449,15 +674,29 @@ void pb_processes_kick(pb_manager *m, pb_cmd *cmd) {
       break;
     }
   }
-  /* Hand queued tasks to idle workers. */
-  for (w = P->workers; w != NULL; w = w->next) {
-    if (w->flush_pending) { /* a task sent in part by its scheduler */
-      w->flush_pending = 0;
-      bk->mutex_unlock(P->lock);
-      flush_out(m, w);
-      bk->mutex_lock(P->lock);
+  /* Ask workers to skip the cancelled tasks sent ahead to them. */
+  if (atomic_exchange(&P->skips_wanted, 0))
+    for (w = P->workers; w != NULL; w = w->next) {
+      pb_ptask *t;
+      for (t = w->ahead; t != NULL && !w->killed; t = t->next)
+        if (!t->skip_sent && atomic_load(&t->stop_reason) != 0)
+          ask_skip(w, t);
     }
+  /* Hand queued tasks to idle workers ("pending": a task a scheduler sent
+   * in part, or skip requests). */
+  for (w = P->workers; w != NULL; w = w->next) {
+    flush_pending(m, P, w);
     hand_task(m, P, w);
+  }
+  /* Then send ahead to busy workers, one more each in turn. */
+  if (P->head != NULL &&
+      (P->state == PB_POOL_OPEN || P->state == PB_POOL_CLOSED)) {
+    unsigned level;
+    for (level = 1; level <= PB_AHEAD_MAX && P->head != NULL; level++)
+      for (w = P->workers; w != NULL && P->head != NULL; w = w->next)
+        send_ahead(P, w, level);
+    for (w = P->workers; w != NULL; w = w->next)
+      flush_pending(m, P, w);
   }
   if (P->spare != NULL && P->state != PB_POOL_OPEN) {
     w = P->spare; /* no task will time out any more */
@@ -477,6 +716,11 @@ void pb_processes_deadline(pb_manager *m, pb_watch *ww, uint64_t now) {
 void pb_processes_cancel_locked(pb_runner *r) {
   pb_ptask *t = PB_CONTAINER(r, pb_ptask, runner);
   if (t->proc != NULL && !t->killed) {
+    if (t->ahead) { /* not started: its worker is asked to skip it */
+      atomic_store(&t->pool->skips_wanted, 1);
+      pb_manager_post(t->pool->manager, &t->pool->kick);
+      return;
+    }
     t->pool->lib->bk->proc_kill(t->proc, 1);
     t->killed = 1;
   }
@@ -500,9 +744,13 @@ static pb_ptask *detach_task(pebble_pool *P, pb_pworker *w, int *killed) {
   }
   w->deadline = PEBBLE_BK_FOREVER;
   w->watch.deadline = w->kill_deadline;
+  return t;
+}
+
+/* Nothing more will be written to w. */
+static void drop_out(pb_pworker *w) {
   free(w->out);
   w->out = NULL;
-  return t;
 }
 
 static void kill_worker(pb_pworker *w, int force) {
@@ -514,11 +762,33 @@ static void kill_worker(pb_pworker *w, int force) {
   w->killed = 1;
 }
 
+/* w has answered (pool lock held; released and taken again while
+ * sending): if nothing of its own is left it is idle, or quits when it
+ * has run max_tasks; then it takes the next queued task, and more go
+ * ahead behind whatever it has.  Returns 1 if it got work. */
+static int feed_worker(pb_manager *m, pebble_pool *P, pb_pworker *w) {
+  int fed = 0;
+  if (w->state == PB_W_BUSY && w->task == NULL && w->n_ahead == 0)
+    w->state = P->o.max_tasks > 0 && w->tasks_run >= P->o.max_tasks
+                   ? PB_W_QUITTING /* it ends by itself */
+                   : PB_W_IDLE;
+  if (P->state == PB_POOL_OPEN || P->state == PB_POOL_CLOSED) {
+    fed = hand_task(m, P, w);
+    /* Topped up when half gone, so that tasks go out several a write. */
+    if (w->n_ahead <= PB_AHEAD_MAX / 2 && send_ahead(P, w, PB_AHEAD_MAX) > 0)
+      fed = 1;
+    flush_pending(m, P, w);
+  }
+  if (!fed && w->state == PB_W_IDLE && !w->killed && w->out == NULL)
+    w->ready = 1; /* schedulers may send it their task directly */
+  return fed;
+}
+
 static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
   pebble_pool *P = w->pool;
   const pebble_backend *bk = P->lib->bk;
   char why[256];
-  int status = PEBBLE_OK, killed = 0, handed;
+  int status = PEBBLE_OK, killed = 0, fed;
   pb_outcome o;
   pb_ptask *t;
 
@@ -531,9 +801,11 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
       watch_worker(m, w);
       return;
     case PB_READ_BAD:
+    bad:
       pb_log(PEBBLE_LOG_WARN, "pool worker %ld: %s", bk->proc_pid(w->proc),
              why);
       kill_worker(w, 1);
+      drop_out(w);
       t = detach_task(P, w, &killed);
       if (t != NULL) {
         pb_pool_resolve(P, t->future, PEBBLE_FAILED, status, pb_strdup(why),
@@ -544,11 +816,36 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
       watch_worker(m, w);
       return;
     case PB_READ_MESSAGE:
+      if (w->reader.header.type == PB_MSG_STARTED ||
+          w->reader.header.type == PB_MSG_SKIPPED) {
+        int started = w->reader.header.type == PB_MSG_STARTED;
+        uint64_t id;
+        memcpy(&id, w->reader.payload, sizeof id);
+        pb_reader_outcome(&w->reader, &o);
+        pb_outcome_discard(&o);
+        if (task_notice(m, w, started, id) != PEBBLE_OK) {
+          status = PEBBLE_EPROTO;
+          snprintf(why, sizeof why,
+                   "the worker answered for task %llu, which it was not "
+                   "sent ahead",
+                   (unsigned long long)id);
+          goto bad;
+        }
+        if (!started) {
+          bk->mutex_lock(P->lock);
+          fed = feed_worker(m, P, w);
+          bk->mutex_unlock(P->lock);
+          if (!fed && w->state != PB_W_BUSY)
+            pb_manager_post(m, &P->kick);
+        }
+        continue;
+      }
       if (w->reader.header.type == PB_MSG_INIT_FAILED) {
         char *text = w->reader.payload;
         w->reader.payload = NULL;
         pb_reader_free(&w->reader);
         /* A task handed to it already fails like the queued ones. */
+        drop_out(w);
         t = detach_task(P, w, &killed);
         if (t != NULL) {
           pb_pool_resolve(P, t->future, PEBBLE_FAILED, PEBBLE_EBROKEN,
@@ -577,21 +874,20 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
       bk->mutex_lock(P->lock);
       if (killed)
         w->killed = 1;
-      if (w->state == PB_W_BUSY)
-        w->state = P->o.max_tasks > 0 && w->tasks_run >= P->o.max_tasks
-                       ? PB_W_QUITTING /* it ends by itself */
-                       : PB_W_IDLE;
-      handed = (P->state == PB_POOL_OPEN || P->state == PB_POOL_CLOSED) &&
-               hand_task(m, P, w);
-      if (!handed && w->state == PB_W_IDLE && !w->killed && w->out == NULL)
-        w->ready = 1; /* schedulers may send it their task directly */
+      {
+        uint64_t took = bk->now_ns() - w->task_started;
+        P->task_ns = P->task_ns == UINT64_MAX
+                         ? took
+                         : P->task_ns - P->task_ns / 4 + took / 4;
+      }
+      fed = feed_worker(m, P, w);
       bk->mutex_unlock(P->lock);
       if (pb_future_resolve(t->future, &o, 0))
         pb_pool_count_outcome(P, o.status);
       else
         pb_outcome_discard(&o);
       pb_ptask_free(t);
-      if (!handed)
+      if (!fed && w->state != PB_W_BUSY)
         pb_manager_post(m, &P->kick);
       continue;
     }
@@ -613,7 +909,9 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
   bk->mutex_lock(P->lock);
   w->ready = 0; /* a task sent to it from now on would be lost */
   bk->mutex_unlock(P->lock);
+  drop_out(w);
   t = detach_task(P, w, &killed);
+  take_back_ahead(P, w);
   memset(&ex, 0, sizeof ex);
   if (bk->proc_reap(w->proc, &ex) != PEBBLE_OK)
     ex.status_known = 0;
@@ -662,8 +960,17 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
 
 static void worker_events(pb_manager *m, pb_watch *ww, unsigned events) {
   pb_pworker *w = PB_CONTAINER(ww, pb_pworker, watch);
-  if (events & PEBBLE_EV_WRITE)
+  if (events & PEBBLE_EV_WRITE) {
+    pebble_pool *P = w->pool;
+    int idle;
     flush_out(m, w);
+    /* All out: an idle worker that waited for it may take a task now. */
+    P->lib->bk->mutex_lock(P->lock);
+    idle = w->out == NULL && w->state == PB_W_IDLE;
+    P->lib->bk->mutex_unlock(P->lock);
+    if (idle)
+      pb_manager_post(m, &P->kick);
+  }
   if ((events & PEBBLE_EV_READ) && !w->reader.eof)
     read_worker(m, w, PB_READ_SLICE);
   if (events & PEBBLE_EV_EXIT)

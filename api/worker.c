@@ -24,68 +24,176 @@ static int send_text(const pebble_backend *bk, pebble_bk_chan *chan,
   return pb_chan_send(bk, chan, &h, text);
 }
 
-/* What the worker reads from its channel goes through a small buffer
- * when the backend can read "what is there" (chan_read): a task's header
- * and argument then come in one read. */
-#define PB_WORKER_INBUF 4096
-typedef struct inbuf {
+/* What the worker reads from its channel collects in its inbox.  With a
+ * backend that reads "what is there" (chan_read), a task's header and
+ * argument come in one read, and several tasks sent ahead in one; a large
+ * argument is read straight into its own memory.  Tasks sent ahead
+ * (PB_TASK_AHEAD) may be followed by a request to skip them (PB_MSG_SKIP):
+ * before starting one, the worker reads what is already there and looks
+ * for such requests (`skips`). */
+#define PB_INBOX_MIN 4096
+#define PB_INBOX_DIRECT ((size_t)64 << 10) /* larger: read straight in */
+#define PB_INBOX_DRAIN_MAX ((size_t)4 << 20)
+typedef struct inbox {
+  const pebble_backend *bk;
+  pebble_bk_chan *chan;
   int (*read_some)(pebble_bk_chan *chan, void *buf, size_t len,
                    size_t *done); /* NULL: chan_read_all only */
-  size_t pos, len;
-  unsigned char data[PB_WORKER_INBUF];
-} inbuf;
+  unsigned char *data;
+  size_t pos, len, cap;
+  size_t scanned; /* messages before it were looked at for SKIPs */
+  uint64_t *skips;
+  size_t nskips, skips_cap;
+  /* The next task's STARTED or SKIPPED went out with the last outcome. */
+  int decided, decided_skip;
+  uint64_t decided_id;
+} inbox;
 
-static int in_read(const pebble_backend *bk, pebble_bk_chan *chan,
-                   inbuf *in, void *dst, size_t n) {
-  unsigned char *at = dst;
-  size_t take = in->len - in->pos;
-  if (take > n)
-    take = n;
-  memcpy(at, in->data + in->pos, take);
-  in->pos += take;
-  at += take;
-  n -= take;
-  if (n == 0)
-    return PEBBLE_OK;
-  if (in->read_some == NULL || n >= sizeof in->data)
-    return bk->chan_read_all(chan, at, n);
-  in->pos = in->len = 0;
-  while (in->len < n) {
-    size_t got = 0;
-    int rc = in->read_some(chan, in->data + in->len,
-                           sizeof in->data - in->len, &got);
-    if (rc != PEBBLE_OK)
-      return rc;
-    in->len += got;
+/* Room for n more bytes after len. */
+static int in_room(inbox *in, size_t n) {
+  if (in->pos > 0 && in->cap - in->len < n) {
+    memmove(in->data, in->data + in->pos, in->len - in->pos);
+    in->len -= in->pos;
+    in->scanned = in->scanned > in->pos ? in->scanned - in->pos : 0;
+    in->pos = 0;
   }
-  memcpy(at, in->data, n);
-  in->pos = n;
+  if (in->cap - in->len < n) {
+    size_t cap = in->cap ? in->cap : PB_INBOX_MIN;
+    unsigned char *d;
+    while (cap - in->len < n)
+      cap *= 2;
+    if ((d = realloc(in->data, cap)) == NULL)
+      return PEBBLE_ENOMEM;
+    in->data = d;
+    in->cap = cap;
+  }
   return PEBBLE_OK;
 }
 
-int pb_worker_serve(const pebble_backend *bk, pebble_bk_chan *chan,
-                    const pb_worker_config *cfg) {
-  unsigned tasks = 0;
-  inbuf in;
-  in.read_some = bk->struct_size >= offsetof(pebble_backend, chan_read) +
-                                        sizeof bk->chan_read
-                     ? bk->chan_read
-                     : NULL;
-  in.pos = in.len = 0;
-  memset(&pb_role, 0, sizeof pb_role);
-  if (cfg->initializer != NULL) {
-    pebble_ctx ctx;
-    int ret;
-    pb_ctx_init(&ctx, NULL, cfg->max_message, 0, 0);
-    ret = cfg->initializer(&ctx, cfg->init_arg, cfg->init_arg_size);
-    pb_ctx_free_result(&ctx);
-    if (ret != 0) {
-      if (!ctx.has_message)
-        snprintf(ctx.message, sizeof ctx.message, "it returned %d", ret);
-      send_text(bk, chan, PB_MSG_INIT_FAILED, 0, ctx.message);
+/* Wait until n bytes are buffered. */
+static int in_need(inbox *in, size_t n) {
+  while (in->len - in->pos < n) {
+    size_t miss = n - (in->len - in->pos), got = 0;
+    int rc = in_room(in, in->read_some != NULL && miss < PB_INBOX_MIN
+                             ? PB_INBOX_MIN
+                             : miss);
+    if (rc != PEBBLE_OK)
+      return rc;
+    if (in->read_some == NULL) {
+      if ((rc = in->bk->chan_read_all(in->chan, in->data + in->len, miss)) !=
+          PEBBLE_OK)
+        return rc;
+      got = miss;
+    } else if ((rc = in->read_some(in->chan, in->data + in->len,
+                                   in->cap - in->len, &got)) != PEBBLE_OK) {
+      return rc;
+    }
+    in->len += got;
+  }
+  return PEBBLE_OK;
+}
+
+/* Copy the next n bytes out; a large remainder is read straight to dst. */
+static int in_take(inbox *in, void *dst, size_t n) {
+  size_t have = in->len - in->pos;
+  int rc;
+  if (n > have && n - have >= PB_INBOX_DIRECT) {
+    memcpy(dst, in->data + in->pos, have);
+    in->pos = in->len;
+    return in->bk->chan_read_all(in->chan, (unsigned char *)dst + have,
+                                 n - have);
+  }
+  if ((rc = in_need(in, n)) != PEBBLE_OK)
+    return rc;
+  memcpy(dst, in->data + in->pos, n);
+  in->pos += n;
+  return PEBBLE_OK;
+}
+
+/* Read whatever is already there, then note the SKIP requests among the
+ * complete messages not yet looked at. */
+static void in_scan_skips(inbox *in) {
+  const pebble_backend *bk = in->bk;
+  size_t at;
+  while (in->len - in->pos < PB_INBOX_DRAIN_MAX) {
+    size_t got = 0;
+    if (in_room(in, PB_INBOX_MIN) != PEBBLE_OK ||
+        bk->chan_read_ready(in->chan, in->data + in->len, in->cap - in->len,
+                            &got) != PEBBLE_OK)
+      break; /* nothing more now; a closed channel shows on the next read */
+    in->len += got;
+  }
+  at = in->scanned > in->pos ? in->scanned : in->pos;
+  while (in->len - at >= sizeof(pb_msg_header)) {
+    pb_msg_header h;
+    memcpy(&h, in->data + at, sizeof h);
+    if (h.magic != PB_MSG_MAGIC || h.size > in->len - at - sizeof h)
+      break; /* incomplete (or garbage, which the loop will refuse) */
+    if (h.type == PB_MSG_SKIP && h.size == sizeof(uint64_t)) {
+      if (in->nskips == in->skips_cap) {
+        size_t cap = in->skips_cap ? 2 * in->skips_cap : 8;
+        uint64_t *s = realloc(in->skips, cap * sizeof *s);
+        if (s == NULL)
+          break;
+        in->skips = s;
+        in->skips_cap = cap;
+      }
+      memcpy(&in->skips[in->nskips++], in->data + at + sizeof h,
+             sizeof(uint64_t));
+    }
+    at += sizeof h + (size_t)h.size;
+  }
+  in->scanned = at;
+}
+
+/* Remove id from the skip requests; 1 if it was there. */
+static int in_skip_take(inbox *in, uint64_t id) {
+  size_t i;
+  for (i = 0; i < in->nskips; i++)
+    if (in->skips[i] == id) {
+      in->skips[i] = in->skips[--in->nskips];
       return 1;
     }
-  }
+  return 0;
+}
+
+static int send_notice(const pebble_backend *bk, pebble_bk_chan *chan,
+                       enum pb_msg_type type, uint64_t id) {
+  pb_msg_header h;
+  pb_msg_fill(&h, type, 0, sizeof id);
+  return pb_chan_send(bk, chan, &h, &id);
+}
+
+/* If the next message is a task sent ahead, decide now whether it starts
+ * and put the notice in `note`, so that it leaves with the outcome of the
+ * task just run, in one write.  Returns the notice's length, or 0. */
+static size_t decide_next(inbox *in, unsigned char *note) {
+  pb_msg_header h;
+  uint64_t id;
+  if (!PB_BK_HAS(in->bk, chan_read_ready) ||
+      in->len - in->pos < sizeof h + 2 * sizeof id)
+    return 0;
+  memcpy(&h, in->data + in->pos, sizeof h);
+  if (h.magic != PB_MSG_MAGIC || h.version != PB_MSG_VERSION ||
+      h.type != PB_MSG_TASK || !(h.code & PB_TASK_AHEAD) ||
+      h.size < PB_TASK_WORDS * sizeof id)
+    return 0;
+  memcpy(&id, in->data + in->pos + sizeof h + sizeof id, sizeof id);
+  in_scan_skips(in);
+  in->decided = 1;
+  in->decided_id = id;
+  in->decided_skip = in_skip_take(in, id);
+  pb_msg_fill(&h, in->decided_skip ? PB_MSG_SKIPPED : PB_MSG_STARTED, 0,
+              sizeof id);
+  memcpy(note, &h, sizeof h);
+  memcpy(note + sizeof h, &id, sizeof id);
+  return sizeof h + sizeof id;
+}
+
+static int serve_tasks(inbox *in, const pb_worker_config *cfg) {
+  const pebble_backend *bk = in->bk;
+  pebble_bk_chan *chan = in->chan;
+  unsigned tasks = 0;
   for (;;) {
     pb_msg_header h;
     unsigned char *buf;
@@ -96,19 +204,26 @@ int pb_worker_serve(const pebble_backend *bk, pebble_bk_chan *chan,
     unsigned char *arg;
     int ret;
 
-    if (in_read(bk, chan, &in, &h, sizeof h) != PEBBLE_OK)
+    if (in_take(in, &h, sizeof h) != PEBBLE_OK)
       return 0; /* the pool closed our channel */
     if (h.magic != PB_MSG_MAGIC || h.version != PB_MSG_VERSION)
       return 4;
     if (h.type == PB_MSG_QUIT)
       return 0;
+    if (h.type == PB_MSG_SKIP) { /* for a task already started or skipped */
+      uint64_t id;
+      if (h.size != sizeof id || in_take(in, &id, sizeof id) != PEBBLE_OK)
+        return 4;
+      in_skip_take(in, id);
+      continue;
+    }
     if (h.type != PB_MSG_TASK || h.size < sizeof head ||
         h.size - sizeof head > cfg->max_message + PB_NAME_BYTES_MAX)
       return 4;
     buf = malloc((size_t)h.size);
     if (buf == NULL)
       return 5;
-    if (in_read(bk, chan, &in, buf, (size_t)h.size) != PEBBLE_OK) {
+    if (in_take(in, buf, (size_t)h.size) != PEBBLE_OK) {
       free(buf);
       return 0;
     }
@@ -116,6 +231,30 @@ int pb_worker_serve(const pebble_backend *bk, pebble_bk_chan *chan,
     if (head[3] >= PB_NAME_BYTES_MAX || head[3] > h.size - sizeof head) {
       free(buf);
       return 4;
+    }
+    if (h.code & PB_TASK_AHEAD) {
+      /* Sent while another task ran: say whether it starts. */
+      int skipped;
+      if (!PB_BK_HAS(bk, chan_read_ready)) {
+        free(buf);
+        return 4; /* the pool never sends ahead to such a worker */
+      }
+      if (in->decided && in->decided_id == head[1]) {
+        skipped = in->decided_skip; /* said with the last outcome */
+      } else {
+        in_scan_skips(in);
+        skipped = in_skip_take(in, head[1]);
+        if (send_notice(bk, chan, skipped ? PB_MSG_SKIPPED : PB_MSG_STARTED,
+                        head[1]) != PEBBLE_OK) {
+          free(buf);
+          return 0;
+        }
+      }
+      in->decided = 0;
+      if (skipped) {
+        free(buf);
+        continue;
+      }
     }
     skip = sizeof head + (size_t)head[3];
     if (!cfg->by_name && head[0] != 0) {
@@ -148,12 +287,48 @@ int pb_worker_serve(const pebble_backend *bk, pebble_bk_chan *chan,
     ctx.shared_ok = PB_BK_HAS(bk, chan_send_handle);
     ret = fn(&ctx, arg, arg_size);
     free(buf);
-    if (pb_send_outcome(bk, chan, &ctx, ret) != PEBBLE_OK)
-      return 0;
-    pb_ctx_free_result(&ctx);
-    if (cfg->max_tasks > 0 && ++tasks >= cfg->max_tasks)
-      return 0; /* recycled: the pool starts a fresh one */
+    {
+      unsigned char note[sizeof(pb_msg_header) + sizeof(uint64_t)];
+      int last = cfg->max_tasks > 0 && ++tasks >= cfg->max_tasks;
+      size_t note_len = last ? 0 : decide_next(in, note);
+      if (pb_send_outcome(bk, chan, &ctx, ret, note, note_len) != PEBBLE_OK)
+        return 0;
+      pb_ctx_free_result(&ctx);
+      if (last)
+        return 0; /* recycled: the pool starts a fresh one */
+    }
   }
+}
+
+int pb_worker_serve(const pebble_backend *bk, pebble_bk_chan *chan,
+                    const pb_worker_config *cfg) {
+  inbox in;
+  int rc;
+  memset(&in, 0, sizeof in);
+  in.bk = bk;
+  in.chan = chan;
+  in.read_some = bk->struct_size >= offsetof(pebble_backend, chan_read) +
+                                        sizeof bk->chan_read
+                     ? bk->chan_read
+                     : NULL;
+  memset(&pb_role, 0, sizeof pb_role);
+  if (cfg->initializer != NULL) {
+    pebble_ctx ctx;
+    int ret;
+    pb_ctx_init(&ctx, NULL, cfg->max_message, 0, 0);
+    ret = cfg->initializer(&ctx, cfg->init_arg, cfg->init_arg_size);
+    pb_ctx_free_result(&ctx);
+    if (ret != 0) {
+      if (!ctx.has_message)
+        snprintf(ctx.message, sizeof ctx.message, "it returned %d", ret);
+      send_text(bk, chan, PB_MSG_INIT_FAILED, 0, ctx.message);
+      return 1;
+    }
+  }
+  rc = serve_tasks(&in, cfg);
+  free(in.data);
+  free(in.skips);
+  return rc;
 }
 
 /* A worker's life after it has its channel: the settings first, then

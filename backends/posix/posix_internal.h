@@ -232,6 +232,8 @@ PBP_HIDDEN int pbp_chan_write_all(pebble_bk_chan *chan, const void *buf,
 PBP_HIDDEN int pbp_chan_read_all(pebble_bk_chan *chan, void *buf, size_t len);
 PBP_HIDDEN int pbp_chan_read(pebble_bk_chan *chan, void *buf, size_t len,
                              size_t *done);
+PBP_HIDDEN int pbp_chan_read_ready(pebble_bk_chan *chan, void *buf,
+                                    size_t len, size_t *done);
 /* ---- posix_handles.c ---- */
 PBP_HIDDEN int pbp_chan_send_handle(pebble_bk_chan *chan, const void *buf,
                                     size_t len, intptr_t handle);

@@ -431,3 +431,26 @@ int pbp_chan_read(pebble_bk_chan *chan, void *buf, size_t len, size_t *done) {
     return errno == ECONNRESET ? PEBBLE_EDIED : PEBBLE_ESYSTEM;
   }
 }
+
+int pbp_chan_read_ready(pebble_bk_chan *chan, void *buf, size_t len,
+                        size_t *done) {
+  if (done != NULL)
+    *done = 0;
+  if (chan == NULL || buf == NULL || done == NULL || len == 0)
+    return PEBBLE_EINVAL;
+  for (;;) {
+    ssize_t n = recv(chan->fd, buf, len > SSIZE_MAX ? SSIZE_MAX : len,
+                     MSG_DONTWAIT);
+    if (n > 0) {
+      *done = (size_t)n;
+      return PEBBLE_OK;
+    }
+    if (n == 0)
+      return PEBBLE_EDIED;
+    if (errno == EINTR)
+      continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+      return PEBBLE_ENOTREADY;
+    return errno == ECONNRESET ? PEBBLE_EDIED : PEBBLE_ESYSTEM;
+  }
+}

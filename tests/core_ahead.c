@@ -1,0 +1,392 @@
+/* core_ahead.c -- process pools sending tasks ahead to busy workers: a
+ * task sent ahead and cancelled never starts, a worker that dies gives its
+ * unstarted tasks back, a stop cancels them, the limits (timeouts,
+ * max_tasks, long tasks) hold, and every result still arrives once. */
+#include "core_util.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+
+/* The POSIX backend can send ahead; the APR one cannot. */
+static int ahead_expected(void) {
+  const char *name, *reason;
+  pebble_backend_choice(&name, &reason);
+  return strcmp(name, "posix") == 0;
+}
+
+static int echo(pebble_ctx *ctx, const void *arg, size_t size) {
+  int64_t v;
+  if (pebble_arg_int(arg, size, &v) != PEBBLE_OK)
+    return pebble_fail(ctx, 1, "expected an integer");
+  return pebble_result_int(ctx, v);
+}
+
+static int my_pid(pebble_ctx *ctx, const void *arg, size_t size) {
+  (void)arg, (void)size;
+  return pebble_result_int(ctx, (int64_t)getpid());
+}
+
+/* Creates the file named by its argument: proof that it ran. */
+static int mark(pebble_ctx *ctx, const void *arg, size_t size) {
+  int fd;
+  if (size == 0 || ((const char *)arg)[size - 1] != '\0')
+    return pebble_fail(ctx, 1, "expected a path");
+  if ((fd = open(arg, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) < 0)
+    return pebble_fail(ctx, 2, "cannot create the mark");
+  close(fd);
+  return pebble_result_int(ctx, 1);
+}
+
+/* Waits until the test opens the FIFO named by its argument and closes
+ * it again. */
+static int gate(pebble_ctx *ctx, const void *arg, size_t size) {
+  char c;
+  int fd;
+  if (size == 0 || ((const char *)arg)[size - 1] != '\0')
+    return pebble_fail(ctx, 1, "expected a path");
+  if ((fd = open(arg, O_RDONLY | O_CLOEXEC)) < 0)
+    return pebble_fail(ctx, 2, "cannot open the gate");
+  while (read(fd, &c, 1) > 0)
+    ;
+  close(fd);
+  return pebble_result_int(ctx, 7);
+}
+
+/* As gate, then the worker dies. */
+static int gate_then_die(pebble_ctx *ctx, const void *arg, size_t size) {
+  gate(ctx, arg, size);
+  kill(getpid(), SIGKILL);
+  return 0;
+}
+
+typedef struct scene {
+  char dir[64], gate[96], mark_b[96], mark_c[96];
+} scene;
+
+static int scene_open(scene *s) {
+  snprintf(s->dir, sizeof s->dir, "/tmp/pebble-ahead-XXXXXX");
+  if (mkdtemp(s->dir) == NULL)
+    return -1;
+  snprintf(s->gate, sizeof s->gate, "%s/gate", s->dir);
+  snprintf(s->mark_b, sizeof s->mark_b, "%s/b", s->dir);
+  snprintf(s->mark_c, sizeof s->mark_c, "%s/c", s->dir);
+  return mkfifo(s->gate, 0600);
+}
+
+static void scene_close(scene *s) {
+  unlink(s->gate);
+  unlink(s->mark_b);
+  unlink(s->mark_c);
+  rmdir(s->dir);
+}
+
+/* Let the gate task through: opening the FIFO waits for it to be open
+ * at the other end. */
+static void open_gate(const scene *s) {
+  int fd = open(s->gate, O_WRONLY | O_CLOEXEC);
+  if (fd >= 0)
+    close(fd);
+}
+
+static int exists(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0;
+}
+
+static pebble_pool *one_worker(int send_ahead) {
+  pebble_pool_options o;
+  pebble_pool *p = NULL;
+  pebble_pool_options_init(&o);
+  o.workers = 1;
+  o.start_eagerly = 1;
+  o.send_ahead = send_ahead;
+  CU_ASSERT_EQUAL(pebble_pool_create(&p, PEBBLE_PROCESS, &o), PEBBLE_OK);
+  return p;
+}
+
+static pebble_pool_stats stats_of(pebble_pool *p) {
+  pebble_pool_stats st;
+  memset(&st, 0, sizeof st);
+  st.struct_size = sizeof st;
+  pebble_pool_stats_get(p, &st);
+  return st;
+}
+
+/* Wait a bounded while for f to start. */
+static int started(pebble_future *f) {
+  int i;
+  for (i = 0; i < 6000 && pebble_future_state(f) == PEBBLE_PENDING; i++)
+    usleep(5000);
+  return pebble_future_state(f) == PEBBLE_RUNNING;
+}
+
+/* Wait a bounded while for the pool to have sent n tasks ahead. */
+static int sent_ahead(pebble_pool *p, uint64_t n) {
+  int i;
+  for (i = 0; i < 6000 && stats_of(p).sent_ahead < n; i++)
+    usleep(5000);
+  return stats_of(p).sent_ahead == n;
+}
+
+/* Counters move just after the futures resolve: wait a bounded while. */
+static uint64_t done_count(pebble_pool *p, uint64_t want) {
+  int i;
+  for (i = 0; i < 2000 && stats_of(p).done < want; i++)
+    usleep(5000);
+  return stats_of(p).done;
+}
+
+static pebble_future *schedule_str(pebble_pool *p, pebble_task_fn fn,
+                                   const char *s) {
+  pebble_future *f = NULL;
+  CU_ASSERT_EQUAL(pebble_pool_schedule(p, fn, s, strlen(s) + 1, NULL, &f),
+                  PEBBLE_OK);
+  return f;
+}
+
+/* Behind a running task, two are sent ahead; the first is cancelled: the
+ * worker skips it (no kill, no restart), the second runs. */
+static void test_cancel_skips(void) {
+  scene s;
+  pebble_pool *p = one_worker(PEBBLE_SEND_AHEAD_ALWAYS);
+  pebble_future *a, *b, *c;
+  int64_t v = 0;
+  CU_ASSERT_EQUAL_FATAL(scene_open(&s), 0);
+  a = schedule_str(p, gate, s.gate);
+  CU_ASSERT_EQUAL(started(a), 1);
+  b = schedule_str(p, mark, s.mark_b);
+  c = schedule_str(p, mark, s.mark_c);
+  CU_ASSERT_EQUAL(sent_ahead(p, ahead_expected() ? 2 : 0), 1);
+  CU_ASSERT_EQUAL(pebble_future_state(b), PEBBLE_PENDING);
+  CU_ASSERT_EQUAL(pebble_future_cancel(b), PEBBLE_OK);
+  open_gate(&s);
+  CU_ASSERT_EQUAL(pebble_future_get_int(a, PEBBLE_SEC(60), &v), PEBBLE_OK);
+  CU_ASSERT_EQUAL(v, 7);
+  CU_ASSERT_EQUAL(pebble_future_get_int(c, PEBBLE_SEC(60), &v), PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_future_state(b), PEBBLE_CANCELLED);
+  CU_ASSERT_EQUAL(exists(s.mark_b), 0); /* never started */
+  CU_ASSERT_EQUAL(exists(s.mark_c), 1);
+  CU_ASSERT_EQUAL(stats_of(p).worker_restarts, 0); /* skipped, not killed */
+  CU_ASSERT_EQUAL(stats_of(p).cancelled, 1);
+  pebble_future_release(a);
+  pebble_future_release(b);
+  pebble_future_release(c);
+  CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
+  scene_close(&s);
+}
+
+/* The worker dies running the first task: the two sent ahead never
+ * started, so they run on its replacement instead of failing with it. */
+static void test_death_gives_back(void) {
+  scene s;
+  pebble_pool *p = one_worker(PEBBLE_SEND_AHEAD_ALWAYS);
+  pebble_future *a, *b, *c;
+  int64_t v = 0;
+  CU_ASSERT_EQUAL_FATAL(scene_open(&s), 0);
+  a = schedule_str(p, gate_then_die, s.gate);
+  CU_ASSERT_EQUAL(started(a), 1);
+  b = schedule_str(p, mark, s.mark_b);
+  c = schedule_str(p, mark, s.mark_c);
+  CU_ASSERT_EQUAL(sent_ahead(p, ahead_expected() ? 2 : 0), 1);
+  open_gate(&s);
+  CU_ASSERT_EQUAL(pebble_future_get(a, PEBBLE_SEC(60), NULL, NULL),
+                  PEBBLE_EDIED);
+  CU_ASSERT_EQUAL(pebble_future_get_int(b, PEBBLE_SEC(60), &v), PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_future_get_int(c, PEBBLE_SEC(60), &v), PEBBLE_OK);
+  CU_ASSERT_EQUAL(exists(s.mark_b), 1);
+  CU_ASSERT_EQUAL(exists(s.mark_c), 1);
+  CU_ASSERT_EQUAL(stats_of(p).worker_restarts, 1);
+  CU_ASSERT_EQUAL(done_count(p, 2), 2);
+  pebble_future_release(a);
+  pebble_future_release(b);
+  pebble_future_release(c);
+  CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
+  scene_close(&s);
+}
+
+/* Stopping the pool cancels the tasks sent ahead; none of them starts. */
+static void test_stop_cancels(void) {
+  scene s;
+  pebble_pool *p = one_worker(PEBBLE_SEND_AHEAD_ALWAYS);
+  pebble_future *a, *b, *c;
+  CU_ASSERT_EQUAL_FATAL(scene_open(&s), 0);
+  a = schedule_str(p, gate, s.gate);
+  CU_ASSERT_EQUAL(started(a), 1);
+  b = schedule_str(p, mark, s.mark_b);
+  c = schedule_str(p, mark, s.mark_c);
+  CU_ASSERT_EQUAL(sent_ahead(p, ahead_expected() ? 2 : 0), 1);
+  CU_ASSERT_EQUAL(pebble_pool_stop(p), PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_pool_join(p, PEBBLE_SEC(60)), PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_future_get(a, 0, NULL, NULL), PEBBLE_ECANCELED);
+  CU_ASSERT_EQUAL(pebble_future_get(b, 0, NULL, NULL), PEBBLE_ECANCELED);
+  CU_ASSERT_EQUAL(pebble_future_get(c, 0, NULL, NULL), PEBBLE_ECANCELED);
+  CU_ASSERT_EQUAL(exists(s.mark_b), 0);
+  CU_ASSERT_EQUAL(exists(s.mark_c), 0);
+  CU_ASSERT_EQUAL(stats_of(p).cancelled, 3);
+  pebble_future_release(a);
+  pebble_future_release(b);
+  pebble_future_release(c);
+  CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
+  scene_close(&s);
+}
+
+/* Nothing goes ahead behind a task with a timeout, and a task with a
+ * timeout never goes ahead (its clock starts when it starts). */
+static void test_timeouts_not_ahead(void) {
+  int order;
+  for (order = 0; order < 2; order++) {
+    scene s;
+    pebble_pool *p = one_worker(PEBBLE_SEND_AHEAD_ALWAYS);
+    pebble_task_options timed;
+    pebble_future *a = NULL, *b = NULL;
+    int64_t v = 0;
+    CU_ASSERT_EQUAL_FATAL(scene_open(&s), 0);
+    pebble_task_options_init(&timed);
+    timed.timeout = PEBBLE_SEC(120);
+    CU_ASSERT_EQUAL(pebble_pool_schedule(p, gate, s.gate, strlen(s.gate) + 1,
+                                         order == 0 ? &timed : NULL, &a),
+                    PEBBLE_OK);
+    CU_ASSERT_EQUAL(started(a), 1);
+    CU_ASSERT_EQUAL(pebble_pool_schedule(p, mark, s.mark_b,
+                                         strlen(s.mark_b) + 1,
+                                         order == 1 ? &timed : NULL, &b),
+                    PEBBLE_OK);
+    usleep(20000); /* time for the manager to (wrongly) send it */
+    CU_ASSERT_EQUAL(pebble_future_state(b), PEBBLE_PENDING);
+    open_gate(&s);
+    CU_ASSERT_EQUAL(pebble_future_get_int(b, PEBBLE_SEC(60), &v), PEBBLE_OK);
+    CU_ASSERT_EQUAL(stats_of(p).sent_ahead, 0);
+    pebble_future_release(a);
+    pebble_future_release(b);
+    CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
+    scene_close(&s);
+  }
+}
+
+/* AUTO sends nothing ahead behind a task that has run long. */
+static void test_auto_not_behind_long(void) {
+  scene s;
+  pebble_pool *p = one_worker(PEBBLE_SEND_AHEAD_AUTO);
+  pebble_future *a, *b;
+  uint64_t before;
+  int64_t v = 0, i;
+  CU_ASSERT_EQUAL_FATAL(scene_open(&s), 0);
+  for (i = 0; i < 20; i++) { /* recent tasks are short */
+    pebble_future *f = NULL;
+    CU_ASSERT_EQUAL(pebble_pool_schedule(p, echo, &i, sizeof i, NULL, &f),
+                    PEBBLE_OK);
+    CU_ASSERT_EQUAL(pebble_future_get_int(f, PEBBLE_SEC(60), &v), PEBBLE_OK);
+    pebble_future_release(f);
+  }
+  a = schedule_str(p, gate, s.gate);
+  CU_ASSERT_EQUAL(started(a), 1);
+  usleep(20000); /* a has now run far longer than a short task */
+  before = stats_of(p).sent_ahead;
+  b = schedule_str(p, mark, s.mark_b);
+  usleep(20000);
+  CU_ASSERT_EQUAL(stats_of(p).sent_ahead, before);
+  open_gate(&s);
+  CU_ASSERT_EQUAL(pebble_future_get_int(b, PEBBLE_SEC(60), &v), PEBBLE_OK);
+  CU_ASSERT_EQUAL(stats_of(p).sent_ahead, before);
+  pebble_future_release(a);
+  pebble_future_release(b);
+  CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
+  scene_close(&s);
+}
+
+/* Many short tasks, two workers: every result arrives once and right; a
+ * worker recycled after max_tasks never gets more than that. */
+static void test_burst_and_max_tasks(void) {
+  int round;
+  for (round = 0; round < 2; round++) {
+    /* Recycling: few enough workers that no process id comes back. */
+    const int64_t N = round == 0 ? 3000 : 700;
+    pebble_pool_options o;
+    pebble_pool *p = NULL;
+    pebble_future **f = calloc((size_t)N, sizeof *f);
+    int64_t i, v = 0;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    pebble_pool_options_init(&o);
+    o.workers = 2;
+    o.send_ahead = PEBBLE_SEND_AHEAD_ALWAYS;
+    o.max_tasks = round == 0 ? 0 : 7;
+    CU_ASSERT_EQUAL_FATAL(pebble_pool_create(&p, PEBBLE_PROCESS, &o),
+                          PEBBLE_OK);
+    for (i = 0; i < N; i++)
+      CU_ASSERT_EQUAL(pebble_pool_schedule(p, round == 0 ? echo : my_pid, &i,
+                                           sizeof i, NULL, &f[i]),
+                      PEBBLE_OK);
+    if (round == 0) {
+      int bad = 0;
+      for (i = 0; i < N; i++)
+        bad += pebble_future_get_int(f[i], PEBBLE_SEC(120), &v) !=
+                   PEBBLE_OK ||
+               v != i;
+      CU_ASSERT_EQUAL(bad, 0);
+    } else {
+      /* Tasks per worker process: at most max_tasks each. */
+      int64_t *pids = calloc((size_t)N, sizeof *pids);
+      int over = 0, failed = 0;
+      size_t n = 0, j, k;
+      CU_ASSERT_PTR_NOT_NULL_FATAL(pids);
+      for (i = 0; i < N; i++) {
+        failed += pebble_future_get_int(f[i], PEBBLE_SEC(120), &v) !=
+                  PEBBLE_OK;
+        pids[n++] = v;
+      }
+      for (j = 0; j < n; j++) {
+        size_t same = 0;
+        for (k = 0; k < n; k++)
+          same += pids[k] == pids[j];
+        over += same > 7;
+      }
+      CU_ASSERT_EQUAL(failed, 0);
+      CU_ASSERT_EQUAL(over, 0);
+      free(pids);
+    }
+    if (ahead_expected())
+      CU_ASSERT(stats_of(p).sent_ahead > 0);
+    CU_ASSERT_EQUAL(done_count(p, (uint64_t)N), (uint64_t)N);
+    for (i = 0; i < N; i++)
+      pebble_future_release(f[i]);
+    free(f);
+    CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
+  }
+}
+
+static void test_bad_option(void) {
+  pebble_pool_options o;
+  pebble_pool *p = NULL;
+  pebble_pool_options_init(&o);
+  o.send_ahead = 7;
+  CU_ASSERT_EQUAL(pebble_pool_create(&p, PEBBLE_PROCESS, &o), PEBBLE_EINVAL);
+  CU_ASSERT_PTR_NULL(p);
+  CU_ASSERT_PTR_NOT_NULL(strstr(pebble_last_error(), "send_ahead"));
+}
+
+int main(void) {
+  CU_TestInfo tests[] = {
+      {"a cancelled task sent ahead is skipped, never started",
+       test_cancel_skips},
+      {"a dying worker gives back the tasks sent ahead",
+       test_death_gives_back},
+      {"a stop cancels the tasks sent ahead", test_stop_cancels},
+      {"nothing goes ahead with or behind a timeout",
+       test_timeouts_not_ahead},
+      {"auto: nothing goes ahead behind a long task",
+       test_auto_not_behind_long},
+      {"a burst arrives whole; max_tasks holds", test_burst_and_max_tasks},
+      {"an unknown send_ahead is refused", test_bad_option},
+      CU_TEST_INFO_NULL};
+  REGISTER_TASK(echo);
+  REGISTER_TASK(my_pid);
+  REGISTER_TASK(mark);
+  REGISTER_TASK(gate);
+  REGISTER_TASK(gate_then_die);
+  /* Under the spawn start method this program is also its workers. */
+  if (pebble_worker_main() != PEBBLE_OK) {
+    fprintf(stderr, "worker: %s\n", pebble_last_error());
+    return 2;
+  }
+  return run_suite("ahead", tests);
+}
