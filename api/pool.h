@@ -26,7 +26,7 @@ struct pb_ptask {
   pebble_time_t timeout;
   pb_ptask *next;        /* the queue */
   atomic_int stop_reason; /* thread pools: cooperative stop */
-  int killed;            /* stripe lock */
+  unsigned char killed;  /* stripe lock */
   unsigned char ahead;   /* stripe lock: sent ahead to a busy worker and
                             not started yet (pool_processes.c) */
   unsigned char skip_sent; /* manager thread: asked its worker to skip it */
