@@ -833,9 +833,9 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
         }
         if (!started) {
           bk->mutex_lock(P->lock);
-          fed = feed_worker(m, P, w);
+          fed = feed_worker(m, P, w) || w->state == PB_W_BUSY;
           bk->mutex_unlock(P->lock);
-          if (!fed && w->state != PB_W_BUSY)
+          if (!fed)
             pb_manager_post(m, &P->kick);
         }
         continue;
@@ -880,14 +880,15 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
                          ? took
                          : P->task_ns - P->task_ns / 4 + took / 4;
       }
-      fed = feed_worker(m, P, w);
+      /* Read under the lock: once ready, a scheduler may make it busy. */
+      fed = feed_worker(m, P, w) || w->state == PB_W_BUSY;
       bk->mutex_unlock(P->lock);
       if (pb_future_resolve(t->future, &o, 0))
         pb_pool_count_outcome(P, o.status);
       else
         pb_outcome_discard(&o);
       pb_ptask_free(t);
-      if (!fed && w->state != PB_W_BUSY)
+      if (!fed)
         pb_manager_post(m, &P->kick);
       continue;
     }
