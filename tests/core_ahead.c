@@ -144,6 +144,24 @@ static pebble_future *schedule_str(pebble_pool *p, pebble_task_fn fn,
   return f;
 }
 
+/* The scene of the first three tests: `first` runs at the gate, b and c
+ * (marks) are sent ahead behind it (where the backend can). */
+static void two_behind_gate(pebble_pool *p, const scene *s,
+                            pebble_task_fn first, pebble_future **a,
+                            pebble_future **b, pebble_future **c) {
+  *a = schedule_str(p, first, s->gate);
+  CU_ASSERT_EQUAL(started(*a), 1);
+  *b = schedule_str(p, mark, s->mark_b);
+  *c = schedule_str(p, mark, s->mark_c);
+  CU_ASSERT_EQUAL(sent_ahead(p, ahead_expected() ? 2 : 0), 1);
+}
+
+static void release3(pebble_future *a, pebble_future *b, pebble_future *c) {
+  pebble_future_release(a);
+  pebble_future_release(b);
+  pebble_future_release(c);
+}
+
 /* Behind a running task, two are sent ahead; the first is cancelled: the
  * worker skips it (no kill, no restart), the second runs. */
 static void test_cancel_skips(void) {
@@ -152,11 +170,7 @@ static void test_cancel_skips(void) {
   pebble_future *a, *b, *c;
   int64_t v = 0;
   CU_ASSERT_EQUAL_FATAL(scene_open(&s), 0);
-  a = schedule_str(p, gate, s.gate);
-  CU_ASSERT_EQUAL(started(a), 1);
-  b = schedule_str(p, mark, s.mark_b);
-  c = schedule_str(p, mark, s.mark_c);
-  CU_ASSERT_EQUAL(sent_ahead(p, ahead_expected() ? 2 : 0), 1);
+  two_behind_gate(p, &s, gate, &a, &b, &c);
   CU_ASSERT_EQUAL(pebble_future_state(b), PEBBLE_PENDING);
   CU_ASSERT_EQUAL(pebble_future_cancel(b), PEBBLE_OK);
   open_gate(&s);
@@ -168,9 +182,7 @@ static void test_cancel_skips(void) {
   CU_ASSERT_EQUAL(exists(s.mark_c), 1);
   CU_ASSERT_EQUAL(stats_of(p).worker_restarts, 0); /* skipped, not killed */
   CU_ASSERT_EQUAL(stats_of(p).cancelled, 1);
-  pebble_future_release(a);
-  pebble_future_release(b);
-  pebble_future_release(c);
+  release3(a, b, c);
   CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
   scene_close(&s);
 }
@@ -183,11 +195,7 @@ static void test_death_gives_back(void) {
   pebble_future *a, *b, *c;
   int64_t v = 0;
   CU_ASSERT_EQUAL_FATAL(scene_open(&s), 0);
-  a = schedule_str(p, gate_then_die, s.gate);
-  CU_ASSERT_EQUAL(started(a), 1);
-  b = schedule_str(p, mark, s.mark_b);
-  c = schedule_str(p, mark, s.mark_c);
-  CU_ASSERT_EQUAL(sent_ahead(p, ahead_expected() ? 2 : 0), 1);
+  two_behind_gate(p, &s, gate_then_die, &a, &b, &c);
   open_gate(&s);
   CU_ASSERT_EQUAL(pebble_future_get(a, PEBBLE_SEC(60), NULL, NULL),
                   PEBBLE_EDIED);
@@ -197,9 +205,7 @@ static void test_death_gives_back(void) {
   CU_ASSERT_EQUAL(exists(s.mark_c), 1);
   CU_ASSERT_EQUAL(stats_of(p).worker_restarts, 1);
   CU_ASSERT_EQUAL(done_count(p, 2), 2);
-  pebble_future_release(a);
-  pebble_future_release(b);
-  pebble_future_release(c);
+  release3(a, b, c);
   CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
   scene_close(&s);
 }
@@ -210,11 +216,7 @@ static void test_stop_cancels(void) {
   pebble_pool *p = one_worker(PEBBLE_SEND_AHEAD_ALWAYS);
   pebble_future *a, *b, *c;
   CU_ASSERT_EQUAL_FATAL(scene_open(&s), 0);
-  a = schedule_str(p, gate, s.gate);
-  CU_ASSERT_EQUAL(started(a), 1);
-  b = schedule_str(p, mark, s.mark_b);
-  c = schedule_str(p, mark, s.mark_c);
-  CU_ASSERT_EQUAL(sent_ahead(p, ahead_expected() ? 2 : 0), 1);
+  two_behind_gate(p, &s, gate, &a, &b, &c);
   CU_ASSERT_EQUAL(pebble_pool_stop(p), PEBBLE_OK);
   CU_ASSERT_EQUAL(pebble_pool_join(p, PEBBLE_SEC(60)), PEBBLE_OK);
   CU_ASSERT_EQUAL(pebble_future_get(a, 0, NULL, NULL), PEBBLE_ECANCELED);
@@ -223,9 +225,7 @@ static void test_stop_cancels(void) {
   CU_ASSERT_EQUAL(exists(s.mark_b), 0);
   CU_ASSERT_EQUAL(exists(s.mark_c), 0);
   CU_ASSERT_EQUAL(stats_of(p).cancelled, 3);
-  pebble_future_release(a);
-  pebble_future_release(b);
-  pebble_future_release(c);
+  release3(a, b, c);
   CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
   scene_close(&s);
 }
