@@ -326,7 +326,7 @@ static void queued_cancel_locked(pb_runner *r) {
 }
 
 /* Resolve every queued task with the pool's failure (no lock held). */
-static void fail_queue(pebble_pool *P, pb_ptask *list, int state, int status,
+void pb_pool_fail_list(pebble_pool *P, pb_ptask *list, int state, int status,
                        const char *why) {
   pb_ptask *t, *next;
   for (t = list; t != NULL; t = next) {
@@ -360,7 +360,7 @@ void pb_pool_break(pebble_pool *P, const char *why) {
   }
   bk->mutex_unlock(P->lock);
   pb_log(PEBBLE_LOG_ERROR, "pool %p broken: %s", (void *)P, why);
-  fail_queue(P, list, PEBBLE_FAILED, PEBBLE_EBROKEN,
+  pb_pool_fail_list(P, list, PEBBLE_FAILED, PEBBLE_EBROKEN,
              P->broken_message ? P->broken_message : why);
   free(msg);
   pb_manager_post(P->manager, &P->kick);
@@ -483,7 +483,7 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
       /* No thread at all and none can be made: fail what waits. */
       pb_ptask *list = take_queue(P);
       bk->mutex_unlock(P->lock);
-      fail_queue(P, list, PEBBLE_FAILED, PEBBLE_ESYSTEM,
+      pb_pool_fail_list(P, list, PEBBLE_FAILED, PEBBLE_ESYSTEM,
                  "the system refused a thread for the pool");
       *future = f;
       return PEBBLE_OK;
@@ -586,7 +586,7 @@ int pebble_pool_stop(pebble_pool *P) {
   bk->cond_broadcast(P->work);
   bk->mutex_unlock(P->lock);
 
-  fail_queue(P, list, PEBBLE_CANCELLED, PEBBLE_ECANCELED,
+  pb_pool_fail_list(P, list, PEBBLE_CANCELLED, PEBBLE_ECANCELED,
              "the task was cancelled: its pool was stopped");
   for (i = 0; i < n; i++) {
     pebble_future_cancel(running[i]); /* kills or flags; counts it */

@@ -141,6 +141,9 @@ pb_ptask *pb_pool_unlink(pebble_pool *P);
  * (pool lock). */
 void pb_pool_requeue(pebble_pool *P, pb_ptask *first, pb_ptask *last,
                      size_t n);
+/* Resolve tasks linked by next with that outcome and free them (no lock). */
+void pb_pool_fail_list(pebble_pool *P, pb_ptask *list, int state, int status,
+                       const char *why);
 /* The initializer failed: refuse new work, fail what waits (no lock). */
 void pb_pool_break(pebble_pool *P, const char *why);
 char *pb_pool_timeout_message(pebble_time_t us);

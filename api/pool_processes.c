@@ -526,7 +526,7 @@ static int task_notice(pb_manager *m, pb_pworker *w, int started,
  * (manager thread, no lock held). */
 static void take_back_ahead(pebble_pool *P, pb_pworker *w) {
   const pebble_backend *bk = P->lib->bk;
-  pb_ptask *t, *next, *first = w->ahead, *last = w->ahead_tail;
+  pb_ptask *t, *first = w->ahead, *last = w->ahead_tail;
   size_t n = w->n_ahead;
   int ending;
   if (first == NULL)
@@ -547,20 +547,13 @@ static void take_back_ahead(pebble_pool *P, pb_pworker *w) {
   bk->mutex_unlock(P->lock);
   if (!ending)
     return;
-  for (t = first; t != NULL; t = next) {
-    next = t->next;
-    if (P->state == PB_POOL_BROKEN)
-      pb_pool_resolve(P, t->future, PEBBLE_FAILED, PEBBLE_EBROKEN,
-                      pb_strdup(P->broken_message ? P->broken_message
-                                                  : "the pool is broken"),
-                      0);
-    else
-      pb_pool_resolve(P, t->future, PEBBLE_CANCELLED, PEBBLE_ECANCELED,
-                      pb_strdup("the task was cancelled: its pool was "
-                                "stopped"),
-                      0);
-    pb_ptask_free(t);
-  }
+  if (P->state == PB_POOL_BROKEN)
+    pb_pool_fail_list(P, first, PEBBLE_FAILED, PEBBLE_EBROKEN,
+                      P->broken_message ? P->broken_message
+                                        : "the pool is broken");
+  else
+    pb_pool_fail_list(P, first, PEBBLE_CANCELLED, PEBBLE_ECANCELED,
+                      "the task was cancelled: its pool was stopped");
 }
 
 /* Give w the next queued task if it is idle (pool lock held; released
