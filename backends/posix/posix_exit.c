@@ -4,8 +4,10 @@
  *
  * Where the kernel has pidfds, that descriptor is the child's pidfd.
  * Otherwise (compiled out with PEBBLE_NO_PIDFD, or refused at run time) a
- * small detached helper thread blocks in waitid(..., WNOWAIT) and then
- * writes to a socket.  WNOWAIT leaves the child a zombie: its pid, and so
+ * small helper thread blocks in waitid(..., WNOWAIT), then writes to a
+ * socket and closes its end.  Once the child is reaped the helper is
+ * joined: a destroyed process handle leaves no descriptor and no thread
+ * behind, not even for a moment.  WNOWAIT leaves the child a zombie: its pid, and so
  * its process group id, stay reserved until proc_reap, which can therefore
  * still kill what is left of the group safely.  Nothing here ever calls
  * waitpid(-1) or installs a SIGCHLD handler: other children of the
@@ -22,6 +24,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -49,8 +52,8 @@ static int open_pidfd(pid_t pid) {
 }
 #endif
 
-/* What a helper needs; it owns this and its end of the socket, so it may
- * outlive the process handle (it is detached: nothing waits for it). */
+/* What a helper needs; it owns this and its end of the socket, so that
+ * it may outlive the process handle when it cannot be joined. */
 typedef struct helper_arg {
   pid_t pid;
   int fd;
@@ -111,7 +114,7 @@ int pbp_exit_watch_start(pebble_bk_proc *p, int *sys_errno) {
   }
   a->pid = p->pid;
   a->fd = sv[1];
-  rc = pbp_thread_start_detached(exit_helper, a);
+  rc = pbp_thread_start_helper(exit_helper, a, &p->exit_helper);
   if (rc != 0) {
     pbp_fd_close(sv[0]);
     pbp_fd_close(sv[1]);
@@ -120,6 +123,7 @@ int pbp_exit_watch_start(pebble_bk_proc *p, int *sys_errno) {
     return PEBBLE_ESYSTEM;
   }
   p->exit_fd = sv[0];
+  p->has_exit_helper = 1;
   return PEBBLE_OK;
 }
 
@@ -135,7 +139,42 @@ int pbp_exit_seen(const pebble_bk_proc *p) {
   return n > 0;
 }
 
+/* The helper's end closes right after its write, once waitid returned;
+ * after the reap it returns at once (the zombie, or ECHILD).  True when
+ * that end is closed. */
+static int helper_end_closed(int fd) {
+  /* Only if the child's pid went to another child of ours between the
+   * reap and the helper's waitid could this last: then give up. */
+  uint64_t deadline = pbp_now_ns() + UINT64_C(2000000000);
+  for (;;) {
+    char buf[16];
+    struct pollfd pfd;
+    uint64_t now;
+    ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n == 0)
+      return 1;
+    if (n > 0 || errno == EINTR)
+      continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+      return 0;
+    now = pbp_now_ns();
+    if (now >= deadline)
+      return 0;
+    pfd.fd = fd;
+    pfd.events = POLLIN;
+    pfd.revents = 0;
+    poll(&pfd, 1, (int)((deadline - now) / 1000000u) + 1);
+  }
+}
+
 void pbp_exit_watch_stop(pebble_bk_proc *p) {
+  if (p->has_exit_helper) {
+    if (helper_end_closed(p->exit_fd))
+      pthread_join(p->exit_helper, NULL);
+    else
+      pthread_detach(p->exit_helper);
+    p->has_exit_helper = 0;
+  }
   pbp_fd_close(p->exit_fd);
   p->exit_fd = -1;
 }
