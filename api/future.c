@@ -425,6 +425,40 @@ int pebble_future_exit_info(const pebble_future *cf, pebble_exit_info *info) {
   return PEBBLE_OK;
 }
 
+/* A task sent ahead to a process worker is skipped by the worker if the
+ * manager's request reaches it first: wait for the request to be written,
+ * so that once cancel returns the task can start only if its worker had
+ * got to it already.  Not on the manager thread, which writes it; bounded
+ * in case the pool is going away. */
+static void wait_skip_sent(pebble_future *f) {
+  pb_lib *L = f->lib;
+  uint64_t deadline;
+  if (pb_role.manager_thread)
+    return;
+  deadline = L->bk->now_ns() + PB_SKIP_WAIT_NS;
+  pb_stripe_lock(f);
+  while (f->skip_wait)
+    if (L->bk->cond_wait(L->stripes[PB_STRIPE(f)].cond,
+                         L->stripes[PB_STRIPE(f)].mutex,
+                         deadline) == PEBBLE_ENOTREADY)
+      break;
+  pb_stripe_unlock(f);
+}
+
+/* The skip request of f, cancelled, is written (or f's task is gone). */
+void pb_future_skip_sent(pebble_future *f) {
+  pb_stripe_lock(f);
+  pb_future_skip_sent_locked(f);
+  pb_stripe_unlock(f);
+}
+
+void pb_future_skip_sent_locked(pebble_future *f) {
+  if (f->skip_wait) {
+    f->skip_wait = 0;
+    f->lib->bk->cond_broadcast(f->lib->stripes[PB_STRIPE(f)].cond);
+  }
+}
+
 int pebble_future_cancel(pebble_future *f) {
   pb_outcome o;
   pb_runner *runner;
@@ -459,6 +493,7 @@ int pebble_future_cancel(pebble_future *f) {
     runner->cancel_locked(runner);
   pb_stripe_unlock(f);
   after_settle(f, 0);
+  wait_skip_sent(f);
   return PEBBLE_OK;
 }
 

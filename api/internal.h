@@ -193,6 +193,7 @@ typedef struct pb_thread_role {
   const void *callback_owner;          /* pool of the future whose
                                           callbacks run here */
   int library_thread;                  /* manager or dispatcher */
+  int manager_thread;                  /* the manager itself */
 } pb_thread_role;
 extern PB_TLS pb_thread_role pb_role;
 
@@ -233,6 +234,9 @@ struct pebble_future {
   unsigned char in_block;      /* allocated by pb_blocks (a pool task's) */
   unsigned char result_mapped; /* result is a mapping (shared_result.c) */
   unsigned char process;       /* runs in another process: waiters sleep */
+  /* Stripe lock: the cancel of a task sent ahead to a process worker
+   * waits until the worker's skip request is written (pool_processes.c). */
+  unsigned char skip_wait;
   void *result;
   size_t result_size;
   char *message;
@@ -292,6 +296,12 @@ void pb_future_run_callbacks(pebble_future *f);
 void pb_future_set_exit(pebble_future *f, const pebble_exit_info *exit);
 void pb_stripe_lock(pebble_future *f);
 void pb_stripe_unlock(pebble_future *f);
+/* A cancel waits at most this long for a skip request to go out. */
+#define PB_SKIP_WAIT_NS UINT64_C(2000000000)
+/* Let the cancel of f go on: its skip request is written, or its task is
+ * gone.  _locked: with f's stripe lock held. */
+void pb_future_skip_sent(pebble_future *f);
+void pb_future_skip_sent_locked(pebble_future *f);
 int pb_future_is_resolved(const pebble_future *f);
 
 /* ---- dispatch.c ---- */

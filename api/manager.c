@@ -152,6 +152,7 @@ static void manager_main(void *arg) {
   pb_manager *m = arg;
   pebble_wait_event events[PB_EVENTS_MAX];
   pb_role.library_thread = 1;
+  pb_role.manager_thread = 1;
   for (;;) {
     size_t n = 0, i;
     uint64_t next;

@@ -581,7 +581,11 @@ PEBBLE_API int pebble_future_exit_info(const pebble_future *future,
 PEBBLE_API const char *pebble_signal_name(int signal);
 
 /*
- * Cancel the task.  A task not started yet never starts.  A running
+ * Cancel the task.  A task not started yet never starts.  A task a
+ * process pool sent ahead to a busy worker (docs/pools.md) is skipped by
+ * that worker: this returns once the request to skip it is written, so
+ * it starts only if the worker had reached it already (it is then stopped
+ * as a running task).  A running
  * process task's process group is sent SIGKILL before this returns (its
  * exit is reaped later by the library).  A running thread task is flagged
  * (pebble_should_stop()) and keeps its thread until it returns.  In every

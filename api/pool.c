@@ -230,6 +230,7 @@ void pb_ptask_free(pb_ptask *t) {
     pb_stripe_lock(f);
     if (atomic_load(&f->runner) == &t->runner)
       atomic_store(&f->runner, NULL);
+    pb_future_skip_sent_locked(f); /* gone: nothing left to skip */
     pb_stripe_unlock(f);
   }
   if (t->arg != (unsigned char *)(t + 1))

@@ -626,7 +626,7 @@ void pb_processes_kick(pb_manager *m, pb_cmd *cmd) {
   uint64_t now = bk->now_ns();
   pb_pworker *w;
   unsigned desired;
-  int ending, rc;
+  int ending, rc, skips;
 
   bk->mutex_lock(P->lock);
   ending = P->state == PB_POOL_STOPPED || P->state == PB_POOL_BROKEN;
@@ -668,7 +668,8 @@ void pb_processes_kick(pb_manager *m, pb_cmd *cmd) {
     }
   }
   /* Ask workers to skip the cancelled tasks sent ahead to them. */
-  if (atomic_exchange(&P->skips_wanted, 0))
+  skips = atomic_exchange(&P->skips_wanted, 0);
+  if (skips)
     for (w = P->workers; w != NULL; w = w->next) {
       pb_ptask *t;
       for (t = w->ahead; t != NULL && !w->killed; t = t->next)
@@ -691,6 +692,15 @@ void pb_processes_kick(pb_manager *m, pb_cmd *cmd) {
     for (w = P->workers; w != NULL; w = w->next)
       flush_pending(m, P, w);
   }
+  /* Written (or queued behind what the worker has yet to read): the
+   * cancels waiting for that may return. */
+  if (skips)
+    for (w = P->workers; w != NULL; w = w->next) {
+      pb_ptask *t;
+      for (t = w->ahead; t != NULL; t = t->next)
+        if (t->skip_sent)
+          pb_future_skip_sent(t->future);
+    }
   if (P->spare != NULL && P->state != PB_POOL_OPEN) {
     w = P->spare; /* no task will time out any more */
     P->spare = NULL;
@@ -710,6 +720,7 @@ void pb_processes_cancel_locked(pb_runner *r) {
   pb_ptask *t = PB_CONTAINER(r, pb_ptask, runner);
   if (t->proc != NULL && !t->killed) {
     if (t->ahead) { /* not started: its worker is asked to skip it */
+      t->future->skip_wait = 1; /* the cancel waits for the request */
       atomic_store(&t->pool->skips_wanted, 1);
       pb_manager_post(t->pool->manager, &t->pool->kick);
       return;
