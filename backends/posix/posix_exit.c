@@ -4,10 +4,12 @@
  *
  * Where the kernel has pidfds, that descriptor is the child's pidfd.
  * Otherwise (compiled out with PEBBLE_NO_PIDFD, or refused at run time) a
- * small helper thread blocks in waitid(..., WNOWAIT), then writes to a
- * socket and closes its end.  Once the child is reaped the helper is
- * joined: a destroyed process handle leaves no descriptor and no thread
- * behind, not even for a moment.  WNOWAIT leaves the child a zombie: its pid, and so
+ * small detached helper thread blocks in waitid(..., WNOWAIT), then
+ * writes to a socket and closes its end.  Once the child is reaped we wait
+ * for that end to close: a destroyed process handle leaves no descriptor
+ * behind, not even for a moment.  Detached, not joined: a joinable
+ * thread alive at a fork would be reported as leaked in every child by
+ * ThreadSanitizer.  WNOWAIT leaves the child a zombie: its pid, and so
  * its process group id, stay reserved until proc_reap, which can therefore
  * still kill what is left of the group safely.  Nothing here ever calls
  * waitpid(-1) or installs a SIGCHLD handler: other children of the
@@ -52,8 +54,8 @@ static int open_pidfd(pid_t pid) {
 }
 #endif
 
-/* What a helper needs; it owns this and its end of the socket, so that
- * it may outlive the process handle when it cannot be joined. */
+/* What a helper needs; it owns this and its end of the socket, so it may
+ * outlive the process handle. */
 typedef struct helper_arg {
   pid_t pid;
   int fd;
@@ -114,7 +116,7 @@ int pbp_exit_watch_start(pebble_bk_proc *p, int *sys_errno) {
   }
   a->pid = p->pid;
   a->fd = sv[1];
-  rc = pbp_thread_start_helper(exit_helper, a, &p->exit_helper);
+  rc = pbp_thread_start_detached(exit_helper, a);
   if (rc != 0) {
     pbp_fd_close(sv[0]);
     pbp_fd_close(sv[1]);
@@ -139,10 +141,10 @@ int pbp_exit_seen(const pebble_bk_proc *p) {
   return n > 0;
 }
 
-/* The helper's end closes right after its write, once waitid returned;
- * after the reap it returns at once (the zombie, or ECHILD).  True when
- * that end is closed. */
-static int helper_end_closed(int fd) {
+/* Wait for the helper's end to close.  It closes right after its write,
+ * once waitid returned; after the reap that is at once (the zombie, or
+ * ECHILD). */
+static void wait_helper_done(int fd) {
   /* Only if the child's pid went to another child of ours between the
    * reap and the helper's waitid could this last: then give up. */
   uint64_t deadline = pbp_now_ns() + UINT64_C(2000000000);
@@ -152,14 +154,14 @@ static int helper_end_closed(int fd) {
     uint64_t now;
     ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
     if (n == 0)
-      return 1;
+      return;
     if (n > 0 || errno == EINTR)
       continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK)
-      return 0;
+      return;
     now = pbp_now_ns();
     if (now >= deadline)
-      return 0;
+      return;
     pfd.fd = fd;
     pfd.events = POLLIN;
     pfd.revents = 0;
@@ -168,13 +170,9 @@ static int helper_end_closed(int fd) {
 }
 
 void pbp_exit_watch_stop(pebble_bk_proc *p) {
-  if (p->has_exit_helper) {
-    if (helper_end_closed(p->exit_fd))
-      pthread_join(p->exit_helper, NULL);
-    else
-      pthread_detach(p->exit_helper);
-    p->has_exit_helper = 0;
-  }
+  if (p->has_exit_helper)
+    wait_helper_done(p->exit_fd);
+  p->has_exit_helper = 0;
   pbp_fd_close(p->exit_fd);
   p->exit_fd = -1;
 }

@@ -108,10 +108,9 @@ PBP_HIDDEN void pbp_thread_child_is_task(void);
 PBP_HIDDEN void pbp_stdio_forget_parents(void);
 /* Remember the signal mask application threads run with (from init). */
 PBP_HIDDEN void pbp_thread_capture_app_mask(void);
-/* Start a small joinable library thread with every signal blocked; 0 or
+/* Start a small detached library thread with every signal blocked; 0 or
  * an errno value. */
-PBP_HIDDEN int pbp_thread_start_helper(void *(*fn)(void *), void *arg,
-                                       pthread_t *tid);
+PBP_HIDDEN int pbp_thread_start_detached(void *(*fn)(void *), void *arg);
 
 /* ---- posix_fd.c: the registry of library descriptors ----
  * Every descriptor the backend opens is created close-on-exec and
@@ -177,8 +176,7 @@ struct pebble_bk_proc {
   int chan_fd;           /* parent end of the channel, non-blocking */
   int exit_fd;           /* readable once the child ended: pidfd, or a
                             socket a helper thread writes to */
-  pthread_t exit_helper; /* that helper thread, when has_exit_helper */
-  int has_exit_helper;
+  int has_exit_helper;   /* that thread's socket (closes when it is done) */
   pthread_mutex_t lock;  /* orders kill against reap (pid reuse) */
   int reaped;            /* under lock */
   pebble_bk_exit exit;   /* valid once reaped */

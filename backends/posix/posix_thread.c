@@ -140,11 +140,12 @@ int pbp_thread_join(pebble_bk_thread *t) {
   return PEBBLE_OK;
 }
 
-int pbp_thread_start_helper(void *(*fn)(void *), void *arg, pthread_t *tid) {
+int pbp_thread_start_detached(void *(*fn)(void *), void *arg) {
   /* Helper threads only block in one system call: a small stack will do,
    * with room for sanitizers. */
   size_t stack = 256u * 1024u;
   pthread_attr_t attr;
+  pthread_t tid;
   sigset_t all, old;
   int rc;
 
@@ -155,9 +156,10 @@ int pbp_thread_start_helper(void *(*fn)(void *), void *arg, pthread_t *tid) {
   if (pthread_attr_init(&attr) != 0)
     return ENOMEM;
   pthread_attr_setstacksize(&attr, stack);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  rc = pthread_create(tid, &attr, fn, arg);
+  rc = pthread_create(&tid, &attr, fn, arg);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   pthread_attr_destroy(&attr);
   return rc;
