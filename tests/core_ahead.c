@@ -144,22 +144,31 @@ static pebble_future *schedule_str(pebble_pool *p, pebble_task_fn fn,
   return f;
 }
 
-/* The scene of the first three tests: `first` runs at the gate, b and c
- * (marks) are sent ahead behind it (where the backend can). */
-static void two_behind_gate(pebble_pool *p, const scene *s,
-                            pebble_task_fn first, pebble_future **a,
-                            pebble_future **b, pebble_future **c) {
-  *a = schedule_str(p, first, s->gate);
-  CU_ASSERT_EQUAL(started(*a), 1);
-  *b = schedule_str(p, mark, s->mark_b);
-  *c = schedule_str(p, mark, s->mark_c);
-  CU_ASSERT_EQUAL(sent_ahead(p, ahead_expected() ? 2 : 0), 1);
+/* The scene of the first three tests: a one-worker pool that always
+ * sends ahead; `first` runs at the gate, b and c (marks) are sent ahead
+ * behind it (where the backend can). */
+typedef struct gate_scene {
+  scene s;
+  pebble_pool *p;
+  pebble_future *a, *b, *c;
+} gate_scene;
+
+static void gate_scene_begin(gate_scene *g, pebble_task_fn first) {
+  g->p = one_worker(PEBBLE_SEND_AHEAD_ALWAYS);
+  CU_ASSERT_EQUAL_FATAL(scene_open(&g->s), 0);
+  g->a = schedule_str(g->p, first, g->s.gate);
+  CU_ASSERT_EQUAL(started(g->a), 1);
+  g->b = schedule_str(g->p, mark, g->s.mark_b);
+  g->c = schedule_str(g->p, mark, g->s.mark_c);
+  CU_ASSERT_EQUAL(sent_ahead(g->p, ahead_expected() ? 2 : 0), 1);
 }
 
-static void release3(pebble_future *a, pebble_future *b, pebble_future *c) {
-  pebble_future_release(a);
-  pebble_future_release(b);
-  pebble_future_release(c);
+static void gate_scene_end(gate_scene *g) {
+  pebble_future_release(g->a);
+  pebble_future_release(g->b);
+  pebble_future_release(g->c);
+  CU_ASSERT_EQUAL(pebble_pool_destroy(g->p), PEBBLE_OK);
+  scene_close(&g->s);
 }
 
 /* Behind a running task, two are sent ahead; the first is cancelled: the
@@ -171,70 +180,57 @@ static void release3(pebble_future *a, pebble_future *b, pebble_future *c) {
 static void test_cancel_skips(void) {
   int round;
   for (round = 0; round < CANCEL_ROUNDS; round++) {
-    scene s;
-    pebble_pool *p = one_worker(PEBBLE_SEND_AHEAD_ALWAYS);
-    pebble_future *a, *b, *c;
+    gate_scene g;
     int64_t v = 0;
-    CU_ASSERT_EQUAL_FATAL(scene_open(&s), 0);
-    two_behind_gate(p, &s, gate, &a, &b, &c);
-    CU_ASSERT_EQUAL(pebble_future_state(b), PEBBLE_PENDING);
-    CU_ASSERT_EQUAL(pebble_future_cancel(b), PEBBLE_OK);
-    open_gate(&s);
-    CU_ASSERT_EQUAL(pebble_future_get_int(a, PEBBLE_SEC(60), &v), PEBBLE_OK);
+    gate_scene_begin(&g, gate);
+    CU_ASSERT_EQUAL(pebble_future_state(g.b), PEBBLE_PENDING);
+    CU_ASSERT_EQUAL(pebble_future_cancel(g.b), PEBBLE_OK);
+    open_gate(&g.s);
+    CU_ASSERT_EQUAL(pebble_future_get_int(g.a, PEBBLE_SEC(60), &v),
+                    PEBBLE_OK);
     CU_ASSERT_EQUAL(v, 7);
-    CU_ASSERT_EQUAL(pebble_future_get_int(c, PEBBLE_SEC(60), &v), PEBBLE_OK);
-    CU_ASSERT_EQUAL(pebble_future_state(b), PEBBLE_CANCELLED);
-    CU_ASSERT_EQUAL(exists(s.mark_b), 0); /* never started */
-    CU_ASSERT_EQUAL(exists(s.mark_c), 1);
-    CU_ASSERT_EQUAL(stats_of(p).worker_restarts, 0); /* skipped, not killed */
-    CU_ASSERT_EQUAL(stats_of(p).cancelled, 1);
-    release3(a, b, c);
-    CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
-    scene_close(&s);
+    CU_ASSERT_EQUAL(pebble_future_get_int(g.c, PEBBLE_SEC(60), &v),
+                    PEBBLE_OK);
+    CU_ASSERT_EQUAL(pebble_future_state(g.b), PEBBLE_CANCELLED);
+    CU_ASSERT_EQUAL(exists(g.s.mark_b), 0); /* never started */
+    CU_ASSERT_EQUAL(exists(g.s.mark_c), 1);
+    CU_ASSERT_EQUAL(stats_of(g.p).worker_restarts, 0); /* skipped */
+    CU_ASSERT_EQUAL(stats_of(g.p).cancelled, 1);
+    gate_scene_end(&g);
   }
 }
 
 /* The worker dies running the first task: the two sent ahead never
  * started, so they run on its replacement instead of failing with it. */
 static void test_death_gives_back(void) {
-  scene s;
-  pebble_pool *p = one_worker(PEBBLE_SEND_AHEAD_ALWAYS);
-  pebble_future *a, *b, *c;
+  gate_scene g;
   int64_t v = 0;
-  CU_ASSERT_EQUAL_FATAL(scene_open(&s), 0);
-  two_behind_gate(p, &s, gate_then_die, &a, &b, &c);
-  open_gate(&s);
-  CU_ASSERT_EQUAL(pebble_future_get(a, PEBBLE_SEC(60), NULL, NULL),
+  gate_scene_begin(&g, gate_then_die);
+  open_gate(&g.s);
+  CU_ASSERT_EQUAL(pebble_future_get(g.a, PEBBLE_SEC(60), NULL, NULL),
                   PEBBLE_EDIED);
-  CU_ASSERT_EQUAL(pebble_future_get_int(b, PEBBLE_SEC(60), &v), PEBBLE_OK);
-  CU_ASSERT_EQUAL(pebble_future_get_int(c, PEBBLE_SEC(60), &v), PEBBLE_OK);
-  CU_ASSERT_EQUAL(exists(s.mark_b), 1);
-  CU_ASSERT_EQUAL(exists(s.mark_c), 1);
-  CU_ASSERT_EQUAL(stats_of(p).worker_restarts, 1);
-  CU_ASSERT_EQUAL(done_count(p, 2), 2);
-  release3(a, b, c);
-  CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
-  scene_close(&s);
+  CU_ASSERT_EQUAL(pebble_future_get_int(g.b, PEBBLE_SEC(60), &v), PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_future_get_int(g.c, PEBBLE_SEC(60), &v), PEBBLE_OK);
+  CU_ASSERT_EQUAL(exists(g.s.mark_b), 1);
+  CU_ASSERT_EQUAL(exists(g.s.mark_c), 1);
+  CU_ASSERT_EQUAL(stats_of(g.p).worker_restarts, 1);
+  CU_ASSERT_EQUAL(done_count(g.p, 2), 2);
+  gate_scene_end(&g);
 }
 
 /* Stopping the pool cancels the tasks sent ahead; none of them starts. */
 static void test_stop_cancels(void) {
-  scene s;
-  pebble_pool *p = one_worker(PEBBLE_SEND_AHEAD_ALWAYS);
-  pebble_future *a, *b, *c;
-  CU_ASSERT_EQUAL_FATAL(scene_open(&s), 0);
-  two_behind_gate(p, &s, gate, &a, &b, &c);
-  CU_ASSERT_EQUAL(pebble_pool_stop(p), PEBBLE_OK);
-  CU_ASSERT_EQUAL(pebble_pool_join(p, PEBBLE_SEC(60)), PEBBLE_OK);
-  CU_ASSERT_EQUAL(pebble_future_get(a, 0, NULL, NULL), PEBBLE_ECANCELED);
-  CU_ASSERT_EQUAL(pebble_future_get(b, 0, NULL, NULL), PEBBLE_ECANCELED);
-  CU_ASSERT_EQUAL(pebble_future_get(c, 0, NULL, NULL), PEBBLE_ECANCELED);
-  CU_ASSERT_EQUAL(exists(s.mark_b), 0);
-  CU_ASSERT_EQUAL(exists(s.mark_c), 0);
-  CU_ASSERT_EQUAL(stats_of(p).cancelled, 3);
-  release3(a, b, c);
-  CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
-  scene_close(&s);
+  gate_scene g;
+  gate_scene_begin(&g, gate);
+  CU_ASSERT_EQUAL(pebble_pool_stop(g.p), PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_pool_join(g.p, PEBBLE_SEC(60)), PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_future_get(g.a, 0, NULL, NULL), PEBBLE_ECANCELED);
+  CU_ASSERT_EQUAL(pebble_future_get(g.b, 0, NULL, NULL), PEBBLE_ECANCELED);
+  CU_ASSERT_EQUAL(pebble_future_get(g.c, 0, NULL, NULL), PEBBLE_ECANCELED);
+  CU_ASSERT_EQUAL(exists(g.s.mark_b), 0);
+  CU_ASSERT_EQUAL(exists(g.s.mark_c), 0);
+  CU_ASSERT_EQUAL(stats_of(g.p).cancelled, 3);
+  gate_scene_end(&g);
 }
 
 /* Nothing goes ahead behind a task with a timeout, and a task with a
