@@ -1,6 +1,14 @@
 /* core_api.c -- versions, status codes, options, bad input, logging. */
 #include "core_util.h"
 
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#ifdef PEBBLE_BIND_NOW
+#include <elf.h>
+#include <link.h>
+#endif
+
 static int noop(pebble_ctx *ctx, const void *arg, size_t size) {
   (void)ctx, (void)arg, (void)size;
   return 0;
@@ -160,6 +168,36 @@ static void quiet_body(void) {
 }
 static void test_quiet(void) { CU_ASSERT(in_child(quiet_body)); }
 
+#ifdef PEBBLE_BIND_NOW
+/* Where the linker can, the library binds every symbol when it is loaded:
+ * a forked process task then looks nothing up and writes no relocation
+ * into a page its parent shares (docs/performance.md, section 4). */
+static int find_flags(struct dl_phdr_info *info, size_t size, void *data) {
+  int *bound = data, i;
+  (void)size;
+  if (info->dlpi_name == NULL || strstr(info->dlpi_name, "libpebble") == NULL)
+    return 0;
+  for (i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Dyn) *d;
+    if (info->dlpi_phdr[i].p_type != PT_DYNAMIC)
+      continue;
+    d = (const ElfW(Dyn) *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+    for (; d->d_tag != DT_NULL; d++)
+      if ((d->d_tag == DT_FLAGS && (d->d_un.d_val & DF_BIND_NOW)) ||
+          (d->d_tag == DT_FLAGS_1 && (d->d_un.d_val & DF_1_NOW)))
+        *bound = 1;
+  }
+  return 1; /* found the library: stop */
+}
+
+static void test_bound_at_load(void) {
+  int bound = 0;
+  CU_ASSERT_PTR_NOT_NULL(pebble_version()); /* the library is loaded */
+  dl_iterate_phdr(find_flags, &bound);
+  CU_ASSERT(bound);
+}
+#endif
+
 int main(void) {
   CU_TestInfo tests[] = {
       /* First: forks before this process has any library thread. */
@@ -168,6 +206,9 @@ int main(void) {
       {"status codes", test_status_codes},
       {"options", test_options},
       {"bad input", test_bad_input},
+#ifdef PEBBLE_BIND_NOW
+      {"bound at load time", test_bound_at_load},
+#endif
       CU_TEST_INFO_NULL};
   return run_suite("api", tests);
 }
