@@ -834,8 +834,11 @@ PEBBLE_API void pebble_map_release(pebble_map *map);
 /* ------------------------------------------------------------------ */
 
 /*
- * Wait until every future of the array has resolved, at most timeout.
- * PEBBLE_OK, PEBBLE_ENOTREADY, PEBBLE_EINVAL, PEBBLE_EDEADLK.
+ * Wait until every future of the array has resolved, at most timeout (for
+ * the whole array).  The array stays the caller's; no reference is taken.
+ * The last future is waited for first (a batch tends to resolve in order),
+ * then the others.  PEBBLE_OK, PEBBLE_ENOTREADY (timeout),
+ * PEBBLE_EINVAL (a NULL entry, found before any waiting), PEBBLE_EDEADLK.
  */
 PEBBLE_API int pebble_wait_all(pebble_future *const *futures, size_t count,
                                pebble_time_t timeout);

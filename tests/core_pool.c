@@ -657,6 +657,47 @@ static void fork_refused_body(void) {
 }
 static void test_fork_refused(void) { CU_ASSERT(in_child(fork_refused_body)); }
 
+static int resolved(pebble_future *f) {
+  return pebble_future_status(f) != PEBBLE_ENOTREADY;
+}
+
+/* pebble_wait_all waits for the last future first; the order must not
+ * matter, a NULL entry is refused before any wait, a timeout still holds. */
+static void test_wait_all_order(void) {
+  pebble_pool *p = make(PEBBLE_THREAD, 2, 0);
+  int long_ms = 30000, short_ms = 200;
+  pebble_future *f[3], *with_null[3], *g[2];
+  f[0] = sched(p, cooperative, &long_ms, sizeof long_ms, PEBBLE_DEFAULT);
+  f[1] = sched(p, square, &(int64_t){3}, sizeof(int64_t), PEBBLE_DEFAULT);
+  f[2] = sched(p, square, &(int64_t){4}, sizeof(int64_t), PEBBLE_DEFAULT);
+  with_null[0] = f[0];
+  with_null[1] = NULL;
+  with_null[2] = f[2];
+  CU_ASSERT_EQUAL(pebble_wait_all(with_null, 3, PEBBLE_SEC(60)),
+                  PEBBLE_EINVAL);
+  CU_ASSERT(strstr(pebble_last_error(), "futures[1]") != NULL);
+  CU_ASSERT_FALSE(resolved(f[0])); /* nothing was waited for */
+  /* The first never ends in time; the last two resolve meanwhile. */
+  CU_ASSERT_EQUAL(pebble_wait_all(f, 3, PEBBLE_MSEC(100)), PEBBLE_ENOTREADY);
+  CU_ASSERT_EQUAL(pebble_wait_all(f + 1, 2, PEBBLE_SEC(60)), PEBBLE_OK);
+  CU_ASSERT_FALSE(resolved(f[0]));
+  /* Resolved last but listed first. */
+  CU_ASSERT_EQUAL(pebble_future_cancel(f[0]), PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_wait_all(f, 3, PEBBLE_SEC(60)), PEBBLE_OK);
+  /* Listed last, resolved last: the short task outlives the quick one. */
+  g[0] = sched(p, square, &(int64_t){5}, sizeof(int64_t), PEBBLE_DEFAULT);
+  g[1] = sched(p, cooperative, &short_ms, sizeof short_ms, PEBBLE_DEFAULT);
+  CU_ASSERT_EQUAL(pebble_wait_all(g, 2, PEBBLE_SEC(60)), PEBBLE_OK);
+  CU_ASSERT(resolved(g[0]) && resolved(g[1]));
+  CU_ASSERT_EQUAL(pebble_wait_all(g, 0, PEBBLE_NOWAIT), PEBBLE_OK);
+  pebble_future_release(f[0]);
+  pebble_future_release(f[1]);
+  pebble_future_release(f[2]);
+  pebble_future_release(g[0]);
+  pebble_future_release(g[1]);
+  pebble_pool_destroy(p);
+}
+
 static void test_bad_input(void) {
   pebble_pool_options o;
   pebble_pool *p = NULL;
@@ -703,6 +744,8 @@ int main(void) {
       {"destroy while a replacement worker starts",
        test_destroy_while_replacing},
       {"fork refused: queued futures resolve", test_fork_refused},
+      {"wait_all: any order, NULL refused first, timeout",
+       test_wait_all_order},
       {"bad input", test_bad_input},
       CU_TEST_INFO_NULL};
   REGISTER_TASK(square);
