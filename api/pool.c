@@ -179,6 +179,14 @@ int pebble_pool_create(pebble_pool **pool, pebble_kind kind,
   atomic_init(&P->cancelled, 0);
   atomic_init(&P->restarts, 0);
   atomic_init(&P->has_work, 0);
+  atomic_init(&P->active, 0);
+  atomic_init(&P->unsignalled, 0);
+  atomic_init(&P->spinning, 0);
+  atomic_init(&P->inbox, NULL);
+  atomic_init(&P->sent, 0);
+  atomic_init(&P->taken, 0);
+  atomic_init(&P->taken_seen, 0);
+  atomic_init(&P->accepting, 1);
   atomic_init(&P->spin.budget_ns, UINT32_MAX);
   atomic_init(&P->spin.skips, 0);
   P->state = PB_POOL_OPEN;
@@ -278,9 +286,50 @@ char *pb_pool_timeout_message(pebble_time_t us) {
   return pb_format("the task passed its timeout of %lld us", (long long)us);
 }
 
+/* Only one thread at a time (the pool lock's holder) takes the stack, so
+ * it can be taken whole and turned around. */
+void pb_pool_collect(pebble_pool *P) {
+  pb_ptask *t, *next, *first = NULL, *last;
+  size_t n = 0;
+  if (atomic_load_explicit(&P->inbox, memory_order_relaxed) == NULL)
+    return;
+  t = atomic_exchange_explicit(&P->inbox, NULL, memory_order_acquire);
+  last = t;
+  for (; t != NULL; t = next, n++) {
+    next = t->next;
+    t->next = first;
+    first = t;
+  }
+  if (first == NULL)
+    return;
+  if (P->tail != NULL)
+    P->tail->next = first;
+  else
+    P->head = first;
+  P->tail = last;
+  P->queued += n;
+  atomic_store_explicit(&P->has_work, 1, memory_order_relaxed);
+}
+
+/* The inbox is read last and in sequentially consistent order: a worker
+ * or join that saw the pool closed then sees any task scheduled by a
+ * caller that saw it open (schedule_fast). */
+int pb_pool_has_queued(pebble_pool *P) {
+  return P->head != NULL || atomic_load(&P->inbox) != NULL;
+}
+
+/* Pool lock held: one more task left the queue. */
+static void count_taken(pebble_pool *P, size_t n) {
+  atomic_store_explicit(
+      &P->taken, atomic_load_explicit(&P->taken, memory_order_relaxed) + n,
+      memory_order_relaxed);
+}
+
 pb_ptask *pb_pool_unlink(pebble_pool *P) {
-  pb_ptask *t = P->head;
-  if (t == NULL)
+  pb_ptask *t;
+  if (P->head == NULL)
+    pb_pool_collect(P);
+  if ((t = P->head) == NULL)
     return NULL;
   P->head = t->next;
   if (P->head == NULL) {
@@ -288,6 +337,7 @@ pb_ptask *pb_pool_unlink(pebble_pool *P) {
     atomic_store_explicit(&P->has_work, 0, memory_order_relaxed);
   }
   P->queued--;
+  count_taken(P, 1);
   P->lib->bk->cond_signal(P->space);
   return t;
 }
@@ -338,7 +388,10 @@ void pb_pool_fail_list(pebble_pool *P, pb_ptask *list, int state, int status,
 }
 
 static pb_ptask *take_queue(pebble_pool *P) {
-  pb_ptask *list = P->head;
+  pb_ptask *list;
+  pb_pool_collect(P);
+  list = P->head;
+  count_taken(P, P->queued);
   P->head = P->tail = NULL;
   atomic_store_explicit(&P->has_work, 0, memory_order_relaxed);
   P->queued = 0;
@@ -353,6 +406,7 @@ void pb_pool_break(pebble_pool *P, const char *why) {
   bk->mutex_lock(P->lock);
   if (P->state == PB_POOL_OPEN || P->state == PB_POOL_CLOSED) {
     P->state = PB_POOL_BROKEN;
+    atomic_store(&P->accepting, 0);
     P->broken_status = PEBBLE_EBROKEN;
     P->broken_message = msg;
     msg = NULL;
@@ -365,6 +419,120 @@ void pb_pool_break(pebble_pool *P, const char *why) {
              P->broken_message ? P->broken_message : why);
   free(msg);
   pb_manager_post(P->manager, &P->kick);
+}
+
+/* Thread pools: count one more task in, unless the queue may be full.
+ * The count comes first, so schedulers racing for the last places cannot
+ * all take them. */
+static int reserve(pebble_pool *P) {
+  size_t before = atomic_fetch_add(&P->sent, 1), taken;
+  taken = atomic_load_explicit(&P->taken_seen, memory_order_relaxed);
+  if (before < taken || before - taken < P->o.max_queued)
+    return 1;
+  taken = atomic_load(&P->taken);
+  atomic_store_explicit(&P->taken_seen, taken, memory_order_relaxed);
+  if (before < taken || before - taken < P->o.max_queued)
+    return 1;
+  atomic_fetch_sub(&P->sent, 1);
+  return 0;
+}
+
+static int queue_full(pebble_pool *P) {
+  size_t taken;
+  if (P->kind != PEBBLE_THREAD)
+    return P->queued >= P->o.max_queued;
+  taken = atomic_load(&P->taken);
+  return atomic_load(&P->sent) - taken >= P->o.max_queued;
+}
+
+/* Pool lock held, t counted in `sent`: t joins the thread pool's queue
+ * behind what waits in the inbox. */
+static void append_locked(pebble_pool *P, pb_ptask *t) {
+  pb_pool_collect(P);
+  t->next = NULL;
+  if (P->tail != NULL)
+    P->tail->next = t;
+  else
+    P->head = t;
+  P->tail = t;
+  P->queued++;
+  atomic_store_explicit(&P->has_work, 1, memory_order_relaxed);
+}
+
+/* A thread pool's common case needs no pool lock: the pool is open, its
+ * workers are started and the queue has room; t then goes on the inbox.
+ * 0 sends the caller to the locked path, which knows what to do in the
+ * other cases. */
+static int schedule_fast(pebble_pool *P, pb_ptask *t) {
+  pb_ptask *top;
+  if (!atomic_load_explicit(&P->accepting, memory_order_relaxed) ||
+      atomic_load_explicit(&P->active, memory_order_relaxed) <
+          P->o.workers ||
+      !reserve(P))
+    return 0;
+  top = atomic_load_explicit(&P->inbox, memory_order_relaxed);
+  do
+    t->next = top;
+  while (!atomic_compare_exchange_weak_explicit(
+      &P->inbox, &top, t, memory_order_seq_cst, memory_order_relaxed));
+  return 1;
+}
+
+/* After schedule_fast: a worker must come for t.  The checks are read in
+ * sequentially consistent order after the push, and a worker going to
+ * sleep counts itself before looking at the inbox, so either that worker
+ * sees t or this sees the worker. */
+static void wake_for_fast(pebble_pool *P) {
+  const pebble_backend *bk = P->lib->bk;
+  int spinning = 1, signal = 0;
+  if (atomic_load(&P->spinning) == 1 &&
+      atomic_compare_exchange_strong(&P->spinning, &spinning, 2))
+    return; /* the watching worker takes it */
+  if (atomic_load(&P->unsignalled) <= 0)
+    return; /* every worker is busy: the first back takes it */
+  bk->mutex_lock(P->lock);
+  if (atomic_load_explicit(&P->unsignalled, memory_order_relaxed) > 0) {
+    atomic_fetch_sub(&P->unsignalled, 1);
+    P->wakes++;
+    signal = 1;
+  }
+  bk->mutex_unlock(P->lock);
+  if (signal)
+    bk->cond_signal(P->work);
+}
+
+/* The pool closed while t went on the inbox: if no worker has taken t
+ * yet, take it back and refuse it (as the locked path would have); else
+ * it was in time.  Workers and join look at the inbox after they see the
+ * pool closed, so t is never left behind either way. */
+static int retract(pebble_pool *P, pb_ptask *t) {
+  const pebble_backend *bk = P->lib->bk;
+  pb_ptask *prev = NULL, *at;
+  int rc = PEBBLE_OK;
+  bk->mutex_lock(P->lock);
+  pb_pool_collect(P);
+  for (at = P->head; at != NULL && at != t; at = at->next)
+    prev = at;
+  if (at == t) {
+    if (prev != NULL)
+      prev->next = t->next;
+    else
+      P->head = t->next;
+    if (P->tail == t)
+      P->tail = prev;
+    if (P->head == NULL)
+      atomic_store_explicit(&P->has_work, 0, memory_order_relaxed);
+    P->queued--;
+    count_taken(P, 1);
+    bk->cond_broadcast(P->idle); /* join may wait for the queue */
+    if (P->state == PB_POOL_BROKEN)
+      rc = pb_error(PEBBLE_EBROKEN, "%s", P->broken_message);
+    else
+      rc = pb_error(PEBBLE_ECLOSED, "the pool is %s",
+                    P->state == PB_POOL_STOPPED ? "stopped" : "closed");
+  }
+  bk->mutex_unlock(P->lock);
+  return rc;
 }
 
 int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg,
@@ -421,6 +589,17 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
   f->runner = &t->runner;
 
   pebble_future_ref(f); /* the caller's, taken before the lock */
+  if (P->kind == PEBBLE_THREAD && schedule_fast(P, t)) {
+    if (!atomic_load(&P->accepting) && (rc = retract(P, t)) != PEBBLE_OK) {
+      f->runner = NULL;
+      pebble_future_release(f);
+      pb_ptask_free(t);
+      return rc;
+    }
+    wake_for_fast(P);
+    *future = f;
+    return PEBBLE_OK;
+  }
   deadline = pb_deadline_after(bk, o->queue_wait);
   bk->mutex_lock(P->lock);
   for (;;) {
@@ -433,11 +612,12 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
                     P->state == PB_POOL_CLOSED ? "closed" : "stopped");
       break;
     }
-    if (P->queued < P->o.max_queued)
+    if (P->kind == PEBBLE_THREAD ? reserve(P)
+                                 : P->queued < P->o.max_queued)
       break;
     if (o->queue_wait == PEBBLE_NOWAIT ||
         (bk->cond_wait(P->space, P->lock, deadline) == PEBBLE_ENOTREADY &&
-         P->queued >= P->o.max_queued && P->state == PB_POOL_OPEN)) {
+         queue_full(P) && P->state == PB_POOL_OPEN)) {
       rc = pb_error(PEBBLE_EWOULDBLOCK,
                     "the pool's queue is full (%zu tasks)", P->o.max_queued);
       break;
@@ -460,23 +640,29 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
     *future = f;
     return PEBBLE_OK;
   }
-  if (P->tail != NULL)
-    P->tail->next = t;
-  else
-    P->head = t;
-  P->tail = t;
-  P->queued++;
-  atomic_store_explicit(&P->has_work, 1, memory_order_relaxed);
+  if (P->kind == PEBBLE_THREAD) {
+    append_locked(P, t);
+  } else {
+    if (P->tail != NULL)
+      P->tail->next = t;
+    else
+      P->head = t;
+    P->tail = t;
+    P->queued++;
+    atomic_store_explicit(&P->has_work, 1, memory_order_relaxed);
+  }
   wake = 1;
   signal = 0;
   if (P->kind == PEBBLE_THREAD) {
+    int spinning = 1;
     wake = 0;
     /* A spinning worker takes the first task that comes without being
      * woken; then one signal per sleeper: a worker already signalled and
      * not yet running needs no second futex call. */
-    if (P->spinning == 1) {
-      P->spinning = 2;
-    } else if (P->idle_count > P->wakes) {
+    if (atomic_compare_exchange_strong(&P->spinning, &spinning, 2)) {
+      /* claimed */
+    } else if (atomic_load(&P->unsignalled) > 0) {
+      atomic_fetch_sub(&P->unsignalled, 1);
       P->wakes++;
       signal = 1; /* after the unlock: the worker then finds it free */
     } else if (P->active < P->o.workers && pb_threads_spawn(P) != PEBBLE_OK &&
@@ -549,6 +735,7 @@ int pebble_pool_close(pebble_pool *P) {
   P->lib->bk->mutex_lock(P->lock);
   if (P->state == PB_POOL_OPEN)
     P->state = PB_POOL_CLOSED;
+  atomic_store(&P->accepting, 0);
   P->lib->bk->cond_broadcast(P->work);
   P->lib->bk->cond_broadcast(P->space);
   P->lib->bk->mutex_unlock(P->lock);
@@ -568,6 +755,7 @@ int pebble_pool_stop(pebble_pool *P) {
   bk->mutex_lock(P->lock);
   if (P->state != PB_POOL_STOPPED) {
     P->state = PB_POOL_STOPPED;
+    atomic_store(&P->accepting, 0);
     list = take_queue(P);
   }
   /* Collect the running tasks to cancel them without the pool lock. */
@@ -619,10 +807,10 @@ int pebble_pool_join(pebble_pool *P, pebble_time_t timeout) {
     return pb_error(PEBBLE_ESTATE, "pebble_pool_join: the pool is still "
                                    "open; close or stop it first");
   }
-  while (P->alive > 0 || P->head != NULL) {
+  while (P->alive > 0 || pb_pool_has_queued(P)) {
     if (timeout == PEBBLE_NOWAIT ||
         (bk->cond_wait(P->idle, P->lock, deadline) == PEBBLE_ENOTREADY &&
-         (P->alive > 0 || P->head != NULL))) {
+         (P->alive > 0 || pb_pool_has_queued(P)))) {
       rc = pb_error(PEBBLE_ENOTREADY,
                     "pebble_pool_join: %u workers are still busy", P->alive);
       break;
@@ -686,7 +874,12 @@ int pebble_pool_stats_get(pebble_pool *P, pebble_pool_stats *stats) {
   P->lib->bk->mutex_lock(P->lock);
   s.workers_alive = P->alive;
   s.workers_abandoned = P->abandoned;
-  s.queued = P->queued + P->ahead; /* sent ahead: not started either */
+  if (P->kind == PEBBLE_THREAD) {
+    size_t taken = atomic_load(&P->taken); /* first: sent is never less */
+    s.queued = atomic_load(&P->sent) - taken;
+  } else {
+    s.queued = P->queued + P->ahead; /* sent ahead: not started either */
+  }
   s.running = P->running;
   P->lib->bk->mutex_unlock(P->lock);
   s.done = atomic_load(&P->done);

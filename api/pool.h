@@ -95,14 +95,29 @@ struct pebble_pool {
   char *broken_message;
   pb_pworker *workers;
   unsigned alive;     /* threads not joined / processes not reaped */
-  unsigned active;    /* workers that take tasks (not abandoned, quitting) */
-  unsigned idle_count; /* thread workers asleep on `work` */
-  unsigned wakes;      /* signals sent to them and not yet taken */
-  int spinning;        /* a thread worker watches `has_work` (pool lock):
-                          1, or 2 once a new task counts on it */
+  /* Workers that take tasks (not abandoned, quitting): written under the
+   * pool lock, read without it by a thread pool's scheduler. */
+  atomic_uint active;
+  /* Thread workers asleep on `work` that no signal was sent to yet
+   * (written under the pool lock, read without it), and signals sent and
+   * not yet taken (pool lock). */
+  atomic_int unsignalled;
+  unsigned wakes;
+  /* A thread worker watches for work before sleeping: 1, or 2 once a new
+   * task counts on it (set under the pool lock, claimed without it). */
+  atomic_int spinning;
   pb_spin spin;        /* how long that has lately been worth it */
   atomic_int has_work; /* the queue is not empty: written under the pool
                           lock, read by a spinning worker without it */
+  /* Thread pools schedule without the pool lock: a task goes on this
+   * stack (newest first), and a worker holding the lock moves the stack
+   * to the queue in order (pb_pool_collect).  `sent` counts the tasks
+   * ever scheduled, `taken` those ever taken off the queue (pool lock),
+   * so sent - taken is what waits; `taken_seen` is a scheduler's recent
+   * look at `taken`, enough to know the queue is far from full. */
+  _Atomic(pb_ptask *) inbox;
+  atomic_size_t sent, taken, taken_seen;
+  atomic_int accepting; /* state is OPEN, readable without the lock */
   unsigned abandoned;
   unsigned running;
   atomic_uint_fast64_t done, failed, timed_out, cancelled, restarts;
@@ -133,6 +148,10 @@ void pb_pool_count_outcome(pebble_pool *P, int status);
 int pb_pool_resolve(pebble_pool *P, pebble_future *f, int state, int status,
                     char *message, int inline_callbacks);
 void pb_ptask_free(pb_ptask *t);
+/* Move tasks scheduled without the lock to the queue (pool lock). */
+void pb_pool_collect(pebble_pool *P);
+/* Some task waits in the queue or the inbox (pool lock). */
+int pb_pool_has_queued(pebble_pool *P);
 /* Take the first queued task that has not been cancelled (pool lock). */
 pb_ptask *pb_pool_pop(pebble_pool *P);
 /* Take the first queued task, cancelled or not (pool lock). */

@@ -69,7 +69,7 @@ static void abandon(pebble_pool *P, pb_pworker *w) {
   w->abandoned = 1;
   P->abandoned++;
   P->active--;
-  if (P->head != NULL && P->state != PB_POOL_STOPPED &&
+  if (pb_pool_has_queued(P) && P->state != PB_POOL_STOPPED &&
       P->state != PB_POOL_BROKEN)
     pb_threads_spawn(P); /* refused past the cap: the queue then waits */
 }
@@ -100,9 +100,10 @@ static void run_task(pebble_pool *P, pb_ptask *t) {
 }
 
 static int has_work(void *pool, unsigned turn) {
+  pebble_pool *P = pool;
   (void)turn;
-  return atomic_load_explicit(&((pebble_pool *)pool)->has_work,
-                              memory_order_relaxed);
+  return atomic_load_explicit(&P->has_work, memory_order_relaxed) ||
+         atomic_load_explicit(&P->inbox, memory_order_relaxed) != NULL;
 }
 
 static void worker_main(void *arg) {
@@ -133,8 +134,13 @@ static void worker_main(void *arg) {
       break;
     t = pb_pool_pop(P);
     if (t == NULL) {
-      if (P->state != PB_POOL_OPEN)
+      if (P->state != PB_POOL_OPEN) {
+        /* A task scheduled by a caller that saw the pool open is in the
+         * inbox by now (schedule_fast): look once more. */
+        if (pb_pool_has_queued(P))
+          continue;
         break;
+      }
       if (finished != NULL) {
         bk->mutex_unlock(P->lock);
         pb_ptask_free(finished);
@@ -142,22 +148,30 @@ static void worker_main(void *arg) {
         bk->mutex_lock(P->lock);
         continue;
       }
-      if (!spun && !P->spinning && pb_spin_allowed()) {
+      if (!spun && atomic_load(&P->spinning) == 0 && pb_spin_allowed()) {
         /* One worker at a time watches for the next task before
          * sleeping: a task scheduled meanwhile needs no wake-up. */
-        P->spinning = 1;
+        atomic_store(&P->spinning, 1);
         bk->mutex_unlock(P->lock);
         pb_spin_wait(bk, &P->spin, has_work, P, &gave_up);
         bk->mutex_lock(P->lock);
-        P->spinning = 0;
+        atomic_store(&P->spinning, 0);
         spun = 1;
         continue;
       }
-      P->idle_count++;
+      /* Counted before the inbox is looked at: a caller scheduling
+       * without the lock then either sees this worker and wakes it, or
+       * its task is seen here (wake_for_fast). */
+      atomic_fetch_add(&P->unsignalled, 1);
+      if (atomic_load(&P->inbox) != NULL) {
+        atomic_fetch_sub(&P->unsignalled, 1);
+        continue;
+      }
       bk->cond_wait(P->work, P->lock, PEBBLE_BK_FOREVER);
-      P->idle_count--;
       if (P->wakes > 0)
         P->wakes--;
+      else
+        atomic_fetch_sub(&P->unsignalled, 1);
       continue;
     }
     if (gave_up != 0) {
@@ -202,7 +216,7 @@ static void worker_main(void *arg) {
       P->active--;
       counted = 0;
       atomic_fetch_add(&P->restarts, 1);
-      if (P->state == PB_POOL_OPEN || P->head != NULL)
+      if (P->state == PB_POOL_OPEN || pb_pool_has_queued(P))
         pb_threads_spawn(P);
       break;
     }
@@ -248,7 +262,7 @@ static void worker_unwound(void *arg) {
     worker_exit(P, w, 1);
   }
   atomic_fetch_add(&P->restarts, 1);
-  if (P->state == PB_POOL_OPEN || P->head != NULL)
+  if (P->state == PB_POOL_OPEN || pb_pool_has_queued(P))
     pb_threads_spawn(P);
   pb_manager_post(P->manager, &P->kick); /* before the lock goes */
   bk->mutex_unlock(P->lock);

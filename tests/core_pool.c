@@ -698,6 +698,190 @@ static void test_wait_all_order(void) {
   pebble_pool_destroy(p);
 }
 
+/* Thread pools schedule without the pool lock.  Callers racing close or
+ * stop: each call is either refused, or its future resolves (with its
+ * result, or cancelled by stop); join returns; nothing is left queued. */
+#define RACERS 4
+#define RACE_MAX 4096
+typedef struct racer {
+  pebble_pool *pool;
+  pebble_future *f[RACE_MAX];
+  size_t n;
+  int refused_rc;
+} racer;
+static void *race_schedule(void *arg) {
+  racer *r = arg;
+  int rc = PEBBLE_OK;
+  while (r->n < RACE_MAX) {
+    rc = pebble_pool_schedule(r->pool, square, &(int64_t){3},
+                              sizeof(int64_t), NULL, &r->f[r->n]);
+    if (rc != PEBBLE_OK)
+      break;
+    r->n++;
+  }
+  r->refused_rc = rc;
+  return NULL;
+}
+static void test_schedule_races_close(void) {
+  static racer rs[RACERS];
+  int round;
+  for (round = 0; round < 24; round++) {
+    int stop = round % 2;
+    pebble_pool *p = make(PEBBLE_THREAD, 2, 0);
+    pthread_t th[RACERS];
+    size_t i, accepted = 0, ok = 0, cancelled = 0;
+    int j;
+    pebble_pool_stats st;
+    for (j = 0; j < RACERS; j++) {
+      rs[j].pool = p;
+      rs[j].n = 0;
+      CU_ASSERT_EQUAL_FATAL(pthread_create(&th[j], NULL, race_schedule, &rs[j]),
+                            0);
+    }
+    usleep(200 + 150 * (round % 8));
+    CU_ASSERT_EQUAL(stop ? pebble_pool_stop(p) : pebble_pool_close(p),
+                    PEBBLE_OK);
+    for (j = 0; j < RACERS; j++)
+      pthread_join(th[j], NULL);
+    if (pebble_pool_join(p, PEBBLE_SEC(60)) != PEBBLE_OK) {
+      /* A task left behind: destroy would wait for it for ever. */
+      CU_FAIL("join: tasks were left in the queue of a closed pool");
+      return;
+    }
+    for (j = 0; j < RACERS; j++) {
+      /* Refused for the pool's state, unless it ran out of room first. */
+      CU_ASSERT(rs[j].n == RACE_MAX || rs[j].refused_rc == PEBBLE_ECLOSED);
+      for (i = 0; i < rs[j].n; i++) {
+        int st_rc = pebble_future_status(rs[j].f[i]);
+        ok += st_rc == PEBBLE_OK;
+        cancelled += st_rc == PEBBLE_ECANCELED;
+        CU_ASSERT(st_rc == PEBBLE_OK || (stop && st_rc == PEBBLE_ECANCELED));
+        pebble_future_release(rs[j].f[i]);
+      }
+      accepted += rs[j].n;
+    }
+    CU_ASSERT_EQUAL(ok + cancelled, accepted);
+    st.struct_size = sizeof st;
+    CU_ASSERT_EQUAL(pebble_pool_stats_get(p, &st), PEBBLE_OK);
+    CU_ASSERT_EQUAL(st.queued, 0);
+    CU_ASSERT_EQUAL(st.done, ok);
+    CU_ASSERT_EQUAL(st.cancelled, cancelled);
+    pebble_pool_destroy(p);
+  }
+}
+
+/* The queue's bound holds exactly while several callers race for its
+ * last places without the lock. */
+static pthread_barrier_t fill_start;
+static void *race_fill(void *arg) {
+  racer *r = arg;
+  pebble_task_options o;
+  int k;
+  pebble_task_options_init(&o);
+  o.queue_wait = PEBBLE_NOWAIT;
+  pthread_barrier_wait(&fill_start);
+  for (k = 0; k < 40; k++) {
+    int rc = pebble_pool_schedule(r->pool, square, &(int64_t){2},
+                                  sizeof(int64_t), &o, &r->f[r->n]);
+    if (rc == PEBBLE_OK)
+      r->n++;
+    else if (rc != PEBBLE_EWOULDBLOCK)
+      r->refused_rc = rc;
+  }
+  return NULL;
+}
+static void test_bound_races(void) {
+  static racer rs[RACERS];
+  int round;
+  for (round = 0; round < 30; round++) {
+    pebble_pool_options po;
+    pebble_pool *p;
+    pebble_future *busy;
+    pthread_t th[RACERS];
+    pebble_pool_stats st;
+    int ms = 30000, j;
+    size_t i, accepted = 0;
+    pebble_pool_options_init(&po);
+    po.workers = 1;
+    po.max_queued = 64;
+    CU_ASSERT_EQUAL_FATAL(pebble_pool_create(&p, PEBBLE_THREAD, &po), 0);
+    busy = sched(p, cooperative, &ms, sizeof ms, PEBBLE_DEFAULT);
+    CU_ASSERT(running_within(busy, 30));
+    CU_ASSERT_EQUAL_FATAL(pthread_barrier_init(&fill_start, NULL, RACERS), 0);
+    for (j = 0; j < RACERS; j++) {
+      rs[j].pool = p;
+      rs[j].n = 0;
+      rs[j].refused_rc = PEBBLE_OK;
+      CU_ASSERT_EQUAL_FATAL(pthread_create(&th[j], NULL, race_fill, &rs[j]),
+                            0);
+    }
+    for (j = 0; j < RACERS; j++) {
+      pthread_join(th[j], NULL);
+      CU_ASSERT_EQUAL(rs[j].refused_rc, PEBBLE_OK);
+      accepted += rs[j].n;
+    }
+    pthread_barrier_destroy(&fill_start);
+    CU_ASSERT_EQUAL(accepted, 64);
+    st.struct_size = sizeof st;
+    CU_ASSERT_EQUAL(pebble_pool_stats_get(p, &st), PEBBLE_OK);
+    CU_ASSERT_EQUAL(st.queued, 64);
+    pebble_future_cancel(busy);
+    for (j = 0; j < RACERS; j++)
+      for (i = 0; i < rs[j].n; i++) {
+        CU_ASSERT_EQUAL(pebble_future_wait(rs[j].f[i], PEBBLE_SEC(60)),
+                        PEBBLE_OK);
+        CU_ASSERT_EQUAL(pebble_future_status(rs[j].f[i]), PEBBLE_OK);
+        pebble_future_release(rs[j].f[i]);
+      }
+    pebble_future_release(busy);
+    pebble_pool_destroy(p);
+  }
+}
+
+/* Workers that went to sleep are woken for every task: callers schedule
+ * one task at a time with pauses that let the workers spin out and sleep;
+ * a lost wake-up leaves a future unresolved (the wait times out). */
+static void *one_at_a_time(void *arg) {
+  racer *r = arg;
+  unsigned seed = (unsigned)(uintptr_t)r;
+  int k;
+  for (k = 0; k < 300; k++) {
+    pebble_future *f = NULL;
+    int64_t out = 0;
+    if (pebble_pool_schedule(r->pool, square, &(int64_t){k}, sizeof(int64_t),
+                             NULL, &f) != PEBBLE_OK) {
+      r->refused_rc = PEBBLE_ESYSTEM;
+      break;
+    }
+    if (pebble_future_get_int(f, PEBBLE_SEC(30), &out) != PEBBLE_OK ||
+        out != (int64_t)k * k) {
+      r->refused_rc = PEBBLE_ENOTREADY;
+      pebble_future_release(f);
+      break;
+    }
+    pebble_future_release(f);
+    usleep(rand_r(&seed) % 3 == 0 ? rand_r(&seed) % 400 : 0);
+  }
+  return NULL;
+}
+static void test_no_lost_wakeup(void) {
+  static racer rs[3];
+  pebble_pool *p = make(PEBBLE_THREAD, 2, 0);
+  pthread_t th[3];
+  int j;
+  for (j = 0; j < 3; j++) {
+    rs[j].pool = p;
+    rs[j].refused_rc = PEBBLE_OK;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&th[j], NULL, one_at_a_time, &rs[j]),
+                          0);
+  }
+  for (j = 0; j < 3; j++) {
+    pthread_join(th[j], NULL);
+    CU_ASSERT_EQUAL(rs[j].refused_rc, PEBBLE_OK);
+  }
+  pebble_pool_destroy(p);
+}
+
 static void test_bad_input(void) {
   pebble_pool_options o;
   pebble_pool *p = NULL;
@@ -746,6 +930,10 @@ int main(void) {
       {"fork refused: queued futures resolve", test_fork_refused},
       {"wait_all: any order, NULL refused first, timeout",
        test_wait_all_order},
+      {"scheduling races close and stop: nothing left behind",
+       test_schedule_races_close},
+      {"the queue's bound holds with callers racing", test_bound_races},
+      {"sleeping workers are woken for every task", test_no_lost_wakeup},
       {"bad input", test_bad_input},
       CU_TEST_INFO_NULL};
   REGISTER_TASK(square);
