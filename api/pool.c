@@ -247,21 +247,47 @@ void pb_ptask_free(pb_ptask *t) {
   pb_future_put(f); /* the task's reference: may free the block */
 }
 
-void pb_pool_count_outcome(pebble_pool *P, int status) {
+int pb_count_slot(int status) {
   switch (status) {
   case PEBBLE_OK:
-    atomic_fetch_add(&P->done, 1);
-    break;
+    return PB_COUNT_DONE;
   case PEBBLE_ETIMEDOUT:
-    atomic_fetch_add(&P->timed_out, 1);
-    break;
+    return PB_COUNT_TIMED_OUT;
   case PEBBLE_ECANCELED:
-    atomic_fetch_add(&P->cancelled, 1);
-    break;
+    return PB_COUNT_CANCELLED;
   default:
-    atomic_fetch_add(&P->failed, 1);
-    break;
+    return PB_COUNT_FAILED;
   }
+}
+
+static atomic_uint_fast64_t *pool_count(pebble_pool *P, int slot) {
+  switch (slot) {
+  case PB_COUNT_DONE:
+    return &P->done;
+  case PB_COUNT_TIMED_OUT:
+    return &P->timed_out;
+  case PB_COUNT_CANCELLED:
+    return &P->cancelled;
+  default:
+    return &P->failed;
+  }
+}
+
+void pb_pool_count_outcome(pebble_pool *P, int status) {
+  atomic_fetch_add(pool_count(P, pb_count_slot(status)), 1);
+}
+
+void pb_worker_count(pb_pworker *w, int status) {
+  atomic_uint_fast64_t *c = &w->counts[pb_count_slot(status)];
+  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                        memory_order_relaxed);
+}
+
+void pb_worker_fold_counts(pebble_pool *P, pb_pworker *w) {
+  int slot;
+  for (slot = 0; slot < 4; slot++)
+    atomic_fetch_add(pool_count(P, slot),
+                     atomic_exchange(&w->counts[slot], 0));
 }
 
 int pb_pool_resolve(pebble_pool *P, pebble_future *f, int state, int status,
@@ -865,6 +891,7 @@ int pebble_pool_destroy(pebble_pool *P) {
 
 int pebble_pool_stats_get(pebble_pool *P, pebble_pool_stats *stats) {
   pebble_pool_stats s;
+  pb_pworker *w;
   size_t n;
   CHECK_POOL(P, "pebble_pool_stats_get");
   if (stats == NULL || stats->struct_size == 0)
@@ -872,6 +899,17 @@ int pebble_pool_stats_get(pebble_pool *P, pebble_pool_stats *stats) {
                                    "its struct_size is not set");
   memset(&s, 0, sizeof s);
   P->lib->bk->mutex_lock(P->lock);
+  /* Under the lock: an ending worker moves its counts to the pool's. */
+  for (w = P->workers; w != NULL; w = w->next) {
+    s.done += atomic_load(&w->counts[PB_COUNT_DONE]);
+    s.failed += atomic_load(&w->counts[PB_COUNT_FAILED]);
+    s.timed_out += atomic_load(&w->counts[PB_COUNT_TIMED_OUT]);
+    s.cancelled += atomic_load(&w->counts[PB_COUNT_CANCELLED]);
+  }
+  s.done += atomic_load(&P->done);
+  s.failed += atomic_load(&P->failed);
+  s.timed_out += atomic_load(&P->timed_out);
+  s.cancelled += atomic_load(&P->cancelled);
   s.workers_alive = P->alive;
   s.workers_abandoned = P->abandoned;
   if (P->kind == PEBBLE_THREAD) {
@@ -882,10 +920,6 @@ int pebble_pool_stats_get(pebble_pool *P, pebble_pool_stats *stats) {
   }
   s.running = P->running;
   P->lib->bk->mutex_unlock(P->lock);
-  s.done = atomic_load(&P->done);
-  s.failed = atomic_load(&P->failed);
-  s.timed_out = atomic_load(&P->timed_out);
-  s.cancelled = atomic_load(&P->cancelled);
   s.worker_restarts = atomic_load(&P->restarts);
   s.sent_ahead = atomic_load(&P->sent_ahead);
   n = stats->struct_size < sizeof s ? stats->struct_size : sizeof s;

@@ -75,9 +75,20 @@ struct pb_pworker {
   pb_ptask *ahead, *ahead_tail;
   unsigned n_ahead;
   uint64_t task_started; /* pool lock: when its current task started */
+  /* Thread workers: outcomes of the tasks it ran (PB_COUNT_*), written by
+   * it alone so that workers do not share a counter; added to the pool's
+   * when it ends (pool lock). */
+  atomic_uint_fast64_t counts[4];
 };
 
+enum { PB_COUNT_DONE, PB_COUNT_FAILED, PB_COUNT_TIMED_OUT, PB_COUNT_CANCELLED };
+
+/* Space between groups of fields that different threads write, so that
+ * one thread's writes do not take another's cache line from it. */
+#define PB_LINE_GAP 64
+
 struct pebble_pool {
+  /* Set at creation or changed rarely; read by everyone. */
   pb_lib *lib;
   uint64_t gen;
   pebble_kind kind;
@@ -88,27 +99,18 @@ struct pebble_pool {
   pebble_bk_cond *work;  /* thread workers wait for tasks */
   pebble_bk_cond *space; /* schedulers wait for room */
   pebble_bk_cond *idle;  /* join waits for workers to end */
-  pb_ptask *head, *tail;
-  size_t queued;
   int state;
   int broken_status;
   char *broken_message;
   pb_pworker *workers;
   unsigned alive;     /* threads not joined / processes not reaped */
+  unsigned abandoned;
   /* Workers that take tasks (not abandoned, quitting): written under the
    * pool lock, read without it by a thread pool's scheduler. */
   atomic_uint active;
-  /* Thread workers asleep on `work` that no signal was sent to yet
-   * (written under the pool lock, read without it), and signals sent and
-   * not yet taken (pool lock). */
-  atomic_int unsignalled;
-  unsigned wakes;
-  /* A thread worker watches for work before sleeping: 1, or 2 once a new
-   * task counts on it (set under the pool lock, claimed without it). */
-  atomic_int spinning;
-  pb_spin spin;        /* how long that has lately been worth it */
-  atomic_int has_work; /* the queue is not empty: written under the pool
-                          lock, read by a spinning worker without it */
+  atomic_int accepting; /* state is OPEN, readable without the lock */
+  char gap_schedulers[PB_LINE_GAP];
+
   /* Thread pools schedule without the pool lock: a task goes on this
    * stack (newest first), and a worker holding the lock moves the stack
    * to the queue in order (pb_pool_collect).  `sent` counts the tasks
@@ -116,10 +118,28 @@ struct pebble_pool {
    * so sent - taken is what waits; `taken_seen` is a scheduler's recent
    * look at `taken`, enough to know the queue is far from full. */
   _Atomic(pb_ptask *) inbox;
-  atomic_size_t sent, taken, taken_seen;
-  atomic_int accepting; /* state is OPEN, readable without the lock */
-  unsigned abandoned;
+  atomic_size_t sent, taken_seen;
+  char gap_workers[PB_LINE_GAP];
+
+  /* The queue and the workers' states (pool lock unless said). */
+  pb_ptask *head, *tail;
+  size_t queued;
+  atomic_size_t taken;
+  atomic_int has_work; /* the queue is not empty: written under the pool
+                          lock, read by a spinning worker without it */
+  /* Thread workers asleep on `work` that no signal was sent to yet
+   * (written under the pool lock, read without it), and signals sent and
+   * not yet taken. */
+  atomic_int unsignalled;
+  unsigned wakes;
+  /* A thread worker watches for work before sleeping: 1, or 2 once a new
+   * task counts on it (set under the pool lock, claimed without it). */
+  atomic_int spinning;
+  pb_spin spin;        /* how long that has lately been worth it */
   unsigned running;
+  char gap_counters[PB_LINE_GAP];
+
+  /* Outcomes; a thread worker counts its own tasks' (pb_pworker). */
   atomic_uint_fast64_t done, failed, timed_out, cancelled, restarts;
   atomic_uint_fast64_t sent_ahead;
   /* Manager side. */
@@ -144,6 +164,11 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn,
                               pb_binding *binding, uint64_t seq,
                               pebble_future **future);
 void pb_pool_count_outcome(pebble_pool *P, int status);
+int pb_count_slot(int status); /* PB_COUNT_* */
+/* A thread worker counts an outcome of its own task. */
+void pb_worker_count(pb_pworker *w, int status);
+/* Pool lock held: a thread worker ends; its counts go to the pool's. */
+void pb_worker_fold_counts(pebble_pool *P, pb_pworker *w);
 /* Resolve f as failed/cancelled from the pool's side; counts it. */
 int pb_pool_resolve(pebble_pool *P, pebble_future *f, int state, int status,
                     char *message, int inline_callbacks);

@@ -79,22 +79,24 @@ static void worker_exit(pebble_pool *P, pb_pworker *w, int counted) {
   if (counted)
     P->active--;
   w->state = PB_W_EXITED;
+  pb_worker_fold_counts(P, w);
   P->alive--;
   P->lib->bk->cond_broadcast(P->idle);
 }
 
-static void run_task(pebble_pool *P, pb_ptask *t) {
+static void run_task(pb_pworker *w, pb_ptask *t) {
   pebble_future *f = t->future;
   pebble_ctx ctx;
   pb_outcome o;
   int ret;
-  pb_ctx_init(&ctx, &t->stop_reason, P->o.max_message_size, f->id, f->seq);
+  pb_ctx_init(&ctx, &t->stop_reason, w->pool->o.max_message_size, f->id,
+              f->seq);
   pb_role.running_future = f;
   ret = t->fn(&ctx, t->arg, t->arg_size);
   pb_role.running_future = NULL;
   pb_ctx_outcome(&ctx, ret, &o);
   if (pb_future_resolve(f, &o, 1))
-    pb_pool_count_outcome(P, o.status);
+    pb_worker_count(w, o.status);
   else
     pb_outcome_discard(&o); /* late: timed out or cancelled meanwhile */
 }
@@ -194,7 +196,7 @@ static void worker_main(void *arg) {
     }
     if (kick)
       pb_manager_post(P->manager, &P->kick);
-    run_task(P, t);
+    run_task(w, t);
     bk->mutex_lock(P->lock);
     w->task = NULL;
     w->state = PB_W_IDLE;
