@@ -564,6 +564,11 @@ void pb_spin_slept(const pebble_backend *bk, pb_spin *spin,
                    uint64_t gave_up);
 
 /* ---- small helpers ---- */
+#if defined(__GNUC__)
+#define PB_PREFETCH_WRITE(p) __builtin_prefetch((p), 1)
+#else
+#define PB_PREFETCH_WRITE(p) ((void)(p))
+#endif
 #define PB_CONTAINER(ptr, type, member)                                      \
   ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 static inline uint64_t pb_deadline_after(const pebble_backend *bk,

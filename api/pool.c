@@ -325,6 +325,7 @@ void pb_pool_collect(pebble_pool *P) {
     next = t->next;
     t->next = first;
     first = t;
+    PB_PREFETCH_WRITE(t->future); /* its start is the next thing done */
   }
   if (first == NULL)
     return;
