@@ -725,7 +725,7 @@ static void *race_schedule(void *arg) {
 static void test_schedule_races_close(void) {
   static racer rs[RACERS];
   int round;
-  for (round = 0; round < 24; round++) {
+  for (round = 0; round < 100; round++) {
     int stop = round % 2;
     pebble_pool *p = make(PEBBLE_THREAD, 2, 0);
     pthread_t th[RACERS];
