@@ -313,11 +313,13 @@ char *pb_pool_timeout_message(pebble_time_t us) {
 }
 
 /* Only one thread at a time (the pool lock's holder) takes the stack, so
- * it can be taken whole and turned around. */
+ * it can be taken whole and turned around.  The first look is
+ * sequentially consistent: stop and break collect right after marking the
+ * pool closed, and must see what a caller pushed before it saw that. */
 void pb_pool_collect(pebble_pool *P) {
   pb_ptask *t, *next, *first = NULL, *last;
   size_t n = 0;
-  if (atomic_load_explicit(&P->inbox, memory_order_relaxed) == NULL)
+  if (atomic_load(&P->inbox) == NULL)
     return;
   t = atomic_exchange_explicit(&P->inbox, NULL, memory_order_acquire);
   last = t;
