@@ -474,8 +474,8 @@ static int queue_full(pebble_pool *P) {
   return atomic_load(&P->sent) - taken >= P->o.max_queued;
 }
 
-/* Pool lock held, t counted in `sent`: t joins the thread pool's queue
- * behind what waits in the inbox. */
+/* Pool lock held: t joins the queue, behind what waits in a thread
+ * pool's inbox (a process pool's is always empty). */
 static void append_locked(pebble_pool *P, pb_ptask *t) {
   pb_pool_collect(P);
   t->next = NULL;
@@ -669,17 +669,7 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
     *future = f;
     return PEBBLE_OK;
   }
-  if (P->kind == PEBBLE_THREAD) {
-    append_locked(P, t);
-  } else {
-    if (P->tail != NULL)
-      P->tail->next = t;
-    else
-      P->head = t;
-    P->tail = t;
-    P->queued++;
-    atomic_store_explicit(&P->has_work, 1, memory_order_relaxed);
-  }
+  append_locked(P, t);
   wake = 1;
   signal = 0;
   if (P->kind == PEBBLE_THREAD) {
