@@ -173,10 +173,8 @@ int pebble_pool_create(pebble_pool **pool, pebble_kind kind,
     return pb_error(PEBBLE_ESYSTEM, "cannot create the pool's locks or "
                                     "start the library's manager");
   }
-  atomic_init(&P->done, 0);
-  atomic_init(&P->failed, 0);
-  atomic_init(&P->timed_out, 0);
-  atomic_init(&P->cancelled, 0);
+  for (i = 0; i < PB_COUNTS; i++)
+    atomic_init(&P->counts[i], 0);
   atomic_init(&P->restarts, 0);
   atomic_init(&P->has_work, 0);
   atomic_init(&P->active, 0);
@@ -247,7 +245,7 @@ void pb_ptask_free(pb_ptask *t) {
   pb_future_put(f); /* the task's reference: may free the block */
 }
 
-int pb_count_slot(int status) {
+static int count_slot(int status) {
   switch (status) {
   case PEBBLE_OK:
     return PB_COUNT_DONE;
@@ -260,34 +258,20 @@ int pb_count_slot(int status) {
   }
 }
 
-static atomic_uint_fast64_t *pool_count(pebble_pool *P, int slot) {
-  switch (slot) {
-  case PB_COUNT_DONE:
-    return &P->done;
-  case PB_COUNT_TIMED_OUT:
-    return &P->timed_out;
-  case PB_COUNT_CANCELLED:
-    return &P->cancelled;
-  default:
-    return &P->failed;
-  }
-}
-
 void pb_pool_count_outcome(pebble_pool *P, int status) {
-  atomic_fetch_add(pool_count(P, pb_count_slot(status)), 1);
+  atomic_fetch_add(&P->counts[count_slot(status)], 1);
 }
 
 void pb_worker_count(pb_pworker *w, int status) {
-  atomic_uint_fast64_t *c = &w->counts[pb_count_slot(status)];
+  atomic_uint_fast64_t *c = &w->counts[count_slot(status)];
   atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
                         memory_order_relaxed);
 }
 
 void pb_worker_fold_counts(pebble_pool *P, pb_pworker *w) {
   int slot;
-  for (slot = 0; slot < 4; slot++)
-    atomic_fetch_add(pool_count(P, slot),
-                     atomic_exchange(&w->counts[slot], 0));
+  for (slot = 0; slot < PB_COUNTS; slot++)
+    atomic_fetch_add(&P->counts[slot], atomic_exchange(&w->counts[slot], 0));
 }
 
 int pb_pool_resolve(pebble_pool *P, pebble_future *f, int state, int status,
@@ -507,6 +491,17 @@ static int schedule_fast(pebble_pool *P, pb_ptask *t) {
   return 1;
 }
 
+/* Pool lock held: a thread worker asleep and not yet signalled is now
+ * counted as signalled; 1 if there was one (signal `work` after the
+ * unlock: the worker then finds the lock free). */
+static int take_sleeper_locked(pebble_pool *P) {
+  if (atomic_load(&P->unsignalled) <= 0)
+    return 0;
+  atomic_fetch_sub(&P->unsignalled, 1);
+  P->wakes++;
+  return 1;
+}
+
 /* After schedule_fast: a worker must come for t.  The checks are read in
  * sequentially consistent order after the push, and a worker going to
  * sleep counts itself before looking at the inbox, so either that worker
@@ -520,11 +515,7 @@ static void wake_for_fast(pebble_pool *P) {
   if (atomic_load(&P->unsignalled) <= 0)
     return; /* every worker is busy: the first back takes it */
   bk->mutex_lock(P->lock);
-  if (atomic_load_explicit(&P->unsignalled, memory_order_relaxed) > 0) {
-    atomic_fetch_sub(&P->unsignalled, 1);
-    P->wakes++;
-    signal = 1;
-  }
+  signal = take_sleeper_locked(P);
   bk->mutex_unlock(P->lock);
   if (signal)
     bk->cond_signal(P->work);
@@ -680,10 +671,8 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
      * not yet running needs no second futex call. */
     if (atomic_compare_exchange_strong(&P->spinning, &spinning, 2)) {
       /* claimed */
-    } else if (atomic_load(&P->unsignalled) > 0) {
-      atomic_fetch_sub(&P->unsignalled, 1);
-      P->wakes++;
-      signal = 1; /* after the unlock: the worker then finds it free */
+    } else if ((signal = take_sleeper_locked(P)) != 0) {
+      /* signalled after the unlock */
     } else if (P->active < P->o.workers && pb_threads_spawn(P) != PEBBLE_OK &&
              P->active == 0) {
       /* No thread at all and none can be made: fail what waits. */
@@ -884,8 +873,10 @@ int pebble_pool_destroy(pebble_pool *P) {
 
 int pebble_pool_stats_get(pebble_pool *P, pebble_pool_stats *stats) {
   pebble_pool_stats s;
+  uint64_t counts[PB_COUNTS];
   pb_pworker *w;
   size_t n;
+  int slot;
   CHECK_POOL(P, "pebble_pool_stats_get");
   if (stats == NULL || stats->struct_size == 0)
     return pb_error(PEBBLE_EINVAL, "pebble_pool_stats_get: stats is NULL or "
@@ -893,16 +884,11 @@ int pebble_pool_stats_get(pebble_pool *P, pebble_pool_stats *stats) {
   memset(&s, 0, sizeof s);
   P->lib->bk->mutex_lock(P->lock);
   /* Under the lock: an ending worker moves its counts to the pool's. */
-  for (w = P->workers; w != NULL; w = w->next) {
-    s.done += atomic_load(&w->counts[PB_COUNT_DONE]);
-    s.failed += atomic_load(&w->counts[PB_COUNT_FAILED]);
-    s.timed_out += atomic_load(&w->counts[PB_COUNT_TIMED_OUT]);
-    s.cancelled += atomic_load(&w->counts[PB_COUNT_CANCELLED]);
+  for (slot = 0; slot < PB_COUNTS; slot++) {
+    counts[slot] = atomic_load(&P->counts[slot]);
+    for (w = P->workers; w != NULL; w = w->next)
+      counts[slot] += atomic_load(&w->counts[slot]);
   }
-  s.done += atomic_load(&P->done);
-  s.failed += atomic_load(&P->failed);
-  s.timed_out += atomic_load(&P->timed_out);
-  s.cancelled += atomic_load(&P->cancelled);
   s.workers_alive = P->alive;
   s.workers_abandoned = P->abandoned;
   if (P->kind == PEBBLE_THREAD) {
@@ -913,6 +899,10 @@ int pebble_pool_stats_get(pebble_pool *P, pebble_pool_stats *stats) {
   }
   s.running = P->running;
   P->lib->bk->mutex_unlock(P->lock);
+  s.done = counts[PB_COUNT_DONE];
+  s.failed = counts[PB_COUNT_FAILED];
+  s.timed_out = counts[PB_COUNT_TIMED_OUT];
+  s.cancelled = counts[PB_COUNT_CANCELLED];
   s.worker_restarts = atomic_load(&P->restarts);
   s.sent_ahead = atomic_load(&P->sent_ahead);
   n = stats->struct_size < sizeof s ? stats->struct_size : sizeof s;

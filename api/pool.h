@@ -10,6 +10,10 @@
 #include "internal.h"
 
 typedef struct pb_ptask pb_ptask;
+
+/* Outcome counters, by kind: the pool's and each thread worker's. */
+enum { PB_COUNT_DONE, PB_COUNT_FAILED, PB_COUNT_TIMED_OUT, PB_COUNT_CANCELLED,
+       PB_COUNTS };
 typedef struct pb_pworker pb_pworker;
 
 enum pb_pool_state { PB_POOL_OPEN, PB_POOL_CLOSED, PB_POOL_STOPPED, PB_POOL_BROKEN };
@@ -78,10 +82,8 @@ struct pb_pworker {
   /* Thread workers: outcomes of the tasks it ran (PB_COUNT_*), written by
    * it alone so that workers do not share a counter; added to the pool's
    * when it ends (pool lock). */
-  atomic_uint_fast64_t counts[4];
+  atomic_uint_fast64_t counts[PB_COUNTS];
 };
-
-enum { PB_COUNT_DONE, PB_COUNT_FAILED, PB_COUNT_TIMED_OUT, PB_COUNT_CANCELLED };
 
 /* Space between groups of fields that different threads write, so that
  * one thread's writes do not take another's cache line from it. */
@@ -117,6 +119,8 @@ struct pebble_pool {
    * ever scheduled, `taken` those ever taken off the queue (pool lock),
    * so sent - taken is what waits; `taken_seen` is a scheduler's recent
    * look at `taken`, enough to know the queue is far from full. */
+  /* (Thread pools only: a process pool schedules under the lock and its
+   * queue's length is `queued`.) */
   _Atomic(pb_ptask *) inbox;
   atomic_size_t sent, taken_seen;
   char gap_workers[PB_LINE_GAP];
@@ -139,8 +143,9 @@ struct pebble_pool {
   unsigned running;
   char gap_counters[PB_LINE_GAP];
 
-  /* Outcomes; a thread worker counts its own tasks' (pb_pworker). */
-  atomic_uint_fast64_t done, failed, timed_out, cancelled, restarts;
+  /* Outcomes (PB_COUNT_*); a thread worker counts its own tasks'
+   * (pb_pworker). */
+  atomic_uint_fast64_t counts[PB_COUNTS], restarts;
   atomic_uint_fast64_t sent_ahead;
   /* Manager side. */
   pb_watch watch;     /* thread pools: the nearest task deadline;
@@ -164,7 +169,6 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn,
                               pb_binding *binding, uint64_t seq,
                               pebble_future **future);
 void pb_pool_count_outcome(pebble_pool *P, int status);
-int pb_count_slot(int status); /* PB_COUNT_* */
 /* A thread worker counts an outcome of its own task. */
 void pb_worker_count(pb_pworker *w, int status);
 /* Pool lock held: a thread worker ends; its counts go to the pool's. */
