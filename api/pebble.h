@@ -225,6 +225,20 @@ typedef void (*pebble_backend_visit_fn)(const pebble_backend_info *info,
 PEBBLE_API int pebble_backend_foreach(pebble_backend_visit_fn fn,
                                       void *user_data);
 
+typedef void (*pebble_backend_dir_fn)(const char *dir, const char *origin,
+                                      void *user_data);
+/*
+ * Call fn once for every directory searched for backend modules, in the
+ * order they are searched: each entry of PEBBLE_BACKEND_PATH (origin
+ * "PEBBLE_BACKEND_PATH"; none if it is unset or ignored because the
+ * program runs set-user-ID), then the install directory this library was
+ * built for (origin "install directory").  fn runs on the calling thread;
+ * the strings are the library's, valid during the call only.  Works
+ * before and after initialisation.  Returns PEBBLE_OK or PEBBLE_EINVAL
+ * (fn is NULL).
+ */
+PEBBLE_API int pebble_backend_dirs(pebble_backend_dir_fn fn, void *user_data);
+
 /*
  * Which backend would be (or was) selected, and why: fills *name and
  * *reason (e.g. "PEBBLE_BACKEND environment variable") with strings owned

@@ -12,6 +12,20 @@ echo "$out" | grep -q "^selected: posix (built-in default)" || { echo "no defaul
 out=$(PEBBLE_BACKEND=nosuch "$info") && { echo "an unknown backend must fail"; exit 1; }
 echo "$out" | grep -q "PEBBLE_BACKEND environment variable" || { echo "reason not given"; exit 1; }
 echo "$out" | grep -q "available: posix" || { echo "available backends not listed"; exit 1; }
+# Where it looked: the install directory configured now (a stale one means
+# the build did not follow a new --prefix), and PEBBLE_BACKEND_PATH's.
+if [ -n "$PEBBLE_TEST_PKGLIBDIR" ]; then
+  echo "$out" | grep -qF "no pebble_nosuch.so in $PEBBLE_TEST_PKGLIBDIR (install directory)" ||
+    { echo "the error does not name the install directory $PEBBLE_TEST_PKGLIBDIR"; exit 1; }
+  echo "$out" | grep -qxF "  $PEBBLE_TEST_PKGLIBDIR (install directory)" ||
+    { echo "the install directory $PEBBLE_TEST_PKGLIBDIR is not listed as searched"; exit 1; }
+fi
+out=$(PEBBLE_BACKEND=nosuch PEBBLE_BACKEND_PATH=/nonexistent/a:/nonexistent/b "$info") &&
+  { echo "an unknown backend must fail"; exit 1; }
+echo "$out" | grep -qF "in /nonexistent/a (PEBBLE_BACKEND_PATH), /nonexistent/b (PEBBLE_BACKEND_PATH), " ||
+  { echo "the error does not name the PEBBLE_BACKEND_PATH directories"; exit 1; }
+echo "$out" | grep -qxF "  /nonexistent/b (PEBBLE_BACKEND_PATH)" ||
+  { echo "PEBBLE_BACKEND_PATH directories not listed as searched"; exit 1; }
 if [ -n "$PEBBLE_TEST_MODULE_DIR" ]; then
   out=$(PEBBLE_BACKEND_PATH="$PEBBLE_TEST_MODULE_DIR" "$info") || exit 1
   echo "$out" | grep -q "pebble_posix" || { echo "module not listed"; exit 1; }

@@ -1,7 +1,8 @@
 /*
  * pebble-info -- what Pebble finds on this system: its version, every
  * backend it can load (built in or as a module, with its path and whether
- * it passed its checks), and which one a program would get, and why.
+ * it passed its checks), the directories it searched for modules, and
+ * which one a program would get, and why.
  */
 #include <stdio.h>
 #include <string.h>
@@ -43,6 +44,11 @@ static void show(const pebble_backend_info *info, void *user) {
     printf("           not usable: %s\n", info->error ? info->error : "?");
 }
 
+static void show_dir(const char *dir, const char *origin, void *user) {
+  (void)user;
+  printf("  %s (%s)\n", dir, origin);
+}
+
 int main(int argc, char **argv) {
   const char *name, *reason;
   int rc;
@@ -52,12 +58,15 @@ int main(int argc, char **argv) {
   }
   if (argc > 1) {
     printf("usage: pebble-info [--version]\n"
-           "Prints the Pebble library version, the backends it can find "
-           "and which one\nwould be selected, and why. Honours "
+           "Prints the Pebble library version, the directories it searches "
+           "for backend\nmodules, the backends it can find and which one "
+           "would be selected, and why.\nHonours "
            "PEBBLE_BACKEND and PEBBLE_BACKEND_PATH.\n");
     return strcmp(argv[1], "--help") == 0 ? 0 : 2;
   }
   printf("Pebble %s\n", pebble_version());
+  printf("module directories searched, in order:\n");
+  pebble_backend_dirs(show_dir, NULL);
   printf("backends found:\n");
   pebble_backend_foreach(show, NULL);
   pebble_backend_choice(&name, &reason);
