@@ -81,6 +81,21 @@ int pba_status(apr_status_t st) {
   return PEBBLE_ESYSTEM;
 }
 
+/* A status's name, from the public header's map: a module calls nothing
+ * of libpebble's, which may be linked statically into the application and
+ * then exports nothing a module could bind to. */
+static const char *status_name(int status) {
+  switch (status) {
+#define PBA_NAME_(name, value, text)                                         \
+  case value:                                                                \
+    return "PEBBLE_" #name;
+    PEBBLE_STATUS_MAP(PBA_NAME_)
+#undef PBA_NAME_
+  default:
+    return "an unknown status";
+  }
+}
+
 /* The application's pool is going away (an Apache graceful restart, say):
  * Pebble goes with it.  If the application still holds Pebble objects the
  * library cannot be taken from under them; it stays up and says so. */
@@ -99,7 +114,7 @@ static apr_status_t parent_pool_cleanup(void *unused) {
             "apr backend: the parent pool was destroyed but Pebble could "
             "not shut down (%s); destroy pools and futures before the APR "
             "pool they were tied to",
-            pebble_strerror(rc));
+            status_name(rc));
   return APR_SUCCESS;
 }
 
