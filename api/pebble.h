@@ -195,7 +195,10 @@ PEBBLE_API const char *pebble_backend_name(void);
 #define PEBBLE_CAP_THREADS 0x01u    /* thread tasks */
 #define PEBBLE_CAP_PROCESSES 0x02u  /* process tasks */
 #define PEBBLE_CAP_FORK 0x04u       /* fork start method */
-#define PEBBLE_CAP_KILL_GROUP 0x08u /* kills a task's whole process group */
+/* kills a task's whole process group, at a timeout or cancellation and
+ * when the application dies (even by SIGKILL); a process the task moves
+ * out of the group (setsid) escapes it */
+#define PEBBLE_CAP_KILL_GROUP 0x08u
 #define PEBBLE_CAP_PIDFD 0x10u      /* waits for exits through pidfd */
 #define PEBBLE_CAP_PDEATHSIG 0x20u  /* workers die with their parent */
 #define PEBBLE_CAP_SPAWN 0x40u      /* spawn start method (re-execution) */

@@ -3,6 +3,8 @@
  * Needs PEBBLE_CAP_KILL_GROUP: under a backend without it (APR has no
  * process groups) the program exits 77, which the test harness and the
  * conformance matrix report as skipped, by name. */
+#include <poll.h>
+
 #include "core_util.h"
 
 static pebble_future *run(pebble_task_fn fn, const void *arg, size_t size,
@@ -95,15 +97,63 @@ static void test_pool_cancel_kills_group(void) {
   test_fifo_close(&p);
 }
 
-int main(void) {
+/* The application of the next test: a fresh run of this program that
+ * starts a process task whose own child sleeps, then waits to be killed. */
+static int application_main(const char *fifo_path) {
+  pebble_future *f = NULL;
+  if (pebble_run(PEBBLE_PROCESS, grandchild_then_sleep, fifo_path,
+                 strlen(fifo_path) + 1, NULL, &f) != PEBBLE_OK) {
+    fprintf(stderr, "application: %s\n", pebble_last_error());
+    return 1;
+  }
+  for (;;)
+    pause();
+}
+
+/* SIGKILL the application: its worker dies with it (parent-death signal or
+ * guardian), and so must what the task started in the worker's group. */
+static void test_application_death_kills_group(void) {
+  char self[4096];
+  struct pollfd pfd;
+  test_fifo p;
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  pid_t app, g = 0;
+  int st;
+  CU_ASSERT_FATAL(n > 0);
+  self[n] = '\0';
+  CU_ASSERT_EQUAL_FATAL(test_fifo_open(&p), 0);
+  app = fork();
+  CU_ASSERT_FATAL(app >= 0);
+  if (app == 0) {
+    execl(self, self, "--application", p.path, (char *)NULL);
+    _exit(127);
+  }
+  pfd.fd = p.rd;
+  pfd.events = POLLIN;
+  CU_ASSERT_EQUAL(poll(&pfd, 1, 60000), 1);
+  CU_ASSERT_EQUAL(read(p.rd, &g, sizeof g), (ssize_t)sizeof g);
+  kill(app, SIGKILL);
+  while (waitpid(app, &st, 0) < 0 && errno == EINTR)
+    ;
+  CU_ASSERT(g > 0 && gone_within(g, 20));
+  if (g > 0 && !gone_within(g, 0.1))
+    kill(g, SIGKILL); /* leave nothing behind, even when failing */
+  test_fifo_close(&p);
+}
+
+int main(int argc, char **argv) {
   CU_TestInfo tests[] = {
       {"timeout kills the process group", test_timeout_kills_group},
       {"pool cancel kills the process group", test_pool_cancel_kills_group},
+      {"the application's death kills the process group",
+       test_application_death_kills_group},
       CU_TEST_INFO_NULL};
   REGISTER_TASK(grandchild_then_sleep);
   REGISTER_TASK(stubborn_grandchild);
   if (pebble_worker_main() != PEBBLE_OK)
     return 2;
+  if (argc == 3 && strcmp(argv[1], "--application") == 0)
+    return application_main(argv[2]);
   if (!(active_caps() & PEBBLE_CAP_KILL_GROUP)) {
     const char *name, *reason;
     pebble_backend_choice(&name, &reason);

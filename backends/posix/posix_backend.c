@@ -92,10 +92,13 @@ uint64_t pbp_now_ns(void) {
 #endif
 #if PBP_USE_PDEATHSIG
 #define CAP_PDEATHSIG PEBBLE_CAP_PDEATHSIG
-#define DESC_DEATH "workers die with the parent (PR_SET_PDEATHSIG)"
+#define DESC_DEATH                                                           \
+  "workers die with the parent (PR_SET_PDEATHSIG), their process groups "    \
+  "too (guardian process)"
 #else
 #define CAP_PDEATHSIG 0u
-#define DESC_DEATH "workers die with the parent (guardian process)"
+#define DESC_DEATH                                                           \
+  "workers and their process groups die with the parent (guardian process)"
 #endif
 
 static const pebble_backend table = {

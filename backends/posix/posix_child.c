@@ -194,13 +194,14 @@ void pbp_child_run(const pbp_child_setup *s) {
 
   setpgid(0, 0); /* the parent does the same: whoever runs first wins */
 #if PBP_USE_PDEATHSIG
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-#else
-  /* The guardian hears of us from here, before the parent could die
-   * unnoticed: it reads this before it can see the parent's end close. */
+  prctl(PR_SET_PDEATHSIG, SIGKILL); /* this process, at once */
+#endif
+  /* The guardian kills our whole group when the parent dies, with what
+   * the task started in it.  It hears of us from here, before the parent
+   * could die unnoticed: it reads this before it can see the parent's end
+   * close (we hold a copy of that end until now). */
   if (s->guardian_fd >= 0)
     pbp_guardian_child_register(s->guardian_fd);
-#endif
   /* The parent died before the above took hold: nobody would kill us. */
   if (getppid() != s->parent)
     _exit(CHILD_SETUP_FAILED);

@@ -1,6 +1,9 @@
 /*
- * posix_guardian.c -- workers die with their parent where the kernel has
- * no parent-death signal (or PEBBLE_NO_PDEATHSIG is defined).
+ * posix_guardian.c -- workers' process groups die with their parent: the
+ * worker and whatever its task started (a program it ran, a child it
+ * forked), which a parent-death signal cannot reach: that signal ends the
+ * worker alone, where the kernel has it at all.  Used on every system; a
+ * task that leaves its group (setsid, setpgid) escapes it.
  *
  * On the first process start a single-threaded guardian process is forked,
  * twice over so that it is not the application's child (no surprise child
@@ -12,6 +15,12 @@
  * reserves the id).  When the parent dies its end closes: the guardian
  * reads end-of-file, SIGKILLs every group it remembers and exits.  Workers
  * need no extra thread.
+ *
+ * The group outlives its leader while any member lives (the kernel keeps
+ * the id reserved), so killing it after the worker died still reaches the
+ * task's children.  The cost is one double fork at the first process
+ * start of a library life, and one small message per worker start and
+ * reap.
  *
  * The guardian was forked from a possibly multi-threaded process, so it
  * lives on async-signal-safe calls only: raw reads, mmap for its table.

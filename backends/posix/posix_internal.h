@@ -12,8 +12,8 @@
  *                     its side (adopting the channel)
  *   posix_child.c     what a new child does before the task's code
  *   posix_exit.c      knowing when a child ended, without polling
- *   posix_guardian.c  killing workers when the parent dies, where the
- *                     kernel has no parent-death signal
+ *   posix_guardian.c  killing workers' process groups (what their tasks
+ *                     started too) when the parent dies
  *   posix_waitset.c   waiting for channels, exits and wakes
  *
  * Cross-file names start with pbp_ and are hidden, so that a build
@@ -42,7 +42,8 @@
 
 /* ---- what this build uses ---- */
 
-/* Parent-death signal (Linux prctl); elsewhere a guardian process. */
+/* Parent-death signal (Linux prctl) for a worker itself; the guardian
+ * process kills workers' groups everywhere, and workers too without it. */
 #if defined(__linux__) && !defined(PEBBLE_NO_PDEATHSIG)
 #define PBP_USE_PDEATHSIG 1
 #else
@@ -208,7 +209,7 @@ typedef struct pbp_child_setup {
   /* Filled in by pbp_proc_launch. */
   pid_t parent;        /* getpid() of the parent before fork */
   int chan_fd;         /* child's end of the channel */
-  int guardian_fd;     /* -1 unless a guardian watches the parent */
+  int guardian_fd;     /* the guardian's socket, told of our group */
   int err_fd;          /* exec's errno goes here; closed by a good exec */
 } pbp_child_setup;
 

@@ -77,9 +77,7 @@ static void reap_locked(pebble_bk_proc *p, int blocking) {
     p->reaped = 1;
     return;
   }
-#if !PBP_USE_PDEATHSIG
   pbp_guardian_forget(p->pid); /* before the id can be reused */
-#endif
   do
     r = waitpid(p->pid, &st, blocking ? 0 : WNOHANG);
   while (r < 0 && errno == EINTR);
@@ -134,12 +132,12 @@ int pbp_proc_launch(pebble_bk_proc **out, pbp_child_setup *setup,
     *sys_errno = rc;
     return PEBBLE_ESYSTEM;
   }
-#if !PBP_USE_PDEATHSIG
+  /* Even where the worker dies with us by a parent-death signal: what
+   * its task started does not, and only the guardian kills the group. */
   if ((rc = pbp_guardian_ensure(sys_errno)) != PEBBLE_OK) {
     proc_free(p);
     return rc;
   }
-#endif
   if (pbp_socketpair(sv) != 0) {
     *sys_errno = errno;
     proc_free(p);
