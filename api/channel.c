@@ -161,6 +161,7 @@ void pb_reader_outcome(pb_reader *r, pb_outcome *o) {
     o->result = r->payload;
     o->result_size = (size_t)r->header.size;
     o->result_mapped = r->mapped;
+    o->result_type = r->header.code; /* checked by pb_msg_check */
     break;
   case PB_MSG_FAILURE:
     o->state = PEBBLE_FAILED;
@@ -196,7 +197,8 @@ int pb_send_outcome(const pebble_backend *bk, pebble_bk_chan *chan,
      * cannot be sealed, its bytes go through the channel. */
     if (ctx->result_handle >= 0 && PB_BK_HAS(bk, chan_send_handle) &&
         pb_shared_seal(ctx->result_handle) == PEBBLE_OK) {
-      pb_msg_fill(&h, PB_MSG_RESULT_SHARED, 0, ctx->result_size);
+      pb_msg_fill(&h, PB_MSG_RESULT_SHARED, ctx->result_type,
+                  ctx->result_size);
       if (bk->chan_send_handle(chan, &h, sizeof h, ctx->result_handle) !=
               PEBBLE_OK ||
           (after_len > 0 &&
@@ -204,7 +206,7 @@ int pb_send_outcome(const pebble_backend *bk, pebble_bk_chan *chan,
         return PEBBLE_EDIED;
       return PEBBLE_OK;
     }
-    pb_msg_fill(&h, PB_MSG_RESULT, 0, ctx->result_size);
+    pb_msg_fill(&h, PB_MSG_RESULT, ctx->result_type, ctx->result_size);
     payload = ctx->result;
   }
   return pb_chan_send_then(bk, chan, &h, payload, after, after_len);

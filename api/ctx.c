@@ -17,6 +17,7 @@ void pb_ctx_init(pebble_ctx *ctx, atomic_int *stop, size_t max_message,
   ctx->result_handle = -1;
   ctx->shared_ok = 0;
   ctx->result_error = 0;
+  ctx->result_type = PB_VALUE_BYTES;
   ctx->has_message = 0;
   ctx->message[0] = '\0';
   ctx->stop = stop;
@@ -64,6 +65,7 @@ void *pebble_result_alloc(pebble_ctx *ctx, size_t size) {
       ctx->result = p;
       ctx->result_size = size;
       ctx->result_handle = handle;
+      ctx->result_type = PB_VALUE_BYTES;
       return p;
     }
   }
@@ -79,6 +81,7 @@ void *pebble_result_alloc(pebble_ctx *ctx, size_t size) {
   pb_ctx_free_result(ctx);
   ctx->result = p;
   ctx->result_size = size;
+  ctx->result_type = PB_VALUE_BYTES;
   return p;
 }
 
@@ -140,6 +143,7 @@ void pb_ctx_outcome(pebble_ctx *ctx, int ret, pb_outcome *o) {
     o->result = ctx->result;
     o->result_size = ctx->result_size;
     o->result_mapped = ctx->result_handle >= 0;
+    o->result_type = ctx->result_type;
     if (ctx->result_handle >= 0) /* the mapping stays the result's */
       pb_shared_close(ctx->result_handle);
     ctx->result_handle = -1;

@@ -179,6 +179,7 @@ static int settle(pebble_future *f, pb_outcome *o, int keep_runner) {
   f->result = o->result;
   f->result_size = o->result_size;
   f->result_mapped = o->result_mapped;
+  f->result_type = (unsigned char)o->result_type;
   f->message = o->message;
   f->task_code = o->task_code;
   f->sys_errno = o->sys_errno;

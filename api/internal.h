@@ -233,6 +233,7 @@ struct pebble_future {
   int status;
   unsigned char in_block;      /* allocated by pb_blocks (a pool task's) */
   unsigned char result_mapped; /* result is a mapping (shared_result.c) */
+  unsigned char result_type;   /* enum pb_value_type */
   unsigned char process;       /* runs in another process: waiters sleep */
   /* Stripe lock: the cancel of a task sent ahead to a process worker
    * waits until the worker's skip request is written (pool_processes.c). */
@@ -258,6 +259,16 @@ struct pebble_future {
 /* Futures share PB_STRIPES lock/condition pairs, chosen by id. */
 #define PB_STRIPE(f) ((unsigned)((f)->id % PB_STRIPES))
 
+/* What made a result, so that the typed getters (values.c) can refuse a
+ * result of another type.  Travels in a RESULT message's code. */
+enum pb_value_type {
+  PB_VALUE_BYTES = 0, /* pebble_result_set / pebble_result_alloc */
+  PB_VALUE_INT = 1,
+  PB_VALUE_DOUBLE = 2,
+  PB_VALUE_STRING = 3
+};
+#define PB_VALUE_TYPE_MAX PB_VALUE_STRING
+
 typedef struct pb_outcome {
   int state;       /* PEBBLE_DONE, PEBBLE_FAILED or PEBBLE_CANCELLED */
   int status;
@@ -265,6 +276,7 @@ typedef struct pb_outcome {
   void *result;    /* taken over by the future (malloc'd, NUL after) */
   size_t result_size;
   int result_mapped; /* result is a mapped memory file (shared_result.c) */
+  int result_type;   /* enum pb_value_type */
   char *message;   /* taken over (malloc'd) or NULL */
   int task_code;
   int sys_errno;
@@ -319,7 +331,8 @@ enum pb_msg_type {
   PB_MSG_ERROR = 3,   /* code: a PEBBLE_E* status; payload: a message */
   PB_MSG_TASK = 4,    /* to a pool worker: function, ids, argument */
   PB_MSG_QUIT = 5,    /* to a pool worker: end now */
-  PB_MSG_INIT_FAILED = 6, /* from a pool worker: payload: why */
+  PB_MSG_INIT_FAILED = 6, /* from a pool worker: payload: why; code:
+                             PB_INIT_NOT_WORKER or 0 (the initializer) */
   PB_MSG_CONFIG = 7,  /* to a spawned worker: its settings */
   PB_MSG_RESULT_SHARED = 8, /* size: the result's; no payload: a sealed
                                memory file is attached (shared_result.c) */
@@ -328,6 +341,9 @@ enum pb_msg_type {
   PB_MSG_STARTED = 10, /* from a pool worker: it starts that task now */
   PB_MSG_SKIPPED = 11  /* from a pool worker: it skipped it, unstarted */
 };
+/* INIT_FAILED code: a spawned program used the library before calling
+ * pebble_worker_main(); the text says so (worker.c). */
+#define PB_INIT_NOT_WORKER 1
 /* TASK code: sent ahead; answer STARTED or SKIPPED before anything else. */
 #define PB_TASK_AHEAD 1
 /* A TASK payload starts with: fn address (0: by name), future id, seq,
@@ -346,6 +362,10 @@ typedef struct pb_worker_config {
 } pb_worker_config;
 int pb_worker_serve(const pebble_backend *bk, pebble_bk_chan *chan,
                     const pb_worker_config *cfg);
+/* Called when the library starts in a process: if it was spawned as a
+ * worker and pebble_worker_main() was not called first, tell the parent
+ * and stderr, and exit (never returns then). */
+void pb_worker_trap(const pebble_backend *bk);
 typedef struct pb_msg_header {
   uint32_t magic;
   uint16_t version;
@@ -452,6 +472,7 @@ struct pebble_ctx {
   intptr_t result_handle;
   int shared_ok;     /* a worker whose backend can pass the file on */
   int result_error;  /* ETOOBIG or ENOMEM from pebble_result_alloc */
+  int result_type;   /* enum pb_value_type of the result */
   int has_message;
   char message[PB_MESSAGE_MAX];
   uint64_t future_id;
@@ -504,6 +525,7 @@ struct pb_job {
   int reaped;             /* stripe lock */
   int killed_by_library;  /* stripe lock */
   int message_done;
+  char *worker_failure; /* a spawned worker's INIT_FAILED text */
   pb_reader reader;
   /* Spawned process tasks: the worker gets settings and task as messages. */
   int spawn;

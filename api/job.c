@@ -28,6 +28,7 @@ static void job_free(pb_job *job) {
     free(job->ctx);
   }
   pb_reader_free(&job->reader);
+  free(job->worker_failure);
   free(job->out);
   free(job->arg);
   pb_future_put(job->future);
@@ -325,6 +326,19 @@ static void read_result(pb_manager *m, pb_job *job, size_t budget) {
   case PB_READ_AGAIN:
     return;
   case PB_READ_MESSAGE:
+    if (job->reader.header.type == PB_MSG_INIT_FAILED) {
+      /* A spawned program that cannot serve (it did not call
+       * pebble_worker_main(), worker.c): it exits at once, and its exit
+       * resolves the future with this reason and how it ended. */
+      pb_reader_outcome(&job->reader, &o);
+      free(job->worker_failure);
+      job->worker_failure = o.message;
+      o.message = NULL;
+      pb_outcome_discard(&o);
+      bk->waitset_watch(pb_manager_waitset(m), job->proc, PEBBLE_EV_EXIT,
+                        &job->watch);
+      return;
+    }
     job->message_done = 1;
     job->task_deadline = PEBBLE_BK_FOREVER;
     update_deadline(job);
@@ -371,9 +385,15 @@ static void process_exited(pb_manager *m, pb_job *job) {
 
   pb_exit_info_fill(&info, &ex, bk->proc_pid(proc), killed);
   pb_future_set_exit(f, &info);
-  if (!job->message_done)
-    resolve_failed(job, PEBBLE_FAILED, PEBBLE_EDIED,
-                   pb_exit_message(&info, "process"), 0);
+  if (!job->message_done) {
+    char *how = pb_exit_message(&info, "process");
+    if (job->worker_failure != NULL && how != NULL) {
+      char *both = pb_format("%s; %s", job->worker_failure, how);
+      free(how);
+      how = both;
+    }
+    resolve_failed(job, PEBBLE_FAILED, PEBBLE_EDIED, how, 0);
+  }
   bk->waitset_watch(pb_manager_waitset(m), proc, 0, NULL);
   bk->proc_destroy(proc);
   job_finish(m, job);

@@ -220,6 +220,10 @@ int pb_lib_get(pb_lib **out) {
                           memory_order_release);
   }
   pb_static_unlock(PB_LOCK_BOOT);
+  /* A spawned worker that did not start with pebble_worker_main() ends
+   * here, before it can start anything of its own. */
+  if (created && rc == PEBBLE_OK)
+    pb_worker_trap(L->bk);
   /* The forkserver is forked now, before this library starts a thread
    * of its own (and outside the boot lock, which the fork handlers take).
    * If that fails, the first worker tries again and reports why. */

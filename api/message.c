@@ -52,6 +52,11 @@ int pb_msg_check(const pb_msg_header *h, size_t max_size, char *msg,
                (unsigned long long)h->size, max_size);
       return PEBBLE_ETOOBIG;
     }
+    if (h->code < 0 || h->code > PB_VALUE_TYPE_MAX) {
+      snprintf(msg, msglen, "the worker sent a result of unknown type %d",
+               (int)h->code);
+      return PEBBLE_EPROTO;
+    }
     return PEBBLE_OK;
   case PB_MSG_ERROR:
     /* Only errors a worker can meet while producing its result. */

@@ -547,7 +547,10 @@ PEBBLE_API int pebble_future_wait(pebble_future *future, pebble_time_t timeout);
 PEBBLE_API int pebble_future_get(pebble_future *future, pebble_time_t timeout,
                                  const void **data, size_t *size);
 /* As pebble_future_get(), reading the value of a pebble_result_*()
- * helper.  PEBBLE_EINVAL when the result is not of that form. */
+ * helper.  The type travels with the result: PEBBLE_EINVAL, with a
+ * message naming both types, when the result was made by another helper
+ * or is raw bytes (pebble_result_set/alloc; read those with
+ * pebble_future_get), never a reinterpretation of its bytes. */
 PEBBLE_API int pebble_future_get_int(pebble_future *future,
                                      pebble_time_t timeout, int64_t *value);
 PEBBLE_API int pebble_future_get_double(pebble_future *future,

@@ -413,9 +413,13 @@ static pb_ptask *take_queue(pebble_pool *P) {
 }
 
 void pb_pool_break(pebble_pool *P, const char *why) {
+  pb_pool_break_with(P, why, pb_format("the pool's initializer failed: %s",
+                                       why));
+}
+
+void pb_pool_break_with(pebble_pool *P, const char *why, char *msg) {
   const pebble_backend *bk = P->lib->bk;
   pb_ptask *list = NULL;
-  char *msg = pb_format("the pool's initializer failed: %s", why);
   bk->mutex_lock(P->lock);
   if (P->state == PB_POOL_OPEN || P->state == PB_POOL_CLOSED) {
     P->state = PB_POOL_BROKEN;

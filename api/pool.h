@@ -194,6 +194,8 @@ void pb_pool_fail_list(pebble_pool *P, pb_ptask *list, int state, int status,
                        const char *why);
 /* The initializer failed: refuse new work, fail what waits (no lock). */
 void pb_pool_break(pebble_pool *P, const char *why);
+/* The same with the message futures get (malloc'd, taken). */
+void pb_pool_break_with(pebble_pool *P, const char *why, char *msg);
 char *pb_pool_timeout_message(pebble_time_t us);
 
 /* pool_threads.c */

@@ -845,6 +845,7 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
         continue;
       }
       if (w->reader.header.type == PB_MSG_INIT_FAILED) {
+        int not_worker = w->reader.header.code == PB_INIT_NOT_WORKER;
         char *text = w->reader.payload;
         w->reader.payload = NULL;
         pb_reader_free(&w->reader);
@@ -853,12 +854,17 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
         t = detach_task(P, w, &killed);
         if (t != NULL) {
           pb_pool_resolve(P, t->future, PEBBLE_FAILED, PEBBLE_EBROKEN,
-                          pb_format("the pool's initializer failed: %s",
-                                    text),
+                          not_worker
+                              ? pb_strdup(text)
+                              : pb_format("the pool's initializer failed: %s",
+                                          text),
                           0);
           pb_ptask_free(t);
         }
-        pb_pool_break(P, text);
+        if (not_worker) /* the program, not an initializer */
+          pb_pool_break_with(P, text, pb_strdup(text));
+        else
+          pb_pool_break(P, text);
         free(text);
         continue;
       }

@@ -384,6 +384,37 @@ int pb_worker_serve_configured(const pebble_backend *bk, pebble_bk_chan *chan) {
   return rc;
 }
 
+/* pebble_worker_main() was called in this process. */
+static atomic_int worker_main_called;
+
+/* The exit status of a spawned program that forgot pebble_worker_main()
+ * (EX_SOFTWARE). */
+#define PB_EXIT_NOT_WORKER 70
+
+/* A spawned worker whose program uses the library before (or without)
+ * pebble_worker_main() would run the application's main() again: its own
+ * pools, its own workers, each of them the same again, without end.  The
+ * first use of the library stops it here instead: the parent's future
+ * gets the reason through the channel, the operator on stderr. */
+void pb_worker_trap(const pebble_backend *bk) {
+  static const char why[] =
+      "the worker program did not call pebble_worker_main(): a spawned "
+      "worker used the library first (call pebble_worker_main() early in "
+      "main(), after registering the tasks)";
+  pebble_bk_chan *chan = NULL;
+  int rc;
+  if (atomic_load(&worker_main_called) ||
+      pb_secure_getenv("PEBBLE_WORKER_CHANNEL") == NULL)
+    return;
+  rc = PB_BK_HAS(bk, chan_adopt) ? bk->chan_adopt(&chan) : PEBBLE_ENOTSUP;
+  if (rc == PEBBLE_ENOTFOUND)
+    return; /* not spawned as a worker after all: an ordinary run */
+  if (rc == PEBBLE_OK)
+    send_text(bk, chan, PB_MSG_INIT_FAILED, PB_INIT_NOT_WORKER, why);
+  fprintf(stderr, "pebble: %s\n", why);
+  _Exit(PB_EXIT_NOT_WORKER); /* not the application's atexit handlers */
+}
+
 /* CONFIG payload: u64 max_message, u64 max_tasks, u64 name length, the
  * initializer's name, the initializer's argument. */
 int pebble_worker_main(void) {
@@ -392,6 +423,7 @@ int pebble_worker_main(void) {
   pebble_bk_chan *chan = NULL;
   int rc;
 
+  atomic_store(&worker_main_called, 1);
   if (pb_secure_getenv("PEBBLE_WORKER_CHANNEL") == NULL)
     return PEBBLE_OK; /* an ordinary run of the program */
   if ((rc = pb_lib_get(&L)) != PEBBLE_OK)
