@@ -282,7 +282,8 @@ int pebble_wait_any(pebble_future *const *futures, size_t count,
                     pebble_time_t timeout, size_t *index) {
   pebble_cqueue *q;
   pebble_future *got;
-  size_t i;
+  size_t i, found = 0;
+  uint64_t deadline;
   int rc;
   if (futures == NULL || count == 0)
     return pb_error(PEBBLE_EINVAL, "pebble_wait_any: no futures");
@@ -294,11 +295,14 @@ int pebble_wait_any(pebble_future *const *futures, size_t count,
       return pb_error(PEBBLE_EDEADLK, "pebble_wait_any: called from the "
                                       "task that resolves the only future");
   }
+  deadline = pb_deadline_after(futures[0]->lib->bk, timeout);
+  /* The future found then waits as pebble_future_wait does: for the
+   * callbacks attached before it resolved. */
   for (i = 0; i < count; i++)
     if (pb_future_is_resolved(futures[i])) {
       if (index != NULL)
         *index = i;
-      return PEBBLE_OK;
+      return wait_one(futures[i], futures[i]->lib, timeout, deadline);
     }
   if (timeout == PEBBLE_NOWAIT)
     return pb_error(PEBBLE_ENOTREADY, "no future is resolved yet");
@@ -313,11 +317,14 @@ int pebble_wait_any(pebble_future *const *futures, size_t count,
     pebble_future_release(got);
     for (i = 0; i < count; i++)
       if (pb_future_is_resolved(futures[i])) {
+        found = i;
         if (index != NULL)
           *index = i;
         break;
       }
   }
   pebble_cqueue_destroy(q);
+  if (rc == PEBBLE_OK)
+    rc = wait_one(futures[found], futures[found]->lib, timeout, deadline);
   return rc;
 }

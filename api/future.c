@@ -99,6 +99,7 @@ int pb_future_new_extra(pb_lib *lib, const char *name, uint64_t seq,
   atomic_init(&f->user_refs, 0);
   atomic_init(&f->state, PEBBLE_PENDING);
   atomic_init(&f->watched, 0);
+  atomic_init(&f->callbacks_pending, binding != NULL && binding->fn != NULL);
   f->status = PEBBLE_ENOTREADY;
   f->binding = binding; /* takes the caller's reference */
   *out = f;
@@ -210,6 +211,34 @@ static int settle(pebble_future *f, pb_outcome *o, int keep_runner) {
  * stripe's waiters (see settle). */
 static void watch(pebble_future *f) { atomic_store(&f->watched, 1); }
 
+void pb_future_track(pebble_future *f) {
+  f->tracked = 1;
+  pb_lib_task_open(f->lib);
+}
+
+void pb_future_untrack(pebble_future *f) {
+  if (f->tracked) {
+    f->tracked = 0;
+    pb_lib_task_done(f->lib);
+  }
+}
+
+/* Everything attached before the future resolved has run: wake the
+ * waiters that wait for that (the same handshake as settle's), and let
+ * pebble_shutdown() count the task as over. */
+static void callbacks_done(pebble_future *f) {
+  if (atomic_load_explicit(&f->callbacks_pending, memory_order_relaxed)) {
+    atomic_store(&f->callbacks_pending, 0);
+    if (atomic_load(&f->watched)) {
+      pb_lib *L = f->lib;
+      pb_stripe_lock(f);
+      pb_stripe_unlock(f);
+      L->bk->cond_broadcast(L->stripes[PB_STRIPE(f)].cond);
+    }
+  }
+  pb_future_untrack(f);
+}
+
 static int has_callbacks(pebble_future *f) {
   return (f->binding != NULL && f->binding->fn != NULL) ||
          f->callbacks != NULL;
@@ -235,6 +264,7 @@ void pb_future_run_callbacks(pebble_future *f) {
   pb_role.callback_owner = owner;
   pb_role.callbacks--;
   pb_binding_unref(b);
+  callbacks_done(f);
 }
 
 static void after_settle(pebble_future *f, int inline_callbacks) {
@@ -242,6 +272,7 @@ static void after_settle(pebble_future *f, int inline_callbacks) {
   if (!has_callbacks(f)) {
     pb_binding_unref(f->binding);
     f->binding = NULL;
+    callbacks_done(f);
     return;
   }
   if (!inline_callbacks && (d = pb_lib_dispatch(f->lib)) != NULL) {
@@ -306,15 +337,37 @@ pebble_state pebble_future_state(const pebble_future *f) {
   return st == PB_STATE_SETTLING ? PEBBLE_RUNNING : (pebble_state)st;
 }
 
+/* A wait from the application's own threads returns only once the
+ * callbacks attached before the future resolved have run, so that a
+ * program that waits and then returns from main() has seen them all.
+ * Pebble's own threads (a task, a callback, the callback thread) wait
+ * for the outcome only: the callbacks may be queued behind the very
+ * callback that waits, or need the thread that waits. */
+static int wait_includes_callbacks(void) {
+  return !pb_role.callbacks && pb_role.running_future == NULL &&
+         pb_role.pool == NULL && !pb_role.library_thread;
+}
+
+/* Resolved, and, if `with_callbacks`, its callbacks have run. */
+static int settled(pebble_future *f, int with_callbacks) {
+  return pb_future_is_resolved(f) &&
+         (!with_callbacks || !atomic_load(&f->callbacks_pending));
+}
+
+typedef struct wait_target {
+  pebble_future *f;
+  int with_callbacks;
+} wait_target;
+
 static pb_spin wait_spin = PB_SPIN_INIT; /* callers waiting for futures */
 /* Worth watching while the task runs, or is about to: a future still
  * queued after a thousand turns (some microseconds) waits behind other
  * tasks. */
 static int future_ready(void *arg, unsigned turn) {
-  pebble_future *f = arg;
-  int st = atomic_load(&f->state);
+  wait_target *w = arg;
+  int st = atomic_load(&w->f->state);
   if (st == PEBBLE_DONE || st == PEBBLE_FAILED || st == PEBBLE_CANCELLED)
-    return 1;
+    return !w->with_callbacks || !atomic_load(&w->f->callbacks_pending);
   return st == PEBBLE_PENDING && turn >= 1024 ? -1 : 0;
 }
 
@@ -322,6 +375,7 @@ int pebble_future_wait(pebble_future *f, pebble_time_t timeout) {
   pb_lib *L;
   uint64_t deadline, gave_up = 0;
   int rc = PEBBLE_OK;
+  wait_target target;
 
   CHECK_FUTURE(f, "pebble_future_wait");
   if (timeout < 0 && timeout != PEBBLE_FOREVER)
@@ -329,15 +383,22 @@ int pebble_future_wait(pebble_future *f, pebble_time_t timeout) {
                     "pebble_future_wait: timeout %lld is negative (use "
                     "PEBBLE_FOREVER to wait without limit)",
                     (long long)timeout);
-  if (pb_future_is_resolved(f))
+  target.f = f;
+  target.with_callbacks = wait_includes_callbacks();
+  if (settled(f, target.with_callbacks))
     return PEBBLE_OK;
-  if (pb_role.running_future == f)
-    return pb_error(PEBBLE_EDEADLK,
-                    "pebble_future_wait: called from the task that resolves "
-                    "this future");
-  if (timeout == PEBBLE_NOWAIT)
-    return pb_error(PEBBLE_ENOTREADY, "future %llu is not resolved yet",
-                    (unsigned long long)f->id);
+  if (pb_future_is_resolved(f)) {
+    if (timeout == PEBBLE_NOWAIT)
+      return PEBBLE_OK; /* the outcome is there; not waiting was asked */
+  } else {
+    if (pb_role.running_future == f)
+      return pb_error(PEBBLE_EDEADLK,
+                      "pebble_future_wait: called from the task that "
+                      "resolves this future");
+    if (timeout == PEBBLE_NOWAIT)
+      return pb_error(PEBBLE_ENOTREADY, "future %llu is not resolved yet",
+                      (unsigned long long)f->id);
+  }
   L = f->lib;
   deadline = pb_deadline_after(L->bk, timeout);
   /* A spin never outlasts the caller's timeout (PEBBLE_SPIN may be long).
@@ -346,16 +407,18 @@ int pebble_future_wait(pebble_future *f, pebble_time_t timeout) {
   if ((!f->process || pb_spin_for_processes()) &&
       (timeout == PEBBLE_FOREVER ||
        (uint64_t)timeout * 1000u > pb_spin_ns()) &&
-      pb_spin_wait(L->bk, &wait_spin, future_ready, f, &gave_up))
+      pb_spin_wait(L->bk, &wait_spin, future_ready, &target, &gave_up))
     return PEBBLE_OK;
   pb_stripe_lock(f);
   watch(f);
-  while (!pb_future_is_resolved(f)) {
+  while (!settled(f, target.with_callbacks)) {
     if (L->bk->cond_wait(L->stripes[PB_STRIPE(f)].cond,
                          L->stripes[PB_STRIPE(f)].mutex,
                          deadline) == PEBBLE_ENOTREADY &&
-        !pb_future_is_resolved(f)) {
-      rc = PEBBLE_ENOTREADY;
+        !settled(f, target.with_callbacks)) {
+      /* Out of time: resolved (its callbacks still running) is done. */
+      if (!pb_future_is_resolved(f))
+        rc = PEBBLE_ENOTREADY;
       break;
     }
   }
@@ -516,6 +579,7 @@ int pebble_future_add_callback(pebble_future *f, pebble_callback_fn fn,
     for (tail = &f->callbacks; *tail != NULL; tail = &(*tail)->next)
       ;
     *tail = c;
+    atomic_store(&f->callbacks_pending, 1);
     pb_stripe_unlock(f);
     return PEBBLE_OK;
   }

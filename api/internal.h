@@ -164,6 +164,11 @@ struct pb_lib {
   atomic_long live;        /* futures the application holds, and task
                               definitions */
   atomic_long running;     /* tasks whose code may still be running */
+  /* One-shot tasks whose future has not resolved or whose callbacks have
+   * not all run yet: pebble_shutdown() waits for them (drained, on lock). */
+  atomic_long tasks_open;
+  atomic_int drain_waiters;
+  pebble_bk_cond *drained;
   atomic_uint_fast64_t next_id;
   struct {
     pebble_bk_mutex *mutex;
@@ -182,6 +187,10 @@ int pb_lib_get(pb_lib **lib);
 int pb_lib_check(const pb_lib *lib, uint64_t gen);
 void pb_lib_hold(pb_lib *lib);
 void pb_lib_drop(pb_lib *lib);
+/* A one-shot task opens (its future counts until its callbacks ran, see
+ * pb_future_track) and is over. */
+void pb_lib_task_open(pb_lib *lib);
+void pb_lib_task_done(pb_lib *lib);
 pb_manager *pb_lib_manager(pb_lib *lib);
 pb_dispatch *pb_lib_dispatch(pb_lib *lib);
 
@@ -227,6 +236,11 @@ struct pebble_future {
   atomic_int user_refs; /* those the application holds */
   atomic_int state;
   atomic_int watched;  /* a waiter or callback may be on the stripe */
+  /* Callbacks attached before it resolved have not all run yet: waits
+   * from application threads go on until they have (future.c). */
+  atomic_int callbacks_pending;
+  /* Counts in the library's tasks_open until its callbacks ran. */
+  unsigned char tracked;
   char *name;
   const void *owner; /* the pool that runs it, or NULL */
   /* Outcome, written once by the resolver before the final state. */
@@ -291,6 +305,11 @@ int pb_future_new(pb_lib *lib, const char *name, uint64_t seq,
 int pb_future_new_extra(pb_lib *lib, const char *name, uint64_t seq,
                         pb_binding *binding, size_t extra,
                         pebble_future **out, void **extra_out);
+/* Count f in the library's open tasks until it resolved and its
+ * callbacks ran (before the task can resolve it); pb_future_untrack
+ * undoes it for a task that never started. */
+void pb_future_track(pebble_future *f);
+void pb_future_untrack(pebble_future *f);
 /* Internal references: they do not keep pebble_shutdown() waiting. */
 void pb_future_hold(pebble_future *f);
 void pb_future_put(pebble_future *f);

@@ -443,6 +443,7 @@ int pb_job_launch(pb_job *job) {
   job->kill_deadline = PEBBLE_BK_FOREVER;
   pb_manager_adopt(job->manager, 1);
   atomic_fetch_add(&L->running, 1);
+  pb_future_track(job->future); /* shutdown waits for it and callbacks */
   if (job->kind == PEBBLE_PROCESS) {
     job->watch.on_events = process_events;
     job->watch.on_deadline = process_deadline;
@@ -459,6 +460,7 @@ int pb_job_launch(pb_job *job) {
   rc = L->bk->thread_create(&job->thread, thread_main, thread_unwound, job, 0);
   if (rc != PEBBLE_OK) {
     atomic_fetch_sub(&L->running, 1);
+    pb_future_untrack(job->future); /* never started, never resolves */
     pb_manager_adopt(job->manager, -1);
     pb_stripe_lock(job->future);
     job->future->runner = NULL;

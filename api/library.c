@@ -58,6 +58,8 @@ static void lib_free(pb_lib *L) {
     if (L->stripes[i].mutex)
       L->bk->mutex_destroy(L->stripes[i].mutex);
   }
+  if (L->drained)
+    L->bk->cond_destroy(L->drained);
   if (L->lock)
     L->bk->mutex_destroy(L->lock);
   pb_blocks_destroy(&L->blocks, L->bk);
@@ -173,10 +175,14 @@ static int lib_create(pb_lib **out) {
   L->gen = ref.bk->fork_generation();
   atomic_init(&L->live, 0);
   atomic_init(&L->running, 0);
+  atomic_init(&L->tasks_open, 0);
+  atomic_init(&L->drain_waiters, 0);
   atomic_init(&L->next_id, 1);
   atomic_init(&L->manager, NULL);
   atomic_init(&L->dispatch, NULL);
   rc = L->bk->mutex_create(&L->lock);
+  if (rc == PEBBLE_OK)
+    rc = L->bk->cond_create(&L->drained);
   if (rc == PEBBLE_OK)
     rc = pb_blocks_init(&L->blocks, L->bk);
   for (i = 0; rc == PEBBLE_OK && i < PB_STRIPES; i++) {
@@ -248,6 +254,31 @@ int pb_lib_check(const pb_lib *lib, uint64_t gen) {
 
 void pb_lib_hold(pb_lib *lib) { atomic_fetch_add(&lib->live, 1); }
 void pb_lib_drop(pb_lib *lib) { atomic_fetch_sub(&lib->live, 1); }
+
+void pb_lib_task_open(pb_lib *lib) { atomic_fetch_add(&lib->tasks_open, 1); }
+
+/* Wakes pebble_shutdown() when the last open task is over: it counts
+ * itself a waiter, then looks at the count, under the lock this takes
+ * before waking it, so the wake-up cannot fall between the two. */
+void pb_lib_task_done(pb_lib *lib) {
+  if (atomic_fetch_sub(&lib->tasks_open, 1) == 1 &&
+      atomic_load(&lib->drain_waiters) > 0) {
+    lib->bk->mutex_lock(lib->lock);
+    lib->bk->cond_broadcast(lib->drained);
+    lib->bk->mutex_unlock(lib->lock);
+  }
+}
+
+/* Wait until every one-shot task has resolved and its callbacks have run
+ * (those may launch more, which are waited for too). */
+static void drain_tasks(pb_lib *L) {
+  L->bk->mutex_lock(L->lock);
+  atomic_fetch_add(&L->drain_waiters, 1);
+  while (atomic_load(&L->tasks_open) > 0)
+    L->bk->cond_wait(L->drained, L->lock, PEBBLE_BK_FOREVER);
+  atomic_fetch_sub(&L->drain_waiters, 1);
+  L->bk->mutex_unlock(L->lock);
+}
 
 pb_manager *pb_lib_manager(pb_lib *L) {
   pb_manager *m = atomic_load_explicit(&L->manager, memory_order_acquire);
@@ -327,7 +358,17 @@ int pebble_shutdown(void) {
     atomic_store(&g_lib, NULL);
     L = NULL;
   }
-  if (L != NULL)
+  pb_static_unlock(PB_LOCK_BOOT);
+  if (L == NULL)
+    return PEBBLE_OK;
+  /* Tasks launched and let go (their futures released) are waited for,
+   * with their callbacks; held futures are refused at once below. */
+  if (atomic_load(&L->live) == 0)
+    drain_tasks(L);
+  pb_static_lock(PB_LOCK_BOOT);
+  if (atomic_load(&g_lib) != L)
+    L = NULL; /* shut down meanwhile (a call that should not race this) */
+  else
     rc = detach_if_idle(L, "pebble_shutdown");
   pb_static_unlock(PB_LOCK_BOOT);
   if (L != NULL && rc == PEBBLE_OK)

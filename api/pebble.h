@@ -148,14 +148,19 @@ typedef int64_t pebble_time_t; /* microseconds */
 PEBBLE_API int pebble_init(void);
 
 /*
- * Stop the library's threads and release the backend.  Fails with
- * PEBBLE_EBUSY while the application holds futures or task definitions,
- * or while task code may still run (a timed-out thread task that has not
- * returned); release them first.  Otherwise it waits for what is already
- * finishing (joins, reaps, callbacks in progress) and returns PEBBLE_OK.
- * The library can be initialised again afterwards.  Must not be called
- * from a task or a callback (PEBBLE_EDEADLK), nor while other threads
- * still call Pebble.
+ * Stop the library's threads and release the backend.  Fails at once
+ * with PEBBLE_EBUSY while the application holds futures, task
+ * definitions, pools or queues; release them first.  Tasks launched and
+ * let go (pebble_run with a callback, then pebble_future_release: "fire
+ * and forget") are waited for: shutdown returns once each has resolved
+ * and its callbacks have run, including tasks those callbacks launch (a
+ * thread task that never returns makes it wait for ever).  Then it fails
+ * with PEBBLE_EBUSY if task code may still run although its future has
+ * resolved (a timed-out or cancelled thread task that has not returned),
+ * else it waits for what is finishing (joins, reaps) and returns
+ * PEBBLE_OK.  The library can be initialised again afterwards.  Must not
+ * be called from a task or a callback (PEBBLE_EDEADLK), nor while other
+ * threads still call Pebble.
  */
 PEBBLE_API int pebble_shutdown(void);
 
@@ -336,7 +341,10 @@ typedef int (*pebble_task_fn)(pebble_ctx *ctx, const void *arg,
  * results, and never with a library lock held.  It may call any Pebble
  * function (get the result, launch more work, cancel other futures)
  * except pebble_shutdown().  The future is valid during the call; take a
- * reference with pebble_future_ref() to keep it longer.
+ * reference with pebble_future_ref() to keep it longer.  An application
+ * thread waiting for the future (pebble_future_wait, _get, pebble_wait_all,
+ * _any) returns after its callbacks have run, and pebble_shutdown() waits
+ * for the callbacks of tasks whose futures were released.
  */
 typedef void (*pebble_callback_fn)(pebble_future *future, void *user_data);
 
@@ -525,9 +533,16 @@ PEBBLE_API pebble_state pebble_future_state(const pebble_future *future);
  * once it is resolved (whatever the outcome), PEBBLE_ENOTREADY when the
  * time ran out, PEBBLE_EDEADLK when called from the thread task that
  * resolves this very future (it would wait for itself), PEBBLE_EFORKED in
- * the child of a fork, PEBBLE_EINVAL for a bad timeout.  From inside the
- * future's own callback it returns PEBBLE_OK at once: callbacks run only
- * after resolution, so there is nothing to wait for and no way to hang.
+ * the child of a fork, PEBBLE_EINVAL for a bad timeout.  Called from an
+ * application thread, it returns only once the callbacks added before the
+ * future resolved have also run (on whatever thread runs them), so a
+ * program that waits and then returns from main() loses none; if the time
+ * runs out while they run, it returns PEBBLE_OK (the outcome is there),
+ * and a timeout of 0 never waits for them.  Called from Pebble's own
+ * threads (a task, any callback) it waits for the outcome only: the
+ * callbacks may be queued behind the caller.  From inside the future's
+ * own callback it returns PEBBLE_OK at once: callbacks run only after
+ * resolution, so there is nothing to wait for and no way to hang.
  * While the task runs, the caller first watches for the outcome for up to
  * 50 us before it sleeps (CPU time it spends; PEBBLE_SPIN=N microseconds,
  * 0 never; for a process task only on four CPUs or more; see
@@ -857,14 +872,17 @@ PEBBLE_API void pebble_map_release(pebble_map *map);
  * Wait until every future of the array has resolved, at most timeout (for
  * the whole array).  The array stays the caller's; no reference is taken.
  * The last future is waited for first (a batch tends to resolve in order),
- * then the others.  PEBBLE_OK, PEBBLE_ENOTREADY (timeout),
- * PEBBLE_EINVAL (a NULL entry, found before any waiting), PEBBLE_EDEADLK.
+ * then the others.  Each is waited for as pebble_future_wait() does, so
+ * from an application thread their callbacks have run when it returns.
+ * PEBBLE_OK, PEBBLE_ENOTREADY (timeout), PEBBLE_EINVAL (a NULL entry,
+ * found before any waiting), PEBBLE_EDEADLK.
  */
 PEBBLE_API int pebble_wait_all(pebble_future *const *futures, size_t count,
                                pebble_time_t timeout);
 /*
  * Wait until at least one future of the array has resolved, at most
- * timeout; *index (may be NULL) gets the lowest index of a resolved one.
+ * timeout; *index (may be NULL) gets the lowest index of a resolved one,
+ * whose callbacks have run as with pebble_future_wait().
  * PEBBLE_OK, PEBBLE_ENOTREADY, PEBBLE_EINVAL (count 0 or NULL entries).
  */
 PEBBLE_API int pebble_wait_any(pebble_future *const *futures, size_t count,

@@ -64,14 +64,14 @@ int main(void) {
     pebble_task_launch(foo.do_job, NULL, 0, &tasks[2 * i]);
     pebble_task_launch(foo.do_wrong_job, NULL, 0, &tasks[2 * i + 1]);
   }
-  /* Instead of the seed's sleep(1): wait for the tasks, release them, and
-   * shut the library down, which returns once every callback has run. */
+  /* Instead of the seed's sleep(1): wait for the tasks, which returns
+   * once their callbacks have run too, release them, and shut down. */
   pebble_wait_all(tasks, 10, PEBBLE_FOREVER);
   for (i = 0; i < 10; i++)
     pebble_future_release(tasks[i]);
   pebble_task_destroy(foo.do_job);
   pebble_task_destroy(foo.do_wrong_job);
-  pebble_shutdown(); /* returns once every callback has run */
+  pebble_shutdown();
   printf("%d\n%d\n", atomic_load(&foo.counter), atomic_load(&foo.errors));
   return 0;
 }

@@ -41,11 +41,12 @@ int main(void) {
   }
   for (i = 0; i < 5; i++)
     pebble_task_launch(job, &i, sizeof i, &tasks[i]);
-  /* Instead of the seed's raw_input(): wait until all five are done. */
+  /* Instead of the seed's raw_input(): wait until all five are done;
+   * their callbacks have run when it returns. */
   pebble_wait_all(tasks, 5, PEBBLE_FOREVER);
   for (i = 0; i < 5; i++)
     pebble_future_release(tasks[i]);
   pebble_task_destroy(job);
-  pebble_shutdown(); /* returns once every pending callback has run */
+  pebble_shutdown();
   return 0;
 }
