@@ -849,9 +849,20 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
         char *text = w->reader.payload;
         w->reader.payload = NULL;
         pb_reader_free(&w->reader);
-        /* A task handed to it already fails like the queued ones. */
+        /* No scheduler may send it a task from now on (it would die with
+         * the worker, as a crash); one handed to it already fails like the
+         * queued ones. */
+        bk->mutex_lock(P->lock);
+        w->ready = 0;
+        bk->mutex_unlock(P->lock);
         drop_out(w);
         t = detach_task(P, w, &killed);
+        /* Broken before any of its futures says so: a task scheduled
+         * after that is refused. */
+        if (not_worker) /* the program, not an initializer */
+          pb_pool_break_with(P, text, pb_strdup(text));
+        else
+          pb_pool_break(P, text);
         if (t != NULL) {
           pb_pool_resolve(P, t->future, PEBBLE_FAILED, PEBBLE_EBROKEN,
                           not_worker
@@ -861,10 +872,6 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
                           0);
           pb_ptask_free(t);
         }
-        if (not_worker) /* the program, not an initializer */
-          pb_pool_break_with(P, text, pb_strdup(text));
-        else
-          pb_pool_break(P, text);
         free(text);
         continue;
       }
