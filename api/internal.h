@@ -62,6 +62,11 @@ int pb_error(int code, const char *fmt, ...) PEBBLE_PRINTF(2, 3);
 
 /* ---- log.c ---- */
 void pb_log(int level, const char *fmt, ...) PEBBLE_PRINTF(2, 3);
+/* Would a line of that level go anywhere?  For lines that cost work. */
+int pb_log_wants(int level);
+/* "task 'name' (future 7)" or "task of future 7", in buf, for logs. */
+#define PB_LABEL_MAX 112
+const char *pb_task_label(const pebble_future *f, char *buf, size_t len);
 
 /* ---- platform.c ---- */
 enum pb_static_lock { PB_LOCK_BOOT, PB_LOCK_LOG, PB_LOCK_REGISTRY, PB_LOCK_COUNT };
@@ -572,6 +577,9 @@ int pb_registry_name_of(pebble_task_fn fn, char *buf, size_t len);
 /* The longest spin, PB_SPIN_NS unless PEBBLE_SPIN says otherwise; 0 when
  * spinning is off. */
 uint64_t pb_spin_ns(void);
+/* PEBBLE_EINVAL with a message if PEBBLE_SPIN is set to something else
+ * than a number of microseconds (checked when the library starts). */
+int pb_spin_setting_check(void);
 int pb_spin_for_processes(void);
 static inline int pb_spin_allowed(void) { return pb_spin_ns() > 0; }
 static inline void pb_cpu_relax(void) {

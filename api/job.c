@@ -392,6 +392,11 @@ static void process_exited(pb_manager *m, pb_job *job) {
       free(how);
       how = both;
     }
+    if (!pb_future_is_resolved(f) && pb_log_wants(PEBBLE_LOG_WARN)) {
+      char label[PB_LABEL_MAX];
+      pb_log(PEBBLE_LOG_WARN, "%s: %s", pb_task_label(f, label, sizeof label),
+             how ? how : "its process died");
+    }
     resolve_failed(job, PEBBLE_FAILED, PEBBLE_EDIED, how, 0);
   }
   bk->waitset_watch(pb_manager_waitset(m), proc, 0, NULL);
@@ -417,6 +422,13 @@ static void process_deadline(pb_manager *m, pb_watch *w, uint64_t now) {
   if (job->task_deadline <= now) {
     job->task_deadline = PEBBLE_BK_FOREVER;
     if (time_out(job)) {
+      if (pb_log_wants(PEBBLE_LOG_WARN)) {
+        char label[PB_LABEL_MAX];
+        pb_log(PEBBLE_LOG_WARN, "%s: %s; killing process %ld",
+               pb_task_label(job->future, label, sizeof label),
+               job->future->message ? job->future->message : "timed out",
+               job->proc != NULL ? job->lib->bk->proc_pid(job->proc) : 0L);
+      }
       /* The future already resolved: a grace only delays the SIGKILL. */
       kill_job(job, job->kill_grace == 0);
       if (job->kill_grace > 0)

@@ -621,7 +621,8 @@ PEBBLE_API const char *pebble_signal_name(int signal);
  * that worker: this returns once the request to skip it is written, so
  * it starts only if the worker had reached it already (it is then stopped
  * as a running task).  A running
- * process task's process group is sent SIGKILL before this returns (its
+ * process task's process group (its process alone with a backend without
+ * PEBBLE_CAP_KILL_GROUP, such as APR) is sent SIGKILL before this returns (its
  * exit is reaped later by the library).  A running thread task is flagged
  * (pebble_should_stop()) and keeps its thread until it returns.  In every
  * case the future is resolved as PEBBLE_CANCELLED before this returns.

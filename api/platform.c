@@ -189,24 +189,47 @@ static unsigned usable_cpus(void) {
   return pb_online_cpus();
 }
 
+/* PEBBLE_SPIN in nanoseconds; PB_SPIN_NS if unset; 0 if it is not a
+ * number of microseconds from 0 to 1000000 (*bad set, env named). */
+static uint64_t spin_setting(const char **bad) {
+  const char *env = pb_secure_getenv("PEBBLE_SPIN");
+  char *end;
+  unsigned long us;
+  *bad = NULL;
+  if (env == NULL || *env == '\0')
+    return PB_SPIN_NS;
+  if (*env >= '0' && *env <= '9') {
+    us = strtoul(env, &end, 10);
+    if (*end == '\0' && us <= 1000000ul)
+      return (uint64_t)us * 1000u;
+  }
+  *bad = env;
+  return PB_SPIN_NS;
+}
+
+int pb_spin_setting_check(void) {
+  const char *bad;
+  spin_setting(&bad);
+  if (bad != NULL)
+    return pb_error(PEBBLE_EINVAL,
+                    "PEBBLE_SPIN='%s' is not a number of microseconds from 0 "
+                    "to 1000000 (0: never spin)",
+                    bad);
+  return PEBBLE_OK;
+}
+
 uint64_t pb_spin_ns(void) {
   static _Atomic uint64_t limit = UINT64_MAX;
   uint64_t ns = atomic_load_explicit(&limit, memory_order_relaxed);
   if (ns == UINT64_MAX) {
-    const char *env = pb_secure_getenv("PEBBLE_SPIN");
-    char *end;
-    unsigned long us;
-    ns = PB_SPIN_NS;
-    if (env != NULL && *env) {
-      us = strtoul(env, &end, 10);
-      if (*end == '\0' && us <= 1000000ul)
-        ns = (uint64_t)us * 1000u;
-      else
-        pb_log(PEBBLE_LOG_WARN,
-               "PEBBLE_SPIN='%s' is not a number of microseconds up to "
-               "1000000; using %u",
-               env, (unsigned)(PB_SPIN_NS / 1000u));
-    }
+    const char *bad;
+    ns = spin_setting(&bad);
+    if (bad != NULL) /* set after the library started, which refuses
+                        to start with a bad value */
+      pb_log(PEBBLE_LOG_WARN,
+             "PEBBLE_SPIN='%s' is not a number of microseconds up to "
+             "1000000; using %u",
+             bad, (unsigned)(PB_SPIN_NS / 1000u));
     if (usable_cpus() < 2)
       ns = 0;
     atomic_store_explicit(&limit, ns, memory_order_relaxed);

@@ -218,6 +218,34 @@ static void schedule_respawn(pb_manager *m, pebble_pool *P, uint64_t now) {
          (void *)P, P->crash_streak, (unsigned long long)(delay / 1000000));
 }
 
+/* One log line for a worker's end (manager thread): what it ran, how it
+ * ended, whether it is replaced.  `label` names its task, or is NULL. */
+static void log_worker_end(pebble_pool *P, const pebble_exit_info *info,
+                           const char *label, int by_pebble, int quitting,
+                           int replaced) {
+  /* Deaths Pebble did not cause are news; its own kills were logged
+   * when made, and retirements are routine. */
+  int level = by_pebble || (quitting && label == NULL) ? PEBBLE_LOG_DEBUG
+                                                       : PEBBLE_LOG_WARN;
+  char how[96];
+  if (!pb_log_wants(level))
+    return;
+  if (!info->status_known)
+    snprintf(how, sizeof how, "ended (its exit status is unknown)");
+  else if (info->signal != 0)
+    snprintf(how, sizeof how, "was killed by signal %d (%s)%s%s",
+             info->signal, pebble_signal_name(info->signal),
+             info->core_dumped ? ", core dumped" : "",
+             info->killed_by_library ? ", sent by Pebble" : "");
+  else
+    snprintf(how, sizeof how, "exited with code %d", info->exit_code);
+  pb_log(level, "pool %p: worker process %ld %s%s%s; %s", (void *)P,
+         info->pid, how,
+         label != NULL ? " running " : quitting ? "" : " while idle",
+         label != NULL ? label : "",
+         replaced ? "a new worker replaces it" : "not replaced");
+}
+
 /* The message that hands t to a worker, malloc'd. */
 static int task_message(pebble_pool *P, pb_ptask *t, int32_t code,
                         unsigned char **out, size_t *out_size) {
@@ -921,6 +949,8 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
   pb_pworker **pp;
   int killed = 0, counted, replace;
   uint64_t now = bk->now_ns();
+  char label_buf[PB_LABEL_MAX];
+  const char *label = NULL;
 
   if (!w->reader.eof)
     read_worker(m, w, SIZE_MAX); /* an outcome sent in full counts */
@@ -934,6 +964,8 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
   if (bk->proc_reap(w->proc, &ex) != PEBBLE_OK)
     ex.status_known = 0;
   pb_exit_info_fill(&info, &ex, bk->proc_pid(w->proc), killed || w->killed);
+  if (t != NULL && pb_log_wants(PEBBLE_LOG_WARN))
+    label = pb_task_label(t->future, label_buf, sizeof label_buf);
   if (t != NULL) {
     pb_future_set_exit(t->future, &info);
     pb_pool_resolve(P, t->future, PEBBLE_FAILED, PEBBLE_EDIED,
@@ -971,6 +1003,8 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
     atomic_fetch_add(&P->restarts, 1);
   bk->cond_broadcast(P->idle);
   bk->mutex_unlock(P->lock);
+  log_worker_end(P, &info, label, info.killed_by_library,
+                 w->state == PB_W_QUITTING, replace);
   free(w);
   if (replace && P->crash_streak >= BACKOFF_AFTER)
     schedule_respawn(m, P, now);
@@ -1008,6 +1042,13 @@ static void worker_deadline(pb_manager *m, pb_watch *ww, uint64_t now) {
         pb_pool_resolve(P, t->future, PEBBLE_FAILED, PEBBLE_ETIMEDOUT,
                         pb_pool_timeout_message(t->timeout), 0)) {
       /* Resolved at the deadline; the worker is killed and replaced. */
+      if (pb_log_wants(PEBBLE_LOG_WARN)) {
+        char label[PB_LABEL_MAX], *why = pb_pool_timeout_message(t->timeout);
+        pb_log(PEBBLE_LOG_WARN, "pool %p: %s: %s; killing worker process %ld",
+               (void *)P, pb_task_label(t->future, label, sizeof label),
+               why ? why : "timed out", P->lib->bk->proc_pid(w->proc));
+        free(why);
+      }
       kill_worker(w, P->o.kill_grace == 0);
       if (P->o.kill_grace > 0)
         w->kill_deadline = now + (uint64_t)P->o.kill_grace * 1000u;

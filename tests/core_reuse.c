@@ -260,13 +260,25 @@ static void spin_long(void) {
     _exit(14);
   }
 }
+/* A bad value is refused as a bad PEBBLE_START_METHOD is: every call
+ * that starts the library fails, naming the variable.  Changed after the
+ * library started, it is logged and the default used. */
 static void spin_bad(void) {
+  pebble_pool *p;
+  setenv("PEBBLE_SPIN", "fast", 1);
+  if (pebble_pool_create(&p, PEBBLE_THREAD, NULL) != PEBBLE_EINVAL)
+    _exit(15);
+  if (strstr(pebble_last_error(), "PEBBLE_SPIN='fast'") == NULL)
+    _exit(16);
+  setenv("PEBBLE_SPIN", "50", 1);
+  if (pebble_init() != PEBBLE_OK)
+    _exit(17);
   setenv("PEBBLE_SPIN", "fast", 1);
   pebble_set_log_handler(keep_log, NULL, PEBBLE_LOG_WARN);
   if (waiting_cpu_ms() < 0)
-    _exit(15);
+    _exit(18);
   if (strstr(logged, "PEBBLE_SPIN='fast'") == NULL)
-    _exit(16);
+    _exit(19);
 }
 static void test_spin_setting(void) {
   CU_ASSERT(in_child(spin_bad));
