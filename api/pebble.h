@@ -718,7 +718,15 @@ PEBBLE_API int pebble_pool_options_init(pebble_pool_options *opts);
  * the call runs in every worker too.  The marker that makes a worker is
  * removed from the environment once read, so a worker's own children are
  * ordinary programs.  A task name the worker does not know resolves that
- * task with PEBBLE_ENOTFOUND.
+ * task with PEBBLE_ENOTFOUND.  A spawned worker whose program calls
+ * anything that starts the library before pebble_worker_main() (or never
+ * calls it) would run main() again, with its own pools and workers: it
+ * is stopped at that first call instead, writes "the worker program did
+ * not call pebble_worker_main()" to its stderr and exits with status 70;
+ * the parent's pool breaks with that message (PEBBLE_EBROKEN), a one-shot
+ * task resolves PEBBLE_EDIED with it and the exit status.  Registering
+ * tasks, selecting or configuring the backend and setting the log
+ * handler before the call are fine.
  */
 PEBBLE_API int pebble_worker_main(void);
 
