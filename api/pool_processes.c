@@ -192,9 +192,7 @@ static void fail_all_queued(pebble_pool *P, int err) {
       o.status = PEBBLE_ESYSTEM;
       o.message = pb_strdup(why);
       o.sys_errno = err;
-      if (pb_future_resolve(t->future, &o, 0))
-        pb_pool_count_outcome(P, PEBBLE_ESYSTEM);
-      else
+      if (!pb_future_resolve(t->future, &o, 0)) /* counts as it settles */
         pb_outcome_discard(&o);
     }
     pb_ptask_free(t);
@@ -887,9 +885,7 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
       /* Read under the lock: once ready, a scheduler may make it busy. */
       fed = feed_worker(m, P, w) || w->state == PB_W_BUSY;
       bk->mutex_unlock(P->lock);
-      if (pb_future_resolve(t->future, &o, 0))
-        pb_pool_count_outcome(P, o.status);
-      else
+      if (!pb_future_resolve(t->future, &o, 0)) /* counts as it settles */
         pb_outcome_discard(&o);
       pb_ptask_free(t);
       if (!fed)
