@@ -250,6 +250,9 @@ struct pebble_future {
    * the task can see without the lock that nobody will use it again. */
   pb_runner *_Atomic runner;
   pebble_exit_info *exit; /* stripe lock; only once a process ended */
+  /* Observing a task (pebble_future_pid, pebble_future_cancel_ex). */
+  long pid;          /* stripe lock: the process that started the task */
+  unsigned char ran; /* it was RUNNING when it resolved (set by settle) */
 };
 
 /* The future's size rounded up so that what follows it is aligned. */

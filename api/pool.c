@@ -916,3 +916,58 @@ int pebble_pool_stats_get(pebble_pool *P, pebble_pool_stats *stats) {
   memcpy(stats, &s, n);
   return PEBBLE_OK;
 }
+
+/* ---- observing a pool (issue 15, item 17) ---- */
+
+int pebble_pool_state_get(pebble_pool *P, pebble_pool_state *state) {
+  int st;
+  if (state != NULL)
+    *state = PEBBLE_POOL_OPEN;
+  CHECK_POOL(P, "pebble_pool_state_get");
+  if (state == NULL)
+    return pb_error(PEBBLE_EINVAL, "pebble_pool_state_get: state is NULL");
+  P->lib->bk->mutex_lock(P->lock);
+  st = P->state;
+  P->lib->bk->mutex_unlock(P->lock);
+  switch (st) {
+  case PB_POOL_CLOSED:
+    *state = PEBBLE_POOL_CLOSED;
+    break;
+  case PB_POOL_STOPPED:
+    *state = PEBBLE_POOL_STOPPED;
+    break;
+  case PB_POOL_BROKEN:
+    *state = PEBBLE_POOL_BROKEN;
+    break;
+  default:
+    *state = PEBBLE_POOL_OPEN;
+    break;
+  }
+  return PEBBLE_OK;
+}
+
+int pebble_pool_worker_pids(pebble_pool *P, long *pids, size_t cap,
+                            size_t *count) {
+  pb_pworker *w;
+  size_t n = 0;
+  if (count != NULL)
+    *count = 0;
+  CHECK_POOL(P, "pebble_pool_worker_pids");
+  if (count == NULL)
+    return pb_error(PEBBLE_EINVAL, "pebble_pool_worker_pids: count is NULL");
+  if (pids == NULL && cap > 0)
+    return pb_error(PEBBLE_EINVAL,
+                    "pebble_pool_worker_pids: pids is NULL but cap is %zu",
+                    cap);
+  if (P->kind != PEBBLE_PROCESS)
+    return pb_error(PEBBLE_EINVAL,
+                    "pebble_pool_worker_pids: a thread pool's workers are "
+                    "threads of this process");
+  P->lib->bk->mutex_lock(P->lock);
+  for (w = P->workers; w != NULL; w = w->next, n++)
+    if (n < cap)
+      pids[n] = w->pid;
+  P->lib->bk->mutex_unlock(P->lock);
+  *count = n;
+  return PEBBLE_OK;
+}

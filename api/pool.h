@@ -79,6 +79,8 @@ struct pb_pworker {
   pb_ptask *ahead, *ahead_tail;
   unsigned n_ahead;
   uint64_t task_started; /* pool lock: when its current task started */
+  long pid;              /* process workers: set before it is listed */
+  int code_started;      /* manager thread: its timed task said it starts */
   /* Thread workers: outcomes of the tasks it ran (PB_COUNT_*), written by
    * it alone so that workers do not share a counter; added to the pool's
    * when it ends (pool lock). */

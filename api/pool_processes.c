@@ -141,6 +141,7 @@ static int spawn_one(pb_manager *m, pebble_pool *P, int spare, int *err) {
     return rc;
   }
   w->started_at = bk->now_ns();
+  w->pid = bk->proc_pid(w->proc);
   bk->mutex_lock(P->lock);
   w->next = P->workers;
   P->workers = w;
@@ -291,6 +292,7 @@ int pb_processes_send_now(pebble_pool *P, pb_ptask *t) {
   P->running++;
   pb_stripe_lock(t->future);
   t->proc = w->proc;
+  t->future->pid = w->pid;
   pb_stripe_unlock(t->future);
   rc = bk->proc_write(w->proc, buf, size, &done);
   if ((rc == PEBBLE_OK || rc == PEBBLE_ENOTREADY) && done < size) {
@@ -311,6 +313,7 @@ int pb_processes_send_now(pebble_pool *P, pb_ptask *t) {
     P->running--;
     pb_stripe_lock(t->future);
     t->proc = NULL;
+    t->future->pid = 0;
     pb_stripe_unlock(t->future);
     atomic_compare_exchange_strong(&t->future->state, &running,
                                    PEBBLE_PENDING);
@@ -500,6 +503,8 @@ static int task_notice(pb_manager *m, pb_pworker *w, int started,
   t->next = NULL;
   pb_stripe_lock(t->future);
   t->ahead = 0;
+  if (started)
+    t->future->pid = w->pid;
   if (!started)
     t->proc = NULL;
   else if (!pb_future_start(t->future))
@@ -596,6 +601,7 @@ static int hand_task(pb_manager *m, pebble_pool *P, pb_pworker *w) {
   bk->mutex_unlock(P->lock);
   pb_stripe_lock(t->future);
   t->proc = w->proc;
+  t->future->pid = w->pid;
   if (atomic_load(&t->stop_reason) != 0) /* cancelled as it started */
     pb_processes_cancel_locked(&t->runner);
   pb_stripe_unlock(t->future);
