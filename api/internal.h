@@ -333,6 +333,12 @@ enum pb_msg_type {
 };
 /* TASK code: sent ahead; answer STARTED or SKIPPED before anything else. */
 #define PB_TASK_AHEAD 1
+/* TASK code: send STARTED right before the task's code runs, so that the
+ * parent counts the task's timeout from there (tasks with a timeout). */
+#define PB_TASK_TELL_START 2
+/* A task whose process has not said it starts is given this long on top
+ * of its timeout, counted from its launch (job.c, pool_processes.c). */
+#define PB_START_ALLOWANCE_NS ((uint64_t)10 * 1000 * 1000 * 1000)
 /* A TASK payload starts with: fn address (0: by name), future id, seq,
  * name length; then the name, then the argument. */
 #define PB_TASK_WORDS 4
@@ -508,6 +514,9 @@ struct pb_job {
   int killed_by_library;  /* stripe lock */
   int message_done;
   pb_reader reader;
+  /* Process tasks with a timeout: the child said its code starts, and
+   * the deadline now counts from there (manager thread). */
+  int code_started;
   /* Spawned process tasks: the worker gets settings and task as messages. */
   int spawn;
   int start_method;

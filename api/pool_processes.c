@@ -248,14 +248,24 @@ static int task_message(pebble_pool *P, pb_ptask *t, int32_t code,
   return PEBBLE_OK;
 }
 
-/* Prepare the message that hands t to w (manager thread). */
+/* Prepare the message that hands t to w (manager thread).  A task with a
+ * timeout asks the worker to say when its code starts (read_worker): the
+ * timeout counts from there, not from a start or an initializer that
+ * runs first; until then the deadline has PB_START_ALLOWANCE_NS more. */
 static int send_task(pb_pworker *w, pb_ptask *t) {
   const pebble_backend *bk = w->pool->lib->bk;
-  int rc = task_message(w->pool, t, 0, &w->out, &w->out_size);
+  int timed = t->timeout != PEBBLE_FOREVER;
+  int rc = task_message(w->pool, t, timed ? PB_TASK_TELL_START : 0, &w->out,
+                        &w->out_size);
   if (rc != PEBBLE_OK)
     return rc;
   w->out_done = 0;
+  w->code_started = 0;
   w->deadline = pb_deadline_after(bk, t->timeout);
+  if (timed)
+    w->deadline = w->deadline < PEBBLE_BK_FOREVER - PB_START_ALLOWANCE_NS
+                      ? w->deadline + PB_START_ALLOWANCE_NS
+                      : PEBBLE_BK_FOREVER;
   w->watch.deadline = w->deadline;
   return PEBBLE_OK;
 }
@@ -831,6 +841,17 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
         memcpy(&id, w->reader.payload, sizeof id);
         pb_reader_outcome(&w->reader, &o);
         pb_outcome_discard(&o);
+        if (started && w->task != NULL && w->task->future->id == id &&
+            w->task->timeout != PEBBLE_FOREVER && !w->code_started) {
+          /* Its code starts now (send_task): the timeout counts from
+           * here. */
+          w->code_started = 1;
+          w->deadline = pb_deadline_after(bk, w->task->timeout);
+          w->watch.deadline = w->deadline < w->kill_deadline
+                                  ? w->deadline
+                                  : w->kill_deadline;
+          continue;
+        }
         if (task_notice(m, w, started, id) != PEBBLE_OK) {
           status = PEBBLE_EPROTO;
           snprintf(why, sizeof why,
@@ -984,6 +1005,18 @@ static void worker_events(pb_manager *m, pb_watch *ww, unsigned events) {
     worker_exited(m, w); /* frees w */
 }
 
+/* A timed task whose worker never said its code starts (send_task). */
+static char *never_started_message(pebble_time_t timeout) {
+  char *t = pb_pool_timeout_message(timeout);
+  char *m = pb_format("%s; its worker never started it (it was given %llu s "
+                      "more to get to it)",
+                      t ? t : "the task passed its timeout",
+                      (unsigned long long)(PB_START_ALLOWANCE_NS /
+                                           1000000000u));
+  free(t);
+  return m;
+}
+
 static void worker_deadline(pb_manager *m, pb_watch *ww, uint64_t now) {
   pb_pworker *w = PB_CONTAINER(ww, pb_pworker, watch);
   pebble_pool *P = w->pool;
@@ -995,7 +1028,9 @@ static void worker_deadline(pb_manager *m, pb_watch *ww, uint64_t now) {
     P->lib->bk->mutex_unlock(P->lock);
     if (t != NULL &&
         pb_pool_resolve(P, t->future, PEBBLE_FAILED, PEBBLE_ETIMEDOUT,
-                        pb_pool_timeout_message(t->timeout), 0)) {
+                        w->code_started ? pb_pool_timeout_message(t->timeout)
+                                        : never_started_message(t->timeout),
+                        0)) {
       /* Resolved at the deadline; the worker is killed and replaced. */
       kill_worker(w, P->o.kill_grace == 0);
       if (P->o.kill_grace > 0)
