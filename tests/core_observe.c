@@ -39,7 +39,7 @@ static int init_fails(pebble_ctx *ctx, const void *arg, size_t size) {
 /* An initializer that takes its time: a worker's slow start. */
 static int init_slow(pebble_ctx *ctx, const void *arg, size_t size) {
   (void)ctx, (void)arg, (void)size;
-  usleep(1000 * 1000);
+  usleep(2000 * 1000);
   return 0;
 }
 
@@ -47,7 +47,7 @@ static int init_slow(pebble_ctx *ctx, const void *arg, size_t size) {
  * While the marker file exists, every new process of this program is slow
  * to get to its task: a forked one in a fork handler (fork, forkserver),
  * a spawned one before pebble_worker_main() (spawn). */
-#define SLOW_START_US (1000 * 1000)
+#define SLOW_START_US (2000 * 1000)
 static char marker[128];
 
 static int slow_wanted(void) { return marker[0] && access(marker, F_OK) == 0; }
@@ -432,16 +432,17 @@ static void test_slow_start_one_shot(void) {
   fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
   CU_ASSERT_FATAL(fd >= 0);
   close(fd);
-  /* Its process takes a second to get to it: not a timeout of 400 ms. */
-  f = run_int(PEBBLE_PROCESS, nap, 100, PEBBLE_MSEC(400));
+  /* Its process takes two seconds to get to it: not a timeout of 700 ms
+   * (the task itself is quick, so a loaded machine has time to spare). */
+  f = run_int(PEBBLE_PROCESS, my_pid, 0, PEBBLE_MSEC(700));
   /* The timeout still holds once it has started. */
-  g = run_int(PEBBLE_PROCESS, nap, 20000, PEBBLE_MSEC(400));
+  g = run_int(PEBBLE_PROCESS, nap, 30000, PEBBLE_MSEC(700));
   CU_ASSERT_EQUAL(pebble_future_get_int(f, PEBBLE_SEC(60), &v), PEBBLE_OK);
   if (pebble_future_status(f) != PEBBLE_OK)
     printf("(%s) ", pebble_future_message(f));
   CU_ASSERT_EQUAL(pebble_future_wait(g, PEBBLE_SEC(60)), PEBBLE_OK);
   CU_ASSERT_EQUAL(pebble_future_status(g), PEBBLE_ETIMEDOUT);
-  CU_ASSERT_PTR_NOT_NULL(strstr(pebble_future_message(g), "400 ms"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(pebble_future_message(g), "700 ms"));
   CU_ASSERT_PTR_NULL(strstr(pebble_future_message(g), "never started"));
   unlink(marker);
   pebble_future_release(f);
@@ -458,16 +459,17 @@ static void test_slow_start_pool(void) {
   o.initializer = init_slow;
   CU_ASSERT_EQUAL_FATAL(pebble_pool_create(&p, PEBBLE_PROCESS, &o),
                         PEBBLE_OK);
-  /* The new worker's initializer takes a second before it takes the
-   * task: not a timeout of 400 ms. */
-  f = schedule_int(p, nap, 100, PEBBLE_MSEC(400));
+  /* The new worker's initializer takes two seconds before it takes the
+   * task: not a timeout of 700 ms. */
+  f = schedule_int(p, my_pid, 0, PEBBLE_MSEC(700));
   CU_ASSERT_EQUAL(pebble_future_get_int(f, PEBBLE_SEC(60), &v), PEBBLE_OK);
   if (pebble_future_status(f) != PEBBLE_OK)
     printf("(%s) ", pebble_future_message(f));
   pebble_future_release(f);
-  f = schedule_int(p, nap, 20000, PEBBLE_MSEC(300));
+  f = schedule_int(p, nap, 30000, PEBBLE_MSEC(300));
   CU_ASSERT_EQUAL(pebble_future_wait(f, PEBBLE_SEC(60)), PEBBLE_OK);
   CU_ASSERT_EQUAL(pebble_future_status(f), PEBBLE_ETIMEDOUT);
+  CU_ASSERT_PTR_NULL(strstr(pebble_future_message(f), "never started"));
   pebble_future_release(f);
   CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
 }
