@@ -176,6 +176,7 @@ static int settle(pebble_future *f, pb_outcome *o, int keep_runner) {
     if (atomic_compare_exchange_weak(&f->state, &st, PB_STATE_SETTLING))
       break;
   }
+  f->ran = st == PEBBLE_RUNNING; /* st: what the swap replaced */
   f->status = o->status;
   f->result = o->result;
   f->result_size = o->result_size;
@@ -523,14 +524,16 @@ void pb_future_skip_sent_locked(pebble_future *f) {
   }
 }
 
-int pebble_future_cancel(pebble_future *f) {
+/* pebble_future_cancel and _cancel_ex; *was_running (may be NULL) says
+ * whether the task had started when its future resolved. */
+static int cancel(pebble_future *f, int *was_running) {
   pb_outcome o;
   pb_runner *runner;
   int st;
-  pb_lib *L;
+  pb_lib *L = f->lib;
 
-  CHECK_FUTURE(f, "pebble_future_cancel");
-  L = f->lib;
+  if (was_running != NULL)
+    *was_running = 0;
   memset(&o, 0, sizeof o);
   o.state = PEBBLE_CANCELLED;
   o.status = PEBBLE_ECANCELED;
@@ -544,6 +547,8 @@ int pebble_future_cancel(pebble_future *f) {
       L->bk->cond_wait(L->stripes[PB_STRIPE(f)].cond,
                        L->stripes[PB_STRIPE(f)].mutex, PEBBLE_BK_FOREVER);
     pb_stripe_unlock(f);
+    if (was_running != NULL)
+      *was_running = f->ran;
     if (st == PEBBLE_CANCELLED)
       return PEBBLE_OK;
     return pb_error(PEBBLE_EALREADY,
@@ -558,7 +563,57 @@ int pebble_future_cancel(pebble_future *f) {
   pb_stripe_unlock(f);
   after_settle(f, 0);
   wait_skip_sent(f);
+  if (was_running != NULL)
+    *was_running = f->ran;
   return PEBBLE_OK;
+}
+
+int pebble_future_cancel(pebble_future *f) {
+  CHECK_FUTURE(f, "pebble_future_cancel");
+  return cancel(f, NULL);
+}
+
+/* ---- observing a task ---- */
+
+int pebble_future_cancel_ex(pebble_future *f, int *was_running) {
+  if (was_running != NULL)
+    *was_running = 0;
+  CHECK_FUTURE(f, "pebble_future_cancel_ex");
+  if (was_running == NULL)
+    return pb_error(PEBBLE_EINVAL, "pebble_future_cancel_ex: was_running "
+                                   "is NULL (use pebble_future_cancel)");
+  return cancel(f, was_running);
+}
+
+int pebble_future_pid(const pebble_future *cf, long *pid) {
+  pebble_future *f = (pebble_future *)cf;
+  long found;
+  if (pid != NULL)
+    *pid = 0;
+  CHECK_FUTURE(f, "pebble_future_pid");
+  if (pid == NULL)
+    return pb_error(PEBBLE_EINVAL, "pebble_future_pid: pid is NULL");
+  if (!f->process)
+    return pb_error(PEBBLE_EINVAL,
+                    "pebble_future_pid: future %llu is a thread task's; it "
+                    "runs in this process",
+                    (unsigned long long)f->id);
+  pb_stripe_lock(f);
+  found = f->pid;
+  pb_stripe_unlock(f);
+  if (found != 0) {
+    *pid = found;
+    return PEBBLE_OK;
+  }
+  if (!pb_future_is_resolved(f))
+    return pb_error(PEBBLE_ESTATE,
+                    "pebble_future_pid: future %llu has not started in a "
+                    "process yet",
+                    (unsigned long long)f->id);
+  return pb_error(PEBBLE_ENOTFOUND,
+                  "pebble_future_pid: future %llu resolved without starting "
+                  "in a process",
+                  (unsigned long long)f->id);
 }
 
 int pebble_future_add_callback(pebble_future *f, pebble_callback_fn fn,

@@ -270,6 +270,9 @@ struct pebble_future {
    * the task can see without the lock that nobody will use it again. */
   pb_runner *_Atomic runner;
   pebble_exit_info *exit; /* stripe lock; only once a process ended */
+  /* Observing a task (pebble_future_pid, pebble_future_cancel_ex). */
+  long pid;          /* stripe lock: the process that started the task */
+  unsigned char ran; /* it was RUNNING when it resolved (set by settle) */
 };
 
 /* The future's size rounded up so that what follows it is aligned. */
@@ -370,6 +373,12 @@ enum pb_msg_type {
 #define PB_INIT_NOT_WORKER 1
 /* TASK code: sent ahead; answer STARTED or SKIPPED before anything else. */
 #define PB_TASK_AHEAD 1
+/* TASK code: send STARTED right before the task's code runs, so that the
+ * parent counts the task's timeout from there (tasks with a timeout). */
+#define PB_TASK_TELL_START 2
+/* A task whose process has not said it starts is given this long on top
+ * of its timeout, counted from its launch (job.c, pool_processes.c). */
+#define PB_START_ALLOWANCE_NS ((uint64_t)10 * 1000 * 1000 * 1000)
 /* A TASK payload starts with: fn address (0: by name), future id, seq,
  * name length; then the name, then the argument. */
 #define PB_TASK_WORDS 4
@@ -551,6 +560,9 @@ struct pb_job {
   int message_done;
   char *worker_failure; /* a spawned worker's INIT_FAILED text */
   pb_reader reader;
+  /* Process tasks with a timeout: the child said its code starts, and
+   * the deadline now counts from there (manager thread). */
+  int code_started;
   /* Spawned process tasks: the worker gets settings and task as messages. */
   int spawn;
   int start_method;

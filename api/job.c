@@ -94,7 +94,17 @@ static int time_out(pb_job *job) {
   memset(&o, 0, sizeof o);
   o.state = PEBBLE_FAILED;
   o.status = PEBBLE_ETIMEDOUT;
-  o.message = timeout_message(job->timeout);
+  if (job->kind == PEBBLE_PROCESS && !job->code_started) {
+    char *t = timeout_message(job->timeout);
+    o.message = pb_format("%s; its process never started it (it was "
+                          "given %llu s more from its launch to start)",
+                          t ? t : "the task passed its timeout",
+                          (unsigned long long)(PB_START_ALLOWANCE_NS /
+                                               1000000000u));
+    free(t);
+  } else {
+    o.message = timeout_message(job->timeout);
+  }
   if (!resolve(job, &o))
     return 0;
   atomic_store(&job->stop_reason, PEBBLE_ETIMEDOUT);
@@ -183,6 +193,14 @@ static int child_main(void *arg, pebble_bk_chan *chan) {
   pb_ctx_init(&ctx, NULL, job->max_message, job->future->id,
               job->future->seq);
   ctx.shared_ok = PB_BK_HAS(job->lib->bk, chan_send_handle);
+  if (job->timeout != PEBBLE_FOREVER) {
+    /* The parent's clock for the timeout starts with this notice. */
+    pb_msg_header h;
+    uint64_t id = job->future->id;
+    pb_msg_fill(&h, PB_MSG_STARTED, 0, sizeof id);
+    if (pb_chan_send(job->lib->bk, chan, &h, &id) != PEBBLE_OK)
+      return 3;
+  }
   ret = job->fn(&ctx, job->arg, job->arg_size);
   ret = pb_send_outcome(job->lib->bk, chan, &ctx, ret, NULL, 0) == PEBBLE_OK ? 0 : 3;
   pb_ctx_free_result(&ctx);
@@ -237,7 +255,9 @@ static int spawn_messages(pb_job *job) {
   pb_msg_fill(&h, PB_MSG_CONFIG, 0, sizeof conf);
   memcpy(p, &h, sizeof h);
   memcpy(p += sizeof h, conf, sizeof conf);
-  pb_msg_fill(&h, PB_MSG_TASK, 0, task_size);
+  pb_msg_fill(&h, PB_MSG_TASK,
+              job->timeout != PEBBLE_FOREVER ? PB_TASK_TELL_START : 0,
+              task_size);
   memcpy(p += sizeof conf, &h, sizeof h);
   memcpy(p += sizeof h, head, sizeof head);
   memcpy(p += sizeof head, name, (size_t)head[3]);
@@ -299,9 +319,17 @@ static void process_launch(pb_manager *m, pb_cmd *cmd) {
     job_finish(m, job);
     return;
   }
+  /* Until the child says the task's code starts, its start may take
+   * PB_START_ALLOWANCE_NS on top of the timeout (read_result). */
   job->task_deadline = pb_deadline_after(bk, job->timeout);
+  if (job->task_deadline != PEBBLE_BK_FOREVER)
+    job->task_deadline = job->task_deadline < PEBBLE_BK_FOREVER -
+                                                   PB_START_ALLOWANCE_NS
+                             ? job->task_deadline + PB_START_ALLOWANCE_NS
+                             : PEBBLE_BK_FOREVER;
   pb_stripe_lock(f);
   job->proc = proc;
+  f->pid = bk->proc_pid(proc);
   if (atomic_load(&f->state) == PEBBLE_CANCELLED && !job->killed_by_library) {
     /* Cancelled between its start and now: kill what just started. */
     job->lib->bk->proc_kill(proc, 1);
@@ -321,6 +349,7 @@ static void read_result(pb_manager *m, pb_job *job, size_t budget) {
 
   if (job->message_done || job->reader.eof)
     return;
+again:
   switch (pb_reader_step(&job->reader, bk, job->proc, job->max_message,
                          &budget, &status, why, sizeof why)) {
   case PB_READ_AGAIN:
@@ -339,6 +368,25 @@ static void read_result(pb_manager *m, pb_job *job, size_t budget) {
                         &job->watch);
       return;
     }
+    if (job->reader.header.type == PB_MSG_STARTED ||
+        job->reader.header.type == PB_MSG_SKIPPED) {
+      /* The task's code starts now: its timeout counts from here. */
+      int type = job->reader.header.type;
+      pb_reader_outcome(&job->reader, &o);
+      pb_outcome_discard(&o);
+      if (type == PB_MSG_SKIPPED || job->code_started) {
+        status = PEBBLE_EPROTO;
+        snprintf(why, sizeof why,
+                 "the worker sent a task notice it was not asked for");
+        goto bad;
+      }
+      job->code_started = 1;
+      if (job->task_deadline != PEBBLE_BK_FOREVER) {
+        job->task_deadline = pb_deadline_after(bk, job->timeout);
+        update_deadline(job);
+      }
+      goto again;
+    }
     job->message_done = 1;
     job->task_deadline = PEBBLE_BK_FOREVER;
     update_deadline(job);
@@ -353,6 +401,7 @@ static void read_result(pb_manager *m, pb_job *job, size_t budget) {
                       &job->watch);
     return;
   case PB_READ_BAD:
+  bad:
     pb_log(PEBBLE_LOG_WARN, "worker %ld: %s", bk->proc_pid(job->proc), why);
     kill_job(job, 1);
     job->message_done = 1;

@@ -632,6 +632,41 @@ PEBBLE_API const char *pebble_signal_name(int signal);
  */
 PEBBLE_API int pebble_future_cancel(pebble_future *future);
 
+/* ---- Observing a task: its process, and cancel that says whether it
+ * had started ---- */
+
+/*
+ * Cancel as pebble_future_cancel() does (same effects, same returns), and
+ * tell whether the task had started: *was_running is 1 when the future
+ * was PEBBLE_RUNNING as it resolved (a thread task was flagged, a process
+ * task's process was killed: its code may have run, in part), 0 when it
+ * had not started (queued; or sent ahead to a busy process worker and
+ * skipped there).  On PEBBLE_EALREADY *was_running says the same of the
+ * outcome that won (1: the task ran to that outcome); on a repeated
+ * cancel, of the first.  A task sent ahead that its worker had begun just
+ * before the request to skip it arrived is killed as a running task, but
+ * counts as not started here (see docs/pools.md).  `was_running` must not
+ * be NULL (PEBBLE_EINVAL; it is set to 0 on any error).  Any thread.
+ */
+PEBBLE_API int pebble_future_cancel_ex(pebble_future *future,
+                                       int *was_running);
+
+/*
+ * The id of the process that runs, or ran, a process task: for a one-shot
+ * task its own process from its start, for a pool task the worker process
+ * that took it (a worker runs many tasks; a task sent ahead gets its pid
+ * once the worker starts it).  It stays readable after the future
+ * resolves; the process may have ended by then and the number been reused
+ * (pebble_future_exit_info() says how it ended).  Returns PEBBLE_OK with
+ * *pid set; PEBBLE_ESTATE while the task has not started in a process
+ * yet (pending, or the process is being started); PEBBLE_ENOTFOUND when
+ * the future resolved without ever starting in one (cancelled while
+ * queued, a broken pool, a refused start); PEBBLE_EINVAL for a thread
+ * task's future (it runs in this process) or NULL arguments.  *pid is 0
+ * on every error.  Any thread; it does not wait.
+ */
+PEBBLE_API int pebble_future_pid(const pebble_future *future, long *pid);
+
 /*
  * Add a done-callback (see pebble_callback_fn for where it runs).  If the
  * future is already resolved, fn runs in the calling thread before this
@@ -791,9 +826,55 @@ typedef struct pebble_pool_stats {
   uint64_t worker_restarts;
   uint64_t sent_ahead; /* process pools: tasks sent to a busy worker */
 } pebble_pool_stats;
-/* A snapshot of the pool's counters; readable at any time. */
+/*
+ * A snapshot of the pool's counters; readable at any time.  A task's
+ * outcome (done, failed, timed_out, cancelled) is counted before its
+ * future shows it resolved: once a waiter has seen a future of this pool
+ * resolve, a snapshot taken after that counts it.  queued, running and
+ * workers_alive follow the workers and may lag the futures by a turn of
+ * the pool's manager thread.  PEBBLE_OK, or PEBBLE_EINVAL (NULL or
+ * uninitialised stats).
+ */
 PEBBLE_API int pebble_pool_stats_get(pebble_pool *pool,
                                      pebble_pool_stats *stats);
+
+/* ---- Observing a pool: its state and its worker processes ---- */
+
+typedef enum pebble_pool_state {
+  PEBBLE_POOL_OPEN = 0,    /* takes new work */
+  PEBBLE_POOL_CLOSED = 1,  /* pebble_pool_close(): no new work; queued and
+                              running tasks still finish.  Whether that is
+                              over: pebble_pool_join(pool, 0) == PEBBLE_OK */
+  PEBBLE_POOL_STOPPED = 2, /* pebble_pool_stop() (or destroy): everything
+                              not finished was cancelled */
+  PEBBLE_POOL_BROKEN = 3   /* the initializer failed: scheduling fails with
+                              PEBBLE_EBROKEN and its message; a broken
+                              pool that is then stopped shows STOPPED */
+} pebble_pool_state;
+
+/*
+ * The pool's state (above) in *state.  The state only moves forward:
+ * OPEN -> CLOSED -> STOPPED, with BROKEN from OPEN or CLOSED.  Returns
+ * PEBBLE_OK, or PEBBLE_EINVAL (NULL pool or state).  Any thread, any
+ * time, also from the pool's tasks and callbacks.
+ */
+PEBBLE_API int pebble_pool_state_get(pebble_pool *pool,
+                                     pebble_pool_state *state);
+
+/*
+ * The process ids of a process pool's workers, for logs and operators:
+ * every worker process the pool has started and not yet reaped (idle,
+ * busy, starting, a spare, one told to quit or killed), in no particular
+ * order.  The caller owns `pids`, an array of `cap` entries (NULL when cap
+ * is 0); at most cap are written, and *count gets the number of workers,
+ * which may be more than cap: call again with a larger array to get them
+ * all.  A worker that ends leaves the list once the pool has reaped it.
+ * Returns PEBBLE_OK; PEBBLE_EINVAL for NULL pool or count, pids NULL with
+ * cap > 0, or a thread pool (its workers are threads of this process;
+ * *count is then 0).  Any thread; it does not wait.
+ */
+PEBBLE_API int pebble_pool_worker_pids(pebble_pool *pool, long *pids,
+                                       size_t cap, size_t *count);
 
 /* ------------------------------------------------------------------ */
 /* Map                                                                 */

@@ -258,8 +258,14 @@ static int count_slot(int status) {
   }
 }
 
-void pb_pool_count_outcome(pebble_pool *P, int status) {
-  atomic_fetch_add(&P->counts[count_slot(status)], 1);
+/* The runner's `settled`: count the outcome before the future's state is
+ * published (future.c's settle), whoever resolves it. */
+static void ptask_settled(pb_runner *r) {
+  pb_ptask *t = PB_CONTAINER(r, pb_ptask, runner);
+  int status = t->future->status;
+  if (t->pool->kind == PEBBLE_THREAD && pb_threads_count_own(t, status))
+    return;
+  atomic_fetch_add(&t->pool->counts[count_slot(status)], 1);
 }
 
 void pb_worker_count(pb_pworker *w, int status) {
@@ -281,11 +287,11 @@ int pb_pool_resolve(pebble_pool *P, pebble_future *f, int state, int status,
   o.state = state;
   o.status = status;
   o.message = message;
+  (void)P; /* counted as it settles (ptask_settled) */
   if (!pb_future_resolve(f, &o, inline_callbacks)) {
     pb_outcome_discard(&o);
     return 0;
   }
-  pb_pool_count_outcome(P, status);
   return 1;
 }
 
@@ -382,7 +388,6 @@ void pb_pool_requeue(pebble_pool *P, pb_ptask *first, pb_ptask *last,
 static void queued_cancel_locked(pb_runner *r) {
   pb_ptask *t = PB_CONTAINER(r, pb_ptask, runner);
   atomic_store(&t->stop_reason, PEBBLE_ECANCELED);
-  pb_pool_count_outcome(t->pool, PEBBLE_ECANCELED);
   if (t->pool->kind == PEBBLE_PROCESS)
     pb_processes_cancel_locked(r);
   else
@@ -601,6 +606,7 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
     return pb_error(PEBBLE_ENOMEM, "out of memory scheduling a task");
   }
   t->runner.cancel_locked = queued_cancel_locked;
+  t->runner.settled = ptask_settled;
   f->owner = P;
   t->pool = P;
   t->future = f;
@@ -912,5 +918,60 @@ int pebble_pool_stats_get(pebble_pool *P, pebble_pool_stats *stats) {
   n = stats->struct_size < sizeof s ? stats->struct_size : sizeof s;
   s.struct_size = stats->struct_size;
   memcpy(stats, &s, n);
+  return PEBBLE_OK;
+}
+
+/* ---- observing a pool ---- */
+
+int pebble_pool_state_get(pebble_pool *P, pebble_pool_state *state) {
+  int st;
+  if (state != NULL)
+    *state = PEBBLE_POOL_OPEN;
+  CHECK_POOL(P, "pebble_pool_state_get");
+  if (state == NULL)
+    return pb_error(PEBBLE_EINVAL, "pebble_pool_state_get: state is NULL");
+  P->lib->bk->mutex_lock(P->lock);
+  st = P->state;
+  P->lib->bk->mutex_unlock(P->lock);
+  switch (st) {
+  case PB_POOL_CLOSED:
+    *state = PEBBLE_POOL_CLOSED;
+    break;
+  case PB_POOL_STOPPED:
+    *state = PEBBLE_POOL_STOPPED;
+    break;
+  case PB_POOL_BROKEN:
+    *state = PEBBLE_POOL_BROKEN;
+    break;
+  default:
+    *state = PEBBLE_POOL_OPEN;
+    break;
+  }
+  return PEBBLE_OK;
+}
+
+int pebble_pool_worker_pids(pebble_pool *P, long *pids, size_t cap,
+                            size_t *count) {
+  pb_pworker *w;
+  size_t n = 0;
+  if (count != NULL)
+    *count = 0;
+  CHECK_POOL(P, "pebble_pool_worker_pids");
+  if (count == NULL)
+    return pb_error(PEBBLE_EINVAL, "pebble_pool_worker_pids: count is NULL");
+  if (pids == NULL && cap > 0)
+    return pb_error(PEBBLE_EINVAL,
+                    "pebble_pool_worker_pids: pids is NULL but cap is %zu",
+                    cap);
+  if (P->kind != PEBBLE_PROCESS)
+    return pb_error(PEBBLE_EINVAL,
+                    "pebble_pool_worker_pids: a thread pool's workers are "
+                    "threads of this process");
+  P->lib->bk->mutex_lock(P->lock);
+  for (w = P->workers; w != NULL; w = w->next, n++)
+    if (n < cap)
+      pids[n] = w->pid;
+  P->lib->bk->mutex_unlock(P->lock);
+  *count = n;
   return PEBBLE_OK;
 }

@@ -79,6 +79,8 @@ struct pb_pworker {
   pb_ptask *ahead, *ahead_tail;
   unsigned n_ahead;
   uint64_t task_started; /* pool lock: when its current task started */
+  long pid;              /* process workers: set before it is listed */
+  int code_started;      /* manager thread: its timed task said it starts */
   /* Thread workers: outcomes of the tasks it ran (PB_COUNT_*), written by
    * it alone so that workers do not share a counter; added to the pool's
    * when it ends (pool lock). */
@@ -168,7 +170,10 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn,
                               const pebble_task_options *o,
                               pb_binding *binding, uint64_t seq,
                               pebble_future **future);
-void pb_pool_count_outcome(pebble_pool *P, int status);
+/* Outcomes are counted as their futures settle, before any waiter can
+ * see them (the task's runner's `settled`), so that a statistics call
+ * made after a waiter saw a future resolved counts it.  Nothing else
+ * counts them. */
 /* A thread worker counts an outcome of its own task. */
 void pb_worker_count(pb_pworker *w, int status);
 /* Pool lock held: a thread worker ends; its counts go to the pool's. */
@@ -200,6 +205,9 @@ char *pb_pool_timeout_message(pebble_time_t us);
 
 /* pool_threads.c */
 extern const pb_runner pb_thread_ptask_runner;
+/* If this thread is the worker running t, count t's outcome in its own
+ * counters and return 1; else 0 (the pool's counters take it). */
+int pb_threads_count_own(pb_ptask *t, int status);
 int pb_threads_spawn(pebble_pool *P); /* pool lock held */
 void pb_threads_deadline(pb_manager *m, pb_watch *w, uint64_t now);
 void pb_threads_kick(pb_manager *m, pb_cmd *cmd);

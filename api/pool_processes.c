@@ -141,6 +141,7 @@ static int spawn_one(pb_manager *m, pebble_pool *P, int spare, int *err) {
     return rc;
   }
   w->started_at = bk->now_ns();
+  w->pid = bk->proc_pid(w->proc);
   bk->mutex_lock(P->lock);
   w->next = P->workers;
   P->workers = w;
@@ -192,9 +193,7 @@ static void fail_all_queued(pebble_pool *P, int err) {
       o.status = PEBBLE_ESYSTEM;
       o.message = pb_strdup(why);
       o.sys_errno = err;
-      if (pb_future_resolve(t->future, &o, 0))
-        pb_pool_count_outcome(P, PEBBLE_ESYSTEM);
-      else
+      if (!pb_future_resolve(t->future, &o, 0)) /* counts as it settles */
         pb_outcome_discard(&o);
     }
     pb_ptask_free(t);
@@ -277,14 +276,24 @@ static int task_message(pebble_pool *P, pb_ptask *t, int32_t code,
   return PEBBLE_OK;
 }
 
-/* Prepare the message that hands t to w (manager thread). */
+/* Prepare the message that hands t to w (manager thread).  A task with a
+ * timeout asks the worker to say when its code starts (read_worker): the
+ * timeout counts from there, not from a start or an initializer that
+ * runs first; until then the deadline has PB_START_ALLOWANCE_NS more. */
 static int send_task(pb_pworker *w, pb_ptask *t) {
   const pebble_backend *bk = w->pool->lib->bk;
-  int rc = task_message(w->pool, t, 0, &w->out, &w->out_size);
+  int timed = t->timeout != PEBBLE_FOREVER;
+  int rc = task_message(w->pool, t, timed ? PB_TASK_TELL_START : 0, &w->out,
+                        &w->out_size);
   if (rc != PEBBLE_OK)
     return rc;
   w->out_done = 0;
+  w->code_started = 0;
   w->deadline = pb_deadline_after(bk, t->timeout);
+  if (timed)
+    w->deadline = w->deadline < PEBBLE_BK_FOREVER - PB_START_ALLOWANCE_NS
+                      ? w->deadline + PB_START_ALLOWANCE_NS
+                      : PEBBLE_BK_FOREVER;
   w->watch.deadline = w->deadline;
   return PEBBLE_OK;
 }
@@ -321,6 +330,7 @@ int pb_processes_send_now(pebble_pool *P, pb_ptask *t) {
   P->running++;
   pb_stripe_lock(t->future);
   t->proc = w->proc;
+  t->future->pid = w->pid;
   pb_stripe_unlock(t->future);
   rc = bk->proc_write(w->proc, buf, size, &done);
   if ((rc == PEBBLE_OK || rc == PEBBLE_ENOTREADY) && done < size) {
@@ -341,6 +351,7 @@ int pb_processes_send_now(pebble_pool *P, pb_ptask *t) {
     P->running--;
     pb_stripe_lock(t->future);
     t->proc = NULL;
+    t->future->pid = 0;
     pb_stripe_unlock(t->future);
     atomic_compare_exchange_strong(&t->future->state, &running,
                                    PEBBLE_PENDING);
@@ -530,6 +541,8 @@ static int task_notice(pb_manager *m, pb_pworker *w, int started,
   t->next = NULL;
   pb_stripe_lock(t->future);
   t->ahead = 0;
+  if (started)
+    t->future->pid = w->pid;
   if (!started)
     t->proc = NULL;
   else if (!pb_future_start(t->future))
@@ -626,6 +639,7 @@ static int hand_task(pb_manager *m, pebble_pool *P, pb_pworker *w) {
   bk->mutex_unlock(P->lock);
   pb_stripe_lock(t->future);
   t->proc = w->proc;
+  t->future->pid = w->pid;
   if (atomic_load(&t->stop_reason) != 0) /* cancelled as it started */
     pb_processes_cancel_locked(&t->runner);
   pb_stripe_unlock(t->future);
@@ -855,6 +869,17 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
         memcpy(&id, w->reader.payload, sizeof id);
         pb_reader_outcome(&w->reader, &o);
         pb_outcome_discard(&o);
+        if (started && w->task != NULL && w->task->future->id == id &&
+            w->task->timeout != PEBBLE_FOREVER && !w->code_started) {
+          /* Its code starts now (send_task): the timeout counts from
+           * here. */
+          w->code_started = 1;
+          w->deadline = pb_deadline_after(bk, w->task->timeout);
+          w->watch.deadline = w->deadline < w->kill_deadline
+                                  ? w->deadline
+                                  : w->kill_deadline;
+          continue;
+        }
         if (task_notice(m, w, started, id) != PEBBLE_OK) {
           status = PEBBLE_EPROTO;
           snprintf(why, sizeof why,
@@ -928,9 +953,7 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
       /* Read under the lock: once ready, a scheduler may make it busy. */
       fed = feed_worker(m, P, w) || w->state == PB_W_BUSY;
       bk->mutex_unlock(P->lock);
-      if (pb_future_resolve(t->future, &o, 0))
-        pb_pool_count_outcome(P, o.status);
-      else
+      if (!pb_future_resolve(t->future, &o, 0)) /* counts as it settles */
         pb_outcome_discard(&o);
       pb_ptask_free(t);
       if (!fed)
@@ -1029,6 +1052,18 @@ static void worker_events(pb_manager *m, pb_watch *ww, unsigned events) {
     worker_exited(m, w); /* frees w */
 }
 
+/* A timed task whose worker never said its code starts (send_task). */
+static char *never_started_message(pebble_time_t timeout) {
+  char *t = pb_pool_timeout_message(timeout);
+  char *m = pb_format("%s; its worker never started it (it was given %llu s "
+                      "more to get to it)",
+                      t ? t : "the task passed its timeout",
+                      (unsigned long long)(PB_START_ALLOWANCE_NS /
+                                           1000000000u));
+  free(t);
+  return m;
+}
+
 static void worker_deadline(pb_manager *m, pb_watch *ww, uint64_t now) {
   pb_pworker *w = PB_CONTAINER(ww, pb_pworker, watch);
   pebble_pool *P = w->pool;
@@ -1040,7 +1075,9 @@ static void worker_deadline(pb_manager *m, pb_watch *ww, uint64_t now) {
     P->lib->bk->mutex_unlock(P->lock);
     if (t != NULL &&
         pb_pool_resolve(P, t->future, PEBBLE_FAILED, PEBBLE_ETIMEDOUT,
-                        pb_pool_timeout_message(t->timeout), 0)) {
+                        w->code_started ? pb_pool_timeout_message(t->timeout)
+                                        : never_started_message(t->timeout),
+                        0)) {
       /* Resolved at the deadline; the worker is killed and replaced. */
       if (pb_log_wants(PEBBLE_LOG_WARN)) {
         char label[PB_LABEL_MAX], *why = pb_pool_timeout_message(t->timeout);

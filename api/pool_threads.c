@@ -27,6 +27,17 @@
 static void worker_main(void *arg);
 static void worker_unwound(void *arg);
 
+/* The worker this thread is, if it is one (for pb_threads_count_own). */
+static PB_TLS pb_pworker *this_worker;
+
+int pb_threads_count_own(pb_ptask *t, int status) {
+  pb_pworker *w = this_worker;
+  if (w == NULL || w->task != t)
+    return 0;
+  pb_worker_count(w, status);
+  return 1;
+}
+
 /* A running task was cancelled (stripe lock held): the manager moves its
  * thread to the abandoned ones. */
 static void thread_cancel_locked(pb_runner *r) {
@@ -95,9 +106,8 @@ static void run_task(pb_pworker *w, pb_ptask *t) {
   ret = t->fn(&ctx, t->arg, t->arg_size);
   pb_role.running_future = NULL;
   pb_ctx_outcome(&ctx, ret, &o);
-  if (pb_future_resolve(f, &o, 1))
-    pb_worker_count(w, o.status);
-  else
+  /* Counted in w's counters as it settles (pb_threads_count_own). */
+  if (!pb_future_resolve(f, &o, 1))
     pb_outcome_discard(&o); /* late: timed out or cancelled meanwhile */
 }
 
@@ -117,6 +127,7 @@ static void worker_main(void *arg) {
   pb_ptask *finished = NULL; /* freed once the pool lock is released */
 
   pb_role.pool = P;
+  this_worker = w;
   if (P->o.initializer != NULL) {
     pebble_ctx ctx;
     int ret;
@@ -233,6 +244,7 @@ static void worker_main(void *arg) {
   pb_manager_post(P->manager, &P->kick);
   worker_exit(P, w, counted);
   bk->mutex_unlock(P->lock);
+  this_worker = NULL;
 }
 
 /* The task ended its thread (pthread_exit): fail it, replace the thread. */

@@ -285,6 +285,12 @@ static int serve_tasks(inbox *in, const pb_worker_config *cfg) {
     }
     pb_ctx_init(&ctx, NULL, cfg->max_message, head[1], head[2]);
     ctx.shared_ok = PB_BK_HAS(bk, chan_send_handle);
+    /* A task with a timeout: the parent's clock starts with this. */
+    if ((h.code & PB_TASK_TELL_START) &&
+        send_notice(bk, chan, PB_MSG_STARTED, head[1]) != PEBBLE_OK) {
+      free(buf);
+      return 0;
+    }
     ret = fn(&ctx, arg, arg_size);
     free(buf);
     {

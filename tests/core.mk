@@ -1,7 +1,7 @@
 # The core's test programs (public API only).
 # The conformance programs (core_thread, core_future, core_process,
 # core_pool, core_ahead, core_map, core_shared_result, core_spawn,
-# core_traps, cap_kill_group) run
+# core_traps, core_observe, cap_kill_group) run
 # through the matrix at the end of this file, once per backend and start
 # method; the others
 # once, as they are about choosing backends, not about one backend.
@@ -81,6 +81,12 @@ check_PROGRAMS += tests/core_spawn
 tests_core_spawn_SOURCES = tests/core_spawn.c tests/core_util.h
 tests_core_spawn_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS) $(CUNIT_CFLAGS)
 tests_core_spawn_LDADD = $(core_test_ldadd)
+# Watching tasks and pools: pids, cancel's answer, state, statistics, and
+# timeouts counted from the task's start.
+check_PROGRAMS += tests/core_observe
+tests_core_observe_SOURCES = tests/core_observe.c tests/core_util.h
+tests_core_observe_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS) $(CUNIT_CFLAGS)
+tests_core_observe_LDADD = $(core_test_ldadd)
 
 # The forkserver start method itself (POSIX backend), run once: the
 # shared suites run under it in the matrix row posix-forkserver.
