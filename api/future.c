@@ -92,7 +92,7 @@ int pb_future_new_extra(pb_lib *lib, const char *name, uint64_t seq,
     return pb_error(PEBBLE_ENOMEM, "out of memory creating a future");
   }
   f->lib = lib;
-  f->gen = lib->gen;
+  f->gen = (uint32_t)lib->gen;
   f->id = atomic_fetch_add(&lib->next_id, 1);
   f->seq = seq;
   atomic_init(&f->refs, 1);
@@ -144,7 +144,7 @@ void pebble_future_release(pebble_future *f) {
     return;
   /* In the child of a fork the parent's futures are left alone: their
    * callbacks' user data belongs to the parent. */
-  if (f->lib->bk->fork_generation() != f->gen)
+  if (pb_future_forked(f))
     return;
   if (atomic_fetch_sub(&f->user_refs, 1) == 1)
     pb_lib_drop(f->lib);
@@ -315,11 +315,10 @@ void pb_future_set_exit(pebble_future *f, const pebble_exit_info *exit) {
 
 #define CHECK_FUTURE(f, fname)                                               \
   do {                                                                       \
-    int rc_;                                                                 \
     if ((f) == NULL)                                                         \
       return pb_error(PEBBLE_EINVAL, fname ": future is NULL");              \
-    if ((rc_ = pb_lib_check((f)->lib, (f)->gen)) != PEBBLE_OK)               \
-      return rc_;                                                            \
+    if (pb_future_forked(f))                                                 \
+      return pb_forked_error();                                              \
   } while (0)
 
 uint64_t pebble_future_id(const pebble_future *f) { return f ? f->id : 0; }

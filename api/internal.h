@@ -190,6 +190,8 @@ struct pb_lib {
 int pb_lib_get(pb_lib **lib);
 /* PEBBLE_EFORKED if `lib` and `gen` belong to the parent of a fork. */
 int pb_lib_check(const pb_lib *lib, uint64_t gen);
+/* PEBBLE_EFORKED, with its message. */
+int pb_forked_error(void);
 void pb_lib_hold(pb_lib *lib);
 void pb_lib_drop(pb_lib *lib);
 /* A one-shot task opens (its future counts until its callbacks ran, see
@@ -234,22 +236,27 @@ void pb_binding_unref(pb_binding *b);
 
 struct pebble_future {
   pb_lib *lib;
-  uint64_t gen;
+  /* The fork generation's low 32 bits (pb_future_forked): a child would
+   * need 2^32 forks to mistake a parent's future for its own. */
+  uint32_t gen;
+  atomic_int refs;      /* all references */
   uint64_t id;
   uint64_t seq;
-  atomic_int refs;      /* all references */
   atomic_int user_refs; /* those the application holds */
   atomic_int state;
   atomic_int watched;  /* a waiter or callback may be on the stripe */
   /* Callbacks attached before it resolved have not all run yet: waits
    * from application threads go on until they have (future.c). */
   atomic_int callbacks_pending;
-  /* Counts in the library's tasks_open until its callbacks ran. */
-  unsigned char tracked;
-  char *name;
-  const void *owner; /* the pool that runs it, or NULL */
   /* Outcome, written once by the resolver before the final state. */
   int status;
+  int32_t pid; /* stripe lock: the process that started the task
+                  (pebble_future_pid) */
+  /* The small fields together: a future, its pool task and a small
+   * argument fit one PB_BLOCK_SIZE block (blocks.c). */
+  unsigned char tracked; /* counts in the library's tasks_open until its
+                            callbacks ran */
+  unsigned char ran; /* it was RUNNING when it resolved (set by settle) */
   unsigned char in_block;      /* allocated by pb_blocks (a pool task's) */
   unsigned char result_mapped; /* result is a mapping (shared_result.c) */
   unsigned char result_type;   /* enum pb_value_type */
@@ -257,6 +264,8 @@ struct pebble_future {
   /* Stripe lock: the cancel of a task sent ahead to a process worker
    * waits until the worker's skip request is written (pool_processes.c). */
   unsigned char skip_wait;
+  char *name;
+  const void *owner; /* the pool that runs it, or NULL */
   void *result;
   size_t result_size;
   char *message;
@@ -270,13 +279,13 @@ struct pebble_future {
    * the task can see without the lock that nobody will use it again. */
   pb_runner *_Atomic runner;
   pebble_exit_info *exit; /* stripe lock; only once a process ended */
-  /* Observing a task (pebble_future_pid, pebble_future_cancel_ex). */
-  long pid;          /* stripe lock: the process that started the task */
-  unsigned char ran; /* it was RUNNING when it resolved (set by settle) */
 };
 
 /* The future's size rounded up so that what follows it is aligned. */
 #define PB_FUTURE_SPAN ((sizeof(pebble_future) + 15) & ~(size_t)15)
+/* Created in the parent of a fork (this process is its child)? */
+#define pb_future_forked(f)                                                  \
+  ((uint32_t)(f)->lib->bk->fork_generation() != (f)->gen)
 
 /* Futures share PB_STRIPES lock/condition pairs, chosen by id. */
 #define PB_STRIPE(f) ((unsigned)((f)->id % PB_STRIPES))

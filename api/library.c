@@ -246,12 +246,14 @@ int pb_lib_get(pb_lib **out) {
   return rc;
 }
 
+int pb_forked_error(void) {
+  return pb_error(PEBBLE_EFORKED,
+                  "this object was created before a fork, in the parent "
+                  "process; it cannot be used in the child");
+}
+
 int pb_lib_check(const pb_lib *lib, uint64_t gen) {
-  if (lib->bk->fork_generation() != gen)
-    return pb_error(PEBBLE_EFORKED,
-                    "this object was created before a fork, in the parent "
-                    "process; it cannot be used in the child");
-  return PEBBLE_OK;
+  return lib->bk->fork_generation() != gen ? pb_forked_error() : PEBBLE_OK;
 }
 
 void pb_lib_hold(pb_lib *lib) { atomic_fetch_add(&lib->live, 1); }

@@ -591,6 +591,11 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
                       "workers find tasks by name (pebble_register)");
     }
   }
+  /* A future, its task and an argument of a few words share one block:
+   * a field added to either must not cost every task a second malloc. */
+  _Static_assert(PB_FUTURE_SPAN + sizeof(pb_ptask) + 16 <= PB_BLOCK_SIZE,
+                 "a pool task and a 16-byte argument no longer fit the "
+                 "future's block");
   inline_arg = arg_size <= PB_PTASK_INLINE_ARG;
   if ((rc = pb_future_new_extra(P->lib, o->name, seq, binding,
                                 sizeof *t + (inline_arg ? arg_size : 0),
