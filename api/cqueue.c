@@ -245,7 +245,9 @@ int pebble_cqueue_wait(pebble_cqueue *q, pebble_time_t timeout,
 static int wait_one(pebble_future *f, pb_lib *L, pebble_time_t timeout,
                     uint64_t deadline) {
   pebble_time_t left = timeout;
-  if (timeout != PEBBLE_FOREVER && !pb_future_is_resolved(f)) {
+  if (deadline == PEBBLE_BK_FOREVER) /* also a timeout too large to count */
+    left = PEBBLE_FOREVER;
+  else if (timeout != PEBBLE_FOREVER && !pb_future_is_resolved(f)) {
     uint64_t now = L->bk->now_ns();
     left = now >= deadline ? 0 : (pebble_time_t)((deadline - now) / 1000);
   }

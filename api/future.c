@@ -406,7 +406,7 @@ int pebble_future_wait(pebble_future *f, pebble_time_t timeout) {
    * the manager thread, which a spinning caller could keep from a CPU. */
   if ((!f->process || pb_spin_for_processes()) &&
       (timeout == PEBBLE_FOREVER ||
-       (uint64_t)timeout * 1000u > pb_spin_ns()) &&
+       (uint64_t)timeout > pb_spin_ns() / 1000u) &&
       pb_spin_wait(L->bk, &wait_spin, future_ready, &target, &gave_up))
     return PEBBLE_OK;
   pb_stripe_lock(f);

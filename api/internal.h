@@ -641,11 +641,20 @@ void pb_spin_slept(const pebble_backend *bk, pb_spin *spin,
 #endif
 #define PB_CONTAINER(ptr, type, member)                                      \
   ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+/* `us` microseconds after `base_ns`.  Times too large for the clock mean
+ * "a very long time": they saturate to PEBBLE_BK_FOREVER, never wrap to
+ * a time in the past.  Negative times (PEBBLE_FOREVER; callers reject
+ * the others) are forever too. */
+static inline uint64_t pb_time_after(uint64_t base_ns, pebble_time_t us) {
+  if (us < 0 || (uint64_t)us >= (PEBBLE_BK_FOREVER - base_ns) / 1000u)
+    return PEBBLE_BK_FOREVER;
+  return base_ns + (uint64_t)us * 1000u;
+}
 static inline uint64_t pb_deadline_after(const pebble_backend *bk,
                                          pebble_time_t t) {
   if (t == PEBBLE_FOREVER)
     return PEBBLE_BK_FOREVER;
-  return bk->now_ns() + (uint64_t)t * 1000u;
+  return pb_time_after(bk->now_ns(), t);
 }
 char *pb_strdup(const char *s);
 char *pb_format(const char *fmt, ...) PEBBLE_PRINTF(1, 2);

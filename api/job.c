@@ -481,7 +481,7 @@ static void process_deadline(pb_manager *m, pb_watch *w, uint64_t now) {
       /* The future already resolved: a grace only delays the SIGKILL. */
       kill_job(job, job->kill_grace == 0);
       if (job->kill_grace > 0)
-        job->kill_deadline = now + (uint64_t)job->kill_grace * 1000u;
+        job->kill_deadline = pb_time_after(now, job->kill_grace);
     }
   }
   if (job->kill_deadline <= now) {

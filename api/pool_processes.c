@@ -1088,7 +1088,7 @@ static void worker_deadline(pb_manager *m, pb_watch *ww, uint64_t now) {
       }
       kill_worker(w, P->o.kill_grace == 0);
       if (P->o.kill_grace > 0)
-        w->kill_deadline = now + (uint64_t)P->o.kill_grace * 1000u;
+        w->kill_deadline = pb_time_after(now, P->o.kill_grace);
       /* Replaced now rather than after its exit and reap: by the spare
        * if there is one, else by a worker started right away. */
       P->lib->bk->mutex_lock(P->lock);

@@ -63,6 +63,13 @@ int pb_task_options_read(const pebble_task_options *in,
   if (out->kill_grace < 0)
     return pb_error(PEBBLE_EINVAL, "%s: options.kill_grace %lld is negative",
                     fname, (long long)out->kill_grace);
+  if (out->queue_wait == PEBBLE_DEFAULT)
+    out->queue_wait = PEBBLE_FOREVER;
+  if (out->queue_wait < 0 && out->queue_wait != PEBBLE_FOREVER)
+    return pb_error(PEBBLE_EINVAL,
+                    "%s: options.queue_wait %lld is negative (PEBBLE_FOREVER "
+                    "to wait without limit)",
+                    fname, (long long)out->queue_wait);
   if (out->max_message_size == 0)
     return pb_error(PEBBLE_EINVAL, "%s: options.max_message_size is 0",
                     fname);

@@ -70,8 +70,14 @@ static void *APR_THREAD_FUNC keeper_main(apr_thread_t *self, void *unused) {
       fire(w);
       continue;
     }
-    if (list != NULL) /* microseconds, rounded up: never early */
-      timeout = (apr_interval_time_t)((list->deadline - now + 999) / 1000);
+    if (list != NULL) { /* microseconds, rounded up: never early */
+      uint64_t us = (list->deadline - now + 999) / 1000;
+      /* At most a day per sleep: the pollset takes an int of
+       * milliseconds, which a longer wait would wrap. */
+      if (us > PBA_POLL_MAX_MS * 1000u)
+        us = PBA_POLL_MAX_MS * 1000u;
+      timeout = (apr_interval_time_t)us;
+    }
     apr_thread_mutex_unlock(lock);
     apr_pollset_poll(sleeper, timeout, &n, &ready);
     apr_thread_mutex_lock(lock);

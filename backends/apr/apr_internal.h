@@ -45,6 +45,10 @@
 #define PBA_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 
 #define PBA_CHANNEL_ENV "PEBBLE_WORKER_CHANNEL"
+/* The longest single poll, in milliseconds (a day): APR passes the
+ * timeout to the system as an int of milliseconds; longer waits are made
+ * of several polls. */
+#define PBA_POLL_MAX_MS ((uint64_t)24 * 3600 * 1000)
 #define PBA_BACKEND_ENV "PEBBLE_WORKER_BACKEND"
 
 /* ---- apr_backend.c ---- */

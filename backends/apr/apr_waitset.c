@@ -200,9 +200,13 @@ int pba_waitset_wait(pebble_bk_waitset *ws, uint64_t deadline_ns,
       uint64_t now = pba_now_ns();
       if (now >= deadline_ns)
         return PEBBLE_OK; /* deadline: nothing to report */
-      /* Whole milliseconds, rounded up: apr_poll truncates. */
-      timeout = (apr_interval_time_t)((deadline_ns - now + 999999) / 1000000) *
-                1000;
+      /* Whole milliseconds, rounded up: apr_poll truncates.  At most a
+       * day at a time: apr_poll hands poll() an int of milliseconds, and
+       * a larger count would wrap (to "forever", or to a short wait). */
+      uint64_t ms = (deadline_ns - now + 999999) / 1000000;
+      if (ms > PBA_POLL_MAX_MS)
+        ms = PBA_POLL_MAX_MS;
+      timeout = (apr_interval_time_t)ms * 1000;
     }
     st = apr_poll(ws->pfds, (apr_int32_t)n, &n_ready, timeout);
     if (st == APR_SUCCESS)
