@@ -18,6 +18,7 @@ static void reset(pb_reader *r) {
   r->payload = NULL;
   r->mapped = 0;
   r->payload_got = 0;
+  r->payload_cap = 0;
 }
 
 void pb_reader_free(pb_reader *r) {
@@ -30,7 +31,38 @@ void pb_reader_free(pb_reader *r) {
 }
 
 /* A large payload is faulted in at once rather than page by page. */
-#define PB_PREFAULT_MIN ((uint64_t)1 << 20)
+#define PB_PREFAULT_MIN ((size_t)1 << 20)
+
+/* The memory for a payload grows with the bytes that arrive: it starts at
+ * this much (or the announced size, if smaller) and doubles, up to the
+ * announced size.  A header alone, which anything can forge, commits
+ * next to nothing; a payload that does come costs at most one copy of
+ * it in reallocations (large blocks are moved by remapping, not copied,
+ * on most systems). */
+#define PB_PAYLOAD_FIRST ((size_t)64 << 10)
+
+/* Room for more of the payload: the block (one byte longer, for the NUL)
+ * doubles, capped at the announced size. */
+static int grow_payload(pb_reader *r, char *why, size_t whylen) {
+  size_t size = (size_t)r->header.size, cap = r->payload_cap;
+  char *p;
+  cap = cap < PB_PAYLOAD_FIRST ? PB_PAYLOAD_FIRST
+                               : (cap <= size / 2 ? cap * 2 : size);
+  if (cap > size)
+    cap = size;
+  p = realloc(r->payload, cap + 1); /* cap < SIZE_MAX: pb_msg_check */
+  if (p == NULL) {
+    snprintf(why, whylen,
+             "out of memory for a message of %zu bytes (%zu received)", size,
+             r->payload_got);
+    return PEBBLE_ENOMEM;
+  }
+  if (cap - r->payload_cap >= PB_PREFAULT_MIN)
+    pb_prefault(p + r->payload_cap, cap - r->payload_cap);
+  r->payload = p;
+  r->payload_cap = cap;
+  return PEBBLE_OK;
+}
 
 /* A result sent as a memory file: its descriptor came with the header's
  * bytes (the backend kept it); the file becomes the payload. */
@@ -51,8 +83,32 @@ static int map_shared(pb_reader *r, const pebble_backend *bk,
   r->payload = addr;
   r->payload[r->header.size] = '\0'; /* a private page: ours to write */
   r->mapped = 1;
-  r->payload_got = (size_t)r->header.size;
+  r->payload_got = r->payload_cap = (size_t)r->header.size;
   return PEBBLE_OK;
+}
+
+/* A task notice names its task in the payload and the tag alike. */
+static int notice_tag_ok(const pb_reader *r) {
+  uint64_t id;
+  memcpy(&id, r->payload, sizeof id); /* size checked: pb_msg_check */
+  return r->header.tag == pb_msg_tag(id);
+}
+
+int pb_reader_cut_short(const pb_reader *r, char *buf, size_t len) {
+  if (r->header_got > 0 && r->header_got < sizeof r->header_buf) {
+    snprintf(buf, len,
+             "its message was cut short after %zu of the %zu bytes of its "
+             "header",
+             r->header_got, sizeof r->header_buf);
+    return 1;
+  }
+  if (r->header_got == sizeof r->header_buf && r->payload != NULL &&
+      r->payload_got < (size_t)r->header.size) {
+    snprintf(buf, len, "its message was cut short after %zu of %llu bytes",
+             r->payload_got, (unsigned long long)r->header.size);
+    return 1;
+  }
+  return 0;
 }
 
 /* Messages are read through a small buffer, so that one read brings a
@@ -77,10 +133,28 @@ enum pb_read_result pb_reader_step(pb_reader *r, const pebble_backend *bk,
       dst = r->header_buf + r->header_got;
       want = sizeof r->header_buf - r->header_got;
     } else {
-      dst = (unsigned char *)r->payload + r->payload_got;
-      want = (size_t)r->header.size - r->payload_got;
-      if (want == 0)
+      if (r->payload == NULL && /* the first room, also for no payload */
+          (*status = grow_payload(r, why, whylen)) != PEBBLE_OK)
+        return PB_READ_BAD;
+      if (r->payload_got == (size_t)r->header.size) {
+        r->payload[r->payload_got] = '\0';
+        if ((r->header.type == PB_MSG_STARTED ||
+             r->header.type == PB_MSG_SKIPPED) &&
+            !notice_tag_ok(r)) {
+          *status = PEBBLE_EPROTO;
+          snprintf(why, whylen,
+                   "the worker sent a task notice with a tag that is not "
+                   "its task's: something else in the worker process wrote "
+                   "to its channel");
+          return PB_READ_BAD;
+        }
         return PB_READ_MESSAGE;
+      }
+      if (r->payload_got == r->payload_cap &&
+          (*status = grow_payload(r, why, whylen)) != PEBBLE_OK)
+        return PB_READ_BAD;
+      dst = (unsigned char *)r->payload + r->payload_got;
+      want = r->payload_cap - r->payload_got;
     }
     avail = r->buf_len - r->buf_pos;
     if (avail > 0) { /* what the last read brought */
@@ -126,7 +200,8 @@ enum pb_read_result pb_reader_step(pb_reader *r, const pebble_backend *bk,
       if (r->header_got < sizeof r->header_buf)
         continue;
       memcpy(&r->header, r->header_buf, sizeof r->header);
-      *status = pb_msg_check(&r->header, max_result, why, whylen);
+      *status = pb_msg_check(&r->header, max_result, r->task_id, why,
+                             whylen);
       if (*status != PEBBLE_OK)
         return PB_READ_BAD;
       if (r->header.type == PB_MSG_RESULT_SHARED) {
@@ -135,16 +210,7 @@ enum pb_read_result pb_reader_step(pb_reader *r, const pebble_backend *bk,
           return PB_READ_BAD;
         continue; /* complete: nothing follows the header */
       }
-      r->payload = malloc((size_t)r->header.size + 1);
-      if (r->payload == NULL) {
-        *status = PEBBLE_ENOMEM;
-        snprintf(why, whylen, "out of memory for a message of %llu bytes",
-                 (unsigned long long)r->header.size);
-        return PB_READ_BAD;
-      }
-      r->payload[r->header.size] = '\0';
-      if (r->header.size >= PB_PREFAULT_MIN)
-        pb_prefault(r->payload, (size_t)r->header.size);
+      /* The payload's memory comes as its bytes do (grow_payload). */
     } else {
       r->payload_got += got;
     }
@@ -185,12 +251,14 @@ int pb_send_outcome(const pebble_backend *bk, pebble_bk_chan *chan,
   const void *payload;
   if (ctx->result_error != PEBBLE_OK) {
     pb_msg_fill(&h, PB_MSG_ERROR, ctx->result_error, strlen(ctx->message));
+    h.tag = pb_msg_tag(ctx->future_id);
     payload = ctx->message;
   } else if (ret != 0) {
     if (!ctx->has_message)
       snprintf(ctx->message, sizeof ctx->message,
                "the task failed with code %d", ret);
     pb_msg_fill(&h, PB_MSG_FAILURE, ret, strlen(ctx->message));
+    h.tag = pb_msg_tag(ctx->future_id);
     payload = ctx->message;
   } else {
     /* A result in a memory file goes as the file, once sealed; if it
@@ -199,6 +267,7 @@ int pb_send_outcome(const pebble_backend *bk, pebble_bk_chan *chan,
         pb_shared_seal(ctx->result_handle) == PEBBLE_OK) {
       pb_msg_fill(&h, PB_MSG_RESULT_SHARED, ctx->result_type,
                   ctx->result_size);
+      h.tag = pb_msg_tag(ctx->future_id);
       if (bk->chan_send_handle(chan, &h, sizeof h, ctx->result_handle) !=
               PEBBLE_OK ||
           (after_len > 0 &&
@@ -207,6 +276,7 @@ int pb_send_outcome(const pebble_backend *bk, pebble_bk_chan *chan,
       return PEBBLE_OK;
     }
     pb_msg_fill(&h, PB_MSG_RESULT, ctx->result_type, ctx->result_size);
+    h.tag = pb_msg_tag(ctx->future_id);
     payload = ctx->result;
   }
   return pb_chan_send_then(bk, chan, &h, payload, after, after_len);
@@ -258,6 +328,19 @@ void pb_exit_info_fill(pebble_exit_info *info, const pebble_bk_exit *ex,
   info->signal = ex->signal;
   info->core_dumped = ex->core_dumped;
   info->killed_by_library = killed_by_library;
+}
+
+char *pb_exit_message_cut(const pebble_exit_info *x, const char *what,
+                          const pb_reader *r) {
+  char cut[128];
+  char *m = pb_exit_message(x, what), *both;
+  if (m == NULL || !pb_reader_cut_short(r, cut, sizeof cut))
+    return m;
+  both = pb_format("%s; %s", m, cut);
+  if (both == NULL)
+    return m;
+  free(m);
+  return both;
 }
 
 char *pb_exit_message(const pebble_exit_info *x, const char *what) {

@@ -53,6 +53,14 @@ void *pebble_result_alloc(pebble_ctx *ctx, size_t size) {
     pb_error(PEBBLE_ETOOBIG, "%s", ctx->message);
     return NULL;
   }
+  if (size == SIZE_MAX) { /* the maximum is SIZE_MAX: no room for the NUL */
+    ctx->result_error = PEBBLE_ETOOBIG;
+    snprintf(ctx->message, sizeof ctx->message,
+             "the result of %zu bytes is larger than this process can hold",
+             size);
+    pb_error(PEBBLE_ETOOBIG, "%s", ctx->message);
+    return NULL;
+  }
   /* A large result of a process task goes to the parent as a memory
    * file (shared_result.c); the heap where that is not possible. */
   if (ctx->shared_ok && size >= PB_SHARED_RESULT_MIN) {

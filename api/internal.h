@@ -360,7 +360,7 @@ void pb_dispatch_stop(pb_dispatch *d);
 
 /* ---- message.c: the worker message format ---- */
 #define PB_MSG_MAGIC 0x50424c31u /* "PBL1" */
-#define PB_MSG_VERSION 3u
+#define PB_MSG_VERSION 4u
 enum pb_msg_type {
   PB_MSG_RESULT = 1,  /* payload: the result bytes */
   PB_MSG_FAILURE = 2, /* code: the task's code; payload: its message */
@@ -413,13 +413,20 @@ typedef struct pb_msg_header {
   uint16_t version;
   uint16_t type;
   int32_t code;
-  uint32_t reserved;
+  uint32_t tag; /* from a worker: pb_msg_tag of the task it answers */
   uint64_t size;
 } pb_msg_header;
-/* Check a received header; PEBBLE_OK or PEBBLE_EPROTO/ETOOBIG with a
- * message in msg. */
-int pb_msg_check(const pb_msg_header *h, size_t max_size, char *msg,
-                 size_t msglen);
+/* A worker's message names the task it answers (its future id; 0 for
+ * INIT_FAILED), so that bytes something else wrote to the worker's
+ * channel are refused at their header, not trusted for a size the worker
+ * will never send.  Mixed so that a zero field never matches. */
+static inline uint32_t pb_msg_tag(uint64_t future_id) {
+  return (uint32_t)(future_id ^ (future_id >> 32)) ^ 0x9e3779b9u;
+}
+/* Check a received header from a worker whose current task is task_id;
+ * PEBBLE_OK or PEBBLE_EPROTO/ETOOBIG with a message in msg. */
+int pb_msg_check(const pb_msg_header *h, size_t max_size, uint64_t task_id,
+                 char *msg, size_t msglen);
 void pb_msg_fill(pb_msg_header *h, enum pb_msg_type type, int32_t code,
                  uint64_t size);
 
@@ -460,9 +467,12 @@ typedef struct pb_reader {
   unsigned char header_buf[sizeof(pb_msg_header)];
   size_t header_got;
   pb_msg_header header;
-  char *payload; /* malloc'd (or mapped), NUL after the payload */
+  char *payload; /* malloc'd (or mapped), NUL after the payload once
+                    complete */
   int mapped;    /* payload is a result file's mapping */
   size_t payload_got;
+  size_t payload_cap; /* bytes of payload the block has room for */
+  uint64_t task_id;   /* set by the owner: the task an outcome answers */
   int eof;
   unsigned char *buf; /* PB_READER_BUF bytes, malloc'd on first use */
   size_t buf_pos, buf_len;
@@ -481,6 +491,9 @@ enum pb_read_result pb_reader_step(pb_reader *r, const pebble_backend *bk,
                                    pebble_bk_proc *proc, size_t max_result,
                                    size_t *budget, int *status, char *why,
                                    size_t whylen);
+/* If the worker's channel ended inside a message, say where, e.g. "its
+ * message was cut short after 10 of 100 bytes", and return 1; else 0. */
+int pb_reader_cut_short(const pb_reader *r, char *buf, size_t len);
 /* Turn the message read into an outcome (takes the payload) and get
  * ready for the next one. */
 void pb_reader_outcome(pb_reader *r, pb_outcome *o);
@@ -490,6 +503,9 @@ void pb_exit_info_fill(pebble_exit_info *info, const pebble_bk_exit *ex,
                        long pid, int killed_by_library);
 /* "process 42 was killed by signal 11 (SIGSEGV)"; `what` names it. */
 char *pb_exit_message(const pebble_exit_info *x, const char *what);
+/* The same, and where its message was cut short if r was inside one. */
+char *pb_exit_message_cut(const pebble_exit_info *x, const char *what,
+                          const pb_reader *r);
 /* Child side: send one message (header and payload). */
 int pb_chan_send(const pebble_backend *bk, pebble_bk_chan *chan,
                  const pb_msg_header *h, const void *payload);

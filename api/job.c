@@ -198,6 +198,7 @@ static int child_main(void *arg, pebble_bk_chan *chan) {
     pb_msg_header h;
     uint64_t id = job->future->id;
     pb_msg_fill(&h, PB_MSG_STARTED, 0, sizeof id);
+    h.tag = pb_msg_tag(id);
     if (pb_chan_send(job->lib->bk, chan, &h, &id) != PEBBLE_OK)
       return 3;
   }
@@ -327,6 +328,7 @@ static void process_launch(pb_manager *m, pb_cmd *cmd) {
                                                    PB_START_ALLOWANCE_NS
                              ? job->task_deadline + PB_START_ALLOWANCE_NS
                              : PEBBLE_BK_FOREVER;
+  job->reader.task_id = f->id; /* what its outcome must answer */
   pb_stripe_lock(f);
   job->proc = proc;
   f->pid = bk->proc_pid(proc);
@@ -435,7 +437,7 @@ static void process_exited(pb_manager *m, pb_job *job) {
   pb_exit_info_fill(&info, &ex, bk->proc_pid(proc), killed);
   pb_future_set_exit(f, &info);
   if (!job->message_done) {
-    char *how = pb_exit_message(&info, "process");
+    char *how = pb_exit_message_cut(&info, "process", &job->reader);
     if (job->worker_failure != NULL && how != NULL) {
       char *both = pb_format("%s; %s", job->worker_failure, how);
       free(how);

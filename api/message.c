@@ -4,7 +4,9 @@
  * A worker sends one message per task: a fixed header (magic, version,
  * type, code, payload size) and the payload.  The parent checks every
  * field before trusting the size, so a worker that sends garbage or a size
- * that does not fit is stopped instead of driving an allocation.
+ * that does not fit is stopped instead of driving an allocation.  Even a
+ * size that passes only bounds the payload: its memory grows with the
+ * bytes that arrive (channel.c), never with what a header announces.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -28,8 +30,25 @@ void pb_msg_fill(pb_msg_header *h, enum pb_msg_type type, int32_t code,
   h->size = size;
 }
 
-int pb_msg_check(const pb_msg_header *h, size_t max_size, char *msg,
-                 size_t msglen) {
+/* Whether h carries the tag its type needs.  Task notices are compared
+ * with the id they carry once read (channel.c); unknown types are refused
+ * below. */
+static int tag_ok(const pb_msg_header *h, uint64_t task_id) {
+  switch (h->type) {
+  case PB_MSG_RESULT:
+  case PB_MSG_RESULT_SHARED:
+  case PB_MSG_FAILURE:
+  case PB_MSG_ERROR:
+    return h->tag == pb_msg_tag(task_id);
+  case PB_MSG_INIT_FAILED:
+    return h->tag == pb_msg_tag(0);
+  default:
+    return 1;
+  }
+}
+
+int pb_msg_check(const pb_msg_header *h, size_t max_size, uint64_t task_id,
+                 char *msg, size_t msglen) {
   if (h->magic != PB_MSG_MAGIC) {
     snprintf(msg, msglen,
              "the worker sent a message with a bad magic number 0x%08x",
@@ -42,6 +61,14 @@ int pb_msg_check(const pb_msg_header *h, size_t max_size, char *msg,
              (unsigned)h->version, PB_MSG_VERSION);
     return PEBBLE_EPROTO;
   }
+  if (!tag_ok(h, task_id)) {
+    snprintf(msg, msglen,
+             "the worker sent a message that does not answer its task (tag "
+             "0x%08x): something else in the worker process wrote to its "
+             "channel",
+             (unsigned)h->tag);
+    return PEBBLE_EPROTO;
+  }
   switch (h->type) {
   case PB_MSG_RESULT:
   case PB_MSG_RESULT_SHARED:
@@ -50,6 +77,14 @@ int pb_msg_check(const pb_msg_header *h, size_t max_size, char *msg,
                "the result of %llu bytes is larger than the maximum message "
                "size of %zu bytes",
                (unsigned long long)h->size, max_size);
+      return PEBBLE_ETOOBIG;
+    }
+    /* With the maximum at SIZE_MAX: the result and its NUL must fit. */
+    if (h->size >= SIZE_MAX) {
+      snprintf(msg, msglen,
+               "the result of %llu bytes is larger than this process can "
+               "hold",
+               (unsigned long long)h->size);
       return PEBBLE_ETOOBIG;
     }
     if (h->code < 0 || h->code > PB_VALUE_TYPE_MAX) {

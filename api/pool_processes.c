@@ -839,6 +839,10 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
   pb_ptask *t;
 
   for (;;) {
+    /* An outcome must answer the task the worker runs now. */
+    bk->mutex_lock(P->lock);
+    w->reader.task_id = w->task != NULL ? w->task->future->id : 0;
+    bk->mutex_unlock(P->lock);
     switch (pb_reader_step(&w->reader, bk, w->proc, P->o.max_message_size,
                            &budget, &status, why, sizeof why)) {
     case PB_READ_AGAIN:
@@ -992,7 +996,8 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
   if (t != NULL) {
     pb_future_set_exit(t->future, &info);
     pb_pool_resolve(P, t->future, PEBBLE_FAILED, PEBBLE_EDIED,
-                    pb_exit_message(&info, "worker process"), 0);
+                    pb_exit_message_cut(&info, "worker process", &w->reader),
+                    0);
     pb_ptask_free(t);
   } else if (w->tasks_run == 0 && !w->killed && w->state != PB_W_QUITTING) {
     /* Died before doing anything: the environment, not a task. */

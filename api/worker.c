@@ -17,10 +17,13 @@
 
 #include "internal.h"
 
+/* A text for the task task_id (0: none, an initializer's failure). */
 static int send_text(const pebble_backend *bk, pebble_bk_chan *chan,
-                     enum pb_msg_type type, int32_t code, const char *text) {
+                     enum pb_msg_type type, int32_t code, uint64_t task_id,
+                     const char *text) {
   pb_msg_header h;
   pb_msg_fill(&h, type, code, strlen(text));
+  h.tag = pb_msg_tag(task_id);
   return pb_chan_send(bk, chan, &h, text);
 }
 
@@ -110,6 +113,51 @@ static int in_take(inbox *in, void *dst, size_t n) {
   return PEBBLE_OK;
 }
 
+/* A block of n + 1 bytes holding the next n bytes of a message, n as its
+ * header announced.  The block grows with the bytes that arrive (from
+ * 64 KiB, doubling), so a header commits memory only as its payload
+ * comes.  NULL with *rc set on failure. */
+#define PB_GROW_FIRST ((size_t)64 << 10)
+static unsigned char *read_growing(int (*read_exact)(void *from, void *dst,
+                                                     size_t len),
+                                   void *from, size_t n, int *rc) {
+  size_t cap = n < PB_GROW_FIRST ? n : PB_GROW_FIRST, got = 0;
+  unsigned char *buf = malloc(cap + 1), *p;
+  *rc = PEBBLE_ENOMEM;
+  if (buf == NULL || n == SIZE_MAX)
+    goto fail;
+  for (;;) {
+    if ((*rc = read_exact(from, buf + got, cap - got)) != PEBBLE_OK)
+      goto fail;
+    got = cap;
+    if (got == n)
+      return buf;
+    cap = cap <= (n - cap) ? 2 * cap : n;
+    if ((p = realloc(buf, cap + 1)) == NULL) {
+      *rc = PEBBLE_ENOMEM;
+      goto fail;
+    }
+    buf = p;
+  }
+fail:
+  free(buf);
+  return NULL;
+}
+
+static int inbox_read_exact(void *in, void *dst, size_t len) {
+  return in_take(in, dst, len);
+}
+
+typedef struct chan_source {
+  const pebble_backend *bk;
+  pebble_bk_chan *chan;
+} chan_source;
+
+static int chan_read_exact(void *from, void *dst, size_t len) {
+  chan_source *src = from;
+  return src->bk->chan_read_all(src->chan, dst, len);
+}
+
 /* Read whatever is already there, then note the SKIP requests among the
  * complete messages not yet looked at. */
 static void in_scan_skips(inbox *in) {
@@ -161,6 +209,7 @@ static int send_notice(const pebble_backend *bk, pebble_bk_chan *chan,
                        enum pb_msg_type type, uint64_t id) {
   pb_msg_header h;
   pb_msg_fill(&h, type, 0, sizeof id);
+  h.tag = pb_msg_tag(id);
   return pb_chan_send(bk, chan, &h, &id);
 }
 
@@ -185,6 +234,7 @@ static size_t decide_next(inbox *in, unsigned char *note) {
   in->decided_skip = in_skip_take(in, id);
   pb_msg_fill(&h, in->decided_skip ? PB_MSG_SKIPPED : PB_MSG_STARTED, 0,
               sizeof id);
+  h.tag = pb_msg_tag(id);
   memcpy(note, &h, sizeof h);
   memcpy(note + sizeof h, &id, sizeof id);
   return sizeof h + sizeof id;
@@ -217,15 +267,17 @@ static int serve_tasks(inbox *in, const pb_worker_config *cfg) {
       in_skip_take(in, id);
       continue;
     }
+    /* Name and argument: at most the maximum message size and a name
+     * (compared without a sum that could wrap at SIZE_MAX). */
     if (h.type != PB_MSG_TASK || h.size < sizeof head ||
-        h.size - sizeof head > cfg->max_message + PB_NAME_BYTES_MAX)
+        (h.size - sizeof head > PB_NAME_BYTES_MAX &&
+         h.size - sizeof head - PB_NAME_BYTES_MAX > cfg->max_message))
       return 4;
-    buf = malloc((size_t)h.size);
-    if (buf == NULL)
-      return 5;
-    if (in_take(in, buf, (size_t)h.size) != PEBBLE_OK) {
-      free(buf);
-      return 0;
+    {
+      int rc;
+      buf = read_growing(inbox_read_exact, in, (size_t)h.size, &rc);
+      if (buf == NULL)
+        return rc == PEBBLE_ENOMEM ? 5 : 0;
     }
     memcpy(head, buf, sizeof head);
     if (head[3] >= PB_NAME_BYTES_MAX || head[3] > h.size - sizeof head) {
@@ -270,7 +322,8 @@ static int serve_tasks(inbox *in, const pb_worker_config *cfg) {
                  "no task is registered as '%s' in the worker program "
                  "(register it before pebble_worker_main())",
                  name);
-        if (send_text(bk, chan, PB_MSG_ERROR, PEBBLE_ENOTFOUND, why) != 0)
+        if (send_text(bk, chan, PB_MSG_ERROR, PEBBLE_ENOTFOUND, head[1],
+                      why) != 0)
           return 0;
         continue;
       }
@@ -327,7 +380,7 @@ int pb_worker_serve(const pebble_backend *bk, pebble_bk_chan *chan,
     if (ret != 0) {
       if (!ctx.has_message)
         snprintf(ctx.message, sizeof ctx.message, "it returned %d", ret);
-      send_text(bk, chan, PB_MSG_INIT_FAILED, 0, ctx.message);
+      send_text(bk, chan, PB_MSG_INIT_FAILED, 0, 0, ctx.message);
       return 1;
     }
   }
@@ -352,19 +405,22 @@ int pb_worker_serve_configured(const pebble_backend *bk, pebble_bk_chan *chan) {
     return 0;
   if (h.magic != PB_MSG_MAGIC || h.version != PB_MSG_VERSION ||
       h.type != PB_MSG_CONFIG || h.size < sizeof head ||
-      h.size > ((size_t)1 << 30) + sizeof head + PB_NAME_BYTES_MAX)
+      h.size > ((uint64_t)1 << 30) + sizeof head + PB_NAME_BYTES_MAX)
     return 4;
-  buf = malloc((size_t)h.size + 1);
-  if (buf == NULL || bk->chan_read_all(chan, buf, (size_t)h.size) != 0) {
-    free(buf);
-    return 5;
+  {
+    chan_source src;
+    src.bk = bk;
+    src.chan = chan;
+    if ((buf = read_growing(chan_read_exact, &src, (size_t)h.size, &rc)) ==
+        NULL)
+      return 5;
   }
   memcpy(head, buf, sizeof head);
   if (head[2] >= PB_NAME_BYTES_MAX || head[2] > h.size - sizeof head) {
     free(buf);
     return 4;
   }
-  cfg.max_message = (size_t)head[0];
+  cfg.max_message = head[0] > SIZE_MAX ? SIZE_MAX : (size_t)head[0];
   cfg.max_tasks = (unsigned)head[1];
   cfg.by_name = 1;
   if (head[2] > 0) {
@@ -376,7 +432,7 @@ int pb_worker_serve_configured(const pebble_backend *bk, pebble_bk_chan *chan) {
                "the initializer '%s' is not registered in the worker "
                "program",
                name);
-      send_text(bk, chan, PB_MSG_INIT_FAILED, 0, why);
+      send_text(bk, chan, PB_MSG_INIT_FAILED, 0, 0, why);
       free(buf);
       return 1;
     }
@@ -416,7 +472,7 @@ void pb_worker_trap(const pebble_backend *bk) {
   if (rc == PEBBLE_ENOTFOUND)
     return; /* not spawned as a worker after all: an ordinary run */
   if (rc == PEBBLE_OK)
-    send_text(bk, chan, PB_MSG_INIT_FAILED, PB_INIT_NOT_WORKER, why);
+    send_text(bk, chan, PB_MSG_INIT_FAILED, PB_INIT_NOT_WORKER, 0, why);
   fprintf(stderr, "pebble: %s\n", why);
   _Exit(PB_EXIT_NOT_WORKER); /* not the application's atexit handlers */
 }

@@ -81,6 +81,7 @@ static int forge(pebble_ctx *ctx, const void *arg, size_t size) {
   h.version = PB_MSG_VERSION;
   h.type = PB_MSG_RESULT_SHARED;
   h.size = CLAIMED;
+  h.tag = pb_msg_tag(pebble_ctx_future_id(ctx));
   memset(&msg, 0, sizeof msg);
   memset(&control, 0, sizeof control);
   iov.iov_base = &h;
