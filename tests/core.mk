@@ -1,7 +1,7 @@
 # The core's test programs (public API only).
 # The conformance programs (core_thread, core_future, core_process,
 # core_pool, core_ahead, core_map, core_shared_result, core_spawn,
-# core_traps, core_observe, cap_kill_group) run
+# core_traps, core_observe, core_faults, cap_kill_group) run
 # through the matrix at the end of this file, once per backend and start
 # method; the others
 # once, as they are about choosing backends, not about one backend.
@@ -87,6 +87,12 @@ check_PROGRAMS += tests/core_observe
 tests_core_observe_SOURCES = tests/core_observe.c tests/core_util.h
 tests_core_observe_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS) $(CUNIT_CFLAGS)
 tests_core_observe_LDADD = $(core_test_ldadd)
+# Faults a worker or the system can cause (forged and cut-short messages,
+# sizes and times too large to hold or count).
+check_PROGRAMS += tests/core_faults
+tests_core_faults_SOURCES = tests/core_faults.c tests/core_util.h
+tests_core_faults_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS) $(CUNIT_CFLAGS)
+tests_core_faults_LDADD = $(core_test_ldadd)
 
 # The forkserver start method itself (POSIX backend), run once: the
 # shared suites run under it in the matrix row posix-forkserver.

@@ -1,0 +1,537 @@
+/* core_faults.c -- faults a worker or the system can cause, and times too
+ * large to count.  A worker that writes part of a message and then exits
+ * or returns; forged headers that announce 1 GiB, nearly SIZE_MAX and
+ * UINT64_MAX bytes; a result of SIZE_MAX bytes; timeouts of INT64_MAX.
+ * Every future resolves, with the right status, and a header alone never
+ * makes the parent commit the memory it announces.
+ *
+ * The forging tasks bypass the library and write on their worker's
+ * channel, which they find as the descriptor the backend gave them: from
+ * PEBBLE_WORKER_CHANNEL as the program started (spawned workers), else
+ * the one new socket (POSIX) or the new pipe write end whose read end is
+ * not in this process (APR).  The header layout and its tag come from the
+ * library's internal header. */
+#include "core_util.h"
+
+#include <pthread.h>
+#include <sys/resource.h>
+
+#include "internal.h"
+
+/* Huge allocations must fail with NULL under AddressSanitizer too, as
+ * they do with the system's allocator. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void) {
+  return "allocator_may_return_null=1";
+}
+
+#define MIB ((size_t)1 << 20)
+#define GIB ((uint64_t)1 << 30)
+#define RESOLVE_BOUND PEBBLE_SEC(60)
+
+/* ---------------- finding the channel (in the worker) ---------------- */
+
+#define FD_LIMIT 1024
+static char channel_env[64];
+static unsigned char open_at_start[FD_LIMIT];
+
+/* At the top of main(): what was there before Pebble made anything. */
+static void note_start(void) {
+  const char *env = getenv("PEBBLE_WORKER_CHANNEL");
+  int fd;
+  if (env != NULL)
+    snprintf(channel_env, sizeof channel_env, "%s", env);
+  for (fd = 0; fd < FD_LIMIT; fd++)
+    open_at_start[fd] = fcntl(fd, F_GETFD) != -1;
+}
+
+/* Whether this process also holds a readable end of the pipe `ino`. */
+static int pipe_read_end_here(ino_t ino, int except) {
+  int fd;
+  for (fd = 0; fd < FD_LIMIT; fd++) {
+    struct stat st;
+    int fl;
+    if (fd == except || fstat(fd, &st) != 0 || !S_ISFIFO(st.st_mode) ||
+        st.st_ino != ino)
+      continue;
+    fl = fcntl(fd, F_GETFL);
+    if (fl != -1 && (fl & O_ACCMODE) != O_WRONLY)
+      return 1;
+  }
+  return 0;
+}
+
+static int channel_fd(void) {
+  int fd;
+  if (channel_env[0] != '\0') {
+    /* POSIX: "FD"; APR: "apr:READ,WRITE,LIFELINE". */
+    const char *p = channel_env;
+    if (strncmp(p, "apr:", 4) == 0) {
+      p = strchr(p, ',');
+      return p != NULL ? atoi(p + 1) : -1;
+    }
+    return atoi(p);
+  }
+  for (fd = 3; fd < FD_LIMIT; fd++) {
+    struct stat st;
+    int fl;
+    if (open_at_start[fd] || fstat(fd, &st) != 0)
+      continue;
+    if (S_ISSOCK(st.st_mode))
+      return fd;
+    fl = fcntl(fd, F_GETFL);
+    if (S_ISFIFO(st.st_mode) && fl != -1 && (fl & O_ACCMODE) == O_WRONLY &&
+        !pipe_read_end_here(st.st_ino, fd))
+      return fd;
+  }
+  return -1;
+}
+
+static int write_all(int fd, const void *buf, size_t len) {
+  const char *p = buf;
+  while (len > 0) {
+    ssize_t n = write(fd, p, len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return -1;
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+/* ---------------- the forging task ---------------- */
+
+enum cut {
+  HALF_HEADER,  /* the first half of the header */
+  HALF_PAYLOAD, /* the header, then 10 of the 100 bytes it announces */
+  HEADER_ONLY   /* the header announcing `size`, then 100 bytes */
+};
+enum then {
+  THEN_EXIT,  /* _exit(0): the worker is gone */
+  THEN_RETURN /* the task returns a result: its worker lives on */
+};
+typedef struct forgery {
+  int cut, then;
+  int tagged;    /* the header names the task, as the worker's own would */
+  uint64_t size; /* HEADER_ONLY: what the header announces */
+} forgery;
+
+static int forge(pebble_ctx *ctx, const void *arg, size_t size) {
+  forgery g;
+  pb_msg_header h;
+  unsigned char bytes[sizeof h + 100];
+  size_t n;
+  int fd = channel_fd();
+  if (size != sizeof g || fd < 0)
+    return pebble_fail(ctx, 1, "no channel found");
+  memcpy(&g, arg, sizeof g);
+  memset(&h, 0, sizeof h);
+  h.magic = PB_MSG_MAGIC;
+  h.version = PB_MSG_VERSION;
+  h.type = PB_MSG_RESULT;
+  /* Untagged: bytes written by something that does not know the task. */
+  h.tag = g.tagged ? pb_msg_tag(pebble_ctx_future_id(ctx)) : 0;
+  h.size = g.cut == HEADER_ONLY ? g.size : 100;
+  memcpy(bytes, &h, sizeof h);
+  memset(bytes + sizeof h, 'x', 100);
+  n = g.cut == HALF_HEADER ? sizeof h / 2
+      : g.cut == HALF_PAYLOAD ? sizeof h + 10
+                              : sizeof h + 100;
+  if (write_all(fd, bytes, n) != 0)
+    return pebble_fail(ctx, 1, "cannot write on the channel");
+  if (g.then == THEN_EXIT)
+    _exit(0); /* exit() would run the sanitizers' leak check */
+  return pebble_result_string(ctx, "the real result");
+}
+
+/* ---------------- running it one-shot and in a pool ---------------- */
+
+static pebble_future *launch(int in_pool, const forgery *g,
+                             size_t max_message, pebble_pool **pool) {
+  pebble_future *f = NULL;
+  int rc;
+  *pool = NULL;
+  if (in_pool) {
+    pebble_pool_options po;
+    pebble_pool_options_init(&po);
+    po.workers = 1;
+    po.max_message_size = max_message;
+    CU_ASSERT_EQUAL_FATAL(pebble_pool_create(pool, PEBBLE_PROCESS, &po),
+                          PEBBLE_OK);
+    rc = pebble_pool_schedule(*pool, forge, g, sizeof *g, NULL, &f);
+  } else {
+    pebble_task_options o;
+    pebble_task_options_init(&o);
+    o.max_message_size = max_message;
+    rc = pebble_run(PEBBLE_PROCESS, forge, g, sizeof *g, &o, &f);
+  }
+  CU_ASSERT_EQUAL_FATAL(rc, PEBBLE_OK);
+  return f;
+}
+
+/* Run the forgery; the future must resolve with `status` and a message
+ * holding `text`; returns the future's status. */
+static int expect(int in_pool, const forgery *g, size_t max_message,
+                  int status, const char *text) {
+  pebble_pool *pool;
+  pebble_future *f = launch(in_pool, g, max_message, &pool);
+  int rc = pebble_future_wait(f, RESOLVE_BOUND);
+  const char *msg;
+  CU_ASSERT_EQUAL(rc, PEBBLE_OK); /* resolved: never left hanging */
+  if (rc != PEBBLE_OK) {
+    printf("(%s, cut %d then %d: unresolved after 60 s) ",
+           in_pool ? "pool" : "one-shot", g->cut, g->then);
+    pebble_future_cancel(f);
+  }
+  rc = pebble_future_status(f);
+  msg = pebble_future_message(f);
+  if (rc != status || strstr(msg, text) == NULL)
+    printf("(%s, cut %d then %d: %s \"%s\") ", in_pool ? "pool" : "one-shot",
+           g->cut, g->then, pebble_status_name(rc), msg);
+  CU_ASSERT_EQUAL(rc, status);
+  CU_ASSERT_PTR_NOT_NULL(strstr(msg, text));
+  if (status == PEBBLE_EDIED) { /* how the worker ended is known */
+    pebble_exit_info x;
+    memset(&x, 0, sizeof x);
+    x.struct_size = sizeof x;
+    CU_ASSERT_EQUAL(pebble_future_exit_info(f, &x), PEBBLE_OK);
+    CU_ASSERT(x.status_known && x.exited && x.exit_code == 0);
+  }
+  pebble_future_release(f);
+  pebble_pool_destroy(pool);
+  return rc;
+}
+
+static void cut_then(int cut, int then, int tagged, int status,
+                     const char *text) {
+  forgery g;
+  int in_pool;
+  memset(&g, 0, sizeof g);
+  g.cut = cut;
+  g.then = then;
+  g.tagged = tagged;
+  for (in_pool = 0; in_pool < 2; in_pool++)
+    expect(in_pool, &g, pebble_max_message_size(), status, text);
+}
+
+/* Half a header, then the worker exits: it died, and the message says
+ * where its message ended. */
+static void test_half_header_exit(void) {
+  char text[96];
+  snprintf(text, sizeof text,
+           "cut short after %zu of the %zu bytes of its header",
+           sizeof(pb_msg_header) / 2, sizeof(pb_msg_header));
+  cut_then(HALF_HEADER, THEN_EXIT, 1, PEBBLE_EDIED, text);
+}
+
+/* Half a header, then the task returns: the worker's own header completes
+ * the forged half into garbage, refused as such. */
+static void test_half_header_return(void) {
+  cut_then(HALF_HEADER, THEN_RETURN, 0, PEBBLE_EPROTO,
+           "something else in the worker process wrote to its channel");
+}
+
+static void test_half_payload_exit(void) {
+  cut_then(HALF_PAYLOAD, THEN_EXIT, 1, PEBBLE_EDIED,
+           "cut short after 10 of 100 bytes");
+}
+
+/* A header and part of its payload, then the task returns and its worker
+ * waits for the next task: the parent must not wait for the other 90
+ * bytes (a pool's future used to stay unresolved forever). */
+static void test_half_payload_return(void) {
+  cut_then(HALF_PAYLOAD, THEN_RETURN, 0, PEBBLE_EPROTO,
+           "something else in the worker process wrote to its channel");
+}
+
+/* ---------------- forged sizes ---------------- */
+
+static long max_rss_kib(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss;
+}
+
+/* A header announcing `size` then 100 bytes and an exit: the future
+ * resolves as the test says, and this process's peak memory grows by far
+ * less than announced (it used to be allocated, and faulted in, at the
+ * header). */
+static void forged_size(uint64_t size, size_t max_message, int status,
+                        const char *text) {
+  forgery g;
+  int in_pool;
+  memset(&g, 0, sizeof g);
+  g.cut = HEADER_ONLY;
+  g.then = THEN_EXIT;
+  g.tagged = 1;
+  g.size = size;
+  for (in_pool = 0; in_pool < 2; in_pool++) {
+    long before = max_rss_kib(), grew;
+    expect(in_pool, &g, max_message, status, text);
+    grew = max_rss_kib() - before;
+    if (grew > 64 * 1024)
+      printf("(%s: peak memory grew by %ld MiB) ",
+             in_pool ? "pool" : "one-shot", grew / 1024);
+    CU_ASSERT(grew <= 64 * 1024); /* KiB: 64 MiB, far below 1 GiB */
+  }
+}
+
+static void test_forged_1gib(void) {
+  char text[96];
+  snprintf(text, sizeof text, "cut short after 100 of %llu bytes",
+           (unsigned long long)GIB);
+  forged_size(GIB, (size_t)GIB, PEBBLE_EDIED, text);
+}
+
+static void test_forged_nearly_size_max(void) {
+  char text[96];
+  snprintf(text, sizeof text, "cut short after 100 of %llu bytes",
+           (unsigned long long)(SIZE_MAX - 1));
+  forged_size((uint64_t)SIZE_MAX - 1, SIZE_MAX, PEBBLE_EDIED, text);
+}
+
+static void test_forged_uint64_max(void) {
+  forged_size(UINT64_MAX, SIZE_MAX, PEBBLE_ETOOBIG,
+              "larger than this process can hold");
+}
+
+/* ---------------- results the process cannot hold ---------------- */
+
+/* Argument: the size to ask pebble_result_alloc for. */
+static int alloc_result(pebble_ctx *ctx, const void *arg, size_t size) {
+  size_t want;
+  memcpy(&want, arg, sizeof want);
+  (void)size;
+  if (pebble_result_alloc(ctx, want) != NULL)
+    return pebble_fail(ctx, 1, "a result of %zu bytes was allocated", want);
+  return 0; /* the library reports why */
+}
+
+static void result_alloc(pebble_kind kind, size_t want, int status) {
+  pebble_task_options o;
+  pebble_future *f;
+  int rc;
+  pebble_task_options_init(&o);
+  o.max_message_size = SIZE_MAX;
+  CU_ASSERT_EQUAL_FATAL(
+      pebble_run(kind, alloc_result, &want, sizeof want, &o, &f), PEBBLE_OK);
+  rc = pebble_future_get(f, RESOLVE_BOUND, NULL, NULL);
+  if (rc != status)
+    printf("(%s, %zu bytes: %s \"%s\") ",
+           kind == PEBBLE_THREAD ? "thread" : "process", want,
+           pebble_status_name(rc), pebble_future_message(f));
+  CU_ASSERT_EQUAL(rc, status);
+  pebble_future_release(f);
+}
+
+static void test_result_alloc_size_max(void) {
+  result_alloc(PEBBLE_THREAD, SIZE_MAX, PEBBLE_ETOOBIG);
+  result_alloc(PEBBLE_PROCESS, SIZE_MAX, PEBBLE_ETOOBIG);
+  result_alloc(PEBBLE_THREAD, SIZE_MAX / 2, PEBBLE_ENOMEM);
+  result_alloc(PEBBLE_PROCESS, SIZE_MAX / 2, PEBBLE_ENOMEM);
+}
+
+static int echo(pebble_ctx *ctx, const void *arg, size_t size) {
+  return pebble_result_set(ctx, arg, size);
+}
+
+/* The worker checks a task's size against the maximum without a sum that
+ * wraps at SIZE_MAX (it used to refuse every argument over 63 bytes). */
+static void test_pool_max_size_max(void) {
+  pebble_pool_options po;
+  pebble_pool *pool;
+  pebble_future *f;
+  char arg[1000];
+  const void *data;
+  size_t size;
+  memset(arg, 'a', sizeof arg);
+  pebble_pool_options_init(&po);
+  po.workers = 1;
+  po.max_message_size = SIZE_MAX;
+  CU_ASSERT_EQUAL_FATAL(pebble_pool_create(&pool, PEBBLE_PROCESS, &po),
+                        PEBBLE_OK);
+  CU_ASSERT_EQUAL_FATAL(
+      pebble_pool_schedule(pool, echo, arg, sizeof arg, NULL, &f), PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_future_get(f, RESOLVE_BOUND, &data, &size),
+                  PEBBLE_OK);
+  if (pebble_future_status(f) == PEBBLE_OK) {
+    CU_ASSERT(size == sizeof arg && memcmp(data, arg, size) == 0);
+  } else {
+    printf("(%s) ", pebble_future_message(f));
+  }
+  pebble_future_release(f);
+  pebble_pool_destroy(pool);
+}
+
+/* ---------------- times too large to count ---------------- */
+
+#define SLOW_MS 200
+
+static int slow(pebble_ctx *ctx, const void *arg, size_t size) {
+  (void)arg, (void)size;
+  usleep(SLOW_MS * 1000);
+  return pebble_result_int(ctx, 7);
+}
+
+/* The task resolves DONE after SLOW_MS, not ETIMEDOUT at once, with a
+ * timeout of `timeout`; and a wait of INT64_MAX - 1 waits for it. */
+static void check_slow(pebble_future *f, const char *what) {
+  double t0 = now_s();
+  int rc = pebble_future_wait(f, INT64_MAX - 1);
+  double waited = now_s() - t0;
+  CU_ASSERT_EQUAL(rc, PEBBLE_OK);
+  if (rc != PEBBLE_OK || pebble_future_status(f) != PEBBLE_OK)
+    printf("(%s: wait %s, future %s after %.0f ms) ", what,
+           pebble_status_name(rc),
+           pebble_status_name(pebble_future_status(f)), waited * 1000);
+  CU_ASSERT_EQUAL(pebble_future_status(f), PEBBLE_OK);
+  pebble_future_release(f);
+}
+
+static void test_huge_task_timeouts(void) {
+  static const pebble_time_t huge[] = {INT64_MAX, INT64_MAX - 1,
+                                       INT64_MAX / 1000 + 1};
+  size_t i;
+  for (i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+    pebble_task_options o;
+    pebble_pool_options po;
+    pebble_pool *pool;
+    pebble_future *f;
+    pebble_kind kind;
+    pebble_task_options_init(&o);
+    o.timeout = huge[i];
+    o.kill_grace = huge[i];
+    for (kind = PEBBLE_THREAD; kind <= PEBBLE_PROCESS; kind++) {
+      CU_ASSERT_EQUAL_FATAL(pebble_run(kind, slow, NULL, 0, &o, &f),
+                            PEBBLE_OK);
+      check_slow(f, kind == PEBBLE_THREAD ? "thread task" : "process task");
+      pebble_pool_options_init(&po);
+      po.workers = 1;
+      po.task_timeout = huge[i];
+      po.kill_grace = huge[i];
+      CU_ASSERT_EQUAL_FATAL(pebble_pool_create(&pool, kind, &po), PEBBLE_OK);
+      CU_ASSERT_EQUAL_FATAL(
+          pebble_pool_schedule(pool, slow, NULL, 0, NULL, &f), PEBBLE_OK);
+      check_slow(f, kind == PEBBLE_THREAD ? "thread pool" : "process pool");
+      CU_ASSERT_EQUAL_FATAL(
+          pebble_pool_schedule(pool, slow, NULL, 0, &o, &f), PEBBLE_OK);
+      check_slow(f, kind == PEBBLE_THREAD ? "thread pool, task option"
+                                          : "process pool, task option");
+      pebble_pool_close(pool);
+      CU_ASSERT_EQUAL(pebble_pool_join(pool, INT64_MAX), PEBBLE_OK);
+      pebble_pool_destroy(pool);
+    }
+  }
+}
+
+/* Waits on many futures with INT64_MAX wait for them. */
+static void test_huge_waits(void) {
+  pebble_future *f[2];
+  size_t index = 99;
+  double t0;
+  CU_ASSERT_EQUAL_FATAL(pebble_run(PEBBLE_THREAD, slow, NULL, 0, NULL, &f[0]),
+                        PEBBLE_OK);
+  CU_ASSERT_EQUAL_FATAL(pebble_run(PEBBLE_THREAD, slow, NULL, 0, NULL, &f[1]),
+                        PEBBLE_OK);
+  t0 = now_s();
+  CU_ASSERT_EQUAL(pebble_wait_any(f, 2, INT64_MAX, &index), PEBBLE_OK);
+  CU_ASSERT(index < 2);
+  CU_ASSERT_EQUAL(pebble_wait_all(f, 2, INT64_MAX), PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_future_status(f[0]), PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_future_status(f[1]), PEBBLE_OK);
+  CU_ASSERT(now_s() - t0 >= SLOW_MS / 1000.0 * 0.9);
+  pebble_future_release(f[0]);
+  pebble_future_release(f[1]);
+}
+
+/* A wait of INT64_MAX in another thread, ended by a cancel 200 ms later:
+ * it must still be waiting then (it used to return at once). */
+typedef struct waiter {
+  pebble_future *f;
+  int rc;
+  double returned;
+} waiter;
+static int forever(pebble_ctx *ctx, const void *arg, size_t size) {
+  (void)arg, (void)size;
+  while (!pebble_should_stop(ctx))
+    usleep(1000);
+  return 0;
+}
+static void *wait_huge(void *arg) {
+  waiter *w = arg;
+  w->rc = pebble_future_wait(w->f, INT64_MAX);
+  w->returned = now_s();
+  return NULL;
+}
+static void test_huge_wait_then_cancel(void) {
+  waiter w;
+  pthread_t th;
+  double cancelled;
+  memset(&w, 0, sizeof w);
+  CU_ASSERT_EQUAL_FATAL(
+      pebble_run(PEBBLE_THREAD, forever, NULL, 0, NULL, &w.f), PEBBLE_OK);
+  CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, wait_huge, &w), 0);
+  usleep(SLOW_MS * 1000);
+  cancelled = now_s();
+  pebble_future_cancel(w.f);
+  pthread_join(th, NULL);
+  CU_ASSERT_EQUAL(w.rc, PEBBLE_OK);
+  CU_ASSERT(w.returned >= cancelled); /* not before the cancel */
+  CU_ASSERT_EQUAL(pebble_future_status(w.f), PEBBLE_ECANCELED);
+  pebble_future_release(w.f);
+}
+
+/* Negative times other than PEBBLE_FOREVER are refused, as the header
+ * promises (a negative queue_wait used to mean "do not wait"). */
+static void test_negative_times(void) {
+  pebble_task_options o;
+  pebble_pool *pool;
+  pebble_future *f = NULL;
+  pebble_task_options_init(&o);
+  o.queue_wait = -5;
+  CU_ASSERT_EQUAL_FATAL(pebble_pool_create(&pool, PEBBLE_THREAD, NULL),
+                        PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_pool_schedule(pool, slow, NULL, 0, &o, &f),
+                  PEBBLE_EINVAL);
+  CU_ASSERT_PTR_NOT_NULL(strstr(pebble_last_error(), "queue_wait"));
+  o.queue_wait = PEBBLE_DEFAULT; /* the default: wait without limit */
+  CU_ASSERT_EQUAL(pebble_pool_schedule(pool, slow, NULL, 0, &o, &f),
+                  PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_future_wait(f, -5), PEBBLE_EINVAL);
+  CU_ASSERT_EQUAL(pebble_future_wait(f, RESOLVE_BOUND), PEBBLE_OK);
+  pebble_future_release(f);
+  pebble_pool_destroy(pool);
+}
+
+int main(void) {
+  CU_TestInfo tests[] = {
+      /* First: they measure this process's peak memory. */
+      {"forged header announcing 1 GiB", test_forged_1gib},
+      {"forged header announcing nearly SIZE_MAX",
+       test_forged_nearly_size_max},
+      {"forged header announcing UINT64_MAX", test_forged_uint64_max},
+      {"half a header, then exit", test_half_header_exit},
+      {"half a header, then return", test_half_header_return},
+      {"header and half a payload, then exit", test_half_payload_exit},
+      {"header and half a payload, then return", test_half_payload_return},
+      {"pebble_result_alloc of SIZE_MAX", test_result_alloc_size_max},
+      {"a pool with a maximum message size of SIZE_MAX",
+       test_pool_max_size_max},
+      {"timeouts of INT64_MAX do not expire", test_huge_task_timeouts},
+      {"waits on many of INT64_MAX", test_huge_waits},
+      {"a wait of INT64_MAX waits", test_huge_wait_then_cancel},
+      {"negative times are refused", test_negative_times},
+      CU_TEST_INFO_NULL};
+  note_start();
+  REGISTER_TASK(forge);
+  REGISTER_TASK(alloc_result);
+  REGISTER_TASK(echo);
+  REGISTER_TASK(slow);
+  if (pebble_worker_main() != PEBBLE_OK) {
+    fprintf(stderr, "worker: %s\n", pebble_last_error());
+    return 2;
+  }
+  return run_suite("faults", tests);
+}
