@@ -62,8 +62,12 @@ void *pebble_result_alloc(pebble_ctx *ctx, size_t size) {
     return NULL;
   }
   /* A large result of a process task goes to the parent as a memory
-   * file (shared_result.c); the heap where that is not possible. */
-  if (ctx->shared_ok && size >= PB_SHARED_RESULT_MIN) {
+   * file (shared_result.c); the heap where that is not possible.  Not
+   * one larger than the machine's memory: a file of any size can be
+   * made, and faulting it in would wake the OOM killer where malloc
+   * simply fails. */
+  if (ctx->shared_ok && size >= PB_SHARED_RESULT_MIN &&
+      size <= pb_physical_memory()) {
     intptr_t handle;
     void *mem;
     if (pb_shared_create(size + 1, &handle, &mem) == PEBBLE_OK) {

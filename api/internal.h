@@ -83,6 +83,8 @@ void *pb_dl_open(const char *path, char *err, size_t errlen);
 void *pb_dl_sym(void *handle, const char *symbol);
 const char *pb_module_ext(void);
 unsigned pb_online_cpus(void);
+/* Bytes of physical memory; SIZE_MAX where the system does not say. */
+size_t pb_physical_memory(void);
 /* Fault in the pages of a large block about to be filled (best effort). */
 void pb_prefault(void *p, size_t size);
 

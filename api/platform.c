@@ -62,6 +62,7 @@ unsigned pb_online_cpus(void) {
 }
 const char *pb_path_list_separator(void) { return ";"; }
 void pb_prefault(void *p, size_t size) { (void)p, (void)size; }
+size_t pb_physical_memory(void) { return SIZE_MAX; }
 
 #else /* POSIX */
 #include <dirent.h>
@@ -151,6 +152,17 @@ const char *pb_path_list_separator(void) { return ":"; }
 unsigned pb_online_cpus(void) {
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   return n > 0 ? (unsigned)n : 1u;
+}
+
+size_t pb_physical_memory(void) {
+#if defined(_SC_PHYS_PAGES)
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  if (pages > 0 && page > 0)
+    return (uint64_t)pages > SIZE_MAX / (uint64_t)page
+               ? SIZE_MAX
+               : (size_t)pages * (size_t)page;
+#endif
+  return SIZE_MAX;
 }
 
 /* Linux 5.14 and later fault a whole range in with one call, many times
