@@ -12,8 +12,11 @@
  *   - Time is always a pebble_time_t in microseconds.  PEBBLE_FOREVER
  *     means "no limit"; 0 means "do not wait".  In options, PEBBLE_DEFAULT
  *     means "the default where the task runs".  Any other negative value
- *     is rejected with PEBBLE_EINVAL.  Deadlines run on a monotonic clock,
- *     so changing the wall clock never moves them.
+ *     is rejected with PEBBLE_EINVAL.  A time too large for the clock to
+ *     count (up to INT64_MAX) means "a very long time": it is the same as
+ *     PEBBLE_FOREVER, never a deadline that has already passed.  Deadlines
+ *     run on a monotonic clock, so changing the wall clock never moves
+ *     them.
  *   - Option structs are filled in by their *_init() function, which sets
  *     struct_size and every default; a struct that was not initialised is
  *     rejected with PEBBLE_EINVAL.
@@ -276,7 +279,10 @@ PEBBLE_API void pebble_set_log_handler(pebble_log_fn fn, void *user_data,
  * The largest argument or result, in bytes (default: 1 GiB).  A larger
  * argument fails the launch with PEBBLE_ETOOBIG; a larger result
  * resolves the future with PEBBLE_ETOOBIG.  Applies to later launches.
- * Returns PEBBLE_EINVAL for 0.
+ * SIZE_MAX means no limit but the process's own: a result of SIZE_MAX
+ * bytes (no room for its NUL) is still PEBBLE_ETOOBIG.  The limit bounds
+ * what a worker may send; memory for it is taken as its bytes arrive,
+ * never on the word of a message header.  Returns PEBBLE_EINVAL for 0.
  */
 PEBBLE_API int pebble_set_max_message_size(size_t bytes);
 PEBBLE_API size_t pebble_max_message_size(void);
@@ -462,9 +468,9 @@ PEBBLE_API int pebble_run_named(pebble_kind kind, const char *name,
 /*
  * Get a result buffer of `size` bytes owned by the library; the task
  * fills it.  Calling it again replaces the previous result.  Returns NULL
- * when size is over the maximum message size (the future then resolves
- * with PEBBLE_ETOOBIG whatever the task returns) or memory is short
- * (PEBBLE_ENOMEM).  In a process task, a buffer of 1 MiB or more is
+ * when size is over the maximum message size or is SIZE_MAX (the future
+ * then resolves with PEBBLE_ETOOBIG whatever the task returns) or memory
+ * is short (PEBBLE_ENOMEM).  In a process task, a buffer of 1 MiB or more is
  * memory shared with the parent where the system allows: the result is
  * handed over without being copied (docs/process-tasks.md).
  */
