@@ -102,7 +102,7 @@ int pb_reader_cut_short(const pb_reader *r, char *buf, size_t len) {
              r->header_got, sizeof r->header_buf);
     return 1;
   }
-  if (r->header_got == sizeof r->header_buf && r->payload != NULL &&
+  if (r->header_got == sizeof r->header_buf &&
       r->payload_got < (size_t)r->header.size) {
     snprintf(buf, len, "its message was cut short after %zu of %llu bytes",
              r->payload_got, (unsigned long long)r->header.size);
