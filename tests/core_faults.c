@@ -18,8 +18,8 @@
 
 #include "internal.h"
 
-/* AddressSanitizer's allocator stops the program at an allocation of
- * 2^63 bytes, where the system's returns NULL (unless ASAN_OPTIONS says
+/* The sanitizers' allocators stop the program at an allocation of 2^63
+ * bytes, where the system's returns NULL (unless their options say
  * allocator_may_return_null=1): the ENOMEM cases need the latter. */
 #if defined(__SANITIZE_ADDRESS__)
 #define UNDER_ASAN 1
@@ -360,12 +360,16 @@ static void result_alloc(pebble_kind kind, size_t want, int status) {
   pebble_future_release(f);
 }
 
+static int allocator_returns_null(void) {
+  const char *opts = getenv(UNDER_ASAN ? "ASAN_OPTIONS" : "TSAN_OPTIONS");
+  return !(UNDER_ASAN || UNDER_TSAN) ||
+         (opts != NULL && strstr(opts, "allocator_may_return_null=1"));
+}
+
 static void test_result_alloc_size_max(void) {
-  const char *asan = getenv("ASAN_OPTIONS");
   result_alloc(PEBBLE_THREAD, SIZE_MAX, PEBBLE_ETOOBIG);
   result_alloc(PEBBLE_PROCESS, SIZE_MAX, PEBBLE_ETOOBIG);
-  if (UNDER_ASAN &&
-      (asan == NULL || strstr(asan, "allocator_may_return_null=1") == NULL))
+  if (!allocator_returns_null())
     return;
   result_alloc(PEBBLE_THREAD, SIZE_MAX / 2, PEBBLE_ENOMEM);
   result_alloc(PEBBLE_PROCESS, SIZE_MAX / 2, PEBBLE_ENOMEM);
