@@ -311,9 +311,12 @@ pb_dispatch *pb_lib_dispatch(pb_lib *L) {
 /* Stop the threads and free the state; nobody else can reach it. */
 static void lib_destroy(pb_lib *L) {
   pb_manager *m = atomic_load(&L->manager);
-  pb_dispatch *d = atomic_load(&L->dispatch);
+  pb_dispatch *d;
   if (m != NULL)
     pb_manager_stop(m);
+  /* Read after the manager is gone: what it resolved last may have
+   * started the callback thread. */
+  d = atomic_load(&L->dispatch);
   if (d != NULL)
     pb_dispatch_stop(d);
   /* Our objects first: the backend may free what they live in. */
