@@ -436,7 +436,7 @@ int pebble_future_get(pebble_future *f, pebble_time_t timeout,
   if (rc != PEBBLE_OK)
     return rc;
   if (f->status != PEBBLE_OK)
-    return pb_error(f->status, "%s", f->message ? f->message : "");
+    return pb_error(f->status, "%s", pebble_future_message(f));
   if (data != NULL)
     *data = f->result != NULL ? f->result : (const void *)"";
   if (size != NULL)
@@ -451,8 +451,11 @@ int pebble_future_status(const pebble_future *f) {
 }
 
 const char *pebble_future_message(const pebble_future *f) {
-  if (f == NULL || !pb_future_is_resolved(f) || f->message == NULL)
+  if (f == NULL || !pb_future_is_resolved(f))
     return "";
+  /* No memory was left for the message: the status says what it can. */
+  if (f->message == NULL)
+    return f->status != PEBBLE_OK ? pebble_strerror(f->status) : "";
   return f->message;
 }
 

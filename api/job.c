@@ -310,10 +310,17 @@ static void process_launch(pb_manager *m, pb_cmd *cmd) {
   } else {
     rc = bk->proc_start(&proc, child_main, job, &err);
   }
+  /* Watched before it counts as started: a process nobody watches would
+   * never be reaped, nor its future resolved. */
+  if (rc == PEBBLE_OK &&
+      (rc = bk->waitset_watch(pb_manager_waitset(m), proc, PEBBLE_EV_EXIT,
+                              &job->watch)) != PEBBLE_OK)
+    bk->proc_destroy(proc); /* kills and reaps it */
   if (rc != PEBBLE_OK) {
     const char *why = err ? strerror(err) : pebble_strerror(rc);
     pb_log(PEBBLE_LOG_WARN, "cannot start a process: %s", why);
-    resolve_failed(job, PEBBLE_FAILED, PEBBLE_ESYSTEM,
+    resolve_failed(job, PEBBLE_FAILED,
+                   rc == PEBBLE_ENOMEM ? PEBBLE_ENOMEM : PEBBLE_ESYSTEM,
                    pb_format("the system refused a process for the task: %s",
                              why),
                    err);

@@ -587,8 +587,9 @@ PEBBLE_API int pebble_future_status(const pebble_future *future);
 /*
  * A message describing a failed outcome: the task's own message for
  * PEBBLE_ETASK, else what happened (e.g. "process 4242 was killed by
- * signal 11 (SIGSEGV)").  "" for a result or an unresolved future.
- * Valid until the last reference is released.
+ * signal 11 (SIGSEGV)"); pebble_strerror()'s text when no memory was left
+ * for more.  "" for a result or an unresolved future.  Valid until the
+ * last reference is released.
  */
 PEBBLE_API const char *pebble_future_message(const pebble_future *future);
 /* The code the task failed with (PEBBLE_ETASK), else 0. */

@@ -134,6 +134,14 @@ static int spawn_one(pb_manager *m, pebble_pool *P, int spare, int *err) {
   } else {
     rc = bk->proc_start(&w->proc, worker_child_main, w, err);
   }
+  /* Watched before it counts as started: a worker nobody watches would
+   * never be reaped, nor its task's future resolved. */
+  if (rc == PEBBLE_OK &&
+      (rc = bk->waitset_watch(pb_manager_waitset(m), w->proc, PEBBLE_EV_EXIT,
+                              &w->watch)) != PEBBLE_OK) {
+    free(w->out);
+    bk->proc_destroy(w->proc); /* kills and reaps it */
+  }
   if (rc != PEBBLE_OK) {
     free(w);
     pb_log(PEBBLE_LOG_ERROR, "pool %p: cannot start a worker process: %s",
@@ -174,12 +182,13 @@ static int start_worker_locked(pb_manager *m, pebble_pool *P, int spare,
   return rc;
 }
 
-static void fail_all_queued(pebble_pool *P, int err) {
+static void fail_all_queued(pebble_pool *P, int rc, int err) {
   const pebble_backend *bk = P->lib->bk;
   pb_ptask *t;
+  int status = rc == PEBBLE_ENOMEM ? PEBBLE_ENOMEM : PEBBLE_ESYSTEM;
   char *why = pb_format("the system refused a worker process for the pool: "
                         "%s",
-                        err ? strerror(err) : "unknown error");
+                        err ? strerror(err) : pebble_strerror(rc));
   for (;;) {
     bk->mutex_lock(P->lock);
     t = pb_pool_pop(P);
@@ -190,7 +199,7 @@ static void fail_all_queued(pebble_pool *P, int err) {
       pb_outcome o;
       memset(&o, 0, sizeof o);
       o.state = PEBBLE_FAILED;
-      o.status = PEBBLE_ESYSTEM;
+      o.status = status;
       o.message = pb_strdup(why);
       o.sys_errno = err;
       if (!pb_future_resolve(t->future, &o, 0)) /* counts as it settles */
@@ -657,6 +666,7 @@ static int hand_task(pb_manager *m, pebble_pool *P, pb_pworker *w) {
                     0);
     pb_ptask_free(t);
     w->state = PB_W_IDLE;
+    pb_manager_post(m, &P->kick); /* the next queued task: try again */
   }
   bk->mutex_lock(P->lock);
   return rc == PEBBLE_OK;
@@ -700,7 +710,7 @@ void pb_processes_kick(pb_manager *m, pb_cmd *cmd) {
       P->crash_streak++;
       if (P->active == 0) {
         bk->mutex_unlock(P->lock);
-        fail_all_queued(P, err);
+        fail_all_queued(P, rc, err);
         bk->mutex_lock(P->lock);
       }
       bk->mutex_unlock(P->lock);

@@ -9,7 +9,10 @@
  *
  * apr_poll() takes milliseconds underneath; the timeout is rounded up and
  * the wait repeated until the deadline has really passed, so it never
- * returns early.  (On Windows apr_poll takes sockets only; the pipes
+ * returns early.  Only adding a process allocates: it makes room for it
+ * in the list and in the waiter's array at once, so a wait never needs
+ * memory and a process whose watch was refused is known to the caller.
+ * (On Windows apr_poll takes sockets only; the pipes
  * there would need a reader thread per worker, which is not written yet:
  * see docs/backends.md.)
  */
@@ -38,10 +41,45 @@ struct pebble_bk_waitset {
   size_t n_watches, cap_watches;
   unsigned long epoch;
   size_t rotate;            /* where reporting starts: fairness under cap */
-  /* Scratch of the waiting thread. */
+  /* Scratch of the waiting thread, sized under the lock by watch; the
+   * array a waiter is polling, and one replaced meanwhile, freed by the
+   * waiter once its poll is over. */
   apr_pollfd_t *pfds;
   size_t cap_pfds;
+  apr_pollfd_t *polling, *retired;
 };
+
+/* With the lock held: room for `need` watches, in the list and in the
+ * waiter's array (a waiter may be polling the old one: it is kept for
+ * it to free). */
+static int reserve_locked(pebble_bk_waitset *ws, size_t need) {
+  size_t cap;
+  apr_pollfd_t *pfds;
+  if (need > ws->cap_watches) {
+    watch *grown;
+    cap = ws->cap_watches ? ws->cap_watches * 2 : 16;
+    grown = realloc(ws->watches, cap * sizeof *grown);
+    if (grown == NULL)
+      return PEBBLE_ENOMEM;
+    ws->watches = grown;
+    ws->cap_watches = cap;
+  }
+  if (1 + 3 * need <= ws->cap_pfds)
+    return PEBBLE_OK;
+  cap = 1 + 3 * (need < 16 ? 16 : need * 2);
+  pfds = malloc(cap * sizeof *pfds);
+  if (pfds == NULL)
+    return PEBBLE_ENOMEM;
+  if (ws->pfds != NULL && ws->pfds == ws->polling) {
+    free(ws->retired); /* NULL: one poll sees one array */
+    ws->retired = ws->pfds;
+  } else {
+    free(ws->pfds);
+  }
+  ws->pfds = pfds;
+  ws->cap_pfds = cap;
+  return PEBBLE_OK;
+}
 
 int pba_waitset_create(pebble_bk_waitset **out) {
   pebble_bk_waitset *ws;
@@ -59,6 +97,11 @@ int pba_waitset_create(pebble_bk_waitset **out) {
     return PEBBLE_ENOMEM;
   }
   ws->pool = pool;
+  if (reserve_locked(ws, 0) != PEBBLE_OK) {
+    apr_pool_destroy(pool);
+    free(ws);
+    return PEBBLE_ENOMEM;
+  }
   st = apr_thread_mutex_create(&ws->lock, APR_THREAD_MUTEX_DEFAULT, pool);
   if (st == APR_SUCCESS)
     st = pba_pipe(&ws->wake_rd, &ws->wake_wr, 1, 1, pool);
@@ -66,6 +109,7 @@ int pba_waitset_create(pebble_bk_waitset **out) {
     pba_file_close(&ws->wake_rd);
     pba_file_close(&ws->wake_wr);
     apr_pool_destroy(pool);
+    free(ws->pfds);
     free(ws);
     return pba_status(st);
   }
@@ -81,6 +125,7 @@ void pba_waitset_destroy(pebble_bk_waitset *ws) {
     ws->watches[i].proc->ws = NULL;
   free(ws->watches);
   free(ws->pfds);
+  free(ws->retired);
   pba_file_close(&ws->wake_rd);
   pba_file_close(&ws->wake_wr);
   apr_pool_destroy(ws->pool);
@@ -120,15 +165,9 @@ int pba_waitset_watch(pebble_bk_waitset *ws, pebble_bk_proc *proc,
     }
   } else {
     if (i == ws->n_watches) {
-      if (ws->n_watches == ws->cap_watches) {
-        size_t cap = ws->cap_watches ? ws->cap_watches * 2 : 16;
-        watch *grown = realloc(ws->watches, cap * sizeof *grown);
-        if (grown == NULL) {
-          apr_thread_mutex_unlock(ws->lock);
-          return PEBBLE_ENOMEM;
-        }
-        ws->watches = grown;
-        ws->cap_watches = cap;
+      if (reserve_locked(ws, ws->n_watches + 1) != PEBBLE_OK) {
+        apr_thread_mutex_unlock(ws->lock);
+        return PEBBLE_ENOMEM;
       }
       ws->n_watches++;
       ws->watches[i].proc = proc;
@@ -164,32 +203,26 @@ int pba_waitset_wait(pebble_bk_waitset *ws, uint64_t deadline_ns,
                      pebble_wait_event *events, size_t cap, size_t *count) {
   unsigned long epoch;
   apr_int32_t n_ready = 0;
-  size_t n = 0, i, need;
+  size_t n = 0, i;
+  apr_pollfd_t *pfds;
   apr_status_t st;
+  int rc = PEBBLE_OK, ready = 0;
 
   *count = 0;
   apr_thread_mutex_lock(ws->lock);
-  need = 1 + 3 * ws->n_watches;
-  if (need > ws->cap_pfds) {
-    apr_pollfd_t *grown = realloc(ws->pfds, need * sizeof *grown);
-    if (grown == NULL) {
-      apr_thread_mutex_unlock(ws->lock);
-      return PEBBLE_ENOMEM;
-    }
-    ws->pfds = grown;
-    ws->cap_pfds = need;
-  }
-  add_fd(&ws->pfds[n++], ws->wake_rd, APR_POLLIN, 0, 0);
+  /* The array has room for every watch (watch made it). */
+  pfds = ws->polling = ws->pfds;
+  add_fd(&pfds[n++], ws->wake_rd, APR_POLLIN, 0, 0);
   for (i = 0; i < ws->n_watches; i++) {
     const watch *w = &ws->watches[i];
     if (w->events & PEBBLE_EV_READ)
-      add_fd(&ws->pfds[n++], w->proc->from_child, APR_POLLIN, i,
+      add_fd(&pfds[n++], w->proc->from_child, APR_POLLIN, i,
              PEBBLE_EV_READ);
     if (w->events & PEBBLE_EV_WRITE)
-      add_fd(&ws->pfds[n++], w->proc->to_child, APR_POLLOUT, i,
+      add_fd(&pfds[n++], w->proc->to_child, APR_POLLOUT, i,
              PEBBLE_EV_WRITE);
     if (w->events & PEBBLE_EV_EXIT)
-      add_fd(&ws->pfds[n++], w->proc->exit_rd, APR_POLLIN, i, PEBBLE_EV_EXIT);
+      add_fd(&pfds[n++], w->proc->exit_rd, APR_POLLIN, i, PEBBLE_EV_EXIT);
   }
   epoch = ws->epoch;
   apr_thread_mutex_unlock(ws->lock);
@@ -199,7 +232,7 @@ int pba_waitset_wait(pebble_bk_waitset *ws, uint64_t deadline_ns,
     if (deadline_ns != PEBBLE_BK_FOREVER) {
       uint64_t now = pba_now_ns();
       if (now >= deadline_ns)
-        return PEBBLE_OK; /* deadline: nothing to report */
+        break; /* deadline: nothing to report */
       /* Whole milliseconds, rounded up: apr_poll truncates.  At most a
        * day at a time: apr_poll hands poll() an int of milliseconds, and
        * a larger count would wrap (to "forever", or to a short wait). */
@@ -208,22 +241,28 @@ int pba_waitset_wait(pebble_bk_waitset *ws, uint64_t deadline_ns,
         ms = PBA_POLL_MAX_MS;
       timeout = (apr_interval_time_t)ms * 1000;
     }
-    st = apr_poll(ws->pfds, (apr_int32_t)n, &n_ready, timeout);
-    if (st == APR_SUCCESS)
+    st = apr_poll(pfds, (apr_int32_t)n, &n_ready, timeout);
+    if (st == APR_SUCCESS) {
+      ready = 1;
       break;
-    if (!APR_STATUS_IS_TIMEUP(st) && !APR_STATUS_IS_EINTR(st))
-      return pba_status(st);
+    }
+    if (!APR_STATUS_IS_TIMEUP(st) && !APR_STATUS_IS_EINTR(st)) {
+      rc = pba_status(st);
+      break;
+    }
   }
 
-  if (ws->pfds[0].rtnevents)
+  if (ready && pfds[0].rtnevents)
     drain_wake(ws);
   apr_thread_mutex_lock(ws->lock);
-  if (epoch == ws->epoch) {
+  ws->polling = NULL;
+  /* Same epoch: the list, and so the array, did not change. */
+  if (ready && epoch == ws->epoch) {
     /* Fold the ready descriptors into one event per watch, starting at a
      * rotating point so that a full `events` array starves nobody. */
     size_t start = n > 1 ? 1 + ws->rotate % (n - 1) : 1, k;
     for (k = 0; k + 1 < n && *count < cap; k++) {
-      const apr_pollfd_t *pfd = &ws->pfds[1 + (start - 1 + k) % (n - 1)];
+      const apr_pollfd_t *pfd = &pfds[1 + (start - 1 + k) % (n - 1)];
       uintptr_t cd = (uintptr_t)pfd->client_data;
       size_t wi = cd / 8u, j;
       unsigned kind = (unsigned)(cd % 8u);
@@ -240,6 +279,8 @@ int pba_waitset_wait(pebble_bk_waitset *ws, uint64_t deadline_ns,
     }
     ws->rotate++;
   }
+  free(ws->retired); /* replaced while polled */
+  ws->retired = NULL;
   apr_thread_mutex_unlock(ws->lock);
-  return PEBBLE_OK;
+  return rc;
 }

@@ -11,6 +11,10 @@
  * every change bumps an epoch and wakes the waiter, which then drops what
  * it saw (the descriptors may be closed by now) and reports nothing; the
  * caller simply waits again.
+ *
+ * Only adding a process allocates: it makes room for it in the list and
+ * in the waiter's arrays at once, so a wait never needs memory and a
+ * process whose watch was refused is known to the caller.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -53,12 +57,17 @@ struct pebble_bk_waitset {
   int waiting;
   pthread_t waiter;
   size_t rotate;        /* where reporting starts: fairness under cap */
-  /* Scratch of the waiting thread, sized under the lock. */
+  /* Scratch of the waiting thread, sized under the lock by watch. */
   struct pollfd *pfds;
   poll_slot *slots;
   unsigned *ready;
   size_t cap_scratch;   /* watches the scratch can hold */
+  /* The pollfds a waiter is polling, and an array replaced meanwhile,
+   * freed by the waiter once its poll is over. */
+  struct pollfd *polling, *retired;
 };
+
+static int reserve_locked(pebble_bk_waitset *ws, size_t need);
 
 int pbp_waitset_create(pebble_bk_waitset **out) {
   pebble_bk_waitset *ws;
@@ -71,9 +80,12 @@ int pbp_waitset_create(pebble_bk_waitset **out) {
     free(ws);
     return PEBBLE_ESYSTEM;
   }
-  if (pbp_wakefd_open(&ws->wake) != 0) {
-    int err = errno;
+  if (reserve_locked(ws, 0) != 0 || pbp_wakefd_open(&ws->wake) != 0) {
+    int err = ws->pfds != NULL ? errno : ENOMEM;
     pthread_mutex_destroy(&ws->lock);
+    free(ws->pfds);
+    free(ws->slots);
+    free(ws->ready);
     free(ws);
     return err == ENOMEM ? PEBBLE_ENOMEM : PEBBLE_ESYSTEM;
   }
@@ -95,6 +107,7 @@ void pbp_waitset_destroy(pebble_bk_waitset *ws) {
   free(ws->pfds);
   free(ws->slots);
   free(ws->ready);
+  free(ws->retired);
   free(ws);
 }
 
@@ -134,15 +147,9 @@ int pbp_waitset_watch(pebble_bk_waitset *ws, pebble_bk_proc *proc,
       changed_locked(ws);
     }
   } else if (events != 0) {
-    if (ws->n_watches == ws->cap_watches) {
-      size_t cap = ws->cap_watches ? ws->cap_watches * 2 : 16;
-      watch *grown = realloc(ws->watches, cap * sizeof *grown);
-      if (grown == NULL) {
-        pthread_mutex_unlock(&ws->lock);
-        return PEBBLE_ENOMEM;
-      }
-      ws->watches = grown;
-      ws->cap_watches = cap;
+    if (reserve_locked(ws, ws->n_watches + 1) != 0) {
+      pthread_mutex_unlock(&ws->lock);
+      return PEBBLE_ENOMEM;
     }
     ws->watches[ws->n_watches].proc = proc;
     ws->watches[ws->n_watches].events = events;
@@ -170,26 +177,44 @@ void pbp_waitset_wake(pebble_bk_waitset *ws) {
     pbp_wakefd_signal(&ws->wake);
 }
 
-/* With the lock held: room for every watch in the scratch arrays. */
-static int reserve_scratch_locked(pebble_bk_waitset *ws) {
-  size_t need = ws->n_watches, cap;
+/* With the lock held: room for `need` watches, in the list and in the
+ * waiter's arrays.  A waiter may be polling the old pollfds: they are
+ * kept for it to free.  Arrays already grown stay grown on a failure. */
+static int reserve_locked(pebble_bk_waitset *ws, size_t need) {
+  size_t cap;
   struct pollfd *pfds;
   poll_slot *slots;
   unsigned *ready;
+  if (need > ws->cap_watches) {
+    watch *grown;
+    cap = ws->cap_watches ? ws->cap_watches * 2 : 16;
+    grown = realloc(ws->watches, cap * sizeof *grown);
+    if (grown == NULL)
+      return -1;
+    ws->watches = grown;
+    ws->cap_watches = cap;
+  }
   if (need <= ws->cap_scratch && ws->pfds != NULL)
     return 0;
   cap = need < 16 ? 16 : need * 2;
-  pfds = realloc(ws->pfds, (1 + 2 * cap) * sizeof *pfds);
-  if (pfds != NULL)
-    ws->pfds = pfds;
   slots = realloc(ws->slots, 2 * cap * sizeof *slots);
-  if (slots != NULL)
-    ws->slots = slots;
-  ready = realloc(ws->ready, cap * sizeof *ready);
-  if (ready != NULL)
-    ws->ready = ready;
-  if (pfds == NULL || slots == NULL || ready == NULL)
+  if (slots == NULL)
     return -1;
+  ws->slots = slots;
+  ready = realloc(ws->ready, cap * sizeof *ready);
+  if (ready == NULL)
+    return -1;
+  ws->ready = ready;
+  pfds = malloc((1 + 2 * cap) * sizeof *pfds);
+  if (pfds == NULL)
+    return -1;
+  if (ws->pfds != NULL && ws->pfds == ws->polling) {
+    free(ws->retired); /* NULL: one poll sees one array */
+    ws->retired = ws->pfds;
+  } else {
+    free(ws->pfds);
+  }
+  ws->pfds = pfds;
   ws->cap_scratch = cap;
   return 0;
 }
@@ -273,6 +298,7 @@ int pbp_waitset_wait(pebble_bk_waitset *ws, uint64_t deadline_ns,
                      pebble_wait_event *events, size_t cap, size_t *count) {
   unsigned long epoch;
   size_t n, i, k, n_watches;
+  struct pollfd *pfds;
   int rc, err;
 
   if (count != NULL)
@@ -284,26 +310,26 @@ int pbp_waitset_wait(pebble_bk_waitset *ws, uint64_t deadline_ns,
     pthread_mutex_unlock(&ws->lock);
     return PEBBLE_EBUSY; /* one waiter at a time */
   }
-  if (reserve_scratch_locked(ws) != 0) {
-    pthread_mutex_unlock(&ws->lock);
-    return PEBBLE_ENOMEM;
-  }
+  /* The arrays have room for every watch (watch made it). */
   ws->waiting = 1;
   ws->waiter = pthread_self();
   n = build_locked(ws);
   epoch = ws->epoch;
+  pfds = ws->polling = ws->pfds;
   pthread_mutex_unlock(&ws->lock);
 
-  rc = poll_until(ws->pfds, n, deadline_ns);
+  rc = poll_until(pfds, n, deadline_ns);
   err = errno;
 
   pthread_mutex_lock(&ws->lock);
   ws->waiting = 0;
-  if (rc > 0 && ws->pfds[0].revents != 0)
+  ws->polling = NULL;
+  if (rc > 0 && pfds[0].revents != 0)
     pbp_wakefd_drain(&ws->wake);
+  /* Same epoch: the list, and so the arrays, did not change. */
   if (rc > 0 && ws->epoch == epoch) {
     for (k = 1; k < n; k++) {
-      short re = ws->pfds[k].revents;
+      short re = pfds[k].revents;
       const poll_slot *s = &ws->slots[k - 1];
       unsigned want = ws->watches[s->watch].events, got = 0;
       if (re == 0)
@@ -334,6 +360,8 @@ int pbp_waitset_wait(pebble_bk_waitset *ws, uint64_t deadline_ns,
     if (n_watches > 0)
       ws->rotate = (ws->rotate + 1) % n_watches;
   }
+  free(ws->retired); /* replaced while polled */
+  ws->retired = NULL;
   pthread_mutex_unlock(&ws->lock);
   if (rc < 0) {
     errno = err;
