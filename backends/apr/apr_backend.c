@@ -155,11 +155,13 @@ static int start_pools(void) {
 }
 
 static int apr_backend_init(const pebble_host *h) {
+  apr_status_t st;
   int rc;
   if (h != NULL && h->struct_size < offsetof(pebble_host, log) + sizeof h->log)
     h = NULL;
-  if (apr_initialize() != APR_SUCCESS)
-    return PEBBLE_EBACKEND;
+  /* Out of memory is said as such: it passes, unlike a broken APR. */
+  if ((st = apr_initialize()) != APR_SUCCESS)
+    return APR_STATUS_IS_ENOMEM(st) ? PEBBLE_ENOMEM : PEBBLE_EBACKEND;
   apr_started = 1;
   pba_proc_atfork_once();
   pba_thread_capture_app_mask();
