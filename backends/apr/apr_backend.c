@@ -159,9 +159,14 @@ static int apr_backend_init(const pebble_host *h) {
   int rc;
   if (h != NULL && h->struct_size < offsetof(pebble_host, log) + sizeof h->log)
     h = NULL;
-  /* Out of memory is said as such: it passes, unlike a broken APR. */
-  if ((st = apr_initialize()) != APR_SUCCESS)
-    return APR_STATUS_IS_ENOMEM(st) ? PEBBLE_ENOMEM : PEBBLE_EBACKEND;
+  /* A failed apr_initialize() still counts as one: undone, or the next
+   * one would "succeed" on a half-made APR.  Out of memory is said as
+   * such: it passes, unlike a broken APR. */
+  if ((st = apr_initialize()) != APR_SUCCESS) {
+    apr_terminate();
+    return APR_STATUS_IS_ENOMEM(st) || st == APR_ENOPOOL ? PEBBLE_ENOMEM
+                                                          : PEBBLE_EBACKEND;
+  }
   apr_started = 1;
   pba_proc_atfork_once();
   pba_thread_capture_app_mask();
