@@ -443,6 +443,12 @@ void pb_pool_break_with(pebble_pool *P, const char *why, char *msg) {
   pb_manager_post(P->manager, &P->kick);
 }
 
+/* Why the pool broke (its message may have found no memory). */
+static const char *broken_why(const pebble_pool *P) {
+  return P->broken_message ? P->broken_message
+                           : "the pool's initializer failed";
+}
+
 /* Thread pools: count one more task in, unless the queue may be full.
  * The count comes first, so schedulers racing for the last places cannot
  * all take them. */
@@ -555,7 +561,7 @@ static int retract(pebble_pool *P, pb_ptask *t) {
     count_taken(P, 1);
     bk->cond_broadcast(P->idle); /* join may wait for the queue */
     if (P->state == PB_POOL_BROKEN)
-      rc = pb_error(PEBBLE_EBROKEN, "%s", P->broken_message);
+      rc = pb_error(PEBBLE_EBROKEN, "%s", broken_why(P));
     else
       rc = pb_error(PEBBLE_ECLOSED, "the pool is %s",
                     P->state == PB_POOL_STOPPED ? "stopped" : "closed");
@@ -639,7 +645,7 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
   bk->mutex_lock(P->lock);
   for (;;) {
     if (P->state == PB_POOL_BROKEN) {
-      rc = pb_error(PEBBLE_EBROKEN, "%s", P->broken_message);
+      rc = pb_error(PEBBLE_EBROKEN, "%s", broken_why(P));
       break;
     }
     if (P->state != PB_POOL_OPEN) {
@@ -766,6 +772,27 @@ int pebble_pool_close(pebble_pool *P) {
   return PEBBLE_OK;
 }
 
+/* Out of memory for the list of running tasks: cancel them one at a
+ * time, looking again after each (no new task starts once stopped). */
+static void cancel_running_one_by_one(pebble_pool *P) {
+  const pebble_backend *bk = P->lib->bk;
+  for (;;) {
+    pebble_future *f = NULL;
+    pb_pworker *w;
+    bk->mutex_lock(P->lock);
+    for (w = P->workers; w != NULL && f == NULL; w = w->next)
+      if (w->task != NULL && !pb_future_is_resolved(w->task->future)) {
+        f = w->task->future;
+        pb_future_hold(f);
+      }
+    bk->mutex_unlock(P->lock);
+    if (f == NULL)
+      return;
+    pebble_future_cancel(f); /* resolves it, or waits for who does */
+    pb_future_put(f);
+  }
+}
+
 int pebble_pool_stop(pebble_pool *P) {
   const pebble_backend *bk;
   pb_ptask *list = NULL;
@@ -804,6 +831,8 @@ int pebble_pool_stop(pebble_pool *P) {
     pebble_future_cancel(running[i]); /* kills or flags; counts it */
     pb_future_put(running[i]);
   }
+  if (running == NULL)
+    cancel_running_one_by_one(P);
   free(running);
   pb_manager_post(P->manager, &P->kick);
   return PEBBLE_OK;

@@ -227,10 +227,16 @@ static void worker_main(void *arg) {
     }
     if (P->o.max_tasks > 0 && w->tasks_run >= P->o.max_tasks) {
       P->active--;
+      if ((P->state == PB_POOL_OPEN || pb_pool_has_queued(P)) &&
+          pb_threads_spawn(P) != PEBBLE_OK && P->active == 0) {
+        /* No replacement and no other worker: this one works on past
+         * its limit rather than leave the queue to nobody. */
+        P->active++;
+        w->tasks_run = 0;
+        continue;
+      }
       counted = 0;
       atomic_fetch_add(&P->restarts, 1);
-      if (P->state == PB_POOL_OPEN || pb_pool_has_queued(P))
-        pb_threads_spawn(P);
       break;
     }
   }
