@@ -83,9 +83,26 @@ static atomic_long failed;          /* allocations made to fail */
 
 static void note_failure(const void *caller);
 
+/* AddressSanitizer's runtime cannot survive a failed allocation of its
+ * own (it allocates through the C library when a thread starts, and
+ * aborts): under it only the library's own allocations count and fail. */
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
+static int caller_is_library(const void *ret);
+
 static int should_fail(const void *caller) {
   long n;
-  if (!atomic_load_explicit(&armed, memory_order_relaxed))
+  if (!atomic_load_explicit(&armed, memory_order_relaxed) ||
+      (UNDER_ASAN && !caller_is_library(caller)))
     return 0;
   n = atomic_fetch_add(&seen, 1) + 1;
   if (fail_at > 0 && (n == fail_at || (fail_on && n > fail_at))) {
