@@ -167,7 +167,9 @@ typedef struct pebble_backend {
   /* --- event waiting (one thread waits; any thread may wake it) --- */
   int (*waitset_create)(pebble_bk_waitset **ws);
   void (*waitset_destroy)(pebble_bk_waitset *ws);
-  /* Watch proc for `events` (replaces an earlier watch; 0 removes it). */
+  /* Watch proc for `events` (replaces an earlier watch; 0 removes it).
+   * Only the first watch of a process may fail (PEBBLE_ENOMEM): it makes
+   * room for everything waitset_wait needs, which allocates nothing. */
   int (*waitset_watch)(pebble_bk_waitset *ws, pebble_bk_proc *proc,
                        unsigned events, void *tag);
   /* Make a waiting waitset_wait return early (async from any thread). */
