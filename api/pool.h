@@ -34,6 +34,8 @@ struct pb_ptask {
   unsigned char ahead;   /* stripe lock: sent ahead to a busy worker and
                             not started yet (pool_processes.c) */
   unsigned char skip_sent; /* manager thread: asked its worker to skip it */
+  unsigned char requeued; /* manager thread: times a worker died before any
+                             byte of it reached the worker (pool_processes.c) */
   pebble_bk_proc *proc;  /* process pools: set/cleared under the stripe
                             lock while a worker runs it */
   size_t arg_size;
@@ -74,6 +76,11 @@ struct pb_pworker {
   int ready;         /* pool lock: idle, nothing pending: a scheduler may
                         send it a task (pb_processes_send_now) */
   int flush_pending; /* pool lock: out holds the rest of such a task */
+  int task_unsent;   /* no byte of `task` was accepted by the worker's
+                        channel yet: it has not started (set under the pool
+                        lock; cleared by whoever writes it) */
+  int closed;        /* pool lock: its channel refused a write: it is
+                        ending, and takes no task */
   /* Tasks sent ahead, oldest first, linked by `next` (manager thread;
    * n_ahead also under the pool lock). */
   pb_ptask *ahead, *ahead_tail;

@@ -23,6 +23,9 @@
 #include "pool.h"
 
 #define PB_READ_SLICE ((size_t)16 << 20)
+/* A task goes back to the queue when its worker dies before any byte of
+ * it got through; after this many such workers in a row it fails. */
+#define PB_REQUEUE_MAX 3
 #define BACKOFF_AFTER 3
 #define BACKOFF_MIN_NS ((uint64_t)10 * 1000 * 1000)
 #define BACKOFF_MAX_NS ((uint64_t)1000 * 1000 * 1000)
@@ -307,15 +310,39 @@ static int send_task(pb_pworker *w, pb_ptask *t) {
   return PEBBLE_OK;
 }
 
+/* t's first bytes reached w's channel (the caller holds the pool lock or
+ * is the manager thread, which owns w once it has taken it over): t has
+ * started.  Its future becomes RUNNING only now, so a task that goes back
+ * to the queue was never seen running.  Cancelled before this, the task
+ * is stopped as a running one: its worker may read it. */
+static void task_begins(pb_pworker *w, pb_ptask *t) {
+  w->task_unsent = 0;
+  pb_stripe_lock(t->future);
+  t->proc = w->proc;
+  t->future->pid = w->pid;
+  if (!pb_future_start(t->future))
+    pb_processes_cancel_locked(&t->runner);
+  pb_stripe_unlock(t->future);
+}
+
+/* Pool lock held: w's channel refused a write, so it is ending; no task
+ * goes to it any more, and its exit will tell the rest. */
+static void mark_closed(pb_pworker *w) {
+  w->closed = 1;
+  w->ready = 0;
+}
+
 /* From the thread that schedules t, pool lock held, the queue empty: send
  * t straight to a worker that waits for work, without a turn of the
  * manager thread.  Only tasks without a timeout go this way (a deadline
- * is the manager's).  Returns 0 if no worker was ready (t is then queued
- * as usual), 1 if sent, 2 if sent in part: the caller posts the kick,
- * which sends the rest.  The message is built before the worker is taken,
- * and nothing of t is touched after the send, since the manager may
- * resolve and free it as soon as the result is back.  A worker is `ready`
- * only while the manager has nothing pending for it. */
+ * is the manager's).  Returns 0 if no worker took t (t is then queued as
+ * usual), 1 if sent, 2 if sent in part: the caller posts the kick, which
+ * sends the rest.  The message is built before the worker is taken, and
+ * nothing of t is touched after the send, since the manager may resolve
+ * and free it as soon as the result is back.  A worker is `ready` only
+ * while the manager has nothing pending for it.  A worker whose channel
+ * refuses the write (killed from outside, its exit not seen yet) takes
+ * nothing: t has not started and is queued for another worker. */
 int pb_processes_send_now(pebble_pool *P, pb_ptask *t) {
   const pebble_backend *bk = P->lib->bk;
   pb_pworker *w;
@@ -328,58 +355,55 @@ int pb_processes_send_now(pebble_pool *P, pb_ptask *t) {
     ;
   if (w == NULL || task_message(P, t, 0, &buf, &size) != PEBBLE_OK)
     return 0;
-  if (!pb_future_start(t->future)) { /* not handed out yet: cannot be */
+  rc = bk->proc_write(w->proc, buf, size, &done);
+  if (done == 0 && rc != PEBBLE_OK && rc != PEBBLE_ENOTREADY) {
+    mark_closed(w);
     free(buf);
     return 0;
   }
   w->ready = 0;
   w->task = t;
+  w->task_unsent = 1;
   w->task_started = bk->now_ns();
   w->state = PB_W_BUSY;
   P->running++;
-  pb_stripe_lock(t->future);
-  t->proc = w->proc;
-  t->future->pid = w->pid;
-  pb_stripe_unlock(t->future);
-  rc = bk->proc_write(w->proc, buf, size, &done);
-  if ((rc == PEBBLE_OK || rc == PEBBLE_ENOTREADY) && done < size) {
-    w->out = buf; /* the manager reads it under the pool lock in the kick */
-    w->out_size = size;
-    w->out_done = done;
-    w->flush_pending = 1;
-    return 2;
+  if (done > 0)
+    task_begins(w, t); /* not handed out yet: it cannot be cancelled */
+  if (rc == PEBBLE_OK || rc == PEBBLE_ENOTREADY) {
+    if (done < size) {
+      w->out = buf; /* the manager reads it under the pool lock in the kick */
+      w->out_size = size;
+      w->out_done = done;
+      w->flush_pending = 1;
+      return 2;
+    }
+  } else {
+    mark_closed(w); /* part went: t has started, and its exit will tell */
   }
   free(buf);
-  if (rc != PEBBLE_OK && rc != PEBBLE_ENOTREADY && done == 0) {
-    /* The worker died while idle (killed from outside) and the manager
-     * has not seen its exit yet: nothing of the task reached it, so the
-     * task goes back to the queue instead of failing with the worker. */
-    int running = PEBBLE_RUNNING;
-    w->task = NULL;
-    w->state = PB_W_IDLE;
-    P->running--;
-    pb_stripe_lock(t->future);
-    t->proc = NULL;
-    t->future->pid = 0;
-    pb_stripe_unlock(t->future);
-    atomic_compare_exchange_strong(&t->future->state, &running,
-                                   PEBBLE_PENDING);
-    return 0;
-  }
-  return 1; /* sent; or the worker is gone, and its exit will tell */
+  return 1;
 }
 
+/* Manager thread.  A task waiting to be handed over is at the front of
+ * w->out (hand_task and pb_processes_send_now give tasks only to workers
+ * with nothing pending), so its first byte is the first one written. */
 static void flush_out(pb_manager *m, pb_pworker *w) {
-  const pebble_backend *bk = w->pool->lib->bk;
+  pebble_pool *P = w->pool;
+  const pebble_backend *bk = P->lib->bk;
   while (w->out != NULL) {
     size_t done = 0;
     int rc = bk->proc_write(w->proc, w->out + w->out_done,
                             w->out_size - w->out_done, &done);
+    if (done > 0 && w->task_unsent)
+      task_begins(w, w->task);
     if (rc == PEBBLE_ENOTREADY)
       break;
     if (rc != PEBBLE_OK) { /* the worker is gone: its exit will tell */
       free(w->out);
       w->out = NULL;
+      bk->mutex_lock(P->lock);
+      mark_closed(w);
+      bk->mutex_unlock(P->lock);
       break;
     }
     w->out_done += done;
@@ -450,7 +474,7 @@ static int may_send_ahead(const pebble_pool *P, const pb_pworker *w,
   unsigned in_flight = (w->task != NULL) + w->n_ahead;
   if (P->o.send_ahead == PEBBLE_SEND_AHEAD_NEVER ||
       !PB_BK_HAS(P->lib->bk, chan_read_ready) || last == NULL ||
-      w->state != PB_W_BUSY || w->killed || w->uncounted ||
+      w->state != PB_W_BUSY || w->killed || w->closed || w->uncounted ||
       w->n_ahead >= PB_AHEAD_MAX || last->timeout != PEBBLE_FOREVER)
     return 0;
   if (P->o.max_tasks > 0 && w->tasks_run + in_flight >= P->o.max_tasks)
@@ -612,8 +636,8 @@ static int hand_task(pb_manager *m, pebble_pool *P, pb_pworker *w) {
   const pebble_backend *bk = P->lib->bk;
   pb_ptask *t;
   int rc;
-  if (w->state != PB_W_IDLE || w->killed || w->out != NULL)
-    return 0; /* busy, or its settings are still on their way */
+  if (w->state != PB_W_IDLE || w->killed || w->closed || w->out != NULL)
+    return 0; /* busy, ending, or its settings are still on their way */
   /* Before a task with a timeout goes out, the pool starts one worker
    * ahead (if it has none), so the task after a timeout does not wait for
    * a start.  It starts now, before the task's clock runs, rather than at
@@ -629,7 +653,7 @@ static int hand_task(pb_manager *m, pebble_pool *P, pb_pworker *w) {
       schedule_respawn(m, P, bk->now_ns());
       bk->mutex_lock(P->lock);
     }
-    if (w->state != PB_W_IDLE || w->killed)
+    if (w->state != PB_W_IDLE || w->killed || w->closed)
       return 0;
   }
   if (P->head == NULL) {
@@ -637,21 +661,20 @@ static int hand_task(pb_manager *m, pebble_pool *P, pb_pworker *w) {
       quit_worker(w); /* closed and nothing left: let it go */
     return 0;
   }
-  t = pb_pool_pop(P);
+  /* Not started yet: that is when its first byte reaches the worker
+   * (task_begins, from flush_out). */
+  while ((t = pb_pool_unlink(P)) != NULL &&
+         atomic_load(&t->future->state) != PEBBLE_PENDING)
+    pb_ptask_free(t); /* cancelled while queued (and counted) */
   if (t == NULL)
     return 0;
   w->task = t;
+  w->task_unsent = 1;
   w->task_started = bk->now_ns();
   w->state = PB_W_BUSY;
   w->ready = 0;
   P->running++;
   bk->mutex_unlock(P->lock);
-  pb_stripe_lock(t->future);
-  t->proc = w->proc;
-  t->future->pid = w->pid;
-  if (atomic_load(&t->stop_reason) != 0) /* cancelled as it started */
-    pb_processes_cancel_locked(&t->runner);
-  pb_stripe_unlock(t->future);
   if ((rc = send_task(w, t)) == PEBBLE_OK) {
     flush_out(m, w);
   } else { /* cannot send: fail the task, keep the worker */
@@ -789,6 +812,7 @@ static pb_ptask *detach_task(pebble_pool *P, pb_pworker *w, int *killed) {
   bk->mutex_lock(P->lock);
   t = w->task;
   w->task = NULL;
+  w->task_unsent = 0;
   if (t != NULL)
     P->running--;
   bk->mutex_unlock(P->lock);
@@ -835,7 +859,8 @@ static int feed_worker(pb_manager *m, pebble_pool *P, pb_pworker *w) {
       fed = 1;
     flush_pending(m, P, w);
   }
-  if (!fed && w->state == PB_W_IDLE && !w->killed && w->out == NULL)
+  if (!fed && w->state == PB_W_IDLE && !w->killed && !w->closed &&
+      w->out == NULL)
     w->ready = 1; /* schedulers may send it their task directly */
   return fed;
 }
@@ -977,6 +1002,23 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
   }
 }
 
+/* t's worker was killed because the pool stopped or broke: t ends the
+ * way stop and a broken pool promise (no lock held; frees t).  A pool
+ * that broke and was then stopped is broken: its message stays. */
+static void end_with_pool(pebble_pool *P, pb_ptask *t, int broken) {
+  if (broken)
+    pb_pool_resolve(P, t->future, PEBBLE_FAILED, PEBBLE_EBROKEN,
+                    pb_strdup(P->broken_message ? P->broken_message
+                                                : "the pool is broken"),
+                    0);
+  else
+    pb_pool_resolve(P, t->future, PEBBLE_CANCELLED, PEBBLE_ECANCELED,
+                    pb_strdup("the task was cancelled: its pool was "
+                              "stopped"),
+                    0);
+  pb_ptask_free(t);
+}
+
 static void worker_exited(pb_manager *m, pb_pworker *w) {
   pebble_pool *P = w->pool;
   const pebble_backend *bk = P->lib->bk;
@@ -984,7 +1026,7 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
   pebble_exit_info info;
   pb_ptask *t;
   pb_pworker **pp;
-  int killed = 0, counted, replace;
+  int killed = 0, counted, replace, unsent, ending, broken;
   uint64_t now = bk->now_ns();
   char label_buf[PB_LABEL_MAX];
   const char *label = NULL;
@@ -993,6 +1035,7 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
     read_worker(m, w, SIZE_MAX); /* an outcome sent in full counts */
   bk->mutex_lock(P->lock);
   w->ready = 0; /* a task sent to it from now on would be lost */
+  unsent = w->task_unsent;
   bk->mutex_unlock(P->lock);
   drop_out(w);
   t = detach_task(P, w, &killed);
@@ -1001,17 +1044,42 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
   if (bk->proc_reap(w->proc, &ex) != PEBBLE_OK)
     ex.status_known = 0;
   pb_exit_info_fill(&info, &ex, bk->proc_pid(w->proc), killed || w->killed);
-  if (t != NULL && pb_log_wants(PEBBLE_LOG_WARN))
+  bk->mutex_lock(P->lock);
+  ending = P->state == PB_POOL_STOPPED || P->state == PB_POOL_BROKEN;
+  broken = P->broken_message != NULL;
+  if (t != NULL && unsent && !ending && t->requeued < PB_REQUEUE_MAX) {
+    /* None of it reached the worker: it never started. */
+    t->requeued++;
+    t->next = NULL;
+    pb_pool_requeue(P, t, t, 1);
+    t = NULL;
+  }
+  bk->mutex_unlock(P->lock);
+  /* The log names the task a worker died running, not one it never got. */
+  if (t != NULL && !unsent && pb_log_wants(PEBBLE_LOG_WARN))
     label = pb_task_label(t->future, label_buf, sizeof label_buf);
-  if (t != NULL) {
+  if (t == NULL || unsent) {
+    if (w->tasks_run == 0 && !w->killed && w->state != PB_W_QUITTING)
+      P->crash_streak++; /* died before doing anything: the environment */
+  }
+  if (t != NULL && ending && (unsent || killed || w->killed)) {
+    /* Pebble ended it for the pool's stop or break: the task ends as
+     * they promise, not as a crash. */
+    if (!unsent)
+      pb_future_set_exit(t->future, &info);
+    end_with_pool(P, t, broken);
+  } else if (t != NULL) {
+    char *why = pb_exit_message_cut(&info, "worker process", &w->reader);
+    if (unsent && why != NULL) {
+      char *more = pb_format("%s; the task never reached any of the %u "
+                             "workers it was given to",
+                             why, (unsigned)t->requeued + 1);
+      free(why);
+      why = more;
+    }
     pb_future_set_exit(t->future, &info);
-    pb_pool_resolve(P, t->future, PEBBLE_FAILED, PEBBLE_EDIED,
-                    pb_exit_message_cut(&info, "worker process", &w->reader),
-                    0);
+    pb_pool_resolve(P, t->future, PEBBLE_FAILED, PEBBLE_EDIED, why, 0);
     pb_ptask_free(t);
-  } else if (w->tasks_run == 0 && !w->killed && w->state != PB_W_QUITTING) {
-    /* Died before doing anything: the environment, not a task. */
-    P->crash_streak++;
   }
   bk->waitset_watch(pb_manager_waitset(m), w->proc, 0, NULL);
   pb_manager_deactivate(m, &w->watch);

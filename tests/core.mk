@@ -1,7 +1,7 @@
 # The core's test programs (public API only).
 # The conformance programs (core_thread, core_future, core_process,
-# core_pool, core_ahead, core_map, core_shared_result, core_spawn,
-# core_traps, core_observe, core_faults, cap_kill_group) run
+# core_pool, core_ahead, core_resolve, core_map, core_shared_result,
+# core_spawn, core_traps, core_observe, core_faults, cap_kill_group) run
 # through the matrix at the end of this file, once per backend and start
 # method; the others
 # once, as they are about choosing backends, not about one backend.
@@ -77,6 +77,10 @@ check_PROGRAMS += tests/core_traps
 tests_core_traps_SOURCES = tests/core_traps.c tests/core_util.h
 tests_core_traps_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS) $(CUNIT_CFLAGS)
 tests_core_traps_LDADD = $(core_test_ldadd)
+check_PROGRAMS += tests/core_resolve
+tests_core_resolve_SOURCES = tests/core_resolve.c tests/core_util.h
+tests_core_resolve_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS)
+tests_core_resolve_LDADD = $(core_test_ldadd)
 check_PROGRAMS += tests/core_spawn
 tests_core_spawn_SOURCES = tests/core_spawn.c tests/core_util.h
 tests_core_spawn_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS) $(CUNIT_CFLAGS)
