@@ -526,6 +526,16 @@ void pb_future_skip_sent_locked(pebble_future *f) {
   }
 }
 
+void pb_future_wait_settled_locked(pebble_future *f) {
+  pb_lib *L = f->lib;
+  if (atomic_load(&f->state) != PB_STATE_SETTLING)
+    return;
+  watch(f); /* then look again: settle wakes a watcher it sees */
+  while (atomic_load(&f->state) == PB_STATE_SETTLING)
+    L->bk->cond_wait(L->stripes[PB_STRIPE(f)].cond,
+                     L->stripes[PB_STRIPE(f)].mutex, PEBBLE_BK_FOREVER);
+}
+
 /* pebble_future_cancel and _cancel_ex; *was_running (may be NULL) says
  * whether the task had started when its future resolved. */
 static int cancel(pebble_future *f, int *was_running) {

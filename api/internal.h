@@ -352,6 +352,9 @@ void pb_stripe_unlock(pebble_future *f);
  * gone.  _locked: with f's stripe lock held. */
 void pb_future_skip_sent(pebble_future *f);
 void pb_future_skip_sent_locked(pebble_future *f);
+/* Stripe lock held: wait until no resolver is between winning f and
+ * publishing its outcome (released while waiting). */
+void pb_future_wait_settled_locked(pebble_future *f);
 int pb_future_is_resolved(const pebble_future *f);
 
 /* ---- dispatch.c ---- */

@@ -231,11 +231,16 @@ void pb_ptask_free(pb_ptask *t) {
   pebble_future *f = t->future;
   /* A cancel reads the runner under the stripe lock: once it is cleared
    * there, nobody can reach t any more.  Cleared already means the task's
-   * own side resolved the future, and a cancel will not look. */
+   * own side resolved the future, and a cancel will not look.  A resolver
+   * that won the future reads the runner to count the outcome
+   * (ptask_settled): it is not cleared under it (the task, finishing as a
+   * cancel wins, would otherwise leave that cancel uncounted). */
   if (atomic_load(&f->runner) == &t->runner) {
     pb_stripe_lock(f);
-    if (atomic_load(&f->runner) == &t->runner)
+    if (atomic_load(&f->runner) == &t->runner) {
+      pb_future_wait_settled_locked(f);
       atomic_store(&f->runner, NULL);
+    }
     pb_future_skip_sent_locked(f); /* gone: nothing left to skip */
     pb_stripe_unlock(f);
   }
