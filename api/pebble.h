@@ -520,7 +520,7 @@ PEBBLE_API int pebble_arg_string(const void *arg, size_t arg_size,
 
 typedef enum pebble_state {
   PEBBLE_PENDING = 0,  /* accepted, not started */
-  PEBBLE_RUNNING = 1,  /* started */
+  PEBBLE_RUNNING = 1,  /* started (docs/pools.md says when); never back */
   PEBBLE_DONE = 2,     /* resolved with a result */
   PEBBLE_FAILED = 3,   /* resolved with an error (task, timeout, death...) */
   PEBBLE_CANCELLED = 4 /* resolved by pebble_future_cancel() */
