@@ -33,9 +33,11 @@ struct pb_ptask {
   unsigned char killed;  /* stripe lock */
   unsigned char ahead;   /* stripe lock: sent ahead to a busy worker and
                             not started yet (pool_processes.c) */
-  unsigned char skip_sent; /* manager thread: asked its worker to skip it */
-  unsigned char requeued; /* manager thread: times a worker died before any
-                             byte of it reached the worker (pool_processes.c) */
+  /* Manager thread only (so one byte can hold both without a race; the
+   * task must stay within its future's block): asked its worker to skip
+   * it; times a worker died before any byte of it got through
+   * (pool_processes.c, at most PB_REQUEUE_MAX). */
+  unsigned char skip_sent : 1, requeued : 2;
   pebble_bk_proc *proc;  /* process pools: set/cleared under the stripe
                             lock while a worker runs it */
   size_t arg_size;
