@@ -1,7 +1,8 @@
 # The core's test programs (public API only).
 # The conformance programs (core_thread, core_future, core_process,
 # core_pool, core_ahead, core_resolve, core_map, core_shared_result,
-# core_spawn, core_traps, core_observe, core_faults, cap_kill_group) run
+# core_spawn, core_traps, core_observe, core_faults, core_alloc,
+# cap_kill_group) run
 # through the matrix at the end of this file, once per backend and start
 # method; the others
 # once, as they are about choosing backends, not about one backend.
