@@ -104,14 +104,6 @@ static pebble_pool *one_worker(int send_ahead) {
   return p;
 }
 
-static pebble_pool_stats stats_of(pebble_pool *p) {
-  pebble_pool_stats st;
-  memset(&st, 0, sizeof st);
-  st.struct_size = sizeof st;
-  pebble_pool_stats_get(p, &st);
-  return st;
-}
-
 /* Wait a bounded while for f to start. */
 static int started(pebble_future *f) {
   int i;
@@ -123,17 +115,17 @@ static int started(pebble_future *f) {
 /* Wait a bounded while for the pool to have sent n tasks ahead. */
 static int sent_ahead(pebble_pool *p, uint64_t n) {
   int i;
-  for (i = 0; i < 6000 && stats_of(p).sent_ahead < n; i++)
+  for (i = 0; i < 6000 && pool_stats(p).sent_ahead < n; i++)
     usleep(5000);
-  return stats_of(p).sent_ahead == n;
+  return pool_stats(p).sent_ahead == n;
 }
 
 /* Counters move just after the futures resolve: wait a bounded while. */
 static uint64_t done_count(pebble_pool *p, uint64_t want) {
   int i;
-  for (i = 0; i < 2000 && stats_of(p).done < want; i++)
+  for (i = 0; i < 2000 && pool_stats(p).done < want; i++)
     usleep(5000);
-  return stats_of(p).done;
+  return pool_stats(p).done;
 }
 
 static pebble_future *schedule_str(pebble_pool *p, pebble_task_fn fn,
@@ -194,8 +186,8 @@ static void test_cancel_skips(void) {
     CU_ASSERT_EQUAL(pebble_future_state(g.b), PEBBLE_CANCELLED);
     CU_ASSERT_EQUAL(exists(g.s.mark_b), 0); /* never started */
     CU_ASSERT_EQUAL(exists(g.s.mark_c), 1);
-    CU_ASSERT_EQUAL(stats_of(g.p).worker_restarts, 0); /* skipped */
-    CU_ASSERT_EQUAL(stats_of(g.p).cancelled, 1);
+    CU_ASSERT_EQUAL(pool_stats(g.p).worker_restarts, 0); /* skipped */
+    CU_ASSERT_EQUAL(pool_stats(g.p).cancelled, 1);
     gate_scene_end(&g);
   }
 }
@@ -213,7 +205,7 @@ static void test_death_gives_back(void) {
   CU_ASSERT_EQUAL(pebble_future_get_int(g.c, PEBBLE_SEC(60), &v), PEBBLE_OK);
   CU_ASSERT_EQUAL(exists(g.s.mark_b), 1);
   CU_ASSERT_EQUAL(exists(g.s.mark_c), 1);
-  CU_ASSERT_EQUAL(stats_of(g.p).worker_restarts, 1);
+  CU_ASSERT_EQUAL(pool_stats(g.p).worker_restarts, 1);
   CU_ASSERT_EQUAL(done_count(g.p, 2), 2);
   gate_scene_end(&g);
 }
@@ -229,7 +221,7 @@ static void test_stop_cancels(void) {
   CU_ASSERT_EQUAL(pebble_future_get(g.c, 0, NULL, NULL), PEBBLE_ECANCELED);
   CU_ASSERT_EQUAL(exists(g.s.mark_b), 0);
   CU_ASSERT_EQUAL(exists(g.s.mark_c), 0);
-  CU_ASSERT_EQUAL(stats_of(g.p).cancelled, 3);
+  CU_ASSERT_EQUAL(pool_stats(g.p).cancelled, 3);
   gate_scene_end(&g);
 }
 
@@ -258,7 +250,7 @@ static void test_timeouts_not_ahead(void) {
     CU_ASSERT_EQUAL(pebble_future_state(b), PEBBLE_PENDING);
     open_gate(&s);
     CU_ASSERT_EQUAL(pebble_future_get_int(b, PEBBLE_SEC(60), &v), PEBBLE_OK);
-    CU_ASSERT_EQUAL(stats_of(p).sent_ahead, 0);
+    CU_ASSERT_EQUAL(pool_stats(p).sent_ahead, 0);
     pebble_future_release(a);
     pebble_future_release(b);
     CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
@@ -284,13 +276,13 @@ static void test_auto_not_behind_long(void) {
   a = schedule_str(p, gate, s.gate);
   CU_ASSERT_EQUAL(started(a), 1);
   usleep(20000); /* a has now run far longer than a short task */
-  before = stats_of(p).sent_ahead;
+  before = pool_stats(p).sent_ahead;
   b = schedule_str(p, mark, s.mark_b);
   usleep(20000);
-  CU_ASSERT_EQUAL(stats_of(p).sent_ahead, before);
+  CU_ASSERT_EQUAL(pool_stats(p).sent_ahead, before);
   open_gate(&s);
   CU_ASSERT_EQUAL(pebble_future_get_int(b, PEBBLE_SEC(60), &v), PEBBLE_OK);
-  CU_ASSERT_EQUAL(stats_of(p).sent_ahead, before);
+  CU_ASSERT_EQUAL(pool_stats(p).sent_ahead, before);
   pebble_future_release(a);
   pebble_future_release(b);
   CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
@@ -348,7 +340,7 @@ static void test_burst_and_max_tasks(void) {
       free(pids);
     }
     if (ahead_expected())
-      CU_ASSERT(stats_of(p).sent_ahead > 0);
+      CU_ASSERT(pool_stats(p).sent_ahead > 0);
     CU_ASSERT_EQUAL(done_count(p, (uint64_t)N), (uint64_t)N);
     for (i = 0; i < N; i++)
       pebble_future_release(f[i]);

@@ -88,18 +88,8 @@ static void note_failure(const void *caller);
 
 /* AddressSanitizer's runtime cannot survive a failed allocation of its
  * own (it allocates through the C library when a thread starts, and
- * aborts): under it only the library's own allocations count and fail. */
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
-
+ * aborts): under it (UNDER_ASAN) only the library's own allocations
+ * count and fail. */
 static int caller_is_library(const void *ret);
 
 MAYBE_UNUSED static int should_fail(const void *caller) {

@@ -20,18 +20,8 @@
 
 /* The sanitizers' allocators stop the program at an allocation of 2^63
  * bytes, where the system's returns NULL (unless their options say
- * allocator_may_return_null=1): the ENOMEM cases need the latter. */
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
-
+ * allocator_may_return_null=1): the ENOMEM cases need the latter
+ * (UNDER_ASAN, UNDER_TSAN). */
 #define MIB ((size_t)1 << 20)
 #define GIB ((uint64_t)1 << 30)
 #define RESOLVE_BOUND PEBBLE_SEC(60)

@@ -91,14 +91,6 @@ static pebble_pool *pool_of(pebble_kind kind, unsigned workers,
   return p;
 }
 
-static pebble_pool_stats stats_of(pebble_pool *p) {
-  pebble_pool_stats st;
-  memset(&st, 0, sizeof st);
-  st.struct_size = sizeof st;
-  CU_ASSERT_EQUAL(pebble_pool_stats_get(p, &st), PEBBLE_OK);
-  return st;
-}
-
 /* Wait a bounded while for f to leave PEBBLE_PENDING. */
 static int started(pebble_future *f) {
   int i;
@@ -256,7 +248,7 @@ static void cancel_in_pool(pebble_kind kind, int send_ahead) {
   queued = schedule_int(p, my_pid, 0, PEBBLE_DEFAULT);
   if (send_ahead == PEBBLE_SEND_AHEAD_ALWAYS) { /* let it go ahead */
     int i;
-    for (i = 0; i < 200 && stats_of(p).sent_ahead == 0; i++)
+    for (i = 0; i < 200 && pool_stats(p).sent_ahead == 0; i++)
       usleep(5000);
   }
   CU_ASSERT_EQUAL(pebble_future_cancel_ex(queued, &was), PEBBLE_OK);
@@ -281,7 +273,7 @@ static void cancel_in_pool(pebble_kind kind, int send_ahead) {
   was = -1;
   CU_ASSERT_EQUAL(pebble_future_cancel_ex(done, &was), PEBBLE_EALREADY);
   CU_ASSERT_EQUAL(was, 1);
-  CU_ASSERT_EQUAL(stats_of(p).cancelled, kind == PEBBLE_THREAD ? 2 : 1);
+  CU_ASSERT_EQUAL(pool_stats(p).cancelled, kind == PEBBLE_THREAD ? 2 : 1);
   pebble_future_release(busy);
   pebble_future_release(queued);
   pebble_future_release(done);
@@ -396,7 +388,7 @@ static void stats_rounds(pebble_kind kind, int rounds) {
                                                &v, sizeof v, &o, &f),
                           PEBBLE_OK);
     CU_ASSERT_EQUAL(pebble_future_wait(f, PEBBLE_SEC(60)), PEBBLE_OK);
-    st = stats_of(p);
+    st = pool_stats(p);
     switch (pebble_future_status(f)) {
     case PEBBLE_OK:
       done++;

@@ -98,6 +98,18 @@ static inline int gone_within(pid_t pid, double seconds) {
 #ifndef UNDER_TSAN
 #define UNDER_TSAN 0
 #endif
+/* AddressSanitizer's allocator stops the program on some allocations a
+ * plain malloc would refuse with NULL; tests that need that say so. */
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
 /* Run body in a forked child (for process-wide changes); 1 if it exited 0.
  * Under ThreadSanitizer, in_child() skips the test instead (see above):
  * the bodies start the library's threads in the child. */
@@ -223,6 +235,15 @@ static inline int forkserver_mode(void) {
     if (spawn_mode() && skip_test(__func__, why))                            \
       return;                                                                \
   } while (0)
+
+/* A snapshot of a pool's statistics (zeroes if the call failed). */
+static inline pebble_pool_stats pool_stats(pebble_pool *p) {
+  pebble_pool_stats st;
+  memset(&st, 0, sizeof st);
+  st.struct_size = sizeof st;
+  CU_ASSERT_EQUAL(pebble_pool_stats_get(p, &st), PEBBLE_OK);
+  return st;
+}
 
 static inline int run_suite(const char *name, CU_TestInfo *tests) {
   CU_SuiteInfo suites[] = {{name, NULL, NULL, NULL, NULL, tests},
