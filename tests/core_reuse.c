@@ -10,12 +10,8 @@
 #include <malloc.h>
 #endif
 
-/* Valgrind runs everything tens of times slower and has its own malloc:
- * the tests about CPU time and heap figures have nothing to say there. */
-static int under_valgrind(void) {
-  const char *pre = getenv("LD_PRELOAD");
-  return pre != NULL && strstr(pre, "vgpreload") != NULL;
-}
+/* The tests about CPU time and heap figures have nothing to say under
+ * valgrind (under_valgrind, core_util.h). */
 
 static int echo(pebble_ctx *ctx, const void *arg, size_t size) {
   return pebble_result_set(ctx, arg, size);

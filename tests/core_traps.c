@@ -171,6 +171,8 @@ static void test_forgotten_worker_main(void) {
   char text[8192], errtext[8192], *line;
   int rc, starts, pool_status = 0, oneshot_status = 0;
   const char *why = "the worker program did not call pebble_worker_main()";
+  if (under_valgrind() && skip_test(__func__, SELF_EXEC_WHY))
+    return;
   if (mkdtemp(dir) == NULL) {
     CU_FAIL("mkdtemp");
     return;
@@ -318,11 +320,15 @@ static int callback_runs(const char *how, int runs, int *shutdown_failed) {
 
 static void test_callbacks_before_main_returns(void) {
   int failed;
+  if (under_valgrind() && skip_test(__func__, SELF_EXEC_WHY))
+    return;
   CU_ASSERT_EQUAL(callback_runs("wait", 25, &failed), 0);
 }
 
 static void test_fire_and_forget(void) {
   int failed;
+  if (under_valgrind() && skip_test(__func__, SELF_EXEC_WHY))
+    return;
   CU_ASSERT_EQUAL(callback_runs("forget", 10, &failed), 0);
   CU_ASSERT_EQUAL(failed, 0);
 }
@@ -552,6 +558,8 @@ static int spin_main(void) {
 }
 static void test_bad_spin_setting(void) {
   char dir[] = "/tmp/pebble-traps-XXXXXX", out[96], err[96], text[2048];
+  if (under_valgrind() && skip_test(__func__, SELF_EXEC_WHY))
+    return;
   if (mkdtemp(dir) == NULL)
     return;
   snprintf(out, sizeof out, "%s/out", dir);

@@ -236,6 +236,16 @@ static inline int forkserver_mode(void) {
       return;                                                                \
   } while (0)
 
+/* Valgrind runs everything tens of times slower and has its own malloc;
+ * /proc/self/exe is valgrind's own tool there, so a test cannot run its
+ * program again. */
+static inline int under_valgrind(void) {
+  const char *pre = getenv("LD_PRELOAD");
+  return pre != NULL && strstr(pre, "vgpreload") != NULL;
+}
+#define SELF_EXEC_WHY "runs this program again, which valgrind's own " \
+                      "/proc/self/exe does not allow"
+
 /* A snapshot of a pool's statistics (zeroes if the call failed). */
 static inline pebble_pool_stats pool_stats(pebble_pool *p) {
   pebble_pool_stats st;
