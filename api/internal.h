@@ -72,6 +72,11 @@ const char *pb_task_label(const pebble_future *f, char *buf, size_t len);
 enum pb_static_lock { PB_LOCK_BOOT, PB_LOCK_LOG, PB_LOCK_REGISTRY, PB_LOCK_COUNT };
 void pb_static_lock(enum pb_static_lock which);
 void pb_static_unlock(enum pb_static_lock which);
+/* The running backend's fork hooks (ABI 1.5), called by the core's fork
+ * handlers after they took the static locks; set and cleared with
+ * PB_LOCK_BOOT held.  Any of them may be NULL. */
+void pb_fork_hooks_set(void (*prepare)(void), void (*parent)(void),
+                       void (*child)(void));
 /* getenv that returns NULL in setuid/setgid programs. */
 const char *pb_secure_getenv(const char *name);
 int pb_file_exists(const char *path);

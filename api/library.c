@@ -198,6 +198,12 @@ static int lib_create(pb_lib **out) {
       ref.bk->shutdown();
     return pb_error(rc, "cannot create the library's locks");
   }
+  /* From now on a fork waits for the backend's operations in flight. */
+  pb_fork_hooks_set(PB_BK_HAS(ref.bk, fork_prepare) ? ref.bk->fork_prepare
+                                                    : NULL,
+                    PB_BK_HAS(ref.bk, fork_parent) ? ref.bk->fork_parent
+                                                   : NULL,
+                    PB_BK_HAS(ref.bk, fork_child) ? ref.bk->fork_child : NULL);
   pb_log(PEBBLE_LOG_INFO, "pebble %s: backend '%s' (%s)%s%s",
          PEBBLE_VERSION_STRING, L->bk->name, reason,
          L->backend_path ? " from " : "",
@@ -319,6 +325,12 @@ static void lib_destroy(pb_lib *L) {
   d = atomic_load(&L->dispatch);
   if (d != NULL)
     pb_dispatch_stop(d);
+  /* The threads are gone: the fork hooks go too, unless another library
+   * runs already (it set its own). */
+  pb_static_lock(PB_LOCK_BOOT);
+  if (atomic_load(&g_lib) == NULL)
+    pb_fork_hooks_set(NULL, NULL, NULL);
+  pb_static_unlock(PB_LOCK_BOOT);
   /* Our objects first: the backend may free what they live in. */
   {
     const pebble_backend *bk = L->bk;

@@ -25,7 +25,7 @@ extern "C" {
 #endif
 
 #define PEBBLE_BACKEND_ABI_MAJOR 1u
-#define PEBBLE_BACKEND_ABI_MINOR 4u
+#define PEBBLE_BACKEND_ABI_MINOR 5u
 #define PEBBLE_BK_FOREVER UINT64_MAX
 
 /* Opaque objects, defined by each backend. */
@@ -264,6 +264,20 @@ typedef struct pebble_backend {
    * at a time. */
   int (*chan_read_ready)(pebble_bk_chan *chan, void *buf, size_t len,
                          size_t *done);
+
+  /* --- ABI 1.5: fork of the application (optional, each may be NULL) ---
+   * The core calls these from its own fork handlers while the backend is
+   * running: fork_prepare in the forking thread after the core took its
+   * own locks (so a lock taken here always comes after the core's),
+   * fork_parent and fork_child after the fork, before the core lets go
+   * of its locks.  Async-signal-safe work only in fork_child.  A backend
+   * uses them to keep a fork from splitting one of its operations, e.g.
+   * a descriptor opened but its bookkeeping not yet written: the kernel
+   * copies the descriptor table before the memory, so a child could
+   * otherwise inherit bookkeeping for a descriptor it does not have. */
+  void (*fork_prepare)(void);
+  void (*fork_parent)(void);
+  void (*fork_child)(void);
 } pebble_backend;
 
 /* The one symbol a backend module exports: pebble_backend_<name>_get. */

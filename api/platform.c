@@ -26,6 +26,11 @@ static SRWLOCK static_locks[PB_LOCK_COUNT] = {SRWLOCK_INIT, SRWLOCK_INIT,
                                               SRWLOCK_INIT};
 void pb_static_lock(enum pb_static_lock w) { AcquireSRWLockExclusive(&static_locks[w]); }
 void pb_static_unlock(enum pb_static_lock w) { ReleaseSRWLockExclusive(&static_locks[w]); }
+/* No fork on Windows: nothing calls the hooks. */
+void pb_fork_hooks_set(void (*prepare)(void), void (*parent)(void),
+                       void (*child)(void)) {
+  (void)prepare, (void)parent, (void)child;
+}
 const char *pb_secure_getenv(const char *name) { return getenv(name); }
 int pb_file_exists(const char *path) {
   return GetFileAttributesA(path) != INVALID_FILE_ATTRIBUTES;
@@ -77,20 +82,44 @@ static pthread_mutex_t static_locks[PB_LOCK_COUNT] = {
     PTHREAD_MUTEX_INITIALIZER};
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
+/* The running backend's fork hooks: written under PB_LOCK_BOOT, read by
+ * the fork handlers while they hold it. */
+static void (*hook_prepare)(void), (*hook_parent)(void), (*hook_child)(void);
+
+void pb_fork_hooks_set(void (*prepare)(void), void (*parent)(void),
+                       void (*child)(void)) {
+  hook_prepare = prepare;
+  hook_parent = parent;
+  hook_child = child;
+}
+
 /* Hold every static lock across fork so a child never inherits one that
- * another thread held; the child can then initialise Pebble afresh. */
+ * another thread held; the child can then initialise Pebble afresh.  The
+ * backend's hook comes last, so its locks always come after ours. */
 static void before_fork(void) {
   int i;
   for (i = 0; i < PB_LOCK_COUNT; i++)
     pthread_mutex_lock(&static_locks[i]);
+  if (hook_prepare != NULL)
+    hook_prepare();
 }
-static void after_fork(void) {
+static void unlock_all(void) {
   int i;
   for (i = PB_LOCK_COUNT - 1; i >= 0; i--)
     pthread_mutex_unlock(&static_locks[i]);
 }
+static void after_fork_parent(void) {
+  if (hook_parent != NULL)
+    hook_parent();
+  unlock_all();
+}
+static void after_fork_child(void) {
+  if (hook_child != NULL)
+    hook_child();
+  unlock_all();
+}
 static void register_atfork(void) {
-  pthread_atfork(before_fork, after_fork, after_fork);
+  pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 }
 
 void pb_static_lock(enum pb_static_lock w) {

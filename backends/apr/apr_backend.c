@@ -298,6 +298,9 @@ static const pebble_backend table = {
     .proc_spawn = pba_proc_spawn,
     .chan_adopt = pba_chan_adopt,
     .configure = apr_backend_configure,
+    .fork_prepare = pba_fork_prepare,
+    .fork_parent = pba_fork_parent,
+    .fork_child = pba_fork_child,
 };
 
 PEBBLE_API const pebble_backend *pebble_backend_apr_get(void);

@@ -184,6 +184,16 @@ PBA_HIDDEN int pba_chan_write_all(pebble_bk_chan *chan, const void *buf,
 PBA_HIDDEN int pba_chan_read_all(pebble_bk_chan *chan, void *buf, size_t len);
 /* Fork handlers (where APR has fork). */
 PBA_HIDDEN void pba_proc_atfork_once(void);
+/* An operation that opens a descriptor and writes APR's bookkeeping for
+ * it (a pool cleanup that closes it before exec) runs between these two,
+ * and a fork of the application waits for it (the core calls
+ * pba_fork_prepare/parent/child from its fork handlers).  Not nested;
+ * nothing inside may log or take a core lock. */
+PBA_HIDDEN void pba_fd_ops_begin(void);
+PBA_HIDDEN void pba_fd_ops_end(void);
+PBA_HIDDEN void pba_fork_prepare(void);
+PBA_HIDDEN void pba_fork_parent(void);
+PBA_HIDDEN void pba_fork_child(void);
 PBA_HIDDEN uint64_t pba_proc_fork_generation(void);
 
 /* ---- apr_spawn.c ---- */

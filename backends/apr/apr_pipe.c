@@ -27,13 +27,18 @@
 
 apr_status_t pba_pipe(apr_file_t **rd, apr_file_t **wr, int nonblock_read,
                       int nonblock_write, apr_pool_t *pool) {
-  apr_status_t st = apr_file_pipe_create_ex(rd, wr, APR_FULL_BLOCK, pool);
+  apr_status_t st;
+  pba_fd_ops_begin();
+  st = apr_file_pipe_create_ex(rd, wr, APR_FULL_BLOCK, pool);
+  if (st == APR_SUCCESS) {
+    apr_file_inherit_unset(*rd);
+    apr_file_inherit_unset(*wr);
+    pba_fd_track(*rd);
+    pba_fd_track(*wr);
+  }
+  pba_fd_ops_end();
   if (st != APR_SUCCESS)
     return st;
-  apr_file_inherit_unset(*rd);
-  apr_file_inherit_unset(*wr);
-  pba_fd_track(*rd);
-  pba_fd_track(*wr);
   /* A zero timeout is APR's non-blocking mode. */
   if (nonblock_read)
     apr_file_pipe_timeout_set(*rd, 0);

@@ -57,6 +57,25 @@ static void after_fork_child(void) {
   pthread_mutex_init(&fd_lock, NULL);
 }
 
+/* ---- descriptor operations and the application's fork ----
+ * fork() copies the descriptor table before the memory, so a thread that
+ * opens a descriptor and registers APR's cleanup for it in between leaves
+ * the child a cleanup for a descriptor the child does not have.  The
+ * child's next descriptor can then take that number, and APR's cleanup
+ * before exec (apr_proc_create) closes it in the program the child
+ * starts: a spawned worker lost its lifeline that way and killed itself.
+ * So a fork waits for such an operation to finish.  The core takes this
+ * lock after its own (pba_fork_prepare is called from its fork handler),
+ * the order every caller follows: one that holds a core lock may take it,
+ * nothing that holds it takes a core lock. */
+static pthread_mutex_t fd_ops = PTHREAD_MUTEX_INITIALIZER;
+
+void pba_fd_ops_begin(void) { pthread_mutex_lock(&fd_ops); }
+void pba_fd_ops_end(void) { pthread_mutex_unlock(&fd_ops); }
+void pba_fork_prepare(void) { pthread_mutex_lock(&fd_ops); }
+void pba_fork_parent(void) { pthread_mutex_unlock(&fd_ops); }
+void pba_fork_child(void) { pthread_mutex_init(&fd_ops, NULL); }
+
 static void register_atfork(void) {
   pthread_atfork(NULL, NULL, after_fork_child);
 }
@@ -151,6 +170,11 @@ static void child_prepare(pebble_bk_proc *proc, const int *lib_fds,
   }
 }
 #else
+void pba_fd_ops_begin(void) {}
+void pba_fd_ops_end(void) {}
+void pba_fork_prepare(void) {}
+void pba_fork_parent(void) {}
+void pba_fork_child(void) {}
 void pba_proc_atfork_once(void) {}
 uint64_t pba_proc_fork_generation(void) { return 0; }
 void pba_fd_track(apr_file_t *f) { (void)f; }

@@ -144,11 +144,14 @@ int pba_proc_spawn(pebble_bk_proc **out, const char *program,
   argv[1] = NULL;
 
   st = apr_procattr_create(&attr, scratch);
+  /* Both open a descriptor (the second a duplicate) with a cleanup. */
+  pba_fd_ops_begin();
   if (st == APR_SUCCESS)
     st = apr_file_open(&null_in, PBA_NULL_DEVICE, APR_FOPEN_READ,
                        APR_FPROT_OS_DEFAULT, scratch);
   if (st == APR_SUCCESS)
     st = apr_procattr_child_in_set(attr, null_in, NULL);
+  pba_fd_ops_end();
   if (st == APR_SUCCESS)
     st = apr_procattr_cmdtype_set(attr, APR_PROGRAM);
   /* Checks that the program can be run before starting it, so a bad path
