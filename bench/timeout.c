@@ -8,7 +8,17 @@
  *              (the worker is killed and a new one forked meanwhile).
  * The task's start time comes from the worker itself, through a shared
  * anonymous page, since the timeout counts from the task's start.
+ *
+ * Reference, interleaved trial by trial: the floor any timeout has on
+ * this machine at this moment, one timed wake-up of a thread (this one
+ * sleeping to 100 ms after a mark, clock_nanosleep with TIMER_ABSTIME);
+ * Pebble's chain has two (the manager thread at the deadline, then the
+ * waiting thread).  No warm-up beyond the pool's eager start: each trial
+ * is one timeout.  The load average is printed with the figures, and the
+ * rows say so when it is above the number of CPUs (the scheduler then
+ * delays every wake-up, and p99 measures the machine more than Pebble).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -32,6 +42,17 @@ static int sleeper(pebble_ctx *ctx, const void *arg, size_t size) {
   return 0;
 }
 
+/* One timed wake-up of this thread, 100 ms after now: how late (us). */
+static double floor_once(void) {
+  struct timespec ts;
+  double mark = bench_now() + TIMEOUT_MS / 1000.0;
+  ts.tv_sec = (time_t)mark;
+  ts.tv_nsec = (long)((mark - (double)ts.tv_sec) * 1e9);
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+    ;
+  return (bench_now() - mark) * 1e6;
+}
+
 static int noop(pebble_ctx *ctx, const void *arg, size_t size) {
   (void)ctx;
   (void)arg;
@@ -44,7 +65,10 @@ int main(int argc, char **argv) {
   pebble_pool_options po;
   pebble_task_options to;
   pebble_pool *pool;
-  double *late, *next, cpu_per, c0;
+  double *late, *next, *floor_late, cpu_per, c0, load[2][3];
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  int loaded;
+  char p99_label[32];
   size_t i;
   int trials;
 
@@ -56,6 +80,7 @@ int main(int argc, char **argv) {
     bench_die("mmap failed");
   late = calloc((size_t)trials, sizeof *late);
   next = calloc((size_t)trials, sizeof *next);
+  floor_late = calloc((size_t)trials, sizeof *floor_late);
   pebble_pool_options_init(&po);
   po.workers = 1;
   po.start_eagerly = 1;
@@ -64,6 +89,8 @@ int main(int argc, char **argv) {
   pebble_task_options_init(&to);
   to.timeout = PEBBLE_MSEC(TIMEOUT_MS);
 
+  if (getloadavg(load[0], 3) != 3)
+    load[0][0] = load[0][1] = load[0][2] = -1;
   c0 = bench_cpu();
   for (i = 0; i < (size_t)trials; i++) {
     pebble_future *slow, *after;
@@ -88,30 +115,48 @@ int main(int argc, char **argv) {
     next[i] = (done - resolved) * 1e6;
     pebble_future_release(slow);
     pebble_future_release(after);
+    floor_late[i] = floor_once();
   }
   cpu_per = (bench_cpu() - c0) / trials * 1e6;
+  if (getloadavg(load[1], 3) != 3)
+    load[1][0] = load[1][1] = load[1][2] = -1;
+  loaded = cpus > 0 && (load[0][0] > (double)cpus || load[1][0] > (double)cpus);
+  snprintf(p99_label, sizeof p99_label, "%s", loaded ? "p99 LOADED" : "p99");
 
   bench_section("5. timeout precision, 1-worker process pool, %d ms timeout, "
                 "next task queued: %d trials",
                 TIMEOUT_MS, trials);
+  bench_note("load average %.2f before, %.2f after, on %ld CPUs%s",
+             load[0][0], load[1][0], cpus,
+             loaded ? ": ABOVE the CPU count, every wake-up waits for a CPU "
+                      "(rows marked LOADED)"
+                    : "");
   bench_row("pebble: future lateness", "p50",
             bench_percentile(late, (size_t)trials, 50), "us", cpu_per, NULL);
-  bench_row("", "p99", bench_percentile(late, (size_t)trials, 99), "us", -1,
-            NULL);
+  bench_row("", p99_label, bench_percentile(late, (size_t)trials, 99), "us",
+            -1, NULL);
+  bench_row("", "max", bench_max(late, (size_t)trials), "us", -1, NULL);
+  bench_row("floor: one timed thread wake-up", "p50",
+            bench_percentile(floor_late, (size_t)trials, 50), "us", -1, NULL);
+  bench_row("", p99_label, bench_percentile(floor_late, (size_t)trials, 99),
+            "us", -1, NULL);
   bench_row("pebble: next task done after", "p50",
             bench_percentile(next, (size_t)trials, 50), "us", -1, NULL);
-  bench_row("", "p99", bench_percentile(next, (size_t)trials, 99), "us", -1,
-            NULL);
+  bench_row("", p99_label, bench_percentile(next, (size_t)trials, 99), "us",
+            -1, NULL);
   bench_note("CPU/task here is per trial: the 100 ms wait, the kill and the "
              "replacement worker's fork");
   bench_target(bench_percentile(late, (size_t)trials, 99) <= 2000,
-               "p99 lateness <= 2 ms: %.0f us",
-               bench_percentile(late, (size_t)trials, 99));
+               "p99 lateness <= 2 ms from the task's real start: %.0f us "
+               "(load %.2f on %ld CPUs%s)",
+               bench_percentile(late, (size_t)trials, 99), load[1][0], cpus,
+               loaded ? ", above the CPU count" : "");
   bench_target(bench_percentile(next, (size_t)trials, 99) <= 5000,
                "next task done <= 5 ms after (p99): %.0f us",
                bench_percentile(next, (size_t)trials, 99));
   pebble_pool_destroy(pool);
   free(late);
   free(next);
+  free(floor_late);
   return 0;
 }
