@@ -22,7 +22,9 @@
  * the loop.  Either way every launch waits for the reap before the next,
  * on both sides.  A third row forks the same bare child from this
  * process (Pebble's: its threads and its library mapped), which shows how
- * much of the gap is the size of the forking process.  Warm-up: 20
+ * much of the gap is the size of the forking process; a fourth launches
+ * the same task with the forkserver start method (forked by a small
+ * single-threaded server), against the same reference.  Warm-up: 20
  * launches on each side (2 with --quick).
  */
 #ifndef _GNU_SOURCE
@@ -172,7 +174,9 @@ int main(int argc, char **argv) {
   size_t m, r, i, warm, reps;
   double *rd, *rp, junk, load[2] = {-1, -1};
   double *p_read, *p_reap, *p_cpu, *b_read, *b_reap, *b_cpu;
-  double *i_read, *i_reap;
+  double *i_read, *i_reap, *s_read, *s_reap, *s_cpu;
+  pebble_task *served = NULL; /* the same task, forkserver start method */
+  pebble_task_options to;
   long cpus = sysconf(_SC_NPROCESSORS_ONLN), launches = 0;
 
   bench_parse(argc, argv, &o, 10);
@@ -189,16 +193,27 @@ int main(int argc, char **argv) {
   b_cpu = calloc(reps, sizeof *b_cpu);
   i_read = calloc(reps, sizeof *i_read);
   i_reap = calloc(reps, sizeof *i_reap);
+  s_read = calloc(reps, sizeof *s_read);
+  s_reap = calloc(reps, sizeof *s_reap);
+  s_cpu = calloc(reps, sizeof *s_cpu);
   prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0); /* the reap loop's tick */
   bare_start(&ref);
   if (pebble_task_create(&task, PEBBLE_PROCESS, echo, NULL) != PEBBLE_OK)
     bench_die("pebble_task_create: %s", pebble_last_error());
+  pebble_task_options_init(&to);
+  to.start_method = PEBBLE_START_FORKSERVER;
+  if (pebble_register("oneshot_echo", echo) != PEBBLE_OK ||
+      pebble_task_create(&served, PEBBLE_PROCESS, echo, &to) != PEBBLE_OK)
+    served = NULL; /* a backend without a forkserver: row skipped */
   /* The same warm-up on both sides (the library's threads start here). */
   for (i = 0; i < warm; i++)
     pebble_once(task, (int64_t)i, &junk, &junk);
   bare_run(&ref, warm, &junk, &junk, &junk);
-  for (i = 0; i < warm; i++)
+  for (i = 0; i < warm; i++) {
     inproc_once((int64_t)i, &junk, &junk);
+    if (served != NULL)
+      pebble_once(served, (int64_t)i, &junk, &junk);
+  }
   reaped_late = 0;
 
   getloadavg(load, 1);
@@ -215,6 +230,16 @@ int main(int argc, char **argv) {
       inproc_once((int64_t)i, &rd[i], &rp[i]);
     i_read[r] = bench_median(rd, m);
     i_reap[r] = bench_median(rp, m);
+    if (served != NULL) {
+      double s0 = bench_cpu();
+      long late = reaped_late;
+      for (i = 0; i < m; i++)
+        pebble_once(served, (int64_t)i, &rd[i], &rp[i]);
+      s_cpu[r] = (bench_cpu() - s0) / (double)m * 1e6;
+      s_read[r] = bench_median(rd, m);
+      s_reap[r] = bench_median(rp, m);
+      reaped_late = late; /* the note counts the default method's */
+    }
   }
   getloadavg(load + 1, 1);
   bare_stop(&ref);
@@ -245,6 +270,22 @@ int main(int argc, char **argv) {
     bench_row("bare, forked from this process", "p50 to read",
               bench_median(i_read, reps), "us", -1, &qr);
     bench_row("", "p50 to reap", bench_median(i_reap, reps), "us", -1, &qp);
+    if (served != NULL) {
+      qr = bench_ratio_of(s_read, b_read, reps, BENCH_LOWER);
+      qp = bench_ratio_of(s_reap, b_reap, reps, BENCH_LOWER);
+      bench_row("pebble, forkserver start method", "p50 to read",
+                bench_median(s_read, reps), "us", bench_median(s_cpu, reps),
+                NULL);
+      bench_row("  / bare fork+pipe, own process", "p50 to read",
+                bench_median(b_read, reps), "us", -1, &qr);
+      bench_row("pebble, forkserver start method", "p50 to reap",
+                bench_median(s_reap, reps), "us", -1, NULL);
+      bench_row("  / bare fork+pipe+waitpid", "p50 to reap",
+                bench_median(b_reap, reps), "us", -1, &qp);
+    } else {
+      bench_skip("pebble, forkserver start method",
+                 "this backend has no forkserver");
+    }
     qr = bench_ratio_of(p_read, b_read, reps, BENCH_LOWER);
     qp = bench_ratio_of(p_reap, b_reap, reps, BENCH_LOWER);
     bench_note("%ld of %ld Pebble launches resolved before their child was "
@@ -261,6 +302,11 @@ int main(int argc, char **argv) {
                  qp.median, qp.worst);
   }
   pebble_task_destroy(task);
+  if (served != NULL)
+    pebble_task_destroy(served);
+  free(s_read);
+  free(s_reap);
+  free(s_cpu);
   free(rd);
   free(rp);
   free(p_read);
