@@ -905,14 +905,14 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
       if (w->reader.header.type == PB_MSG_STARTED ||
           w->reader.header.type == PB_MSG_SKIPPED) {
         int started = w->reader.header.type == PB_MSG_STARTED;
-        uint64_t id, at = started ? pb_started_at(&w->reader, bk,
-                                                  w->task_started)
-                                  : 0;
+        int timed = started && w->task != NULL &&
+                    w->task->timeout != PEBBLE_FOREVER && !w->code_started;
+        uint64_t id,
+            at = timed ? pb_started_at(&w->reader, bk, w->task_started) : 0;
         memcpy(&id, w->reader.payload, sizeof id);
         pb_reader_outcome(&w->reader, &o);
         pb_outcome_discard(&o);
-        if (started && w->task != NULL && w->task->future->id == id &&
-            w->task->timeout != PEBBLE_FOREVER && !w->code_started) {
+        if (timed && w->task->future->id == id) {
           /* Its code started (send_task): the timeout counts from the
            * time the notice carries. */
           w->code_started = 1;
