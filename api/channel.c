@@ -317,6 +317,29 @@ int pb_chan_send(const pebble_backend *bk, pebble_bk_chan *chan,
   return pb_chan_send_then(bk, chan, h, payload, NULL, 0);
 }
 
+int pb_send_started(const pebble_backend *bk, pebble_bk_chan *chan,
+                    uint64_t id, int with_time) {
+  pb_msg_header h;
+  uint64_t payload[2];
+  payload[0] = id;
+  payload[1] = with_time ? bk->now_ns() : 0;
+  pb_msg_fill(&h, PB_MSG_STARTED, 0,
+              (with_time ? 2 : 1) * sizeof(uint64_t));
+  h.tag = pb_msg_tag(id);
+  return pb_chan_send(bk, chan, &h, payload);
+}
+
+uint64_t pb_started_at(const pb_reader *r, const pebble_backend *bk,
+                       uint64_t handed_over) {
+  uint64_t now = bk->now_ns(), at;
+  if (r->header.size != 2 * sizeof(uint64_t))
+    return now; /* a worker that does not tell its clock */
+  memcpy(&at, r->payload + sizeof(uint64_t), sizeof at);
+  /* Both sides read the same monotonic clock; a time outside what is
+   * possible (a different clock) is not trusted. */
+  return at >= handed_over && at <= now ? at : now;
+}
+
 void pb_exit_info_fill(pebble_exit_info *info, const pebble_bk_exit *ex,
                        long pid, int killed_by_library) {
   memset(info, 0, sizeof *info);

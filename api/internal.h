@@ -395,6 +395,12 @@ enum pb_msg_type {
 /* TASK code: send STARTED right before the task's code runs, so that the
  * parent counts the task's timeout from there (tasks with a timeout). */
 #define PB_TASK_TELL_START 2
+/* TASK code, with TELL_START: the STARTED notice also carries the
+ * worker's clock (bk->now_ns) at the task's start, after the id, so the
+ * deadline counts from the start itself, not from when the parent got
+ * round to reading the notice.  A worker that does not know this flag
+ * sends the id alone, and the parent counts from its reading. */
+#define PB_TASK_TELL_START_AT 4
 /* A task whose process has not said it starts is given this long on top
  * of its timeout, counted from its launch (job.c, pool_processes.c). */
 #define PB_START_ALLOWANCE_NS ((uint64_t)10 * 1000 * 1000 * 1000)
@@ -507,6 +513,11 @@ int pb_reader_cut_short(const pb_reader *r, char *buf, size_t len);
 /* Turn the message read into an outcome (takes the payload) and get
  * ready for the next one. */
 void pb_reader_outcome(pb_reader *r, pb_outcome *o);
+/* The start of a timed task from its STARTED notice (pb_reader holding
+ * it): the time it carries if it has one between `handed_over` (when the
+ * parent sent the task or started its process) and now, else now. */
+uint64_t pb_started_at(const pb_reader *r, const pebble_backend *bk,
+                       uint64_t handed_over);
 void pb_reader_free(pb_reader *r);
 /* How a process ended, for pebble_future_exit_info and messages. */
 void pb_exit_info_fill(pebble_exit_info *info, const pebble_bk_exit *ex,
@@ -519,6 +530,10 @@ char *pb_exit_message_cut(const pebble_exit_info *x, const char *what,
 /* Child side: send one message (header and payload). */
 int pb_chan_send(const pebble_backend *bk, pebble_bk_chan *chan,
                  const pb_msg_header *h, const void *payload);
+/* Child side: the STARTED notice of task `id`, right before its code
+ * runs; with_time adds this process's clock (PB_TASK_TELL_START_AT). */
+int pb_send_started(const pebble_backend *bk, pebble_bk_chan *chan,
+                    uint64_t id, int with_time);
 /* Child side: send one message, then after_len bytes of `after` (whole
  * messages), in one write when they are small. */
 int pb_chan_send_then(const pebble_backend *bk, pebble_bk_chan *chan,
@@ -588,6 +603,7 @@ struct pb_job {
   pebble_ctx *ctx;
   pb_cmd cmd_watch, cmd_join;
   /* Process tasks. */
+  uint64_t launched_at; /* bk->now_ns() before its process started */
   pb_cmd cmd_launch;
   pebble_bk_proc *proc;   /* set and cleared under the stripe lock */
   int reaped;             /* stripe lock */

@@ -193,15 +193,10 @@ static int child_main(void *arg, pebble_bk_chan *chan) {
   pb_ctx_init(&ctx, NULL, job->max_message, job->future->id,
               job->future->seq);
   ctx.shared_ok = PB_BK_HAS(job->lib->bk, chan_send_handle);
-  if (job->timeout != PEBBLE_FOREVER) {
-    /* The parent's clock for the timeout starts with this notice. */
-    pb_msg_header h;
-    uint64_t id = job->future->id;
-    pb_msg_fill(&h, PB_MSG_STARTED, 0, sizeof id);
-    h.tag = pb_msg_tag(id);
-    if (pb_chan_send(job->lib->bk, chan, &h, &id) != PEBBLE_OK)
-      return 3;
-  }
+  /* The task's timeout counts from the time this notice carries. */
+  if (job->timeout != PEBBLE_FOREVER &&
+      pb_send_started(job->lib->bk, chan, job->future->id, 1) != PEBBLE_OK)
+    return 3;
   ret = job->fn(&ctx, job->arg, job->arg_size);
   ret = pb_send_outcome(job->lib->bk, chan, &ctx, ret, NULL, 0) == PEBBLE_OK ? 0 : 3;
   pb_ctx_free_result(&ctx);
@@ -257,7 +252,9 @@ static int spawn_messages(pb_job *job) {
   memcpy(p, &h, sizeof h);
   memcpy(p += sizeof h, conf, sizeof conf);
   pb_msg_fill(&h, PB_MSG_TASK,
-              job->timeout != PEBBLE_FOREVER ? PB_TASK_TELL_START : 0,
+              job->timeout != PEBBLE_FOREVER
+                  ? PB_TASK_TELL_START | PB_TASK_TELL_START_AT
+                  : 0,
               task_size);
   memcpy(p += sizeof conf, &h, sizeof h);
   memcpy(p += sizeof h, head, sizeof head);
@@ -302,6 +299,7 @@ static void process_launch(pb_manager *m, pb_cmd *cmd) {
     job_finish(m, job);
     return;
   }
+  job->launched_at = bk->now_ns(); /* the earliest its code can start */
   if (job->spawn) {
     rc = pb_start_named_worker(job->lib, job->start_method, NULL, &proc,
                                &err);
@@ -379,8 +377,10 @@ again:
     }
     if (job->reader.header.type == PB_MSG_STARTED ||
         job->reader.header.type == PB_MSG_SKIPPED) {
-      /* The task's code starts now: its timeout counts from here. */
+      /* The task's code started: its timeout counts from then (the
+       * time the notice carries, not when it is read). */
       int type = job->reader.header.type;
+      uint64_t started = pb_started_at(&job->reader, bk, job->launched_at);
       pb_reader_outcome(&job->reader, &o);
       pb_outcome_discard(&o);
       if (type == PB_MSG_SKIPPED || job->code_started) {
@@ -391,7 +391,7 @@ again:
       }
       job->code_started = 1;
       if (job->task_deadline != PEBBLE_BK_FOREVER) {
-        job->task_deadline = pb_deadline_after(bk, job->timeout);
+        job->task_deadline = pb_time_after(started, job->timeout);
         update_deadline(job);
       }
       goto again;

@@ -113,7 +113,11 @@ int pb_msg_check(const pb_msg_header *h, size_t max_size, uint64_t task_id,
     return PEBBLE_OK;
   case PB_MSG_STARTED:
   case PB_MSG_SKIPPED:
-    if (h->size != sizeof(uint64_t) || h->code != 0) {
+    /* A STARTED notice may carry the worker's clock after the id
+     * (PB_TASK_TELL_START_AT). */
+    if ((h->size != sizeof(uint64_t) &&
+         (h->type != PB_MSG_STARTED || h->size != 2 * sizeof(uint64_t))) ||
+        h->code != 0) {
       snprintf(msg, msglen,
                "the worker sent a task notice of %llu bytes with code %d",
                (unsigned long long)h->size, (int)h->code);

@@ -356,7 +356,9 @@ typedef void (*pebble_callback_fn)(pebble_future *future, void *user_data);
 
 typedef struct pebble_task_options {
   size_t struct_size;       /* set by pebble_task_options_init() */
-  pebble_time_t timeout;    /* from the task's start; default
+  pebble_time_t timeout;    /* from the task code's start (in a process,
+                               its own clock right before the function
+                               runs, docs/process-tasks.md); default
                                PEBBLE_DEFAULT (none, or the pool's) */
   pebble_time_t kill_grace; /* process tasks: 0 (default) kills with
                                SIGKILL at the deadline; > 0 sends SIGTERM
@@ -614,7 +616,9 @@ typedef struct pebble_exit_info {
  * library has reaped it.  A future that resolves with PEBBLE_EDIED has it
  * before it resolves; after a timeout or a cancellation it arrives a
  * little after the resolution (the kill is sent at resolution, the reap
- * follows the exit).  Returns PEBBLE_OK, PEBBLE_ENOTFOUND (no process has
+ * follows the exit), and so it may after a result: a one-shot future
+ * resolves when its result is read, and the child, which exits right
+ * after sending it, is reaped when its exit is seen.  Returns PEBBLE_OK, PEBBLE_ENOTFOUND (no process has
  * ended for this future yet, or it is a thread task) or PEBBLE_EINVAL.
  */
 PEBBLE_API int pebble_future_exit_info(const pebble_future *future,

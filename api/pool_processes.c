@@ -295,8 +295,9 @@ static int task_message(pebble_pool *P, pb_ptask *t, int32_t code,
 static int send_task(pb_pworker *w, pb_ptask *t) {
   const pebble_backend *bk = w->pool->lib->bk;
   int timed = t->timeout != PEBBLE_FOREVER;
-  int rc = task_message(w->pool, t, timed ? PB_TASK_TELL_START : 0, &w->out,
-                        &w->out_size);
+  int rc = task_message(w->pool, t,
+                        timed ? PB_TASK_TELL_START | PB_TASK_TELL_START_AT : 0,
+                        &w->out, &w->out_size);
   if (rc != PEBBLE_OK)
     return rc;
   w->out_done = 0;
@@ -904,16 +905,18 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
       if (w->reader.header.type == PB_MSG_STARTED ||
           w->reader.header.type == PB_MSG_SKIPPED) {
         int started = w->reader.header.type == PB_MSG_STARTED;
-        uint64_t id;
+        int timed = started && w->task != NULL &&
+                    w->task->timeout != PEBBLE_FOREVER && !w->code_started;
+        uint64_t id,
+            at = timed ? pb_started_at(&w->reader, bk, w->task_started) : 0;
         memcpy(&id, w->reader.payload, sizeof id);
         pb_reader_outcome(&w->reader, &o);
         pb_outcome_discard(&o);
-        if (started && w->task != NULL && w->task->future->id == id &&
-            w->task->timeout != PEBBLE_FOREVER && !w->code_started) {
-          /* Its code starts now (send_task): the timeout counts from
-           * here. */
+        if (timed && w->task->future->id == id) {
+          /* Its code started (send_task): the timeout counts from the
+           * time the notice carries. */
           w->code_started = 1;
-          w->deadline = pb_deadline_after(bk, w->task->timeout);
+          w->deadline = pb_time_after(at, w->task->timeout);
           w->watch.deadline = w->deadline < w->kill_deadline
                                   ? w->deadline
                                   : w->kill_deadline;

@@ -340,7 +340,8 @@ static int serve_tasks(inbox *in, const pb_worker_config *cfg) {
     ctx.shared_ok = PB_BK_HAS(bk, chan_send_handle);
     /* A task with a timeout: the parent's clock starts with this. */
     if ((h.code & PB_TASK_TELL_START) &&
-        send_notice(bk, chan, PB_MSG_STARTED, head[1]) != PEBBLE_OK) {
+        pb_send_started(bk, chan, head[1],
+                        (h.code & PB_TASK_TELL_START_AT) != 0) != PEBBLE_OK) {
       free(buf);
       return 0;
     }

@@ -466,6 +466,54 @@ static void test_slow_start_pool(void) {
   CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
 }
 
+static double seconds_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* One worker: tasks queued behind a long one get their whole timeout from
+ * their own start, not from when they were scheduled. */
+static void queued_behind(pebble_kind kind) {
+  pebble_pool_options o;
+  pebble_pool *p = NULL;
+  pebble_future *a, *b, *c;
+  double b_done, c_done;
+  pebble_pool_options_init(&o);
+  o.workers = 1;
+  o.start_eagerly = 1;
+  CU_ASSERT_EQUAL_FATAL(pebble_pool_create(&p, kind, &o), PEBBLE_OK);
+  a = schedule_int(p, nap, 1500, PEBBLE_FOREVER);
+  /* Counted from its scheduling, b would time out while a runs. */
+  b = schedule_int(p, nap, 20, PEBBLE_MSEC(1000));
+  c = schedule_int(p, nap, 30000, PEBBLE_MSEC(300));
+  CU_ASSERT_EQUAL(pebble_future_wait(b, PEBBLE_SEC(60)), PEBBLE_OK);
+  b_done = seconds_now();
+  CU_ASSERT_EQUAL(pebble_future_status(a), PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_future_status(b), PEBBLE_OK);
+  if (pebble_future_status(b) != PEBBLE_OK)
+    printf("(%s) ", pebble_future_message(b));
+  CU_ASSERT_EQUAL(pebble_future_wait(c, PEBBLE_SEC(60)), PEBBLE_OK);
+  c_done = seconds_now();
+  CU_ASSERT_EQUAL(pebble_future_status(c), PEBBLE_ETIMEDOUT);
+  CU_ASSERT_PTR_NULL(strstr(pebble_future_message(c), "never started"));
+  /* c starts after b is done and has its 300 ms from then (the margin is
+   * for the wake-up of this thread after b, on a loaded machine). */
+  CU_ASSERT(c_done - b_done >= 0.15);
+  if (c_done - b_done < 0.15)
+    printf("(c timed out %.0f ms after b was done) ",
+           (c_done - b_done) * 1000);
+  pebble_future_release(a);
+  pebble_future_release(b);
+  pebble_future_release(c);
+  CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
+}
+
+static void test_queued_timeout_threads(void) { queued_behind(PEBBLE_THREAD); }
+static void test_queued_timeout_processes(void) {
+  queued_behind(PEBBLE_PROCESS);
+}
+
 int main(void) {
   CU_TestInfo tests[] = {
       {"a task's pid is its process's (one-shot)", test_pid_one_shot},
@@ -479,6 +527,12 @@ int main(void) {
       {"a one-shot timeout counts from the task's start",
        test_slow_start_one_shot},
       {"a pool task's timeout counts from its start", test_slow_start_pool},
+      {"a thread pool task queued behind a long one: its timeout counts "
+       "from its start",
+       test_queued_timeout_threads},
+      {"a process pool task queued behind a long one: its timeout counts "
+       "from its start",
+       test_queued_timeout_processes},
       CU_TEST_INFO_NULL};
   const char *mark = getenv("PEBBLE_OBSERVE_MARK");
   int rc;
