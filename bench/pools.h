@@ -28,6 +28,8 @@ extern const bench_pool_sys bench_pool_glib;       /* GThreadPool */
 extern const bench_pool_sys bench_pool_apr;        /* apr_thread_pool */
 extern const bench_pool_sys bench_pool_uv;         /* uv_queue_work */
 extern const bench_pool_sys bench_pool_plain;      /* mutex + condvar queue */
+extern const bench_pool_sys bench_pool_futures;    /* the same, a result
+                                                      object per task */
 
 /*
  * The completion signal the peers share: one countdown for a whole burst
