@@ -129,14 +129,15 @@ void pb_backend_names(char *buf, size_t len);
 /* The task each map chunk runs (the registry's "pebble.map_chunk"). */
 int pb_map_chunk(pebble_ctx *ctx, const void *arg, size_t arg_size);
 
-/* ---- blocks.c: reuse of pool tasks' blocks ---- */
-/* A future, its pool task and a small argument: one 256-byte malloc
- * chunk in glibc. */
+/* ---- blocks.c: pool tasks' blocks, carved from chunks and reused ---- */
+/* A future, its pool task and a small argument (blocks.c adds the
+ * address of the block's chunk after it: 256 bytes in all). */
 #define PB_BLOCK_SIZE 248
+typedef struct pb_chunk pb_chunk;
 typedef struct pb_blocks {
   pebble_bk_mutex *lock;
-  void *head;       /* spare blocks */
-  size_t cached;    /* on the spare list */
+  pb_chunk *room;   /* chunks with a block to hand out */
+  size_t chunks;    /* chunks held */
   size_t in_use;    /* handed out and not back yet */
   size_t peak;      /* most in use at once, lately */
   size_t frees;
@@ -147,7 +148,7 @@ void pb_blocks_destroy(pb_blocks *b, const pebble_backend *bk);
 /* A block of PB_BLOCK_SIZE bytes (not zeroed), or NULL. */
 void *pb_blocks_get(pb_blocks *b, const pebble_backend *bk);
 void pb_blocks_put(pb_blocks *b, const pebble_backend *bk, void *block);
-/* Free every spare block beyond what is in use now. */
+/* Give back every chunk with no block in use (a pool was destroyed). */
 void pb_blocks_trim(pb_blocks *b, const pebble_backend *bk);
 
 /* ---- library.c ---- */
