@@ -5,22 +5,23 @@
  *
  * Scheduling takes one such block per task and the application gives it
  * back when it releases the future, often tens of thousands at a time.
- * A malloc per block made a cold burst pay the allocator and one page
- * fault per sixteen tasks, each on the caller's thread; so blocks are cut
- * from chunks of CHUNK_BLOCKS (one malloc per chunk, its pages faulted in
- * by one call where the system offers that), and a block given back goes
- * on its chunk's own free list.
+ * A malloc per block made a burst on a cold pool pay the allocator and a
+ * page fault every sixteen tasks, on the scheduling thread; so blocks are
+ * cut one after the other from chunks of CHUNK_BLOCKS (one malloc per
+ * chunk, its pages faulted in by one call where the system offers that),
+ * with no header of their own: a queued task costs 248 bytes, not 256.
  *
- * Memory: a chunk goes back to malloc once none of its blocks is in use
- * and the chunks left still hold the peak of blocks in use at once,
- * lately.  That peak is halved (and whole free chunks beyond it given
- * back) once it has not been reached for about a second (looked at as
+ * Blocks given back are kept for the next tasks (handing tens of
+ * thousands back to malloc makes it shrink its heap and fault the pages
+ * in again for the next burst), but never more than the peak of blocks in
+ * use at once, lately, rounded up to a whole chunk: the footprint stays
+ * what the application needed at its busiest.  That peak is halved (and
+ * the chunks none of whose blocks is in use given back while the rest
+ * hold it) once it has not been reached for about a second (looked at as
  * blocks come back, so an idle application keeps its spares until its
- * next burst); a destroyed pool gives back every free chunk, and
- * pebble_shutdown() everything.  So the footprint is what the
- * application needed at its busiest, rounded up to whole chunks, plus the
- * chunks that a block still in use keeps (a future held for long pins
- * its chunk, as a long-lived object pins a page of any allocator).
+ * next burst); a destroyed pool gives back every chunk with no block in
+ * use, and pebble_shutdown() everything.  A block still in use keeps its
+ * chunk (64 KiB), as a long-lived object pins a page of any allocator.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -37,55 +38,30 @@
 #define DECAY_NS 1000000000u /* a peak older than this is halved */
 #define DECAY_EVERY 1024u    /* frees between two looks at the clock */
 
-/* A block's room in its chunk: the block, then its chunk's address. */
-#define STRIDE ((PB_BLOCK_SIZE + sizeof(void *) + 15) & ~(size_t)15)
-#define CHUNK_BLOCKS 255u /* 64 KiB with the header: one heap chunk */
+/* Blocks lie back to back; a future and its task need 8-byte alignment. */
+#define STRIDE ((PB_BLOCK_SIZE + 7) & ~(size_t)7)
+/* 64 KiB with malloc's own header: one heap chunk. */
+#define HEADER ((sizeof(pb_chunk) + 15) & ~(size_t)15)
+#define CHUNK_BLOCKS ((65536u - 16u - HEADER) / STRIDE)
+#define CHUNK_BYTES (HEADER + CHUNK_BLOCKS * STRIDE)
 
-typedef struct spare {
-  struct spare *next;
+typedef struct pb_spare {
+  struct pb_spare *next;
 } spare;
+_Static_assert(_Alignof(pebble_future) <= 8 && _Alignof(spare) <= 8,
+               "blocks are only 8-byte aligned");
 
 struct pb_chunk {
-  pb_chunk *prev, *next; /* on the list of chunks with room (or not) */
-  spare *free;           /* blocks given back, for reuse */
-  unsigned carved;       /* blocks cut so far; the rest is untouched */
-  unsigned used;         /* blocks in use now */
-  int listed;            /* on the room list */
+  pb_chunk *next; /* every chunk held */
+  size_t free;    /* while cutting: its blocks not in use */
 };
-#define HEADER ((sizeof(pb_chunk) + 15) & ~(size_t)15)
 
-static pb_chunk **owner_slot(void *block) {
-  return (pb_chunk **)((char *)block + PB_BLOCK_SIZE);
-}
-
-static int has_room(const pb_chunk *c) {
-  return c->free != NULL || c->carved < CHUNK_BLOCKS;
-}
-
-static void link_room(pb_blocks *b, pb_chunk *c) {
-  c->prev = NULL;
-  c->next = b->room;
-  if (b->room != NULL)
-    b->room->prev = c;
-  b->room = c;
-  c->listed = 1;
-}
-
-static void unlink_room(pb_blocks *b, pb_chunk *c) {
-  if (c->prev != NULL)
-    c->prev->next = c->next;
-  else
-    b->room = c->next;
-  if (c->next != NULL)
-    c->next->prev = c->prev;
-  c->prev = c->next = NULL;
-  c->listed = 0;
-}
+static char *first_block(pb_chunk *c) { return (char *)c + HEADER; }
 
 /* A new chunk, its pages faulted in at once: one system call rather than
- * a fault for every 16 blocks, on the scheduling thread. */
+ * a fault every 16 blocks, on the scheduling thread. */
 static pb_chunk *chunk_new(void) {
-  pb_chunk *c = malloc(HEADER + CHUNK_BLOCKS * STRIDE);
+  pb_chunk *c = malloc(CHUNK_BYTES);
   if (c == NULL)
     return NULL;
 #if defined(__linux__) && defined(MADV_POPULATE_WRITE)
@@ -94,24 +70,24 @@ static pb_chunk *chunk_new(void) {
     uintptr_t from, to;
     if (page == 0)
       page = sysconf(_SC_PAGESIZE);
-    from = ((uintptr_t)c + HEADER + (uintptr_t)page - 1) &
-           ~((uintptr_t)page - 1);
-    to = ((uintptr_t)c + HEADER + CHUNK_BLOCKS * STRIDE) &
-         ~((uintptr_t)page - 1);
-    if (page > 0 && to > from)
-      (void)madvise((void *)from, to - from, MADV_POPULATE_WRITE);
+    if (page > 0) {
+      from = ((uintptr_t)c + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+      to = ((uintptr_t)c + CHUNK_BYTES) & ~((uintptr_t)page - 1);
+      if (to > from) /* an old kernel refuses: the pages fault in later */
+        (void)madvise((void *)from, to - from, MADV_POPULATE_WRITE);
+    }
   }
 #endif
-  c->prev = c->next = NULL;
-  c->free = NULL;
-  c->carved = c->used = 0;
-  c->listed = 0;
+  c->next = NULL;
+  c->free = 0;
   return c;
 }
 
 int pb_blocks_init(pb_blocks *b, const pebble_backend *bk) {
-  b->room = NULL;
-  b->chunks = b->in_use = b->peak = 0;
+  b->head = NULL;
+  b->chunk_list = NULL;
+  b->carve = b->carve_end = NULL;
+  b->chunks = b->cached = b->in_use = b->peak = 0;
   b->frees = 0;
   b->peak_at = 0;
   return bk->mutex_create(&b->lock);
@@ -125,20 +101,76 @@ static void free_chunks(pb_chunk *list) {
   }
 }
 
-/* Lock held: take the chunks none of whose blocks is in use while the
- * rest still hold the peak; returns them, to be freed without the lock. */
-static pb_chunk *cut_to_peak(pb_blocks *b) {
-  pb_chunk *cut = NULL, *c, *next;
-  for (c = b->room; c != NULL && (b->chunks - 1) * CHUNK_BLOCKS >= b->peak;
-       c = next) {
-    next = c->next;
-    if (c->used != 0)
-      continue;
-    unlink_room(b, c);
-    b->chunks--;
-    c->next = cut;
-    cut = c;
+static int by_address(const void *x, const void *y) {
+  const pb_chunk *a = *(pb_chunk *const *)x, *b = *(pb_chunk *const *)y;
+  return a < b ? -1 : a > b;
+}
+
+/* The chunk of block p in the sorted array. */
+static pb_chunk *chunk_of(pb_chunk **sorted, size_t n, const char *p) {
+  size_t lo = 0, hi = n;
+  while (hi - lo > 1) {
+    size_t mid = lo + (hi - lo) / 2;
+    if ((const char *)sorted[mid] <= p)
+      lo = mid;
+    else
+      hi = mid;
   }
+  return sorted[lo];
+}
+
+/* Lock held: take the chunks none of whose blocks is in use while the
+ * rest still hold the peak; returns them, to be freed without the lock.
+ * Rare (a decay, a destroyed pool), so it may sort and search. */
+static pb_chunk *cut_to_peak(pb_blocks *b) {
+  pb_chunk **sorted, *c, *cut = NULL, **pp;
+  spare *s, **sp;
+  size_t n = b->chunks, i;
+  if (n == 0 || (n - 1) * CHUNK_BLOCKS < b->peak)
+    return NULL;
+  if (b->in_use == 0 && b->peak == 0) { /* all of them */
+    cut = b->chunk_list;
+    b->chunk_list = NULL;
+    b->head = NULL;
+    b->carve = b->carve_end = NULL;
+    b->chunks = b->cached = 0;
+    return cut;
+  }
+  if ((sorted = malloc(n * sizeof *sorted)) == NULL)
+    return NULL; /* kept until the next look */
+  for (i = 0, c = b->chunk_list; c != NULL; c = c->next, i++) {
+    sorted[i] = c;
+    c->free = 0;
+  }
+  qsort(sorted, n, sizeof *sorted, by_address);
+  for (s = b->head; s != NULL; s = s->next)
+    chunk_of(sorted, n, (char *)s)->free++;
+  if (b->carve != NULL)
+    chunk_of(sorted, n, b->carve)->free +=
+        (size_t)(b->carve_end - b->carve) / STRIDE;
+  for (pp = &b->chunk_list; (c = *pp) != NULL;) {
+    if (c->free == CHUNK_BLOCKS && (b->chunks - 1) * CHUNK_BLOCKS >= b->peak) {
+      *pp = c->next;
+      c->next = cut;
+      cut = c;
+      c->free = SIZE_MAX; /* marks it for the spare list below */
+      b->chunks--;
+      if (b->carve != NULL && (char *)b->carve >= first_block(c) &&
+          (char *)b->carve <= first_block(c) + CHUNK_BLOCKS * STRIDE)
+        b->carve = b->carve_end = NULL;
+    } else {
+      pp = &c->next;
+    }
+  }
+  for (sp = &b->head; (s = *sp) != NULL;) {
+    if (chunk_of(sorted, n, (char *)s)->free == SIZE_MAX) {
+      *sp = s->next;
+      b->cached--;
+    } else {
+      sp = &s->next;
+    }
+  }
+  free(sorted);
   return cut;
 }
 
@@ -149,56 +181,58 @@ void pb_blocks_destroy(pb_blocks *b, const pebble_backend *bk) {
    * future it did not release. */
   b->peak = 0;
   free_chunks(cut_to_peak(b));
-  b->room = NULL;
   bk->mutex_destroy(b->lock);
   b->lock = NULL;
 }
 
 void *pb_blocks_get(pb_blocks *b, const pebble_backend *bk) {
-  pb_chunk *c, *fresh = NULL;
-  void *block;
+  spare *s;
+  pb_chunk *fresh;
   bk->mutex_lock(b->lock);
-  while ((c = b->room) == NULL) {
-    bk->mutex_unlock(b->lock);
-    if (fresh != NULL || (fresh = chunk_new()) == NULL)
-      return NULL; /* (fresh is never left over: see below) */
-    bk->mutex_lock(b->lock);
-    if (b->room == NULL) { /* else another thread added one meanwhile */
-      link_room(b, fresh);
-      b->chunks++;
-      fresh = NULL;
-    }
+  if ((s = b->head) != NULL) {
+    b->head = s->next;
+    b->cached--;
+  } else if (b->carve != b->carve_end) {
+    s = (spare *)b->carve;
+    b->carve += STRIDE;
   }
-  if (c->free != NULL) {
-    spare *s = c->free;
-    c->free = s->next;
-    block = s;
-  } else {
-    block = (char *)c + HEADER + (size_t)c->carved++ * STRIDE;
-    *owner_slot(block) = c;
-  }
-  c->used++;
-  if (!has_room(c))
-    unlink_room(b, c);
   if (++b->in_use >= b->peak) { /* reached again: the peak is still news */
     b->peak = b->in_use;
     b->peak_at = 0; /* stamped by the next decay look */
   }
   bk->mutex_unlock(b->lock);
-  free(fresh); /* another thread's chunk came first */
-  return block;
+  if (s != NULL)
+    return s;
+  fresh = chunk_new(); /* without the lock: it may fault pages in */
+  bk->mutex_lock(b->lock);
+  if (fresh == NULL) {
+    b->in_use--;
+  } else if (b->carve != b->carve_end) {
+    /* Another thread's chunk came first: use it, give this one back. */
+    s = (spare *)b->carve;
+    b->carve += STRIDE;
+  } else {
+    fresh->next = b->chunk_list;
+    b->chunk_list = fresh;
+    b->chunks++;
+    s = (spare *)first_block(fresh);
+    b->carve = first_block(fresh) + STRIDE;
+    b->carve_end = first_block(fresh) + CHUNK_BLOCKS * STRIDE;
+    fresh = NULL;
+  }
+  bk->mutex_unlock(b->lock);
+  free(fresh);
+  return s;
 }
 
 void pb_blocks_put(pb_blocks *b, const pebble_backend *bk, void *block) {
-  pb_chunk *c = *owner_slot(block), *cut = NULL;
   spare *s = block;
+  pb_chunk *cut = NULL;
   bk->mutex_lock(b->lock);
   b->in_use--;
-  s->next = c->free;
-  c->free = s;
-  c->used--;
-  if (!c->listed)
-    link_room(b, c);
+  s->next = b->head;
+  b->head = s;
+  b->cached++;
   if (++b->frees % DECAY_EVERY == 0) {
     uint64_t now = bk->now_ns();
     if (b->peak_at == 0) {
@@ -208,13 +242,6 @@ void pb_blocks_put(pb_blocks *b, const pebble_backend *bk, void *block) {
       b->peak_at = now;
       cut = cut_to_peak(b);
     }
-  }
-  if (c->used == 0 && c->listed &&
-      (b->chunks - 1) * CHUNK_BLOCKS >= b->peak) {
-    unlink_room(b, c); /* the others hold the peak: c goes back */
-    b->chunks--;
-    c->next = cut;
-    cut = c;
   }
   bk->mutex_unlock(b->lock);
   free_chunks(cut);

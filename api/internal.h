@@ -130,16 +130,19 @@ void pb_backend_names(char *buf, size_t len);
 int pb_map_chunk(pebble_ctx *ctx, const void *arg, size_t arg_size);
 
 /* ---- blocks.c: pool tasks' blocks, carved from chunks and reused ---- */
-/* A future, its pool task and a small argument (blocks.c adds the
- * address of the block's chunk after it: 256 bytes in all). */
+/* A future, its pool task and a small argument; blocks lie back to back
+ * in 64 KiB chunks (blocks.c). */
 #define PB_BLOCK_SIZE 248
 typedef struct pb_chunk pb_chunk;
 typedef struct pb_blocks {
   pebble_bk_mutex *lock;
-  pb_chunk *room;   /* chunks with a block to hand out */
-  size_t chunks;    /* chunks held */
-  size_t in_use;    /* handed out and not back yet */
-  size_t peak;      /* most in use at once, lately */
+  struct pb_spare *head;  /* spare blocks */
+  pb_chunk *chunk_list;   /* every chunk held */
+  char *carve, *carve_end; /* the newest chunk's blocks never handed out */
+  size_t chunks;          /* in chunk_list */
+  size_t cached;          /* on the spare list */
+  size_t in_use;          /* handed out and not back yet */
+  size_t peak;            /* most in use at once, lately */
   size_t frees;
   uint64_t peak_at; /* when the peak was last looked at (0: not yet) */
 } pb_blocks;
