@@ -24,7 +24,8 @@
  *
  * Each worker count runs in a child process of its own: libuv reads its
  * pool size once per process (UV_THREADPOOL_SIZE).  1 M-task bursts run
- * fewer repetitions (REPS_1M) to keep the run within a few minutes.
+ * fewer repetitions (REPS_1M) to keep the run within a few minutes, and
+ * 1 k-task bursts REPS_1K_TIMES as many (each lasts about a millisecond).
  * BENCH_THROUGHPUT=W:N[,W:N...] limits the run to those configurations.
  */
 #include <stdio.h>
@@ -38,6 +39,8 @@
 
 #define WARMUP 2000
 #define REPS_1M 2
+#define REPS_1K_TIMES 5 /* a 1 k burst lasts about a millisecond: more
+                           repetitions keep one preemption from deciding */
 
 static const bench_pool_sys *const systems[] = {
     &bench_pool_pebble, &bench_pool_pebble_map, &bench_pool_glib,
@@ -216,6 +219,8 @@ static void run_workers(unsigned workers, const config *list, size_t count,
       continue;
     if (c->n >= 1000000 && reps > REPS_1M)
       reps = REPS_1M;
+    if (c->n <= 1000 && !o->quick)
+      reps *= REPS_1K_TIMES;
     run_config(c, reps, warmup, res);
     report(c, res, warmup, &vs_best, &vs_futures);
     if (small_n == 0 || c->n < small_n) {
