@@ -580,7 +580,11 @@ static void test_thousand_crashes(void) {
   }
   CU_ASSERT_EQUAL(died, n);
   CU_ASSERT(ok_square(p, 12));
-  CU_ASSERT(now_s() - t0 < 120);
+  /* Not a speed check (bench/ does those): a crash while running a task
+   * must not count towards the respawn back-off, which would stretch
+   * 1,000 crashes to about 1,000 s.  Generous for a loaded machine under
+   * a sanitizer. */
+  CU_ASSERT(now_s() - t0 < 600);
   st.struct_size = sizeof st;
   pebble_pool_stats_get(p, &st);
   CU_ASSERT_EQUAL(st.failed, (uint64_t)n);
