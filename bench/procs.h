@@ -1,11 +1,15 @@
 /*
  * procs.h -- the hand-written process baselines of workload 3.
  *
- * preforked: the plain pre-forked pool, the near-physical limit of a
- * process pool.  Two children read tasks from one shared pipe and write
- * results to one shared pipe: one write() per task each way, 16-byte
- * messages (an id and an 8-byte argument or result), no framing beyond
- * that and no supervision (no timeouts, no crash handling).
+ * preforked: plain pre-forked pools, the near-physical limit of a
+ * process pool: 16-byte messages (an id and an 8-byte argument or
+ * result), one write() per message each way, no framing beyond that and
+ * no supervision (no timeouts, no crash handling).
+ *   PREFORKED_PIPES (the reference): a task pipe and a result pipe per
+ *   child; children and parent read as many messages as are there in one
+ *   read(); the parent keeps every child supplied without blocking.
+ *   PREFORKED_SHARED: one task pipe and one result pipe shared by all
+ *   children, each child reading one task per read().
  *
  * pingpong: two processes passing one byte back and forth over a pair of
  * pipes, the floor of any process round trip.
@@ -20,7 +24,8 @@
 void bench_close_others(int keep_a, int keep_b);
 
 typedef struct preforked preforked;
-preforked *preforked_start(unsigned children);
+enum preforked_kind { PREFORKED_PIPES, PREFORKED_SHARED };
+preforked *preforked_start(enum preforked_kind kind, unsigned children);
 /* Send n tasks as fast as the pipe takes them; return once every result
  * has been read back. */
 void preforked_burst(preforked *p, size_t n);

@@ -2,10 +2,15 @@
 
 Run by the C benchmark once per repetition:
   py_pebble.py check 0        prints the pebble version's major number
-  py_pebble.py throughput N   N tasks scheduled one by one, then all
+  py_pebble.py throughput N [W [WARM]]
+                              N tasks scheduled one by one, then all
                               results read; prints wall and CPU seconds
-  py_pebble.py roundtrip M    M times: schedule one task, read its
+  py_pebble.py roundtrip M [W [WARM]]
+                              M times: schedule one task, read its
                               result; prints p50 and p99 in us and CPU s
+W is the number of worker processes (default 2); WARM the tasks run
+through the new pool before the timed part (default 20), the same
+warm-up the C contenders get.
 CPU seconds count this interpreter and every descendant (the workers),
 read from /proc like the C side does.  Pool start-up and a short warm-up
 are not measured.
@@ -58,11 +63,13 @@ def percentile(values, p):
 
 def main():
     mode, n = sys.argv[1], int(sys.argv[2])
+    workers = int(sys.argv[3]) if len(sys.argv) > 3 else 2
+    warm = int(sys.argv[4]) if len(sys.argv) > 4 else 20
     if mode == "check":
         print(__version__.split(".")[0])
         return
-    with ProcessPool(max_workers=2) as pool:
-        for f in [pool.schedule(task, args=(i,)) for i in range(20)]:
+    with ProcessPool(max_workers=workers) as pool:
+        for f in [pool.schedule(task, args=(i,)) for i in range(warm)]:
             f.result()
         if mode == "throughput":
             c0, t0 = tree_cpu(), time.monotonic()

@@ -20,7 +20,12 @@ static void script(char *out, size_t len) {
 }
 
 int bench_python(const char *mode, size_t n, double *out, int max) {
-  char path[4096], count[32], text[512];
+  return bench_python_with(mode, n, 2, 20, out, max);
+}
+
+int bench_python_with(const char *mode, size_t n, unsigned workers,
+                      size_t warm, double *out, int max) {
+  char path[4096], count[32], nworkers[32], nwarm[32], text[512];
   int fds[2], status, got = 0;
   size_t len = 0;
   ssize_t r;
@@ -31,6 +36,8 @@ int bench_python(const char *mode, size_t n, double *out, int max) {
     return 0;
   script(path, sizeof path);
   snprintf(count, sizeof count, "%zu", n);
+  snprintf(nworkers, sizeof nworkers, "%u", workers);
+  snprintf(nwarm, sizeof nwarm, "%zu", warm);
   if (pipe(fds) != 0)
     return 0;
   fflush(NULL);
@@ -41,7 +48,8 @@ int bench_python(const char *mode, size_t n, double *out, int max) {
     dup2(fds[1], 1);
     close(fds[0]);
     close(fds[1]);
-    execlp(interpreter(), interpreter(), path, mode, count, (char *)NULL);
+    execlp(interpreter(), interpreter(), path, mode, count, nworkers, nwarm,
+           (char *)NULL);
     _exit(127);
   }
   close(fds[1]);

@@ -15,5 +15,8 @@ const char *bench_python_missing(void);
 /* Run `py_pebble.py mode n` and read up to `max` numbers it prints.
  * Returns how many were read (0 on failure). */
 int bench_python(const char *mode, size_t n, double *out, int max);
+/* The same with `workers` worker processes and `warm` warm-up tasks. */
+int bench_python_with(const char *mode, size_t n, unsigned workers,
+                      size_t warm, double *out, int max);
 
 #endif /* BENCH_PYTHON_H */
