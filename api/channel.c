@@ -200,8 +200,11 @@ enum pb_read_result pb_reader_step(pb_reader *r, const pebble_backend *bk,
       if (r->header_got < sizeof r->header_buf)
         continue;
       memcpy(&r->header, r->header_buf, sizeof r->header);
-      *status = pb_msg_check(&r->header, max_result, r->task_id, why,
-                             whylen);
+      *status = pb_msg_check(&r->header, max_result,
+                             r->task_id_live != NULL
+                                 ? (uint64_t)atomic_load(r->task_id_live)
+                                 : r->task_id,
+                             why, whylen);
       if (*status != PEBBLE_OK)
         return PB_READ_BAD;
       if (r->header.type == PB_MSG_RESULT_SHARED) {

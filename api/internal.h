@@ -421,6 +421,10 @@ typedef struct pb_worker_config {
   const void *init_arg;
   size_t init_arg_size;
   int by_name; /* spawned: find functions by registered name only */
+  /* Forked workers: bumped by the pool after it writes a request to skip
+   * a task (pool.h); NULL: the worker reads its channel for such requests
+   * before each task sent ahead. */
+  atomic_uint *skip_epoch;
 } pb_worker_config;
 int pb_worker_serve(const pebble_backend *bk, pebble_bk_chan *chan,
                     const pb_worker_config *cfg);
@@ -493,6 +497,10 @@ typedef struct pb_reader {
   size_t payload_got;
   size_t payload_cap; /* bytes of payload the block has room for */
   uint64_t task_id;   /* set by the owner: the task an outcome answers */
+  /* Or, when set, where to read that id as each header completes: an id
+   * another thread may change (a pool worker's current task), read after
+   * the bytes that answer it. */
+  const atomic_uint_fast64_t *task_id_live;
   int eof;
   unsigned char *buf; /* PB_READER_BUF bytes, malloc'd on first use */
   size_t buf_pos, buf_len;

@@ -60,6 +60,10 @@ struct pb_pworker {
   pb_pworker *next; /* the pool's list (pool lock) */
   int state;        /* pool lock */
   pb_ptask *task;   /* the task it runs (pool lock) */
+  /* Its future's id, or 0: set with `task`, before the task's bytes are
+   * written; read without the lock by the manager's reader, which checks
+   * each outcome's tag against it (read_worker). */
+  atomic_uint_fast64_t task_id;
   uint64_t deadline; /* its task's deadline (pool lock) */
   unsigned tasks_run;
   int abandoned;    /* thread: its task timed out or was cancelled */
@@ -87,6 +91,12 @@ struct pb_pworker {
    * n_ahead also under the pool lock). */
   pb_ptask *ahead, *ahead_tail;
   unsigned n_ahead;
+  /* Forked workers: a word in memory shared with the worker, bumped after
+   * each write that carried a SKIP request, so that the worker looks at
+   * its channel for such requests only when one may be there (worker.c;
+   * NULL: it looks every time).  out_has_skip: w->out holds one. */
+  atomic_uint *skip_epoch;
+  int out_has_skip;
   uint64_t task_started; /* pool lock: when its current task started */
   long pid;              /* process workers: set before it is listed */
   int code_started;      /* manager thread: its timed task said it starts */

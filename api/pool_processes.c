@@ -19,6 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifndef _WIN32
+#include <sys/mman.h>
+#endif
 
 #include "pool.h"
 
@@ -62,6 +65,7 @@ static int worker_child_main(void *arg, pebble_bk_chan *chan) {
   cfg.initializer = P->o.initializer;
   cfg.init_arg = P->init_arg;
   cfg.init_arg_size = P->o.initializer_arg_size;
+  cfg.skip_epoch = w->skip_epoch;
   return pb_worker_serve(P->lib->bk, chan, &cfg);
 }
 
@@ -102,6 +106,30 @@ static int config_message(pb_pworker *w) {
 
 /* ================= the manager's side ================= */
 
+/* The word a forked worker shares with the pool (pool.h), or NULL where
+ * there is no shared memory: the worker then reads its channel before
+ * every task sent ahead, as a spawned one does. */
+static atomic_uint *skip_epoch_new(void) {
+#if defined(MAP_SHARED) && defined(MAP_ANONYMOUS)
+  void *p = mmap(NULL, sizeof(atomic_uint), PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p != MAP_FAILED) {
+    atomic_init((atomic_uint *)p, 0);
+    return p;
+  }
+#endif
+  return NULL;
+}
+
+static void skip_epoch_free(atomic_uint *e) {
+#if defined(MAP_SHARED) && defined(MAP_ANONYMOUS)
+  if (e != NULL)
+    munmap((void *)e, sizeof *e);
+#else
+  (void)e;
+#endif
+}
+
 static void watch_worker(pb_manager *m, pb_pworker *w) {
   unsigned ev = PEBBLE_EV_EXIT;
   if (!w->reader.eof)
@@ -129,12 +157,14 @@ static int spawn_one(pb_manager *m, pebble_pool *P, int spare, int *err) {
   w->watch.deadline = PEBBLE_BK_FOREVER;
   w->watch.on_events = worker_events;
   w->watch.on_deadline = worker_deadline;
+  w->reader.task_id_live = &w->task_id;
   if (pb_pool_uses_spawn(P)) {
     rc = pb_start_named_worker(P->lib, P->o.start_method, P->o.worker_program,
                                &w->proc, err);
     if (rc == PEBBLE_OK && (rc = config_message(w)) != PEBBLE_OK)
       bk->proc_destroy(w->proc);
   } else {
+    w->skip_epoch = skip_epoch_new();
     rc = bk->proc_start(&w->proc, worker_child_main, w, err);
   }
   /* Watched before it counts as started: a worker nobody watches would
@@ -146,6 +176,7 @@ static int spawn_one(pb_manager *m, pebble_pool *P, int spare, int *err) {
     bk->proc_destroy(w->proc); /* kills and reaps it */
   }
   if (rc != PEBBLE_OK) {
+    skip_epoch_free(w->skip_epoch);
     free(w);
     pb_log(PEBBLE_LOG_ERROR, "pool %p: cannot start a worker process: %s",
            (void *)P, *err ? strerror(*err) : pebble_strerror(rc));
@@ -356,8 +387,10 @@ int pb_processes_send_now(pebble_pool *P, pb_ptask *t) {
     ;
   if (w == NULL || task_message(P, t, 0, &buf, &size) != PEBBLE_OK)
     return 0;
+  atomic_store(&w->task_id, t->future->id); /* before its answer can come */
   rc = bk->proc_write(w->proc, buf, size, &done);
   if (done == 0 && rc != PEBBLE_OK && rc != PEBBLE_ENOTREADY) {
+    atomic_store(&w->task_id, 0);
     mark_closed(w);
     free(buf);
     return 0;
@@ -399,9 +432,12 @@ static void flush_out(pb_manager *m, pb_pworker *w) {
       task_begins(w, w->task);
     if (rc == PEBBLE_ENOTREADY)
       break;
+    if (done > 0 && w->out_has_skip && w->skip_epoch != NULL)
+      atomic_fetch_add(w->skip_epoch, 1); /* after the write: worker.c */
     if (rc != PEBBLE_OK) { /* the worker is gone: its exit will tell */
       free(w->out);
       w->out = NULL;
+      w->out_has_skip = 0;
       bk->mutex_lock(P->lock);
       mark_closed(w);
       bk->mutex_unlock(P->lock);
@@ -411,6 +447,7 @@ static void flush_out(pb_manager *m, pb_pworker *w) {
     if (w->out_done == w->out_size) {
       free(w->out);
       w->out = NULL;
+      w->out_has_skip = 0;
     }
   }
   watch_worker(m, w);
@@ -463,6 +500,7 @@ static void ask_skip(pb_pworker *w, pb_ptask *t) {
   memcpy(buf, &h, sizeof h);
   memcpy(buf + sizeof h, &id, sizeof id);
   if (out_append(w, buf, sizeof h + sizeof id) == PEBBLE_OK) {
+    w->out_has_skip = 1;
     t->skip_sent = 1;
     w->flush_pending = 1;
   }
@@ -568,6 +606,7 @@ static int task_notice(pb_manager *m, pb_pworker *w, int started,
   P->ahead--;
   if (started) {
     w->task = t;
+    atomic_store(&w->task_id, t->future->id);
     w->task_started = bk->now_ns();
     P->running++;
   }
@@ -670,6 +709,7 @@ static int hand_task(pb_manager *m, pebble_pool *P, pb_pworker *w) {
   if (t == NULL)
     return 0;
   w->task = t;
+  atomic_store(&w->task_id, t->future->id);
   w->task_unsent = 1;
   w->task_started = bk->now_ns();
   w->state = PB_W_BUSY;
@@ -813,6 +853,7 @@ static pb_ptask *detach_task(pebble_pool *P, pb_pworker *w, int *killed) {
   bk->mutex_lock(P->lock);
   t = w->task;
   w->task = NULL;
+  atomic_store(&w->task_id, 0);
   w->task_unsent = 0;
   if (t != NULL)
     P->running--;
@@ -832,6 +873,7 @@ static pb_ptask *detach_task(pebble_pool *P, pb_pworker *w, int *killed) {
 static void drop_out(pb_pworker *w) {
   free(w->out);
   w->out = NULL;
+  w->out_has_skip = 0;
 }
 
 static void kill_worker(pb_pworker *w, int force) {
@@ -875,10 +917,8 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
   pb_ptask *t;
 
   for (;;) {
-    /* An outcome must answer the task the worker runs now. */
-    bk->mutex_lock(P->lock);
-    w->reader.task_id = w->task != NULL ? w->task->future->id : 0;
-    bk->mutex_unlock(P->lock);
+    /* An outcome must answer the task the worker runs now: the reader
+     * checks each header against w->task_id, without the pool lock. */
     switch (pb_reader_step(&w->reader, bk, w->proc, P->o.max_message_size,
                            &budget, &status, why, sizeof why)) {
     case PB_READ_AGAIN:
@@ -1114,6 +1154,7 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
   bk->mutex_unlock(P->lock);
   log_worker_end(P, &info, label, info.killed_by_library,
                  w->state == PB_W_QUITTING, replace);
+  skip_epoch_free(w->skip_epoch);
   free(w);
   if (replace && P->crash_streak >= BACKOFF_AFTER)
     schedule_respawn(m, P, now);

@@ -50,6 +50,14 @@ typedef struct inbox {
   /* The next task's STARTED or SKIPPED went out with the last outcome. */
   int decided, decided_skip;
   uint64_t decided_id;
+  /* Forked workers (pb_worker_config): the pool bumps *skip_epoch after
+   * writing a SKIP.  The channel holds no SKIP not read yet while the
+   * word still has the value it had before the last read that found the
+   * channel empty (epoch_seen), so the worker reads it only when the word
+   * moved: no system call per task sent ahead. */
+  atomic_uint *skip_epoch;
+  unsigned epoch_seen;
+  int epoch_known;
 } inbox;
 
 /* Room for n more bytes after len. */
@@ -163,12 +171,24 @@ static int chan_read_exact(void *from, void *dst, size_t len) {
 static void in_scan_skips(inbox *in) {
   const pebble_backend *bk = in->bk;
   size_t at;
-  while (in->len - in->pos < PB_INBOX_DRAIN_MAX) {
+  unsigned epoch = 0;
+  int look = 1;
+  if (in->skip_epoch != NULL) {
+    epoch = atomic_load(in->skip_epoch); /* before the read below */
+    look = !in->epoch_known || epoch != in->epoch_seen;
+  }
+  while (look && in->len - in->pos < PB_INBOX_DRAIN_MAX) {
     size_t got = 0;
-    if (in_room(in, PB_INBOX_MIN) != PEBBLE_OK ||
-        bk->chan_read_ready(in->chan, in->data + in->len, in->cap - in->len,
-                            &got) != PEBBLE_OK)
-      break; /* nothing more now; a closed channel shows on the next read */
+    if (in_room(in, PB_INBOX_MIN) != PEBBLE_OK)
+      break;
+    if (bk->chan_read_ready(in->chan, in->data + in->len, in->cap - in->len,
+                            &got) != PEBBLE_OK) {
+      /* Nothing more now (a closed channel shows on the next read): every
+       * SKIP written before `epoch` was read is in the inbox. */
+      in->epoch_seen = epoch;
+      in->epoch_known = in->skip_epoch != NULL;
+      break;
+    }
     in->len += got;
   }
   at = in->scanned > in->pos ? in->scanned : in->pos;
@@ -367,6 +387,7 @@ int pb_worker_serve(const pebble_backend *bk, pebble_bk_chan *chan,
   memset(&in, 0, sizeof in);
   in.bk = bk;
   in.chan = chan;
+  in.skip_epoch = cfg->skip_epoch;
   in.read_some = bk->struct_size >= offsetof(pebble_backend, chan_read) +
                                         sizeof bk->chan_read
                      ? bk->chan_read
