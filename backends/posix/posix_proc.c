@@ -18,6 +18,7 @@
 #endif
 
 #include <errno.h>
+#include <poll.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -417,7 +418,8 @@ int pbp_chan_read(pebble_bk_chan *chan, void *buf, size_t len, size_t *done) {
   if (chan == NULL || buf == NULL || done == NULL || len == 0)
     return PEBBLE_EINVAL;
   for (;;) {
-    ssize_t n = recv(chan->fd, buf, len > SSIZE_MAX ? SSIZE_MAX : len, 0);
+    ssize_t n = recv(chan->fd, buf, len > SSIZE_MAX ? SSIZE_MAX : len,
+                     MSG_DONTWAIT);
     if (n > 0) {
       *done = (size_t)n;
       return PEBBLE_OK;
@@ -426,6 +428,19 @@ int pbp_chan_read(pebble_bk_chan *chan, void *buf, size_t len, size_t *done) {
       return PEBBLE_EDIED; /* the parent closed its end */
     if (errno == EINTR)
       continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      /* Wait in poll, not in recv: a socket wakes a reader blocked in
+       * recv each time the other side frees the space of a message this
+       * end sent (one wait queue for both directions), while poll wakes
+       * only for data. */
+      struct pollfd pfd;
+      pfd.fd = chan->fd;
+      pfd.events = POLLIN;
+      pfd.revents = 0;
+      if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+        return PEBBLE_ESYSTEM;
+      continue;
+    }
     return errno == ECONNRESET ? PEBBLE_EDIED : PEBBLE_ESYSTEM;
   }
 }
