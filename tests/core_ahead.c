@@ -192,6 +192,48 @@ static void test_cancel_skips(void) {
   }
 }
 
+/* As above, but the cancelled task is already in the worker's own
+ * buffer when the cancel comes: the worker read it together with the task
+ * it runs (sent ahead behind a first one, which has looked at the channel
+ * already).  Before it starts the task it must still see the skip request
+ * written after that read. */
+static void test_cancel_skips_buffered(void) {
+  int round;
+  for (round = 0; round < CANCEL_ROUNDS / 2; round++) {
+    scene s0, s;
+    pebble_pool *p = one_worker(PEBBLE_SEND_AHEAD_ALWAYS);
+    pebble_future *a0, *a1, *b, *c;
+    int64_t v = 0;
+    CU_ASSERT_EQUAL_FATAL(scene_open(&s0), 0);
+    CU_ASSERT_EQUAL_FATAL(scene_open(&s), 0);
+    a0 = schedule_str(p, gate, s0.gate);
+    CU_ASSERT_EQUAL(started(a0), 1);
+    a1 = schedule_str(p, gate, s.gate);
+    b = schedule_str(p, mark, s.mark_b);
+    c = schedule_str(p, mark, s.mark_c);
+    CU_ASSERT_EQUAL(sent_ahead(p, ahead_expected() ? 3 : 0), 1);
+    open_gate(&s0); /* the worker reads a1, b and c, and starts a1 */
+    CU_ASSERT_EQUAL(started(a1), 1);
+    CU_ASSERT_EQUAL(pebble_future_state(b), PEBBLE_PENDING);
+    CU_ASSERT_EQUAL(pebble_future_cancel(b), PEBBLE_OK);
+    open_gate(&s);
+    CU_ASSERT_EQUAL(pebble_future_get_int(a1, PEBBLE_SEC(60), &v), PEBBLE_OK);
+    CU_ASSERT_EQUAL(v, 7);
+    CU_ASSERT_EQUAL(pebble_future_get_int(c, PEBBLE_SEC(60), &v), PEBBLE_OK);
+    CU_ASSERT_EQUAL(pebble_future_state(b), PEBBLE_CANCELLED);
+    CU_ASSERT_EQUAL(exists(s.mark_b), 0); /* never started */
+    CU_ASSERT_EQUAL(exists(s.mark_c), 1);
+    CU_ASSERT_EQUAL(pool_stats(p).worker_restarts, 0); /* skipped */
+    pebble_future_release(a0);
+    pebble_future_release(a1);
+    pebble_future_release(b);
+    pebble_future_release(c);
+    CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
+    scene_close(&s0);
+    scene_close(&s);
+  }
+}
+
 /* The worker dies running the first task: the two sent ahead never
  * started, so they run on its replacement instead of failing with it. */
 static void test_death_gives_back(void) {
@@ -363,6 +405,9 @@ int main(void) {
   CU_TestInfo tests[] = {
       {"a cancelled task sent ahead is skipped, never started",
        test_cancel_skips},
+      {"a cancelled task sent ahead and already read by its worker is "
+       "skipped, never started",
+       test_cancel_skips_buffered},
       {"a dying worker gives back the tasks sent ahead",
        test_death_gives_back},
       {"a stop cancels the tasks sent ahead", test_stop_cancels},
