@@ -54,10 +54,9 @@ extern "C" {
 /* Versions                                                            */
 /* ------------------------------------------------------------------ */
 
-#define PEBBLE_VERSION_MAJOR 0
-#define PEBBLE_VERSION_MINOR 1
-#define PEBBLE_VERSION_PATCH 0
-#define PEBBLE_VERSION_STRING "0.1.0"
+/* PEBBLE_VERSION_MAJOR, _MINOR, _PATCH and _STRING ("0.2.0"), made by
+   configure from the version in configure.ac. */
+#include "pebble_version.h"
 #define PEBBLE_VERSION_HEX                                                   \
   ((PEBBLE_VERSION_MAJOR << 16) | (PEBBLE_VERSION_MINOR << 8) |              \
    PEBBLE_VERSION_PATCH)
