@@ -26,7 +26,7 @@ candidates() {
     find . \( -name .git -o -name autom4te.cache -o -name .deps -o -name .libs \
              -o -name _build -o -name 'build-*' -o -name 'pebble-[0-9]*' \
              -o -path ./build-aux -o -path ./m4 -o -path ./debian/.debhelper \
-             -o -path './debian/tmp' \) -prune -o -type f -print | sed 's|^\./||'
+             -o -path './debian/tmp' \) -prune -o -type f -print | sed 's|^\./||' | sort
   fi
 }
 
