@@ -54,7 +54,7 @@ extern "C" {
 /* Versions                                                            */
 /* ------------------------------------------------------------------ */
 
-/* PEBBLE_VERSION_MAJOR, _MINOR, _PATCH and _STRING ("0.2.0"), made by
+/* PEBBLE_VERSION_MAJOR, _MINOR, _PATCH and _STRING (e.g. "1.2.3"), made by
    configure from the version in configure.ac. */
 #include "pebble_version.h"
 #define PEBBLE_VERSION_HEX                                                   \
