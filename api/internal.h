@@ -37,7 +37,17 @@
 #define PB_TLS _Thread_local
 #endif
 
+#ifdef _WIN32
+#define PB_DEFAULT_BACKEND "apr" /* the only backend there, built in */
+/* The directory of the module (DLL or program) that holds libpebble,
+ * joined with rel; fallback when the system cannot say. */
+const char *pb_library_relative_dir(const char *rel, const char *fallback);
+#else
 #define PB_DEFAULT_BACKEND "posix"
+#endif
+/* A system error code in words: strerror, or on Windows (where the codes
+ * are GetLastError's) the system's own text, from FormatMessage. */
+const char *pb_sys_strerror(int err);
 #define PB_STRIPES 32
 #define PB_MESSAGE_MAX 1024 /* task failure messages, with the NUL */
 

@@ -246,7 +246,7 @@ int pb_lib_get(pb_lib **out) {
     int err = 0;
     if (L->bk->proc_forkserver(NULL, &err) != PEBBLE_OK)
       pb_log(PEBBLE_LOG_WARN, "cannot start the forkserver now: %s",
-             err ? strerror(err) : "refused");
+             err ? pb_sys_strerror(err) : "refused");
   }
   *out = L;
   return rc;

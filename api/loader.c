@@ -23,13 +23,36 @@
  * --prefix rebuilds this file (a -D on the command line would not). */
 #include "pebble_module_dir.h"
 
+/* The built-in backend: posix, or apr on Windows, where it is the only
+ * one (PB_DEFAULT_BACKEND names the same). */
+#ifdef _WIN32
+const pebble_backend *pebble__backend_apr_get(void);
+#define PB_BUILTIN_NAME "apr"
+#define PB_BUILTIN_GET pebble__backend_apr_get
+#else
 const pebble_backend *pebble__backend_posix_get(void);
+#define PB_BUILTIN_NAME "posix"
+#define PB_BUILTIN_GET pebble__backend_posix_get
+#endif
 
 static const struct {
   const char *name;
   const pebble_backend *(*get)(void);
-} builtins[] = {{"posix", pebble__backend_posix_get}};
+} builtins[] = {{PB_BUILTIN_NAME, PB_BUILTIN_GET}};
 #define N_BUILTINS (sizeof builtins / sizeof builtins[0])
+
+/* The install directory of modules.  On Windows a library is moved with
+ * its directory tree (an installer chooses where), so the directory is
+ * found from the DLL itself: <directory of libpebble-0.dll>\..\lib\pebble
+ * (libtool puts the DLL in bin\ and modules in lib\pebble\); elsewhere
+ * it is the configured pkglibdir. */
+static const char *install_dir(void) {
+#ifdef _WIN32
+  return pb_library_relative_dir("..\\lib\\pebble", PEBBLE_MODULE_DIR);
+#else
+  return PEBBLE_MODULE_DIR;
+#endif
+}
 
 /* Modules loaded so far, by path: loaded once, kept for good. */
 typedef struct loaded_module {
@@ -235,7 +258,7 @@ static void dirs_text(char *buf, size_t len) {
   each_path_dir(add_dir_text, &t);
   used = strlen(buf);
   snprintf(buf + used, len - used, "%s%s (install directory)",
-           used ? ", " : "", PEBBLE_MODULE_DIR);
+           used ? ", " : "", install_dir());
 }
 
 struct dirs_visit {
@@ -255,7 +278,7 @@ int pebble_backend_dirs(pebble_backend_dir_fn fn, void *user_data) {
   v.fn = fn;
   v.user_data = user_data;
   each_path_dir(visit_path_dir, &v);
-  fn(PEBBLE_MODULE_DIR, "install directory", user_data);
+  fn(install_dir(), "install directory", user_data);
   return PEBBLE_OK;
 }
 
@@ -283,7 +306,7 @@ int pb_backend_resolve(const char *name, pb_backend_ref *out) {
   out->path = NULL;
   if (out->bk != NULL)
     return pb_backend_check(out->bk, name, name);
-  if (try_dir(PEBBLE_MODULE_DIR, name, out, &c.rc))
+  if (try_dir(install_dir(), name, out, &c.rc))
     return c.rc;
   pb_backend_names(names, sizeof names);
   dirs_text(dirs, sizeof dirs);
@@ -349,7 +372,7 @@ void pb_backend_names(char *buf, size_t len) {
   for (i = 0; i < N_BUILTINS; i++)
     add_name(&l, builtins[i].name);
   each_path_dir(list_dir, &l);
-  list_dir(PEBBLE_MODULE_DIR, &l);
+  list_dir(install_dir(), &l);
 }
 
 /* Backends are gathered under the boot lock, then shown to the caller
@@ -429,7 +452,7 @@ int pebble_backend_foreach(pebble_backend_visit_fn fn, void *user_data) {
               ok == PEBBLE_OK ? NULL : "failed its checks");
   }
   each_path_dir(visit_dir, &c);
-  visit_dir(PEBBLE_MODULE_DIR, &c);
+  visit_dir(install_dir(), &c);
   pb_static_unlock(PB_LOCK_BOOT);
   for (i = 0; i < c.n; i++) {
     visit_item *it = &c.items[i];

@@ -151,18 +151,25 @@ static uint64_t expire(pb_manager *m) {
 static void manager_main(void *arg) {
   pb_manager *m = arg;
   pebble_wait_event events[PB_EVENTS_MAX];
+  int wait_rc = PEBBLE_OK; /* the last wait's error, said once */
   pb_role.library_thread = 1;
   pb_role.manager_thread = 1;
   for (;;) {
     size_t n = 0, i;
     uint64_t next;
-    int stop = run_commands(m);
+    int rc, stop = run_commands(m);
     next = expire(m);
     if (stop && m->active == NULL && atomic_load(&m->owned) == 0)
       break;
     if (!may_sleep(m))
       continue; /* a deadline handler posted: run it first */
-    m->bk->waitset_wait(m->ws, next, events, PB_EVENTS_MAX, &n);
+    rc = m->bk->waitset_wait(m->ws, next, events, PB_EVENTS_MAX, &n);
+    if (rc != PEBBLE_OK && rc != wait_rc) /* a backend fault: say so once */
+      pb_log(PEBBLE_LOG_ERROR,
+             "the manager thread's wait failed (%s): it cannot sleep "
+             "until the backend's waitset works",
+             pebble_strerror(rc));
+    wait_rc = rc;
     awake(m);
     for (i = 0; i < n; i++) {
       pb_watch *w = events[i].tag;

@@ -44,7 +44,10 @@ extern "C" {
 #define PEBBLE_API
 #endif
 
-#if defined(__GNUC__)
+#if defined(__GNUC__) && defined(__MINGW32__)
+/* The library formats with mingw's C99 printf (%zu), not msvcrt's. */
+#define PEBBLE_PRINTF(f, a) __attribute__((format(gnu_printf, f, a)))
+#elif defined(__GNUC__)
 #define PEBBLE_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
 #define PEBBLE_PRINTF(f, a)

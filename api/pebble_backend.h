@@ -292,6 +292,10 @@ typedef const pebble_backend *(*pebble_backend_get_fn)(void);
 #ifdef PEBBLE_BACKEND_BUILTIN
 #define PEBBLE_BACKEND_ENTRY(name)                                           \
   const pebble_backend *pebble__backend_##name##_get(void)
+#elif defined(_WIN32)
+/* A module DLL exports its entry point (PEBBLE_API would import it). */
+#define PEBBLE_BACKEND_ENTRY(name)                                           \
+  __declspec(dllexport) const pebble_backend *pebble_backend_##name##_get(void)
 #else
 #define PEBBLE_BACKEND_ENTRY(name)                                           \
   PEBBLE_API const pebble_backend *pebble_backend_##name##_get(void)

@@ -66,6 +66,54 @@ unsigned pb_online_cpus(void) {
   return (unsigned)si.dwNumberOfProcessors;
 }
 const char *pb_path_list_separator(void) { return ";"; }
+
+static INIT_ONCE relative_dir_once = INIT_ONCE_STATIC_INIT;
+static char relative_dir[4096];
+struct relative_dir_args {
+  const char *rel, *fallback;
+};
+static BOOL CALLBACK find_relative_dir(PINIT_ONCE once, PVOID arg,
+                                       PVOID *unused) {
+  const struct relative_dir_args *a = arg;
+  HMODULE self = NULL;
+  char path[4096], *slash;
+  DWORD n;
+  (void)once, (void)unused;
+  /* The module this code is in: libpebble-0.dll, or the program when
+   * the library is linked statically. */
+  if (GetModuleHandleExA(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS |
+                             GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT,
+                         (LPCSTR)(const void *)relative_dir, &self) &&
+      (n = GetModuleFileNameA(self, path, sizeof path)) > 0 &&
+      n < sizeof path && (slash = strrchr(path, '\\')) != NULL) {
+    *slash = '\0';
+    snprintf(relative_dir, sizeof relative_dir, "%s\\%s", path, a->rel);
+  } else {
+    snprintf(relative_dir, sizeof relative_dir, "%s", a->fallback);
+  }
+  return TRUE;
+}
+const char *pb_library_relative_dir(const char *rel, const char *fallback) {
+  struct relative_dir_args a;
+  a.rel = rel;
+  a.fallback = fallback;
+  InitOnceExecuteOnce(&relative_dir_once, find_relative_dir, &a, NULL);
+  return relative_dir;
+}
+
+const char *pb_sys_strerror(int err) {
+  static PB_TLS char text[256];
+  DWORD n = FormatMessageA(FORMAT_MESSAGE_FROM_SYSTEM |
+                               FORMAT_MESSAGE_IGNORE_INSERTS,
+                           NULL, (DWORD)err, 0, text, sizeof text, NULL);
+  /* The system's text ends in ".\r\n". */
+  while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r' ||
+                   text[n - 1] == ' ' || text[n - 1] == '.'))
+    text[--n] = '\0';
+  if (n == 0)
+    snprintf(text, sizeof text, "system error %d", err);
+  return text;
+}
 void pb_prefault(void *p, size_t size) { (void)p, (void)size; }
 size_t pb_physical_memory(void) { return SIZE_MAX; }
 
@@ -177,6 +225,7 @@ const char *pb_module_ext(void) {
 #endif
 }
 const char *pb_path_list_separator(void) { return ":"; }
+const char *pb_sys_strerror(int err) { return strerror(err); }
 
 unsigned pb_online_cpus(void) {
   long n = sysconf(_SC_NPROCESSORS_ONLN);

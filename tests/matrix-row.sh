@@ -8,8 +8,10 @@
 # program that exits 77 lacks a capability of the backend: it is shown as
 # skipped, with its reason.  Tests skipped inside a program (not possible
 # under this start method) are counted and named, never passed.
+# ROW (optional third argument) names a row other than BACKEND-METHOD:
+# win-apr-spawn runs on Windows, under Wine (PEBBLE_TEST_WINE set).
 backend=$1 method=$2
-row="$backend-$method"
+row=${3:-$backend-$method}
 : "${top_builddir:=.}" "${top_srcdir:=.}"
 dir="$top_builddir/tests/matrix/$row"
 mkdir -p "$dir"
@@ -17,6 +19,13 @@ mkdir -p "$dir"
 PEBBLE_BACKEND=$backend
 PEBBLE_START_METHOD=$method
 export PEBBLE_BACKEND PEBBLE_START_METHOD
+runner="$top_srcdir/tests/run-test.sh"
+if [ -n "${PEBBLE_TEST_WINE:-}" ]; then
+  # Windows has spawn only, and no process tasks yet: the backend does
+  # not claim spawn, so the start method is not named.
+  unset PEBBLE_START_METHOD
+  runner="$top_srcdir/tests/wine-run.sh"
+fi
 # The built-in POSIX backend needs no path; others are modules of this tree.
 if [ "$backend" != posix ]; then
   PEBBLE_BACKEND_PATH="$top_builddir/backends/$backend/.libs"
@@ -29,6 +38,30 @@ programs="tests/core_thread tests/core_future tests/core_process tests/core_pool
 if [ "$method" = fork ] && [ "$backend" != posix ]; then
   programs="$programs examples/check-examples.sh examples/check-pool-examples.sh"
 fi
+# On Windows: what runs today, and each program of the rows above that
+# does not run there yet, with why (shown as skipped, never as passed).
+not_ported=
+if [ -n "${PEBBLE_TEST_WINE:-}" ]; then
+  programs="tests/win_threads tests/win-examples.sh"
+  why_posix="not yet ported: the CUnit suites use POSIX headers and fork/waitpid (issue 14, item 7)"
+  why_proc="not yet ported: process tasks on Windows (issue 14, item 4)"
+  not_ported="core_thread:$why_posix
+core_future:$why_posix
+core_process:$why_proc
+core_pool:$why_posix
+core_ahead:$why_proc
+core_resolve:$why_posix
+core_map:$why_posix
+core_shared_result:$why_proc
+core_spawn:$why_proc
+core_traps:$why_proc
+core_observe:$why_posix
+core_faults:$why_proc
+core_alloc:$why_posix
+cap_kill_group:$why_proc
+process examples:$why_proc
+event_loop:not yet ported: an Event HANDLE for pebble_cqueue_handle (issue 14, item 5)"
+fi
 total=0 passed=0 failed=0 skipped=0 status=0
 printf '%-17s %-20s %s\n' "row" "program" "result" > "$dir/table.txt"
 for path in $programs; do
@@ -36,7 +69,7 @@ for path in $programs; do
   log="$dir/$prog.log"
   case $path in
     *.sh) "$SHELL" "$top_srcdir/tests/run-test.sh" "$top_srcdir/$path" > "$log" 2>&1 ;;
-    *) "$SHELL" "$top_srcdir/tests/run-test.sh" "$top_builddir/$path" > "$log" 2>&1 ;;
+    *) "$SHELL" "$runner" "$top_builddir/$path" > "$log" 2>&1 ;;
   esac
   rc=$?
   line=$(awk '/^ *tests +[0-9]/ {print $2, $4, $5; exit}' "$log")
@@ -74,6 +107,13 @@ for path in $programs; do
     tail -n 30 "$log"
   fi
 done
+while IFS= read -r entry; do
+  [ -n "$entry" ] || continue
+  skipped=$((skipped + 1))
+  printf '%-17s %-20s %s\n' "$row" "${entry%%:*}" "skipped: ${entry#*:}" | tee -a "$dir/table.txt"
+done <<EOF
+$not_ported
+EOF
 echo "Run Summary:    Type  Total    Ran Passed Failed Inactive"
 echo "               tests  $total  $total  $passed  $failed  0"
 echo "Skipped tests: $skipped"

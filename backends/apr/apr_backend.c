@@ -249,17 +249,32 @@ uint64_t pba_now_ns(void) {
 #define DESC_START "spawned (apr_proc_create)"
 #endif
 
+/* On Windows only threads for now: process tasks need a waitset for
+ * pipes and process handles, handle inheritance that APR does not do on
+ * NT, and Job objects (issue 14, item 4; docs/backends.md "Windows").
+ * Without the capability a process task is refused with a clear error
+ * instead of never resolving. */
+#ifdef _WIN32
+#define CAPS PEBBLE_CAP_THREADS
+#define DESC_PROCS "processes: not yet on Windows"
+#else
+#define CAPS                                                                 \
+  (PEBBLE_CAP_THREADS | PEBBLE_CAP_PROCESSES | CAP_FORK | PEBBLE_CAP_SPAWN | \
+   PEBBLE_CAP_PDEATHSIG)
+#define DESC_PROCS                                                           \
+  "processes " DESC_START "; exits seen by a thread in "                     \
+  "apr_proc_wait; workers die with their parent (lifeline pipe); no "        \
+  "process groups"
+#endif
+
 static const pebble_backend table = {
     .abi_major = PEBBLE_BACKEND_ABI_MAJOR,
     .abi_minor = PEBBLE_BACKEND_ABI_MINOR,
     .struct_size = sizeof(pebble_backend),
     .name = "apr",
     .description = "Apache Portable Runtime threads and processes; "
-                   "processes " DESC_START "; exits seen by a thread in "
-                   "apr_proc_wait; workers die with their parent (lifeline pipe); no "
-                   "process groups",
-    .caps = PEBBLE_CAP_THREADS | PEBBLE_CAP_PROCESSES | CAP_FORK |
-            PEBBLE_CAP_SPAWN | PEBBLE_CAP_PDEATHSIG,
+                   DESC_PROCS,
+    .caps = CAPS,
     .init = apr_backend_init,
     .shutdown = apr_backend_shutdown,
     .fork_generation = pba_proc_fork_generation,
@@ -303,6 +318,8 @@ static const pebble_backend table = {
     .fork_child = pba_fork_child,
 };
 
-PEBBLE_API const pebble_backend *pebble_backend_apr_get(void);
+/* The entry point: hidden pebble__backend_apr_get when built into
+ * libpebble (Windows), exported pebble_backend_apr_get as a module. */
+PEBBLE_BACKEND_ENTRY(apr);
 
 PEBBLE_BACKEND_ENTRY(apr) { return &table; }

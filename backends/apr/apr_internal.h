@@ -35,7 +35,7 @@
 
 #include "pebble_backend.h"
 
-#if defined(__GNUC__)
+#if defined(__GNUC__) && !defined(_WIN32) /* PE has no ELF visibility */
 #define PBA_HIDDEN __attribute__((visibility("hidden")))
 #else
 #define PBA_HIDDEN

@@ -12,9 +12,8 @@
  * returns early.  Only adding a process allocates: it makes room for it
  * in the list and in the waiter's array at once, so a wait never needs
  * memory and a process whose watch was refused is known to the caller.
- * (On Windows apr_poll takes sockets only; the pipes
- * there would need a reader thread per worker, which is not written yet:
- * see docs/backends.md.)
+ * (On Windows apr_poll takes sockets only: the waitset there is
+ * apr_waitset_win32.c.)
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
