@@ -1,9 +1,9 @@
 /*
  * win_threads.c -- the thread side of the contract on Windows (run under
  * Wine by make check): thread tasks, their errors, timeouts, cancel and
- * callbacks, thread pools and maps, the built-in default backend, the
- * refusal of process tasks (not ported yet), and an idle library that
- * uses no CPU.  Plain C with no CUnit (there is no mingw build of it
+ * callbacks, ExitThread in a task, thread pools and maps, a completion
+ * queue's Event handle, the built-in default backend, the refusal of process tasks (not ported yet), and an
+ * idle library that uses no CPU.  Plain C with no CUnit (there is no mingw build of it
  * here); the last lines are CUnit's summary, which the matrix counts.
  */
 #include <inttypes.h>
@@ -70,6 +70,13 @@ static int until_stopped(pebble_ctx *ctx, const void *arg, size_t size) {
     Sleep(10);
   }
   return pebble_result_int(ctx, 0);
+}
+
+/* Ends its thread without returning, as pthread_exit does on Linux. */
+static int exits_thread(pebble_ctx *ctx, const void *arg, size_t size) {
+  (void)ctx, (void)arg, (void)size;
+  ExitThread(0);
+  return 0;
 }
 
 static atomic_int callbacks;
@@ -142,6 +149,19 @@ static int test_thread_cancel(void) {
   for (i = 0; i < 2000 && atomic_load(&stopped_seen) == before; i++)
     Sleep(10);
   CHECK(atomic_load(&stopped_seen) > before);
+  pebble_future_release(f);
+  return 0;
+}
+
+/* The future resolves as failed (as for pthread_exit on Linux): the
+ * backend sees the thread end through a fiber-local storage callback. */
+static int test_exit_thread(void) {
+  pebble_future *f;
+  CHECK(pebble_run(PEBBLE_THREAD, exits_thread, NULL, 0, NULL, &f) ==
+        PEBBLE_OK);
+  CHECK(pebble_future_get(f, PEBBLE_SEC(30), NULL, NULL) == PEBBLE_ETASK);
+  CHECK(pebble_future_state(f) == PEBBLE_FAILED);
+  printf("  message: %s\n", pebble_future_message(f));
   pebble_future_release(f);
   return 0;
 }
@@ -239,6 +259,32 @@ static int test_pool_timeout_and_map(void) {
   return 0;
 }
 
+/* A completion queue's handle is an Event a Windows loop waits on:
+ * signalled while resolved futures wait in the queue, reset once it is
+ * drained. */
+static int test_cqueue_event(void) {
+  pebble_cqueue *q;
+  pebble_future *f, *got[4];
+  intptr_t h;
+  size_t n = 0;
+  int64_t in = 5, v;
+  CHECK(pebble_cqueue_create(&q) == PEBBLE_OK);
+  CHECK(pebble_cqueue_handle(q, &h) == PEBBLE_OK);
+  CHECK(WaitForSingleObject((HANDLE)h, 0) == WAIT_TIMEOUT);
+  CHECK(pebble_run(PEBBLE_THREAD, add, &in, sizeof in, NULL, &f) ==
+        PEBBLE_OK);
+  CHECK(pebble_cqueue_add(q, f) == PEBBLE_OK);
+  pebble_future_release(f);
+  CHECK(WaitForSingleObject((HANDLE)h, 60000) == WAIT_OBJECT_0);
+  CHECK(pebble_cqueue_drain(q, got, 4, &n) == PEBBLE_OK);
+  CHECK(n == 1);
+  CHECK(pebble_future_get_int(got[0], 0, &v) == PEBBLE_OK && v == 6);
+  pebble_future_release(got[0]);
+  CHECK(WaitForSingleObject((HANDLE)h, 0) == WAIT_TIMEOUT);
+  pebble_cqueue_destroy(q);
+  return 0;
+}
+
 /* Not ported yet (issue 14, item 4): refused at once, with a reason,
  * never a future that does not resolve. */
 static int test_process_refused(void) {
@@ -303,9 +349,11 @@ int main(void) {
   run("thread task error", test_thread_error);
   run("thread task timeout", test_thread_timeout);
   run("thread task cancel", test_thread_cancel);
+  run("thread task that calls ExitThread", test_exit_thread);
   run("callbacks", test_callbacks);
   run("thread pool", test_thread_pool);
   run("thread pool timeout and map", test_pool_timeout_and_map);
+  run("completion queue handle is an Event", test_cqueue_event);
   run("process tasks refused (not ported)", test_process_refused);
   run("idle library uses no CPU", test_idle_uses_no_cpu);
   run("shutdown", test_shutdown);

@@ -5,7 +5,8 @@
  * subpool of it, and both go when the thread is joined.  A thread that
  * ends without returning (the task called apr_thread_exit or the
  * platform's equivalent) is noticed by a thread-key destructor, which
- * runs `unwound`.  Library threads run with every asynchronous signal
+ * runs `unwound`; on Windows, where APR runs no thread-key destructors,
+ * by a fiber-local storage callback, which runs at ExitThread too.  Library threads run with every asynchronous signal
  * blocked; task threads with the mask the application had at init, since
  * they are started from library threads and would inherit theirs.
  */
@@ -26,6 +27,8 @@
 #include <signal.h>
 #define PBA_HAVE_SIGMASK 1
 static sigset_t app_mask;
+#else
+#include <windows.h>
 #endif
 
 struct pebble_bk_thread {
@@ -51,12 +54,30 @@ static void unwound_destructor(void *value) {
     t->unwound(t->arg);
 }
 
+#ifdef _WIN32
+static DWORD running_fls = FLS_OUT_OF_INDEXES;
+static VOID WINAPI unwound_fls(PVOID value) { unwound_destructor(value); }
+static void running_set(pebble_bk_thread *t) {
+  if (running_fls != FLS_OUT_OF_INDEXES)
+    FlsSetValue(running_fls, t);
+}
+#else
+static void running_set(pebble_bk_thread *t) {
+  if (running_key != NULL)
+    apr_threadkey_private_set(t, running_key);
+}
+#endif
+
 void pba_thread_capture_app_mask(void) {
 #ifdef PBA_HAVE_SIGMASK
   pthread_sigmask(SIG_SETMASK, NULL, &app_mask);
 #endif
   /* The key lives for the process: a key deleted while threads run
    * could miss a destructor. */
+#ifdef _WIN32
+  if (running_fls == FLS_OUT_OF_INDEXES)
+    running_fls = FlsAlloc(unwound_fls);
+#endif
   if (key_pool == NULL && apr_allocator_create(&key_allocator) == APR_SUCCESS &&
       apr_pool_create_unmanaged_ex(&key_pool, NULL, key_allocator) ==
           APR_SUCCESS) {
@@ -94,11 +115,9 @@ static void *APR_THREAD_FUNC trampoline(apr_thread_t *self, void *data) {
   else
     pthread_sigmask(SIG_SETMASK, &app_mask, NULL);
 #endif
-  if (running_key != NULL)
-    apr_threadkey_private_set(t, running_key);
+  running_set(t);
   t->fn(t->arg);
-  if (running_key != NULL)
-    apr_threadkey_private_set(NULL, running_key);
+  running_set(NULL);
   return NULL;
 }
 
