@@ -996,7 +996,10 @@ PEBBLE_API int pebble_wait_any(pebble_future *const *futures, size_t count,
  * one-shot launch, in the order they resolve.  Its OS handle (a file
  * descriptor on POSIX) is readable, level-triggered, while resolved
  * futures wait in it, so an application's poll/epoll, libuv or libevent
- * loop can watch it and drain without blocking a thread.  It also works as
+ * loop can watch it and drain without blocking a thread.  On Windows the
+ * handle is an Event HANDLE (cast it back: (HANDLE)handle), signalled
+ * while resolved futures wait, for WaitForMultipleObjects or a loop's
+ * handle watcher.  It also works as
  * an as-completed iterator with pebble_cqueue_wait().
  * Thread safety: any thread may add and drain.
  */

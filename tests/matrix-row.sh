@@ -60,7 +60,7 @@ core_faults:$why_proc
 core_alloc:$why_posix
 cap_kill_group:$why_proc
 process examples:$why_proc
-event_loop:not yet ported: an Event HANDLE for pebble_cqueue_handle (issue 14, item 5)"
+event_loop:not yet ported: the example waits with poll() (the queue's Event handle is checked in win_threads)"
 fi
 total=0 passed=0 failed=0 skipped=0 status=0
 printf '%-17s %-20s %s\n' "row" "program" "result" > "$dir/table.txt"

@@ -1,7 +1,8 @@
 /*
  * apr_notifier.c -- a pipe an application's event loop can watch:
  * readable while set.  Set and clear are idempotent, so the pipe holds at
- * most one byte.
+ * most one byte.  On Windows a loop waits on handles, not on a pipe's
+ * readability: there it is a manual-reset Event, signalled while set.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -10,6 +11,47 @@
 #include <apr_portable.h>
 
 #include "apr_internal.h"
+
+#ifdef _WIN32
+#include <stdlib.h>
+
+#include <windows.h>
+
+struct pebble_bk_notifier {
+  HANDLE event; /* manual reset: stays signalled until cleared */
+};
+
+int pba_notifier_create(pebble_bk_notifier **out) {
+  pebble_bk_notifier *n;
+  if (out == NULL)
+    return PEBBLE_EINVAL;
+  if ((n = calloc(1, sizeof *n)) == NULL)
+    return PEBBLE_ENOMEM;
+  n->event = CreateEventW(NULL, TRUE, FALSE, NULL);
+  if (n->event == NULL) {
+    free(n);
+    return PEBBLE_ESYSTEM;
+  }
+  *out = n;
+  return PEBBLE_OK;
+}
+
+void pba_notifier_destroy(pebble_bk_notifier *n) {
+  if (n != NULL) {
+    CloseHandle(n->event);
+    free(n);
+  }
+}
+
+intptr_t pba_notifier_handle(pebble_bk_notifier *n) {
+  return (intptr_t)n->event;
+}
+
+void pba_notifier_set(pebble_bk_notifier *n) { SetEvent(n->event); }
+
+void pba_notifier_clear(pebble_bk_notifier *n) { ResetEvent(n->event); }
+
+#else /* a pipe */
 
 struct pebble_bk_notifier {
   apr_pool_t *pool;
@@ -76,3 +118,4 @@ void pba_notifier_clear(pebble_bk_notifier *n) {
   }
   apr_thread_mutex_unlock(n->lock);
 }
+#endif
