@@ -310,8 +310,10 @@ static double cpu_seconds(void) {
 }
 
 /* The manager thread sleeps by event: an idle library, with a pool of
- * idle threads, takes (almost) no CPU.  A spinning manager takes a whole
- * CPU; the bound is generous for a loaded machine. */
+ * idle threads, takes (almost) no CPU: under 1 % over 5 s, as issue 14
+ * asks.  A spinning manager takes a whole CPU on an idle machine, and
+ * was measured at 8.6 % on this 2-core one at a load of 16, so the bound
+ * tells them apart even there. */
 static int test_idle_uses_no_cpu(void) {
   pebble_pool *p;
   pebble_pool_options po;
@@ -327,12 +329,12 @@ static int test_idle_uses_no_cpu(void) {
   Sleep(200);
   c0 = cpu_seconds();
   t0 = now_s();
-  Sleep(3000);
+  Sleep(5000);
   cpu = cpu_seconds() - c0;
   wall = now_s() - t0;
   printf("  idle: %.3f s CPU in %.3f s (%.1f %%)\n", cpu, wall,
          100 * cpu / wall);
-  CHECK(cpu < 0.1 * wall);
+  CHECK(cpu < 0.01 * wall);
   CHECK(pebble_pool_destroy(p) == PEBBLE_OK);
   return 0;
 }
