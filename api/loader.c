@@ -166,7 +166,11 @@ static loaded_module *load_module(const char *path, const char *name) {
 
 static int module_path(char *buf, size_t len, const char *dir,
                        const char *name) {
+#ifdef _WIN32
+  int n = snprintf(buf, len, "%s\\pebble_%s%s", dir, name, pb_module_ext());
+#else
   int n = snprintf(buf, len, "%s/pebble_%s%s", dir, name, pb_module_ext());
+#endif
   return n > 0 && (size_t)n < len;
 }
 
