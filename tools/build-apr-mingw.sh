@@ -83,7 +83,7 @@ done
 
 mkdir -p "$work/build"
 start=$(date +%s)
-cmake -S "$src" -B "$work/build" -G "Unix Makefiles" \
+cmake -Wno-deprecated -S "$src" -B "$work/build" -G "Unix Makefiles" \
   -DCMAKE_SYSTEM_NAME=Windows \
   -DCMAKE_C_COMPILER=$host-gcc -DCMAKE_RC_COMPILER=$host-windres \
   -DCMAKE_FIND_ROOT_PATH=/usr/$host \
