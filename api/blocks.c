@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * blocks.c -- the one fixed-size block a pool task needs (its future, the
  * task and a small argument), carved from larger chunks and kept for

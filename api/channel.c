@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * channel.c -- worker messages on a process's channel: the parent's
  * incremental reader and the child's sender.  See message.c for the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cqueue.c -- completion queues and waiting on many futures.
  *

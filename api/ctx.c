@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ctx.c -- what a running task sees: its result, its failure, its stop. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * job.c -- one-shot tasks (pebble_run, pebble_task_launch): the life of a
  * thread task, the child of a process task, and what the manager thread

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * library.c -- the library state: lazy initialisation, shutdown, backend
  * selection, global settings.

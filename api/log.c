@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* log.c -- the application's logging hook; nothing goes to stderr. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pebble.h -- the one header of Pebble for C.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pebble_backend.h -- the contract between the Pebble core and a backend.
  *

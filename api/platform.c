@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * platform.c -- what the core needs before any backend is loaded: a few
  * static locks, safe environment reads, directory listing and dlopen.

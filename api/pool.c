@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pool.c -- the part of thread and process pools that does not depend on
  * the kind of worker: options, the queue with its back-pressure, close,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pool.h -- what the pool files share: the pool, its queued tasks and its
  * workers.  pool.c holds the kind-independent part (options, queue,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * registry.c -- named tasks, so a worker that does not share the caller's
  * memory (a re-executed program, a platform without fork) can find a task

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* status.c -- status codes, their names and texts, per-thread messages. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"

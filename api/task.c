@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * task.c -- launching work: pebble_run, task definitions, and the life of
  * a thread task and of a process task's child.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* values.c -- helpers for results and arguments made of one value. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * worker.c -- the loop of a pool worker process, forked or spawned.
  *

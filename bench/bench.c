@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bench.c -- see bench.h. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1

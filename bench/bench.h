@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bench.h -- what every benchmark program shares: clocks, the CPU time of
  * this process and all its descendants, statistics over repetitions, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bigresult.c -- workload 6: a 1 GiB result from a process task.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * latch.c -- the peers' completion signal: an atomic countdown, so that
  * a task that is not the last one touches no lock, and a mutex/condition

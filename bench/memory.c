@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * memory.c -- workload 7: what a queued task costs in memory.  A 1-worker
  * thread pool is held busy by a gate task while 1,000,000 tasks with an

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * oneshot.c -- workload 4: a one-shot process task (the @process form: a
  * task definition launched again and again) against what it replaces,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * oneshot_bare.c -- the reference of workload 4, in a small process of
  * its own: fork() + a result pipe + read() + waitpid(), written out by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pingpong.c -- one byte there and back between two processes over two
  * pipes (see procs.h): the least a process round trip can cost here.

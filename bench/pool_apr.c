@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pool_apr.c -- APR-util's apr_thread_pool with exactly `workers` threads
  * (initial and maximum).  Completion goes through the shared latch.

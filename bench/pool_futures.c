@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pool_futures.c -- the plain queue of pool_plain.c shaped like Pebble's
  * API: every task gets its own result object (malloc'd at submission,

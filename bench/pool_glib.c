@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pool_glib.c -- GLib's GThreadPool with dedicated ("exclusive") threads,
  * so its workers are as much its own as Pebble's are.  Completion goes

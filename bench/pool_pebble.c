@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pool_pebble.c -- Pebble's thread pool as an application uses it: every
  * task scheduled on its own with its own future, then waited for and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pool_pebble_map.c -- Pebble's batch submission: pebble_pool_map hands
  * the whole burst to the pool in one call.  Items are packed into chunks

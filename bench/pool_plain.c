@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pool_plain.c -- the simplest correct thread pool, written here as the
  * floor any pool library is measured against: a ring of pending tasks

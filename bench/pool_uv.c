@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pool_uv.c -- libuv's uv_queue_work on its own loop.  libuv has one
  * process-wide thread pool whose size is read once from

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pools.h -- the thread pools compared by workloads 1 and 2, behind one
  * small interface so that both workloads drive every system the same way.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * preforked.c -- the plain pre-forked pools (see procs.h).
  *

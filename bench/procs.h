@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * procs.h -- the hand-written process baselines of workload 3.
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Python Pebble's ProcessPool as the reference line of workload 3.
 
 Run by the C benchmark once per repetition:

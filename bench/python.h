@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * python.h -- running the Python Pebble reference (py_pebble.py) from a
  * benchmark, once per repetition so that it interleaves with the C

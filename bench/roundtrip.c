@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * roundtrip.c -- workload 2: submit one no-op task, wait for it, repeat.
  *

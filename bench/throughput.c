@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * throughput.c -- workload 1: trivial-task throughput.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * timeout.c -- workload 5: how precisely a process pool enforces a
  * timeout.  A 1-worker process pool gets a task that sleeps far past its

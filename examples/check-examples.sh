@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Runs the seed's examples and checks what they print, on the default
 # backend and with PEBBLE_BACKEND=posix named explicitly.
 b="${top_builddir:-.}/examples"

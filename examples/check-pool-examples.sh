@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Runs the pool examples and checks what they print.
 b="${top_builddir:-.}/examples"
 fail=0

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * event_loop.c -- collecting results inside an application's own poll()
  * loop through a completion queue, without blocking a thread on a future.

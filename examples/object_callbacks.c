@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * object_callbacks.c -- the seed's third example: callbacks assigned at
  * run time to an object, counting successes and failures of process

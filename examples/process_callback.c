@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * process_callback.c -- the seed's second example: five tasks, each in a
  * separate process; a callback prints what each one returned.

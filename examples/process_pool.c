@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * process_pool.c -- a process pool survives a task that times out, a task
  * that crashes and a task that is cancelled, and keeps serving the rest.

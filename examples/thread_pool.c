@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * thread_pool.c -- the seed's fourth example: a pool of five threads runs
  * ten tasks; a callback prints each task's id, its result and the thread

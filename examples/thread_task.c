@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * thread_task.c -- the seed's first example: run do_job(1, bar=2) in a
  * thread and print its result.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cap_kill_group.c -- a task's whole process group is killed with it.
  *
  * Needs PEBBLE_CAP_KILL_GROUP: under a backend without it (APR has no

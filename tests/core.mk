@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The core's test programs (public API only).
 # The conformance programs (core_thread, core_future, core_process,
 # core_pool, core_ahead, core_resolve, core_map, core_shared_result,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* core_ahead.c -- process pools sending tasks ahead to busy workers: a
  * task sent ahead and cancelled never starts, a worker that dies gives its
  * unstarted tasks back, a stop cancels them, the limits (timeouts,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* core_alloc.c -- allocation failure, walked through whole cycles.
  *
  * Each scenario runs one cycle: (pool create ->) schedule -> add a

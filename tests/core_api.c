@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* core_api.c -- versions, status codes, options, bad input, logging. */
 #include "core_util.h"
 

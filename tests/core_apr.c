@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* core_apr.c -- what is particular to the APR backend: choosing it from
  * the environment and from code, its settings, an application's APR pool
  * handed to Pebble and then destroyed (an Apache graceful restart), and

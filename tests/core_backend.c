@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* core_backend.c -- backend selection and module loading.  Selection is
  * process-wide, so each case runs in a fresh forked child. */
 #include "core_util.h"

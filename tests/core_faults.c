@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* core_faults.c -- faults a worker or the system can cause, and times too
  * large to count.  A worker that writes part of a message and then exits
  * or returns; forged headers that announce 1 GiB, nearly SIZE_MAX and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* core_forkserver.c -- the forkserver start method itself (POSIX backend):
  * where workers come from, that the server goes with the application,
  * what a crash of the server does, that shutdown leaves nothing behind,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* core_future.c -- the future store, done-callbacks, task definitions and
  * the named registry. */
 #include "core_util.h"

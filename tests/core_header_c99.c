@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The public header compiles cleanly as strict C99 (-std=c99 -Wpedantic). */
 #include <pebble.h>
 

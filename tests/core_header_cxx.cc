@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The public header compiles cleanly as C++ (-Wall -Wextra -Wpedantic).
 #include <pebble.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* core_map.c -- map over pools, completion queues, waiting on many. */
 #include "core_util.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* core_observe.c -- watching tasks and pools from outside: the pid of the
  * process that runs a task, a pool's worker pids, a cancel that says
  * whether the task had started, the pool's state, statistics that count a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* core_pool.c -- thread and process pools: the failure modes first. */
 #include "core_util.h"
 

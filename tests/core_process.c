@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* core_process.c -- one-shot process tasks: results, failures, crashes,
  * timeouts, cancellation, large messages, and the hard edges of forking
  * from a multi-threaded library. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* core_resolve.c -- process pools: every future resolves with the status
  * its cause promises, also when a worker dies at the wrong moment.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* core_reuse.c -- what the speed work must not break: reused task blocks
  * carry nothing over, arguments on both sides of the in-block limit travel
  * intact, a destroyed pool gives its spare memory back, and the spinning

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* core_shared_result.c -- large results of process tasks: handed over as a
  * sealed memory file where the system and backend allow, through the
  * channel elsewhere; whole, in order, and gone when released. */

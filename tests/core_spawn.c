@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* core_spawn.c -- the spawn start method: this program is its own worker
  * program, so main() registers the tasks and calls pebble_worker_main()
  * before anything else. */

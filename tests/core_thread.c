@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* core_thread.c -- one-shot thread tasks: results, failures, cooperative
  * timeout and cancellation, pthread_exit, deadlock refusal, copies. */
 #include "core_util.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* core_traps.c -- traps a new user falls into, under every backend and
  * start method: a spawned worker program that forgets
  * pebble_worker_main(), typed getters reading a result of another type,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* core_util.h -- small helpers shared by the core test programs. */
 #ifndef PEBBLE_CORE_UTIL_H
 #define PEBBLE_CORE_UTIL_H

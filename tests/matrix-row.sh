@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # One row of the conformance matrix: the core suites under one backend and
 # one start method.  Usage: matrix-row.sh BACKEND START_METHOD
 #

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Prints the conformance matrix: every row's programs and results, from the
 # rows' tables (tests/matrix/*/table.txt), to the log and, when make check
 # opened it, to the terminal through descriptor 9.  Fails if a row failed

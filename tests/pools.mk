@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Pool test programs
 
 # Allocation failure walked through whole cycles (conformance matrix): the

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Runs one test under a time limit, with the sanitizer options that keep the
 # crash tests meaningful: a child's SIGSEGV must stay a SIGSEGV under
 # AddressSanitizer and ThreadSanitizer, and ThreadSanitizer must let forked

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * static_app.c -- an application linked with libpebble.a (libtool's
  * -static), which defines names of its own that the library uses inside:

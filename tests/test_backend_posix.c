@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_backend_posix.c -- the POSIX backend, tested directly through its
  * table: locks and clocks, threads, processes and what a child inherits,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_shared_result.c -- a worker that lies about a result sent as a
  * memory file cannot crash or fool the parent.  The tasks here bypass the

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # The examples that run on Windows today, under Wine, checked as
 # examples/check-examples.sh checks them on Linux.  The process examples
 # (process_callback, object_callbacks, process_pool) and event_loop are

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Windows (mingw-w64): what is built and checked there today.  make check
 # runs the programs under Wine (tests/wine-run.sh is LOG_COMPILER); the
 # conformance row win-apr-spawn lists what runs and, for every program of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * win_threads.c -- the thread side of the contract on Windows (run under
  * Wine by make check): thread tasks, their errors, timeouts, cancel and

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Runs one Windows test program under Wine, under a time limit: make
 # check's LOG_COMPILER in a mingw-w64 build (see tests/win.mk).
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds APR for mingw-w64 (x86_64) from Debian's own source package and
 # installs it under a cache directory keyed by the APR version, so that a
 # later run finds it there and builds nothing.  Prints the install prefix

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # The Debian packages, as a packager and then a user meet them:
 #   1. a fresh clone of the committed checkout is built with
 #      dpkg-buildpackage -us -uc -b (the package build's quick tests);

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # pebble-info tells what it finds and why: checked against this build.
 info="${top_builddir:-.}/tools/pebble-info"
 # The checks below are about the default choice: a backend named for the

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Every function the library exports (api/pebble.sym) has a reference
 # entry: its prototype in the SYNOPSIS of a manual page under docs/man/.
 # groff, where installed, reads every page without a warning.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # A static libpebble exports only pebble_* (as the shared one does), an
 # application linked with it may use the library's internal names for its
 # own, runs thread and process tasks, and loads backend modules; each

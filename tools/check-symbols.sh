@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # The library exports exactly the symbols listed in api/pebble.sym: a new
 # or vanished export fails here, so ABI changes are always deliberate (see
 # docs/abi.md for how to update the list and the version).

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # A release tarball builds and passes its tests with no autotools at all:
 #   tools/check-tarball.sh pebble-X.Y.Z.tar.gz [TESTS...]
 # unpacks it in a scratch directory and runs ./configure && make && make

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # localize-archive.sh LD OBJCOPY NM AR RANLIB LINK-COMMAND...
 #
 # Runs libtool's link command for libpebble.la, then makes the static

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pebble-info -- what Pebble finds on this system: its version, every
  * backend it can load (built in or as a module, with its path and whether

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Every source file of the project names its licence in an SPDX line:
 #   tools/spdx.sh --check   lists the files without one; fails if any
 #   tools/spdx.sh --apply   adds the line, as a comment in the file's own

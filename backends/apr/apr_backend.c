@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * apr_backend.c -- the APR backend's table, life cycle, settings, clock
  * and memory pools.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * apr_deadline.c -- timed waits that keep to the monotonic clock.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * apr_lifeline.c -- workers end when the process that started them ends.
  *

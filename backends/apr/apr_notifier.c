@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * apr_notifier.c -- a pipe an application's event loop can watch:
  * readable while set.  Set and clear are idempotent, so the pipe holds at

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * apr_pipe.c -- the pipes a channel is made of.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * apr_proc.c -- processes: start by fork, channel I/O, kill, reap.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * apr_spawn.c -- the spawn start method through apr_proc_create, the only
  * way APR starts a program on every platform (on Windows, the only way

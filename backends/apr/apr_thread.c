@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * apr_thread.c -- threads, mutexes and condition variables through APR.
  *

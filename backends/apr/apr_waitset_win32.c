@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * apr_waitset_win32.c -- the manager thread's wait on Windows.
  *

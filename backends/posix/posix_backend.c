@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * posix_backend.c -- the POSIX backend's table, life cycle, clock and
  * fork generation.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * posix_child.c -- what a new child does between fork() and the task.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * posix_exit.c -- a descriptor that becomes readable when a child ends,
  * so the waitset sees exits without polling and without SIGCHLD.

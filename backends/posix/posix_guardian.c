@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * posix_guardian.c -- workers' process groups die with their parent: the
  * worker and whatever its task started (a program it ran, a child it

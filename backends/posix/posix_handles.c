@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * posix_handles.c -- descriptors passed from a child to its parent.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * posix_notifier.c -- a descriptor an application's event loop (poll,
  * epoll, libuv, libevent) can watch: readable while set, level-triggered.

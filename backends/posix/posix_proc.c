@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * posix_proc.c -- child processes: start, channel I/O, kill, reap.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * posix_spawn.c -- the spawn start method: a worker is a fresh program
  * (the running one by default), not a copy of the parent's memory.

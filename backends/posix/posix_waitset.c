@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * posix_waitset.c -- one thread waits for channels, exits and wakes.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * posix_wakefd.c -- a descriptor other threads make readable: the wake-up
  * of a waitset and the notifier an application's event loop watches.

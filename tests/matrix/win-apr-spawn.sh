@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Conformance matrix row: Windows (mingw-w64, under Wine), backend apr,
 # start method spawn (the only one there; see tests/matrix-row.sh for
 # what runs in it today).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A backend module built for an ABI this library does not speak: the
  * loader must refuse it with a message naming the file and both
  * versions, and never call into it. */
