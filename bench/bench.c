@@ -7,11 +7,14 @@
 #include "bench.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
@@ -195,6 +198,201 @@ bench_ratio bench_ratio_of(const double *mine, const double *theirs,
   return r;
 }
 
+/* ---- the machine's load ---- */
+
+double bench_load_now(void) {
+  double one;
+  FILE *f = fopen("/proc/loadavg", "r");
+  if (f == NULL)
+    return getloadavg(&one, 1) == 1 ? one : -1;
+  if (fscanf(f, "%lf", &one) != 1)
+    one = -1;
+  fclose(f);
+  return one;
+}
+
+static double load_at_start = -1;
+
+/* Before main(): the load as the program starts, before its own work. */
+__attribute__((constructor)) static void take_load_at_start(void) {
+  load_at_start = bench_load_now();
+}
+
+double bench_load_at_start(void) { return load_at_start; }
+
+int bench_cpus(void) {
+  cpu_set_t set;
+  long n;
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+    return CPU_COUNT(&set);
+  n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (int)n : 1;
+}
+
+/* ---- records: every line of the table, machine-readable ---- */
+
+static FILE *csv_out, *json_out;
+static int records_opened;
+static char section_title[512];
+static char last_system[128];
+static double section_load_now = -1;
+
+static FILE *open_append(const char *path, int *was_empty) {
+  struct stat st;
+  FILE *f = fopen(path, "a");
+  if (f == NULL) {
+    fprintf(stderr, "bench: cannot open %s: %s (records not kept)\n", path,
+            strerror(errno));
+    return NULL;
+  }
+  *was_empty = fstat(fileno(f), &st) == 0 && st.st_size == 0;
+  return f;
+}
+
+static void open_records(void) {
+  const char *csv = getenv("BENCH_CSV"), *json = getenv("BENCH_JSON");
+  const char *dir = getenv("BENCH_OUT");
+  char path[4096];
+  int empty = 0;
+  if (records_opened)
+    return;
+  records_opened = 1;
+  if (csv != NULL && *csv != '\0')
+    csv_out = open_append(csv, &empty);
+  else if (dir != NULL && *dir != '\0') {
+    snprintf(path, sizeof path, "%s/results.csv", dir);
+    csv_out = open_append(path, &empty);
+  }
+  if (csv_out != NULL && empty)
+    fprintf(csv_out, "program,section,kind,system,metric,value,unit,"
+                     "cpu_us,ratio_median,ratio_worst,target,text,quick,"
+                     "load_start,load_end,cpus\n");
+  if (json != NULL && *json != '\0')
+    json_out = open_append(json, &empty);
+  else if (dir != NULL && *dir != '\0') {
+    snprintf(path, sizeof path, "%s/results.jsonl", dir);
+    json_out = open_append(path, &empty);
+  }
+}
+
+static void csv_text(FILE *f, const char *s) {
+  if (strpbrk(s, ",\"\n") == NULL) {
+    fputs(s, f);
+    return;
+  }
+  fputc('"', f);
+  for (; *s; s++) {
+    if (*s == '"')
+      fputc('"', f);
+    fputc(*s, f);
+  }
+  fputc('"', f);
+}
+
+static void json_text(FILE *f, const char *s) {
+  fputc('"', f);
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\')
+      fprintf(f, "\\%c", c);
+    else if (c < 0x20)
+      fprintf(f, "\\u%04x", c);
+    else
+      fputc(c, f);
+  }
+  fputc('"', f);
+}
+
+/* A number, or empty (CSV) / null (JSON) when it is not there. */
+static void csv_number(FILE *f, double v, int there) {
+  if (there)
+    fprintf(f, "%.6g", v);
+}
+static void json_number(FILE *f, double v, int there) {
+  if (there)
+    fprintf(f, "%.6g", v);
+  else
+    fputs("null", f);
+}
+
+typedef struct record {
+  const char *kind, *system, *metric, *unit, *text;
+  double value, cpu_us;
+  const bench_ratio *ratio;
+  int has_value, target; /* target: -1 none, 0 not met, 1 met */
+} record;
+
+static void write_record(const record *r) {
+  const char *prog = program_invocation_short_name;
+  const char *target = r->target < 0 ? "" : quick_mode ? "not judged"
+                                       : r->target   ? "met"
+                                                     : "not met";
+  int has_ratio = r->ratio != NULL && r->ratio->valid;
+  double load_end = section_load_now >= 0 ? section_load_now : bench_load_now();
+  open_records();
+  if (csv_out != NULL) {
+    csv_text(csv_out, prog);
+    fputc(',', csv_out);
+    csv_text(csv_out, section_title);
+    fprintf(csv_out, ",%s,", r->kind);
+    csv_text(csv_out, r->system);
+    fputc(',', csv_out);
+    csv_text(csv_out, r->metric);
+    fputc(',', csv_out);
+    csv_number(csv_out, r->value, r->has_value);
+    fputc(',', csv_out);
+    csv_text(csv_out, r->unit);
+    fputc(',', csv_out);
+    csv_number(csv_out, r->cpu_us, r->cpu_us >= 0);
+    fputc(',', csv_out);
+    csv_number(csv_out, has_ratio ? r->ratio->median : 0, has_ratio);
+    fputc(',', csv_out);
+    csv_number(csv_out, has_ratio ? r->ratio->worst : 0, has_ratio);
+    fprintf(csv_out, ",%s,", target);
+    csv_text(csv_out, r->text);
+    fprintf(csv_out, ",%d,", quick_mode);
+    csv_number(csv_out, load_at_start, load_at_start >= 0);
+    fputc(',', csv_out);
+    csv_number(csv_out, load_end, load_end >= 0);
+    fprintf(csv_out, ",%d\n", bench_cpus());
+    fflush(csv_out);
+  }
+  if (json_out != NULL) {
+    fputs("{\"program\":", json_out);
+    json_text(json_out, prog);
+    fputs(",\"section\":", json_out);
+    json_text(json_out, section_title);
+    fprintf(json_out, ",\"kind\":\"%s\",\"system\":", r->kind);
+    json_text(json_out, r->system);
+    fputs(",\"metric\":", json_out);
+    json_text(json_out, r->metric);
+    fputs(",\"value\":", json_out);
+    json_number(json_out, r->value, r->has_value);
+    fputs(",\"unit\":", json_out);
+    json_text(json_out, r->unit);
+    fputs(",\"cpu_us\":", json_out);
+    json_number(json_out, r->cpu_us, r->cpu_us >= 0);
+    fputs(",\"ratio_median\":", json_out);
+    json_number(json_out, has_ratio ? r->ratio->median : 0, has_ratio);
+    fputs(",\"ratio_worst\":", json_out);
+    json_number(json_out, has_ratio ? r->ratio->worst : 0, has_ratio);
+    fputs(",\"target\":", json_out);
+    if (r->target < 0)
+      fputs("null", json_out);
+    else
+      json_text(json_out, target);
+    fputs(",\"text\":", json_out);
+    json_text(json_out, r->text);
+    fprintf(json_out, ",\"quick\":%s,\"load_start\":",
+            quick_mode ? "true" : "false");
+    json_number(json_out, load_at_start, load_at_start >= 0);
+    fputs(",\"load_end\":", json_out);
+    json_number(json_out, load_end, load_end >= 0);
+    fprintf(json_out, ",\"cpus\":%d}\n", bench_cpus());
+    fflush(json_out);
+  }
+}
+
 /* ---- the table ---- */
 
 static void header_once(void) {
@@ -209,13 +407,20 @@ static void header_once(void) {
 
 void bench_section(const char *fmt, ...) {
   va_list ap;
+  int cpus = bench_cpus();
   header_once();
-  printf("== ");
   va_start(ap, fmt);
-  vprintf(fmt, ap);
+  vsnprintf(section_title, sizeof section_title, fmt, ap);
   va_end(ap);
-  printf("\n");
+  last_system[0] = '\0';
+  section_load_now = bench_load_now();
+  printf("== %s; load %.2f at start, %.2f at end (%d CPUs)\n", section_title,
+         load_at_start, section_load_now, cpus);
   fflush(stdout);
+  if (load_at_start > cpus || section_load_now > cpus)
+    bench_note("load above the CPU count (%.2f / %.2f on %d CPUs): these "
+               "figures come from a loaded machine",
+               load_at_start, section_load_now, cpus);
 }
 
 static void format_value(char *out, size_t len, double v, const char *unit) {
@@ -252,32 +457,45 @@ void bench_row(const char *system, const char *metric, double value,
     snprintf(rat, sizeof rat, "%.2fx (%.2fx)", ratio->median, ratio->worst);
   printf("   %-31s %-12s %14s %12s  %s\n", system, metric, val, cpu, rat);
   fflush(stdout);
+  {
+    record r = {"row", system, metric, unit, "", value, cpu_us, ratio, 1, -1};
+    if (*system != '\0')
+      snprintf(last_system, sizeof last_system, "%s", system);
+    r.system = last_system;
+    write_record(&r);
+  }
 }
 
 void bench_skip(const char *system, const char *why) {
+  record r = {"skip", system, "", "", why, 0, -1, NULL, 0, -1};
   printf("   %-31s skipped: %s\n", system, why);
   fflush(stdout);
+  write_record(&r);
 }
 
 void bench_target(int met, const char *fmt, ...) {
   va_list ap;
-  printf("   target: ");
+  char text[1024];
+  record r = {"target", "", "", "", text, 0, -1, NULL, 0, met != 0};
   va_start(ap, fmt);
-  vprintf(fmt, ap);
+  vsnprintf(text, sizeof text, fmt, ap);
   va_end(ap);
-  printf(" -> %s\n", quick_mode ? "not judged (quick run)"
-                                 : met ? "met" : "NOT met");
+  printf("   target: %s -> %s\n", text,
+         quick_mode ? "not judged (quick run)" : met ? "met" : "NOT met");
   fflush(stdout);
+  write_record(&r);
 }
 
 void bench_note(const char *fmt, ...) {
   va_list ap;
-  printf("   note: ");
+  char text[1024];
+  record r = {"note", "", "", "", text, 0, -1, NULL, 0, -1};
   va_start(ap, fmt);
-  vprintf(fmt, ap);
+  vsnprintf(text, sizeof text, fmt, ap);
   va_end(ap);
-  printf("\n");
+  printf("   note: %s\n", text);
   fflush(stdout);
+  write_record(&r);
 }
 
 void bench_die(const char *fmt, ...) {

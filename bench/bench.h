@@ -16,6 +16,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * The warm-up every contender gets before its timed part: the same small
+ * number of tasks for every system, never as large as a timed burst, so
+ * no contender runs its timed tasks on memory the warm-up left behind.
+ */
+#define BENCH_WARMUP_TASKS 2000
+
 /* Monotonic clock. */
 double bench_now(void); /* seconds */
 
@@ -51,8 +58,31 @@ typedef struct bench_ratio {
 bench_ratio bench_ratio_of(const double *mine, const double *theirs,
                            size_t reps, enum bench_better better);
 
+/* ---- the machine's load ---- */
+/*
+ * The 1-minute load average now (-1 when it cannot be read), and the
+ * number of CPUs this process may run on.  The load at the program's
+ * start is taken before main() runs.
+ */
+double bench_load_now(void);
+double bench_load_at_start(void);
+int bench_cpus(void);
+
 /* ---- the table ---- */
-/* A workload's title line (with its parameters). */
+/*
+ * A workload's title line (with its parameters).  The line ends with the
+ * load average at the program's start and now, and a note follows it when
+ * either is above the CPU count: such figures come from a loaded machine.
+ *
+ * Every row, skip, target and note is also written as a record to
+ * $BENCH_CSV (CSV with a header line) and $BENCH_JSON (one JSON object a
+ * line) when they are set, or to results.csv and results.jsonl in the
+ * directory $BENCH_OUT; files are appended to, so one run's programs
+ * share them.  A record carries the program, the section, the system
+ * (a continuation row repeats the system above it), the metric, the value
+ * and unit, CPU per task, the ratio's median and worst, the target's
+ * verdict, the loads and whether the run was --quick.
+ */
 void bench_section(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 /*
