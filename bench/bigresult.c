@@ -1,26 +1,74 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * bigresult.c -- workload 6: a 1 GiB result from a process task.
+ * bigresult.c -- workload 6: a 1 GiB result from a process task, measured
+ * two ways, each against its own reference.
  *
- * The task fills a result buffer from pebble_result_alloc() (not timed),
- * writes the time of its return to a shared anonymous page, and returns.
- * The measured span runs from that return to pebble_future_get() handing
- * the bytes to the parent; GB/s = size / span.  Against it, in the same
- * repetition: memcpy of the same size into a buffer that was faulted in
- * beforehand.  The one-shot @process form is used (a pool moves results
- * the same way).  --quick moves 4 MiB.
+ * End to end: from pebble_task_launch() until the parent has read every
+ * byte of the result (a sum over every 8-byte word, checked).  The task
+ * takes its buffer from pebble_result_alloc() and fills it with memset.
+ * Reference: a bare fork + shared memory written plainly, in a separate
+ * small process (this program run again with --bare-shm, so its fork does
+ * not copy the benchmark's page tables): the parent maps MAP_SHARED
+ * anonymous memory, forks, the child fills it with the same memset and
+ * says so through a pipe, the parent reads it with the same sum.  Both end
+ * at the sum, neither includes the reap or the unmapping (timed apart and
+ * shown as "release").
+ *
+ * Hand-over: from the task's return (a time it writes to a shared page)
+ * until pebble_future_get() hands the bytes to the parent, first and last
+ * byte checked; a mapping is handed over, not the bytes.  Reference:
+ * memcpy of the same size into a buffer faulted in beforehand.
+ *
+ * One launch gives both Pebble figures; in each repetition Pebble, the
+ * bare process and memcpy run one after the other, and the first system
+ * of a repetition turns round.  No warm-up beyond one untimed run of each
+ * at the quick size.  --quick moves 4 MiB.
+ *
+ * Phases (medians, in the notes) say where the end-to-end time goes:
+ * launch to the task's start, the result buffer (pebble_result_alloc, or
+ * mmap in the bare child), the fill, the return to the future, the read.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+#include <errno.h>
+#include <inttypes.h>
+#include <spawn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <pebble.h>
 
 #include "bench.h"
 
-static volatile double *returned; /* shared with the task's process */
+#define FILL 0x5a
+#define FILL_WORD UINT64_C(0x5a5a5a5a5a5a5a5a)
+
+/* Times the task's process writes for the parent, on a shared page. */
+typedef struct task_times {
+  double started, allocated, returned;
+} task_times;
+static volatile task_times *shared_times;
+
+/* The consumer both sides use: every 8-byte word, summed. */
+static __attribute__((noinline)) uint64_t sum_words(const unsigned char *p,
+                                                    size_t bytes) {
+  const uint64_t *w = (const uint64_t *)(const void *)p;
+  size_t i, n = bytes / sizeof *w;
+  uint64_t s = 0;
+  for (i = 0; i < n; i++)
+    s += w[i];
+  return s;
+}
+
+static uint64_t expected_sum(size_t bytes) {
+  return FILL_WORD * (uint64_t)(bytes / sizeof(uint64_t));
+}
 
 static int big(pebble_ctx *ctx, const void *arg, size_t size) {
   uint64_t bytes;
@@ -28,12 +76,99 @@ static int big(pebble_ctx *ctx, const void *arg, size_t size) {
   if (size != sizeof bytes)
     return pebble_fail(ctx, 1, "expected a size");
   memcpy(&bytes, arg, sizeof bytes);
+  shared_times->started = bench_now();
   if ((p = pebble_result_alloc(ctx, (size_t)bytes)) == NULL)
     return 1;
-  memset(p, 0x5a, (size_t)bytes);
-  *returned = bench_now();
+  shared_times->allocated = bench_now();
+  memset(p, FILL, (size_t)bytes);
+  shared_times->returned = bench_now();
   return 0;
 }
+
+/* ---- the bare reference, run in a small process of its own ---- */
+
+/*
+ * Prints "total start alloc fill read release" in seconds: total is
+ * launch -> every word summed; the phases as for Pebble.
+ */
+static int bare_shm(size_t bytes) {
+  volatile task_times *t;
+  double t0, t_read, t1, t2;
+  unsigned char *p;
+  int done[2], status;
+  pid_t pid;
+  char c;
+  t = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+           -1, 0);
+  if (t == MAP_FAILED || pipe(done) != 0)
+    bench_die("bare: mmap or pipe failed");
+  /* Plain C shares memory made before the fork: the buffer is mapped
+   * first (its pages are allocated when the child writes them). */
+  t0 = bench_now();
+  p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+           -1, 0);
+  if (p == MAP_FAILED)
+    bench_die("bare: cannot map %zu bytes", bytes);
+  t->allocated = bench_now();
+  if ((pid = fork()) < 0)
+    bench_die("bare: fork failed");
+  if (pid == 0) {
+    close(done[0]);
+    t->started = bench_now();
+    memset(p, FILL, bytes);
+    t->returned = bench_now();
+    if (write(done[1], "x", 1) != 1)
+      _exit(1);
+    _exit(0);
+  }
+  close(done[1]);
+  if (read(done[0], &c, 1) != 1)
+    bench_die("bare: the child did not finish");
+  t_read = bench_now();
+  if (sum_words(p, bytes) != expected_sum(bytes))
+    bench_die("bare: wrong bytes");
+  t1 = bench_now();
+  if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+      WEXITSTATUS(status) != 0)
+    bench_die("bare: the child failed");
+  munmap(p, bytes);
+  t2 = bench_now();
+  printf("%.9f %.9f %.9f %.9f %.9f %.9f\n", t1 - t0, t->started - t0,
+         t->allocated - t0, t->returned - t->started, t1 - t_read, t2 - t1);
+  return 0;
+}
+
+/* Runs this program again as the bare reference; fills the six figures. */
+static void run_bare(const char *self, size_t bytes, double out[6]) {
+  char arg[32], line[256];
+  char *argv[] = {(char *)self, "--bare-shm", arg, NULL};
+  extern char **environ;
+  posix_spawn_file_actions_t fa;
+  int out_pipe[2], status;
+  pid_t pid;
+  FILE *f;
+  snprintf(arg, sizeof arg, "%zu", bytes);
+  if (pipe(out_pipe) != 0)
+    bench_die("pipe failed");
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
+  posix_spawn_file_actions_addclose(&fa, out_pipe[0]);
+  if ((errno = posix_spawn(&pid, self, &fa, NULL, argv, environ)) != 0)
+    bench_die("cannot run %s --bare-shm: %s", self, strerror(errno));
+  posix_spawn_file_actions_destroy(&fa);
+  close(out_pipe[1]);
+  f = fdopen(out_pipe[0], "r");
+  if (f == NULL || fgets(line, sizeof line, f) == NULL ||
+      sscanf(line, "%lf %lf %lf %lf %lf %lf", &out[0], &out[1], &out[2],
+             &out[3], &out[4], &out[5]) != 6)
+    bench_die("the bare reference gave no figures");
+  fclose(f);
+  if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+      WEXITSTATUS(status) != 0)
+    bench_die("the bare reference failed");
+}
+
+/* ---- Pebble's side and memcpy ---- */
 
 static unsigned char *faulted(size_t bytes, int value) {
   unsigned char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
@@ -47,73 +182,169 @@ static unsigned char *faulted(size_t bytes, int value) {
   return p;
 }
 
+/* One launch: end to end, the hand-over, and the phases. */
+static void run_pebble(pebble_task *task, size_t bytes, double *e2e,
+                       double *handover, double phase[6]) {
+  pebble_future *f;
+  const unsigned char *data;
+  uint64_t arg = bytes;
+  size_t size;
+  double t0, t_got, t1, t2;
+  memset((void *)shared_times, 0, sizeof *shared_times);
+  t0 = bench_now();
+  if (pebble_task_launch(task, &arg, sizeof arg, &f) != PEBBLE_OK ||
+      pebble_future_get(f, PEBBLE_FOREVER, (const void **)&data, &size) !=
+          PEBBLE_OK)
+    bench_die("big result: %s", pebble_last_error());
+  t_got = bench_now();
+  if (size != bytes || data[0] != FILL || data[size - 1] != FILL ||
+      shared_times->returned == 0)
+    bench_die("big result: wrong bytes");
+  if (sum_words(data, size) != expected_sum(size))
+    bench_die("big result: wrong sum");
+  t1 = bench_now();
+  pebble_future_release(f);
+  t2 = bench_now();
+  *e2e = t1 - t0;
+  *handover = t_got - shared_times->returned;
+  phase[0] = t1 - t0;
+  phase[1] = shared_times->started - t0;
+  phase[2] = shared_times->allocated - shared_times->started;
+  phase[3] = shared_times->returned - shared_times->allocated;
+  phase[4] = t1 - t_got;
+  phase[5] = t2 - t1;
+}
+
+static double run_memcpy(unsigned char *dst, const unsigned char *src,
+                         size_t bytes) {
+  double t0, t1;
+  memset(dst, 0, bytes); /* surely faulted in */
+  t0 = bench_now();
+  memcpy(dst, src, bytes);
+  t1 = bench_now();
+  if (dst[bytes - 1] != FILL)
+    bench_die("memcpy?");
+  return t1 - t0;
+}
+
+static double median_of(double *const *v, size_t k, size_t reps) {
+  return bench_median(v[k], reps);
+}
+
 int main(int argc, char **argv) {
   bench_opts o;
   pebble_task *task;
   unsigned char *src, *dst;
-  double *gbs[2];
-  uint64_t bytes;
-  size_t r, k;
-  static const char *const names[2] = {"pebble process task result",
-                                       "memcpy, pre-faulted buffer"};
+  double *pe_e2e, *pe_hand, *bare_e2e, *mc, *pph[6], *bph[6];
+  size_t bytes, r, k, reps;
+  char self[4096];
+  ssize_t len;
 
-  bench_parse(argc, argv, &o, 10);
-  bytes = o.quick ? (uint64_t)4 << 20 : (uint64_t)1 << 30;
-  returned = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
-                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (returned == MAP_FAILED)
+  if (argc == 3 && strcmp(argv[1], "--bare-shm") == 0)
+    return bare_shm((size_t)strtoull(argv[2], NULL, 10));
+  bench_parse(argc, argv, &o, 5);
+  reps = (size_t)o.reps;
+  bytes = o.quick ? (size_t)4 << 20 : (size_t)1 << 30;
+  if ((len = readlink("/proc/self/exe", self, sizeof self - 1)) <= 0)
+    bench_die("cannot find this program (/proc/self/exe)");
+  self[len] = '\0';
+  shared_times = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (shared_times == MAP_FAILED)
     bench_die("mmap failed");
-  for (k = 0; k < 2; k++)
-    gbs[k] = calloc((size_t)o.reps, sizeof *gbs[k]);
-  src = faulted((size_t)bytes, 0x5a);
-  dst = faulted((size_t)bytes, 0);
+  pe_e2e = calloc(reps, sizeof(double));
+  pe_hand = calloc(reps, sizeof(double));
+  bare_e2e = calloc(reps, sizeof(double));
+  mc = calloc(reps, sizeof(double));
+  for (k = 0; k < 6; k++) {
+    pph[k] = calloc(reps, sizeof(double));
+    bph[k] = calloc(reps, sizeof(double));
+  }
+  src = faulted(bytes, FILL);
+  dst = faulted(bytes, 0);
   if (pebble_task_create(&task, PEBBLE_PROCESS, big, NULL) != PEBBLE_OK)
     bench_die("pebble_task_create: %s", pebble_last_error());
 
-  for (r = 0; r < (size_t)o.reps; r++) {
-    pebble_future *f;
-    const unsigned char *data;
-    size_t size;
-    double t0, t1;
-    *returned = 0;
-    if (pebble_task_launch(task, &bytes, sizeof bytes, &f) != PEBBLE_OK ||
-        pebble_future_get(f, PEBBLE_FOREVER, (const void **)&data, &size) !=
-            PEBBLE_OK)
-      bench_die("big result: %s", pebble_last_error());
-    t1 = bench_now();
-    if (size != bytes || data[0] != 0x5a || data[size - 1] != 0x5a ||
-        *returned == 0)
-      bench_die("big result: wrong bytes");
-    gbs[0][r] = (double)bytes / (t1 - *returned) / 1e9;
-    pebble_future_release(f);
-
-    memset(dst, 0, (size_t)bytes); /* surely faulted in */
-    t0 = bench_now();
-    memcpy(dst, src, (size_t)bytes);
-    t1 = bench_now();
-    if (dst[bytes - 1] != 0x5a)
-      bench_die("memcpy?");
-    gbs[1][r] = (double)bytes / (t1 - t0) / 1e9;
+  { /* the same small untimed run for each: the library's threads start,
+       the program's pages are in */
+    double e, h, ph[6];
+    run_pebble(task, (size_t)4 << 20, &e, &h, ph);
+    run_bare(self, (size_t)4 << 20, ph);
   }
 
-  bench_section("6. big result: %llu MiB from a process task, from its "
-                "return to the bytes in the parent; %d repetitions",
-                (unsigned long long)(bytes >> 20), o.reps);
-  for (k = 0; k < 2; k++) {
-    bench_ratio q =
-        bench_ratio_of(gbs[0], gbs[k], (size_t)o.reps, BENCH_HIGHER);
-    bench_row(names[k], "bandwidth", bench_median(gbs[k], (size_t)o.reps),
-              "GB/s", -1, k == 0 ? NULL : &q);
+  for (r = 0; r < reps; r++) {
+    double ph[6], bp[6], e, h;
+    size_t turn;
+    for (turn = 0; turn < 3; turn++) {
+      switch ((turn + r) % 3) {
+      case 0:
+        run_pebble(task, bytes, &e, &h, ph);
+        pe_e2e[r] = (double)bytes / e / 1e9;
+        pe_hand[r] = (double)bytes / h / 1e9;
+        for (k = 0; k < 6; k++)
+          pph[k][r] = ph[k];
+        break;
+      case 1:
+        run_bare(self, bytes, bp);
+        bare_e2e[r] = (double)bytes / bp[0] / 1e9;
+        for (k = 0; k < 6; k++)
+          bph[k][r] = bp[k];
+        break;
+      default:
+        mc[r] = (double)bytes / run_memcpy(dst, src, bytes) / 1e9;
+      }
+    }
   }
+
+  bench_section("6. big result, end to end: %zu MiB from a process task, "
+                "launch -> every byte read (summed) in the parent; "
+                "%zu repetitions",
+                bytes >> 20, reps);
   {
-    bench_ratio q =
-        bench_ratio_of(gbs[0], gbs[1], (size_t)o.reps, BENCH_HIGHER);
-    bench_target(q.median >= 0.5,
-                 ">= 0.5x memcpy bandwidth: %.2fx (worst rep %.2fx)",
-                 q.median, q.worst);
+    bench_ratio vs_bare =
+        bench_ratio_of(pe_e2e, bare_e2e, reps, BENCH_HIGHER);
+    bench_ratio vs_memcpy = bench_ratio_of(pe_e2e, mc, reps, BENCH_HIGHER);
+    bench_row("pebble task, end to end", "bandwidth",
+              bench_median(pe_e2e, reps), "GB/s", -1, NULL);
+    bench_row("bare fork+MAP_SHARED, own proc", "bandwidth",
+              bench_median(bare_e2e, reps), "GB/s", -1, &vs_bare);
+    bench_row("memcpy, pre-faulted buffer", "bandwidth",
+              bench_median(mc, reps), "GB/s", -1, &vs_memcpy);
+    bench_note("pebble phases (ms, medians): launch->task start %.1f, "
+               "result_alloc %.1f, fill %.1f, return->read all %.1f; "
+               "release %.1f (not in the figure)",
+               median_of(pph, 1, reps) * 1e3, median_of(pph, 2, reps) * 1e3,
+               median_of(pph, 3, reps) * 1e3, median_of(pph, 4, reps) * 1e3,
+               median_of(pph, 5, reps) * 1e3);
+    bench_note("bare phases (ms, medians): mmap %.1f, fork->child start "
+               "%.1f, fill %.1f, read all %.1f; munmap %.1f (not in the "
+               "figure)",
+               median_of(bph, 2, reps) * 1e3,
+               (median_of(bph, 1, reps) - median_of(bph, 2, reps)) * 1e3,
+               median_of(bph, 3, reps) * 1e3, median_of(bph, 4, reps) * 1e3,
+               median_of(bph, 5, reps) * 1e3);
+    bench_target(vs_memcpy.median >= 0.5,
+                 "end to end >= 0.5x memcpy bandwidth: %.2fx (worst rep "
+                 "%.2fx); against the bare fork + shared memory %.2fx "
+                 "(worst rep %.2fx)",
+                 vs_memcpy.median, vs_memcpy.worst, vs_bare.median,
+                 vs_bare.worst);
+  }
+  bench_section("6. big result, hand-over: %zu MiB, from the task's return "
+                "to pebble_future_get() giving the bytes (first and last "
+                "checked); %zu repetitions",
+                bytes >> 20, reps);
+  {
+    bench_ratio q = bench_ratio_of(pe_hand, mc, reps, BENCH_HIGHER);
+    bench_row("pebble task, hand-over", "bandwidth",
+              bench_median(pe_hand, reps), "GB/s", -1, NULL);
+    bench_row("memcpy, pre-faulted buffer", "bandwidth",
+              bench_median(mc, reps), "GB/s", -1, &q);
+    bench_note("the hand-over is a mapping of the task's memory file, not "
+               "a copy: its figure is size / the time of one message");
   }
   pebble_task_destroy(task);
-  munmap(src, (size_t)bytes);
-  munmap(dst, (size_t)bytes);
+  munmap(src, bytes);
+  munmap(dst, bytes);
   return 0;
 }
