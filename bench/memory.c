@@ -7,6 +7,13 @@
  * the count is the cost per queued task, future included.  The caller's
  * array of future handles is allocated before the baseline, so it is not
  * counted.  Peak RSS is the whole process's.
+ *
+ * The heap does not see memory a library maps by itself, so the growth of
+ * the resident set over the same span (/proc/self/statm) is given per task
+ * too; when it is more than a quarter above the heap's figure, memory
+ * outside the heap is in play and the target is judged on it.  Each pool gets
+ * the suite's warm-up (BENCH_WARMUP_TASKS tasks run and released) before
+ * the baseline, as every other line does.
  */
 #include <malloc.h>
 #include <stdatomic.h>
@@ -45,23 +52,51 @@ static double heap_bytes(void) {
   return (double)mi.uordblks + (double)mi.hblkhd;
 }
 
+/* Resident bytes of this process. */
+static double resident_bytes(void) {
+  long pages = 0, resident = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (f == NULL)
+    return 0;
+  if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+    resident = 0;
+  fclose(f);
+  return (double)resident * (double)sysconf(_SC_PAGESIZE);
+}
+
+/* The suite's warm-up: a few tasks run and released, as every line has. */
+static void warm_up(pebble_pool *pool, pebble_future **f) {
+  size_t i;
+  for (i = 0; i < BENCH_WARMUP_TASKS; i++)
+    if (pebble_pool_schedule(pool, noop, &i, sizeof i, NULL, &f[i]) !=
+        PEBBLE_OK)
+      bench_die("warm-up: %s", pebble_last_error());
+  if (pebble_wait_all(f, BENCH_WARMUP_TASKS, PEBBLE_FOREVER) != PEBBLE_OK)
+    bench_die("warm-up: %s", pebble_last_error());
+  for (i = 0; i < BENCH_WARMUP_TASKS; i++)
+    pebble_future_release(f[i]);
+}
+
 int main(int argc, char **argv) {
   bench_opts o;
   pebble_pool_options po;
   pebble_future **f;
-  double *per_task, *sched_us, *sched_cpu;
+  double *per_task, *rss_per_task, *sched_us, *sched_cpu, worst;
   size_t n, i, r;
   struct rusage ru;
 
   bench_parse(argc, argv, &o, 3);
   n = o.quick ? 1000 : 1000000;
+  if (n < BENCH_WARMUP_TASKS)
+    n = BENCH_WARMUP_TASKS;
   if (pipe(gate_fd) != 0)
     bench_die("pipe failed");
   f = malloc(n * sizeof *f);
   per_task = calloc((size_t)o.reps, sizeof *per_task);
+  rss_per_task = calloc((size_t)o.reps, sizeof *rss_per_task);
   sched_us = calloc((size_t)o.reps, sizeof *sched_us);
   sched_cpu = calloc((size_t)o.reps, sizeof *sched_cpu);
-  if (f == NULL || per_task == NULL || sched_us == NULL || sched_cpu == NULL)
+  if (f == NULL || per_task == NULL || rss_per_task == NULL || sched_us == NULL || sched_cpu == NULL)
     bench_die("out of memory");
   memset(f, 0, n * sizeof *f);
   pebble_pool_options_init(&po);
@@ -71,9 +106,10 @@ int main(int argc, char **argv) {
   for (r = 0; r < (size_t)o.reps; r++) {
     pebble_pool *pool;
     pebble_future *g;
-    double before, t0, c0;
+    double before, rss_before, t0, c0;
     if (pebble_pool_create(&pool, PEBBLE_THREAD, &po) != PEBBLE_OK)
       bench_die("pebble_pool_create: %s", pebble_last_error());
+    warm_up(pool, f);
     atomic_store(&gate_entered, 0);
     if (pebble_pool_schedule(pool, gate, NULL, 0, NULL, &g) != PEBBLE_OK)
       bench_die("pebble_pool_schedule: %s", pebble_last_error());
@@ -81,6 +117,7 @@ int main(int argc, char **argv) {
       usleep(1000);
     c0 = bench_cpu(); /* before the baseline: it reads /proc */
     before = heap_bytes();
+    rss_before = resident_bytes();
     t0 = bench_now();
     for (i = 0; i < n; i++) {
       uint64_t arg = i;
@@ -90,6 +127,7 @@ int main(int argc, char **argv) {
     }
     sched_us[r] = (bench_now() - t0) / (double)n * 1e6;
     per_task[r] = (heap_bytes() - before) / (double)n;
+    rss_per_task[r] = (resident_bytes() - rss_before) / (double)n;
     sched_cpu[r] = (bench_cpu() - c0) / (double)n * 1e6;
     if (write(gate_fd[1], "x", 1) != 1)
       bench_die("cannot open the gate");
@@ -108,17 +146,31 @@ int main(int argc, char **argv) {
   bench_row("pebble thread pool", "heap/task",
             bench_median(per_task, (size_t)o.reps), "B/task",
             -1, NULL);
+  bench_row("", "RSS/task", bench_median(rss_per_task, (size_t)o.reps),
+            "B/task", -1, NULL);
   bench_row("", "schedule", bench_median(sched_us, (size_t)o.reps), "us",
             bench_median(sched_cpu, (size_t)o.reps), NULL);
   bench_row("", "peak RSS", (double)ru.ru_maxrss / 1024.0, "MB", -1, NULL);
   bench_note("the caller's handle array (%zu bytes) is not counted",
              n * sizeof *f);
-  bench_target(bench_median(per_task, (size_t)o.reps) <= 256,
-               "<= 256 bytes per queued task: %.0f bytes (max rep %.0f)",
-               bench_median(per_task, (size_t)o.reps),
-               bench_max(per_task, (size_t)o.reps));
+  {
+    double heap = bench_median(per_task, (size_t)o.reps);
+    double rss = bench_median(rss_per_task, (size_t)o.reps);
+    int outside = rss > 1.25 * heap;
+    worst = outside ? bench_max(rss_per_task, (size_t)o.reps)
+                    : bench_max(per_task, (size_t)o.reps);
+    bench_note("the warm-up's %d tasks ran and were released before the "
+               "baseline (blocks they leave for reuse: %.1f%% of the count)",
+               BENCH_WARMUP_TASKS, 100.0 * BENCH_WARMUP_TASKS / (double)n);
+    bench_target((outside ? rss : heap) <= 256,
+                 "<= 256 bytes per queued task (%s): %.0f bytes (max rep "
+                 "%.0f)",
+                 outside ? "resident set: memory outside the heap" : "heap",
+                 outside ? rss : heap, worst);
+  }
   free(f);
   free(per_task);
+  free(rss_per_task);
   free(sched_us);
   free(sched_cpu);
   return 0;
