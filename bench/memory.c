@@ -65,15 +65,15 @@ static double resident_bytes(void) {
 }
 
 /* The suite's warm-up: a few tasks run and released, as every line has. */
-static void warm_up(pebble_pool *pool, pebble_future **f) {
+static void warm_up(pebble_pool *pool, pebble_future **f, size_t count) {
   size_t i;
-  for (i = 0; i < BENCH_WARMUP_TASKS; i++)
+  for (i = 0; i < count; i++)
     if (pebble_pool_schedule(pool, noop, &i, sizeof i, NULL, &f[i]) !=
         PEBBLE_OK)
       bench_die("warm-up: %s", pebble_last_error());
-  if (pebble_wait_all(f, BENCH_WARMUP_TASKS, PEBBLE_FOREVER) != PEBBLE_OK)
+  if (pebble_wait_all(f, count, PEBBLE_FOREVER) != PEBBLE_OK)
     bench_die("warm-up: %s", pebble_last_error());
-  for (i = 0; i < BENCH_WARMUP_TASKS; i++)
+  for (i = 0; i < count; i++)
     pebble_future_release(f[i]);
 }
 
@@ -82,13 +82,12 @@ int main(int argc, char **argv) {
   pebble_pool_options po;
   pebble_future **f;
   double *per_task, *rss_per_task, *sched_us, *sched_cpu, worst;
-  size_t n, i, r;
+  size_t n, warm, i, r;
   struct rusage ru;
 
   bench_parse(argc, argv, &o, 3);
   n = o.quick ? 1000 : 1000000;
-  if (n < BENCH_WARMUP_TASKS)
-    n = BENCH_WARMUP_TASKS;
+  warm = o.quick ? 20 : BENCH_WARMUP_TASKS; /* --quick: tiny, as elsewhere */
   if (pipe(gate_fd) != 0)
     bench_die("pipe failed");
   f = malloc(n * sizeof *f);
@@ -109,7 +108,7 @@ int main(int argc, char **argv) {
     double before, rss_before, t0, c0;
     if (pebble_pool_create(&pool, PEBBLE_THREAD, &po) != PEBBLE_OK)
       bench_die("pebble_pool_create: %s", pebble_last_error());
-    warm_up(pool, f);
+    warm_up(pool, f, warm);
     atomic_store(&gate_entered, 0);
     if (pebble_pool_schedule(pool, gate, NULL, 0, NULL, &g) != PEBBLE_OK)
       bench_die("pebble_pool_schedule: %s", pebble_last_error());
@@ -161,7 +160,7 @@ int main(int argc, char **argv) {
                     : bench_max(per_task, (size_t)o.reps);
     bench_note("the warm-up's %d tasks ran and were released before the "
                "baseline (blocks they leave for reuse: %.1f%% of the count)",
-               BENCH_WARMUP_TASKS, 100.0 * BENCH_WARMUP_TASKS / (double)n);
+               (int)warm, 100.0 * (double)warm / (double)n);
     bench_target((outside ? rss : heap) <= 256,
                  "<= 256 bytes per queued task (%s): %.0f bytes (max rep "
                  "%.0f)",
