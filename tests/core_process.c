@@ -468,7 +468,16 @@ static void fork_during_start_body(void) {
   _exit(0);
 }
 static void test_fork_during_start(void) {
-  int round, rounds = under_valgrind() ? 10 : UNDER_ASAN ? 60 : 150, bad = 0;
+  int round, rounds = under_valgrind() ? 10 : 150, bad = 0;
+  /* Its own runtime, not Pebble: a fork while another thread starts one
+   * can leave the child ASan's thread registry locked (the child then
+   * hangs in its first pthread_create), and this test forks exactly
+   * then, many times.  The race it runs is a descriptor race, which
+   * ASan does not watch anyway. */
+  if (UNDER_ASAN &&
+      skip_test(__func__, "AddressSanitizer's thread registry is not "
+                          "fork-safe while another thread starts one"))
+    return;
   for (round = 0; round < rounds && bad == 0; round++) {
     pebble_future *starting = run(sleeps, NULL, 0, NULL);
     if (!in_child(fork_during_start_body)) {
