@@ -139,6 +139,21 @@ static size_t heap_in_use(void) {
   return mi.uordblks + mi.hblkhd;
 }
 
+/* Whether heap_in_use() sees this process's allocations (a sanitizer's
+ * allocator does not report to mallinfo2; valgrind's neither); if not,
+ * the test is skipped, saying why. */
+static int heap_readable(const char *test) {
+  size_t probe_before = heap_in_use();
+  char *volatile probe = malloc(1 << 20); /* volatile: kept as written */
+  int reported = probe != NULL && heap_in_use() >= probe_before + (1 << 20);
+  free(probe);
+  if (reported && !under_valgrind())
+    return 1;
+  skip_test(test, "this malloc does not report to mallinfo2, or runs "
+                  "under valgrind");
+  return 0;
+}
+
 /* Spare blocks are kept while a pool lives, and destroying it gives them
  * back. */
 static void test_destroy_gives_memory_back(void) {
@@ -147,19 +162,9 @@ static void test_destroy_gives_memory_back(void) {
   pebble_pool *p;
   size_t before, kept, after, i;
   CU_ASSERT_FATAL(f != NULL);
-  {
-    /* A sanitizer's allocator does not report to mallinfo2. */
-    size_t probe_before = heap_in_use();
-    char *volatile probe = malloc(1 << 20); /* volatile: kept as written */
-    int reported = probe != NULL &&
-                   heap_in_use() >= probe_before + (1 << 20);
-    free(probe);
-    if (!reported || under_valgrind()) {
-      free(f);
-      skip_test(__func__, "this malloc does not report to mallinfo2, or "
-                          "runs under valgrind");
-      return;
-    }
+  if (!heap_readable(__func__)) {
+    free(f);
+    return;
   }
   p = make(PEBBLE_THREAD, 2); /* the library's own state exists now */
   pebble_pool_destroy(p);
@@ -194,18 +199,9 @@ static void test_kept_future_pins_only_its_chunk(void) {
   pebble_pool *p;
   size_t before, pinned, after, i;
   CU_ASSERT_FATAL(f != NULL);
-  {
-    size_t probe_before = heap_in_use();
-    char *volatile probe = malloc(1 << 20);
-    int reported = probe != NULL &&
-                   heap_in_use() >= probe_before + (1 << 20);
-    free(probe);
-    if (!reported || under_valgrind()) {
-      free(f);
-      skip_test(__func__, "this malloc does not report to mallinfo2, or "
-                          "runs under valgrind");
-      return;
-    }
+  if (!heap_readable(__func__)) {
+    free(f);
+    return;
   }
   p = make(PEBBLE_THREAD, 2);
   pebble_pool_destroy(p);
