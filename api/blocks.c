@@ -68,10 +68,12 @@ static pb_chunk *chunk_new(void) {
 
 int pb_blocks_init(pb_blocks *b, const pebble_backend *bk) {
   b->head = NULL;
+  atomic_init(&b->given_back, NULL);
+  atomic_init(&b->returned, 0);
+  atomic_init(&b->frees, 0);
   b->chunk_list = NULL;
   b->carve = b->carve_end = NULL;
-  b->chunks = b->cached = b->in_use = b->peak = 0;
-  b->frees = 0;
+  b->chunks = b->in_use = b->peak = 0;
   b->peak_at = 0;
   return bk->mutex_create(&b->lock);
 }
@@ -102,25 +104,52 @@ static pb_chunk *chunk_of(pb_chunk **sorted, size_t n, const char *p) {
   return sorted[lo];
 }
 
+/* Lock held: in_use counts the blocks given back meanwhile. */
+static void settle_count(pb_blocks *b) {
+  b->in_use -= atomic_exchange_explicit(&b->returned, 0, memory_order_relaxed);
+}
+
+/* Lock held: the blocks given back meanwhile join the spare list (a walk
+ * to its end: for the rare looks of cut_to_peak).  A block counted back
+ * but not yet pushed only keeps its chunk one look longer: a chunk is cut
+ * only when every one of its blocks is on the list. */
+static void settle_returns(pb_blocks *b) {
+  spare *s = atomic_exchange_explicit(&b->given_back, NULL,
+                                      memory_order_acquire),
+        *last;
+  settle_count(b);
+  if (s == NULL)
+    return;
+  for (last = s; last->next != NULL; last = last->next)
+    ;
+  last->next = b->head;
+  b->head = s;
+}
+
 /* Lock held: take the chunks none of whose blocks is in use while the
  * rest still hold the peak; returns them, to be freed without the lock.
  * Rare (a decay, a destroyed pool), so it may sort and search. */
 static pb_chunk *cut_to_peak(pb_blocks *b) {
   pb_chunk **sorted, *c, *cut = NULL, **pp;
   spare *s, **sp;
-  size_t n = b->chunks, i;
+  size_t n, i;
+  settle_count(b);
+  n = b->chunks;
   if (n == 0 || (n - 1) * CHUNK_BLOCKS < b->peak)
     return NULL;
   if (b->in_use == 0 && b->peak == 0) { /* all of them */
     cut = b->chunk_list;
     b->chunk_list = NULL;
     b->head = NULL;
+    /* Every block is counted back, so none is being pushed now. */
+    atomic_store_explicit(&b->given_back, NULL, memory_order_relaxed);
     b->carve = b->carve_end = NULL;
-    b->chunks = b->cached = 0;
+    b->chunks = 0;
     return cut;
   }
   if ((sorted = malloc(n * sizeof *sorted)) == NULL)
     return NULL; /* kept until the next look */
+  settle_returns(b);
   for (i = 0, c = b->chunk_list; c != NULL; c = c->next, i++) {
     sorted[i] = c;
     c->free = 0;
@@ -148,7 +177,6 @@ static pb_chunk *cut_to_peak(pb_blocks *b) {
   for (sp = &b->head; (s = *sp) != NULL;) {
     if (chunk_of(sorted, n, (char *)s)->free == SIZE_MAX) {
       *sp = s->next;
-      b->cached--;
     } else {
       sp = &s->next;
     }
@@ -172,16 +200,24 @@ void *pb_blocks_get(pb_blocks *b, const pebble_backend *bk) {
   spare *s;
   pb_chunk *fresh;
   bk->mutex_lock(b->lock);
+  if (b->head == NULL && /* the blocks given back become the spare list */
+      atomic_load_explicit(&b->given_back, memory_order_relaxed) != NULL)
+    b->head = atomic_exchange_explicit(&b->given_back, NULL,
+                                       memory_order_acquire);
   if ((s = b->head) != NULL) {
     b->head = s->next;
-    b->cached--;
   } else if (b->carve != b->carve_end) {
     s = (spare *)b->carve;
     b->carve += STRIDE;
   }
-  if (++b->in_use >= b->peak) { /* reached again: the peak is still news */
-    b->peak = b->in_use;
-    b->peak_at = 0; /* stamped by the next decay look */
+  /* in_use may still count blocks given back since the last settling:
+   * settle before calling a new peak. */
+  if (++b->in_use >= b->peak) {
+    settle_count(b);
+    if (b->in_use >= b->peak) { /* reached again: the peak is news */
+      b->peak = b->in_use;
+      b->peak_at = 0; /* stamped by the next decay look */
+    }
   }
   bk->mutex_unlock(b->lock);
   if (s != NULL)
@@ -208,15 +244,25 @@ void *pb_blocks_get(pb_blocks *b, const pebble_backend *bk) {
   return s;
 }
 
+/* Without the lock: an application releasing a burst of futures would
+ * otherwise take it once per block.  A stack that is only ever taken
+ * whole (settle_returns) has no ABA hazard. */
 void pb_blocks_put(pb_blocks *b, const pebble_backend *bk, void *block) {
-  spare *s = block;
+  spare *s = block, *top;
   pb_chunk *cut = NULL;
+  top = atomic_load_explicit(&b->given_back, memory_order_relaxed);
+  do
+    s->next = top;
+  while (!atomic_compare_exchange_weak_explicit(
+      &b->given_back, &top, s, memory_order_release, memory_order_relaxed));
+  atomic_fetch_add_explicit(&b->returned, 1, memory_order_relaxed);
+  if ((atomic_fetch_add_explicit(&b->frees, 1, memory_order_relaxed) + 1) %
+          DECAY_EVERY !=
+      0)
+    return;
   bk->mutex_lock(b->lock);
-  b->in_use--;
-  s->next = b->head;
-  b->head = s;
-  b->cached++;
-  if (++b->frees % DECAY_EVERY == 0) {
+  settle_count(b);
+  {
     uint64_t now = bk->now_ns();
     if (b->peak_at == 0) {
       b->peak_at = now;
@@ -233,6 +279,7 @@ void pb_blocks_put(pb_blocks *b, const pebble_backend *bk, void *block) {
 void pb_blocks_trim(pb_blocks *b, const pebble_backend *bk) {
   pb_chunk *cut;
   bk->mutex_lock(b->lock);
+  settle_count(b);
   b->peak = b->in_use;
   b->peak_at = 0;
   cut = cut_to_peak(b);

@@ -147,14 +147,17 @@ int pb_map_chunk(pebble_ctx *ctx, const void *arg, size_t arg_size);
 typedef struct pb_chunk pb_chunk;
 typedef struct pb_blocks {
   pebble_bk_mutex *lock;
-  struct pb_spare *head;  /* spare blocks */
+  struct pb_spare *head;  /* spare blocks (lock held) */
+  /* Blocks given back without the lock, taken over whole by the lock's
+   * holder; returned counts them until in_use is settled with it. */
+  struct pb_spare *_Atomic given_back;
+  atomic_size_t returned;
+  atomic_size_t frees;
   pb_chunk *chunk_list;   /* every chunk held */
   char *carve, *carve_end; /* the newest chunk's blocks never handed out */
   size_t chunks;          /* in chunk_list */
-  size_t cached;          /* on the spare list */
-  size_t in_use;          /* handed out and not back yet */
-  size_t peak;            /* most in use at once, lately */
-  size_t frees;
+  size_t in_use; /* handed out, less the returns settled so far */
+  size_t peak;   /* most in use at once, lately */
   uint64_t peak_at; /* when the peak was last looked at (0: not yet) */
 } pb_blocks;
 int pb_blocks_init(pb_blocks *b, const pebble_backend *bk);

@@ -229,11 +229,81 @@ static void test_kept_future_pins_only_its_chunk(void) {
            before, pinned, after);
   free(f);
 }
+
+typedef struct release_share {
+  pebble_future **f;
+  size_t from, to;
+} release_share;
+
+static void *release_some(void *arg) {
+  release_share *r = arg;
+  size_t i;
+  for (i = r->from; i < r->to; i++)
+    pebble_future_release(r->f[i]);
+  return NULL;
+}
+
+/* Futures released by several threads at once while the pool keeps
+ * scheduling: every block still comes back (a block lost or counted
+ * twice would keep its chunk when the pool is destroyed). */
+static void test_releases_from_many_threads(void) {
+  enum { N = 40000, RELEASERS = 4, ROUNDS = 3 };
+  pebble_future **f = calloc(N, sizeof *f);
+  pebble_pool *p;
+  size_t before, after, i;
+  int round;
+  CU_ASSERT_FATAL(f != NULL);
+  if (!heap_readable(__func__)) {
+    free(f);
+    return;
+  }
+  p = make(PEBBLE_THREAD, 2);
+  pebble_pool_destroy(p);
+  before = heap_in_use();
+  p = make(PEBBLE_THREAD, 2);
+  for (round = 0; round < ROUNDS; round++) {
+    pthread_t t[RELEASERS];
+    release_share share[RELEASERS];
+    int k;
+    for (i = 0; i < N / 2; i++)
+      CU_ASSERT_EQUAL(pebble_pool_schedule(p, noop, NULL, 0, NULL, &f[i]),
+                      PEBBLE_OK);
+    CU_ASSERT_EQUAL(pebble_wait_all(f, N / 2, PEBBLE_SEC(60)), PEBBLE_OK);
+    for (k = 0; k < RELEASERS; k++) {
+      share[k].f = f;
+      share[k].from = (size_t)k * (N / 2 / RELEASERS);
+      share[k].to = share[k].from + N / 2 / RELEASERS;
+      CU_ASSERT_FATAL(pthread_create(&t[k], NULL, release_some, &share[k]) ==
+                      0);
+    }
+    /* Scheduling takes blocks while the others give theirs back. */
+    for (i = N / 2; i < N; i++)
+      CU_ASSERT_EQUAL(pebble_pool_schedule(p, noop, NULL, 0, NULL, &f[i]),
+                      PEBBLE_OK);
+    for (k = 0; k < RELEASERS; k++)
+      pthread_join(t[k], NULL);
+    CU_ASSERT_EQUAL(pebble_wait_all(f + N / 2, N / 2, PEBBLE_SEC(60)),
+                    PEBBLE_OK);
+    for (i = N / 2; i < N; i++) {
+      CU_ASSERT_EQUAL(pebble_future_status(f[i]), PEBBLE_OK);
+      pebble_future_release(f[i]);
+    }
+  }
+  pebble_pool_destroy(p);
+  after = heap_in_use();
+  CU_ASSERT(after < before + 64 * 1024);
+  if (after >= before + 64 * 1024)
+    printf("(heap in use: %zu before, %zu after) ", before, after);
+  free(f);
+}
 #else
 static void test_destroy_gives_memory_back(void) {
   skip_test(__func__, "needs glibc's mallinfo2 to read the heap in use");
 }
 static void test_kept_future_pins_only_its_chunk(void) {
+  skip_test(__func__, "needs glibc's mallinfo2 to read the heap in use");
+}
+static void test_releases_from_many_threads(void) {
   skip_test(__func__, "needs glibc's mallinfo2 to read the heap in use");
 }
 #endif
@@ -345,6 +415,8 @@ int main(void) {
        test_destroy_gives_memory_back},
       {"a kept future pins only its own chunk",
        test_kept_future_pins_only_its_chunk},
+      {"futures released by several threads at once all come back",
+       test_releases_from_many_threads},
       CU_TEST_INFO_NULL};
   return run_suite("reuse", tests);
 }

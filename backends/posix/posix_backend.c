@@ -39,11 +39,19 @@ static void after_fork_child(void) {
   pbp_fd_after_fork_child();
 }
 
+/* Set once the handlers are in: the fork generation, read on every call
+ * into the library, then skips pthread_once. */
+static int atfork_registered;
+
 static void register_atfork(void) {
   pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+  PBP_STORE(&atfork_registered, 1);
 }
 
-void pbp_atfork_once(void) { pthread_once(&atfork_once, register_atfork); }
+void pbp_atfork_once(void) {
+  if (!PBP_LOAD(&atfork_registered))
+    pthread_once(&atfork_once, register_atfork);
+}
 
 void pbp_log(int level, const char *fmt, ...) {
   const pebble_host *h = PBP_LOAD(&host);
