@@ -142,12 +142,16 @@ static size_t heap_in_use(void) {
 /* Whether heap_in_use() sees this process's allocations (a sanitizer's
  * allocator does not report to mallinfo2; valgrind's neither); if not,
  * the test is skipped, saying why. */
-static int heap_readable(const char *test) {
+static int heap_reports(void) {
   size_t probe_before = heap_in_use();
   char *volatile probe = malloc(1 << 20); /* volatile: kept as written */
   int reported = probe != NULL && heap_in_use() >= probe_before + (1 << 20);
   free(probe);
-  if (reported && !under_valgrind())
+  return reported && !under_valgrind();
+}
+
+static int heap_readable(const char *test) {
+  if (heap_reports())
     return 1;
   skip_test(test, "this malloc does not report to mallinfo2, or runs "
                   "under valgrind");
@@ -251,12 +255,13 @@ static void test_releases_from_many_threads(void) {
   pebble_future **f = calloc(N, sizeof *f);
   pebble_pool *p;
   size_t before, after, i;
-  int round;
+  int round, readable;
   CU_ASSERT_FATAL(f != NULL);
-  if (!heap_readable(__func__)) {
-    free(f);
-    return;
-  }
+  /* Without a readable heap the releases still race (for the thread
+   * sanitizer's eyes); only the count at the end is left out. */
+  if (!(readable = heap_reports()))
+    printf("(the heap is not readable here: the count at the end is left "
+           "out) ");
   p = make(PEBBLE_THREAD, 2);
   pebble_pool_destroy(p);
   before = heap_in_use();
@@ -291,9 +296,11 @@ static void test_releases_from_many_threads(void) {
   }
   pebble_pool_destroy(p);
   after = heap_in_use();
-  CU_ASSERT(after < before + 64 * 1024);
-  if (after >= before + 64 * 1024)
-    printf("(heap in use: %zu before, %zu after) ", before, after);
+  if (readable) {
+    CU_ASSERT(after < before + 64 * 1024);
+    if (after >= before + 64 * 1024)
+      printf("(heap in use: %zu before, %zu after) ", before, after);
+  }
   free(f);
 }
 #else
