@@ -5,6 +5,7 @@
  * setting is read and checked. */
 #include "core_util.h"
 
+#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #if defined(__GLIBC__)

@@ -60,7 +60,8 @@ static void host_log(int level, const char *fmt, ...) {
   (void)fmt;
   log_lines++;
 }
-static const pebble_host host = {sizeof(pebble_host), host_log};
+static const pebble_host host = {.struct_size = sizeof(pebble_host),
+                                 .log = host_log};
 
 static uint64_t since(uint64_t start) { return bk->now_ns() - start; }
 

@@ -4,7 +4,10 @@
  * versions, and never call into it. */
 #include "pebble_backend.h"
 
-static const pebble_backend table = {999, 0, sizeof(pebble_backend),
-                                     "badabi", "test module", 0};
+static const pebble_backend table = {.abi_major = 999,
+                                     .abi_minor = 0,
+                                     .struct_size = sizeof(pebble_backend),
+                                     .name = "badabi",
+                                     .description = "test module"};
 
 PEBBLE_BACKEND_ENTRY(badabi) { return &table; }
