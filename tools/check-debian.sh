@@ -7,7 +7,8 @@
 #   3. the four packages are installed into a brand-new Debian root, where
 #      a user program is built with `pkg-config --cflags --libs pebble`
 #      and run on both backends, pebble-info lists both modules, and
-#      `man pebble_run` works when the packages carry the man pages.
+#      `man pebble_run` and `man pebble_future_get` (a link page) work, and
+#      the HTML reference is there, when the packages carry them.
 # Step 3 uses /work/shared/tools/fresh-machine (or $FRESH_MACHINE) when it
 # exists; otherwise the packages are unpacked with dpkg -x into a scratch
 # root and the program is built against that root only.
@@ -65,6 +66,11 @@ grep -q 'pebble/pebble_apr.so' info.txt
 test "$(pkg-config --modversion pebble)" = "$(dpkg-query -W -f='${Version}' libpebble-dev)"
 if dpkg -L libpebble-dev | grep -q '/man3/pebble_run\.3'; then
   man -P cat pebble_run | head -5
+  # every exported function has a link to the page of its area
+  man -P cat pebble_future_get | grep -q 'pebble_future_get('
+fi
+if dpkg -L libpebble-dev | grep -q '/reference/index\.html$'; then
+  grep -q pebble_run /usr/share/doc/libpebble-dev/reference/group__pebble__runs.html
 fi
 echo "installed packages: user program built with pkg-config and run: ok"
 EOF
