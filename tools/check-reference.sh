@@ -72,6 +72,14 @@ awk -v exports="$tmp/exports" '
     exit bad > 0
   }' "$header" || fail=1
 
+# The status codes come from an X-macro, so their entries are @var blocks
+# after the enum: one for each code of PEBBLE_STATUS_MAP.
+for code in $(sed -n 's/^ *X(\([A-Z]*\), .*/\1/p' "$header"); do
+  if ! grep -q "^/\*\* @var PEBBLE_$code\$" "$header"; then
+    echo "PEBBLE_$code: no /** @var PEBBLE_$code block after enum pebble_status"; fail=1
+  fi
+done
+
 # doxygen, where configure found it: the doxygen of this build's Makefile.
 doxygen=${DOXYGEN-}
 if [ -z "$doxygen" ] && [ -f "$top_builddir/Makefile" ]; then
