@@ -338,7 +338,7 @@ PEBBLE_API int pebble_shutdown(void);
  * @param name The backend's name (copied); NULL returns to the default
  * order (environment, then built-in).
  * @return #PEBBLE_OK; #PEBBLE_EBACKEND (unknown name); #PEBBLE_EINVAL (a
- * name with a path separator); #PEBBLE_EBUSY (replacing the active
+ * name with a path separator, or too long); #PEBBLE_EBUSY (replacing the active
  * backend while library objects exist).
  */
 PEBBLE_API int pebble_backend_select(const char *name);
@@ -784,8 +784,8 @@ PEBBLE_API void pebble_task_destroy(pebble_task *task);
  * Registering the same pair twice is harmless.
  * @param name 1-63 characters of [A-Za-z0-9_.:-]; copied.
  * @param fn The task.
- * @return #PEBBLE_OK, #PEBBLE_EINVAL (bad name or NULL fn) or
- * #PEBBLE_EEXIST (name taken by another function).
+ * @return #PEBBLE_OK, #PEBBLE_EINVAL (bad name or NULL fn),
+ * #PEBBLE_EEXIST (name taken by another function) or #PEBBLE_ENOMEM.
  */
 PEBBLE_API int pebble_register(const char *name, pebble_task_fn fn);
 /**
@@ -827,7 +827,7 @@ PEBBLE_API int pebble_run_named(pebble_kind kind, const char *name,
  * Calling it again replaces the previous result.  In a process task, a
  * buffer of 1 MiB or more is memory shared with the parent where the
  * system allows: the result is handed over without being copied
- * (docs/process-tasks.md).  Call it from the task's own thread.
+ * (docs/process-tasks.md).
  * @param ctx The task's context.
  * @param size The result's size in bytes.
  * @return The buffer, owned by the library (never freed by the task); NULL
@@ -1342,7 +1342,7 @@ PEBBLE_API int pebble_pool_options_init(pebble_pool_options *opts);
  * the parent's pool breaks with that message (#PEBBLE_EBROKEN), a one-shot
  * task resolves #PEBBLE_EDIED with it and the exit status.  Registering
  * tasks, selecting or configuring the backend and setting the log
- * handler before the call are fine.  Call it from the main thread.
+ * handler before the call are fine.
  * @return #PEBBLE_OK in an ordinary run; in a worker it does not return.
  */
 PEBBLE_API int pebble_worker_main(void);
