@@ -333,6 +333,14 @@ typedef enum pebble_kind { PEBBLE_THREAD = 1, PEBBLE_PROCESS = 2 } pebble_kind;
  * result set: an empty result), or any other value to fail with that code
  * (see pebble_fail() to attach a message).  In a process task `ctx` and
  * `arg` live in the child process.
+ *
+ * C++: no exception may leave a task (nor a callback).  The library cannot
+ * catch one: leaving a thread task it ends in std::terminate() and stops
+ * the whole program; leaving a process task it kills the child (the future
+ * fails with PEBBLE_EDIED).  Catch at the task's boundary and return
+ * pebble_fail(ctx, code, "%s", e.what()): the future then fails with
+ * PEBBLE_ETASK and that message (docs/threads-and-callbacks.md,
+ * examples/cxx_wrappers.cc).
  */
 typedef int (*pebble_task_fn)(pebble_ctx *ctx, const void *arg,
                               size_t arg_size);
