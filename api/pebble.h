@@ -601,6 +601,14 @@ typedef enum pebble_kind {
  * thread task runs on a thread of the library (a new one for
  * pebble_run(), a pool worker in a pool); a process task runs in a child
  * process, where `ctx` and `arg` live.
+ *
+ * C++: no exception may leave a task (nor a callback).  The library cannot
+ * catch one: leaving a thread task it ends in std::terminate() and stops
+ * the whole program; leaving a process task it kills the child (the future
+ * fails with PEBBLE_EDIED).  Catch at the task's boundary and return
+ * pebble_fail(ctx, code, "%s", e.what()): the future then fails with
+ * PEBBLE_ETASK and that message (docs/threads-and-callbacks.md,
+ * examples/cxx_wrappers.cc).
  * @param ctx The task's context, for pebble_result_*(), pebble_fail()
  * and pebble_should_stop(); owned by the library.
  * @param arg The library's private copy of the argument given at launch;

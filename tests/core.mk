@@ -9,10 +9,14 @@
 # once, as they are about choosing backends, not about one backend.
 core_tests = tests/core_process tests/core_thread tests/core_future \
 	tests/core_backend tests/core_api tests/core_reuse
-check_PROGRAMS += $(core_tests) tests/core_header_cxx tests/core_header_c99
+check_PROGRAMS += $(core_tests) tests/core_header_c99
 TESTS += tests/core_backend tests/core_api tests/core_reuse \
-	tests/core_header_cxx \
 	tests/core_header_c99
+if HAVE_CXX
+# Only where configure found a working C++ compiler (its summary says).
+check_PROGRAMS += tests/core_header_cxx
+TESTS += tests/core_header_cxx
+endif
 core_test_ldadd = libpebble.la $(CUNIT_LIBS) $(PTHREAD_LIBS)
 tests_core_process_SOURCES = tests/core_process.c tests/core_util.h
 tests_core_process_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS)
