@@ -104,9 +104,11 @@ static pb_chunk *chunk_of(pb_chunk **sorted, size_t n, const char *p) {
   return sorted[lo];
 }
 
-/* Lock held: in_use counts the blocks given back meanwhile. */
+/* Lock held: in_use counts the blocks given back meanwhile.  Acquire:
+ * pairs with the release in pb_blocks_put, so that a chunk found unused
+ * here is freed after everything its last users wrote into it. */
 static void settle_count(pb_blocks *b) {
-  b->in_use -= atomic_exchange_explicit(&b->returned, 0, memory_order_relaxed);
+  b->in_use -= atomic_exchange_explicit(&b->returned, 0, memory_order_acquire);
 }
 
 /* Lock held: the blocks given back meanwhile join the spare list (a walk
@@ -142,7 +144,7 @@ static pb_chunk *cut_to_peak(pb_blocks *b) {
     b->chunk_list = NULL;
     b->head = NULL;
     /* Every block is counted back, so none is being pushed now. */
-    atomic_store_explicit(&b->given_back, NULL, memory_order_relaxed);
+    (void)atomic_exchange_explicit(&b->given_back, NULL, memory_order_acquire);
     b->carve = b->carve_end = NULL;
     b->chunks = 0;
     return cut;
@@ -255,7 +257,7 @@ void pb_blocks_put(pb_blocks *b, const pebble_backend *bk, void *block) {
     s->next = top;
   while (!atomic_compare_exchange_weak_explicit(
       &b->given_back, &top, s, memory_order_release, memory_order_relaxed));
-  atomic_fetch_add_explicit(&b->returned, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&b->returned, 1, memory_order_release);
   if ((atomic_fetch_add_explicit(&b->frees, 1, memory_order_relaxed) + 1) %
           DECAY_EVERY !=
       0)
