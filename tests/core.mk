@@ -121,17 +121,28 @@ matrix_rows = tests/matrix/posix-fork.sh tests/matrix/posix-spawn.sh \
 if HAVE_APR
 matrix_rows += tests/matrix/apr-fork.sh tests/matrix/apr-spawn.sh
 endif
+# The out-of-tree example backend (examples/backend), built here against
+# the tree's header: the thread programs under a backend that runs no
+# processes.  .ci/run builds it again against an installed Pebble only.
+check_LTLIBRARIES += examples/backend/pebble_example.la
+examples_backend_pebble_example_la_SOURCES = examples/backend/example_backend.c
+examples_backend_pebble_example_la_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
+examples_backend_pebble_example_la_LDFLAGS = -module -avoid-version \
+	-no-undefined -rpath /nowhere $(PEBBLE_DEFS_LDFLAGS)
+examples_backend_pebble_example_la_LIBADD = $(PTHREAD_LIBS)
+matrix_rows += tests/matrix/example-threads.sh
 TESTS += $(matrix_rows) tests/matrix-table.sh
 EXTRA_DIST += tests/matrix-row.sh tests/matrix-table.sh \
 	tests/matrix/posix-fork.sh tests/matrix/posix-spawn.sh \
 	tests/matrix/posix-forkserver.sh \
-	tests/matrix/apr-fork.sh tests/matrix/apr-spawn.sh
+	tests/matrix/apr-fork.sh tests/matrix/apr-spawn.sh \
+	tests/matrix/example-threads.sh
 tests/matrix-table.log: $(matrix_rows:.sh=.log)
 clean-local: clean-matrix
 clean-matrix:
 	-rm -rf tests/matrix/posix-fork tests/matrix/posix-spawn \
 	  tests/matrix/posix-forkserver tests/matrix/apr-fork \
-	  tests/matrix/apr-spawn
+	  tests/matrix/apr-spawn tests/matrix/example-threads
 
 # What is particular to the APR backend (links APR itself, to hand Pebble
 # an application pool).

@@ -30,6 +30,7 @@ static void test_ids_and_states(void) {
   pebble_future *a, *b;
   int64_t v = 1;
   pebble_task_options o;
+  SKIP_IF_NO_PROCESSES();
   pebble_task_options_init(&o);
   CU_ASSERT_EQUAL(pebble_run(PEBBLE_THREAD, sleepy, NULL, 0, &o, &a), 0);
   CU_ASSERT_EQUAL(pebble_run(PEBBLE_PROCESS, add_one, &v, sizeof v, &o, &b),
@@ -69,6 +70,8 @@ static void test_callbacks_once(void) {
     pebble_future *f;
     int64_t v = 7;
     int i;
+    if (PROCESS_HALF_SKIPPED(kind))
+      continue;
     for (i = 0; i < 4; i++)
       atomic_store(&calls[i], 0);
     atomic_store(&ran_in_caller, 0);
@@ -112,6 +115,7 @@ static void test_callback_launches(void) {
   pebble_future *f;
   int64_t v = 1;
   int i;
+  SKIP_IF_NO_PROCESSES();
   atomic_store(&chained, 0);
   pebble_task_options_init(&o);
   o.callback = launch_more;
@@ -135,6 +139,7 @@ static void test_slow_callback_no_delay(void) {
   int64_t v = 1;
   double t0;
   int k;
+  SKIP_IF_NO_PROCESSES();
   atomic_store(&slow_done, 0);
   pebble_task_options_init(&o);
   o.callback = slow_cb;
@@ -166,6 +171,7 @@ static void test_refcount(void) {
   size_t size;
   int64_t v = 4;
   pebble_task *t;
+  SKIP_IF_NO_PROCESSES();
   CU_ASSERT_EQUAL(pebble_task_create(&t, PEBBLE_PROCESS, add_one, NULL), 0);
   CU_ASSERT_EQUAL(pebble_task_launch(t, &v, sizeof v, &f), 0);
   g = pebble_future_ref(f);
@@ -190,6 +196,7 @@ static void test_release_does_not_cancel(void) {
   test_fifo p;
   char c = 0;
   pebble_future *f;
+  SKIP_IF_NO_PROCESSES();
   CU_ASSERT_EQUAL_FATAL(test_fifo_open(&p), 0);
   CU_ASSERT_EQUAL(pebble_run(PEBBLE_PROCESS, writes_marker, p.path,
                              strlen(p.path) + 1, NULL, &f),
@@ -230,6 +237,7 @@ static void test_definitions(void) {
   pebble_future *f[6];
   int64_t v = 1;
   int i;
+  SKIP_IF_NO_PROCESSES();
   memset(&c1, 0, sizeof c1);
   memset(&c2, 0, sizeof c2);
   pebble_task_options_init(&o);
@@ -313,6 +321,7 @@ static void test_registry(void) {
   pebble_future *f;
   int64_t v = 10, out = 0;
   char long_name[80];
+  SKIP_IF_NO_PROCESSES();
   CU_ASSERT_EQUAL(pebble_register("core.add_one", add_one), PEBBLE_OK);
   CU_ASSERT_EQUAL(pebble_register("core.add_one", add_one), PEBBLE_OK);
   CU_ASSERT_EQUAL(pebble_register("core.add_one", other), PEBBLE_EEXIST);

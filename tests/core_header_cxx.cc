@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// The public header compiles cleanly as C++ (-Wall -Wextra -Wpedantic).
+// The public headers compile cleanly as C++ (-Wall -Wextra -Wpedantic),
+// the backend contract after pebble.h.
 #include <pebble.h>
+#include <pebble/backend.h>
 
 static int task(pebble_ctx *ctx, const void *arg, size_t size) {
   (void)arg;
@@ -17,5 +19,8 @@ int main() {
     return 1;
   int rc = pebble_future_get_int(f, PEBBLE_SEC(30), &v);
   pebble_future_release(f);
-  return rc == PEBBLE_OK && v == 1 && PEBBLE_VERSION_AT_LEAST(0, 1, 0) ? 0 : 1;
+  return rc == PEBBLE_OK && v == 1 && PEBBLE_VERSION_AT_LEAST(0, 1, 0) &&
+                 sizeof(pebble_backend) > 0
+             ? 0
+             : 1;
 }

@@ -128,6 +128,7 @@ static int listed(const long *pids, size_t n, long pid) {
 /* ---- a: the pid of a task's process ---- */
 
 static void test_pid_one_shot(void) {
+  SKIP_IF_NO_PROCESSES();
   pebble_future *f = run_int(PEBBLE_PROCESS, nap, 300, PEBBLE_DEFAULT), *t;
   int64_t result = 0;
   long pid = pid_of(f), after = 0;
@@ -151,6 +152,7 @@ static void test_pid_one_shot(void) {
 }
 
 static void test_pid_pool_task(void) {
+  SKIP_IF_NO_PROCESSES();
   pebble_pool *p = pool_of(PEBBLE_PROCESS, 2, PEBBLE_SEND_AHEAD_AUTO);
   pebble_pool *one = pool_of(PEBBLE_PROCESS, 1, PEBBLE_SEND_AHEAD_NEVER);
   pebble_future *busy, *queued;
@@ -201,6 +203,7 @@ static size_t settle_workers(pebble_pool *p, long *pids, size_t n,
 }
 
 static void test_worker_pids(void) {
+  SKIP_IF_NO_PROCESSES();
   pebble_pool *p = pool_of(PEBBLE_PROCESS, 2, PEBBLE_SEND_AHEAD_AUTO), *tp;
   long pids[2] = {0, 0}, now[2], one = 0, victim;
   size_t n = 5;
@@ -286,6 +289,8 @@ static void test_cancel_ex(void) {
   const char *name, *reason;
   int was = -1;
   cancel_in_pool(PEBBLE_THREAD, PEBBLE_SEND_AHEAD_AUTO);
+  if (PROCESS_HALF_SKIPPED(PEBBLE_PROCESS))
+    return;
   cancel_in_pool(PEBBLE_PROCESS, PEBBLE_SEND_AHEAD_NEVER);
   pebble_backend_choice(&name, &reason);
   if (strcmp(name, "posix") == 0) /* the backend that sends ahead */
@@ -357,6 +362,8 @@ static void states_of(pebble_kind kind) {
 
 static void test_state(void) {
   states_of(PEBBLE_THREAD);
+  if (PROCESS_HALF_SKIPPED(PEBBLE_PROCESS))
+    return;
   states_of(PEBBLE_PROCESS);
 }
 
@@ -413,6 +420,8 @@ static void stats_rounds(pebble_kind kind, int rounds) {
 
 static void test_stats_at_resolve(void) {
   stats_rounds(PEBBLE_THREAD, 2000);
+  if (PROCESS_HALF_SKIPPED(PEBBLE_PROCESS))
+    return;
   stats_rounds(PEBBLE_PROCESS, 400);
 }
 
@@ -422,6 +431,7 @@ static void test_slow_start_one_shot(void) {
   pebble_future *f, *g;
   int fd;
   int64_t v = 0;
+  SKIP_IF_NO_PROCESSES();
   fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
   CU_ASSERT_FATAL(fd >= 0);
   close(fd);
@@ -447,6 +457,7 @@ static void test_slow_start_pool(void) {
   pebble_pool *p = NULL;
   pebble_future *f;
   int64_t v = 0;
+  SKIP_IF_NO_PROCESSES();
   pebble_pool_options_init(&o);
   o.workers = 1;
   o.initializer = init_slow;
@@ -512,6 +523,7 @@ static void queued_behind(pebble_kind kind) {
 
 static void test_queued_timeout_threads(void) { queued_behind(PEBBLE_THREAD); }
 static void test_queued_timeout_processes(void) {
+  SKIP_IF_NO_PROCESSES();
   queued_behind(PEBBLE_PROCESS);
 }
 

@@ -225,5 +225,7 @@ int main(void) {
   if (pebble_worker_main() != PEBBLE_OK)
     return 3; /* a worker never gets here */
   signal(SIGUSR1, on_usr1);
+  if (skip_without_processes())
+    return 77;
   return run_suite("spawn", tests);
 }

@@ -171,6 +171,7 @@ static void test_forgotten_worker_main(void) {
   char dir[] = "/tmp/pebble-traps-XXXXXX", count[96], out[96], err[96];
   char text[8192], errtext[8192], *line;
   int rc, starts, pool_status = 0, oneshot_status = 0;
+  SKIP_IF_NO_PROCESSES();
   const char *why = "the worker program did not call pebble_worker_main()";
   if (under_valgrind() && skip_test(__func__, SELF_EXEC_WHY))
     return;
@@ -321,6 +322,7 @@ static int callback_runs(const char *how, int runs, int *shutdown_failed) {
 
 static void test_callbacks_before_main_returns(void) {
   int failed;
+  SKIP_IF_NO_PROCESSES();
   if (under_valgrind() && skip_test(__func__, SELF_EXEC_WHY))
     return;
   CU_ASSERT_EQUAL(callback_runs("wait", 25, &failed), 0);
@@ -328,6 +330,7 @@ static void test_callbacks_before_main_returns(void) {
 
 static void test_fire_and_forget(void) {
   int failed;
+  SKIP_IF_NO_PROCESSES();
   if (under_valgrind() && skip_test(__func__, SELF_EXEC_WHY))
     return;
   CU_ASSERT_EQUAL(callback_runs("forget", 10, &failed), 0);
@@ -356,6 +359,8 @@ static void test_waits_include_callbacks(void) {
   size_t i;
   pebble_kind kinds[] = {PEBBLE_PROCESS, PEBBLE_THREAD};
   for (i = 0; i < 2; i++) {
+    if (PROCESS_HALF_SKIPPED(kinds[i]))
+      continue;
     pebble_task_options_init(&o);
     o.callback = slow_callback;
     atomic_store(&slow_done, 0);
@@ -378,6 +383,8 @@ static void test_waits_include_callbacks(void) {
     pebble_future_release(f);
   }
   /* Inside a callback: no wait for callbacks queued behind it. */
+  if (PROCESS_HALF_SKIPPED(PEBBLE_PROCESS))
+    return;
   pebble_task_options_init(&o);
   o.callback = waits_for_other;
   CU_ASSERT_EQUAL_FATAL(
@@ -493,6 +500,7 @@ static void test_log_lines(void) {
   pebble_pool *p;
   pebble_future *f;
   char id[32];
+  SKIP_IF_NO_PROCESSES();
   log_reset();
   pebble_set_log_handler(collect_log, NULL, PEBBLE_LOG_WARN);
   pebble_task_options_init(&o);
@@ -644,6 +652,7 @@ static void check_getters(pebble_kind kind, pebble_pool *pool) {
 static void test_typed_getters(void) {
   pebble_pool *pool;
   pebble_pool_options o;
+  SKIP_IF_NO_PROCESSES();
   check_getters(PEBBLE_THREAD, NULL);
   check_getters(PEBBLE_PROCESS, NULL);
   CU_ASSERT_EQUAL_FATAL(pebble_pool_create(&pool, PEBBLE_THREAD, NULL),

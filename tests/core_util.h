@@ -174,6 +174,52 @@ static inline int skip_test(const char *test, const char *why) {
   tests_skipped++;
   return 1;
 }
+/* ---- a backend that runs no processes ----
+ * A backend without PEBBLE_CAP_PROCESSES (the out-of-tree example's row,
+ * example-threads) refuses process tasks and pools: a program of process
+ * tests exits 77 saying so, a test that needs processes is skipped by
+ * name, and a test that runs both kinds runs its thread half and is named
+ * on the line "Process halves left out" (the matrix shows it). */
+#define NO_PROCESSES_WHY "the backend runs no processes"
+static inline int no_processes(void) {
+  static int known = -1;
+  if (known < 0)
+    known = (active_caps() & PEBBLE_CAP_PROCESSES) == 0;
+  return known;
+}
+static inline int skip_without_processes(void) {
+  const char *name, *reason;
+  if (!no_processes())
+    return 0;
+  pebble_backend_choice(&name, &reason);
+  printf("SKIP: backend '%s' runs no processes (no PEBBLE_CAP_PROCESSES)\n",
+         name);
+  return 1;
+}
+#define SKIP_IF_NO_PROCESSES()                                               \
+  do {                                                                       \
+    if (no_processes() && skip_test(__func__, NO_PROCESSES_WHY))             \
+      return;                                                                \
+  } while (0)
+/* In a test of both kinds: leave the process half out, and say so (once
+ * per test, however many times the test asks). */
+static unsigned tests_halved;
+static char halved_names[2048];
+static inline int skip_process_half(const char *test) {
+  static const char *last;
+  if (last != test) {
+    size_t used = strlen(halved_names);
+    last = test;
+    printf("process half left out (%s) ", NO_PROCESSES_WHY);
+    snprintf(halved_names + used, sizeof halved_names - used, "%s%s",
+             used ? "; " : "", test);
+    tests_halved++;
+  }
+  return 1;
+}
+#define PROCESS_HALF_SKIPPED(kind)                                           \
+  ((kind) == PEBBLE_PROCESS && no_processes() && skip_process_half(__func__))
+
 /* A pipe that a worker reaches by name, under every start method: a
  * FIFO in a fresh directory.  (A forkserver worker has the descriptors the
  * server had when it started, not a pipe the test opened afterwards.)
@@ -270,6 +316,8 @@ static inline int run_suite(const char *name, CU_TestInfo *tests) {
   /* A line the matrix reads: how many of the tests above were skipped. */
   printf("\nSkipped tests: %u%s%s\n", tests_skipped,
          tests_skipped ? ": " : "", skipped_names);
+  if (tests_halved)
+    printf("Process halves left out: %u: %s\n", tests_halved, halved_names);
   return failures ? 1 : 0;
 }
 

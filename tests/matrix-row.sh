@@ -11,6 +11,10 @@
 # under this start method) are counted and named, never passed.
 # ROW (optional third argument) names a row other than BACKEND-METHOD:
 # win-apr-spawn runs on Windows, under Wine (PEBBLE_TEST_WINE set).
+# START_METHOD "threads" is for a backend that runs no processes (no
+# PEBBLE_CAP_PROCESSES): no start method is named, and the programs skip
+# what needs processes, saying so.  PEBBLE_MATRIX_MODULE_DIR names the
+# directory of a module built elsewhere (an out-of-tree backend; .ci/run).
 backend=$1 method=$2
 row=${3:-$backend-$method}
 : "${top_builddir:=.}" "${top_srcdir:=.}"
@@ -20,6 +24,7 @@ mkdir -p "$dir"
 PEBBLE_BACKEND=$backend
 PEBBLE_START_METHOD=$method
 export PEBBLE_BACKEND PEBBLE_START_METHOD
+[ "$method" = threads ] && unset PEBBLE_START_METHOD
 runner="$top_srcdir/tests/run-test.sh"
 if [ -n "${PEBBLE_TEST_WINE:-}" ]; then
   # Windows has spawn only, and no process tasks yet: the backend does
@@ -29,7 +34,7 @@ if [ -n "${PEBBLE_TEST_WINE:-}" ]; then
 fi
 # The built-in POSIX backend needs no path; others are modules of this tree.
 if [ "$backend" != posix ]; then
-  PEBBLE_BACKEND_PATH="$top_builddir/backends/$backend/.libs"
+  PEBBLE_BACKEND_PATH=${PEBBLE_MATRIX_MODULE_DIR:-$top_builddir/backends/$backend/.libs}
   export PEBBLE_BACKEND_PATH
 fi
 
@@ -85,6 +90,8 @@ for path in $programs; do
       failed=$((failed + f)); skipped=$((skipped + inside))
       result="pass ($((p - inside)) tests)"
       [ "$inside" -gt 0 ] && result="$result, $inside skipped: $(sed -n 's/^Skipped tests: [0-9]*: //p' "$log")"
+      halved=$(sed -n 's/^Process halves left out: //p' "$log" | head -1)
+      [ -n "$halved" ] && result="$result; process half left out of ${halved%%:*}:${halved#*:}"
       ;;
     77)
       skipped=$((skipped + 1))

@@ -8,7 +8,8 @@
 out=$(
   echo "Conformance matrix (backend-start method, program, result):"
   status=0
-  for row in posix-fork posix-spawn posix-forkserver apr-fork apr-spawn; do
+  for row in posix-fork posix-spawn posix-forkserver apr-fork apr-spawn \
+             example-threads; do
     t="$top_builddir/tests/matrix/$row/table.txt"
     if [ -f "$t" ]; then
       tail -n +2 "$t"
