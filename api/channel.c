@@ -376,11 +376,13 @@ char *pb_exit_message(const pebble_exit_info *x, const char *what) {
                      "status is unknown (reaped elsewhere, or SIGCHLD is "
                      "ignored)",
                      what, x->pid);
-  if (x->signal != 0)
-    return pb_format("%s %ld was killed by signal %d (%s)%s%s", what, x->pid,
-                     x->signal, pebble_signal_name(x->signal),
+  if (x->signal != 0) {
+    char how[96];
+    pb_crash_phrase(how, sizeof how, x->signal);
+    return pb_format("%s %ld %s%s%s", what, x->pid, how,
                      x->core_dumped ? ", core dumped" : "",
                      x->killed_by_library ? ", sent by Pebble" : "");
+  }
   return pb_format("%s %ld exited with code %d before returning a result",
                    what, x->pid, x->exit_code);
 }

@@ -49,6 +49,13 @@ const char *pb_library_relative_dir(const char *rel, const char *fallback);
 /* A system error code in words: strerror, or on Windows (where the codes
  * are GetLastError's) the system's own text, from FormatMessage. */
 const char *pb_sys_strerror(int err);
+/* "was killed by signal 11 (SIGSEGV)", or on Windows, for an exception's
+ * code, "crashed: access violation (0xC0000005)" (crash.c). */
+void pb_crash_phrase(char *buf, size_t size, int sig);
+#ifdef _WIN32
+/* "access violation" for 0xC0000005; NULL when not an exception's code. */
+const char *pb_exception_name(int code);
+#endif
 #define PB_STRIPES 32
 #define PB_MESSAGE_MAX 1024 /* task failure messages, with the NUL */
 

@@ -1128,7 +1128,9 @@ typedef struct pebble_exit_info {
                             SIGCHLD) */
   int exited;            /**< 1: it called exit(); exit_code is set */
   int exit_code;         /**< the exit status, when exited is 1 */
-  int signal;            /**< signal that ended it, 0 if none */
+  int signal;            /**< signal that ended it, 0 if none; on Windows
+                            the exception that ended it (its NTSTATUS,
+                            0xC0000005 for an access violation) */
   int core_dumped;       /**< 1: it left a core dump */
   int killed_by_library; /**< 1: Pebble killed it (timeout or cancel) */
 } pebble_exit_info;
@@ -1153,7 +1155,8 @@ PEBBLE_API int pebble_future_exit_info(const pebble_future *future,
  * @brief The name of a signal.
  * @param signal A signal number.
  * @return "SIGSEGV" for 11 and so on; "SIG?" for unknown numbers; a static
- * string.
+ * string.  On Windows also an exception's name: "access violation" for
+ * (int)0xC0000005.
  */
 PEBBLE_API const char *pebble_signal_name(int signal);
 

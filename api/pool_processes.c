@@ -270,16 +270,18 @@ static void log_worker_end(pebble_pool *P, const pebble_exit_info *info,
    * when made, and retirements are routine. */
   int level = by_pebble || (quitting && label == NULL) ? PEBBLE_LOG_DEBUG
                                                        : PEBBLE_LOG_WARN;
-  char how[96];
+  char how[128];
   if (!pb_log_wants(level))
     return;
   if (!info->status_known)
     snprintf(how, sizeof how, "ended (its exit status is unknown)");
-  else if (info->signal != 0)
-    snprintf(how, sizeof how, "was killed by signal %d (%s)%s%s",
-             info->signal, pebble_signal_name(info->signal),
+  else if (info->signal != 0) {
+    char crash[80];
+    pb_crash_phrase(crash, sizeof crash, info->signal);
+    snprintf(how, sizeof how, "%s%s%s", crash,
              info->core_dumped ? ", core dumped" : "",
              info->killed_by_library ? ", sent by Pebble" : "");
+  }
   else
     snprintf(how, sizeof how, "exited with code %d", info->exit_code);
   pb_log(level, "pool %p: worker process %ld %s%s%s; %s", (void *)P,

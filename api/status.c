@@ -75,6 +75,11 @@ unsigned pebble_version_hex(void) { return PEBBLE_VERSION_HEX; }
 /* Names by the platform's own numbers, so they are right on every
  * system; a name the platform lacks is left out. */
 const char *pebble_signal_name(int sig) {
+#ifdef _WIN32
+  const char *exception = pb_exception_name(sig);
+  if (exception != NULL)
+    return exception;
+#endif
 #define PB_SIG_(name)                                                        \
   if (sig == name)                                                           \
     return #name;

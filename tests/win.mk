@@ -15,13 +15,17 @@ examples_thread_pool_LDADD = libpebble.la $(APP_PTHREAD_LIBS)
 check_PROGRAMS += tests/win_threads tests/core_header_c99
 tests_win_threads_SOURCES = tests/win_threads.c
 tests_win_threads_LDADD = libpebble.la
+# The process side (spawn, Job objects, crashes by exception name).
+check_PROGRAMS += tests/win_processes
+tests_win_processes_SOURCES = tests/win_processes.c
+tests_win_processes_LDADD = libpebble.la
 tests_core_header_c99_SOURCES = tests/core_header_c99.c
 tests_core_header_c99_CFLAGS = -std=c99 -Wall -Wextra -Wpedantic -Werror
 tests_core_header_c99_LDADD = libpebble.la
 
 # win_threads on its own: the default backend, built in; in the row: the
 # module named by PEBBLE_BACKEND.
-TESTS += tests/win_threads tests/core_header_c99 tests/matrix/win-apr-spawn.sh
+TESTS += tests/win_threads tests/win_processes tests/core_header_c99 tests/matrix/win-apr-spawn.sh
 clean-local: clean-wine
 clean-wine:
 	-rm -rf tests/matrix/win-apr-spawn tests/wineprefix tests/wineprefix.lock

@@ -250,14 +250,17 @@ uint64_t pba_now_ns(void) {
 #define DESC_START "spawned (apr_proc_create)"
 #endif
 
-/* On Windows only threads for now: process tasks need a waitset for
- * pipes and process handles, handle inheritance that APR does not do on
- * NT, and Job objects (issue 14, item 4; docs/backends.md "Windows").
- * Without the capability a process task is refused with a clear error
- * instead of never resolving. */
+/* On Windows processes are Win32's own (apr_proc_win32.c): spawn only, a
+ * Job object per worker, so a kill reaches everything it started and
+ * nothing outlives this process. */
 #ifdef _WIN32
-#define CAPS PEBBLE_CAP_THREADS
-#define DESC_PROCS "processes: not yet on Windows"
+#define CAPS                                                                 \
+  (PEBBLE_CAP_THREADS | PEBBLE_CAP_PROCESSES | PEBBLE_CAP_SPAWN |            \
+   PEBBLE_CAP_PDEATHSIG | PEBBLE_CAP_KILL_GROUP)
+#define DESC_PROCS                                                           \
+  "processes spawned (CreateProcess), each in a Job object that a kill "    \
+  "ends whole and that dies with this process; exits seen by a wait on "   \
+  "the process handle"
 #else
 #define CAPS                                                                 \
   (PEBBLE_CAP_THREADS | PEBBLE_CAP_PROCESSES | CAP_FORK | PEBBLE_CAP_SPAWN | \

@@ -141,6 +141,21 @@ PBA_HIDDEN int pba_pipe_read_all(apr_file_t *f, void *buf, size_t len);
 PBA_HIDDEN int pba_pipe_write_all(apr_file_t *f, const void *buf, size_t len);
 
 /* ---- processes ---- */
+#if defined(_WIN32)
+/* Windows (apr_proc_win32.c): Win32 handles, a Job object per worker, and
+ * two threads per worker that move the channel's bytes, so the manager
+ * never blocks on a pipe (docs/backends.md, "Windows"). */
+struct pebble_bk_chan {
+  void *rd; /* HANDLE from the parent, blocking */
+  void *wr; /* HANDLE to the parent, blocking */
+};
+/* The events of PEBBLE_EV_* that are ready now (level-triggered). */
+PBA_HIDDEN unsigned pba_proc_ready(pebble_bk_proc *proc);
+/* Set the waitset the process's threads wake when its state changes
+ * (NULL: none); returns the one it had. */
+PBA_HIDDEN pebble_bk_waitset *pba_proc_notify_to(pebble_bk_proc *proc,
+                                                 pebble_bk_waitset *ws);
+#else
 struct pebble_bk_chan {
   apr_file_t *rd; /* from the parent, blocking */
   apr_file_t *wr; /* to the parent, blocking */
@@ -161,6 +176,7 @@ struct pebble_bk_proc {
   /* The waitset watching this process; guarded by that waitset's lock. */
   pebble_bk_waitset *ws;
 };
+#endif
 
 /* ---- apr_proc.c ---- */
 PBA_HIDDEN int pba_proc_new(pebble_bk_proc **proc, int *sys_errno);
