@@ -316,7 +316,7 @@ static void process_launch(pb_manager *m, pb_cmd *cmd) {
                               &job->watch)) != PEBBLE_OK)
     bk->proc_destroy(proc); /* kills and reaps it */
   if (rc != PEBBLE_OK) {
-    const char *why = err ? strerror(err) : pebble_strerror(rc);
+    const char *why = err ? pb_sys_strerror(err) : pebble_strerror(rc);
     pb_log(PEBBLE_LOG_WARN, "cannot start a process: %s", why);
     resolve_failed(job, PEBBLE_FAILED,
                    rc == PEBBLE_ENOMEM ? PEBBLE_ENOMEM : PEBBLE_ESYSTEM,

@@ -180,7 +180,7 @@ static int spawn_one(pb_manager *m, pebble_pool *P, int spare, int *err) {
     skip_epoch_free(w->skip_epoch);
     free(w);
     pb_log(PEBBLE_LOG_ERROR, "pool %p: cannot start a worker process: %s",
-           (void *)P, *err ? strerror(*err) : pebble_strerror(rc));
+           (void *)P, *err ? pb_sys_strerror(*err) : pebble_strerror(rc));
     return rc;
   }
   w->started_at = bk->now_ns();
@@ -223,7 +223,7 @@ static void fail_all_queued(pebble_pool *P, int rc, int err) {
   int status = rc == PEBBLE_ENOMEM ? PEBBLE_ENOMEM : PEBBLE_ESYSTEM;
   char *why = pb_format("the system refused a worker process for the pool: "
                         "%s",
-                        err ? strerror(err) : pebble_strerror(rc));
+                        err ? pb_sys_strerror(err) : pebble_strerror(rc));
   for (;;) {
     bk->mutex_lock(P->lock);
     t = pb_pool_pop(P);

@@ -57,6 +57,11 @@ int main(void) {
   pebble_future *tasks[10];
   int i;
 
+  /* Registered, so the tasks run in spawned processes too (the only kind
+   * on Windows); a spawned worker serves them from pebble_worker_main. */
+  pebble_register("do_job", do_job);
+  pebble_register("do_wrong_job", do_wrong_job);
+  pebble_worker_main();
   if (foo_init(&foo) != 0) {
     fprintf(stderr, "%s\n", pebble_last_error());
     return 1;

@@ -34,6 +34,10 @@ int main(void) {
   pebble_future *tasks[5];
   int64_t i;
 
+  /* Registered, so the task runs in a spawned process too (the only kind
+   * on Windows); a spawned worker serves it from pebble_worker_main. */
+  pebble_register("do_job", do_job);
+  pebble_worker_main();
   pebble_task_options_init(&opts);
   opts.callback = task_done; /* @process(callback=task_done) */
   if (pebble_task_create(&job, PEBBLE_PROCESS, do_job, &opts) != PEBBLE_OK) {

@@ -2,11 +2,17 @@
 /*
  * process_pool.c -- a process pool survives a task that times out, a task
  * that crashes and a task that is cancelled, and keeps serving the rest.
+ * The tasks are registered, so workers may be spawned (the only way on
+ * Windows) as well as forked.
  */
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
+#ifdef _WIN32
+#include <windows.h>
+#else
 #include <unistd.h>
+#endif
 
 #include <pebble.h>
 
@@ -20,13 +26,21 @@ static int square(pebble_ctx *ctx, const void *arg, size_t size) {
 static int hang(pebble_ctx *ctx, const void *arg, size_t size) {
   (void)ctx, (void)arg, (void)size;
   for (;;)
+#ifdef _WIN32
+    Sleep(INFINITE); /* only a kill ends this */
+#else
     pause(); /* only a kill ends this */
+#endif
   return 0;
 }
 
 static int crash(pebble_ctx *ctx, const void *arg, size_t size) {
   (void)ctx, (void)arg, (void)size;
+#ifdef _WIN32
+  *(volatile int *)0 = 0; /* an access violation */
+#else
   raise(SIGSEGV);
+#endif
   return 0;
 }
 
@@ -48,6 +62,10 @@ int main(void) {
   pebble_pool_stats st;
   int64_t seven = 7, eight = 8;
 
+  pebble_register("square", square);
+  pebble_register("hang", hang);
+  pebble_register("crash", crash);
+  pebble_worker_main(); /* a spawned worker serves tasks here */
   pebble_pool_options_init(&po);
   po.workers = 2;
   if (pebble_pool_create(&pool, PEBBLE_PROCESS, &po) != PEBBLE_OK) {

@@ -27,9 +27,7 @@ export PEBBLE_BACKEND PEBBLE_START_METHOD
 [ "$method" = threads ] && unset PEBBLE_START_METHOD
 runner="$top_srcdir/tests/run-test.sh"
 if [ -n "${PEBBLE_TEST_WINE:-}" ]; then
-  # Windows has spawn only, and no process tasks yet: the backend does
-  # not claim spawn, so the start method is not named.
-  unset PEBBLE_START_METHOD
+  # Windows has spawn only (the row's method, and the default there).
   runner="$top_srcdir/tests/wine-run.sh"
 fi
 # The built-in POSIX backend needs no path; others are modules of this tree.
@@ -48,9 +46,9 @@ fi
 # does not run there yet, with why (shown as skipped, never as passed).
 not_ported=
 if [ -n "${PEBBLE_TEST_WINE:-}" ]; then
-  programs="tests/win_threads tests/win-examples.sh"
+  programs="tests/win_threads tests/win_processes tests/win-examples.sh"
   why_posix="not yet ported: the CUnit suites use POSIX headers and fork/waitpid (issue 14, item 7)"
-  why_proc="not yet ported: process tasks on Windows (issue 14, item 4)"
+  why_proc="$why_posix; the process side is checked by win_processes"
   not_ported="core_thread:$why_posix
 core_future:$why_posix
 core_process:$why_proc
@@ -65,7 +63,6 @@ core_observe:$why_posix
 core_faults:$why_proc
 core_alloc:$why_posix
 cap_kill_group:$why_proc
-process examples:$why_proc
 event_loop:not yet ported: the example waits with poll() (the queue's Event handle is checked in win_threads)"
 fi
 total=0 passed=0 failed=0 skipped=0 status=0

@@ -7,8 +7,12 @@ bin_PROGRAMS += tools/pebble-info
 tools_pebble_info_SOURCES = tools/pebble-info.c
 tools_pebble_info_LDADD = libpebble.la
 
-noinst_PROGRAMS += examples/thread_task examples/thread_pool
+noinst_PROGRAMS += examples/thread_task examples/thread_pool \
+	examples/process_callback examples/object_callbacks examples/process_pool
 examples_thread_task_LDADD = libpebble.la
+examples_process_callback_LDADD = libpebble.la
+examples_object_callbacks_LDADD = libpebble.la
+examples_process_pool_LDADD = libpebble.la
 examples_thread_pool_LDADD = libpebble.la $(APP_PTHREAD_LIBS)
 
 # The thread side of the contract, without CUnit (no mingw build of it).

@@ -3,7 +3,7 @@
  * win_threads.c -- the thread side of the contract on Windows (run under
  * Wine by make check): thread tasks, their errors, timeouts, cancel and
  * callbacks, ExitThread in a task, thread pools and maps, a completion
- * queue's Event handle, the built-in default backend, the refusal of process tasks (not ported yet), and an
+ * queue's Event handle, the built-in default backend, and an
  * idle library that uses no CPU.  Plain C with no CUnit (there is no mingw build of it
  * here); the last lines are CUnit's summary, which the matrix counts.
  */
@@ -286,21 +286,6 @@ static int test_cqueue_event(void) {
   return 0;
 }
 
-/* Not ported yet (issue 14, item 4): refused at once, with a reason,
- * never a future that does not resolve. */
-static int test_process_refused(void) {
-  pebble_future *f = NULL;
-  pebble_pool *p = NULL;
-  int64_t in = 1;
-  CHECK(pebble_run(PEBBLE_PROCESS, add, &in, sizeof in, NULL, &f) ==
-        PEBBLE_ENOTSUP);
-  CHECK(f == NULL);
-  printf("  process task: %s\n", pebble_last_error());
-  CHECK(pebble_pool_create(&p, PEBBLE_PROCESS, NULL) == PEBBLE_ENOTSUP);
-  printf("  process pool: %s\n", pebble_last_error());
-  return 0;
-}
-
 static double cpu_seconds(void) {
   FILETIME c, e, k, u;
   ULARGE_INTEGER kk, uu;
@@ -357,7 +342,6 @@ int main(void) {
   run("thread pool", test_thread_pool);
   run("thread pool timeout and map", test_pool_timeout_and_map);
   run("completion queue handle is an Event", test_cqueue_event);
-  run("process tasks refused (not ported)", test_process_refused);
   run("idle library uses no CPU", test_idle_uses_no_cpu);
   run("shutdown", test_shutdown);
   printf("Run Summary:    Type  Total    Ran Passed Failed Inactive\n");
