@@ -2,10 +2,11 @@
 /*
  * win_processes.c -- the process side of the contract on Windows (run
  * under Wine by make check), spawn being the only start method there:
- * one-shot process tasks (a result, a task's error, a crash named by its
- * exception with the worker's pid, an exit code, a timeout that ends the
- * worker and the process it started, cancel), a process pool that
- * survives a crash, and workers that end with a parent that dies.
+ * one-shot process tasks (a result, a megabyte each way, a task's error,
+ * a crash named by its exception with the worker's pid, an exit code, a
+ * timeout that ends the worker and the process it started, cancel), a
+ * process pool that survives a crash, and workers that end with a parent
+ * that dies.
  * Plain C with no CUnit; the last lines are CUnit's summary, which the
  * matrix counts.
  *
@@ -152,6 +153,20 @@ static int holds_mutex(pebble_ctx *ctx, const void *arg, size_t size) {
   return pebble_result_int(ctx, 0);
 }
 
+/* Returns its argument with every byte plus one. */
+static int echo_plus_one(pebble_ctx *ctx, const void *arg, size_t size) {
+  unsigned char *out = malloc(size ? size : 1);
+  size_t i;
+  int rc;
+  if (out == NULL)
+    return pebble_fail(ctx, 1, "out of memory");
+  for (i = 0; i < size; i++)
+    out[i] = (unsigned char)(((const unsigned char *)arg)[i] + 1);
+  rc = pebble_result_set(ctx, out, size);
+  free(out);
+  return rc;
+}
+
 /* ---- one-shot process tasks ---- */
 
 static int test_result(void) {
@@ -169,6 +184,31 @@ static int test_result(void) {
   CHECK(x.status_known && x.exited && x.exit_code == 0 && x.signal == 0);
   CHECK(x.pid != 0 && x.pid != (long)GetCurrentProcessId());
   pebble_future_release(f);
+  return 0;
+}
+
+/* A megabyte each way: many times the 64 KiB the pipes and the rings
+ * hold, so both directions wait for room. */
+static int test_large_data(void) {
+  enum { N = 1 << 20 };
+  unsigned char *in = malloc(N);
+  const unsigned char *out;
+  pebble_future *f;
+  size_t size = 0, i;
+  CHECK(in != NULL);
+  for (i = 0; i < N; i++)
+    in[i] = (unsigned char)(i * 7);
+  CHECK(pebble_run(PEBBLE_PROCESS, echo_plus_one, in, N, NULL, &f) ==
+        PEBBLE_OK);
+  CHECK(pebble_future_get(f, PEBBLE_SEC(60), (const void **)&out, &size) ==
+        PEBBLE_OK);
+  CHECK(size == N);
+  for (i = 0; i < N; i++)
+    if (out[i] != (unsigned char)(in[i] + 1))
+      break;
+  CHECK(i == N);
+  pebble_future_release(f);
+  free(in);
   return 0;
 }
 
@@ -350,6 +390,7 @@ int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IONBF, 0);
   if (pebble_register("add", add) != PEBBLE_OK ||
       pebble_register("fails", fails) != PEBBLE_OK ||
+      pebble_register("echo_plus_one", echo_plus_one) != PEBBLE_OK ||
       pebble_register("null_deref", null_deref) != PEBBLE_OK ||
       pebble_register("exits_3", exits_3) != PEBBLE_OK ||
       pebble_register("sleeps", sleeps) != PEBBLE_OK ||
@@ -365,6 +406,7 @@ int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "--parent") == 0)
     return parent_part(argv[2]);
   run("process task result", test_result);
+  run("a megabyte each way", test_large_data);
   run("process task error", test_task_error);
   run("NULL dereference is an access violation, with its pid", test_crash);
   run("exit code", test_exit_code);

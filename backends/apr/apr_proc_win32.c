@@ -21,8 +21,8 @@
  *   blocks on a pipe.  Each wakes the waitset when what it moved makes an
  *   event ready.
  * - The exit: a wait on the process handle in the system's thread pool
- *   (RegisterWaitForSingleObject) records the exit code and wakes the
- *   waitset.  An exit code that is an exception's NTSTATUS (0xC0000005,
+ *   (RegisterWaitForSingleObject) records the exit code, once the reader
+ *   has all the worker wrote, and wakes the waitset.  An exit code that is an exception's NTSTATUS (0xC0000005,
  *   an access violation) is reported as the "signal" that ended it.
  */
 #ifdef HAVE_CONFIG_H
@@ -204,12 +204,26 @@ static int is_exception(DWORD code) {
          code == 0x80000003u;
 }
 
+/* How long an exit waits for the reader to reach the end of the
+ * worker's output: a result written before the exit is read first, as on
+ * Unix, where a dead process's bytes are all in the pipe already.  The
+ * end comes at once unless a process started by other means inherited
+ * the pipe's end in the instant it was inheritable; then the exit is
+ * reported after this long. */
+#define PBA_EXIT_DRAIN_MS 2000
+
 static VOID CALLBACK exit_seen(PVOID arg, BOOLEAN timed_out) {
   pebble_bk_proc *p = arg;
   pebble_bk_waitset *ws;
-  DWORD code = 0;
+  DWORD code = 0, start = GetTickCount();
   (void)timed_out;
   EnterCriticalSection(&p->lock);
+  while (!p->in_eof && !p->stopping) {
+    DWORD spent = GetTickCount() - start;
+    if (spent >= PBA_EXIT_DRAIN_MS)
+      break;
+    SleepConditionVariableCS(&p->changed, &p->lock, PBA_EXIT_DRAIN_MS - spent);
+  }
   memset(&p->exit, 0, sizeof p->exit);
   if (GetExitCodeProcess(p->process, &code)) {
     p->exit.status_known = 1;
@@ -403,7 +417,9 @@ static int watch_worker(pebble_bk_proc *p, int *sys_errno) {
       (p->writer = CreateThread(NULL, 64 << 10, writer_main, p, 0, NULL)) ==
           NULL ||
       !RegisterWaitForSingleObject(&p->exit_wait, p->process, exit_seen, p,
-                                   INFINITE, WT_EXECUTEONLYONCE)) {
+                                   INFINITE,
+                                   WT_EXECUTEONLYONCE |
+                                       WT_EXECUTELONGFUNCTION)) {
     *sys_errno = (int)GetLastError();
     p->exit_wait = NULL;
     return PEBBLE_ESYSTEM;
@@ -555,13 +571,14 @@ void pba_proc_destroy(pebble_bk_proc *p) {
     TerminateJobObject(p->job, PBA_KILL_CODE);
     WaitForSingleObject(p->process, INFINITE);
   }
-  /* Waits for a callback that is running. */
-  if (p->exit_wait != NULL)
-    UnregisterWaitEx(p->exit_wait, INVALID_HANDLE_VALUE);
   EnterCriticalSection(&p->lock);
   p->stopping = 1;
   WakeAllConditionVariable(&p->changed);
   LeaveCriticalSection(&p->lock);
+  /* Waits for a callback that is running (it stops waiting for the
+   * reader once `stopping` is set). */
+  if (p->exit_wait != NULL)
+    UnregisterWaitEx(p->exit_wait, INVALID_HANDLE_VALUE);
   /* A thread in ReadFile or WriteFile returns with ERROR_BROKEN_PIPE: the
    * only other end was in the Job, which is gone. */
   if (p->reader != NULL) {
