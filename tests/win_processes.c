@@ -2,11 +2,11 @@
 /*
  * win_processes.c -- the process side of the contract on Windows (run
  * under Wine by make check), spawn being the only start method there:
- * one-shot process tasks (a result, a megabyte each way, a task's error,
- * a crash named by its exception with the worker's pid, an exit code, a
- * timeout that ends the worker and the process it started, cancel), a
- * process pool that survives a crash, and workers that end with a parent
- * that dies.
+ * one-shot process tasks (a result, a megabyte each way, no inherited
+ * handle but the worker's own, a task's error, a crash named by its
+ * exception with the worker's pid, an exit code, a timeout that ends the
+ * worker and the process it started, cancel), a process pool that
+ * survives a crash, and workers that end with a parent that dies.
  * Plain C with no CUnit; the last lines are CUnit's summary, which the
  * matrix counts.
  *
@@ -167,6 +167,19 @@ static int echo_plus_one(pebble_ctx *ctx, const void *arg, size_t size) {
   return rc;
 }
 
+/* Signals the event whose handle value is the argument, if this process
+ * has that handle: it must not, since a worker inherits nothing but its
+ * channel and standard handles. */
+static int signals_handle(pebble_ctx *ctx, const void *arg, size_t size) {
+  int64_t v;
+  DWORD flags;
+  if (pebble_arg_int(arg, size, &v) != PEBBLE_OK)
+    return pebble_fail(ctx, 1, "expected a handle value");
+  if (GetHandleInformation((HANDLE)(intptr_t)v, &flags))
+    SetEvent((HANDLE)(intptr_t)v);
+  return pebble_result_int(ctx, 0);
+}
+
 /* ---- one-shot process tasks ---- */
 
 static int test_result(void) {
@@ -209,6 +222,23 @@ static int test_large_data(void) {
   CHECK(i == N);
   pebble_future_release(f);
   free(in);
+  return 0;
+}
+
+/* An inheritable handle of the application's is not inherited by a
+ * worker (PROC_THREAD_ATTRIBUTE_HANDLE_LIST). */
+static int test_inherits_only_its_channel(void) {
+  SECURITY_ATTRIBUTES sa = {sizeof sa, NULL, TRUE};
+  HANDLE event = CreateEventA(&sa, TRUE, FALSE, NULL);
+  pebble_future *f;
+  int64_t v = 0, h = (int64_t)(intptr_t)event;
+  CHECK(event != NULL);
+  CHECK(pebble_run(PEBBLE_PROCESS, signals_handle, &h, sizeof h, NULL, &f) ==
+        PEBBLE_OK);
+  CHECK(pebble_future_get_int(f, PEBBLE_SEC(60), &v) == PEBBLE_OK);
+  CHECK(WaitForSingleObject(event, 0) == WAIT_TIMEOUT);
+  pebble_future_release(f);
+  CloseHandle(event);
   return 0;
 }
 
@@ -391,6 +421,7 @@ int main(int argc, char **argv) {
   if (pebble_register("add", add) != PEBBLE_OK ||
       pebble_register("fails", fails) != PEBBLE_OK ||
       pebble_register("echo_plus_one", echo_plus_one) != PEBBLE_OK ||
+      pebble_register("signals_handle", signals_handle) != PEBBLE_OK ||
       pebble_register("null_deref", null_deref) != PEBBLE_OK ||
       pebble_register("exits_3", exits_3) != PEBBLE_OK ||
       pebble_register("sleeps", sleeps) != PEBBLE_OK ||
@@ -407,6 +438,7 @@ int main(int argc, char **argv) {
     return parent_part(argv[2]);
   run("process task result", test_result);
   run("a megabyte each way", test_large_data);
+  run("a worker inherits only its own handles", test_inherits_only_its_channel);
   run("process task error", test_task_error);
   run("NULL dereference is an access violation, with its pid", test_crash);
   run("exit code", test_exit_code);
