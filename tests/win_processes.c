@@ -208,13 +208,16 @@ static int test_large_data(void) {
   const unsigned char *out;
   pebble_future *f;
   size_t size = 0, i;
+  int rc;
   CHECK(in != NULL);
   for (i = 0; i < N; i++)
     in[i] = (unsigned char)(i * 7);
   CHECK(pebble_run(PEBBLE_PROCESS, echo_plus_one, in, N, NULL, &f) ==
         PEBBLE_OK);
-  CHECK(pebble_future_get(f, PEBBLE_SEC(60), (const void **)&out, &size) ==
-        PEBBLE_OK);
+  rc = pebble_future_get(f, PEBBLE_SEC(60), (const void **)&out, &size);
+  if (rc != PEBBLE_OK)
+    printf("  %s: %s\n", pebble_status_name(rc), pebble_future_message(f));
+  CHECK(rc == PEBBLE_OK);
   CHECK(size == N);
   for (i = 0; i < N; i++)
     if (out[i] != (unsigned char)(in[i] + 1))

@@ -62,6 +62,7 @@ struct pebble_bk_proc {
   /* Under lock: */
   ring in, out;
   int in_eof, out_broken, stopping, exited, reaped;
+  unsigned long in_moves; /* bytes into or out of `in`, counted */
   pebble_bk_exit exit;
   pebble_bk_waitset *ws;
 };
@@ -151,9 +152,10 @@ static DWORD WINAPI reader_main(LPVOID arg) {
     LeaveCriticalSection(&p->lock);
     ok = ReadFile(p->from_child, p->in.buf + tail, (DWORD)room, &n, NULL);
     EnterCriticalSection(&p->lock);
-    if (ok)
+    if (ok) {
       p->in.count += n;
-    else
+      p->in_moves += n;
+    } else
       p->in_eof = 1; /* ERROR_BROKEN_PIPE: the worker's end is closed */
     ws = changed_locked(p);
     LeaveCriticalSection(&p->lock);
@@ -198,28 +200,37 @@ static DWORD WINAPI writer_main(LPVOID arg) {
 }
 
 /* An exception's NTSTATUS, not a code the program chose: error severity
- * in the system's facility, and the two warnings a crash can end with. */
+ * with no facility (the system's own exceptions, 0xC0000005 and the
+ * like), and the two warnings a crash can end with. */
 static int is_exception(DWORD code) {
   return (code & 0xFF000000u) == 0xC0000000u || code == 0x80000002u ||
          code == 0x80000003u;
 }
 
-/* How long an exit waits for the reader to reach the end of the
- * worker's output: a result written before the exit is read first, as on
- * Unix, where a dead process's bytes are all in the pipe already.  The
- * end comes at once unless a process started by other means inherited
- * the pipe's end in the instant it was inheritable; then the exit is
- * reported after this long. */
+/* An exit is reported once the reader has reached the end of the
+ * worker's output, so that a result written before the exit is read
+ * first, as on Unix, where a dead process's bytes are all in the pipe
+ * already.  The end comes as soon as the output is read, unless a
+ * process started by other means inherited the pipe's end in the instant
+ * it was inheritable: then the exit is reported once no byte has moved
+ * for this long. */
 #define PBA_EXIT_DRAIN_MS 2000
 
 static VOID CALLBACK exit_seen(PVOID arg, BOOLEAN timed_out) {
   pebble_bk_proc *p = arg;
   pebble_bk_waitset *ws;
   DWORD code = 0, start = GetTickCount();
+  unsigned long moves;
   (void)timed_out;
   EnterCriticalSection(&p->lock);
+  moves = p->in_moves;
   while (!p->in_eof && !p->stopping) {
-    DWORD spent = GetTickCount() - start;
+    DWORD spent;
+    if (p->in_moves != moves) { /* still moving: wait on */
+      moves = p->in_moves;
+      start = GetTickCount();
+    }
+    spent = GetTickCount() - start;
     if (spent >= PBA_EXIT_DRAIN_MS)
       break;
     SleepConditionVariableCS(&p->changed, &p->lock, PBA_EXIT_DRAIN_MS - spent);
@@ -412,10 +423,12 @@ static int create_worker(pebble_bk_proc *p, const char *path,
 
 /* After the start: the I/O threads and the exit wait. */
 static int watch_worker(pebble_bk_proc *p, int *sys_errno) {
-  if ((p->reader = CreateThread(NULL, 64 << 10, reader_main, p, 0, NULL)) ==
-          NULL ||
-      (p->writer = CreateThread(NULL, 64 << 10, writer_main, p, 0, NULL)) ==
-          NULL ||
+  /* Small stacks: each thread only moves bytes. */
+  DWORD stack_flags = STACK_SIZE_PARAM_IS_A_RESERVATION;
+  if ((p->reader = CreateThread(NULL, 64 << 10, reader_main, p, stack_flags,
+                                NULL)) == NULL ||
+      (p->writer = CreateThread(NULL, 64 << 10, writer_main, p, stack_flags,
+                                NULL)) == NULL ||
       !RegisterWaitForSingleObject(&p->exit_wait, p->process, exit_seen, p,
                                    INFINITE,
                                    WT_EXECUTEONLYONCE |
@@ -505,6 +518,7 @@ int pba_proc_read(pebble_bk_proc *p, void *buf, size_t len, size_t *done) {
     memcpy(dst + first, p->in.buf, n - first);
     p->in.head = (p->in.head + n) % PBA_RING;
     p->in.count -= n;
+    p->in_moves += n;
     *done = n;
     WakeAllConditionVariable(&p->changed); /* room for the reader */
   }
