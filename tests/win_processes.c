@@ -6,7 +6,8 @@
  * handle but the worker's own, a task's error, a crash named by its
  * exception with the worker's pid, an exit code, a timeout that ends the
  * worker and the process it started, cancel), a process pool that
- * survives a crash, and workers that end with a parent that dies.
+ * survives a crash and sleeps when idle, and workers that end with a
+ * parent that dies.
  * Plain C with no CUnit; the last lines are CUnit's summary, which the
  * matrix counts.
  *
@@ -96,6 +97,15 @@ static HANDLE start_self(const char *args, DWORD *pid) {
   if (pid != NULL)
     *pid = pi.dwProcessId;
   return pi.hProcess;
+}
+
+static double cpu_seconds(void) {
+  FILETIME c, e, k, u;
+  ULARGE_INTEGER kk, uu;
+  GetProcessTimes(GetCurrentProcess(), &c, &e, &k, &u);
+  kk.LowPart = k.dwLowDateTime, kk.HighPart = k.dwHighDateTime;
+  uu.LowPart = u.dwLowDateTime, uu.HighPart = u.dwHighDateTime;
+  return (double)(kk.QuadPart + uu.QuadPart) / 1e7;
 }
 
 /* ---- task functions (registered: spawned workers find them by name) ---- */
@@ -348,6 +358,8 @@ static int test_pool_survives_crash(void) {
   pebble_pool_options po;
   pebble_future *f[12], *crash;
   int64_t in, v;
+  double c0, cpu, wall;
+  DWORD t0;
   int i;
   pebble_pool_options_init(&po);
   po.workers = 3;
@@ -380,6 +392,16 @@ static int test_pool_survives_crash(void) {
   CHECK(pebble_future_get_int(f[0], PEBBLE_SEC(60), &v) == PEBBLE_OK);
   CHECK(v == 101);
   pebble_future_release(f[0]);
+  /* Idle workers cost the application no CPU: their reader and writer
+   * threads and the manager sleep until something happens. */
+  Sleep(200);
+  c0 = cpu_seconds();
+  t0 = GetTickCount();
+  Sleep(3000);
+  cpu = cpu_seconds() - c0;
+  wall = (GetTickCount() - t0) / 1000.0;
+  printf("  idle pool of 3 workers: %.3f s CPU in %.3f s\n", cpu, wall);
+  CHECK(cpu < 0.01 * wall);
   CHECK(pebble_pool_destroy(p) == PEBBLE_OK);
   return 0;
 }
@@ -448,7 +470,8 @@ int main(int argc, char **argv) {
   run("timeout ends the worker and what it started",
       test_timeout_kills_what_it_started);
   run("cancel", test_cancel);
-  run("process pool survives a crash", test_pool_survives_crash);
+  run("process pool survives a crash, idle uses no CPU",
+      test_pool_survives_crash);
   run("workers end with their parent", test_parent_death);
   run("shutdown", test_shutdown);
   printf("Run Summary:    Type  Total    Ran Passed Failed Inactive\n");
