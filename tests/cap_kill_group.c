@@ -4,7 +4,9 @@
  * Needs PEBBLE_CAP_KILL_GROUP: under a backend without it (APR has no
  * process groups) the program exits 77, which the test harness and the
  * conformance matrix report as skipped, by name. */
+#ifndef _WIN32
 #include <poll.h>
+#endif
 
 #include "core_util.h"
 
@@ -144,10 +146,12 @@ static void test_application_death_kills_group(void) {
 
 int main(int argc, char **argv) {
   CU_TestInfo tests[] = {
-      {"timeout kills the process group", test_timeout_kills_group},
-      {"pool cancel kills the process group", test_pool_cancel_kills_group},
+      {"timeout kills the process group",
+       NEEDS_FIFOS(test_timeout_kills_group)},
+      {"pool cancel kills the process group",
+       NEEDS_FIFOS(test_pool_cancel_kills_group)},
       {"the application's death kills the process group",
-       test_application_death_kills_group},
+       NEEDS_FIFOS(test_application_death_kills_group)},
       CU_TEST_INFO_NULL};
   REGISTER_TASK(grandchild_then_sleep);
   REGISTER_TASK(stubborn_grandchild);

@@ -405,17 +405,17 @@ static void test_bad_option(void) {
 int main(void) {
   CU_TestInfo tests[] = {
       {"a cancelled task sent ahead is skipped, never started",
-       test_cancel_skips},
+       NEEDS_FIFOS(test_cancel_skips)},
       {"a cancelled task sent ahead and already read by its worker is "
        "skipped, never started",
-       test_cancel_skips_buffered},
+       NEEDS_FIFOS(test_cancel_skips_buffered)},
       {"a dying worker gives back the tasks sent ahead",
-       test_death_gives_back},
-      {"a stop cancels the tasks sent ahead", test_stop_cancels},
+       NEEDS_FIFOS(test_death_gives_back)},
+      {"a stop cancels the tasks sent ahead", NEEDS_FIFOS(test_stop_cancels)},
       {"nothing goes ahead with or behind a timeout",
-       test_timeouts_not_ahead},
+       NEEDS_FIFOS(test_timeouts_not_ahead)},
       {"auto: nothing goes ahead behind a long task",
-       test_auto_not_behind_long},
+       NEEDS_FIFOS(test_auto_not_behind_long)},
       {"a burst arrives whole; max_tasks holds", test_burst_and_max_tasks},
       {"an unknown send_ahead is refused", test_bad_option},
       CU_TEST_INFO_NULL};

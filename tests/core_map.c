@@ -2,7 +2,9 @@
 /* core_map.c -- map over pools, completion queues, waiting on many. */
 #include "core_util.h"
 
+#ifndef _WIN32
 #include <poll.h>
+#endif
 
 static int square_or_fail(pebble_ctx *ctx, const void *arg, size_t size) {
   int64_t v = 0;
@@ -178,18 +180,19 @@ static void test_source(void) {
   pebble_pool_destroy(p);
 }
 
-static int readable(int fd) {
+/* The queue's handle: a descriptor to poll, on Windows an Event HANDLE
+ * to wait on (the public header, pebble_cqueue_handle). */
+static int readable_within(intptr_t h, int ms) {
+#ifdef _WIN32
+  return WaitForSingleObject((HANDLE)h, (DWORD)ms) == WAIT_OBJECT_0;
+#else
   struct pollfd pfd;
-  pfd.fd = fd;
-  pfd.events = POLLIN;
-  return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN);
-}
-static int readable_within(int fd, int ms) {
-  struct pollfd pfd;
-  pfd.fd = fd;
+  pfd.fd = (int)h;
   pfd.events = POLLIN;
   return poll(&pfd, 1, ms) == 1 && (pfd.revents & POLLIN);
+#endif
 }
+static int readable(intptr_t h) { return readable_within(h, 0); }
 
 static void test_cqueue(void) {
   pebble_cqueue *q;
@@ -205,7 +208,7 @@ static void test_cqueue(void) {
     pool_kind = PEBBLE_THREAD;
   CU_ASSERT_EQUAL_FATAL(pebble_cqueue_create(&q), 0);
   CU_ASSERT_EQUAL_FATAL(pebble_cqueue_handle(q, &h), 0);
-  CU_ASSERT(!readable((int)h));
+  CU_ASSERT(!readable(h));
   CU_ASSERT_EQUAL_FATAL(pebble_pool_create(&p, pool_kind, NULL), 0);
   CU_ASSERT_EQUAL(pebble_pool_schedule(p, square_or_fail, &v, sizeof v, NULL,
                                        &a),
@@ -215,19 +218,19 @@ static void test_cqueue(void) {
                   0);
   pebble_cqueue_add(q, a);
   pebble_cqueue_add(q, b);
-  CU_ASSERT(readable_within((int)h, 30000));
+  CU_ASSERT(readable_within(h, 30000));
   pebble_future_wait(a, PEBBLE_SEC(30));
   pebble_future_wait(b, PEBBLE_SEC(30));
   usleep(100000);
-  CU_ASSERT(readable((int)h)); /* level-triggered: still readable */
-  CU_ASSERT(readable((int)h));
+  CU_ASSERT(readable(h)); /* level-triggered: still readable */
+  CU_ASSERT(readable(h));
   CU_ASSERT_EQUAL(pebble_cqueue_drain(q, out, 1, &n), 0);
   CU_ASSERT_EQUAL(n, 1);
-  CU_ASSERT(readable((int)h)); /* one still waits */
+  CU_ASSERT(readable(h)); /* one still waits */
   pebble_future_release(out[0]);
   CU_ASSERT_EQUAL(pebble_cqueue_drain(q, out, 4, &n), 0);
   CU_ASSERT_EQUAL(n, 1);
-  CU_ASSERT(!readable((int)h)); /* drained */
+  CU_ASSERT(!readable(h)); /* drained */
   pebble_future_release(out[0]);
   CU_ASSERT_EQUAL(pebble_cqueue_wait(q, PEBBLE_MSEC(50), &out[0]),
                   PEBBLE_ENOTREADY);

@@ -171,7 +171,6 @@ static void test_cancel_queued_never_starts(void) {
   EACH_KIND(k) {
     pebble_pool *p = make(k, 1, 0);
     int fds[2], ms = 400;
-    char c;
     pebble_future *busy, *queued;
     CU_ASSERT_EQUAL_FATAL(pipe(fds), 0);
     busy = sched(p, cooperative, &ms, sizeof ms, PEBBLE_DEFAULT);
@@ -180,8 +179,7 @@ static void test_cancel_queued_never_starts(void) {
     CU_ASSERT_EQUAL(pebble_future_state(queued), PEBBLE_CANCELLED);
     CU_ASSERT_EQUAL(pebble_future_wait(busy, PEBBLE_SEC(30)), PEBBLE_OK);
     CU_ASSERT(ok_square(p, 2)); /* the worker moved past the cancelled one */
-    fcntl(fds[0], F_SETFL, O_NONBLOCK);
-    CU_ASSERT_EQUAL(read(fds[0], &c, 1), -1); /* it never ran */
+    CU_ASSERT(pipe_is_empty(fds[0])); /* it never ran */
     pebble_future_release(busy);
     pebble_future_release(queued);
     close(fds[0]);
@@ -639,6 +637,9 @@ static void test_destroy_while_replacing(void) {
   CU_ASSERT_EQUAL(count_children(), kids);
 }
 
+#ifdef _WIN32
+static void fork_refused_body(void) {}
+#else
 #include <sys/resource.h>
 /* fork refused (EAGAIN): every queued future still resolves. */
 static void fork_refused_body(void) {
@@ -673,6 +674,7 @@ static void fork_refused_body(void) {
     }
   _exit(0);
 }
+#endif
 static void test_fork_refused(void) {
   SKIP_IF_NO_PROCESSES();
   CU_ASSERT(in_child(fork_refused_body));

@@ -7,7 +7,9 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#ifndef _WIN32
 #include <poll.h>
+#endif
 #include <sys/stat.h>
 
 static int echo_int(pebble_ctx *ctx, const void *arg, size_t size) {
@@ -139,12 +141,18 @@ static int exit_info_within(pebble_future *f, pebble_exit_info *x,
 
 static int term_marker(pebble_ctx *ctx, const void *arg, size_t size) {
   static int fd;
+#ifdef _WIN32
+  (void)ctx;
+  fd = test_fifo_writer(arg, size);
+  signal(SIGTERM, SIG_IGN);
+#else
   struct sigaction sa;
   (void)ctx;
   fd = test_fifo_writer(arg, size);
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = SIG_IGN; /* ignores SIGTERM: only SIGKILL ends it */
   sigaction(SIGTERM, &sa, NULL);
+#endif
   (void)!write(fd, "r", 1);
   for (;;)
     pause();
@@ -393,7 +401,9 @@ static void test_printed_once(void) {
 static void sigchld_ignored_body(void) {
   pebble_future *f;
   pebble_exit_info x;
+#ifdef SIGCHLD
   signal(SIGCHLD, SIG_IGN);
+#endif
   if (pebble_run(PEBBLE_PROCESS, segv, NULL, 0, NULL, &f) != 0)
     _exit(1);
   if (pebble_future_get(f, PEBBLE_SEC(30), NULL, NULL) != PEBBLE_EDIED)
@@ -544,7 +554,12 @@ static void test_sigpipe_never(void) {
   /* SIGPIPE stays at its default action: a write to a dead worker would
    * end this program.  Many short-lived crashing workers exercise it. */
   int i;
+#ifdef SIGPIPE
   signal(SIGPIPE, SIG_DFL);
+#else
+  if (skip_test(__func__, "Windows has no SIGPIPE"))
+    return;
+#endif
   for (i = 0; i < 20; i++) {
     pebble_future *f = run(segv, NULL, 0, NULL);
     pebble_future_wait(f, PEBBLE_SEC(30));
@@ -583,7 +598,8 @@ int main(void) {
       {"SIGKILL", test_sigkill},
       {"exit(0) before a result", test_exit0},
       {"exit(3)", test_exit3},
-      {"kill grace does not delay the future", test_grace_does_not_delay},
+      {"kill grace does not delay the future",
+       NEEDS_FIFOS(test_grace_does_not_delay)},
       {"cancel while running", test_cancel_running},
       {"cancel after done", test_cancel_after_done},
       {"100 MB argument and result", test_100mb},

@@ -224,7 +224,11 @@ int main(void) {
   pebble_register("spawn.echo", echo);
   if (pebble_worker_main() != PEBBLE_OK)
     return 3; /* a worker never gets here */
+#ifdef SIGUSR1
   signal(SIGUSR1, on_usr1);
+#else
+  (void)on_usr1;
+#endif
   if (skip_without_processes())
     return 77;
   return run_suite("spawn", tests);

@@ -173,6 +173,7 @@ static void test_forgotten_worker_main(void) {
   int rc, starts, pool_status = 0, oneshot_status = 0;
   SKIP_IF_NO_PROCESSES();
   const char *why = "the worker program did not call pebble_worker_main()";
+  SKIP_IF_NO_FORK();
   if (under_valgrind() && skip_test(__func__, SELF_EXEC_WHY))
     return;
   if (mkdtemp(dir) == NULL) {
@@ -323,6 +324,7 @@ static int callback_runs(const char *how, int runs, int *shutdown_failed) {
 static void test_callbacks_before_main_returns(void) {
   int failed;
   SKIP_IF_NO_PROCESSES();
+  SKIP_IF_NO_FORK();
   if (under_valgrind() && skip_test(__func__, SELF_EXEC_WHY))
     return;
   CU_ASSERT_EQUAL(callback_runs("wait", 25, &failed), 0);
@@ -331,6 +333,7 @@ static void test_callbacks_before_main_returns(void) {
 static void test_fire_and_forget(void) {
   int failed;
   SKIP_IF_NO_PROCESSES();
+  SKIP_IF_NO_FORK();
   if (under_valgrind() && skip_test(__func__, SELF_EXEC_WHY))
     return;
   CU_ASSERT_EQUAL(callback_runs("forget", 10, &failed), 0);
@@ -567,6 +570,7 @@ static int spin_main(void) {
 }
 static void test_bad_spin_setting(void) {
   char dir[] = "/tmp/pebble-traps-XXXXXX", out[96], err[96], text[2048];
+  SKIP_IF_NO_FORK();
   if (under_valgrind() && skip_test(__func__, SELF_EXEC_WHY))
     return;
   if (mkdtemp(dir) == NULL)
