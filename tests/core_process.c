@@ -90,7 +90,9 @@ static void test_failure_crosses(void) {
 
 static void expect_signal(pebble_task_fn fn, int sig) {
   pebble_exit_info x;
-  pebble_future *f = run(fn, NULL, 0, NULL);
+  pebble_future *f;
+  SKIP_ON_WINDOWS(SIGNALS_WHY);
+  f = run(fn, NULL, 0, NULL);
   CU_ASSERT_EQUAL(pebble_future_get(f, PEBBLE_SEC(30), NULL, NULL),
                   PEBBLE_EDIED);
   memset(&x, 0, sizeof x);
@@ -193,7 +195,9 @@ static void test_grace_does_not_delay(void) {
 
 static void test_cancel_running(void) {
   pebble_exit_info x;
-  pebble_future *f = run(sleeps, NULL, 0, NULL);
+  pebble_future *f;
+  SKIP_ON_WINDOWS(SIGNALS_WHY);
+  f = run(sleeps, NULL, 0, NULL);
   CU_ASSERT_EQUAL(pebble_future_wait(f, PEBBLE_MSEC(200)), PEBBLE_ENOTREADY);
   CU_ASSERT_EQUAL(pebble_future_cancel(f), PEBBLE_OK);
   CU_ASSERT_EQUAL(pebble_future_state(f), PEBBLE_CANCELLED);
@@ -257,7 +261,9 @@ static int reads_stdin(pebble_ctx *ctx, const void *arg, size_t size) {
   return 0;
 }
 static void test_stdin_devnull(void) {
-  pebble_future *f = run(reads_stdin, NULL, 0, NULL);
+  pebble_future *f;
+  SKIP_ON_WINDOWS("its worker reads stdin as a POSIX /dev/null");
+  f = run(reads_stdin, NULL, 0, NULL);
   CU_ASSERT_EQUAL(pebble_future_get(f, PEBBLE_SEC(30), NULL, NULL),
                   PEBBLE_OK);
   pebble_future_release(f);
@@ -304,6 +310,7 @@ static void test_stdio_flushed(void) {
   int p[2], st;
   char buf[16] = {0};
   pid_t pid;
+  SKIP_ON_WINDOWS(NO_FORK_WHY);
   CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
   pid = fork();
   if (pid == 0) {
@@ -359,6 +366,7 @@ static void test_printed_once(void) {
   char buf[8192], line[16];
   size_t used = 0;
   ssize_t n;
+  SKIP_ON_WINDOWS(NO_FORK_WHY);
   pid_t pid;
   SKIP_IF_TSAN();
   CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
@@ -533,6 +541,7 @@ static int report_pid(pebble_ctx *ctx, const void *arg, size_t size) {
 static void test_parent_death(void) {
   int p[2], st;
   pid_t parent, worker = 0;
+  SKIP_ON_WINDOWS(NO_FORK_WHY);
   CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
   parent = fork();
   if (parent == 0) {

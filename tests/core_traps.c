@@ -503,6 +503,8 @@ static void test_log_lines(void) {
   pebble_pool *p;
   pebble_future *f;
   char id[32];
+  SKIP_ON_WINDOWS("the log lines name POSIX signals and exit codes (not "
+                  "ported yet)");
   SKIP_IF_NO_PROCESSES();
   log_reset();
   pebble_set_log_handler(collect_log, NULL, PEBBLE_LOG_WARN);
