@@ -302,8 +302,12 @@ static int callback_runs(const char *how, int runs, int *shutdown_failed) {
         lines = -1;
     }
     if (rc != 0 || lines != 2 * CALLBACK_TASKS) {
-      if (lost == 0)
+      if (lost == 0) {
         printf("(run %d: exit %d, output: %.400s) ", r, rc, text);
+        /* A sanitizer's report, or the library's last words. */
+        slurp(err, text, sizeof text);
+        printf("(its standard error: %.1500s) ", text);
+      }
       lost++;
     }
     if (strcmp(how, "forget") == 0 && strstr(text, "shutdown 0 ") == NULL) {
