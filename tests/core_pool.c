@@ -247,8 +247,6 @@ static int my_pid(pebble_ctx *ctx, const void *arg, size_t size) {
   return pebble_result_int(ctx, getpid());
 }
 static void test_idle_worker_killed(void) {
-  SKIP_ON_WINDOWS("a task scheduled after an idle worker was ended from "
-                  "outside is charged with its exit there (not yet right)");
   SKIP_IF_NO_PROCESSES();
   pebble_pool *p = make(PEBBLE_PROCESS, 1, 0);
   pebble_future *f = sched(p, my_pid, NULL, 0, PEBBLE_DEFAULT);

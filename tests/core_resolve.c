@@ -186,8 +186,6 @@ static int two_pids(pebble_pool *p, pid_t pid[2]) {
 #define IDLE_TASKS 10
 static void test_idle_killed_not_charged(void) {
   int round, edied = 0, tried = 0;
-  SKIP_ON_WINDOWS("a task scheduled after an idle worker was ended from "
-                  "outside is charged with its exit there (not yet right)");
   for (round = 0; round < IDLE_ROUNDS; round++) {
     pebble_pool *p = make(2, 1);
     pebble_future *f[IDLE_TASKS];

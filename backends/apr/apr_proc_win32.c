@@ -532,7 +532,13 @@ int pba_proc_write(pebble_bk_proc *p, const void *buf, size_t len,
   int rc = PEBBLE_OK;
   *done = 0;
   EnterCriticalSection(&p->lock);
-  if (p->out_broken) {
+  /* A worker that has ended takes nothing: accepted into the ring, a task
+   * would count as handed over, and be charged with an exit that came
+   * before it (the writer thread finds the pipe broken only later).  As a
+   * write to a closed pipe fails on POSIX, the task then goes to another
+   * worker. */
+  if (p->out_broken || p->exited ||
+      WaitForSingleObject(p->process, 0) == WAIT_OBJECT_0) {
     rc = PEBBLE_EDIED;
   } else if (p->out.count == PBA_RING) {
     rc = PEBBLE_ENOTREADY;
