@@ -78,6 +78,33 @@ static void test_result(void) {
   pebble_future_release(f);
 }
 
+/* Sleeps a second, then doubles its argument: outlives a short thread. */
+static int naps_then_echoes(pebble_ctx *ctx, const void *arg, size_t size) {
+  usleep(1000000);
+  return echo_int(ctx, arg, size);
+}
+static void *launch_and_leave(void *out) {
+  int64_t v = 4;
+  if (pebble_run(PEBBLE_PROCESS, naps_then_echoes, &v, sizeof v, NULL,
+                 (pebble_future **)out) != PEBBLE_OK)
+    *(pebble_future **)out = NULL;
+  return NULL;
+}
+/* The thread that launched a task ends long before the task does: the
+ * task's process must not die with that thread (a parent-death signal is
+ * sent when the thread that forked ends, not the process). */
+static void test_launcher_thread_ends(void) {
+  pthread_t t;
+  pebble_future *f = NULL;
+  int64_t out = 0;
+  CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, launch_and_leave, &f), 0);
+  CU_ASSERT_EQUAL_FATAL(pthread_join(t, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  CU_ASSERT_EQUAL(pebble_future_get_int(f, PEBBLE_SEC(60), &out), PEBBLE_OK);
+  CU_ASSERT_EQUAL(out, 8);
+  pebble_future_release(f);
+}
+
 static void test_failure_crosses(void) {
   pebble_future *f = run(fails, NULL, 0, NULL);
   CU_ASSERT_EQUAL(pebble_future_get(f, PEBBLE_SEC(30), NULL, NULL),
@@ -600,6 +627,7 @@ static void test_too_big(void) {
 int main(void) {
   CU_TestInfo tests[] = {
       {"result", test_result},
+      {"the launching thread ends first", test_launcher_thread_ends},
       {"failure crosses the process boundary", test_failure_crosses},
       {"crash by SIGSEGV", test_sigsegv},
       {"crash by a NULL write", test_null_write},
@@ -625,6 +653,7 @@ int main(void) {
       {"maximum message size", test_too_big},
       CU_TEST_INFO_NULL};
   REGISTER_TASK(echo_int);
+  REGISTER_TASK(naps_then_echoes);
   REGISTER_TASK(fails);
   REGISTER_TASK(segv);
   REGISTER_TASK(null_write);
