@@ -34,6 +34,11 @@
 
 #include "apr_internal.h"
 
+#if defined(__linux__)
+#include <sys/prctl.h>
+#include <unistd.h>
+#endif
+
 #ifndef SIGKILL
 #define SIGKILL 9 /* Windows: apr_proc_kill terminates whatever the number */
 #endif
@@ -300,6 +305,9 @@ int pba_proc_start(pebble_bk_proc **out, pebble_child_main_fn child_main,
   apr_status_t st;
   int rc, ignored, *snapshot;
   size_t n_snapshot;
+#if defined(__linux__)
+  pid_t parent;
+#endif
   if (sys_errno == NULL)
     sys_errno = &ignored;
   *sys_errno = 0;
@@ -309,8 +317,19 @@ int pba_proc_start(pebble_bk_proc **out, pebble_child_main_fn child_main,
     return rc;
   snapshot = fd_snapshot(&n_snapshot);
   fflush(NULL); /* or the child's copy of buffered output prints again */
+#if defined(__linux__)
+  parent = getpid();
+#endif
   st = apr_proc_fork(&proc->proc, proc->pool);
   if (st == APR_INCHILD) {
+#if defined(__linux__)
+    /* A second guard beside the lifeline thread, which a fork can leave
+     * unable to start (a runtime whose allocator lock another thread held
+     * at the fork): the kernel's signal when the forking thread ends. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+      _exit(127); /* the parent is gone already: nobody would signal */
+#endif
     child_prepare(proc, snapshot, n_snapshot);
     if (pba_lifeline_watch_forked() != PEBBLE_OK)
       _exit(127); /* a worker that would outlive us must not run */
