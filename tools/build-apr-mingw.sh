@@ -15,36 +15,15 @@
 # two jobs at a time; see docs/backends.md for where the time went.
 set -euo pipefail
 
-host=x86_64-w64-mingw32
-cache=${PEBBLE_CI_CACHE:-$HOME/.cache/pebble-ci}
-sudo=""; [[ $(id -u) -ne 0 ]] && sudo=sudo
-
-# The version of the source package is the version of the binary one.
-version=$(apt-cache policy libapr1 | awk '/Candidate:/ {print $2; exit}')
-[[ -n $version && $version != "(none)" ]] || { echo "build-apr-mingw: apt knows no libapr1" >&2; exit 1; }
-prefix="$cache/apr-mingw-${version//[^A-Za-z0-9.+-]/_}"
+. "$(dirname "$0")/mingw-deb-source.sh"
+deb_source_cache apr libapr1
 if [[ -f $prefix/.complete ]]; then
   echo "build-apr-mingw: APR $version for $host already built (cached)" >&2
   echo "$prefix"
   exit 0
 fi
-
-for tool in $host-gcc $host-windres cmake dpkg-source; do
-  command -v "$tool" >/dev/null ||
-    { echo "build-apr-mingw: $tool not found (apt-get install mingw-w64 cmake dpkg-dev)" >&2; exit 1; }
-done
-
-# apt-get source needs a deb-src line: the same archive as the deb one.
-if ! apt-cache showsrc apr >/dev/null 2>&1 || [[ -z $(apt-cache showsrc apr 2>/dev/null) ]]; then
-  if [[ -f /etc/apt/sources.list.d/debian.sources ]]; then
-    sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources |
-      $sudo tee /etc/apt/sources.list.d/pebble-debian-src.sources >/dev/null
-  else
-    grep '^deb ' /etc/apt/sources.list | sed 's/^deb /deb-src /' |
-      $sudo tee /etc/apt/sources.list.d/pebble-debian-src.list >/dev/null
-  fi
-  $sudo apt-get update -qq >/dev/null
-fi
+deb_source_need_tools apr "mingw-w64 cmake dpkg-dev" $host-gcc $host-windres cmake dpkg-source
+deb_source_enable apr
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/apr-mingw.XXXXXX")
 trap 'rm -rf "$work"' EXIT
