@@ -1115,7 +1115,8 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
       pb_future_set_exit(t->future, &info);
     end_with_pool(P, t, broken);
   } else if (t != NULL) {
-    char *why = pb_exit_message_cut(&info, "worker process", &w->reader);
+    char *why = pb_exit_message_cut(&info, "worker process", &w->reader,
+                                    bk, w->proc);
     if (unsent && why != NULL) {
       char *more = pb_format("%s; the task never reached any of the %u "
                              "workers it was given to",

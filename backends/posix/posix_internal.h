@@ -11,6 +11,8 @@
  *   posix_proc.c      processes: start, channel I/O, kill, reap
  *   posix_spawn.c     the spawn start method: a worker program, and
  *                     its side (adopting the channel)
+ *   posix_launch.c    spawned workers started through a launcher
+ *                     command (ssh, srun, mpirun), and their reports
  *   posix_child.c     what a new child does before the task's code
  *   posix_exit.c      knowing when a child ended, without polling
  *   posix_guardian.c  killing workers' process groups (what their tasks
@@ -191,6 +193,8 @@ struct pebble_bk_proc {
    * guarded by that waitset's lock. */
   pebble_bk_waitset *ws;
   size_t ws_slot;
+  /* Started through a launcher (posix_launch.c), else NULL. */
+  struct pbp_launch *launch;
 };
 
 /* The child's end of its channel. */
@@ -207,6 +211,7 @@ typedef struct pbp_child_setup {
   char *const *argv;
   char *const *envp;
   char *chan_digits;   /* in envp: where the channel's number goes */
+  int chan_on_stdio;   /* a launcher: the channel is its stdin and stdout */
   /* Filled in by pbp_proc_launch. */
   pid_t parent;        /* getpid() of the parent before fork */
   int chan_fd;         /* child's end of the channel */
@@ -254,6 +259,26 @@ PBP_HIDDEN ssize_t pbp_send(int fd, const void *buf, size_t len, int flags);
 PBP_HIDDEN int pbp_proc_spawn(pebble_bk_proc **proc, const char *program,
                               const char *argv0, int *sys_errno);
 PBP_HIDDEN int pbp_chan_adopt(pebble_bk_chan **chan);
+/* ---- posix_launch.c ---- */
+#define PBP_LAUNCHER_ENV "PEBBLE_LAUNCHER"
+/* The launcher command line, or NULL when workers start here. */
+PBP_HIDDEN const char *pbp_launcher(void);
+/* Make setup exec the launcher with the worker's words; *argv is to be
+ * freed with pbp_launch_free_argv once the child is started. */
+PBP_HIDDEN int pbp_launch_prepare(pbp_child_setup *setup,
+                                  const char *launcher, const char *program,
+                                  char ***argv);
+PBP_HIDDEN void pbp_launch_free_argv(char **argv);
+PBP_HIDDEN int pbp_launch_attach(pebble_bk_proc *p);
+PBP_HIDDEN void pbp_launch_free(pebble_bk_proc *p);
+/* proc_read for a launched worker: the worker's bytes, frames taken out. */
+PBP_HIDDEN int pbp_launch_read(pebble_bk_proc *p, void *buf, size_t len,
+                               size_t *done);
+/* The remote worker's end in place of the launcher's, once reported. */
+PBP_HIDDEN void pbp_launch_exit(const pebble_bk_proc *p,
+                                pebble_bk_exit *exit);
+PBP_HIDDEN int pbp_proc_remote(pebble_bk_proc *p, char *host,
+                               size_t host_size, long *pid);
 
 /* ---- posix_forkserver.c ---- */
 #ifdef MSG_NOSIGNAL

@@ -49,6 +49,7 @@ ssize_t pbp_send(int fd, const void *buf, size_t len, int flags) {
 }
 
 static void proc_free(pebble_bk_proc *p) {
+  pbp_launch_free(p);
   pbp_proc_close_passed(p);
   pbp_fd_close(p->chan_fd);
   pthread_mutex_destroy(&p->lock);
@@ -103,6 +104,7 @@ static void reap_locked(pebble_bk_proc *p, int blocking) {
     }
   }
   /* else ECHILD: the application reaped it, or ignores SIGCHLD. */
+  pbp_launch_exit(p, &p->exit);
   p->reaped = 1;
 }
 
@@ -295,6 +297,8 @@ int pbp_proc_read(pebble_bk_proc *p, void *buf, size_t len, size_t *done) {
     return PEBBLE_EINVAL;
   if (len > SSIZE_MAX)
     len = SSIZE_MAX;
+  if (p->launch != NULL)
+    return pbp_launch_read(p, buf, len, done);
   for (;;) {
     ssize_t n = pbp_proc_recv(p, buf, len, PBP_DONTWAIT);
     if (n >= 0) {

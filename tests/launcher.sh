@@ -1,0 +1,20 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+# A process pool whose workers are started through a launcher, with a
+# local launcher that needs nothing installed: `env VAR=... ` (a command
+# that runs the worker's words, as ssh, srun and mpirun do, on this host).
+# tests/launch_pool.c says what is checked.
+: "${top_builddir:=.}"
+prog="$top_builddir/tests/launch_pool"
+dir=$(mktemp -d "${TMPDIR:-/tmp}/pebble-launch.XXXXXX") || exit 1
+trap 'rm -rf "$dir"' EXIT
+status=0
+PEBBLE_START_METHOD=spawn
+export PEBBLE_START_METHOD
+# The launcher is a shell command line; the worker's words follow it.
+PEBBLE_LAUNCHER="env PEBBLE_TEST_LAUNCHED=1" "$prog" "$dir" work || status=1
+# A launcher that is not there, and one that ends at once: the futures
+# fail with a message, no hang.
+PEBBLE_LAUNCHER="/nonexistent/launcher -x" "$prog" "$dir" refused || status=1
+PEBBLE_LAUNCHER="true" "$prog" "$dir" refused || status=1
+exit $status
