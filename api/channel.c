@@ -396,15 +396,21 @@ static char *exit_message_proc(const pebble_exit_info *x, const char *what,
     snprintf(where, sizeof where, " on host %s", host);
     return exit_message_at(x, what, pid, where);
   }
-  if (rc == PEBBLE_ENOTREADY) {
+  if (rc == PEBBLE_ENOTREADY || rc == PEBBLE_ETIMEDOUT) {
     char *m = exit_message_at(x, "launcher process", x->pid,
                               " (of a remote worker)"),
          *both;
     if (m == NULL)
       return NULL;
-    both = pb_format("%s; no report came from the remote worker (the "
-                     "launcher failed, or lost its connection)%s",
-                     m,
+    both = pb_format("%s; no report came from the remote worker (%s)%s", m,
+                     rc == PEBBLE_ETIMEDOUT
+                         ? "its launcher said nothing for longer than "
+                           "allowed (PEBBLE_LAUNCHER_START_TIMEOUT before "
+                           "the worker's first word, three "
+                           "PEBBLE_LAUNCHER_HEARTBEAT intervals after it): "
+                           "the host or the network is lost, and the "
+                           "launcher was killed"
+                         : "the launcher failed, or lost its connection",
                      x->status_known && x->exited && x->exit_code == 127
                          ? "; code 127: the launcher command or the worker "
                            "program was not found"

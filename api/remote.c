@@ -15,6 +15,9 @@
  *     a report: the worker's process id, how it ended and this host's
  *     name; then it kills its process group (the worker stays in it,
  *     with whatever the worker's tasks started) and itself with it;
+ *   - it sends a heartbeat when it has sent nothing for a while
+ *     (PEBBLE_WORKER_HEARTBEAT seconds), so that the application can tell
+ *     a silent network from a busy worker;
  *   - when its stdin ends or its stdout breaks (the application died, or
  *     killed the launcher at a timeout or cancellation), it kills the
  *     group at once.
@@ -42,6 +45,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #ifdef __linux__
 #include <sys/prctl.h>
@@ -145,14 +149,41 @@ static PEBBLE_NORETURN_ void report_and_end(int chan, pid_t pid, int st,
   end_group();
 }
 
-/* The supervisor's life: relay until the worker or the application ends. */
-static PEBBLE_NORETURN_ void relay(int chan, pid_t pid) {
+static long long now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The heartbeat's interval in milliseconds, from the launcher's words. */
+static int heartbeat_ms(void) {
+  const char *v = getenv(PB_HEARTBEAT_ENV);
+  long s = v != NULL ? strtol(v, NULL, 10) : 0;
+  if (s <= 0 || s > 3600)
+    s = PB_HEARTBEAT_DEFAULT;
+  return (int)(s * 1000);
+}
+
+/* The supervisor's life: relay until the worker or the application ends.
+ * Something goes up at least every beat_ms (a heartbeat when the worker
+ * says nothing), so the application can tell a silent link from a busy
+ * worker. */
+static PEBBLE_NORETURN_ void relay(int chan, pid_t pid, int beat_ms) {
   static unsigned char down[RELAY_CHUNK], up[PB_FRAME_HEADER + RELAY_CHUNK];
-  size_t down_len = 0, down_off = 0, up_len = 0, up_off = 0;
+  size_t down_len = 0, down_off = 0, up_len = PB_FRAME_HEADER, up_off = 0;
   int worker_open = 1;
+  long long last_up = now_ms();
+  /* The first heartbeat says at once that the launch worked. */
+  pb_frame_header(up, PB_FRAME_BEAT, 0);
   for (;;) {
     struct pollfd p[4];
+    long long now = now_ms();
     int n;
+    if (up_len == 0 && now - last_up >= beat_ms) {
+      pb_frame_header(up, PB_FRAME_BEAT, 0);
+      up_len = PB_FRAME_HEADER;
+      up_off = 0;
+    }
     p[0].fd = down_len == 0 ? 0 : -1; /* the application's bytes */
     p[0].events = POLLIN;
     p[1].fd = chan;
@@ -163,7 +194,7 @@ static PEBBLE_NORETURN_ void relay(int chan, pid_t pid) {
     p[3].fd = chld_pipe[0];
     p[3].events = POLLIN;
     p[0].revents = p[1].revents = p[2].revents = p[3].revents = 0;
-    n = poll(p, 4, -1);
+    n = poll(p, 4, up_len > 0 ? -1 : (int)(beat_ms - (now - last_up)));
     if (n < 0) {
       if (errno == EINTR)
         continue;
@@ -217,6 +248,7 @@ static PEBBLE_NORETURN_ void relay(int chan, pid_t pid) {
     if ((p[2].revents & (POLLOUT | POLLERR | POLLHUP)) && up_len > 0) {
       ssize_t r = write(1, up + up_off, up_len - up_off);
       if (r > 0) {
+        last_up = now_ms();
         up_off += (size_t)r;
         if (up_off == up_len)
           up_len = up_off = 0;
@@ -240,7 +272,7 @@ static int above_stdio(int fd) {
 int pb_remote_supervise(void) {
   struct sigaction sa;
   char digits[24];
-  int sv[2], fd;
+  int sv[2], fd, beat_ms = heartbeat_ms();
   pid_t parent = getpid(), pid;
 
   /* Our own group, so that killing it reaches nothing of the launcher's
@@ -269,7 +301,7 @@ int pb_remote_supervise(void) {
   if (pid > 0) {
     close(sv[1]);
     signal(SIGPIPE, SIG_IGN);
-    relay(sv[0], pid);
+    relay(sv[0], pid, beat_ms);
   }
   /* The worker. */
   signal(SIGCHLD, SIG_DFL);
@@ -292,6 +324,7 @@ int pb_remote_supervise(void) {
   setenv("PEBBLE_WORKER_CHANNEL", digits, 1);
   /* Its own pools, if any, start their workers here. */
   unsetenv("PEBBLE_LAUNCHER");
+  unsetenv(PB_HEARTBEAT_ENV);
   /* The application is on another host: no memory is shared with it. */
   pb_worker_remote = 1;
   return PEBBLE_OK;

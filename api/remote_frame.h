@@ -19,6 +19,7 @@
 #define PB_FRAME_HEADER 4
 #define PB_FRAME_DATA 0u /* bytes of the worker's channel */
 #define PB_FRAME_EXIT 1u /* the report: "PID EXITED CODE SIGNAL CORE HOST" */
+#define PB_FRAME_BEAT 2u /* empty: the supervisor and its link are alive */
 #define PB_FRAME_MAX 0xFFFFFFu
 /* The longest report a reader keeps (a host name is at most 255). */
 #define PB_FRAME_REPORT_MAX 400u
@@ -38,5 +39,11 @@ static inline size_t pb_frame_length(const unsigned char h[PB_FRAME_HEADER]) {
 /* The variable that tells a worker program how it was started: the value
  * PB_LAUNCHED_CHANNEL means "through a launcher: supervise, then serve". */
 #define PB_LAUNCHED_CHANNEL "stdio"
+/* Seconds between the supervisor's heartbeats (in its environment, from
+ * the launcher's words); the application gives up on a link silent for
+ * PB_BEATS_LOST of them. */
+#define PB_HEARTBEAT_ENV "PEBBLE_WORKER_HEARTBEAT"
+#define PB_HEARTBEAT_DEFAULT 5
+#define PB_BEATS_LOST 3
 
 #endif /* PEBBLE_REMOTE_FRAME_H */

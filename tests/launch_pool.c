@@ -292,6 +292,7 @@ static void fault(pebble_pool *pool, const char *what, const char *host) {
   char path[4096], want[300];
   long worker = 0, child = 0, launcher = 0;
   int stop = strcmp(what, "stop") == 0;
+  int silent = strcmp(what, "silent") == 0;
   pebble_future *f;
   const char *msg;
   int rc;
@@ -300,11 +301,12 @@ static void fault(pebble_pool *pool, const char *what, const char *host) {
          stop ? PEBBLE_SEC(3) : PEBBLE_DEFAULT);
   CHECK(read_pids(f, path, &worker, &child), "%s: the task never started",
         what);
-  if (strcmp(what, "launcher") == 0) {
+  if (strcmp(what, "launcher") == 0 || silent) {
     CHECK(pebble_future_pid(f, &launcher) == PEBBLE_OK && launcher > 0,
           "no launcher pid");
+    /* Stopped, the launcher forwards nothing: as a silent network. */
     if (launcher > 0)
-      kill((pid_t)launcher, SIGKILL);
+      kill((pid_t)launcher, silent ? SIGSTOP : SIGKILL);
   } else if (worker > 0)
     kill((pid_t)worker, stop ? SIGSTOP : SIGKILL);
   rc = pebble_future_wait(f, PEBBLE_SEC(120));
@@ -316,7 +318,7 @@ static void fault(pebble_pool *pool, const char *what, const char *host) {
           "stop: %s (%s)", pebble_status_name(pebble_future_status(f)), msg);
   else if (launcher > 0)
     CHECK(rc == PEBBLE_OK && pebble_future_status(f) == PEBBLE_EDIED &&
-              strstr(msg, "launcher") != NULL,
+              strstr(msg, silent ? "said nothing" : "launcher") != NULL,
           "launcher killed: %s (%s)",
           pebble_status_name(pebble_future_status(f)), msg);
   else
@@ -379,6 +381,7 @@ int main(int argc, char **argv) {
     fault(pool, "worker", host);
     fault(pool, "stop", host);
     fault(pool, "launcher", host);
+    fault(pool, "silent", host);
     results(pool);
     CHECK(pebble_pool_close(pool) == PEBBLE_OK, "close");
     CHECK(pebble_pool_join(pool, PEBBLE_SEC(120)) == PEBBLE_OK, "join: %s",

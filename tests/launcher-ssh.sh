@@ -108,7 +108,7 @@ status=0
 PEBBLE_START_METHOD=spawn
 export PEBBLE_START_METHOD
 echo "launcher: $launcher"
-PEBBLE_LAUNCHER=$launcher "$prog" "$dir" work || status=1
+PEBBLE_LAUNCHER_HEARTBEAT=2 PEBBLE_LAUNCHER=$launcher "$prog" "$dir" work || status=1
 # ssh to a port where nothing listens: ssh exits 255, the future says so.
 PEBBLE_LAUNCHER="ssh -F /dev/null -p 1 -o BatchMode=yes -o ConnectTimeout=10 127.0.0.1" \
   "$prog" "$dir" refused || status=1

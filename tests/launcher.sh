@@ -12,9 +12,15 @@ status=0
 PEBBLE_START_METHOD=spawn
 export PEBBLE_START_METHOD
 # The launcher is a shell command line; the worker's words follow it.
-PEBBLE_LAUNCHER="env PEBBLE_TEST_LAUNCHED=1" "$prog" "$dir" work || status=1
+# Heartbeats every 2 s: a stopped launcher is found silent after 6 s.
+PEBBLE_LAUNCHER_HEARTBEAT=2 PEBBLE_LAUNCHER="env PEBBLE_TEST_LAUNCHED=1" \
+  "$prog" "$dir" work || status=1
 # A launcher that is not there, and one that ends at once: the futures
 # fail with a message, no hang.
 PEBBLE_LAUNCHER="/nonexistent/launcher -x" "$prog" "$dir" refused || status=1
 PEBBLE_LAUNCHER="true" "$prog" "$dir" refused || status=1
+# A launcher that never starts the worker (a queue that never runs it):
+# killed once its start's bound has passed.
+PEBBLE_LAUNCHER_START_TIMEOUT=3 PEBBLE_LAUNCHER="sleep 600; exit" \
+  "$prog" "$dir" refused || status=1
 exit $status

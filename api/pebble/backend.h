@@ -319,7 +319,9 @@ typedef struct pebble_backend {
    * For such a process: PEBBLE_OK with the name of the host it ran on and
    * its process id there, once its remote supervisor reported its end
    * (proc_reap then gives that end, not the launcher's); PEBBLE_ENOTREADY
-   * when no report came (the launcher or its connection failed first).
+   * when no report came (the launcher or its connection failed first);
+   * PEBBLE_ETIMEDOUT when none came because the backend killed the
+   * launcher after its link stayed silent past the heartbeats' bound.
    * PEBBLE_ENOTSUP for a process of this host.  NULL: every process is of
    * this host. */
   int (*proc_remote)(pebble_bk_proc *proc, char *host, size_t host_size,

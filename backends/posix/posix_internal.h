@@ -261,6 +261,12 @@ PBP_HIDDEN int pbp_proc_spawn(pebble_bk_proc **proc, const char *program,
 PBP_HIDDEN int pbp_chan_adopt(pebble_bk_chan **chan);
 /* ---- posix_launch.c ---- */
 #define PBP_LAUNCHER_ENV "PEBBLE_LAUNCHER"
+/* Seconds between a remote supervisor's heartbeats (default 5); a link
+ * silent for 3 of them is lost. */
+#define PBP_HEARTBEAT_ENV "PEBBLE_LAUNCHER_HEARTBEAT"
+/* Seconds a launched worker may take to say its first word (default 120,
+ * 0: no bound). */
+#define PBP_START_TIMEOUT_ENV "PEBBLE_LAUNCHER_START_TIMEOUT"
 /* The launcher command line, or NULL when workers start here. */
 PBP_HIDDEN const char *pbp_launcher(void);
 /* Make setup exec the launcher with the worker's words; *argv is to be
@@ -271,6 +277,12 @@ PBP_HIDDEN int pbp_launch_prepare(pbp_child_setup *setup,
 PBP_HIDDEN void pbp_launch_free_argv(char **argv);
 PBP_HIDDEN int pbp_launch_attach(pebble_bk_proc *p);
 PBP_HIDDEN void pbp_launch_free(pebble_bk_proc *p);
+/* Silence (manager thread, the waitset): bytes came at `now`; when the
+ * launcher must have said something by; kill it if that has passed. */
+PBP_HIDDEN void pbp_launch_heard(pebble_bk_proc *p, uint64_t now);
+PBP_HIDDEN uint64_t pbp_launch_silence_deadline(const pebble_bk_proc *p);
+PBP_HIDDEN void pbp_launch_check_silence(pebble_bk_proc *p, uint64_t now);
+PBP_HIDDEN int pbp_launch_lost(const pebble_bk_proc *p);
 /* proc_read for a launched worker: the worker's bytes, frames taken out. */
 PBP_HIDDEN int pbp_launch_read(pebble_bk_proc *p, void *buf, size_t len,
                                size_t *done);

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "posix_internal.h"
@@ -49,10 +50,37 @@ struct pbp_launch {
   size_t report_have;
   int reported;    /* the report arrived: exit, pid and host are its */
   int corrupt;     /* the launcher wrote something that is not a frame */
+  /* Silence: the launcher is killed when nothing came for `silence_ns`
+   * (PB_BEATS_LOST heartbeats), or for `start_ns` before the first word
+   * (0: no bound).  Manager thread only. */
+  uint64_t heard_ns, silence_ns, start_ns;
+  int heard, lost;
   pebble_bk_exit exit;
   long pid;
   char host[256];
 };
+
+/* A whole number of seconds from the environment, or `dflt`. */
+static long env_seconds(const char *name, long dflt, long max) {
+  const char *v = getenv(name);
+  char *end;
+  long s;
+  if (v == NULL || *v == '\0')
+    return dflt;
+  s = strtol(v, &end, 10);
+  if (*end != '\0' || s < 0 || s > max) {
+    pbp_log(PEBBLE_LOG_WARN, "%s='%s' is not a number of seconds from 0 to "
+                             "%ld; %ld is used",
+            name, v, max, dflt);
+    return dflt;
+  }
+  return s;
+}
+
+static long heartbeat_s(void) {
+  long s = env_seconds(PBP_HEARTBEAT_ENV, PB_HEARTBEAT_DEFAULT, 3600);
+  return s > 0 ? s : PB_HEARTBEAT_DEFAULT;
+}
 
 const char *pbp_launcher(void) {
   const char *l = getenv(PBP_LAUNCHER_ENV);
@@ -74,7 +102,7 @@ int pbp_launch_prepare(pbp_child_setup *setup, const char *launcher,
                        const char *program, char ***argv_out) {
   static const char before[] = "exec ", after[] = " \"$@\"";
   char **argv;
-  char *script;
+  char *script, *beat;
   size_t n = strlen(launcher);
   if (!shell_safe(program)) {
     pbp_log(PEBBLE_LOG_ERROR,
@@ -84,13 +112,17 @@ int pbp_launch_prepare(pbp_child_setup *setup, const char *launcher,
             program);
     return PEBBLE_EINVAL;
   }
-  argv = calloc(9, sizeof *argv);
+  argv = calloc(10, sizeof *argv);
   script = malloc(sizeof before + n + sizeof after);
-  if (argv == NULL || script == NULL) {
+  beat = malloc(sizeof PB_HEARTBEAT_ENV + 24);
+  if (argv == NULL || script == NULL || beat == NULL) {
     free(argv);
     free(script);
+    free(beat);
     return PEBBLE_ENOMEM;
   }
+  snprintf(beat, sizeof PB_HEARTBEAT_ENV + 24, "%s=%ld", PB_HEARTBEAT_ENV,
+           heartbeat_s());
   /* The launcher is a command line: sh parses it, quotes and all, and
    * the worker's words follow as they are. */
   memcpy(script, before, sizeof before - 1);
@@ -103,8 +135,9 @@ int pbp_launch_prepare(pbp_child_setup *setup, const char *launcher,
   argv[4] = (char *)"env";
   argv[5] = (char *)(PBP_CHANNEL_ENV "=" PB_LAUNCHED_CHANNEL);
   argv[6] = (char *)(PBP_BACKEND_ENV "=posix");
-  argv[7] = (char *)program;
-  argv[8] = NULL;
+  argv[7] = beat;
+  argv[8] = (char *)program;
+  argv[9] = NULL;
   setup->exec_path = "/bin/sh";
   setup->argv = argv;
   setup->chan_on_stdio = 1;
@@ -113,14 +146,58 @@ int pbp_launch_prepare(pbp_child_setup *setup, const char *launcher,
 }
 
 void pbp_launch_free_argv(char **argv) {
-  if (argv != NULL)
+  if (argv != NULL) {
     free(argv[2]);
+    free(argv[7]);
+  }
   free(argv);
 }
 
 int pbp_launch_attach(pebble_bk_proc *p) {
   p->launch = calloc(1, sizeof *p->launch);
-  return p->launch != NULL ? PEBBLE_OK : PEBBLE_ENOMEM;
+  if (p->launch == NULL)
+    return PEBBLE_ENOMEM;
+  p->launch->heard_ns = pbp_now_ns();
+  p->launch->silence_ns =
+      (uint64_t)heartbeat_s() * PB_BEATS_LOST * 1000000000u;
+  p->launch->start_ns =
+      (uint64_t)env_seconds(PBP_START_TIMEOUT_ENV, 120, 86400) * 1000000000u;
+  return PEBBLE_OK;
+}
+
+void pbp_launch_heard(pebble_bk_proc *p, uint64_t now) {
+  p->launch->heard_ns = now;
+  p->launch->heard = 1;
+}
+
+uint64_t pbp_launch_silence_deadline(const pebble_bk_proc *p) {
+  const struct pbp_launch *L = p->launch;
+  uint64_t bound = L->heard ? L->silence_ns : L->start_ns;
+  if (L->lost || L->reported || bound == 0)
+    return PEBBLE_BK_FOREVER;
+  return L->heard_ns + bound;
+}
+
+void pbp_launch_check_silence(pebble_bk_proc *p, uint64_t now) {
+  struct pbp_launch *L = p->launch;
+  uint64_t at = pbp_launch_silence_deadline(p);
+  if (at == PEBBLE_BK_FOREVER || now < at)
+    return;
+  L->lost = 1;
+  pbp_log(PEBBLE_LOG_ERROR,
+          L->heard ? "no word from the remote worker of launcher process %ld "
+                     "for %llu s (its host or the network is lost): the "
+                     "launcher is killed"
+                   : "the remote worker of launcher process %ld did not "
+                     "start within %llu s: the launcher is killed",
+          (long)p->pid,
+          (unsigned long long)((L->heard ? L->silence_ns : L->start_ns) /
+                               1000000000u));
+  pbp_proc_kill(p, 1);
+}
+
+int pbp_launch_lost(const pebble_bk_proc *p) {
+  return p->launch != NULL && p->launch->lost;
 }
 
 void pbp_launch_free(pebble_bk_proc *p) {
@@ -165,7 +242,8 @@ static size_t unframe(pebble_bk_proc *p, unsigned char *buf, size_t n) {
       L->head_have = 0;
       L->type = L->head[0];
       L->left = pb_frame_length(L->head);
-      if (L->type != PB_FRAME_DATA && L->type != PB_FRAME_EXIT) {
+      if (L->type != PB_FRAME_DATA && L->type != PB_FRAME_EXIT &&
+          L->type != PB_FRAME_BEAT) {
         /* Not a supervisor's output: a login script that prints, or a
          * program that is not a Pebble worker.  Its end is all we can
          * report; the launcher goes, so that its exit follows. */
@@ -185,7 +263,7 @@ static size_t unframe(pebble_bk_proc *p, unsigned char *buf, size_t n) {
     if (L->type == PB_FRAME_DATA) {
       memmove(buf + out, buf + in, take);
       out += take;
-    } else {
+    } else if (L->type == PB_FRAME_EXIT) {
       size_t room = PB_FRAME_REPORT_MAX - L->report_have;
       size_t keep = take < room ? take : room;
       memcpy(L->report + L->report_have, buf + in, keep);
@@ -222,6 +300,7 @@ int pbp_launch_read(pebble_bk_proc *p, void *buf, size_t len, size_t *done) {
     }
     if (n == 0)
       return PEBBLE_OK; /* end-of-file */
+    pbp_launch_heard(p, pbp_now_ns());
     out = unframe(p, buf, (size_t)n);
     if (out > 0) {
       *done = out;
@@ -243,7 +322,7 @@ int pbp_proc_remote(pebble_bk_proc *p, char *host, size_t host_size,
   if (p->launch == NULL)
     return PEBBLE_ENOTSUP;
   if (!p->launch->reported)
-    return PEBBLE_ENOTREADY;
+    return p->launch->lost ? PEBBLE_ETIMEDOUT : PEBBLE_ENOTREADY;
   if (host != NULL && host_size > 0)
     snprintf(host, host_size, "%s", p->launch->host);
   if (pid != NULL)
