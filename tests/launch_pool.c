@@ -12,6 +12,9 @@
  *   launch_pool DIR refused  the launcher fails (missing, or ends at
  *                            once): the future fails with a message
  *                            naming the launcher, no hang
+ *   launch_pool DIR orphan   dies by SIGKILL while a remote task runs,
+ *                            its process ids in DIR/orphan (the script
+ *                            checks that they go)
  *
  * DIR is a scratch directory the tasks write their process ids into
  * (the remote host is this host, so the test can count its processes).
@@ -350,6 +353,22 @@ static void refused(void) {
   pebble_pool_destroy(pool);
 }
 
+/* The application dies (SIGKILL) while a remote task runs; the calling
+ * script checks that the process ids in DIR/orphan go. */
+static void orphan(void) {
+  pebble_pool *pool = make_pool(1);
+  char path[4096];
+  long worker = 0, child = 0;
+  pebble_future *f;
+  hang_path(path, sizeof path, "orphan");
+  f = go(pool, t_hang, path, strlen(path), PEBBLE_DEFAULT);
+  if (!read_pids(f, path, &worker, &child)) {
+    fprintf(stderr, "orphan: the task never started\n");
+    exit(1);
+  }
+  kill(getpid(), SIGKILL);
+}
+
 int main(int argc, char **argv) {
   char host[256];
   pebble_register("square", t_square);
@@ -370,6 +389,8 @@ int main(int argc, char **argv) {
   host[sizeof host - 1] = '\0';
   if (strcmp(argv[2], "refused") == 0) {
     refused();
+  } else if (strcmp(argv[2], "orphan") == 0) {
+    orphan();
   } else {
     pebble_pool *pool = make_pool(2);
     results(pool);

@@ -104,6 +104,28 @@ done
 libs=$(cd "$top_builddir" && pwd)/.libs
 launcher="$ssh_cmd env LD_LIBRARY_PATH=$libs$env_words"
 
+# The application dies while a remote task runs: the remote worker and
+# the process its task started go too.
+orphan_check() {
+  PEBBLE_LAUNCHER=$1 "$prog" "$dir" orphan
+  if [ ! -s "$dir/orphan" ]; then
+    echo "FAIL: orphan: the task never wrote its process ids"
+    return 1
+  fi
+  for pid in $(cat "$dir/orphan"); do
+    waited=0
+    while kill -0 "$pid" 2>/dev/null && [ $waited -lt 60 ]; do
+      sleep 0.5
+      waited=$((waited + 1))
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "FAIL: orphan: process $pid outlived the application"
+      ps -o pid,stat,args -p "$pid"
+      return 1
+    fi
+  done
+  echo "orphan: the remote worker and its child went with the application"
+}
 status=0
 PEBBLE_START_METHOD=spawn
 export PEBBLE_START_METHOD
@@ -112,6 +134,7 @@ PEBBLE_LAUNCHER_HEARTBEAT=2 PEBBLE_LAUNCHER=$launcher "$prog" "$dir" work || sta
 # ssh to a port where nothing listens: ssh exits 255, the future says so.
 PEBBLE_LAUNCHER="ssh -F /dev/null -p 1 -o BatchMode=yes -o ConnectTimeout=10 127.0.0.1" \
   "$prog" "$dir" refused || status=1
+orphan_check "$launcher" || status=1
 # Every ssh session has ended: sshd has no child left (each worker and
 # what it started was checked by its process id in the program).
 waited=0
