@@ -185,6 +185,8 @@ static int spawn_one(pb_manager *m, pebble_pool *P, int spare, int *err) {
   }
   w->started_at = bk->now_ns();
   w->pid = bk->proc_pid(w->proc);
+  w->remote = PB_BK_HAS(bk, proc_remote) &&
+              bk->proc_remote(w->proc, NULL, 0, NULL) != PEBBLE_ENOTSUP;
   bk->mutex_lock(P->lock);
   w->next = P->workers;
   P->workers = w;
@@ -518,6 +520,11 @@ static int may_send_ahead(const pebble_pool *P, const pb_pworker *w,
       !PB_BK_HAS(P->lib->bk, chan_read_ready) || last == NULL ||
       w->state != PB_W_BUSY || w->killed || w->closed || w->uncounted ||
       w->n_ahead >= PB_AHEAD_MAX || last->timeout != PEBBLE_FOREVER)
+    return 0;
+  /* A remote worker's skip requests cross a relay (docs/cluster.md): a
+   * cancel could return before its request reached the worker, which
+   * would start the cancelled task. */
+  if (w->remote)
     return 0;
   if (P->o.max_tasks > 0 && w->tasks_run + in_flight >= P->o.max_tasks)
     return 0; /* it will quit before it gets there */
