@@ -489,9 +489,13 @@ void pb_worker_trap(const pebble_backend *bk) {
       "main(), after registering the tasks)";
   pebble_bk_chan *chan = NULL;
   int rc;
-  if (atomic_load(&worker_main_called) ||
-      pb_secure_getenv("PEBBLE_WORKER_CHANNEL") == NULL)
+  const char *channel = pb_secure_getenv("PEBBLE_WORKER_CHANNEL");
+  if (atomic_load(&worker_main_called) || channel == NULL)
     return;
+  /* Started through a launcher: the reason can reach the application only
+   * through a supervisor (the child goes on here, the parent relays). */
+  if (strcmp(channel, PB_LAUNCHED_CHANNEL) == 0)
+    pb_remote_supervise();
   rc = PB_BK_HAS(bk, chan_adopt) ? bk->chan_adopt(&chan) : PEBBLE_ENOTSUP;
   if (rc == PEBBLE_ENOTFOUND)
     return; /* not spawned as a worker after all: an ordinary run */

@@ -286,6 +286,9 @@ PBP_HIDDEN int pbp_launch_lost(const pebble_bk_proc *p);
 /* proc_read for a launched worker: the worker's bytes, frames taken out. */
 PBP_HIDDEN int pbp_launch_read(pebble_bk_proc *p, void *buf, size_t len,
                                size_t *done);
+/* At the reap, when the core has read all it wanted: look for the report
+ * in what is left (the worker's bytes there are dropped). */
+PBP_HIDDEN void pbp_launch_drain(pebble_bk_proc *p);
 /* The remote worker's end in place of the launcher's, once reported. */
 PBP_HIDDEN void pbp_launch_exit(const pebble_bk_proc *p,
                                 pebble_bk_exit *exit);

@@ -310,6 +310,18 @@ int pbp_launch_read(pebble_bk_proc *p, void *buf, size_t len, size_t *done) {
   }
 }
 
+void pbp_launch_drain(pebble_bk_proc *p) {
+  unsigned char buf[4096];
+  while (p->launch != NULL && !p->launch->reported && !p->launch->corrupt) {
+    ssize_t n = pbp_proc_recv(p, buf, sizeof buf, PBP_DONTWAIT);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return;
+    unframe(p, buf, (size_t)n);
+  }
+}
+
 void pbp_launch_exit(const pebble_bk_proc *p, pebble_bk_exit *exit) {
   if (p->launch != NULL && p->launch->reported)
     *exit = p->launch->exit;

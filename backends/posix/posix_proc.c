@@ -352,6 +352,8 @@ int pbp_proc_kill(pebble_bk_proc *p, int force) {
 int pbp_proc_reap(pebble_bk_proc *p, pebble_bk_exit *exit) {
   if (p == NULL || exit == NULL)
     return PEBBLE_EINVAL;
+  if (p->launch != NULL && !p->reaped && pbp_exit_seen(p))
+    pbp_launch_drain(p); /* the report may follow bytes nobody read */
   pthread_mutex_lock(&p->lock);
   if (!p->reaped) {
     if (!pbp_exit_seen(p)) {
