@@ -264,7 +264,7 @@ static int above_stdio(int fd) {
   int moved;
   if (fd > 2)
     return fd;
-  moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  moved = fcntl(fd, F_DUPFD, 3);
   close(fd);
   return moved;
 }
@@ -279,15 +279,23 @@ int pb_remote_supervise(void) {
    * (a session leader under sshd already leads one). */
   if (getpgrp() != parent)
     setpgid(0, 0);
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+  /* Nothing else runs in this process yet: no other thread can fork
+   * between the calls and the close-on-exec flags set after them. */
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
     return pb_error(PEBBLE_ESYSTEM,
                     "remote worker: cannot make its channel: %s",
                     strerror(errno));
-  if (pipe2(chld_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+  if (pipe(chld_pipe) != 0)
     return pb_error(PEBBLE_ESYSTEM, "remote worker: cannot make a pipe: %s",
                     strerror(errno));
   sv[0] = above_stdio(sv[0]);
   sv[1] = above_stdio(sv[1]);
+  fcntl(sv[0], F_SETFD, FD_CLOEXEC);
+  fcntl(sv[1], F_SETFD, FD_CLOEXEC);
+  fcntl(chld_pipe[0], F_SETFD, FD_CLOEXEC);
+  fcntl(chld_pipe[1], F_SETFD, FD_CLOEXEC);
+  fcntl(chld_pipe[0], F_SETFL, fcntl(chld_pipe[0], F_GETFL) | O_NONBLOCK);
+  fcntl(chld_pipe[1], F_SETFL, fcntl(chld_pipe[1], F_GETFL) | O_NONBLOCK);
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_sigchld;
   sigemptyset(&sa.sa_mask);
