@@ -511,9 +511,8 @@ int pebble_worker_main(void) {
   pb_lib *L;
   const pebble_backend *bk;
   pebble_bk_chan *chan = NULL;
-  int rc;
-
   const char *channel;
+  int rc;
 
   atomic_store(&worker_main_called, 1);
   channel = pb_secure_getenv("PEBBLE_WORKER_CHANNEL");

@@ -175,6 +175,7 @@ static PBP_NORETURN void exec_worker(const pbp_child_setup *s, int chan_fd,
   size_t n = 0, i;
   unsigned v = (unsigned)chan_fd;
   int e;
+  /* (A launcher has its channel on stdin and stdout instead.) */
   if (s->chan_digits != NULL) {
     do
       digits[n++] = (char)('0' + v % 10);
@@ -182,10 +183,7 @@ static PBP_NORETURN void exec_worker(const pbp_child_setup *s, int chan_fd,
     for (i = 0; i < n; i++)
       s->chan_digits[i] = digits[n - 1 - i];
     s->chan_digits[n] = '\0';
-  }
-  if (s->chan_digits != NULL) {
-    /* the one library descriptor exec keeps */
-    fcntl(chan_fd, F_SETFD, 0);
+    fcntl(chan_fd, F_SETFD, 0); /* the one library descriptor exec keeps */
   }
   execve(s->exec_path, s->argv, s->envp);
   e = errno;
