@@ -154,19 +154,23 @@ int pb_map_chunk(pebble_ctx *ctx, const void *arg, size_t arg_size);
 
 /* ---- blocks.c: pool tasks' blocks, carved from chunks and reused ---- */
 /* A future, its pool task and a small argument; blocks lie back to back
- * in 64 KiB chunks (blocks.c). */
+ * in 64 KiB chunks, each after its chunk's address (blocks.c). */
 #define PB_BLOCK_SIZE 176
 typedef struct pb_chunk pb_chunk;
 typedef struct pb_blocks {
   pebble_bk_mutex *lock;
-  struct pb_spare *head;  /* spare blocks (lock held) */
-  /* Blocks given back without the lock, taken over whole by the lock's
-   * holder; returned counts them until in_use is settled with it. */
-  struct pb_spare *_Atomic given_back;
+  /* Lock held: the chunk blocks are taken from while it has any, then
+   * the chunks that were given blocks back, in turn. */
+  pb_chunk *current, *ready;
+  /* Chunks given blocks back without the lock since (each once), taken
+   * over whole into `ready` by the lock's holder. */
+  pb_chunk *_Atomic given_back;
+  /* Blocks given back, until in_use is settled with it. */
   atomic_size_t returned;
   atomic_size_t frees;
   pb_chunk *chunk_list;   /* every chunk held */
-  char *carve, *carve_end; /* the newest chunk's blocks never handed out */
+  pb_chunk *carving;      /* the newest chunk, while some of it is uncut */
+  char *carve, *carve_end; /* its blocks never handed out */
   size_t chunks;          /* in chunk_list */
   size_t in_use; /* handed out, less the returns settled so far */
   size_t peak;   /* most in use at once, lately */
