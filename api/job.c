@@ -36,11 +36,15 @@ static void job_free(pb_job *job) {
   free(job);
 }
 
-/* Manager thread: the job is over; the future forgets it. */
+/* Manager thread: the job is over; the future forgets it.  A resolver
+ * that won the future reads the runner (job_settled) before it publishes
+ * the outcome: wait for that before the job goes (a cancel racing a
+ * launch that finds the future no longer pending). */
 static void job_finish(pb_manager *m, pb_job *job) {
   pebble_future *f = job->future;
   pb_manager_deactivate(m, &job->watch);
   pb_stripe_lock(f);
+  pb_future_wait_settled_locked(f);
   f->runner = NULL;
   pb_stripe_unlock(f);
   job_free(job);
@@ -337,7 +341,8 @@ static void process_launch(pb_manager *m, pb_cmd *cmd) {
   job->reader.task_id = f->id; /* what its outcome must answer */
   pb_stripe_lock(f);
   job->proc = proc;
-  pb_future_rare_of(f)->pid = (int32_t)bk->proc_pid(proc); /* made at launch */
+  /* Its rare fields were made at launch (task.c). */
+  pb_future_rare_of(f)->pid = (int32_t)bk->proc_pid(proc);
   if (atomic_load(&f->state) == PEBBLE_CANCELLED && !job->killed_by_library) {
     /* Cancelled between its start and now: kill what just started. */
     job->lib->bk->proc_kill(proc, 1);
