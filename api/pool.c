@@ -392,11 +392,11 @@ void pb_pool_requeue(pebble_pool *P, pb_ptask *first, pb_ptask *last,
   atomic_store_explicit(&P->has_work, 1, memory_order_relaxed);
 }
 
-/* Cancelling a queued task: mark it; its worker will skip it. */
 static void queued_cancel_locked(pb_runner *r);
 static const pb_runner_ops ptask_runner_ops = {queued_cancel_locked,
                                                ptask_settled};
 
+/* Cancelling a queued task: mark it; its worker will skip it. */
 static void queued_cancel_locked(pb_runner *r) {
   pb_ptask *t = PB_CONTAINER(r, pb_ptask, runner);
   atomic_store(&t->stop_reason, PEBBLE_ECANCELED);
