@@ -96,7 +96,7 @@ int pb_blocks_init(pb_blocks *b, const pebble_backend *bk) {
   b->current = b->ready = NULL;
   atomic_init(&b->given_back, NULL);
   atomic_init(&b->returned, 0);
-  atomic_init(&b->frees, 0);
+  b->settled = 0;
   b->chunk_list = b->carving = NULL;
   b->carve = b->carve_end = NULL;
   b->chunks = b->in_use = b->peak = 0;
@@ -115,7 +115,9 @@ static void free_chunks(pb_chunk *list) {
 /* Lock held: in_use counts the blocks given back meanwhile.  Acquire:
  * pairs with the release in pb_blocks_put. */
 static void settle_count(pb_blocks *b) {
-  b->in_use -= atomic_exchange_explicit(&b->returned, 0, memory_order_acquire);
+  size_t returned = atomic_load_explicit(&b->returned, memory_order_acquire);
+  b->in_use -= returned - b->settled;
+  b->settled = returned;
 }
 
 /* Lock held: the chunks given blocks back meanwhile join the ready list. */
@@ -278,8 +280,9 @@ void pb_blocks_put(pb_blocks *b, const pebble_backend *bk, void *block) {
   }
   /* The last touch of c: once every block is back it may be freed. */
   atomic_fetch_add_explicit(&c->back, 1, memory_order_release);
-  atomic_fetch_add_explicit(&b->returned, 1, memory_order_release);
-  if ((atomic_fetch_add_explicit(&b->frees, 1, memory_order_relaxed) + 1) %
+  /* One count for both: the settling of in_use and the looks at the
+   * clock. */
+  if ((atomic_fetch_add_explicit(&b->returned, 1, memory_order_release) + 1) %
           DECAY_EVERY !=
       0)
     return;

@@ -165,9 +165,10 @@ typedef struct pb_blocks {
   /* Chunks given blocks back without the lock since (each once), taken
    * over whole into `ready` by the lock's holder. */
   pb_chunk *_Atomic given_back;
-  /* Blocks given back, until in_use is settled with it. */
+  /* Blocks ever given back; in_use is settled with it as far as
+   * `settled` (lock held). */
   atomic_size_t returned;
-  atomic_size_t frees;
+  size_t settled;
   pb_chunk *chunk_list;   /* every chunk held */
   pb_chunk *carving;      /* the newest chunk, while some of it is uncut */
   char *carve, *carve_end; /* its blocks never handed out */
