@@ -451,8 +451,10 @@ int pbp_chan_read(pebble_bk_chan *chan, void *buf, size_t len, size_t *done) {
   if (chan == NULL || buf == NULL || done == NULL || len == 0)
     return PEBBLE_EINVAL;
   for (;;) {
+    /* Our messages go through a pipe (posix_internal.h): the parent never
+     * reads this socket's data, so a blocking recv wakes only for data. */
     ssize_t n = recv(chan->fd, buf, len > SSIZE_MAX ? SSIZE_MAX : len,
-                     MSG_DONTWAIT);
+                     chan->out_fd != chan->fd ? 0 : MSG_DONTWAIT);
     if (n > 0) {
       *done = (size_t)n;
       return PEBBLE_OK;
