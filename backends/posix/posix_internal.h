@@ -141,8 +141,8 @@ PBP_HIDDEN int pbp_pipe_locked(int fds[2], int nonblock);
  * the parent and is free in the child. */
 PBP_HIDDEN pid_t pbp_fork_locked(void);
 /* In a child, async-signal-safe and without the lock: close every library
- * descriptor except keep; the table then holds only keep (or nothing). */
-/* keep2 may be -1. */
+ * descriptor except keep and keep2 (-1: none); the table then holds only
+ * those (or nothing). */
 PBP_HIDDEN void pbp_fd_child_close_all_but(int keep, int keep2);
 /* In a child: the table names new_fd where it named old_fd. */
 PBP_HIDDEN void pbp_fd_child_renumber(int old_fd, int new_fd);

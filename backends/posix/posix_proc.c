@@ -6,6 +6,9 @@
  * task started too.  It talks to the parent over a socketpair: the
  * parent's end is non-blocking and written with MSG_NOSIGNAL, so a dead
  * child shows as PEBBLE_EDIED and never as SIGPIPE in the application.
+ * A forked (not exec'd) child sends its own messages through a pipe
+ * instead (posix_internal.h, res_fd); the socket then carries the
+ * parent's messages and the descriptors the child passes.
  *
  * The group id is the child's pid, which stays reserved while the child
  * is a zombie; exits are seen without reaping (posix_exit.c), so group
