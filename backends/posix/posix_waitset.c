@@ -220,6 +220,17 @@ static int reserve_locked(pebble_bk_waitset *ws, size_t need) {
   return 0;
 }
 
+/* Appends one descriptor to the poll set, answering for watch i. */
+static void add_pfd(pebble_bk_waitset *ws, size_t *n, int fd, short events,
+                    size_t i, int is_exit) {
+  ws->pfds[*n].fd = fd;
+  ws->pfds[*n].events = events;
+  ws->pfds[*n].revents = 0;
+  ws->slots[*n - 1].watch = i;
+  ws->slots[*n - 1].is_exit = is_exit;
+  (*n)++;
+}
+
 /* Fill the pollfds: the wake descriptor, then each watch's descriptors
  * (a forked child's messages come through a pipe of their own, so READ
  * and WRITE may be two descriptors). */
@@ -233,35 +244,17 @@ static size_t build_locked(pebble_bk_waitset *ws) {
     short ev = 0;
     ws->ready[i] = 0;
     if (w->events & PEBBLE_EV_READ) {
-      if (w->proc->res_fd >= 0) {
-        ws->pfds[n].fd = w->proc->res_fd;
-        ws->pfds[n].events = POLLIN;
-        ws->pfds[n].revents = 0;
-        ws->slots[n - 1].watch = i;
-        ws->slots[n - 1].is_exit = 0;
-        n++;
-      } else {
+      if (w->proc->res_fd >= 0)
+        add_pfd(ws, &n, w->proc->res_fd, POLLIN, i, 0);
+      else
         ev |= POLLIN;
-      }
     }
     if (w->events & PEBBLE_EV_WRITE)
       ev |= POLLOUT;
-    if (ev != 0) {
-      ws->pfds[n].fd = w->proc->chan_fd;
-      ws->pfds[n].events = ev;
-      ws->pfds[n].revents = 0;
-      ws->slots[n - 1].watch = i;
-      ws->slots[n - 1].is_exit = 0;
-      n++;
-    }
-    if (w->events & PEBBLE_EV_EXIT) {
-      ws->pfds[n].fd = w->proc->exit_fd;
-      ws->pfds[n].events = POLLIN;
-      ws->pfds[n].revents = 0;
-      ws->slots[n - 1].watch = i;
-      ws->slots[n - 1].is_exit = 1;
-      n++;
-    }
+    if (ev != 0)
+      add_pfd(ws, &n, w->proc->chan_fd, ev, i, 0);
+    if (w->events & PEBBLE_EV_EXIT)
+      add_pfd(ws, &n, w->proc->exit_fd, POLLIN, i, 1);
   }
   return n;
 }
