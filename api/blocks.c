@@ -9,8 +9,15 @@
  * A malloc per block made a burst on a cold pool pay the allocator and a
  * page fault every sixteen tasks, on the scheduling thread; so blocks are
  * cut one after the other from chunks of CHUNK_BLOCKS (one malloc per
- * chunk), with no header of their own: a queued task costs 248 bytes,
- * not 256.
+ * chunk), each block after its chunk's address: a queued task costs 184
+ * bytes.
+ *
+ * A block given back goes back to its own chunk (without the lock), and
+ * each chunk counts its blocks handed out and given back, so that the
+ * chunks with none in use are found by a look at the chunk list, never
+ * by a walk of the spare blocks (after a burst of a million tasks, such
+ * a walk held the lock for tenths of a second).  Blocks are taken from
+ * one chunk while it has any, then from the chunks given blocks back.
  *
  * Blocks given back are kept for the next tasks (handing tens of
  * thousands back to malloc makes it shrink its heap and fault the pages
@@ -23,6 +30,9 @@
  * next burst); a destroyed pool gives back every chunk with no block in
  * use, and pebble_shutdown() everything.  A block still in use keeps its
  * chunk (64 KiB), as a long-lived object pins a page of any allocator.
+ * (Chunks aligned to their size would find a block's chunk by masking,
+ * without its address in front of it; but glibc cannot reuse the hole a
+ * freed aligned chunk leaves for the next one.)
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -35,25 +45,37 @@
 #define DECAY_NS 1000000000u /* a peak older than this is halved */
 #define DECAY_EVERY 1024u    /* frees between two looks at the clock */
 
-/* Blocks lie back to back; a future and its task need 8-byte alignment. */
-#define STRIDE ((PB_BLOCK_SIZE + 7) & ~(size_t)7)
+/* A slot: the chunk's address, then the block.  A future and its task
+ * need 8-byte alignment. */
+#define FRONT sizeof(pb_chunk *)
+#define SLOT ((FRONT + PB_BLOCK_SIZE + 7) & ~(size_t)7)
 /* 64 KiB with malloc's own header: one heap chunk. */
 #define HEADER ((sizeof(pb_chunk) + 15) & ~(size_t)15)
-#define CHUNK_BLOCKS ((65536u - 16u - HEADER) / STRIDE)
-#define CHUNK_BYTES (HEADER + CHUNK_BLOCKS * STRIDE)
+#define CHUNK_BLOCKS ((65536u - 16u - HEADER) / SLOT)
+#define CHUNK_BYTES (HEADER + CHUNK_BLOCKS * SLOT)
 
 typedef struct pb_spare {
   struct pb_spare *next;
 } spare;
-_Static_assert(_Alignof(pebble_future) <= 8 && _Alignof(spare) <= 8,
+_Static_assert(_Alignof(pebble_future) <= 8 && _Alignof(spare) <= 8 &&
+                   FRONT % 8 == 0,
                "blocks are only 8-byte aligned");
 
 struct pb_chunk {
-  pb_chunk *next; /* every chunk held */
-  size_t free;    /* while cutting: its blocks not in use */
+  pb_chunk *next; /* every chunk held (lock) */
+  /* On the blocks' given_back stack or their ready list (once at a time:
+   * `listed`): pushed by the giver that listed it, then the lock's. */
+  pb_chunk *next_ready;
+  spare *free;               /* lock held: blocks to hand out */
+  spare *_Atomic returned;   /* given back since: taken whole (lock) */
+  size_t handed;             /* lock held: blocks ever handed out */
+  atomic_size_t back;        /* blocks ever given back: the giver's last
+                                touch of the chunk */
+  atomic_int listed; /* on given_back or ready; CUT_MARK while cutting */
 };
+#define CUT_MARK 2
 
-static char *first_block(pb_chunk *c) { return (char *)c + HEADER; }
+static char *first_slot(pb_chunk *c) { return (char *)c + HEADER; }
 
 /* A new chunk.  Faulting its pages in at once (madvise
  * MADV_POPULATE_WRITE) was tried: no faster than the faults it saves. */
@@ -61,17 +83,21 @@ static pb_chunk *chunk_new(void) {
   pb_chunk *c = malloc(CHUNK_BYTES);
   if (c == NULL)
     return NULL;
-  c->next = NULL;
-  c->free = 0;
+  c->next = c->next_ready = NULL;
+  c->free = NULL;
+  atomic_init(&c->returned, NULL);
+  c->handed = 0;
+  atomic_init(&c->back, 0);
+  atomic_init(&c->listed, 0);
   return c;
 }
 
 int pb_blocks_init(pb_blocks *b, const pebble_backend *bk) {
-  b->head = NULL;
+  b->current = b->ready = NULL;
   atomic_init(&b->given_back, NULL);
   atomic_init(&b->returned, 0);
-  atomic_init(&b->frees, 0);
-  b->chunk_list = NULL;
+  b->settled = 0;
+  b->chunk_list = b->carving = NULL;
   b->carve = b->carve_end = NULL;
   b->chunks = b->in_use = b->peak = 0;
   b->peak_at = 0;
@@ -86,104 +112,100 @@ static void free_chunks(pb_chunk *list) {
   }
 }
 
-static int by_address(const void *x, const void *y) {
-  const pb_chunk *a = *(pb_chunk *const *)x, *b = *(pb_chunk *const *)y;
-  return a < b ? -1 : a > b;
-}
-
-/* The chunk of block p in the sorted array. */
-static pb_chunk *chunk_of(pb_chunk **sorted, size_t n, const char *p) {
-  size_t lo = 0, hi = n;
-  while (hi - lo > 1) {
-    size_t mid = lo + (hi - lo) / 2;
-    if ((const char *)sorted[mid] <= p)
-      lo = mid;
-    else
-      hi = mid;
-  }
-  return sorted[lo];
-}
-
 /* Lock held: in_use counts the blocks given back meanwhile.  Acquire:
- * pairs with the release in pb_blocks_put, so that a chunk found unused
- * here is freed after everything its last users wrote into it. */
+ * pairs with the release in pb_blocks_put. */
 static void settle_count(pb_blocks *b) {
-  b->in_use -= atomic_exchange_explicit(&b->returned, 0, memory_order_acquire);
+  size_t returned = atomic_load_explicit(&b->returned, memory_order_acquire);
+  b->in_use -= returned - b->settled;
+  b->settled = returned;
 }
 
-/* Lock held: the blocks given back meanwhile join the spare list (a walk
- * to its end: for the rare looks of cut_to_peak).  A block counted back
- * but not yet pushed only keeps its chunk one look longer: a chunk is cut
- * only when every one of its blocks is on the list. */
-static void settle_returns(pb_blocks *b) {
-  spare *s = atomic_exchange_explicit(&b->given_back, NULL,
-                                      memory_order_acquire),
-        *last;
-  settle_count(b);
-  if (s == NULL)
+/* Lock held: the chunks given blocks back meanwhile join the ready list. */
+static void take_given_back(pb_blocks *b) {
+  pb_chunk *c, *last;
+  if (atomic_load(&b->given_back) == NULL ||
+      (c = atomic_exchange(&b->given_back, NULL)) == NULL)
     return;
-  for (last = s; last->next != NULL; last = last->next)
+  for (last = c; last->next_ready != NULL; last = last->next_ready)
     ;
-  last->next = b->head;
-  b->head = s;
+  last->next_ready = b->ready;
+  b->ready = c;
+}
+
+/* Lock held: a spare block and its chunk, or NULL.  The orders are
+ * sequentially consistent: a giver that finds its chunk still listed
+ * does not list it again, so a chunk taken off the list (listed cleared)
+ * must then see every block given back to it that the giver saw it
+ * listed for. */
+static spare *take_spare(pb_blocks *b, pb_chunk **from) {
+  pb_chunk *c = b->current;
+  spare *s;
+  for (;;) {
+    if (c != NULL) {
+      if (c->free == NULL && atomic_load(&c->returned) != NULL)
+        c->free = atomic_exchange(&c->returned, NULL);
+      if ((s = c->free) != NULL) {
+        c->free = s->next;
+        *from = c;
+        return s;
+      }
+    }
+    if (b->ready == NULL)
+      take_given_back(b);
+    if ((c = b->ready) == NULL)
+      break;
+    b->ready = c->next_ready;
+    atomic_store(&c->listed, 0); /* after reading next_ready */
+    b->current = c;
+  }
+  b->current = NULL;
+  if (b->carve != b->carve_end) {
+    *(pb_chunk **)(void *)b->carve = b->carving;
+    s = (spare *)(void *)(b->carve + FRONT);
+    b->carve += SLOT;
+    *from = b->carving;
+    return s;
+  }
+  return NULL;
 }
 
 /* Lock held: take the chunks none of whose blocks is in use while the
  * rest still hold the peak; returns them, to be freed without the lock.
- * Rare (a decay, a destroyed pool), so it may sort and search. */
+ * A look at each chunk: its blocks are all on its own lists. */
 static pb_chunk *cut_to_peak(pb_blocks *b) {
-  pb_chunk **sorted, *c, *cut = NULL, **pp;
-  spare *s, **sp;
-  size_t n, i;
+  pb_chunk *c, *cut = NULL, **pp;
   settle_count(b);
-  n = b->chunks;
-  if (n == 0 || (n - 1) * CHUNK_BLOCKS < b->peak)
+  if (b->chunks == 0 || (b->chunks - 1) * CHUNK_BLOCKS < b->peak)
     return NULL;
-  if (b->in_use == 0 && b->peak == 0) { /* all of them */
-    cut = b->chunk_list;
-    b->chunk_list = NULL;
-    b->head = NULL;
-    /* Every block is counted back, so none is being pushed now. */
-    (void)atomic_exchange_explicit(&b->given_back, NULL, memory_order_acquire);
-    b->carve = b->carve_end = NULL;
-    b->chunks = 0;
-    return cut;
-  }
-  if ((sorted = malloc(n * sizeof *sorted)) == NULL)
-    return NULL; /* kept until the next look */
-  settle_returns(b);
-  for (i = 0, c = b->chunk_list; c != NULL; c = c->next, i++) {
-    sorted[i] = c;
-    c->free = 0;
-  }
-  qsort(sorted, n, sizeof *sorted, by_address);
-  for (s = b->head; s != NULL; s = s->next)
-    chunk_of(sorted, n, (char *)s)->free++;
-  if (b->carve != NULL)
-    chunk_of(sorted, n, b->carve)->free +=
-        (size_t)(b->carve_end - b->carve) / STRIDE;
+  take_given_back(b); /* so that a listed chunk is on `ready` */
   for (pp = &b->chunk_list; (c = *pp) != NULL;) {
-    if (c->free == CHUNK_BLOCKS && (b->chunks - 1) * CHUNK_BLOCKS >= b->peak) {
+    /* Acquire: pairs with the giver's release of its last block, so
+     * that the chunk is freed after everything its users wrote. */
+    if (c->handed ==
+            atomic_load_explicit(&c->back, memory_order_acquire) &&
+        (b->chunks - 1) * CHUNK_BLOCKS >= b->peak) {
       *pp = c->next;
       c->next = cut;
       cut = c;
-      c->free = SIZE_MAX; /* marks it for the spare list below */
       b->chunks--;
-      if (b->carve != NULL && (char *)b->carve >= first_block(c) &&
-          (char *)b->carve <= first_block(c) + CHUNK_BLOCKS * STRIDE)
+      atomic_store_explicit(&c->listed, CUT_MARK, memory_order_relaxed);
+      if (b->current == c)
+        b->current = NULL;
+      if (b->carving == c) {
+        b->carving = NULL;
         b->carve = b->carve_end = NULL;
+      }
     } else {
       pp = &c->next;
     }
   }
-  for (sp = &b->head; (s = *sp) != NULL;) {
-    if (chunk_of(sorted, n, (char *)s)->free == SIZE_MAX) {
-      *sp = s->next;
-    } else {
-      sp = &s->next;
+  if (cut != NULL)
+    for (pp = &b->ready; (c = *pp) != NULL;) {
+      if (atomic_load_explicit(&c->listed, memory_order_relaxed) == CUT_MARK)
+        *pp = c->next_ready;
+      else
+        pp = &c->next_ready;
     }
-  }
-  free(sorted);
   return cut;
 }
 
@@ -200,18 +222,10 @@ void pb_blocks_destroy(pb_blocks *b, const pebble_backend *bk) {
 
 void *pb_blocks_get(pb_blocks *b, const pebble_backend *bk) {
   spare *s;
-  pb_chunk *fresh;
+  pb_chunk *from = NULL, *fresh;
   bk->mutex_lock(b->lock);
-  if (b->head == NULL && /* the blocks given back become the spare list */
-      atomic_load_explicit(&b->given_back, memory_order_relaxed) != NULL)
-    b->head = atomic_exchange_explicit(&b->given_back, NULL,
-                                       memory_order_acquire);
-  if ((s = b->head) != NULL) {
-    b->head = s->next;
-  } else if (b->carve != b->carve_end) {
-    s = (spare *)b->carve;
-    b->carve += STRIDE;
-  }
+  if ((s = take_spare(b, &from)) != NULL)
+    from->handed++;
   /* in_use may still count blocks given back since the last settling:
    * settle before calling a new peak. */
   if (++b->in_use >= b->peak) {
@@ -228,17 +242,18 @@ void *pb_blocks_get(pb_blocks *b, const pebble_backend *bk) {
   bk->mutex_lock(b->lock);
   if (fresh == NULL) {
     b->in_use--;
-  } else if (b->carve != b->carve_end) {
+  } else if ((s = take_spare(b, &from)) != NULL) {
     /* Another thread's chunk came first: use it, give this one back. */
-    s = (spare *)b->carve;
-    b->carve += STRIDE;
+    from->handed++;
   } else {
     fresh->next = b->chunk_list;
     b->chunk_list = fresh;
     b->chunks++;
-    s = (spare *)first_block(fresh);
-    b->carve = first_block(fresh) + STRIDE;
-    b->carve_end = first_block(fresh) + CHUNK_BLOCKS * STRIDE;
+    b->carving = fresh;
+    b->carve = first_slot(fresh);
+    b->carve_end = first_slot(fresh) + CHUNK_BLOCKS * SLOT;
+    s = take_spare(b, &from);
+    from->handed++;
     fresh = NULL;
   }
   bk->mutex_unlock(b->lock);
@@ -247,21 +262,31 @@ void *pb_blocks_get(pb_blocks *b, const pebble_backend *bk) {
 }
 
 /* Without the lock: an application releasing a burst of futures would
- * otherwise take it once per block.  A stack that is only ever taken
- * whole (settle_returns) has no ABA hazard. */
+ * otherwise take it once per block.  Stacks that are only ever taken
+ * whole have no ABA hazard. */
 void pb_blocks_put(pb_blocks *b, const pebble_backend *bk, void *block) {
   spare *s = block, *top;
-  pb_chunk *cut = NULL;
-  top = atomic_load_explicit(&b->given_back, memory_order_relaxed);
+  pb_chunk *c = *(pb_chunk **)(void *)((char *)block - FRONT), *ctop, *cut;
+  top = atomic_load_explicit(&c->returned, memory_order_relaxed);
   do
     s->next = top;
-  while (!atomic_compare_exchange_weak_explicit(
-      &b->given_back, &top, s, memory_order_release, memory_order_relaxed));
-  atomic_fetch_add_explicit(&b->returned, 1, memory_order_release);
-  if ((atomic_fetch_add_explicit(&b->frees, 1, memory_order_relaxed) + 1) %
+  while (!atomic_compare_exchange_weak(&c->returned, &top, s));
+  if (!atomic_load(&c->listed) && !atomic_exchange(&c->listed, 1)) {
+    ctop = atomic_load_explicit(&b->given_back, memory_order_relaxed);
+    do
+      c->next_ready = ctop;
+    while (!atomic_compare_exchange_weak_explicit(
+        &b->given_back, &ctop, c, memory_order_release, memory_order_relaxed));
+  }
+  /* The last touch of c: once every block is back it may be freed. */
+  atomic_fetch_add_explicit(&c->back, 1, memory_order_release);
+  /* One count for both: the settling of in_use and the looks at the
+   * clock. */
+  if ((atomic_fetch_add_explicit(&b->returned, 1, memory_order_release) + 1) %
           DECAY_EVERY !=
       0)
     return;
+  cut = NULL;
   bk->mutex_lock(b->lock);
   settle_count(b);
   {

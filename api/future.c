@@ -64,6 +64,32 @@ void pb_stripe_unlock(pebble_future *f) {
   f->lib->bk->mutex_unlock(f->lib->stripes[PB_STRIPE(f)].mutex);
 }
 
+/* Allocated by whichever thread first needs it; the others use the
+ * winner's. */
+pb_future_rare *pb_future_rare_get(pebble_future *f) {
+  pb_future_rare *r = pb_future_rare_of(f), *fresh;
+  if (r != NULL)
+    return r;
+  if ((fresh = calloc(1, sizeof *fresh)) == NULL)
+    return NULL;
+  if (atomic_compare_exchange_strong_explicit(&f->rare, &r, fresh,
+                                              memory_order_acq_rel,
+                                              memory_order_acquire))
+    return fresh;
+  free(fresh);
+  return r;
+}
+
+uint64_t pb_future_seq_of(const pebble_future *f) {
+  pb_future_rare *r = pb_future_rare_of((pebble_future *)f);
+  return r != NULL ? r->seq : 0;
+}
+
+const char *pb_future_name_of(const pebble_future *f) {
+  pb_future_rare *r = pb_future_rare_of((pebble_future *)f);
+  return r != NULL ? r->name : NULL;
+}
+
 int pb_future_new(pb_lib *lib, const char *name, uint64_t seq,
                   pb_binding *binding, pebble_future **out) {
   return pb_future_new_extra(lib, name, seq, binding, 0, out, NULL);
@@ -73,6 +99,7 @@ int pb_future_new_extra(pb_lib *lib, const char *name, uint64_t seq,
                         pb_binding *binding, size_t extra,
                         pebble_future **out, void **extra_out) {
   pebble_future *f;
+  pb_future_rare *rare = NULL;
   int in_block = extra > 0 && PB_FUTURE_SPAN + extra <= PB_BLOCK_SIZE;
   if (in_block) {
     if ((f = pb_blocks_get(&lib->blocks, lib->bk)) != NULL)
@@ -85,7 +112,10 @@ int pb_future_new_extra(pb_lib *lib, const char *name, uint64_t seq,
   f->in_block = in_block;
   if (extra_out != NULL)
     *extra_out = extra ? (char *)f + PB_FUTURE_SPAN : NULL;
-  if (name != NULL && (f->name = pb_strdup(name)) == NULL) {
+  if ((name != NULL || seq != 0 || binding != NULL) &&
+      ((rare = calloc(1, sizeof *rare)) == NULL ||
+       (name != NULL && (rare->name = pb_strdup(name)) == NULL))) {
+    free(rare);
     if (in_block)
       pb_blocks_put(&lib->blocks, lib->bk, f);
     else
@@ -95,29 +125,39 @@ int pb_future_new_extra(pb_lib *lib, const char *name, uint64_t seq,
   f->lib = lib;
   f->gen = (uint32_t)lib->gen;
   f->id = atomic_fetch_add(&lib->next_id, 1);
-  f->seq = seq;
   atomic_init(&f->refs, 1);
   atomic_init(&f->user_refs, 0);
   atomic_init(&f->state, PEBBLE_PENDING);
   atomic_init(&f->watched, 0);
   atomic_init(&f->callbacks_pending, binding != NULL && binding->fn != NULL);
   f->status = PEBBLE_ENOTREADY;
-  f->binding = binding; /* takes the caller's reference */
+  if (rare != NULL) {
+    rare->seq = seq;
+    rare->binding = binding; /* takes the caller's reference */
+  }
+  atomic_init(&f->rare, rare);
   *out = f;
   return PEBBLE_OK;
 }
 
-static void future_free(pebble_future *f) {
-  pb_callback *c = f->callbacks, *next;
-  for (; c != NULL; c = next) {
+static void rare_free(pb_future_rare *r) {
+  pb_callback *c, *next;
+  if (r == NULL)
+    return;
+  for (c = r->callbacks; c != NULL; c = next) {
     next = c->next;
     free(c);
   }
-  pb_binding_unref(f->binding);
+  pb_binding_unref(r->binding);
+  free(r->message);
+  free(r->name);
+  free(r->exit);
+  free(r);
+}
+
+static void future_free(pebble_future *f) {
+  rare_free(pb_future_rare_of(f));
   pb_result_free(f->result, f->result_size, f->result_mapped);
-  free(f->message);
-  free(f->name);
-  free(f->exit);
   if (f->in_block)
     pb_blocks_put(&f->lib->blocks, f->lib->bk, f);
   else
@@ -183,14 +223,21 @@ static int settle(pebble_future *f, pb_outcome *o, int keep_runner) {
   f->result_size = o->result_size;
   f->result_mapped = o->result_mapped;
   f->result_type = (unsigned char)o->result_type;
-  f->message = o->message;
+  if (o->message != NULL) {
+    /* Out of memory for it: the status's own text stands in. */
+    pb_future_rare *r = pb_future_rare_get(f);
+    if (r != NULL)
+      r->message = o->message;
+    else
+      free(o->message);
+  }
   f->task_code = o->task_code;
   f->sys_errno = o->sys_errno;
   o->result = NULL;
   o->message = NULL;
   runner = atomic_load(&f->runner);
-  if (runner != NULL && runner->settled != NULL)
-    runner->settled(runner);
+  if (runner != NULL && runner->ops->settled != NULL)
+    runner->ops->settled(runner);
   if (!keep_runner)
     atomic_store(&f->runner, NULL);
   /* Publish, then look for watchers (both sequentially consistent, as a
@@ -241,19 +288,23 @@ static void callbacks_done(pebble_future *f) {
   pb_future_untrack(f);
 }
 
-static int has_callbacks(pebble_future *f) {
-  return (f->binding != NULL && f->binding->fn != NULL) ||
-         f->callbacks != NULL;
+static int has_callbacks(const pb_future_rare *r) {
+  return r != NULL &&
+         ((r->binding != NULL && r->binding->fn != NULL) ||
+          r->callbacks != NULL);
 }
 
 /* After settling, the callback list and binding belong to whoever runs
  * them: add_callback no longer appends once it sees the final state. */
 void pb_future_run_callbacks(pebble_future *f) {
-  pb_binding *b = f->binding;
-  pb_callback *c = f->callbacks, *next;
+  pb_future_rare *r = pb_future_rare_of(f);
+  pb_binding *b = r != NULL ? r->binding : NULL;
+  pb_callback *c = r != NULL ? r->callbacks : NULL, *next;
   const void *owner = pb_role.callback_owner;
-  f->binding = NULL;
-  f->callbacks = NULL;
+  if (r != NULL) {
+    r->binding = NULL;
+    r->callbacks = NULL;
+  }
   pb_role.callbacks++;
   pb_role.callback_owner = f->owner;
   if (b != NULL && b->fn != NULL)
@@ -271,9 +322,12 @@ void pb_future_run_callbacks(pebble_future *f) {
 
 static void after_settle(pebble_future *f, int inline_callbacks) {
   pb_dispatch *d;
-  if (!has_callbacks(f)) {
-    pb_binding_unref(f->binding);
-    f->binding = NULL;
+  pb_future_rare *r = pb_future_rare_of(f);
+  if (!has_callbacks(r)) {
+    if (r != NULL) {
+      pb_binding_unref(r->binding);
+      r->binding = NULL;
+    }
     callbacks_done(f);
     return;
   }
@@ -298,7 +352,9 @@ int pb_future_resolve(pebble_future *f, pb_outcome *o, int inline_callbacks) {
 
 void pb_future_set_exit(pebble_future *f, const pebble_exit_info *exit) {
   pebble_exit_info *copy = malloc(sizeof *copy), *old;
-  if (copy == NULL) {
+  pb_future_rare *r = pb_future_rare_get(f);
+  if (copy == NULL || r == NULL) {
+    free(copy);
     pb_log(PEBBLE_LOG_ERROR, "out of memory recording how the process of "
                              "future %llu ended",
            (unsigned long long)f->id);
@@ -306,8 +362,8 @@ void pb_future_set_exit(pebble_future *f, const pebble_exit_info *exit) {
   }
   *copy = *exit;
   pb_stripe_lock(f);
-  old = f->exit;
-  f->exit = copy;
+  old = r->exit;
+  r->exit = copy;
   pb_stripe_unlock(f);
   free(old);
 }
@@ -323,9 +379,11 @@ void pb_future_set_exit(pebble_future *f, const pebble_exit_info *exit) {
   } while (0)
 
 uint64_t pebble_future_id(const pebble_future *f) { return f ? f->id : 0; }
-uint64_t pebble_future_seq(const pebble_future *f) { return f ? f->seq : 0; }
+uint64_t pebble_future_seq(const pebble_future *f) {
+  return f ? pb_future_seq_of(f) : 0;
+}
 const char *pebble_future_name(const pebble_future *f) {
-  return f ? f->name : NULL;
+  return f ? pb_future_name_of(f) : NULL;
 }
 
 pebble_state pebble_future_state(const pebble_future *f) {
@@ -452,12 +510,14 @@ int pebble_future_status(const pebble_future *f) {
 }
 
 const char *pebble_future_message(const pebble_future *f) {
+  pb_future_rare *r;
   if (f == NULL || !pb_future_is_resolved(f))
     return "";
   /* No memory was left for the message: the status says what it can. */
-  if (f->message == NULL)
+  r = pb_future_rare_of((pebble_future *)f);
+  if (r == NULL || r->message == NULL)
     return f->status != PEBBLE_OK ? pebble_strerror(f->status) : "";
-  return f->message;
+  return r->message;
 }
 
 int pebble_future_task_code(const pebble_future *f) {
@@ -479,9 +539,12 @@ int pebble_future_exit_info(const pebble_future *cf, pebble_exit_info *info) {
                     "pebble_future_exit_info: info is NULL or its "
                     "struct_size is not set");
   pb_stripe_lock(f);
-  has = f->exit != NULL;
-  if (has)
-    copy = *f->exit;
+  {
+    pb_future_rare *r = pb_future_rare_of(f);
+    has = r != NULL && r->exit != NULL;
+    if (has)
+      copy = *r->exit;
+  }
   pb_stripe_unlock(f);
   if (!has)
     return pb_error(PEBBLE_ENOTFOUND,
@@ -572,7 +635,7 @@ static int cancel(pebble_future *f, int *was_running) {
   pb_stripe_lock(f);
   runner = f->runner;
   if (runner != NULL)
-    runner->cancel_locked(runner);
+    runner->ops->cancel_locked(runner);
   pb_stripe_unlock(f);
   after_settle(f, 0);
   wait_skip_sent(f);
@@ -612,7 +675,10 @@ int pebble_future_pid(const pebble_future *cf, long *pid) {
                     "runs in this process",
                     (unsigned long long)f->id);
   pb_stripe_lock(f);
-  found = f->pid;
+  {
+    pb_future_rare *r = pb_future_rare_of(f);
+    found = r != NULL ? r->pid : 0;
+  }
   pb_stripe_unlock(f);
   if (found != 0) {
     *pid = found;
@@ -632,19 +698,25 @@ int pebble_future_pid(const pebble_future *cf, long *pid) {
 int pebble_future_add_callback(pebble_future *f, pebble_callback_fn fn,
                                void *user_data) {
   pb_callback *c, **tail;
+  pb_future_rare *r = NULL;
   CHECK_FUTURE(f, "pebble_future_add_callback");
   if (fn == NULL)
     return pb_error(PEBBLE_EINVAL, "pebble_future_add_callback: fn is NULL");
   c = malloc(sizeof *c);
-  if (c == NULL)
+  /* Resolved stays resolved: a future unresolved under the lock below
+   * has its rare fields from here. */
+  if (c == NULL ||
+      (!pb_future_is_resolved(f) && (r = pb_future_rare_get(f)) == NULL)) {
+    free(c);
     return pb_error(PEBBLE_ENOMEM, "out of memory adding a callback");
+  }
   c->fn = fn;
   c->user_data = user_data;
   c->next = NULL;
   pb_stripe_lock(f);
   watch(f);
   if (!pb_future_is_resolved(f)) { /* settling counts: it will look */
-    for (tail = &f->callbacks; *tail != NULL; tail = &(*tail)->next)
+    for (tail = &r->callbacks; *tail != NULL; tail = &(*tail)->next)
       ;
     *tail = c;
     atomic_store(&f->callbacks_pending, 1);

@@ -67,11 +67,16 @@ typedef struct pb_binding pb_binding;
 
 /* What runs a future's task: lets cancel stop it (a one-shot job, a pool
  * task).  cancel_locked runs with the future's stripe lock held. */
-typedef struct pb_runner {
+struct pb_runner;
+typedef struct pb_runner_ops {
   void (*cancel_locked)(struct pb_runner *runner);
   /* Optional: called once by whoever resolves the future, before any
    * waiter can see the outcome (no lock held). */
   void (*settled)(struct pb_runner *runner);
+} pb_runner_ops;
+/* One pointer to shared operations: it sits in every pool task. */
+typedef struct pb_runner {
+  const pb_runner_ops *ops;
 } pb_runner;
 
 /* ---- status.c ---- */
@@ -149,19 +154,24 @@ int pb_map_chunk(pebble_ctx *ctx, const void *arg, size_t arg_size);
 
 /* ---- blocks.c: pool tasks' blocks, carved from chunks and reused ---- */
 /* A future, its pool task and a small argument; blocks lie back to back
- * in 64 KiB chunks (blocks.c). */
-#define PB_BLOCK_SIZE 248
+ * in 64 KiB chunks, each after its chunk's address (blocks.c). */
+#define PB_BLOCK_SIZE 176
 typedef struct pb_chunk pb_chunk;
 typedef struct pb_blocks {
   pebble_bk_mutex *lock;
-  struct pb_spare *head;  /* spare blocks (lock held) */
-  /* Blocks given back without the lock, taken over whole by the lock's
-   * holder; returned counts them until in_use is settled with it. */
-  struct pb_spare *_Atomic given_back;
+  /* Lock held: the chunk blocks are taken from while it has any, then
+   * the chunks that were given blocks back, in turn. */
+  pb_chunk *current, *ready;
+  /* Chunks given blocks back without the lock since (each once), taken
+   * over whole into `ready` by the lock's holder. */
+  pb_chunk *_Atomic given_back;
+  /* Blocks ever given back; in_use is settled with it as far as
+   * `settled` (lock held). */
   atomic_size_t returned;
-  atomic_size_t frees;
+  size_t settled;
   pb_chunk *chunk_list;   /* every chunk held */
-  char *carve, *carve_end; /* the newest chunk's blocks never handed out */
+  pb_chunk *carving;      /* the newest chunk, while some of it is uncut */
+  char *carve, *carve_end; /* its blocks never handed out */
   size_t chunks;          /* in chunk_list */
   size_t in_use; /* handed out, less the returns settled so far */
   size_t peak;   /* most in use at once, lately */
@@ -266,6 +276,20 @@ void pb_binding_unref(pb_binding *b);
 
 #define PB_STATE_SETTLING 5 /* internal: a resolver won, fields being set */
 
+/* What few futures need, out of line so that a pool task's block stays
+ * small (future.c): created when first needed, never moved, freed with
+ * the future. */
+typedef struct pb_future_rare {
+  char *name;
+  uint64_t seq;
+  char *message; /* written once by the resolver */
+  /* Guarded by the stripe lock. */
+  pb_binding *binding;
+  pb_callback *callbacks;
+  pebble_exit_info *exit; /* only once a process ended */
+  int32_t pid; /* the process that started the task (pebble_future_pid) */
+} pb_future_rare;
+
 struct pebble_future {
   pb_lib *lib;
   /* The fork generation's low 32 bits (pb_future_forked): a child would
@@ -273,17 +297,16 @@ struct pebble_future {
   uint32_t gen;
   atomic_int refs;      /* all references */
   uint64_t id;
-  uint64_t seq;
   atomic_int user_refs; /* those the application holds */
   atomic_int state;
-  atomic_int watched;  /* a waiter or callback may be on the stripe */
-  /* Callbacks attached before it resolved have not all run yet: waits
-   * from application threads go on until they have (future.c). */
-  atomic_int callbacks_pending;
   /* Outcome, written once by the resolver before the final state. */
   int status;
-  int32_t pid; /* stripe lock: the process that started the task
-                  (pebble_future_pid) */
+  int task_code;
+  int sys_errno;
+  atomic_uchar watched; /* a waiter or callback may be on the stripe */
+  /* Callbacks attached before it resolved have not all run yet: waits
+   * from application threads go on until they have (future.c). */
+  atomic_uchar callbacks_pending;
   /* The small fields together: a future, its pool task and a small
    * argument fit one PB_BLOCK_SIZE block (blocks.c). */
   unsigned char tracked; /* counts in the library's tasks_open until its
@@ -296,22 +319,25 @@ struct pebble_future {
   /* Stripe lock: the cancel of a task sent ahead to a process worker
    * waits until the worker's skip request is written (pool_processes.c). */
   unsigned char skip_wait;
-  char *name;
   const void *owner; /* the pool that runs it, or NULL */
   void *result;
   size_t result_size;
-  char *message;
-  int task_code;
-  int sys_errno;
-  /* Guarded by the stripe lock. */
-  pb_binding *binding;
-  pb_callback *callbacks;
   /* While the task is in flight.  Written under the stripe lock; a
    * resolver other than cancel clears it as it settles, so whoever frees
    * the task can see without the lock that nobody will use it again. */
   pb_runner *_Atomic runner;
-  pebble_exit_info *exit; /* stripe lock; only once a process ended */
+  /* Name, sequence number, message, callbacks, process details: NULL
+   * until one of them is set (pb_future_rare_get). */
+  pb_future_rare *_Atomic rare;
 };
+/* f's rare fields, created if need be (NULL only when out of memory);
+ * safe from any thread. */
+pb_future_rare *pb_future_rare_get(pebble_future *f);
+/* Its rare fields if it has them, else NULL. */
+#define pb_future_rare_of(f)                                                 \
+  atomic_load_explicit(&(f)->rare, memory_order_acquire)
+uint64_t pb_future_seq_of(const pebble_future *f);
+const char *pb_future_name_of(const pebble_future *f);
 
 /* The future's size rounded up so that what follows it is aligned. */
 #define PB_FUTURE_SPAN ((sizeof(pebble_future) + 15) & ~(size_t)15)

@@ -36,11 +36,15 @@ static void job_free(pb_job *job) {
   free(job);
 }
 
-/* Manager thread: the job is over; the future forgets it. */
+/* Manager thread: the job is over; the future forgets it.  A resolver
+ * that won the future reads the runner (job_settled) before it publishes
+ * the outcome: wait for that before the job goes (a cancel racing a
+ * launch that finds the future no longer pending). */
 static void job_finish(pb_manager *m, pb_job *job) {
   pebble_future *f = job->future;
   pb_manager_deactivate(m, &job->watch);
   pb_stripe_lock(f);
+  pb_future_wait_settled_locked(f);
   f->runner = NULL;
   pb_stripe_unlock(f);
   job_free(job);
@@ -192,7 +196,7 @@ static int child_main(void *arg, pebble_bk_chan *chan) {
   /* This process is a copy of the manager thread: reset its role. */
   memset(&pb_role, 0, sizeof pb_role);
   pb_ctx_init(&ctx, NULL, job->max_message, job->future->id,
-              job->future->seq);
+              pb_future_seq_of(job->future));
   ctx.shared_ok = PB_BK_HAS(job->lib->bk, chan_send_handle);
   /* The task's timeout counts from the time this notice carries. */
   if (job->timeout != PEBBLE_FOREVER &&
@@ -242,7 +246,7 @@ static int spawn_messages(pb_job *job) {
   conf[2] = 0; /* no initializer */
   head[0] = 0; /* by name */
   head[1] = job->future->id;
-  head[2] = job->future->seq;
+  head[2] = pb_future_seq_of(job->future);
   head[3] = strlen(name);
   task_size = sizeof head + (size_t)head[3] + job->arg_size;
   size = 2 * sizeof h + sizeof conf + task_size;
@@ -337,7 +341,8 @@ static void process_launch(pb_manager *m, pb_cmd *cmd) {
   job->reader.task_id = f->id; /* what its outcome must answer */
   pb_stripe_lock(f);
   job->proc = proc;
-  f->pid = bk->proc_pid(proc);
+  /* Its rare fields were made at launch (task.c). */
+  pb_future_rare_of(f)->pid = (int32_t)bk->proc_pid(proc);
   if (atomic_load(&f->state) == PEBBLE_CANCELLED && !job->killed_by_library) {
     /* Cancelled between its start and now: kill what just started. */
     job->lib->bk->proc_kill(proc, 1);
@@ -484,9 +489,10 @@ static void process_deadline(pb_manager *m, pb_watch *w, uint64_t now) {
     if (time_out(job)) {
       if (pb_log_wants(PEBBLE_LOG_WARN)) {
         char label[PB_LABEL_MAX];
+        pb_future_rare *r = pb_future_rare_of(job->future);
         pb_log(PEBBLE_LOG_WARN, "%s: %s; killing process %ld",
                pb_task_label(job->future, label, sizeof label),
-               job->future->message ? job->future->message : "timed out",
+               r != NULL && r->message != NULL ? r->message : "timed out",
                job->proc != NULL ? job->lib->bk->proc_pid(job->proc) : 0L);
       }
       /* The future already resolved: a grace only delays the SIGKILL. */
@@ -504,12 +510,13 @@ static void process_deadline(pb_manager *m, pb_watch *w, uint64_t now) {
 
 /* ================= launching ================= */
 
+static const pb_runner_ops job_runner_ops = {job_cancel_locked, job_settled};
+
 int pb_job_launch(pb_job *job) {
   pb_lib *L = job->lib;
   int rc;
 
-  job->runner.cancel_locked = job_cancel_locked;
-  job->runner.settled = job_settled;
+  job->runner.ops = &job_runner_ops;
   job->watch.deadline = PEBBLE_BK_FOREVER;
   job->task_deadline = PEBBLE_BK_FOREVER;
   job->kill_deadline = PEBBLE_BK_FOREVER;
@@ -527,7 +534,7 @@ int pb_job_launch(pb_job *job) {
   job->cmd_watch.run = thread_watch;
   job->cmd_join.run = thread_join;
   pb_ctx_init(job->ctx, &job->stop_reason, job->max_message,
-              job->future->id, job->future->seq);
+              job->future->id, pb_future_seq_of(job->future));
   atomic_init(&job->finish_refs, 2);
   rc = L->bk->thread_create(&job->thread, thread_main, thread_unwound, job, 0);
   if (rc != PEBBLE_OK) {

@@ -32,8 +32,8 @@ int pb_log_wants(int level) {
 const char *pb_task_label(const pebble_future *f, char *buf, size_t len) {
   if (f == NULL)
     snprintf(buf, len, "no task");
-  else if (f->name != NULL)
-    snprintf(buf, len, "task '%s' (future %llu)", f->name,
+  else if (pb_future_name_of(f) != NULL)
+    snprintf(buf, len, "task '%s' (future %llu)", pb_future_name_of(f),
              (unsigned long long)f->id);
   else
     snprintf(buf, len, "task of future %llu", (unsigned long long)f->id);

@@ -229,7 +229,7 @@ int pebble_pool_create(pebble_pool **pool, pebble_kind kind,
   } while (0)
 
 void pb_ptask_free(pb_ptask *t) {
-  pebble_future *f = t->future;
+  pebble_future *f = pb_ptask_future(t);
   /* A cancel reads the runner under the stripe lock: once it is cleared
    * there, nobody can reach t any more.  Cleared already means the task's
    * own side resolved the future, and a cancel will not look.  A resolver
@@ -245,9 +245,10 @@ void pb_ptask_free(pb_ptask *t) {
     pb_future_skip_sent_locked(f); /* gone: nothing left to skip */
     pb_stripe_unlock(f);
   }
-  if (t->arg != (unsigned char *)(t + 1))
-    free(t->arg);
-  t->arg = NULL;
+  if (t->arg_apart) {
+    free(pb_ptask_arg(t));
+    t->arg_apart = 0;
+  }
   pb_future_put(f); /* the task's reference: may free the block */
 }
 
@@ -268,7 +269,7 @@ static int count_slot(int status) {
  * published (future.c's settle), whoever resolves it. */
 static void ptask_settled(pb_runner *r) {
   pb_ptask *t = PB_CONTAINER(r, pb_ptask, runner);
-  int status = t->future->status;
+  int status = pb_ptask_future(t)->status;
   if (t->pool->kind == PEBBLE_THREAD && pb_threads_count_own(t, status))
     return;
   atomic_fetch_add(&t->pool->counts[count_slot(status)], 1);
@@ -323,7 +324,8 @@ void pb_pool_collect(pebble_pool *P) {
     next = t->next;
     t->next = first;
     first = t;
-    PB_PREFETCH_WRITE(t->future); /* its start is the next thing done */
+    /* Its start is the next thing done. */
+    PB_PREFETCH_WRITE(pb_ptask_future(t));
   }
   if (first == NULL)
     return;
@@ -370,7 +372,7 @@ pb_ptask *pb_pool_unlink(pebble_pool *P) {
 pb_ptask *pb_pool_pop(pebble_pool *P) {
   pb_ptask *t;
   while ((t = pb_pool_unlink(P)) != NULL) {
-    if (pb_future_start(t->future))
+    if (pb_future_start(pb_ptask_future(t)))
       return t;
     /* Cancelled while queued: it never starts (and was counted). */
     pb_ptask_free(t);
@@ -390,6 +392,10 @@ void pb_pool_requeue(pebble_pool *P, pb_ptask *first, pb_ptask *last,
   atomic_store_explicit(&P->has_work, 1, memory_order_relaxed);
 }
 
+static void queued_cancel_locked(pb_runner *r);
+static const pb_runner_ops ptask_runner_ops = {queued_cancel_locked,
+                                               ptask_settled};
+
 /* Cancelling a queued task: mark it; its worker will skip it. */
 static void queued_cancel_locked(pb_runner *r) {
   pb_ptask *t = PB_CONTAINER(r, pb_ptask, runner);
@@ -406,7 +412,7 @@ void pb_pool_fail_list(pebble_pool *P, pb_ptask *list, int state, int status,
   pb_ptask *t, *next;
   for (t = list; t != NULL; t = next) {
     next = t->next;
-    pb_pool_resolve(P, t->future, state, status, pb_strdup(why), 0);
+    pb_pool_resolve(P, pb_ptask_future(t), state, status, pb_strdup(why), 0);
     pb_ptask_free(t);
   }
 }
@@ -609,30 +615,39 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
                  "a pool task and a 16-byte argument no longer fit the "
                  "future's block");
   inline_arg = arg_size <= PB_PTASK_INLINE_ARG;
-  if ((rc = pb_future_new_extra(P->lib, o->name, seq, binding,
-                                sizeof *t + (inline_arg ? arg_size : 0),
-                                &f, &block)) != PEBBLE_OK) {
+  if ((rc = pb_future_new_extra(
+           P->lib, o->name, seq, binding,
+           sizeof *t + (inline_arg ? arg_size : sizeof(unsigned char *)), &f,
+           &block)) != PEBBLE_OK) {
     pb_binding_unref(binding);
     return rc;
   }
-  f->process = P->kind == PEBBLE_PROCESS;
   t = block;
-  t->arg = inline_arg ? (unsigned char *)(t + 1) : malloc(arg_size);
-  if (t->arg == NULL) {
-    pb_future_put(f);
+  if (!inline_arg) {
+    unsigned char *copy = malloc(arg_size);
+    if (copy == NULL) {
+      pb_future_put(f);
+      return pb_error(PEBBLE_ENOMEM, "out of memory scheduling a task");
+    }
+    memcpy(t + 1, &copy, sizeof copy);
+    t->arg_apart = 1;
+  }
+  /* A process task's pid and exit details are recorded where no error
+   * can be returned: their place is made now. */
+  if ((f->process = P->kind == PEBBLE_PROCESS) &&
+      pb_future_rare_get(f) == NULL) {
+    pb_ptask_free(t);
     return pb_error(PEBBLE_ENOMEM, "out of memory scheduling a task");
   }
-  t->runner.cancel_locked = queued_cancel_locked;
-  t->runner.settled = ptask_settled;
+  t->runner.ops = &ptask_runner_ops;
   f->owner = P;
   t->pool = P;
-  t->future = f;
   t->fn = fn;
   t->timeout = o->timeout == PEBBLE_DEFAULT ? P->o.task_timeout : o->timeout;
   t->arg_size = arg_size;
   atomic_init(&t->stop_reason, 0);
   if (arg_size > 0)
-    memcpy(t->arg, arg, arg_size);
+    memcpy(pb_ptask_arg(t), arg, arg_size);
   f->runner = &t->runner;
 
   pebble_future_ref(f); /* the caller's, taken before the lock */
@@ -787,8 +802,8 @@ static void cancel_running_one_by_one(pebble_pool *P) {
     pb_pworker *w;
     bk->mutex_lock(P->lock);
     for (w = P->workers; w != NULL && f == NULL; w = w->next)
-      if (w->task != NULL && !pb_future_is_resolved(w->task->future)) {
-        f = w->task->future;
+      if (w->task != NULL && !pb_future_is_resolved(pb_ptask_future(w->task))) {
+        f = pb_ptask_future(w->task);
         pb_future_hold(f);
       }
     bk->mutex_unlock(P->lock);
@@ -822,8 +837,8 @@ int pebble_pool_stop(pebble_pool *P) {
     n = 0;
     for (w = P->workers; w != NULL; w = w->next)
       if (w->task != NULL) {
-        pb_future_hold(w->task->future);
-        running[n++] = w->task->future;
+        pb_future_hold(pb_ptask_future(w->task));
+        running[n++] = pb_ptask_future(w->task);
       }
   } else {
     n = 0;

@@ -26,7 +26,6 @@ enum pb_pool_state { PB_POOL_OPEN, PB_POOL_CLOSED, PB_POOL_STOPPED, PB_POOL_BROK
 struct pb_ptask {
   pb_runner runner;
   pebble_pool *pool;
-  pebble_future *future; /* internal reference */
   pebble_task_fn fn;
   pebble_time_t timeout;
   pb_ptask *next;        /* the queue */
@@ -39,11 +38,21 @@ struct pb_ptask {
    * it; times a worker died before any byte of it got through
    * (pool_processes.c, at most PB_REQUEUE_MAX). */
   unsigned char skip_sent : 1, requeued : 2;
+  unsigned char arg_apart; /* the argument's copy is malloc'd; its
+                              address is stored after the task */
   pebble_bk_proc *proc;  /* process pools: set/cleared under the stripe
                             lock while a worker runs it */
   size_t arg_size;
-  unsigned char *arg;    /* the copy: after the task, or malloc'd */
 };
+/* The future a task lives behind, in the same block (its internal
+ * reference), and the task's copy of its argument (pb_ptask_arg).  Not
+ * stored: a trivial task then fits 176 bytes with its future. */
+#define pb_ptask_future(t)                                                   \
+  ((pebble_future *)(void *)((char *)(t) - PB_FUTURE_SPAN))
+static inline unsigned char *pb_ptask_arg(pb_ptask *t) {
+  unsigned char **apart = (unsigned char **)(void *)(t + 1);
+  return t->arg_apart ? *apart : (unsigned char *)(t + 1);
+}
 /* Arguments up to this size travel in the future's block. */
 #define PB_PTASK_INLINE_ARG 256
 
@@ -226,7 +235,7 @@ void pb_pool_break_with(pebble_pool *P, const char *why, char *msg);
 char *pb_pool_timeout_message(pebble_time_t us);
 
 /* pool_threads.c */
-extern const pb_runner pb_thread_ptask_runner;
+extern const pb_runner_ops pb_thread_ptask_runner;
 /* If this thread is the worker running t, count t's outcome in its own
  * counters and return 1; else 0 (the pool's counters take it). */
 int pb_threads_count_own(pb_ptask *t, int status);

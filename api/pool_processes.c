@@ -239,7 +239,8 @@ static void fail_all_queued(pebble_pool *P, int rc, int err) {
       o.status = status;
       o.message = pb_strdup(why);
       o.sys_errno = err;
-      if (!pb_future_resolve(t->future, &o, 0)) /* counts as it settles */
+      /* Counts as it settles. */
+      if (!pb_future_resolve(pb_ptask_future(t), &o, 0))
         pb_outcome_discard(&o);
     }
     pb_ptask_free(t);
@@ -308,8 +309,8 @@ static int task_message(pebble_pool *P, pb_ptask *t, int32_t code,
   } else {
     memcpy(&head[0], &t->fn, sizeof t->fn < 8 ? sizeof t->fn : 8);
   }
-  head[1] = t->future->id;
-  head[2] = t->future->seq;
+  head[1] = pb_ptask_future(t)->id;
+  head[2] = pb_future_seq_of(pb_ptask_future(t));
   size = sizeof head + (size_t)head[3] + t->arg_size;
   buf = malloc(sizeof h + size);
   if (buf == NULL)
@@ -318,7 +319,7 @@ static int task_message(pebble_pool *P, pb_ptask *t, int32_t code,
   memcpy(buf, &h, sizeof h);
   memcpy(buf + sizeof h, head, sizeof head);
   memcpy(buf + sizeof h + sizeof head, name, (size_t)head[3]);
-  memcpy(buf + sizeof h + sizeof head + head[3], t->arg, t->arg_size);
+  memcpy(buf + sizeof h + sizeof head + head[3], pb_ptask_arg(t), t->arg_size);
   *out = buf;
   *out_size = sizeof h + size;
   return PEBBLE_OK;
@@ -354,12 +355,13 @@ static int send_task(pb_pworker *w, pb_ptask *t) {
  * is stopped as a running one: its worker may read it. */
 static void task_begins(pb_pworker *w, pb_ptask *t) {
   w->task_unsent = 0;
-  pb_stripe_lock(t->future);
+  pb_stripe_lock(pb_ptask_future(t));
   t->proc = w->proc;
-  t->future->pid = w->pid;
-  if (!pb_future_start(t->future))
+  /* Its rare fields were made at schedule. */
+  pb_future_rare_of(pb_ptask_future(t))->pid = (int32_t)w->pid;
+  if (!pb_future_start(pb_ptask_future(t)))
     pb_processes_cancel_locked(&t->runner);
-  pb_stripe_unlock(t->future);
+  pb_stripe_unlock(pb_ptask_future(t));
 }
 
 /* Pool lock held: w's channel refused a write, so it is ending; no task
@@ -392,7 +394,8 @@ int pb_processes_send_now(pebble_pool *P, pb_ptask *t) {
     ;
   if (w == NULL || task_message(P, t, 0, &buf, &size) != PEBBLE_OK)
     return 0;
-  atomic_store(&w->task_id, t->future->id); /* before its answer can come */
+  /* Before its answer can come. */
+  atomic_store(&w->task_id, pb_ptask_future(t)->id);
   rc = bk->proc_write(w->proc, buf, size, &done);
   if (done == 0 && rc != PEBBLE_OK && rc != PEBBLE_ENOTREADY) {
     atomic_store(&w->task_id, 0);
@@ -497,7 +500,7 @@ static int out_append(pb_pworker *w, unsigned char *buf, size_t n) {
  * one when its STARTED arrives. */
 static void ask_skip(pb_pworker *w, pb_ptask *t) {
   pb_msg_header h;
-  uint64_t id = t->future->id;
+  uint64_t id = pb_ptask_future(t)->id;
   unsigned char *buf = malloc(sizeof h + sizeof id);
   if (buf == NULL)
     return;
@@ -555,7 +558,7 @@ static size_t send_ahead(pebble_pool *P, pb_pworker *w, unsigned upto) {
         t->arg_size > PB_AHEAD_ARG_MAX)
       break;
     t = pb_pool_unlink(P);
-    if (atomic_load(&t->future->state) != PEBBLE_PENDING) {
+    if (atomic_load(&pb_ptask_future(t)->state) != PEBBLE_PENDING) {
       pb_ptask_free(t); /* cancelled while queued (and counted) */
       continue;
     }
@@ -576,11 +579,11 @@ static size_t send_ahead(pebble_pool *P, pb_pworker *w, unsigned upto) {
     atomic_fetch_add(&P->sent_ahead, 1);
     n++;
     w->flush_pending = 1;
-    pb_stripe_lock(t->future);
+    pb_stripe_lock(pb_ptask_future(t));
     t->proc = w->proc;
     t->ahead = 1;
     cancelled = atomic_load(&t->stop_reason) != 0;
-    pb_stripe_unlock(t->future);
+    pb_stripe_unlock(pb_ptask_future(t));
     if (cancelled) /* as it went: its cancel saw no worker to ask */
       ask_skip(w, t);
   }
@@ -606,7 +609,7 @@ static int task_notice(pb_manager *m, pb_pworker *w, int started,
   pebble_pool *P = w->pool;
   const pebble_backend *bk = P->lib->bk;
   pb_ptask *t = w->ahead;
-  if (t == NULL || t->future->id != id || w->task != NULL)
+  if (t == NULL || pb_ptask_future(t)->id != id || w->task != NULL)
     return PEBBLE_EPROTO;
   bk->mutex_lock(P->lock);
   w->ahead = t->next;
@@ -616,24 +619,24 @@ static int task_notice(pb_manager *m, pb_pworker *w, int started,
   P->ahead--;
   if (started) {
     w->task = t;
-    atomic_store(&w->task_id, t->future->id);
+    atomic_store(&w->task_id, pb_ptask_future(t)->id);
     w->task_started = bk->now_ns();
     P->running++;
   }
   bk->mutex_unlock(P->lock);
   t->next = NULL;
-  pb_stripe_lock(t->future);
+  pb_stripe_lock(pb_ptask_future(t));
   t->ahead = 0;
-  if (started)
-    t->future->pid = w->pid;
+  if (started) /* its rare fields were made at schedule */
+    pb_future_rare_of(pb_ptask_future(t))->pid = (int32_t)w->pid;
   if (!started)
     t->proc = NULL;
-  else if (!pb_future_start(t->future))
+  else if (!pb_future_start(pb_ptask_future(t)))
     pb_processes_cancel_locked(&t->runner); /* cancelled as it started */
-  pb_stripe_unlock(t->future);
+  pb_stripe_unlock(pb_ptask_future(t));
   if (started)
     return PEBBLE_OK;
-  if (atomic_load(&t->future->state) == PEBBLE_PENDING) {
+  if (atomic_load(&pb_ptask_future(t)->state) == PEBBLE_PENDING) {
     /* Skipped though not cancelled: it never started, so it waits again. */
     bk->mutex_lock(P->lock);
     pb_pool_requeue(P, t, t, 1);
@@ -656,10 +659,10 @@ static void take_back_ahead(pebble_pool *P, pb_pworker *w) {
   if (first == NULL)
     return;
   for (t = first; t != NULL; t = t->next) {
-    pb_stripe_lock(t->future);
+    pb_stripe_lock(pb_ptask_future(t));
     t->proc = NULL;
     t->ahead = 0;
-    pb_stripe_unlock(t->future);
+    pb_stripe_unlock(pb_ptask_future(t));
   }
   bk->mutex_lock(P->lock);
   w->ahead = w->ahead_tail = NULL;
@@ -714,12 +717,12 @@ static int hand_task(pb_manager *m, pebble_pool *P, pb_pworker *w) {
   /* Not started yet: that is when its first byte reaches the worker
    * (task_begins, from flush_out). */
   while ((t = pb_pool_unlink(P)) != NULL &&
-         atomic_load(&t->future->state) != PEBBLE_PENDING)
+         atomic_load(&pb_ptask_future(t)->state) != PEBBLE_PENDING)
     pb_ptask_free(t); /* cancelled while queued (and counted) */
   if (t == NULL)
     return 0;
   w->task = t;
-  atomic_store(&w->task_id, t->future->id);
+  atomic_store(&w->task_id, pb_ptask_future(t)->id);
   w->task_unsent = 1;
   w->task_started = bk->now_ns();
   w->state = PB_W_BUSY;
@@ -731,7 +734,7 @@ static int hand_task(pb_manager *m, pebble_pool *P, pb_pworker *w) {
   } else { /* cannot send: fail the task, keep the worker */
     int killed;
     detach_task(P, w, &killed);
-    pb_pool_resolve(P, t->future, PEBBLE_FAILED, rc,
+    pb_pool_resolve(P, pb_ptask_future(t), PEBBLE_FAILED, rc,
                     rc == PEBBLE_ENOTFOUND
                         ? pb_strdup("the task function is not registered: "
                                     "spawned workers find tasks by name "
@@ -825,7 +828,7 @@ void pb_processes_kick(pb_manager *m, pb_cmd *cmd) {
       pb_ptask *t;
       for (t = w->ahead; t != NULL; t = t->next)
         if (t->skip_sent)
-          pb_future_skip_sent(t->future);
+          pb_future_skip_sent(pb_ptask_future(t));
     }
   if (P->spare != NULL && P->state != PB_POOL_OPEN) {
     w = P->spare; /* no task will time out any more */
@@ -846,7 +849,7 @@ void pb_processes_cancel_locked(pb_runner *r) {
   pb_ptask *t = PB_CONTAINER(r, pb_ptask, runner);
   if (t->proc != NULL && !t->killed) {
     if (t->ahead) { /* not started: its worker is asked to skip it */
-      t->future->skip_wait = 1; /* the cancel waits for the request */
+      pb_ptask_future(t)->skip_wait = 1; /* the cancel waits for the request */
       atomic_store(&t->pool->skips_wanted, 1);
       pb_manager_post(t->pool->manager, &t->pool->kick);
       return;
@@ -869,10 +872,10 @@ static pb_ptask *detach_task(pebble_pool *P, pb_pworker *w, int *killed) {
     P->running--;
   bk->mutex_unlock(P->lock);
   if (t != NULL) {
-    pb_stripe_lock(t->future);
+    pb_stripe_lock(pb_ptask_future(t));
     t->proc = NULL;
     *killed = t->killed;
-    pb_stripe_unlock(t->future);
+    pb_stripe_unlock(pb_ptask_future(t));
   }
   w->deadline = PEBBLE_BK_FOREVER;
   w->watch.deadline = w->kill_deadline;
@@ -944,8 +947,8 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
       drop_out(w);
       t = detach_task(P, w, &killed);
       if (t != NULL) {
-        pb_pool_resolve(P, t->future, PEBBLE_FAILED, status, pb_strdup(why),
-                        0);
+        pb_pool_resolve(P, pb_ptask_future(t), PEBBLE_FAILED, status,
+                        pb_strdup(why), 0);
         pb_ptask_free(t);
       }
       w->reader.eof = 1; /* read nothing more from it */
@@ -962,7 +965,7 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
         memcpy(&id, w->reader.payload, sizeof id);
         pb_reader_outcome(&w->reader, &o);
         pb_outcome_discard(&o);
-        if (timed && w->task->future->id == id) {
+        if (timed && pb_ptask_future(w->task)->id == id) {
           /* Its code started (send_task): the timeout counts from the
            * time the notice carries. */
           w->code_started = 1;
@@ -1009,7 +1012,8 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
         else
           pb_pool_break(P, text);
         if (t != NULL) {
-          pb_pool_resolve(P, t->future, PEBBLE_FAILED, PEBBLE_EBROKEN,
+          pb_pool_resolve(P, pb_ptask_future(t), PEBBLE_FAILED,
+                          PEBBLE_EBROKEN,
                           not_worker
                               ? pb_strdup(text)
                               : pb_format("the pool's initializer failed: %s",
@@ -1045,7 +1049,8 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
       /* Read under the lock: once ready, a scheduler may make it busy. */
       fed = feed_worker(m, P, w) || w->state == PB_W_BUSY;
       bk->mutex_unlock(P->lock);
-      if (!pb_future_resolve(t->future, &o, 0)) /* counts as it settles */
+      /* Counts as it settles. */
+      if (!pb_future_resolve(pb_ptask_future(t), &o, 0))
         pb_outcome_discard(&o);
       pb_ptask_free(t);
       if (!fed)
@@ -1060,12 +1065,12 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
  * that broke and was then stopped is broken: its message stays. */
 static void end_with_pool(pebble_pool *P, pb_ptask *t, int broken) {
   if (broken)
-    pb_pool_resolve(P, t->future, PEBBLE_FAILED, PEBBLE_EBROKEN,
+    pb_pool_resolve(P, pb_ptask_future(t), PEBBLE_FAILED, PEBBLE_EBROKEN,
                     pb_strdup(P->broken_message ? P->broken_message
                                                 : "the pool is broken"),
                     0);
   else
-    pb_pool_resolve(P, t->future, PEBBLE_CANCELLED, PEBBLE_ECANCELED,
+    pb_pool_resolve(P, pb_ptask_future(t), PEBBLE_CANCELLED, PEBBLE_ECANCELED,
                     pb_strdup("the task was cancelled: its pool was "
                               "stopped"),
                     0);
@@ -1110,7 +1115,7 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
   bk->mutex_unlock(P->lock);
   /* The log names the task a worker died running, not one it never got. */
   if (t != NULL && !unsent && pb_log_wants(PEBBLE_LOG_WARN))
-    label = pb_task_label(t->future, label_buf, sizeof label_buf);
+    label = pb_task_label(pb_ptask_future(t), label_buf, sizeof label_buf);
   if (t == NULL || unsent) {
     if (w->tasks_run == 0 && !w->killed && w->state != PB_W_QUITTING)
       P->crash_streak++; /* died before doing anything: the environment */
@@ -1119,7 +1124,7 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
     /* Pebble ended it for the pool's stop or break: the task ends as
      * they promise, not as a crash. */
     if (!unsent)
-      pb_future_set_exit(t->future, &info);
+      pb_future_set_exit(pb_ptask_future(t), &info);
     end_with_pool(P, t, broken);
   } else if (t != NULL) {
     char *why = pb_exit_message_cut(&info, "worker process", &w->reader,
@@ -1131,8 +1136,8 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
       free(why);
       why = more;
     }
-    pb_future_set_exit(t->future, &info);
-    pb_pool_resolve(P, t->future, PEBBLE_FAILED, PEBBLE_EDIED, why, 0);
+    pb_future_set_exit(pb_ptask_future(t), &info);
+    pb_pool_resolve(P, pb_ptask_future(t), PEBBLE_FAILED, PEBBLE_EDIED, why, 0);
     pb_ptask_free(t);
   }
   bk->waitset_watch(pb_manager_waitset(m), w->proc, 0, NULL);
@@ -1212,7 +1217,7 @@ static void worker_deadline(pb_manager *m, pb_watch *ww, uint64_t now) {
     t = w->task;
     P->lib->bk->mutex_unlock(P->lock);
     if (t != NULL &&
-        pb_pool_resolve(P, t->future, PEBBLE_FAILED, PEBBLE_ETIMEDOUT,
+        pb_pool_resolve(P, pb_ptask_future(t), PEBBLE_FAILED, PEBBLE_ETIMEDOUT,
                         w->code_started ? pb_pool_timeout_message(t->timeout)
                                         : never_started_message(t->timeout),
                         0)) {
@@ -1220,7 +1225,8 @@ static void worker_deadline(pb_manager *m, pb_watch *ww, uint64_t now) {
       if (pb_log_wants(PEBBLE_LOG_WARN)) {
         char label[PB_LABEL_MAX], *why = pb_pool_timeout_message(t->timeout);
         pb_log(PEBBLE_LOG_WARN, "pool %p: %s: %s; killing worker process %ld",
-               (void *)P, pb_task_label(t->future, label, sizeof label),
+               (void *)P,
+               pb_task_label(pb_ptask_future(t), label, sizeof label),
                why ? why : "timed out", P->lib->bk->proc_pid(w->proc));
         free(why);
       }

@@ -45,7 +45,7 @@ static void thread_cancel_locked(pb_runner *r) {
   pb_ptask *t = PB_CONTAINER(r, pb_ptask, runner);
   pb_manager_post(t->pool->manager, &t->pool->kick);
 }
-const pb_runner pb_thread_ptask_runner = {thread_cancel_locked, NULL};
+const pb_runner_ops pb_thread_ptask_runner = {thread_cancel_locked, NULL};
 
 /* Pool lock held.  PEBBLE_EBUSY when the cap on threads is reached. */
 int pb_threads_spawn(pebble_pool *P) {
@@ -97,14 +97,14 @@ static void worker_exit(pebble_pool *P, pb_pworker *w, int counted) {
 }
 
 static void run_task(pb_pworker *w, pb_ptask *t) {
-  pebble_future *f = t->future;
+  pebble_future *f = pb_ptask_future(t);
   pebble_ctx ctx;
   pb_outcome o;
   int ret;
   pb_ctx_init(&ctx, &t->stop_reason, w->pool->o.max_message_size, f->id,
-              f->seq);
+              pb_future_seq_of(f));
   pb_role.running_future = f;
-  ret = t->fn(&ctx, t->arg, t->arg_size);
+  ret = t->fn(&ctx, pb_ptask_arg(t), t->arg_size);
   pb_role.running_future = NULL;
   pb_ctx_outcome(&ctx, ret, &o);
   /* Counted in w's counters as it settles (pb_threads_count_own). */
@@ -266,7 +266,7 @@ static void worker_unwound(void *arg) {
   t = w->task;
   bk->mutex_unlock(P->lock);
   if (t != NULL)
-    pb_pool_resolve(P, t->future, PEBBLE_FAILED, PEBBLE_ETASK,
+    pb_pool_resolve(P, pb_ptask_future(t), PEBBLE_FAILED, PEBBLE_ETASK,
                     pb_strdup("the thread task ended its thread without "
                               "returning (pthread_exit)"),
                     0);
@@ -329,7 +329,7 @@ again:
       continue;
     }
     if (w->deadline <= now) {
-      pebble_future *f = t->future;
+      pebble_future *f = pb_ptask_future(t);
       w->deadline = PEBBLE_BK_FOREVER;
       pb_future_hold(f);
       bk->mutex_unlock(P->lock);

@@ -80,16 +80,21 @@ static int channel_fd(void) {
     }
     return atoi(p);
   }
+  /* Where the worker's messages go: a pipe it only writes (the POSIX
+   * backend's forked workers, APR), else its socket. */
   for (fd = 3; fd < FD_LIMIT; fd++) {
     struct stat st;
     int fl;
     if (open_at_start[fd] || fstat(fd, &st) != 0)
       continue;
-    if (S_ISSOCK(st.st_mode))
-      return fd;
     fl = fcntl(fd, F_GETFL);
     if (S_ISFIFO(st.st_mode) && fl != -1 && (fl & O_ACCMODE) == O_WRONLY &&
         !pipe_read_end_here(st.st_ino, fd))
+      return fd;
+  }
+  for (fd = 3; fd < FD_LIMIT; fd++) {
+    struct stat st;
+    if (!open_at_start[fd] && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode))
       return fd;
   }
   return -1;

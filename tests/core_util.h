@@ -293,6 +293,18 @@ static inline int forkserver_mode(void) {
   return m != NULL && strcmp(m, "forkserver") == 0;
 }
 
+/* Workers forked from this (threaded) process: neither spawn nor a fork
+ * server. */
+static inline int threaded_fork_mode(void) {
+  return !spawn_mode() && !forkserver_mode();
+}
+/* GCC 12's libasan has no fork interceptor (newer ones lock the allocator
+ * around fork): a child forked while another thread is inside ASan's
+ * malloc inherits that lock held and hangs at its first allocation. */
+#define ASAN_FORK_WHY                                                        \
+  "AddressSanitizer (GCC 12) does not lock its allocator around fork(): "   \
+  "a child forked while another thread allocates can hang in malloc"
+
 #define TSAN_FORK_WHY "ThreadSanitizer cannot follow threads in a forked child"
 #define in_child(body)                                                       \
   (UNDER_TSAN ? skip_test(#body, TSAN_FORK_WHY) : in_child_fork(body))

@@ -18,6 +18,9 @@
 backend=$1 method=$2
 row=${3:-$backend-$method}
 : "${top_builddir:=.}" "${top_srcdir:=.}"
+# make gives its recipes SHELL; a script started from elsewhere (.ci/run's
+# out-of-tree row, a cron job, a bare environment) may have none.
+: "${SHELL:=/bin/sh}"
 dir="$top_builddir/tests/matrix/$row"
 mkdir -p "$dir"
 

@@ -47,6 +47,31 @@ static int channel_fd(void) {
   return -1;
 }
 
+/* A forked worker of the POSIX backend writes its messages to a pipe
+ * (a write-only end whose read end it does not hold); descriptors still
+ * go on the socket, each on a byte of its own sent before the header. */
+static int message_pipe_fd(void) {
+  int fd;
+  for (fd = 3; fd < 1024; fd++) {
+    struct stat st;
+    int fl = fcntl(fd, F_GETFL), other;
+    if (fl == -1 || (fl & O_ACCMODE) != O_WRONLY || fstat(fd, &st) != 0 ||
+        !S_ISFIFO(st.st_mode))
+      continue;
+    for (other = 3; other < 1024; other++) {
+      struct stat o;
+      int ofl = fcntl(other, F_GETFL);
+      if (other != fd && ofl != -1 && (ofl & O_ACCMODE) != O_WRONLY &&
+          fstat(other, &o) == 0 && S_ISFIFO(o.st_mode) &&
+          o.st_ino == st.st_ino)
+        break;
+    }
+    if (other == 1024)
+      return fd;
+  }
+  return -1;
+}
+
 static int forge(pebble_ctx *ctx, const void *arg, size_t size) {
   union {
     struct cmsghdr align;
@@ -55,7 +80,9 @@ static int forge(pebble_ctx *ctx, const void *arg, size_t size) {
   struct msghdr msg;
   struct iovec iov;
   pb_msg_header h;
-  int kind, chan = channel_fd(), file = -1, pipes[2];
+  int kind, chan = channel_fd(), out = message_pipe_fd(), file = -1,
+      pipes[2];
+  static const char marker = 0;
   if (size != sizeof kind || chan < 0)
     return pebble_fail(ctx, 1, "no channel found");
   memcpy(&kind, arg, sizeof kind);
@@ -85,8 +112,8 @@ static int forge(pebble_ctx *ctx, const void *arg, size_t size) {
   h.tag = pb_msg_tag(pebble_ctx_future_id(ctx));
   memset(&msg, 0, sizeof msg);
   memset(&control, 0, sizeof control);
-  iov.iov_base = &h;
-  iov.iov_len = sizeof h;
+  iov.iov_base = out >= 0 ? (void *)(uintptr_t)&marker : (void *)&h;
+  iov.iov_len = out >= 0 ? 1 : sizeof h;
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
   if (file >= 0) {
@@ -99,8 +126,13 @@ static int forge(pebble_ctx *ctx, const void *arg, size_t size) {
     c->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(c), &file, sizeof file);
   }
-  if (sendmsg(chan, &msg, MSG_NOSIGNAL) != (ssize_t)sizeof h)
+  if (out >= 0) {
+    if ((file >= 0 && sendmsg(chan, &msg, MSG_NOSIGNAL) != 1) ||
+        write(out, &h, sizeof h) != (ssize_t)sizeof h)
+      return pebble_fail(ctx, 1, "sendmsg");
+  } else if (sendmsg(chan, &msg, MSG_NOSIGNAL) != (ssize_t)sizeof h) {
     return pebble_fail(ctx, 1, "sendmsg");
+  }
   for (;;)
     pause(); /* the parent kills a worker that sent garbage */
 }

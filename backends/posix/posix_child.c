@@ -211,9 +211,14 @@ void pbp_child_run(const pbp_child_setup *s) {
     _exit(CHILD_SETUP_FAILED);
   reset_signals();
   pbp_thread_child_is_task();
-  pbp_fd_child_close_all_but(s->chan_fd);
+  pbp_fd_child_close_all_but(s->chan_fd, s->res_fd);
   chan.fd = above_stdio(s->chan_fd);
   pbp_fd_child_renumber(s->chan_fd, chan.fd);
+  chan.out_fd = chan.fd;
+  if (s->res_fd >= 0) {
+    chan.out_fd = above_stdio(s->res_fd);
+    pbp_fd_child_renumber(s->res_fd, chan.out_fd);
+  }
   err_fd = above_stdio(s->err_fd);
   if (s->chan_on_stdio) {
     /* A launcher forwards its stdin and stdout: they are the channel (it

@@ -190,18 +190,22 @@ pid_t pbp_fork_locked(void) {
 
 int pbp_fd_forked_by_library(void) { return fork_holder; }
 
-void pbp_fd_child_close_all_but(int keep) {
+void pbp_fd_child_close_all_but(int keep, int keep2) {
   size_t i;
-  int kept = 0;
+  int kept = 0, kept2 = 0;
   for (i = 0; i < reg_count; i++) {
     if (reg_fds[i] == keep)
       kept = 1;
+    else if (keep2 >= 0 && reg_fds[i] == keep2)
+      kept2 = 1;
     else
       close(reg_fds[i]);
   }
   reg_count = 0;
   if (kept)
     reg_fds[reg_count++] = keep;
+  if (kept2)
+    reg_fds[reg_count++] = keep2;
 }
 
 void pbp_fd_child_renumber(int old_fd, int new_fd) {

@@ -334,7 +334,7 @@ static PBP_NORETURN void worker_main(int ctl, int chan_fd, int exit_wr,
     dup2(fd, 0);
     close(fd);
   }
-  chan.fd = chan_fd;
+  chan.fd = chan.out_fd = chan_fd;
   sig = pbp_host_worker_serve(&chan);
   fflush(NULL); /* the tasks' buffered output */
   _exit(sig);
@@ -513,7 +513,7 @@ static int ensure_locked(int *sys_errno) {
   if (pid == 0) {
     pbp_thread_child_is_task();
     pbp_stdio_forget_parents(); /* or each worker would print it again */
-    pbp_fd_child_close_all_but(sv[1]);
+    pbp_fd_child_close_all_but(sv[1], -1);
     server_main(sv[1]);
   }
   *sys_errno = errno;

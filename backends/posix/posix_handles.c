@@ -39,6 +39,12 @@
  * per message, and the parent's buffer holds a few messages at most. */
 #define PBP_CMSG_FDS PBP_PASSED_MAX
 
+#ifdef MSG_DONTWAIT
+#define PBP_CMSG_DONTWAIT MSG_DONTWAIT
+#else
+#define PBP_CMSG_DONTWAIT 0 /* the parent's end is O_NONBLOCK anyway */
+#endif
+
 static void keep(pebble_bk_proc *p, int fd) {
   if (PBP_CMSG_CLOEXEC == 0)
     (void)pbp_fd_set_cloexec(fd);
@@ -86,6 +92,16 @@ ssize_t pbp_proc_recv(pebble_bk_proc *p, void *buf, size_t len, int flags) {
 int pbp_proc_take_handle(pebble_bk_proc *p, intptr_t *handle) {
   if (p == NULL || handle == NULL)
     return PEBBLE_EINVAL;
+  if (p->passed_count == 0 && p->res_fd >= 0) {
+    /* The child's messages come through a pipe: the descriptor waits on
+     * the socket, riding on one byte sent before the header was written
+     * (pbp_chan_send_handle), so it is there by now. */
+    char byte;
+    ssize_t n;
+    do
+      n = pbp_proc_recv(p, &byte, 1, PBP_CMSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+  }
   if (p->passed_count == 0)
     return PEBBLE_ENOTFOUND;
   *handle = p->passed[0];
@@ -109,14 +125,18 @@ int pbp_chan_send_handle(pebble_bk_chan *chan, const void *buf, size_t len,
   struct iovec iov;
   struct cmsghdr *c;
   int fd = (int)handle;
+  int split = chan != NULL && chan->out_fd != chan->fd;
+  static const char marker = 0;
   ssize_t n;
 
   if (chan == NULL || buf == NULL || len == 0 || fd < 0)
     return PEBBLE_EINVAL;
   memset(&msg, 0, sizeof msg);
   memset(&control, 0, sizeof control);
-  iov.iov_base = (void *)(uintptr_t)buf;
-  iov.iov_len = len;
+  /* Messages go through a pipe: the descriptor goes on the socket first,
+   * on a byte of its own, then the message (pbp_proc_take_handle). */
+  iov.iov_base = (void *)(uintptr_t)(split ? &marker : buf);
+  iov.iov_len = split ? 1 : len;
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
   msg.msg_control = control.space;
@@ -133,6 +153,8 @@ int pbp_chan_send_handle(pebble_bk_chan *chan, const void *buf, size_t len,
   if (n < 0)
     return errno == EPIPE || errno == ECONNRESET ? PEBBLE_EDIED
                                                  : PEBBLE_ESYSTEM;
+  if (split)
+    return pbp_chan_write_all(chan, buf, len);
   if ((size_t)n < len)
     return pbp_chan_write_all(chan, (const char *)buf + n, len - (size_t)n);
   return PEBBLE_OK;

@@ -143,8 +143,9 @@ PBP_HIDDEN int pbp_pipe_locked(int fds[2], int nonblock);
  * the parent and is free in the child. */
 PBP_HIDDEN pid_t pbp_fork_locked(void);
 /* In a child, async-signal-safe and without the lock: close every library
- * descriptor except keep; the table then holds only keep (or nothing). */
-PBP_HIDDEN void pbp_fd_child_close_all_but(int keep);
+ * descriptor except keep and keep2 (-1: none); the table then holds only
+ * those (or nothing). */
+PBP_HIDDEN void pbp_fd_child_close_all_but(int keep, int keep2);
 /* In a child: the table names new_fd where it named old_fd. */
 PBP_HIDDEN void pbp_fd_child_renumber(int old_fd, int new_fd);
 /* Fork handlers. */
@@ -178,6 +179,12 @@ PBP_HIDDEN void pbp_notifier_clear(pebble_bk_notifier *n);
 struct pebble_bk_proc {
   pid_t pid;
   int chan_fd;           /* parent end of the channel, non-blocking */
+  /* Forked children only (else -1): the read end of a pipe that carries
+   * the child's messages to us, non-blocking; the socket then carries
+   * only our messages to the child, and descriptors the child passes
+   * (posix_handles.c).  A pipe write costs the child a fraction of a
+   * socket send (no buffer allocated and charged per message). */
+  int res_fd;
   int exit_fd;           /* readable once the child ended: pidfd, or a
                             socket a helper thread writes to */
   int has_exit_helper;   /* that thread's socket (closes when it is done) */
@@ -199,7 +206,8 @@ struct pebble_bk_proc {
 
 /* The child's end of its channel. */
 struct pebble_bk_chan {
-  int fd; /* blocking */
+  int fd;     /* blocking */
+  int out_fd; /* where the child's messages go: a pipe, or fd itself */
 };
 
 /* How to start a child: what it runs, and what the parent prepared. */
@@ -215,6 +223,7 @@ typedef struct pbp_child_setup {
   /* Filled in by pbp_proc_launch. */
   pid_t parent;        /* getpid() of the parent before fork */
   int chan_fd;         /* child's end of the channel */
+  int res_fd;          /* write end of the message pipe, or -1 */
   int guardian_fd;     /* the guardian's socket, told of our group */
   int err_fd;          /* exec's errno goes here; closed by a good exec */
 } pbp_child_setup;

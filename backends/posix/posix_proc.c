@@ -6,6 +6,9 @@
  * task started too.  It talks to the parent over a socketpair: the
  * parent's end is non-blocking and written with MSG_NOSIGNAL, so a dead
  * child shows as PEBBLE_EDIED and never as SIGPIPE in the application.
+ * A forked (not exec'd) child sends its own messages through a pipe
+ * instead (posix_internal.h, res_fd); the socket then carries the
+ * parent's messages and the descriptors the child passes.
  *
  * The group id is the child's pid, which stays reserved while the child
  * is a zombie; exits are seen without reaping (posix_exit.c), so group
@@ -52,6 +55,7 @@ static void proc_free(pebble_bk_proc *p) {
   pbp_launch_free(p);
   pbp_proc_close_passed(p);
   pbp_fd_close(p->chan_fd);
+  pbp_fd_close(p->res_fd);
   pthread_mutex_destroy(&p->lock);
   free(p);
 }
@@ -130,7 +134,7 @@ int pbp_proc_launch(pebble_bk_proc **out, pbp_child_setup *setup,
   p = calloc(1, sizeof *p);
   if (p == NULL)
     return PEBBLE_ENOMEM;
-  p->chan_fd = p->exit_fd = -1;
+  p->chan_fd = p->exit_fd = p->res_fd = -1;
   if ((rc = pthread_mutex_init(&p->lock, NULL)) != 0) {
     free(p);
     *sys_errno = rc;
@@ -156,7 +160,29 @@ int pbp_proc_launch(pebble_bk_proc **out, pbp_child_setup *setup,
   }
   setup->parent = getpid();
   setup->chan_fd = sv[1];
+  setup->res_fd = -1;
   setup->err_fd = -1;
+  if (setup->exec_path == NULL) {
+    /* A forked child sends its messages through a pipe (posix_internal.h);
+     * a spawned one keeps the socket both ways, as its one inherited
+     * descriptor. */
+    int res[2];
+    if (pbp_pipe(res, 0) != 0) {
+      *sys_errno = errno;
+      pbp_fd_close(sv[1]);
+      proc_free(p);
+      return PEBBLE_ESYSTEM;
+    }
+    p->res_fd = res[0]; /* closed with p from here on */
+    if (pbp_fd_set_nonblock(res[0]) != 0) {
+      *sys_errno = errno;
+      pbp_fd_close(res[1]);
+      pbp_fd_close(sv[1]);
+      proc_free(p);
+      return PEBBLE_ESYSTEM;
+    }
+    setup->res_fd = res[1];
+  }
 
   fflush(NULL); /* or the child's copy of buffered output prints again */
   /* The child starts with every signal blocked, so none of the
@@ -171,6 +197,8 @@ int pbp_proc_launch(pebble_bk_proc **out, pbp_child_setup *setup,
     if (pbp_pipe_locked(errpipe, 0) != 0) {
       *sys_errno = errno;
       pbp_fd_close_locked(sv[1]);
+      if (setup->res_fd >= 0)
+        pbp_fd_close_locked(setup->res_fd);
       pbp_fd_unlock();
       pthread_sigmask(SIG_SETMASK, &old, NULL);
       proc_free(p);
@@ -185,6 +213,8 @@ int pbp_proc_launch(pebble_bk_proc **out, pbp_child_setup *setup,
     pbp_child_run(setup);
   err = errno;
   pbp_fd_close_locked(sv[1]);
+  if (setup->res_fd >= 0)
+    pbp_fd_close_locked(setup->res_fd);
   if (errpipe[1] >= 0)
     close(errpipe[1]);
   pbp_fd_unlock();
@@ -252,7 +282,7 @@ int pbp_proc_forkserver(pebble_bk_proc **out, int *sys_errno) {
   p = calloc(1, sizeof *p);
   if (p == NULL)
     return PEBBLE_ENOMEM;
-  p->chan_fd = p->exit_fd = -1;
+  p->chan_fd = p->exit_fd = p->res_fd = -1;
   p->via_server = 1;
   if ((rc = pthread_mutex_init(&p->lock, NULL)) != 0) {
     free(p);
@@ -300,7 +330,8 @@ int pbp_proc_read(pebble_bk_proc *p, void *buf, size_t len, size_t *done) {
   if (p->launch != NULL)
     return pbp_launch_read(p, buf, len, done);
   for (;;) {
-    ssize_t n = pbp_proc_recv(p, buf, len, PBP_DONTWAIT);
+    ssize_t n = p->res_fd >= 0 ? read(p->res_fd, buf, len)
+                               : pbp_proc_recv(p, buf, len, PBP_DONTWAIT);
     if (n >= 0) {
       *done = (size_t)n;
       return PEBBLE_OK;
@@ -387,7 +418,11 @@ int pbp_chan_write_all(pebble_bk_chan *chan, const void *buf, size_t len) {
   if (chan == NULL || (buf == NULL && len > 0))
     return PEBBLE_EINVAL;
   while (len > 0) {
-    ssize_t n = pbp_send(chan->fd, at, len, 0);
+    /* To a pipe: a parent gone raises SIGPIPE, which ends this worker as
+     * the parent's death would anyway. */
+    ssize_t n = chan->out_fd != chan->fd
+                    ? write(chan->out_fd, at, len > SSIZE_MAX ? SSIZE_MAX : len)
+                    : pbp_send(chan->fd, at, len, 0);
     if (n < 0) {
       if (errno == EINTR)
         continue;
@@ -425,8 +460,10 @@ int pbp_chan_read(pebble_bk_chan *chan, void *buf, size_t len, size_t *done) {
   if (chan == NULL || buf == NULL || done == NULL || len == 0)
     return PEBBLE_EINVAL;
   for (;;) {
+    /* Our messages go through a pipe (posix_internal.h): the parent never
+     * reads this socket's data, so a blocking recv wakes only for data. */
     ssize_t n = recv(chan->fd, buf, len > SSIZE_MAX ? SSIZE_MAX : len,
-                     MSG_DONTWAIT);
+                     chan->out_fd != chan->fd ? 0 : MSG_DONTWAIT);
     if (n > 0) {
       *done = (size_t)n;
       return PEBBLE_OK;

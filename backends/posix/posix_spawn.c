@@ -212,7 +212,7 @@ int pbp_chan_adopt(pebble_bk_chan **out) {
   /* This worker's own children must be ordinary programs. */
   unsetenv(PBP_CHANNEL_ENV);
   unsetenv(PBP_BACKEND_ENV);
-  adopted.fd = (int)fd;
+  adopted.fd = adopted.out_fd = (int)fd;
   *out = &adopted;
   return PEBBLE_OK;
 }

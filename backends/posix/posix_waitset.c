@@ -198,7 +198,7 @@ static int reserve_locked(pebble_bk_waitset *ws, size_t need) {
   if (need <= ws->cap_scratch && ws->pfds != NULL)
     return 0;
   cap = need < 16 ? 16 : need * 2;
-  slots = realloc(ws->slots, 2 * cap * sizeof *slots);
+  slots = realloc(ws->slots, 3 * cap * sizeof *slots);
   if (slots == NULL)
     return -1;
   ws->slots = slots;
@@ -206,7 +206,7 @@ static int reserve_locked(pebble_bk_waitset *ws, size_t need) {
   if (ready == NULL)
     return -1;
   ws->ready = ready;
-  pfds = malloc((1 + 2 * cap) * sizeof *pfds);
+  pfds = malloc((1 + 3 * cap) * sizeof *pfds);
   if (pfds == NULL)
     return -1;
   if (ws->pfds != NULL && ws->pfds == ws->polling) {
@@ -220,7 +220,20 @@ static int reserve_locked(pebble_bk_waitset *ws, size_t need) {
   return 0;
 }
 
-/* Fill the pollfds: the wake descriptor, then each watch's descriptors. */
+/* Appends one descriptor to the poll set, answering for watch i. */
+static void add_pfd(pebble_bk_waitset *ws, size_t *n, int fd, short events,
+                    size_t i, int is_exit) {
+  ws->pfds[*n].fd = fd;
+  ws->pfds[*n].events = events;
+  ws->pfds[*n].revents = 0;
+  ws->slots[*n - 1].watch = i;
+  ws->slots[*n - 1].is_exit = is_exit;
+  (*n)++;
+}
+
+/* Fill the pollfds: the wake descriptor, then each watch's descriptors
+ * (a forked child's messages come through a pipe of their own, so READ
+ * and WRITE may be two descriptors). */
 static size_t build_locked(pebble_bk_waitset *ws) {
   size_t n = 1, i;
   ws->pfds[0].fd = ws->wake.rd;
@@ -230,26 +243,18 @@ static size_t build_locked(pebble_bk_waitset *ws) {
     const watch *w = &ws->watches[i];
     short ev = 0;
     ws->ready[i] = 0;
-    if (w->events & PEBBLE_EV_READ)
-      ev |= POLLIN;
+    if (w->events & PEBBLE_EV_READ) {
+      if (w->proc->res_fd >= 0)
+        add_pfd(ws, &n, w->proc->res_fd, POLLIN, i, 0);
+      else
+        ev |= POLLIN;
+    }
     if (w->events & PEBBLE_EV_WRITE)
       ev |= POLLOUT;
-    if (ev != 0) {
-      ws->pfds[n].fd = w->proc->chan_fd;
-      ws->pfds[n].events = ev;
-      ws->pfds[n].revents = 0;
-      ws->slots[n - 1].watch = i;
-      ws->slots[n - 1].is_exit = 0;
-      n++;
-    }
-    if (w->events & PEBBLE_EV_EXIT) {
-      ws->pfds[n].fd = w->proc->exit_fd;
-      ws->pfds[n].events = POLLIN;
-      ws->pfds[n].revents = 0;
-      ws->slots[n - 1].watch = i;
-      ws->slots[n - 1].is_exit = 1;
-      n++;
-    }
+    if (ev != 0)
+      add_pfd(ws, &n, w->proc->chan_fd, ev, i, 0);
+    if (w->events & PEBBLE_EV_EXIT)
+      add_pfd(ws, &n, w->proc->exit_fd, POLLIN, i, 1);
   }
   return n;
 }
