@@ -357,10 +357,77 @@ void pb_exit_info_fill(pebble_exit_info *info, const pebble_bk_exit *ex,
   info->killed_by_library = killed_by_library;
 }
 
+/* `where` follows the process id: "" here, " on host H" for a worker a
+ * launcher started elsewhere. */
+static char *exit_message_at(const pebble_exit_info *x, const char *what,
+                             long pid, const char *where) {
+  if (!x->status_known)
+    return pb_format("%s %ld%s ended before returning a result; its exit "
+                     "status is unknown (reaped elsewhere, or SIGCHLD is "
+                     "ignored)",
+                     what, pid, where);
+  if (x->signal != 0) {
+    char how[96];
+    pb_crash_phrase(how, sizeof how, x->signal);
+    return pb_format("%s %ld%s %s%s%s", what, pid, where, how,
+                     x->core_dumped ? ", core dumped" : "",
+                     x->killed_by_library ? ", sent by Pebble" : "");
+  }
+  return pb_format("%s %ld%s exited with code %d before returning a result",
+                   what, pid, where, x->exit_code);
+}
+
+char *pb_exit_message(const pebble_exit_info *x, const char *what) {
+  return exit_message_at(x, what, x->pid, "");
+}
+
+/* A worker started through a launcher is described by its supervisor's
+ * report (its host and process id there), or, without one, as the
+ * launcher that failed. */
+static char *exit_message_proc(const pebble_exit_info *x, const char *what,
+                               const pebble_backend *bk,
+                               pebble_bk_proc *proc) {
+  char host[256], where[300];
+  long pid = 0;
+  int rc = PB_BK_HAS(bk, proc_remote) && proc != NULL
+               ? bk->proc_remote(proc, host, sizeof host, &pid)
+               : PEBBLE_ENOTSUP;
+  if (rc == PEBBLE_OK) {
+    snprintf(where, sizeof where, " on host %s", host);
+    return exit_message_at(x, what, pid, where);
+  }
+  if (rc == PEBBLE_ENOTREADY || rc == PEBBLE_ETIMEDOUT) {
+    char *m = exit_message_at(x, "launcher process", x->pid,
+                              " (of a remote worker)"),
+         *both;
+    if (m == NULL)
+      return NULL;
+    both = pb_format("%s; no report came from the remote worker (%s)%s", m,
+                     rc == PEBBLE_ETIMEDOUT
+                         ? "its launcher said nothing for longer than "
+                           "allowed (PEBBLE_LAUNCHER_START_TIMEOUT before "
+                           "the worker's first word, three "
+                           "PEBBLE_LAUNCHER_HEARTBEAT intervals after it): "
+                           "the host or the network is lost, and the "
+                           "launcher was killed"
+                         : "the launcher failed, or lost its connection",
+                     x->status_known && x->exited && x->exit_code == 127
+                         ? "; code 127: the launcher command or the worker "
+                           "program was not found"
+                         : "");
+    if (both == NULL)
+      return m;
+    free(m);
+    return both;
+  }
+  return pb_exit_message(x, what);
+}
+
 char *pb_exit_message_cut(const pebble_exit_info *x, const char *what,
-                          const pb_reader *r) {
+                          const pb_reader *r, const pebble_backend *bk,
+                          pebble_bk_proc *proc) {
   char cut[128];
-  char *m = pb_exit_message(x, what), *both;
+  char *m = exit_message_proc(x, what, bk, proc), *both;
   if (m == NULL || !pb_reader_cut_short(r, cut, sizeof cut))
     return m;
   both = pb_format("%s; %s", m, cut);
@@ -368,21 +435,4 @@ char *pb_exit_message_cut(const pebble_exit_info *x, const char *what,
     return m;
   free(m);
   return both;
-}
-
-char *pb_exit_message(const pebble_exit_info *x, const char *what) {
-  if (!x->status_known)
-    return pb_format("%s %ld ended before returning a result; its exit "
-                     "status is unknown (reaped elsewhere, or SIGCHLD is "
-                     "ignored)",
-                     what, x->pid);
-  if (x->signal != 0) {
-    char how[96];
-    pb_crash_phrase(how, sizeof how, x->signal);
-    return pb_format("%s %ld %s%s%s", what, x->pid, how,
-                     x->core_dumped ? ", core dumped" : "",
-                     x->killed_by_library ? ", sent by Pebble" : "");
-  }
-  return pb_format("%s %ld exited with code %d before returning a result",
-                   what, x->pid, x->exit_code);
 }

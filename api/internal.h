@@ -479,6 +479,14 @@ int pb_worker_serve(const pebble_backend *bk, pebble_bk_chan *chan,
  * worker and pebble_worker_main() was not called first, tell the parent
  * and stderr, and exit (never returns then). */
 void pb_worker_trap(const pebble_backend *bk);
+/* ---- remote.c ---- */
+/* A worker program started through a launcher (PEBBLE_WORKER_CHANNEL is
+ * "stdio"): the process stays as the remote supervisor and never returns;
+ * its child returns PEBBLE_OK as the worker, with an ordinary channel. */
+int pb_remote_supervise(void);
+/* Set in such a worker: its parent is on another host (no shared memory,
+ * no descriptor passing: results go through the channel). */
+extern int pb_worker_remote;
 typedef struct pb_msg_header {
   uint32_t magic;
   uint16_t version;
@@ -585,7 +593,8 @@ void pb_exit_info_fill(pebble_exit_info *info, const pebble_bk_exit *ex,
 char *pb_exit_message(const pebble_exit_info *x, const char *what);
 /* The same, and where its message was cut short if r was inside one. */
 char *pb_exit_message_cut(const pebble_exit_info *x, const char *what,
-                          const pb_reader *r);
+                          const pb_reader *r, const pebble_backend *bk,
+                          pebble_bk_proc *proc);
 /* Child side: send one message (header and payload). */
 int pb_chan_send(const pebble_backend *bk, pebble_bk_chan *chan,
                  const pb_msg_header *h, const void *payload);

@@ -450,7 +450,8 @@ static void process_exited(pb_manager *m, pb_job *job) {
   pb_exit_info_fill(&info, &ex, bk->proc_pid(proc), killed);
   pb_future_set_exit(f, &info);
   if (!job->message_done) {
-    char *how = pb_exit_message_cut(&info, "process", &job->reader);
+    char *how = pb_exit_message_cut(&info, "process", &job->reader, bk,
+                                    proc);
     if (job->worker_failure != NULL && how != NULL) {
       char *both = pb_format("%s; %s", job->worker_failure, how);
       free(how);

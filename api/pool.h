@@ -109,6 +109,8 @@ struct pb_pworker {
   int out_has_skip;
   uint64_t task_started; /* pool lock: when its current task started */
   long pid;              /* process workers: set before it is listed */
+  int remote;            /* started through a launcher (set before it is
+                            listed): nothing is sent ahead to it */
   int code_started;      /* manager thread: its timed task said it starts */
   /* Thread workers: outcomes of the tasks it ran (PB_COUNT_*), written by
    * it alone so that workers do not share a counter; added to the pool's

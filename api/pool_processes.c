@@ -185,6 +185,8 @@ static int spawn_one(pb_manager *m, pebble_pool *P, int spare, int *err) {
   }
   w->started_at = bk->now_ns();
   w->pid = bk->proc_pid(w->proc);
+  w->remote = PB_BK_HAS(bk, proc_remote) &&
+              bk->proc_remote(w->proc, NULL, 0, NULL) != PEBBLE_ENOTSUP;
   bk->mutex_lock(P->lock);
   w->next = P->workers;
   P->workers = w;
@@ -521,6 +523,11 @@ static int may_send_ahead(const pebble_pool *P, const pb_pworker *w,
       !PB_BK_HAS(P->lib->bk, chan_read_ready) || last == NULL ||
       w->state != PB_W_BUSY || w->killed || w->closed || w->uncounted ||
       w->n_ahead >= PB_AHEAD_MAX || last->timeout != PEBBLE_FOREVER)
+    return 0;
+  /* A remote worker's skip requests cross a relay (docs/cluster.md): a
+   * cancel could return before its request reached the worker, which
+   * would start the cancelled task. */
+  if (w->remote)
     return 0;
   if (P->o.max_tasks > 0 && w->tasks_run + in_flight >= P->o.max_tasks)
     return 0; /* it will quit before it gets there */
@@ -1120,7 +1127,8 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
       pb_future_set_exit(pb_ptask_future(t), &info);
     end_with_pool(P, t, broken);
   } else if (t != NULL) {
-    char *why = pb_exit_message_cut(&info, "worker process", &w->reader);
+    char *why = pb_exit_message_cut(&info, "worker process", &w->reader,
+                                    bk, w->proc);
     if (unsent && why != NULL) {
       char *more = pb_format("%s; the task never reached any of the %u "
                              "workers it was given to",

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "remote_frame.h"
 
 /* A text for the task task_id (0: none, an initializer's failure). */
 static int send_text(const pebble_backend *bk, pebble_bk_chan *chan,
@@ -358,7 +359,7 @@ static int serve_tasks(inbox *in, const pb_worker_config *cfg) {
       arg = buf;
     }
     pb_ctx_init(&ctx, NULL, cfg->max_message, head[1], head[2]);
-    ctx.shared_ok = PB_BK_HAS(bk, chan_send_handle);
+    ctx.shared_ok = PB_BK_HAS(bk, chan_send_handle) && !pb_worker_remote;
     /* A task with a timeout: the parent's clock starts with this. */
     if ((h.code & PB_TASK_TELL_START) &&
         pb_send_started(bk, chan, head[1],
@@ -488,9 +489,13 @@ void pb_worker_trap(const pebble_backend *bk) {
       "main(), after registering the tasks)";
   pebble_bk_chan *chan = NULL;
   int rc;
-  if (atomic_load(&worker_main_called) ||
-      pb_secure_getenv("PEBBLE_WORKER_CHANNEL") == NULL)
+  const char *channel = pb_secure_getenv("PEBBLE_WORKER_CHANNEL");
+  if (atomic_load(&worker_main_called) || channel == NULL)
     return;
+  /* Started through a launcher: the reason can reach the application only
+   * through a supervisor (the child goes on here, the parent relays). */
+  if (strcmp(channel, PB_LAUNCHED_CHANNEL) == 0)
+    pb_remote_supervise();
   rc = PB_BK_HAS(bk, chan_adopt) ? bk->chan_adopt(&chan) : PEBBLE_ENOTSUP;
   if (rc == PEBBLE_ENOTFOUND)
     return; /* not spawned as a worker after all: an ordinary run */
@@ -506,11 +511,18 @@ int pebble_worker_main(void) {
   pb_lib *L;
   const pebble_backend *bk;
   pebble_bk_chan *chan = NULL;
+  const char *channel;
   int rc;
 
   atomic_store(&worker_main_called, 1);
-  if (pb_secure_getenv("PEBBLE_WORKER_CHANNEL") == NULL)
+  channel = pb_secure_getenv("PEBBLE_WORKER_CHANNEL");
+  if (channel == NULL)
     return PEBBLE_OK; /* an ordinary run of the program */
+  /* Started through a launcher: split into supervisor and worker before
+   * the library starts (docs/cluster.md). */
+  if (strcmp(channel, PB_LAUNCHED_CHANNEL) == 0 &&
+      (rc = pb_remote_supervise()) != PEBBLE_OK)
+    return rc;
   if ((rc = pb_lib_get(&L)) != PEBBLE_OK)
     return rc;
   bk = L->bk;

@@ -59,7 +59,7 @@ extern "C" {
 #endif
 
 #define PEBBLE_BACKEND_ABI_MAJOR 1u
-#define PEBBLE_BACKEND_ABI_MINOR 5u
+#define PEBBLE_BACKEND_ABI_MINOR 6u
 #define PEBBLE_BK_FOREVER UINT64_MAX
 
 /* Opaque objects, defined by each backend. */
@@ -312,6 +312,20 @@ typedef struct pebble_backend {
   void (*fork_prepare)(void);
   void (*fork_parent)(void);
   void (*fork_child)(void);
+
+  /* --- ABI 1.6: workers started through a launcher (optional) ---
+   * A spawned worker may run on another host, started by a launcher
+   * command (ssh, srun, mpirun) whose own exit says little about it.
+   * For such a process: PEBBLE_OK with the name of the host it ran on and
+   * its process id there, once its remote supervisor reported its end
+   * (proc_reap then gives that end, not the launcher's); PEBBLE_ENOTREADY
+   * when no report came (the launcher or its connection failed first);
+   * PEBBLE_ETIMEDOUT when none came because the backend killed the
+   * launcher after its link stayed silent past the heartbeats' bound.
+   * PEBBLE_ENOTSUP for a process of this host.  NULL: every process is of
+   * this host. */
+  int (*proc_remote)(pebble_bk_proc *proc, char *host, size_t host_size,
+                     long *pid);
 } pebble_backend;
 
 /* The one symbol a backend module exports: pebble_backend_<name>_get. */

@@ -163,6 +163,7 @@ static const pebble_backend table = {
     .chan_send_handle = pbp_chan_send_handle,
     .proc_take_handle = pbp_proc_take_handle,
     .chan_read_ready = pbp_chan_read_ready,
+    .proc_remote = pbp_proc_remote,
 };
 
 int pbp_host_worker_serve(pebble_bk_chan *chan) {

@@ -175,13 +175,16 @@ static PBP_NORETURN void exec_worker(const pbp_child_setup *s, int chan_fd,
   size_t n = 0, i;
   unsigned v = (unsigned)chan_fd;
   int e;
-  do
-    digits[n++] = (char)('0' + v % 10);
-  while ((v /= 10) != 0);
-  for (i = 0; i < n; i++)
-    s->chan_digits[i] = digits[n - 1 - i];
-  s->chan_digits[n] = '\0';
-  fcntl(chan_fd, F_SETFD, 0); /* the one library descriptor exec keeps */
+  /* (A launcher has its channel on stdin and stdout instead.) */
+  if (s->chan_digits != NULL) {
+    do
+      digits[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    for (i = 0; i < n; i++)
+      s->chan_digits[i] = digits[n - 1 - i];
+    s->chan_digits[n] = '\0';
+    fcntl(chan_fd, F_SETFD, 0); /* the one library descriptor exec keeps */
+  }
   execve(s->exec_path, s->argv, s->envp);
   e = errno;
   while (write(err_fd, &e, sizeof e) < 0 && errno == EINTR)
@@ -217,7 +220,13 @@ void pbp_child_run(const pbp_child_setup *s) {
     pbp_fd_child_renumber(s->res_fd, chan.out_fd);
   }
   err_fd = above_stdio(s->err_fd);
-  stdin_from_dev_null();
+  if (s->chan_on_stdio) {
+    /* A launcher forwards its stdin and stdout: they are the channel (it
+     * stays close-on-exec itself). */
+    dup2(chan.fd, 0);
+    dup2(chan.fd, 1);
+  } else
+    stdin_from_dev_null();
 
   if (s->exec_path != NULL)
     exec_worker(s, chan.fd, err_fd);

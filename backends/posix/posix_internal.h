@@ -11,6 +11,8 @@
  *   posix_proc.c      processes: start, channel I/O, kill, reap
  *   posix_spawn.c     the spawn start method: a worker program, and
  *                     its side (adopting the channel)
+ *   posix_launch.c    spawned workers started through a launcher
+ *                     command (ssh, srun, mpirun), and their reports
  *   posix_child.c     what a new child does before the task's code
  *   posix_exit.c      knowing when a child ended, without polling
  *   posix_guardian.c  killing workers' process groups (what their tasks
@@ -198,6 +200,8 @@ struct pebble_bk_proc {
    * guarded by that waitset's lock. */
   pebble_bk_waitset *ws;
   size_t ws_slot;
+  /* Started through a launcher (posix_launch.c), else NULL. */
+  struct pbp_launch *launch;
 };
 
 /* The child's end of its channel. */
@@ -215,6 +219,7 @@ typedef struct pbp_child_setup {
   char *const *argv;
   char *const *envp;
   char *chan_digits;   /* in envp: where the channel's number goes */
+  int chan_on_stdio;   /* a launcher: the channel is its stdin and stdout */
   /* Filled in by pbp_proc_launch. */
   pid_t parent;        /* getpid() of the parent before fork */
   int chan_fd;         /* child's end of the channel */
@@ -263,6 +268,41 @@ PBP_HIDDEN ssize_t pbp_send(int fd, const void *buf, size_t len, int flags);
 PBP_HIDDEN int pbp_proc_spawn(pebble_bk_proc **proc, const char *program,
                               const char *argv0, int *sys_errno);
 PBP_HIDDEN int pbp_chan_adopt(pebble_bk_chan **chan);
+/* ---- posix_launch.c ---- */
+#define PBP_LAUNCHER_ENV "PEBBLE_LAUNCHER"
+/* Seconds between a remote supervisor's heartbeats (default 5); a link
+ * silent for 3 of them is lost. */
+#define PBP_HEARTBEAT_ENV "PEBBLE_LAUNCHER_HEARTBEAT"
+/* Seconds a launched worker may take to say its first word (default 120,
+ * 0: no bound). */
+#define PBP_START_TIMEOUT_ENV "PEBBLE_LAUNCHER_START_TIMEOUT"
+/* The launcher command line, or NULL when workers start here. */
+PBP_HIDDEN const char *pbp_launcher(void);
+/* Make setup exec the launcher with the worker's words; *argv is to be
+ * freed with pbp_launch_free_argv once the child is started. */
+PBP_HIDDEN int pbp_launch_prepare(pbp_child_setup *setup,
+                                  const char *launcher, const char *program,
+                                  char ***argv);
+PBP_HIDDEN void pbp_launch_free_argv(char **argv);
+PBP_HIDDEN int pbp_launch_attach(pebble_bk_proc *p);
+PBP_HIDDEN void pbp_launch_free(pebble_bk_proc *p);
+/* Silence (manager thread, the waitset): bytes came at `now`; when the
+ * launcher must have said something by; kill it if that has passed. */
+PBP_HIDDEN void pbp_launch_heard(pebble_bk_proc *p, uint64_t now);
+PBP_HIDDEN uint64_t pbp_launch_silence_deadline(const pebble_bk_proc *p);
+PBP_HIDDEN void pbp_launch_check_silence(pebble_bk_proc *p, uint64_t now);
+PBP_HIDDEN int pbp_launch_lost(const pebble_bk_proc *p);
+/* proc_read for a launched worker: the worker's bytes, frames taken out. */
+PBP_HIDDEN int pbp_launch_read(pebble_bk_proc *p, void *buf, size_t len,
+                               size_t *done);
+/* At the reap, when the core has read all it wanted: look for the report
+ * in what is left (the worker's bytes there are dropped). */
+PBP_HIDDEN void pbp_launch_drain(pebble_bk_proc *p);
+/* The remote worker's end in place of the launcher's, once reported. */
+PBP_HIDDEN void pbp_launch_exit(const pebble_bk_proc *p,
+                                pebble_bk_exit *exit);
+PBP_HIDDEN int pbp_proc_remote(pebble_bk_proc *p, char *host,
+                               size_t host_size, long *pid);
 
 /* ---- posix_forkserver.c ---- */
 #ifdef MSG_NOSIGNAL

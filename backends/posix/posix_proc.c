@@ -52,6 +52,7 @@ ssize_t pbp_send(int fd, const void *buf, size_t len, int flags) {
 }
 
 static void proc_free(pebble_bk_proc *p) {
+  pbp_launch_free(p);
   pbp_proc_close_passed(p);
   pbp_fd_close(p->chan_fd);
   pbp_fd_close(p->res_fd);
@@ -107,6 +108,7 @@ static void reap_locked(pebble_bk_proc *p, int blocking) {
     }
   }
   /* else ECHILD: the application reaped it, or ignores SIGCHLD. */
+  pbp_launch_exit(p, &p->exit);
   p->reaped = 1;
 }
 
@@ -325,6 +327,8 @@ int pbp_proc_read(pebble_bk_proc *p, void *buf, size_t len, size_t *done) {
     return PEBBLE_EINVAL;
   if (len > SSIZE_MAX)
     len = SSIZE_MAX;
+  if (p->launch != NULL)
+    return pbp_launch_read(p, buf, len, done);
   for (;;) {
     ssize_t n = p->res_fd >= 0 ? read(p->res_fd, buf, len)
                                : pbp_proc_recv(p, buf, len, PBP_DONTWAIT);
@@ -379,6 +383,8 @@ int pbp_proc_kill(pebble_bk_proc *p, int force) {
 int pbp_proc_reap(pebble_bk_proc *p, pebble_bk_exit *exit) {
   if (p == NULL || exit == NULL)
     return PEBBLE_EINVAL;
+  if (p->launch != NULL && !p->reaped && pbp_exit_seen(p))
+    pbp_launch_drain(p); /* the report may follow bytes nobody read */
   pthread_mutex_lock(&p->lock);
   if (!p->reaped) {
     if (!pbp_exit_seen(p)) {

@@ -113,10 +113,18 @@ static char **worker_environment(char **digits) {
   return env;
 }
 
+static size_t env_count(char **env) {
+  size_t n = 0;
+  while (env[n] != NULL)
+    n++;
+  return n;
+}
+
 int pbp_proc_spawn(pebble_bk_proc **out, const char *program,
                    const char *argv0, int *sys_errno) {
   pbp_child_setup setup;
-  char *self = NULL, *argv[2], **envp, *digits = NULL;
+  char *self = NULL, *argv[2], **envp, *digits = NULL, **launch_argv = NULL;
+  const char *launcher;
   int rc, ignored;
 
   if (sys_errno == NULL)
@@ -147,7 +155,22 @@ int pbp_proc_spawn(pebble_bk_proc **out, const char *program,
   setup.argv = argv;
   setup.envp = envp;
   setup.chan_digits = digits;
-  rc = pbp_proc_launch(out, &setup, sys_errno);
+  if ((launcher = pbp_launcher()) != NULL) {
+    /* The launcher gets its worker's channel on its stdin and stdout, and
+     * no channel variable of ours. */
+    rc = pbp_launch_prepare(&setup, launcher, setup.exec_path, &launch_argv);
+    setup.chan_digits = NULL;
+    envp[env_count(envp) - 1] = NULL;
+    if (rc == PEBBLE_OK)
+      rc = pbp_proc_launch(out, &setup, sys_errno);
+    if (rc == PEBBLE_OK && (rc = pbp_launch_attach(*out)) != PEBBLE_OK) {
+      pbp_proc_kill(*out, 1);
+      pbp_proc_destroy(*out);
+      *out = NULL;
+    }
+    pbp_launch_free_argv(launch_argv);
+  } else
+    rc = pbp_proc_launch(out, &setup, sys_errno);
   free(digits - (sizeof(PBP_CHANNEL_ENV "=") - 1));
   free(envp);
   free(self);

@@ -259,6 +259,39 @@ static size_t build_locked(pebble_bk_waitset *ws) {
   return n;
 }
 
+/* Workers started through a launcher must be heard from now and then
+ * (posix_launch.c): the nearest moment one of them must have spoken by. */
+static uint64_t silence_deadline_locked(const pebble_bk_waitset *ws) {
+  uint64_t at = PEBBLE_BK_FOREVER;
+  size_t i;
+  for (i = 0; i < ws->n_watches; i++) {
+    pebble_bk_proc *p = ws->watches[i].proc;
+    if (p->launch != NULL) {
+      uint64_t t = pbp_launch_silence_deadline(p);
+      if (t < at)
+        at = t;
+    }
+  }
+  return at;
+}
+
+/* After a poll of n pollfds (0: their results are not to be read): a
+ * launched worker's channel with bytes waiting has been heard from; one
+ * silent past its bound is killed (its exit then ends its tasks). */
+static void check_silence_locked(pebble_bk_waitset *ws, size_t n) {
+  uint64_t now = pbp_now_ns();
+  size_t k, i;
+  for (k = 1; k < n; k++) {
+    pebble_bk_proc *p = ws->watches[ws->slots[k - 1].watch].proc;
+    if (p->launch != NULL && !ws->slots[k - 1].is_exit &&
+        (ws->pfds[k].revents & POLLIN))
+      pbp_launch_heard(p, now);
+  }
+  for (i = 0; i < ws->n_watches; i++)
+    if (ws->watches[i].proc->launch != NULL)
+      pbp_launch_check_silence(ws->watches[i].proc, now);
+}
+
 /* One poll until the deadline: >0 ready, 0 when it passed, -1 on error. */
 static int poll_until(struct pollfd *pfds, size_t n, uint64_t deadline_ns) {
   for (;;) {
@@ -305,6 +338,7 @@ int pbp_waitset_wait(pebble_bk_waitset *ws, uint64_t deadline_ns,
   unsigned long epoch;
   size_t n, i, k, n_watches;
   struct pollfd *pfds;
+  uint64_t silence;
   int rc, err;
 
   if (count != NULL)
@@ -322,12 +356,15 @@ int pbp_waitset_wait(pebble_bk_waitset *ws, uint64_t deadline_ns,
   n = build_locked(ws);
   epoch = ws->epoch;
   pfds = ws->polling = ws->pfds;
+  silence = silence_deadline_locked(ws);
   pthread_mutex_unlock(&ws->lock);
 
-  rc = poll_until(pfds, n, deadline_ns);
+  rc = poll_until(pfds, n, silence < deadline_ns ? silence : deadline_ns);
   err = errno;
 
   pthread_mutex_lock(&ws->lock);
+  if (silence != PEBBLE_BK_FOREVER)
+    check_silence_locked(ws, rc > 0 && ws->epoch == epoch ? n : 0);
   ws->waiting = 0;
   ws->polling = NULL;
   if (rc > 0 && pfds[0].revents != 0)

@@ -1,0 +1,343 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * posix_launch.c -- spawned workers started through a launcher command
+ * (PEBBLE_LAUNCHER: "ssh HOST", "srun -N1 -n1", "mpirun -n 1 ..."), which
+ * runs the worker program elsewhere and forwards its standard input and
+ * output (docs/cluster.md).
+ *
+ * The launcher's stdin and stdout are both the child's end of the usual
+ * socket channel, so the core writes tasks and reads outcomes as for any
+ * worker; no port is opened.  The launcher runs
+ *   env PEBBLE_WORKER_CHANNEL=stdio PEBBLE_WORKER_BACKEND=posix PROGRAM
+ * where it puts the program, and the program's pebble_worker_main() makes
+ * itself the remote supervisor (api/remote.c).  What comes back is framed
+ * (api/remote_frame.h): the worker's bytes, then a report of how it ended
+ * and on which host, which proc_reap and proc_remote then give instead of
+ * the launcher's own exit.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "posix_internal.h"
+#include "remote_frame.h"
+
+#ifdef MSG_DONTWAIT
+#define PBP_DONTWAIT MSG_DONTWAIT
+#else
+#define PBP_DONTWAIT 0
+#endif
+
+struct pbp_launch {
+  unsigned char head[PB_FRAME_HEADER];
+  unsigned head_have;
+  int in_frame;    /* reading a frame's body: `type`, `left` */
+  unsigned type;
+  size_t left;
+  char report[PB_FRAME_REPORT_MAX + 1];
+  size_t report_have;
+  int reported;    /* the report arrived: exit, pid and host are its */
+  int corrupt;     /* the launcher wrote something that is not a frame */
+  /* Silence: the launcher is killed when nothing came for `silence_ns`
+   * (PB_BEATS_LOST heartbeats), or for `start_ns` before the first word
+   * (0: no bound).  Manager thread only. */
+  uint64_t heard_ns, silence_ns, start_ns;
+  int heard, lost;
+  pebble_bk_exit exit;
+  long pid;
+  char host[256];
+};
+
+/* A whole number of seconds from the environment, or `dflt`. */
+static long env_seconds(const char *name, long dflt, long max) {
+  const char *v = getenv(name);
+  char *end;
+  long s;
+  if (v == NULL || *v == '\0')
+    return dflt;
+  s = strtol(v, &end, 10);
+  if (*end != '\0' || s < 0 || s > max) {
+    pbp_log(PEBBLE_LOG_WARN, "%s='%s' is not a number of seconds from 0 to "
+                             "%ld; %ld is used",
+            name, v, max, dflt);
+    return dflt;
+  }
+  return s;
+}
+
+static long heartbeat_s(void) {
+  long s = env_seconds(PBP_HEARTBEAT_ENV, PB_HEARTBEAT_DEFAULT, 3600);
+  return s > 0 ? s : PB_HEARTBEAT_DEFAULT;
+}
+
+const char *pbp_launcher(void) {
+  const char *l = getenv(PBP_LAUNCHER_ENV);
+  return l != NULL && *l != '\0' ? l : NULL;
+}
+
+/* Characters a remote shell takes as they are (ssh joins its arguments
+ * into one command line for the remote user's shell). */
+static int shell_safe(const char *s) {
+  for (; *s != '\0'; s++)
+    if (strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+               "0123456789_./-+,:=@%",
+               *s) == NULL)
+      return 0;
+  return 1;
+}
+
+int pbp_launch_prepare(pbp_child_setup *setup, const char *launcher,
+                       const char *program, char ***argv_out) {
+  static const char before[] = "exec ", after[] = " \"$@\"";
+  char **argv;
+  char *script, *beat;
+  size_t n = strlen(launcher);
+  if (!shell_safe(program)) {
+    pbp_log(PEBBLE_LOG_ERROR,
+            "cannot start a worker through the launcher: the program's path "
+            "'%s' has characters a remote shell would change (use letters, "
+            "digits and _./-+,:=@%% only)",
+            program);
+    return PEBBLE_EINVAL;
+  }
+  argv = calloc(10, sizeof *argv);
+  script = malloc(sizeof before + n + sizeof after);
+  beat = malloc(sizeof PB_HEARTBEAT_ENV + 24);
+  if (argv == NULL || script == NULL || beat == NULL) {
+    free(argv);
+    free(script);
+    free(beat);
+    return PEBBLE_ENOMEM;
+  }
+  snprintf(beat, sizeof PB_HEARTBEAT_ENV + 24, "%s=%ld", PB_HEARTBEAT_ENV,
+           heartbeat_s());
+  /* The launcher is a command line: sh parses it, quotes and all, and
+   * the worker's words follow as they are. */
+  memcpy(script, before, sizeof before - 1);
+  memcpy(script + sizeof before - 1, launcher, n);
+  memcpy(script + sizeof before - 1 + n, after, sizeof after);
+  argv[0] = (char *)"/bin/sh";
+  argv[1] = (char *)"-c";
+  argv[2] = script;
+  argv[3] = (char *)"pebble-launcher";
+  argv[4] = (char *)"env";
+  argv[5] = (char *)(PBP_CHANNEL_ENV "=" PB_LAUNCHED_CHANNEL);
+  argv[6] = (char *)(PBP_BACKEND_ENV "=posix");
+  argv[7] = beat;
+  argv[8] = (char *)program;
+  argv[9] = NULL;
+  setup->exec_path = "/bin/sh";
+  setup->argv = argv;
+  setup->chan_on_stdio = 1;
+  *argv_out = argv;
+  return PEBBLE_OK;
+}
+
+void pbp_launch_free_argv(char **argv) {
+  if (argv != NULL) {
+    free(argv[2]);
+    free(argv[7]);
+  }
+  free(argv);
+}
+
+int pbp_launch_attach(pebble_bk_proc *p) {
+  p->launch = calloc(1, sizeof *p->launch);
+  if (p->launch == NULL)
+    return PEBBLE_ENOMEM;
+  p->launch->heard_ns = pbp_now_ns();
+  p->launch->silence_ns =
+      (uint64_t)heartbeat_s() * PB_BEATS_LOST * 1000000000u;
+  p->launch->start_ns =
+      (uint64_t)env_seconds(PBP_START_TIMEOUT_ENV, 120, 86400) * 1000000000u;
+  return PEBBLE_OK;
+}
+
+void pbp_launch_heard(pebble_bk_proc *p, uint64_t now) {
+  p->launch->heard_ns = now;
+  p->launch->heard = 1;
+}
+
+uint64_t pbp_launch_silence_deadline(const pebble_bk_proc *p) {
+  const struct pbp_launch *L = p->launch;
+  uint64_t bound = L->heard ? L->silence_ns : L->start_ns;
+  if (L->lost || L->reported || bound == 0)
+    return PEBBLE_BK_FOREVER;
+  return L->heard_ns + bound;
+}
+
+void pbp_launch_check_silence(pebble_bk_proc *p, uint64_t now) {
+  struct pbp_launch *L = p->launch;
+  uint64_t at = pbp_launch_silence_deadline(p);
+  if (at == PEBBLE_BK_FOREVER || now < at)
+    return;
+  L->lost = 1;
+  pbp_log(PEBBLE_LOG_ERROR,
+          L->heard ? "no word from the remote worker of launcher process %ld "
+                     "for %llu s (its host or the network is lost): the "
+                     "launcher is killed"
+                   : "the remote worker of launcher process %ld did not "
+                     "start within %llu s: the launcher is killed",
+          (long)p->pid,
+          (unsigned long long)((L->heard ? L->silence_ns : L->start_ns) /
+                               1000000000u));
+  pbp_proc_kill(p, 1);
+}
+
+int pbp_launch_lost(const pebble_bk_proc *p) {
+  return p->launch != NULL && p->launch->lost;
+}
+
+void pbp_launch_free(pebble_bk_proc *p) {
+  free(p->launch);
+  p->launch = NULL;
+}
+
+static void take_report(struct pbp_launch *L) {
+  int exited = 0, code = 0, sig = 0, core = 0, used = 0;
+  long pid = 0;
+  L->report[L->report_have] = '\0';
+  if (sscanf(L->report, "%ld %d %d %d %d %n", &pid, &exited, &code, &sig,
+             &core, &used) < 5 ||
+      used == 0) {
+    pbp_log(PEBBLE_LOG_ERROR, "a remote worker's report is not understood: "
+                              "'%.80s'",
+            L->report);
+    return;
+  }
+  memset(&L->exit, 0, sizeof L->exit);
+  L->exit.status_known = 1;
+  L->exit.exited = exited != 0;
+  L->exit.exit_code = code;
+  L->exit.signal = sig;
+  L->exit.core_dumped = core != 0;
+  L->pid = pid;
+  snprintf(L->host, sizeof L->host, "%s", L->report + used);
+  L->reported = 1;
+}
+
+/* Take the frames out of n raw bytes in buf, leaving the worker's bytes at
+ * its front; returns how many those are. */
+static size_t unframe(pebble_bk_proc *p, unsigned char *buf, size_t n) {
+  struct pbp_launch *L = p->launch;
+  size_t in = 0, out = 0;
+  while (in < n && !L->corrupt) {
+    size_t take;
+    if (!L->in_frame) {
+      L->head[L->head_have++] = buf[in++];
+      if (L->head_have < PB_FRAME_HEADER)
+        continue;
+      L->head_have = 0;
+      L->type = L->head[0];
+      L->left = pb_frame_length(L->head);
+      if (L->type != PB_FRAME_DATA && L->type != PB_FRAME_EXIT &&
+          L->type != PB_FRAME_BEAT) {
+        /* Not a supervisor's output: a login script that prints, or a
+         * program that is not a Pebble worker.  Its end is all we can
+         * report; the launcher goes, so that its exit follows. */
+        L->corrupt = 1;
+        pbp_log(PEBBLE_LOG_ERROR,
+                "the launcher of worker process %ld wrote something that is "
+                "not a remote Pebble worker's output (it began with %02x %02x "
+                "%02x %02x): a login script that prints, or a program that "
+                "does not call pebble_worker_main(); the launcher is killed",
+                (long)p->pid, L->head[0], L->head[1], L->head[2], L->head[3]);
+        break;
+      }
+      L->in_frame = 1;
+      L->report_have = 0;
+    }
+    take = L->left < n - in ? L->left : n - in;
+    if (L->type == PB_FRAME_DATA) {
+      memmove(buf + out, buf + in, take);
+      out += take;
+    } else if (L->type == PB_FRAME_EXIT) {
+      size_t room = PB_FRAME_REPORT_MAX - L->report_have;
+      size_t keep = take < room ? take : room;
+      memcpy(L->report + L->report_have, buf + in, keep);
+      L->report_have += keep;
+    }
+    in += take;
+    L->left -= take;
+    if (L->left == 0) {
+      L->in_frame = 0;
+      if (L->type == PB_FRAME_EXIT)
+        take_report(L);
+    }
+  }
+  return out;
+}
+
+int pbp_launch_read(pebble_bk_proc *p, void *buf, size_t len, size_t *done) {
+  for (;;) {
+    ssize_t n;
+    size_t out;
+    if (p->launch->corrupt) {
+      pbp_proc_kill(p, 1);
+      return PEBBLE_OK; /* end-of-file */
+    }
+    n = pbp_proc_recv(p, buf, len, PBP_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return PEBBLE_ENOTREADY;
+      if (errno == ECONNRESET)
+        return PEBBLE_OK;
+      return PEBBLE_ESYSTEM;
+    }
+    if (n == 0)
+      return PEBBLE_OK; /* end-of-file */
+    pbp_launch_heard(p, pbp_now_ns());
+    out = unframe(p, buf, (size_t)n);
+    if (out > 0) {
+      *done = out;
+      return PEBBLE_OK;
+    }
+    /* Only frame headers or the report: read on. */
+  }
+}
+
+void pbp_launch_drain(pebble_bk_proc *p) {
+  unsigned char buf[4096];
+  while (p->launch != NULL && !p->launch->reported && !p->launch->corrupt) {
+    ssize_t n = pbp_proc_recv(p, buf, sizeof buf, PBP_DONTWAIT);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return;
+    unframe(p, buf, (size_t)n);
+  }
+}
+
+void pbp_launch_exit(const pebble_bk_proc *p, pebble_bk_exit *exit) {
+  if (p->launch != NULL && p->launch->reported)
+    *exit = p->launch->exit;
+}
+
+int pbp_proc_remote(pebble_bk_proc *p, char *host, size_t host_size,
+                    long *pid) {
+  if (p == NULL)
+    return PEBBLE_EINVAL;
+  if (p->launch == NULL)
+    return PEBBLE_ENOTSUP;
+  if (!p->launch->reported)
+    return p->launch->lost ? PEBBLE_ETIMEDOUT : PEBBLE_ENOTREADY;
+  if (host != NULL && host_size > 0)
+    snprintf(host, host_size, "%s", p->launch->host);
+  if (pid != NULL)
+    *pid = p->launch->pid;
+  return PEBBLE_OK;
+}

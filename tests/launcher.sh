@@ -1,0 +1,49 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+# A process pool whose workers are started through a launcher, with a
+# local launcher that needs nothing installed: `env VAR=... ` (a command
+# that runs the worker's words, as ssh, srun and mpirun do, on this host).
+# tests/launch_pool.c says what is checked.
+: "${top_builddir:=.}"
+prog="$top_builddir/tests/launch_pool"
+dir=$(mktemp -d "${TMPDIR:-/tmp}/pebble-launch.XXXXXX") || exit 1
+trap 'rm -rf "$dir"' EXIT
+# The application dies while a remote task runs: the remote worker and
+# the process its task started go too.
+orphan_check() {
+  PEBBLE_LAUNCHER=$1 "$prog" "$dir" orphan
+  if [ ! -s "$dir/orphan" ]; then
+    echo "FAIL: orphan: the task never wrote its process ids"
+    return 1
+  fi
+  for pid in $(cat "$dir/orphan"); do
+    waited=0
+    while kill -0 "$pid" 2>/dev/null && [ $waited -lt 60 ]; do
+      sleep 0.5
+      waited=$((waited + 1))
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "FAIL: orphan: process $pid outlived the application"
+      ps -o pid,stat,args -p "$pid"
+      return 1
+    fi
+  done
+  echo "orphan: the remote worker and its child went with the application"
+}
+status=0
+PEBBLE_START_METHOD=spawn
+export PEBBLE_START_METHOD
+# The launcher is a shell command line; the worker's words follow it.
+# Heartbeats every 2 s: a stopped launcher is found silent after 6 s.
+PEBBLE_LAUNCHER_HEARTBEAT=2 PEBBLE_LAUNCHER="env PEBBLE_TEST_LAUNCHED=1" \
+  "$prog" "$dir" work || status=1
+# A launcher that is not there, and one that ends at once: the futures
+# fail with a message, no hang.
+PEBBLE_LAUNCHER="/nonexistent/launcher -x" "$prog" "$dir" refused || status=1
+PEBBLE_LAUNCHER="true" "$prog" "$dir" refused || status=1
+# A launcher that never starts the worker (a queue that never runs it):
+# killed once its start's bound has passed.
+PEBBLE_LAUNCHER_START_TIMEOUT=3 PEBBLE_LAUNCHER="sleep 600; exit" \
+  "$prog" "$dir" refused || status=1
+orphan_check "env PEBBLE_TEST_LAUNCHED=1" || status=1
+exit $status
