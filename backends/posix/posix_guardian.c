@@ -61,7 +61,11 @@
 #define MAP_ANONYMOUS MAP_ANON
 #endif
 
-enum { G_ADD = 1, G_FORGET = 2 };
+/* G_STOP: the library shuts down, not the process; the shared table now
+ * belongs to the next guardian, which a later start forks.  What is still
+ * registered in it is sent as G_ADD first, so this guardian kills it at
+ * end-of-file as it would a worker that told it by message. */
+enum { G_ADD = 1, G_FORGET = 2, G_STOP = 3 };
 
 /* One message; far below PIPE_BUF, so concurrent writers never mix. */
 typedef struct guardian_msg {
@@ -224,6 +228,8 @@ static PBP_NORETURN void guardian_main(int fd, long maxfd,
         table_add(&table, (pid_t)m.pgid);
       else if (m.op == G_FORGET)
         table_forget(&table, (pid_t)m.pgid);
+      else if (m.op == G_STOP)
+        slots = NULL;
     }
     for (i = used; i < have; i++)
       buf[i - used] = buf[i];
@@ -394,6 +400,15 @@ void pbp_guardian_forget(pid_t pgid, int slot) {
 
 void pbp_guardian_stop(void) {
   pbp_fd_lock();
+  if (g_fd >= 0) {
+    int i;
+    for (i = 0; g_slots != NULL && i < G_SLOTS; i++) {
+      int32_t id = PBP_LOAD(&g_slots[i]);
+      if (id > 1)
+        send_msg(g_fd, G_ADD, (pid_t)id);
+    }
+    send_msg(g_fd, G_STOP, 0); /* lost already if this fails: no matter */
+  }
   pbp_fd_close_locked(g_fd); /* end-of-file: the guardian exits */
   g_fd = -1;
   pbp_fd_unlock();
