@@ -45,6 +45,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -266,14 +267,18 @@ static PBP_NORETURN void start_guardian(int fd, long maxfd,
 }
 
 /* Without per-worker messages a guardian killed by someone shows here:
- * its end of the socket closed.  With the registry lock held. */
+ * its end of the socket closed (it never writes, so anything readable is
+ * end-of-file).  With the registry lock held. */
 static int guardian_lost_locked(void) {
-  char c;
-  ssize_t n;
+  struct pollfd pfd;
+  int n;
+  pfd.fd = g_fd;
+  pfd.events = POLLIN;
+  pfd.revents = 0;
   do
-    n = recv(g_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    n = poll(&pfd, 1, 0);
   while (n < 0 && errno == EINTR);
-  if (n != 0 && !(n < 0 && errno == ECONNRESET))
+  if (n <= 0 || !(pfd.revents & (POLLIN | POLLHUP | POLLERR)))
     return 0;
   pbp_fd_close_locked(g_fd);
   g_fd = -1;
