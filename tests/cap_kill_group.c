@@ -100,10 +100,35 @@ static void test_pool_cancel_kills_group(void) {
   test_fifo_close(&p);
 }
 
-/* The application of the next test: a fresh run of this program that
- * starts a process task whose own child sleeps, then waits to be killed. */
-static int application_main(const char *fifo_path) {
+static int quick_task(pebble_ctx *ctx, const void *arg, size_t size) {
+  (void)arg;
+  (void)size;
+  return pebble_result_int(ctx, 7);
+}
+
+/* The application of the next tests: a fresh run of this program that
+ * starts a process task whose own child sleeps, then waits to be killed.
+ * Restarted: it first runs a process task and shuts the library down, so
+ * the task that sleeps belongs to the library's second life. */
+static int application_main(const char *fifo_path, int restarted) {
   pebble_future *f = NULL;
+  int64_t v = 0;
+  if (restarted &&
+      (pebble_run(PEBBLE_PROCESS, quick_task, NULL, 0, NULL, &f) !=
+           PEBBLE_OK ||
+       pebble_future_get_int(f, PEBBLE_FOREVER, &v) != PEBBLE_OK ||
+       v != 7)) {
+    fprintf(stderr, "application: %s\n", pebble_last_error());
+    return 1;
+  }
+  if (restarted) {
+    pebble_future_release(f);
+    f = NULL;
+    if (pebble_shutdown() != PEBBLE_OK) {
+      fprintf(stderr, "application: %s\n", pebble_last_error());
+      return 1;
+    }
+  }
   if (pebble_run(PEBBLE_PROCESS, grandchild_then_sleep, fifo_path,
                  strlen(fifo_path) + 1, NULL, &f) != PEBBLE_OK) {
     fprintf(stderr, "application: %s\n", pebble_last_error());
@@ -114,8 +139,10 @@ static int application_main(const char *fifo_path) {
 }
 
 /* SIGKILL the application: its worker dies with it (parent-death signal or
- * guardian), and so must what the task started in the worker's group. */
-static void test_application_death_kills_group(void) {
+ * guardian), and so must what the task started in the worker's group.
+ * Restarted: the same in the library's second life, and the first life's
+ * guardian, told to stop, must not kill the second life's workers. */
+static void application_death(int restarted) {
   char self[4096];
   struct pollfd pfd;
   test_fifo p;
@@ -128,13 +155,18 @@ static void test_application_death_kills_group(void) {
   app = fork();
   CU_ASSERT_FATAL(app >= 0);
   if (app == 0) {
-    execl(self, self, "--application", p.path, (char *)NULL);
+    execl(self, self, restarted ? "--restarted-application" : "--application",
+          p.path, (char *)NULL);
     _exit(127);
   }
   pfd.fd = p.rd;
   pfd.events = POLLIN;
   CU_ASSERT_EQUAL(poll(&pfd, 1, 60000), 1);
   CU_ASSERT_EQUAL(read(p.rd, &g, sizeof g), (ssize_t)sizeof g);
+  if (restarted && g > 0) {
+    /* Time for the first guardian to read its end-of-file and exit. */
+    CU_ASSERT(!gone_within(g, 1.0));
+  }
   kill(app, SIGKILL);
   while (waitpid(app, &st, 0) < 0 && errno == EINTR)
     ;
@@ -142,6 +174,12 @@ static void test_application_death_kills_group(void) {
   if (g > 0 && !gone_within(g, 0.1))
     kill(g, SIGKILL); /* leave nothing behind, even when failing */
   test_fifo_close(&p);
+}
+
+static void test_application_death_kills_group(void) { application_death(0); }
+
+static void test_restarted_library_guards_its_groups(void) {
+  application_death(1);
 }
 
 int main(int argc, char **argv) {
@@ -152,13 +190,18 @@ int main(int argc, char **argv) {
        NEEDS_FIFOS(test_pool_cancel_kills_group)},
       {"the application's death kills the process group",
        NEEDS_FIFOS(test_application_death_kills_group)},
+      {"a library started again guards its process groups",
+       NEEDS_FIFOS(test_restarted_library_guards_its_groups)},
       CU_TEST_INFO_NULL};
   REGISTER_TASK(grandchild_then_sleep);
   REGISTER_TASK(stubborn_grandchild);
+  REGISTER_TASK(quick_task);
   if (pebble_worker_main() != PEBBLE_OK)
     return 2;
   if (argc == 3 && strcmp(argv[1], "--application") == 0)
-    return application_main(argv[2]);
+    return application_main(argv[2], 0);
+  if (argc == 3 && strcmp(argv[1], "--restarted-application") == 0)
+    return application_main(argv[2], 1);
   if (!(active_caps() & PEBBLE_CAP_KILL_GROUP)) {
     const char *name, *reason;
     pebble_backend_choice(&name, &reason);

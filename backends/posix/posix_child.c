@@ -205,7 +205,7 @@ void pbp_child_run(const pbp_child_setup *s) {
    * could die unnoticed: it reads this before it can see the parent's end
    * close (we hold a copy of that end until now). */
   if (s->guardian_fd >= 0)
-    pbp_guardian_child_register(s->guardian_fd);
+    pbp_guardian_child_register(s->guardian_fd, s->guardian_entry);
   /* The parent died before the above took hold: nobody would kill us. */
   if (getppid() != s->parent)
     _exit(CHILD_SETUP_FAILED);

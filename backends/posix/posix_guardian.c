@@ -17,6 +17,16 @@
  * reads end-of-file, SIGKILLs every group it remembers and exits.  Workers
  * need no extra thread.
  *
+ * Telling and forgetting go through a table of group ids shared with the
+ * guardian (one page, mapped shared before the guardian is forked): the
+ * parent picks a free entry before each fork, the child writes its group
+ * id there, the parent clears it before the reap.  No message and no
+ * wake-up of the guardian per worker: it reads the table only when the
+ * parent is gone.  The child's write comes before it closes its copy of
+ * the library's end, so the guardian, which acts on end-of-file only,
+ * always sees it.  With every entry in use, a worker falls back to a
+ * message on the socket.
+ *
  * The group outlives its leader while any member lives (the kernel keeps
  * the id reserved), so killing it after the worker died still reaches the
  * task's children.  The cost is one double fork at the first process
@@ -35,6 +45,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -51,7 +62,11 @@
 #define MAP_ANONYMOUS MAP_ANON
 #endif
 
-enum { G_ADD = 1, G_FORGET = 2 };
+/* G_STOP: the library shuts down, not the process; the shared table now
+ * belongs to the next guardian, which a later start forks.  What is still
+ * registered in it is sent as G_ADD first, so this guardian kills it at
+ * end-of-file as it would a worker that told it by message. */
+enum { G_ADD = 1, G_FORGET = 2, G_STOP = 3 };
 
 /* One message; far below PIPE_BUF, so concurrent writers never mix. */
 typedef struct guardian_msg {
@@ -62,6 +77,15 @@ typedef struct guardian_msg {
 
 /* The library's end; under the registry lock. */
 static int g_fd = -1;
+
+/* The shared table: entry i holds a registered group id, or 0.  Mapped
+ * once and kept for the life of the process (a new guardian inherits what
+ * is still registered); the free list is the parent's, under the registry
+ * lock. */
+#define G_SLOTS 1024
+static volatile int32_t *g_slots;
+static int16_t g_free[G_SLOTS];
+static int g_free_n;
 
 static int send_msg(int fd, int op, pid_t pgid) {
   guardian_msg m;
@@ -154,7 +178,20 @@ static void guardian_signals(void) {
   sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-static PBP_NORETURN void guardian_main(int fd, long maxfd) {
+/* The groups registered in the shared table, killed with the others. */
+static void kill_shared(volatile int32_t *slots) {
+  int i;
+  if (slots == NULL)
+    return;
+  for (i = 0; i < G_SLOTS; i++) {
+    int32_t id = PBP_LOAD(&slots[i]);
+    if (id > 1)
+      kill(-(pid_t)id, SIGKILL);
+  }
+}
+
+static PBP_NORETURN void guardian_main(int fd, long maxfd,
+                                       volatile int32_t *slots) {
   pgid_table table = {NULL, 0, 0};
   unsigned char buf[64 * sizeof(guardian_msg)];
   size_t have = 0, i;
@@ -192,6 +229,8 @@ static PBP_NORETURN void guardian_main(int fd, long maxfd) {
         table_add(&table, (pid_t)m.pgid);
       else if (m.op == G_FORGET)
         table_forget(&table, (pid_t)m.pgid);
+      else if (m.op == G_STOP)
+        slots = NULL;
     }
     for (i = used; i < have; i++)
       buf[i - used] = buf[i];
@@ -200,6 +239,7 @@ static PBP_NORETURN void guardian_main(int fd, long maxfd) {
   for (i = 0; i < table.n; i++)
     if (table.ids[i] > 1)
       kill(-table.ids[i], SIGKILL);
+  kill_shared(slots);
   _exit(0);
 }
 
@@ -213,7 +253,8 @@ static long max_open_fds(void) {
 /* In the first child: fork the guardian and go, so that it is adopted
  * by init.  Only async-signal-safe calls; _Fork skips the fork handlers,
  * which already ran for this process. */
-static PBP_NORETURN void start_guardian(int fd, long maxfd) {
+static PBP_NORETURN void start_guardian(int fd, long maxfd,
+                                        volatile int32_t *slots) {
   pid_t pid;
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 34)
   pid = _Fork();
@@ -221,21 +262,67 @@ static PBP_NORETURN void start_guardian(int fd, long maxfd) {
   pid = fork();
 #endif
   if (pid == 0)
-    guardian_main(fd, maxfd);
+    guardian_main(fd, maxfd, slots);
   _exit(pid < 0 ? 1 : 0);
+}
+
+/* Without per-worker messages a guardian killed by someone shows here:
+ * its end of the socket closed (it never writes, so anything readable is
+ * end-of-file).  With the registry lock held. */
+static int guardian_lost_locked(void) {
+  struct pollfd pfd;
+  int n;
+  pfd.fd = g_fd;
+  pfd.events = POLLIN;
+  pfd.revents = 0;
+  do
+    n = poll(&pfd, 1, 0);
+  while (n < 0 && errno == EINTR);
+  if (n <= 0 || !(pfd.revents & (POLLIN | POLLHUP | POLLERR)))
+    return 0;
+  pbp_fd_close_locked(g_fd);
+  g_fd = -1;
+  return 1;
+}
+
+static void warn_lost(void) {
+  pbp_log(PEBBLE_LOG_WARN,
+          "the guardian process is gone; workers started before now will "
+          "not be killed if this process dies");
+}
+
+/* Map the shared table once; without it every worker sends a message. */
+static void slots_map_locked(void) {
+  void *m;
+  int i;
+  if (g_slots != NULL)
+    return;
+  m = mmap(NULL, G_SLOTS * sizeof *g_slots, PROT_READ | PROT_WRITE,
+           MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED)
+    return;
+  g_slots = m;
+  for (i = 0; i < G_SLOTS; i++)
+    g_free[i] = (int16_t)(G_SLOTS - 1 - i);
+  g_free_n = G_SLOTS;
 }
 
 int pbp_guardian_ensure(int *sys_errno) {
   sigset_t all, old;
-  long maxfd = max_open_fds();
-  int sv[2], err, st = 0;
+  long maxfd;
+  int sv[2], err, st = 0, lost = 0;
+  volatile int32_t *slots;
   pid_t pid, r;
 
   pbp_fd_lock();
-  if (g_fd >= 0) {
+  if (g_fd >= 0 && !(lost = guardian_lost_locked())) {
     pbp_fd_unlock();
     return PEBBLE_OK;
   }
+  if (lost)
+    warn_lost(); /* and a new one starts, which inherits the table */
+  maxfd = max_open_fds();
+  slots_map_locked();
   if (pbp_socketpair_locked(sv) != 0) {
     *sys_errno = errno;
     pbp_fd_unlock();
@@ -243,9 +330,10 @@ int pbp_guardian_ensure(int *sys_errno) {
   }
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
+  slots = g_slots; /* the child's fork handler forgets g_slots */
   pid = pbp_fork_locked();
   if (pid == 0)
-    start_guardian(sv[0], maxfd);
+    start_guardian(sv[0], maxfd, slots);
   err = errno;
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   pbp_fd_close_locked(sv[0]);
@@ -276,14 +364,35 @@ int pbp_guardian_ensure(int *sys_errno) {
 
 int pbp_guardian_fd_locked(void) { return g_fd; }
 
-void pbp_guardian_child_register(int guardian_fd) {
-  send_msg(guardian_fd, G_ADD, getpid());
+int pbp_guardian_slot_take_locked(volatile int32_t **entry) {
+  int slot;
+  *entry = NULL;
+  if (g_slots == NULL || g_free_n == 0)
+    return -1;
+  slot = g_free[--g_free_n];
+  *entry = &g_slots[slot];
+  return slot;
 }
 
-void pbp_guardian_forget(pid_t pgid) {
+void pbp_guardian_slot_put_locked(int slot) {
+  PBP_STORE(&g_slots[slot], 0);
+  g_free[g_free_n++] = (int16_t)slot;
+}
+
+void pbp_guardian_child_register(int guardian_fd, volatile int32_t *entry) {
+  if (entry != NULL)
+    PBP_STORE(entry, (int32_t)getpid());
+  else
+    send_msg(guardian_fd, G_ADD, getpid());
+}
+
+void pbp_guardian_forget(pid_t pgid, int slot) {
   int lost = 0;
   pbp_fd_lock();
-  if (g_fd >= 0 && send_msg(g_fd, G_FORGET, pgid) != 0) {
+  if (slot >= 0) {
+    /* The child is dead or a zombie: it writes no more. */
+    pbp_guardian_slot_put_locked(slot);
+  } else if (g_fd >= 0 && send_msg(g_fd, G_FORGET, pgid) != 0) {
     /* Killed by someone: start a new one with the next worker. */
     pbp_fd_close_locked(g_fd);
     g_fd = -1;
@@ -291,13 +400,20 @@ void pbp_guardian_forget(pid_t pgid) {
   }
   pbp_fd_unlock();
   if (lost)
-    pbp_log(PEBBLE_LOG_WARN,
-            "the guardian process is gone; workers started before now will "
-            "not be killed if this process dies");
+    warn_lost();
 }
 
 void pbp_guardian_stop(void) {
   pbp_fd_lock();
+  if (g_fd >= 0) {
+    int i;
+    for (i = 0; g_slots != NULL && i < G_SLOTS; i++) {
+      int32_t id = PBP_LOAD(&g_slots[i]);
+      if (id > 1)
+        send_msg(g_fd, G_ADD, (pid_t)id);
+    }
+    send_msg(g_fd, G_STOP, 0); /* lost already if this fails: no matter */
+  }
   pbp_fd_close_locked(g_fd); /* end-of-file: the guardian exits */
   g_fd = -1;
   pbp_fd_unlock();
@@ -313,4 +429,11 @@ void pbp_guardian_after_fork_child(void) {
     close(g_fd);
   }
   g_fd = -1;
+  /* The table is the parent's: a worker keeps the mapping until it has
+   * written its entry, another child drops it.  Either way Pebble used
+   * in this process maps a table of its own. */
+  if (g_slots != NULL && !pbp_fd_forked_by_library())
+    munmap((void *)g_slots, G_SLOTS * sizeof *g_slots);
+  g_slots = NULL;
+  g_free_n = 0;
 }

@@ -202,6 +202,7 @@ struct pebble_bk_proc {
   size_t ws_slot;
   /* Started through a launcher (posix_launch.c), else NULL. */
   struct pbp_launch *launch;
+  int guardian_slot;     /* its entry in the guardian's table, or -1 */
 };
 
 /* The child's end of its channel. */
@@ -225,6 +226,7 @@ typedef struct pbp_child_setup {
   int chan_fd;         /* child's end of the channel */
   int res_fd;          /* write end of the message pipe, or -1 */
   int guardian_fd;     /* the guardian's socket, told of our group */
+  volatile int32_t *guardian_entry; /* or this entry of its shared table */
   int err_fd;          /* exec's errno goes here; closed by a good exec */
 } pbp_child_setup;
 
@@ -350,11 +352,19 @@ PBP_HIDDEN int pbp_guardian_ensure(int *sys_errno);
 /* The descriptor a new worker registers through, with the registry lock
  * held across the fork; -1 without a guardian. */
 PBP_HIDDEN int pbp_guardian_fd_locked(void);
+/* With the registry lock held: a free entry of the table the guardian
+ * shares with us, for the next worker (-1 if none is free: the worker
+ * then sends its group id instead); *entry is where the child writes. */
+PBP_HIDDEN int pbp_guardian_slot_take_locked(volatile int32_t **entry);
+/* A slot taken for a fork that failed goes back. */
+PBP_HIDDEN void pbp_guardian_slot_put_locked(int slot);
 /* In the worker child, async-signal-safe: ask the guardian to kill this
- * process group if the parent dies. */
-PBP_HIDDEN void pbp_guardian_child_register(int guardian_fd);
-/* The parent reaps pgid: the guardian must forget it. */
-PBP_HIDDEN void pbp_guardian_forget(pid_t pgid);
+ * process group if the parent dies (in its entry, or by a message). */
+PBP_HIDDEN void pbp_guardian_child_register(int guardian_fd,
+                                            volatile int32_t *entry);
+/* The parent reaps pgid (registered in slot, or by message if -1): the
+ * guardian must forget it. */
+PBP_HIDDEN void pbp_guardian_forget(pid_t pgid, int slot);
 /* Backend shutdown: let the guardian go (it exits on end-of-file). */
 PBP_HIDDEN void pbp_guardian_stop(void);
 /* Fork handler, in the child (registry lock not taken). */

@@ -84,7 +84,9 @@ static void reap_locked(pebble_bk_proc *p, int blocking) {
     p->reaped = 1;
     return;
   }
-  pbp_guardian_forget(p->pid); /* before the id can be reused */
+  pbp_guardian_forget(p->pid, p->guardian_slot); /* before the id can be
+                                                     reused */
+  p->guardian_slot = -1;
   do
     r = waitpid(p->pid, &st, blocking ? 0 : WNOHANG);
   while (r < 0 && errno == EINTR);
@@ -135,6 +137,7 @@ int pbp_proc_launch(pebble_bk_proc **out, pbp_child_setup *setup,
   if (p == NULL)
     return PEBBLE_ENOMEM;
   p->chan_fd = p->exit_fd = p->res_fd = -1;
+  p->guardian_slot = -1;
   if ((rc = pthread_mutex_init(&p->lock, NULL)) != 0) {
     free(p);
     *sys_errno = rc;
@@ -208,10 +211,17 @@ int pbp_proc_launch(pebble_bk_proc **out, pbp_child_setup *setup,
     setup->err_fd = errpipe[1];
   }
   setup->guardian_fd = pbp_guardian_fd_locked();
+  setup->guardian_entry = NULL;
+  if (setup->guardian_fd >= 0)
+    p->guardian_slot = pbp_guardian_slot_take_locked(&setup->guardian_entry);
   pid = pbp_fork_locked();
   if (pid == 0)
     pbp_child_run(setup);
   err = errno;
+  if (pid < 0 && p->guardian_slot >= 0) {
+    pbp_guardian_slot_put_locked(p->guardian_slot);
+    p->guardian_slot = -1;
+  }
   pbp_fd_close_locked(sv[1]);
   if (setup->res_fd >= 0)
     pbp_fd_close_locked(setup->res_fd);
@@ -283,6 +293,7 @@ int pbp_proc_forkserver(pebble_bk_proc **out, int *sys_errno) {
   if (p == NULL)
     return PEBBLE_ENOMEM;
   p->chan_fd = p->exit_fd = p->res_fd = -1;
+  p->guardian_slot = -1;
   p->via_server = 1;
   if ((rc = pthread_mutex_init(&p->lock, NULL)) != 0) {
     free(p);
