@@ -202,9 +202,9 @@ int main(int argc, char **argv) {
              "kill and the replacement worker's fork");
   bench_target(bench_percentile(late, (size_t)trials, 99) <= 2000,
                "p99 lateness <= 2 ms from the task's real start: %.0f us "
-               "(load %.2f on %ld CPUs%s)",
-               bench_percentile(late, (size_t)trials, 99), load[1][0], cpus,
-               loaded ? ", above the CPU count" : "");
+               "(load %.2f at start, %.2f at end, on %ld CPUs%s)",
+               bench_percentile(late, (size_t)trials, 99), load[0][0],
+               load[1][0], cpus, loaded ? ": above the CPU count" : "");
   bench_target(bench_percentile(next, (size_t)trials, 99) <= 5000,
                "next task done <= 5 ms after (p99): %.0f us",
                bench_percentile(next, (size_t)trials, 99));
