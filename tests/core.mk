@@ -156,11 +156,12 @@ tests_core_apr_LDADD = $(core_test_ldadd) $(APR_LIBS)
 endif
 
 # Workers started through a launcher (docs/cluster.md): a local one that
-# needs nothing installed (tests/launcher.sh), and ssh to this host
-# through a throw-away sshd (tests/launcher-ssh.sh; skipped, with the
-# reason, where sshd cannot run).
+# needs nothing installed (tests/launcher.sh), ssh to this host
+# through a throw-away sshd (tests/launcher-ssh.sh) and Open MPI's mpirun
+# (tests/launcher-mpi.sh); each skipped, with the reason, where its engine
+# is not installed or cannot run.
 check_PROGRAMS += tests/launch_pool
 tests_launch_pool_SOURCES = tests/launch_pool.c
 tests_launch_pool_LDADD = libpebble.la
-TESTS += tests/launcher.sh tests/launcher-ssh.sh
-EXTRA_DIST += tests/launcher.sh tests/launcher-ssh.sh
+TESTS += tests/launcher.sh tests/launcher-ssh.sh tests/launcher-mpi.sh
+EXTRA_DIST += tests/launcher.sh tests/launcher-ssh.sh tests/launcher-mpi.sh

@@ -1,0 +1,84 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+# A process pool whose workers are started through Open MPI's mpirun on
+# this host: each worker is one `mpirun -n 1` (mpirun only launches and
+# forwards stdio, signals and the exit; MPI's messaging is not used, see
+# docs/cluster.md).  tests/launch_pool.c says what is checked.  Skipped
+# (77, with the reason) where mpirun is not installed (Debian: apt-get
+# install openmpi-bin) or cannot start a program here.
+: "${top_builddir:=.}"
+prog="$top_builddir/tests/launch_pool"
+if ! command -v mpirun >/dev/null 2>&1; then
+  echo "SKIP: mpirun is not installed (openmpi-bin)"
+  exit 77
+fi
+# Open MPI refuses to run as root unless told twice.
+if [ "$(id -u)" = 0 ]; then
+  OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+  export OMPI_ALLOW_RUN_AS_ROOT OMPI_ALLOW_RUN_AS_ROOT_CONFIRM
+fi
+dir=$(mktemp -d "${TMPDIR:-/tmp}/pebble-mpi.XXXXXX") || exit 1
+trap 'rm -rf "$dir"' EXIT
+if ! out=$(timeout 120 mpirun -n 1 --oversubscribe true 2>&1); then
+  echo "SKIP: mpirun cannot start a program here:"
+  printf '%s\n' "$out" | sed 's/^/  mpirun: /' | tail -5
+  exit 77
+fi
+libs=$(cd "$top_builddir" && pwd)/.libs
+# PEBBLE_TEST_MPI_RUN names this run's directory on mpirun's command line,
+# so that the census below finds this test's launchers and no one else's.
+launcher="mpirun -n 1 --oversubscribe -x LD_LIBRARY_PATH=$libs -x PEBBLE_TEST_MPI_RUN=$dir"
+
+# The application dies while a remote task runs: the remote worker and
+# the process its task started go too.
+orphan_check() {
+  PEBBLE_LAUNCHER=$1 "$prog" "$dir" orphan
+  if [ ! -s "$dir/orphan" ]; then
+    echo "FAIL: orphan: the task never wrote its process ids"
+    return 1
+  fi
+  for pid in $(cat "$dir/orphan"); do
+    waited=0
+    while kill -0 "$pid" 2>/dev/null && [ $waited -lt 60 ]; do
+      sleep 0.5
+      waited=$((waited + 1))
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "FAIL: orphan: process $pid outlived the application"
+      ps -o pid,stat,args -p "$pid"
+      return 1
+    fi
+  done
+  echo "orphan: the remote worker and its child went with the application"
+}
+# No mpirun of this test is left (a killed application's launchers end
+# when their standard input closes).
+census() {
+  waited=0
+  while pgrep -f "PEBBLE_TEST_MPI_RUN=$dir" >/dev/null && [ $waited -lt 60 ]; do
+    sleep 0.5
+    waited=$((waited + 1))
+  done
+  if pgrep -f "PEBBLE_TEST_MPI_RUN=$dir" >/dev/null; then
+    echo "FAIL: $1: launchers still running:"
+    ps -o pid,stat,args -p "$(pgrep -d, -f "PEBBLE_TEST_MPI_RUN=$dir")"
+    return 1
+  fi
+  echo "$1: no mpirun left"
+}
+status=0
+PEBBLE_START_METHOD=spawn
+export PEBBLE_START_METHOD
+echo "launcher: $launcher"
+# mpirun reports each worker the test kills on its standard error (a box
+# of text per worker); kept out of the log unless the program fails.
+PEBBLE_LAUNCHER_HEARTBEAT=2 PEBBLE_LAUNCHER=$launcher "$prog" "$dir" work \
+  2> "$dir/work.err" || { status=1; cat "$dir/work.err"; }
+census work || status=1
+# mpirun that cannot place its process (a host that does not exist): it
+# exits with an error, the future says so.
+PEBBLE_LAUNCHER="mpirun -n 1 --host pebble-no-such-host.invalid" \
+  "$prog" "$dir" refused || status=1
+orphan_check "$launcher" 2> "$dir/orphan.err" || { status=1; cat "$dir/orphan.err"; }
+census orphan || status=1
+exit $status
