@@ -27,7 +27,7 @@ fi
 libs=$(cd "$top_builddir" && pwd)/.libs
 # PEBBLE_TEST_MPI_RUN names this run's directory on mpirun's command line,
 # so that the census below finds this test's launchers and no one else's.
-launcher="mpirun -n 1 --oversubscribe -x LD_LIBRARY_PATH=$libs -x PEBBLE_TEST_MPI_RUN=$dir"
+launcher="mpirun -n 1 --quiet --oversubscribe -x LD_LIBRARY_PATH=$libs -x PEBBLE_TEST_MPI_RUN=$dir"
 
 # The application dies while a remote task runs: the remote worker and
 # the process its task started go too.
@@ -70,8 +70,8 @@ status=0
 PEBBLE_START_METHOD=spawn
 export PEBBLE_START_METHOD
 echo "launcher: $launcher"
-# mpirun reports each worker the test kills on its standard error (a box
-# of text per worker); kept out of the log unless the program fails.
+# The program's standard error (mpirun's own messages among it) is kept
+# out of the log unless the program fails.
 PEBBLE_LAUNCHER_HEARTBEAT=2 PEBBLE_LAUNCHER=$launcher "$prog" "$dir" work \
   2> "$dir/work.err" || { status=1; cat "$dir/work.err"; }
 census work || status=1
