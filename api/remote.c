@@ -9,8 +9,9 @@
  * started stays as a supervisor, and a child it forks becomes the worker,
  * with an ordinary socket channel to the supervisor:
  *
- *   - it relays the application's bytes (its stdin) to the worker, and
- *     the worker's bytes, framed (remote_frame.h), to its stdout;
+ *   - it relays the application's bytes (its stdin, framed the same way)
+ *     to the worker, and the worker's bytes, framed (remote_frame.h), to
+ *     its stdout;
  *   - when the worker ends, it sends the rest of the worker's bytes, then
  *     a report: the worker's process id, how it ended and this host's
  *     name; then it kills its process group (the worker stays in it,
@@ -20,7 +21,11 @@
  *     a silent network from a busy worker;
  *   - when its stdin ends or its stdout breaks (the application died, or
  *     killed the launcher at a timeout or cancellation), it kills the
- *     group at once.
+ *     group at once; and when nothing came down for PB_BEATS_LOST
+ *     heartbeats while it was listening (the application sends one when
+ *     it has sent nothing for that long), since a launcher killed on the
+ *     application's side can leave this side's stdin open (a srun killed
+ *     by SIGKILL leaves its step running).
  *
  * The worker's stdout is the supervisor's stderr, so that a task's printf
  * reaches the application's terminal and never the channel.
@@ -164,26 +169,66 @@ static int heartbeat_ms(void) {
   return (int)(s * 1000);
 }
 
+/* The application's frames, as they come down: what the worker gets is
+ * the payload of the DATA frames; heartbeats only say that the
+ * application is there.  Returns how many bytes of raw[] were payload
+ * (moved to its front), or -1 on a frame this side does not know. */
+static long unframe_down(unsigned char *raw, size_t n) {
+  static unsigned char head[PB_FRAME_HEADER];
+  static unsigned head_have;
+  static size_t left;
+  static unsigned type;
+  size_t in = 0, out = 0;
+  while (in < n) {
+    size_t take;
+    if (left == 0 && head_have < PB_FRAME_HEADER) {
+      head[head_have++] = raw[in++];
+      if (head_have < PB_FRAME_HEADER)
+        continue;
+      type = head[0];
+      left = pb_frame_length(head);
+      if (type != PB_FRAME_DATA && type != PB_FRAME_BEAT)
+        return -1;
+    }
+    take = left < n - in ? left : n - in;
+    if (type == PB_FRAME_DATA)
+      memmove(raw + out, raw + in, take);
+    out += type == PB_FRAME_DATA ? take : 0;
+    in += take;
+    left -= take;
+    if (left == 0)
+      head_have = 0;
+  }
+  return (long)out;
+}
+
 /* The supervisor's life: relay until the worker or the application ends.
  * Something goes up at least every beat_ms (a heartbeat when the worker
  * says nothing), so the application can tell a silent link from a busy
- * worker. */
+ * worker; and the application's side does the same, so that this side
+ * ends when nothing came down for PB_BEATS_LOST beats while it listened. */
 static PEBBLE_NORETURN_ void relay(int chan, pid_t pid, int beat_ms) {
   static unsigned char down[RELAY_CHUNK], up[PB_FRAME_HEADER + RELAY_CHUNK];
   size_t down_len = 0, down_off = 0, up_len = PB_FRAME_HEADER, up_off = 0;
   int worker_open = 1;
-  long long last_up = now_ms();
+  long long last_up = now_ms(), last_down = last_up;
   /* The first heartbeat says at once that the launch worked. */
   pb_frame_header(up, PB_FRAME_BEAT, 0);
   for (;;) {
     struct pollfd p[4];
-    long long now = now_ms();
+    long long now = now_ms(), wait_ms;
     int n;
     if (up_len == 0 && now - last_up >= beat_ms) {
       pb_frame_header(up, PB_FRAME_BEAT, 0);
       up_len = PB_FRAME_HEADER;
       up_off = 0;
     }
+    /* Silence counts only while we listen: with bytes of ours still
+     * going to a busy worker, we read nothing, and so hear nothing. */
+    if (down_len > 0)
+      last_down = now;
+    else if (now - last_down >= (long long)beat_ms * PB_BEATS_LOST)
+      end_group(); /* the application is gone, or cannot reach us */
     p[0].fd = down_len == 0 ? 0 : -1; /* the application's bytes */
     p[0].events = POLLIN;
     p[1].fd = chan;
@@ -194,7 +239,12 @@ static PEBBLE_NORETURN_ void relay(int chan, pid_t pid, int beat_ms) {
     p[3].fd = chld_pipe[0];
     p[3].events = POLLIN;
     p[0].revents = p[1].revents = p[2].revents = p[3].revents = 0;
-    n = poll(p, 4, up_len > 0 ? -1 : (int)(beat_ms - (now - last_up)));
+    wait_ms = down_len > 0 ? -1
+                           : (long long)beat_ms * PB_BEATS_LOST -
+                                 (now - last_down);
+    if (up_len == 0 && (wait_ms < 0 || beat_ms - (now - last_up) < wait_ms))
+      wait_ms = beat_ms - (now - last_up);
+    n = poll(p, 4, (int)wait_ms);
     if (n < 0) {
       if (errno == EINTR)
         continue;
@@ -218,6 +268,10 @@ static PEBBLE_NORETURN_ void relay(int chan, pid_t pid, int beat_ms) {
         continue;
       if (r <= 0)
         end_group(); /* the application or its launcher is gone */
+      last_down = now_ms();
+      r = unframe_down(down, (size_t)r);
+      if (r < 0)
+        end_group(); /* not a Pebble application's frames */
       down_len = (size_t)r;
       down_off = 0;
     }

@@ -157,11 +157,14 @@ endif
 
 # Workers started through a launcher (docs/cluster.md): a local one that
 # needs nothing installed (tests/launcher.sh), ssh to this host
-# through a throw-away sshd (tests/launcher-ssh.sh) and Open MPI's mpirun
-# (tests/launcher-mpi.sh); each skipped, with the reason, where its engine
-# is not installed or cannot run.
+# through a throw-away sshd (tests/launcher-ssh.sh), Open MPI's mpirun
+# (tests/launcher-mpi.sh) and Slurm's srun on a one-node Slurm the test
+# starts (tests/launcher-slurm.sh); each skipped, with the reason, where
+# its engine is not installed or cannot run.
 check_PROGRAMS += tests/launch_pool
 tests_launch_pool_SOURCES = tests/launch_pool.c
 tests_launch_pool_LDADD = libpebble.la
-TESTS += tests/launcher.sh tests/launcher-ssh.sh tests/launcher-mpi.sh
-EXTRA_DIST += tests/launcher.sh tests/launcher-ssh.sh tests/launcher-mpi.sh
+TESTS += tests/launcher.sh tests/launcher-ssh.sh tests/launcher-mpi.sh \
+	tests/launcher-slurm.sh
+EXTRA_DIST += tests/launcher.sh tests/launcher-ssh.sh tests/launcher-mpi.sh \
+	tests/launcher-slurm.sh tests/sticky-launcher.sh

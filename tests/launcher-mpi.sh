@@ -52,16 +52,21 @@ orphan_check() {
   echo "orphan: the remote worker and its child went with the application"
 }
 # No mpirun of this test is left (a killed application's launchers end
-# when their standard input closes).
+# when their standard input closes).  Found through /proc, so that the
+# census works where procps is not installed; the bracket keeps grep from
+# finding its own command line.
+launchers() {
+  grep -l -a "PEBBLE_TEST_MPI_RU[N]=$dir" /proc/[0-9]*/cmdline 2>/dev/null
+}
 census() {
   waited=0
-  while pgrep -f "PEBBLE_TEST_MPI_RUN=$dir" >/dev/null && [ $waited -lt 60 ]; do
+  while [ -n "$(launchers)" ] && [ $waited -lt 60 ]; do
     sleep 0.5
     waited=$((waited + 1))
   done
-  if pgrep -f "PEBBLE_TEST_MPI_RUN=$dir" >/dev/null; then
+  if [ -n "$(launchers)" ]; then
     echo "FAIL: $1: launchers still running:"
-    ps -o pid,stat,args -p "$(pgrep -d, -f "PEBBLE_TEST_MPI_RUN=$dir")"
+    for f in $(launchers); do tr '\0' ' ' < "$f"; echo; done
     return 1
   fi
   echo "$1: no mpirun left"

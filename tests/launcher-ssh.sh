@@ -138,13 +138,22 @@ orphan_check "$launcher" || status=1
 # Every ssh session has ended: sshd has no child left (each worker and
 # what it started was checked by its process id in the program).
 waited=0
-while [ -n "$(pgrep -P "$sshd_pid")" ] && [ $waited -lt 30 ]; do
+# Its children, through /proc (procps may not be installed).
+sshd_children() {
+  for f in /proc/[0-9]*/stat; do
+    read -r pid rest < "$f" 2>/dev/null || continue
+    # The field after the command's ")" is the state, then the parent.
+    set -- ${rest##*) }
+    [ "${2:-}" = "$sshd_pid" ] && echo "$pid"
+  done
+}
+while [ -n "$(sshd_children)" ] && [ $waited -lt 30 ]; do
   sleep 1
   waited=$((waited + 1))
 done
-if [ -n "$(pgrep -P "$sshd_pid")" ]; then
+if [ -n "$(sshd_children)" ]; then
   echo "FAIL: ssh sessions still open:"
-  ps -o pid,args --ppid "$sshd_pid"
+  for pid in $(sshd_children); do tr '\0' ' ' < /proc/$pid/cmdline; echo; done
   status=1
 fi
 exit $status

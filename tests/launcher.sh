@@ -4,8 +4,9 @@
 # local launcher that needs nothing installed: `env VAR=... ` (a command
 # that runs the worker's words, as ssh, srun and mpirun do, on this host).
 # tests/launch_pool.c says what is checked.
-: "${top_builddir:=.}"
+: "${top_builddir:=.}" "${top_srcdir:=.}"
 prog="$top_builddir/tests/launch_pool"
+sticky="$(cd "$top_srcdir" && pwd)/tests/sticky-launcher.sh"
 dir=$(mktemp -d "${TMPDIR:-/tmp}/pebble-launch.XXXXXX") || exit 1
 trap 'rm -rf "$dir"' EXIT
 # The application dies while a remote task runs: the remote worker and
@@ -46,4 +47,13 @@ PEBBLE_LAUNCHER="true" "$prog" "$dir" refused || status=1
 PEBBLE_LAUNCHER_START_TIMEOUT=3 PEBBLE_LAUNCHER="sleep 600; exit" \
   "$prog" "$dir" refused || status=1
 orphan_check "env PEBBLE_TEST_LAUNCHED=1" || status=1
+# A launcher whose death leaves the remote side running with its stdin
+# open, as a srun killed by SIGKILL leaves its step: timeouts, cancels, a
+# killed or stopped launcher and the application's death still end the
+# remote worker, once the application's heartbeats stop (3 of 2 s).
+PEBBLE_LAUNCHER_HEARTBEAT=2 \
+  PEBBLE_LAUNCHER="sh $sticky $dir env PEBBLE_TEST_LAUNCHED=1" \
+  "$prog" "$dir" work || status=1
+PEBBLE_LAUNCHER_HEARTBEAT=2 \
+  orphan_check "sh $sticky $dir env PEBBLE_TEST_LAUNCHED=1" || status=1
 exit $status

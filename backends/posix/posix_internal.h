@@ -293,6 +293,13 @@ PBP_HIDDEN void pbp_launch_free(pebble_bk_proc *p);
 PBP_HIDDEN void pbp_launch_heard(pebble_bk_proc *p, uint64_t now);
 PBP_HIDDEN uint64_t pbp_launch_silence_deadline(const pebble_bk_proc *p);
 PBP_HIDDEN void pbp_launch_check_silence(pebble_bk_proc *p, uint64_t now);
+/* The core's bytes to a launched worker, framed (posix_launch.c); and the
+ * heartbeats that go down between frames: the moment the next is due, and
+ * sending it when it is. */
+PBP_HIDDEN int pbp_launch_write(pebble_bk_proc *p, const void *buf,
+                                size_t len, size_t *done);
+PBP_HIDDEN uint64_t pbp_launch_beat_deadline(pebble_bk_proc *p);
+PBP_HIDDEN void pbp_launch_beat(pebble_bk_proc *p, uint64_t now);
 PBP_HIDDEN int pbp_launch_lost(const pebble_bk_proc *p);
 /* proc_read for a launched worker: the worker's bytes, frames taken out. */
 PBP_HIDDEN int pbp_launch_read(pebble_bk_proc *p, void *buf, size_t len,

@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +59,18 @@ struct pbp_launch {
   pebble_bk_exit exit;
   long pid;
   char host[256];
+  /* Down: the core's bytes go in DATA frames and, when nothing went down
+   * for a heartbeat interval, a BEAT frame goes between two of them, so
+   * that the remote supervisor can tell a lost application (or a killed
+   * launcher that left the remote side running, as a killed srun does)
+   * from a quiet one.  Any thread that writes, and the manager's waitset:
+   * under wlock. */
+  pthread_mutex_t wlock;
+  unsigned char down_head[PB_FRAME_HEADER];
+  unsigned down_head_sent; /* PB_FRAME_HEADER: no header is pending */
+  size_t down_left;        /* bytes of the current DATA frame still due */
+  uint64_t down_ns;        /* when something last went down */
+  uint64_t beat_ns;        /* the heartbeat interval */
 };
 
 /* A whole number of seconds from the environment, or `dflt`. */
@@ -157,6 +170,14 @@ int pbp_launch_attach(pebble_bk_proc *p) {
   p->launch = calloc(1, sizeof *p->launch);
   if (p->launch == NULL)
     return PEBBLE_ENOMEM;
+  if (pthread_mutex_init(&p->launch->wlock, NULL) != 0) {
+    free(p->launch);
+    p->launch = NULL;
+    return PEBBLE_ENOMEM;
+  }
+  p->launch->down_head_sent = PB_FRAME_HEADER;
+  p->launch->down_ns = pbp_now_ns();
+  p->launch->beat_ns = (uint64_t)heartbeat_s() * 1000000000u;
   p->launch->heard_ns = pbp_now_ns();
   p->launch->silence_ns =
       (uint64_t)heartbeat_s() * PB_BEATS_LOST * 1000000000u;
@@ -201,8 +222,111 @@ int pbp_launch_lost(const pebble_bk_proc *p) {
 }
 
 void pbp_launch_free(pebble_bk_proc *p) {
+  if (p->launch != NULL)
+    pthread_mutex_destroy(&p->launch->wlock);
   free(p->launch);
   p->launch = NULL;
+}
+
+/* Sends what is left of the pending frame header: 1 when it is all out,
+ * 0 when the channel is full, -1 on an error (errno). */
+static int send_head_locked(pebble_bk_proc *p) {
+  struct pbp_launch *L = p->launch;
+  while (L->down_head_sent < PB_FRAME_HEADER) {
+    ssize_t n = pbp_send(p->chan_fd, L->down_head + L->down_head_sent,
+                         PB_FRAME_HEADER - L->down_head_sent, PBP_DONTWAIT);
+    if (n > 0) {
+      L->down_head_sent += (unsigned)n;
+      continue;
+    }
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      return 0;
+    return -1;
+  }
+  return 1;
+}
+
+static int write_status(int err) {
+  if (err == EAGAIN || err == EWOULDBLOCK)
+    return PEBBLE_ENOTREADY;
+  if (err == EPIPE || err == ECONNRESET)
+    return PEBBLE_EDIED;
+  return PEBBLE_ESYSTEM;
+}
+
+/* The core's bytes, in DATA frames: a frame is begun for at most
+ * PB_DOWN_CHUNK of them, and its remaining bytes are the next ones the
+ * core writes (it always goes on with the rest of what it could not
+ * write), so a frame never waits for bytes that do not come. */
+#define PB_DOWN_CHUNK 65536u
+int pbp_launch_write(pebble_bk_proc *p, const void *buf, size_t len,
+                     size_t *done) {
+  struct pbp_launch *L = p->launch;
+  int rc = PEBBLE_OK, head;
+  pthread_mutex_lock(&L->wlock);
+  for (;;) {
+    if (L->down_left == 0 && L->down_head_sent == PB_FRAME_HEADER) {
+      L->down_left = len < PB_DOWN_CHUNK ? len : PB_DOWN_CHUNK;
+      pb_frame_header(L->down_head, PB_FRAME_DATA, L->down_left);
+      L->down_head_sent = 0;
+    }
+    head = send_head_locked(p);
+    if (head <= 0) {
+      rc = head == 0 ? PEBBLE_ENOTREADY : write_status(errno);
+      break;
+    }
+    if (L->down_left == 0)
+      continue; /* that was a heartbeat's header: now the core's frame */
+    for (;;) {
+      ssize_t n = pbp_send(p->chan_fd, buf,
+                           len < L->down_left ? len : L->down_left,
+                           PBP_DONTWAIT);
+      if (n >= 0) {
+        *done = (size_t)n;
+        L->down_left -= (size_t)n;
+        L->down_ns = pbp_now_ns();
+        break;
+      }
+      if (errno != EINTR) {
+        rc = write_status(errno);
+        break;
+      }
+    }
+    break;
+  }
+  pthread_mutex_unlock(&L->wlock);
+  return rc;
+}
+
+uint64_t pbp_launch_beat_deadline(pebble_bk_proc *p) {
+  struct pbp_launch *L = p->launch;
+  uint64_t at;
+  if (L->lost || L->reported)
+    return PEBBLE_BK_FOREVER;
+  pthread_mutex_lock(&L->wlock);
+  at = L->down_ns + L->beat_ns;
+  pthread_mutex_unlock(&L->wlock);
+  return at;
+}
+
+void pbp_launch_beat(pebble_bk_proc *p, uint64_t now) {
+  struct pbp_launch *L = p->launch;
+  if (L->lost || L->reported)
+    return;
+  pthread_mutex_lock(&L->wlock);
+  if (now >= L->down_ns + L->beat_ns) {
+    /* Between two frames only; a frame under way is itself a sign of
+     * life once the channel drains. */
+    if (L->down_left == 0 && L->down_head_sent == PB_FRAME_HEADER) {
+      pb_frame_header(L->down_head, PB_FRAME_BEAT, 0);
+      L->down_head_sent = 0;
+    }
+    (void)send_head_locked(p); /* a full channel: the rest goes later */
+    L->down_ns = now;
+  }
+  pthread_mutex_unlock(&L->wlock);
 }
 
 static void take_report(struct pbp_launch *L) {

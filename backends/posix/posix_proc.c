@@ -365,6 +365,8 @@ int pbp_proc_write(pebble_bk_proc *p, const void *buf, size_t len,
     return PEBBLE_EINVAL;
   if (len == 0)
     return PEBBLE_OK;
+  if (p->launch != NULL)
+    return pbp_launch_write(p, buf, len, done);
   for (;;) {
     ssize_t n = pbp_send(p->chan_fd, buf, len, PBP_DONTWAIT);
     if (n >= 0) {

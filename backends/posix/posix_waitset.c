@@ -259,8 +259,9 @@ static size_t build_locked(pebble_bk_waitset *ws) {
   return n;
 }
 
-/* Workers started through a launcher must be heard from now and then
- * (posix_launch.c): the nearest moment one of them must have spoken by. */
+/* Workers started through a launcher must be heard from now and then,
+ * and hear from us (posix_launch.c): the nearest moment one of them must
+ * have spoken by, or is due a heartbeat. */
 static uint64_t silence_deadline_locked(const pebble_bk_waitset *ws) {
   uint64_t at = PEBBLE_BK_FOREVER;
   size_t i;
@@ -268,8 +269,11 @@ static uint64_t silence_deadline_locked(const pebble_bk_waitset *ws) {
     pebble_bk_proc *p = ws->watches[i].proc;
     if (p->launch != NULL) {
       uint64_t t = pbp_launch_silence_deadline(p);
+      uint64_t b = pbp_launch_beat_deadline(p);
       if (t < at)
         at = t;
+      if (b < at)
+        at = b;
     }
   }
   return at;
@@ -288,8 +292,10 @@ static void check_silence_locked(pebble_bk_waitset *ws, size_t n) {
       pbp_launch_heard(p, now);
   }
   for (i = 0; i < ws->n_watches; i++)
-    if (ws->watches[i].proc->launch != NULL)
+    if (ws->watches[i].proc->launch != NULL) {
       pbp_launch_check_silence(ws->watches[i].proc, now);
+      pbp_launch_beat(ws->watches[i].proc, now);
+    }
 }
 
 /* One poll until the deadline: >0 ready, 0 when it passed, -1 on error. */
