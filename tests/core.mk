@@ -167,4 +167,4 @@ tests_launch_pool_LDADD = libpebble.la
 TESTS += tests/launcher.sh tests/launcher-ssh.sh tests/launcher-mpi.sh \
 	tests/launcher-slurm.sh
 EXTRA_DIST += tests/launcher.sh tests/launcher-ssh.sh tests/launcher-mpi.sh \
-	tests/launcher-slurm.sh tests/sticky-launcher.sh
+	tests/launcher-slurm.sh tests/sticky-launcher.sh tests/launcher-common.sh

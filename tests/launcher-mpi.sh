@@ -6,7 +6,7 @@
 # docs/cluster.md).  tests/launch_pool.c says what is checked.  Skipped
 # (77, with the reason) where mpirun is not installed (Debian: apt-get
 # install openmpi-bin) or cannot start a program here.
-: "${top_builddir:=.}"
+: "${top_builddir:=.}" "${top_srcdir:=.}"
 prog="$top_builddir/tests/launch_pool"
 if ! command -v mpirun >/dev/null 2>&1; then
   echo "SKIP: mpirun is not installed (openmpi-bin)"
@@ -29,28 +29,8 @@ libs=$(cd "$top_builddir" && pwd)/.libs
 # so that the census below finds this test's launchers and no one else's.
 launcher="mpirun -n 1 --quiet --oversubscribe -x LD_LIBRARY_PATH=$libs -x PEBBLE_TEST_MPI_RUN=$dir"
 
-# The application dies while a remote task runs: the remote worker and
-# the process its task started go too.
-orphan_check() {
-  PEBBLE_LAUNCHER=$1 "$prog" "$dir" orphan
-  if [ ! -s "$dir/orphan" ]; then
-    echo "FAIL: orphan: the task never wrote its process ids"
-    return 1
-  fi
-  for pid in $(cat "$dir/orphan"); do
-    waited=0
-    while kill -0 "$pid" 2>/dev/null && [ $waited -lt 60 ]; do
-      sleep 0.5
-      waited=$((waited + 1))
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      echo "FAIL: orphan: process $pid outlived the application"
-      ps -o pid,stat,args -p "$pid"
-      return 1
-    fi
-  done
-  echo "orphan: the remote worker and its child went with the application"
-}
+# orphan_check: the application killed while a remote task runs.
+. "$top_srcdir/tests/launcher-common.sh"
 # No mpirun of this test is left (a killed application's launchers end
 # when their standard input closes).  Found through /proc, so that the
 # census works where procps is not installed; the bracket keeps grep from

@@ -11,7 +11,7 @@
 # where Slurm or munge is not installed (Debian: apt-get install slurm-wlm
 # munge), without root (slurmd needs it), or where the daemons do not
 # start here.
-: "${top_builddir:=.}"
+: "${top_builddir:=.}" "${top_srcdir:=.}"
 prog="$top_builddir/tests/launch_pool"
 for tool in munged slurmctld slurmd srun sinfo squeue scancel; do
   if ! command -v $tool >/dev/null 2>&1 && [ ! -x /usr/sbin/$tool ]; then
@@ -137,26 +137,8 @@ census() {
   fi
   echo "$1: no job step left"
 }
-orphan_check() {
-  PEBBLE_LAUNCHER=$1 "$prog" "$dir" orphan
-  if [ ! -s "$dir/orphan" ]; then
-    echo "FAIL: orphan: the task never wrote its process ids"
-    return 1
-  fi
-  for pid in $(cat "$dir/orphan"); do
-    waited=0
-    while kill -0 "$pid" 2>/dev/null && [ $waited -lt 60 ]; do
-      sleep 0.5
-      waited=$((waited + 1))
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      echo "FAIL: orphan: process $pid outlived the application"
-      ps -o pid,stat,args -p "$pid"
-      return 1
-    fi
-  done
-  echo "orphan: the remote worker and its child went with the application"
-}
+# orphan_check: the application killed while a remote task runs.
+. "$top_srcdir/tests/launcher-common.sh"
 status=0
 PEBBLE_START_METHOD=spawn
 PEBBLE_LAUNCHER_HEARTBEAT=2

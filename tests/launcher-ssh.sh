@@ -7,7 +7,7 @@
 # Skipped (77, with the reason) where ssh, ssh-keygen or sshd is missing
 # (Debian: apt-get install openssh-server openssh-client) or sshd cannot
 # run here.
-: "${top_builddir:=.}"
+: "${top_builddir:=.}" "${top_srcdir:=.}"
 prog="$top_builddir/tests/launch_pool"
 sshd=$(command -v sshd 2>/dev/null || ls /usr/sbin/sshd 2>/dev/null)
 for tool in ssh ssh-keygen; do
@@ -104,28 +104,8 @@ done
 libs=$(cd "$top_builddir" && pwd)/.libs
 launcher="$ssh_cmd env LD_LIBRARY_PATH=$libs$env_words"
 
-# The application dies while a remote task runs: the remote worker and
-# the process its task started go too.
-orphan_check() {
-  PEBBLE_LAUNCHER=$1 "$prog" "$dir" orphan
-  if [ ! -s "$dir/orphan" ]; then
-    echo "FAIL: orphan: the task never wrote its process ids"
-    return 1
-  fi
-  for pid in $(cat "$dir/orphan"); do
-    waited=0
-    while kill -0 "$pid" 2>/dev/null && [ $waited -lt 60 ]; do
-      sleep 0.5
-      waited=$((waited + 1))
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      echo "FAIL: orphan: process $pid outlived the application"
-      ps -o pid,stat,args -p "$pid"
-      return 1
-    fi
-  done
-  echo "orphan: the remote worker and its child went with the application"
-}
+# orphan_check: the application killed while a remote task runs.
+. "$top_srcdir/tests/launcher-common.sh"
 status=0
 PEBBLE_START_METHOD=spawn
 export PEBBLE_START_METHOD

@@ -9,28 +9,8 @@ prog="$top_builddir/tests/launch_pool"
 sticky="$(cd "$top_srcdir" && pwd)/tests/sticky-launcher.sh"
 dir=$(mktemp -d "${TMPDIR:-/tmp}/pebble-launch.XXXXXX") || exit 1
 trap 'rm -rf "$dir"' EXIT
-# The application dies while a remote task runs: the remote worker and
-# the process its task started go too.
-orphan_check() {
-  PEBBLE_LAUNCHER=$1 "$prog" "$dir" orphan
-  if [ ! -s "$dir/orphan" ]; then
-    echo "FAIL: orphan: the task never wrote its process ids"
-    return 1
-  fi
-  for pid in $(cat "$dir/orphan"); do
-    waited=0
-    while kill -0 "$pid" 2>/dev/null && [ $waited -lt 60 ]; do
-      sleep 0.5
-      waited=$((waited + 1))
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      echo "FAIL: orphan: process $pid outlived the application"
-      ps -o pid,stat,args -p "$pid"
-      return 1
-    fi
-  done
-  echo "orphan: the remote worker and its child went with the application"
-}
+# orphan_check: the application killed while a remote task runs.
+. "$top_srcdir/tests/launcher-common.sh"
 status=0
 PEBBLE_START_METHOD=spawn
 export PEBBLE_START_METHOD
