@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <sched.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -496,6 +498,32 @@ void bench_note(const char *fmt, ...) {
   printf("   note: %s\n", text);
   fflush(stdout);
   write_record(&r);
+}
+
+void bench_run_line(char *const argv[], char *line, size_t size,
+                    const char *who) {
+  extern char **environ;
+  posix_spawn_file_actions_t fa;
+  int out_pipe[2], status, err;
+  pid_t pid;
+  FILE *f;
+  if (pipe(out_pipe) != 0)
+    bench_die("pipe failed");
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
+  posix_spawn_file_actions_addclose(&fa, out_pipe[0]);
+  err = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  close(out_pipe[1]);
+  if (err != 0)
+    bench_die("cannot run %s (%s): %s", argv[0], who, strerror(err));
+  f = fdopen(out_pipe[0], "r");
+  if (f == NULL || fgets(line, (int)size, f) == NULL)
+    bench_die("%s gave no figures", who);
+  fclose(f);
+  if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+      WEXITSTATUS(status) != 0)
+    bench_die("%s failed", who);
 }
 
 void bench_die(const char *fmt, ...) {

@@ -100,6 +100,13 @@ void bench_target(int met, const char *fmt, ...)
 /* A free note under a workload. */
 void bench_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Runs argv (argv[0] a path) with stdout on a pipe, reads its first line
+ * into line (size bytes) and waits for it; dies naming who when it cannot
+ * start, prints nothing or does not exit 0.  Each measured system then runs
+ * in a fresh process of its own. */
+void bench_run_line(char *const argv[], char *line, size_t size,
+                    const char *who);
+
 /* Exit with a message when something that must work did not. */
 void bench_die(const char *fmt, ...)
     __attribute__((format(printf, 1, 2), noreturn));

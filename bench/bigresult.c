@@ -31,9 +31,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
 #endif
-#include <errno.h>
 #include <inttypes.h>
-#include <spawn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,30 +140,11 @@ static int bare_shm(size_t bytes) {
 static void run_bare(const char *self, size_t bytes, double out[6]) {
   char arg[32], line[256];
   char *argv[] = {(char *)self, "--bare-shm", arg, NULL};
-  extern char **environ;
-  posix_spawn_file_actions_t fa;
-  int out_pipe[2], status;
-  pid_t pid;
-  FILE *f;
   snprintf(arg, sizeof arg, "%zu", bytes);
-  if (pipe(out_pipe) != 0)
-    bench_die("pipe failed");
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
-  posix_spawn_file_actions_addclose(&fa, out_pipe[0]);
-  if ((errno = posix_spawn(&pid, self, &fa, NULL, argv, environ)) != 0)
-    bench_die("cannot run %s --bare-shm: %s", self, strerror(errno));
-  posix_spawn_file_actions_destroy(&fa);
-  close(out_pipe[1]);
-  f = fdopen(out_pipe[0], "r");
-  if (f == NULL || fgets(line, sizeof line, f) == NULL ||
-      sscanf(line, "%lf %lf %lf %lf %lf %lf", &out[0], &out[1], &out[2],
+  bench_run_line(argv, line, sizeof line, "the bare reference");
+  if (sscanf(line, "%lf %lf %lf %lf %lf %lf", &out[0], &out[1], &out[2],
              &out[3], &out[4], &out[5]) != 6)
     bench_die("the bare reference gave no figures");
-  fclose(f);
-  if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
-      WEXITSTATUS(status) != 0)
-    bench_die("the bare reference failed");
 }
 
 /* ---- Pebble's side and memcpy ---- */

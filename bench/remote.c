@@ -21,13 +21,10 @@
  * figure divided by the launched one's, per repetition.
  */
 #define _GNU_SOURCE 1
-#include <errno.h>
-#include <spawn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <pebble.h>
@@ -111,34 +108,15 @@ static int one(size_t warm, size_t trips, size_t burst) {
 static void run_one(const char *self, int k, const char *sizes,
                     double out[4]) {
   char *argv[] = {(char *)self, "--one", (char *)sizes, NULL};
-  extern char **environ;
-  posix_spawn_file_actions_t fa;
-  int out_pipe[2], status;
   char line[256];
-  pid_t pid;
-  FILE *f;
   if (launchers[k] != NULL)
     setenv("PEBBLE_LAUNCHER", launchers[k], 1);
   else
     unsetenv("PEBBLE_LAUNCHER");
-  if (pipe(out_pipe) != 0)
-    bench_die("pipe failed");
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
-  posix_spawn_file_actions_addclose(&fa, out_pipe[0]);
-  if ((errno = posix_spawn(&pid, self, &fa, NULL, argv, environ)) != 0)
-    bench_die("cannot run %s --one: %s", self, strerror(errno));
-  posix_spawn_file_actions_destroy(&fa);
-  close(out_pipe[1]);
-  f = fdopen(out_pipe[0], "r");
-  if (f == NULL || fgets(line, sizeof line, f) == NULL ||
-      sscanf(line, "%lf %lf %lf %lf", &out[0], &out[1], &out[2], &out[3]) !=
-          4)
+  bench_run_line(argv, line, sizeof line, names[k]);
+  if (sscanf(line, "%lf %lf %lf %lf", &out[0], &out[1], &out[2], &out[3]) !=
+      4)
     bench_die("%s gave no figures", names[k]);
-  fclose(f);
-  if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
-      WEXITSTATUS(status) != 0)
-    bench_die("%s failed", names[k]);
 }
 
 static int have_mpirun(void) {
