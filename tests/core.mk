@@ -166,8 +166,10 @@ endif
 check_PROGRAMS += tests/launch_pool
 tests_launch_pool_SOURCES = tests/launch_pool.c
 tests_launch_pool_LDADD = libpebble.la
-TESTS += tests/launcher.sh tests/launcher-ssh.sh tests/launcher-mpi.sh \
-	tests/launcher-slurm.sh tests/launcher-netcut.sh
-EXTRA_DIST += tests/launcher.sh tests/launcher-ssh.sh tests/launcher-mpi.sh \
-	tests/launcher-slurm.sh tests/launcher-netcut.sh \
-	tests/sticky-launcher.sh tests/launcher-common.sh
+launcher_tests = tests/launcher.sh tests/launcher-ssh.sh \
+	tests/launcher-mpi.sh tests/launcher-slurm.sh tests/launcher-netcut.sh
+TESTS += $(launcher_tests)
+EXTRA_DIST += $(launcher_tests) tests/sticky-launcher.sh \
+	tests/launcher-common.sh
+# The conformance table shows their parts and results too.
+tests/matrix-table.log: $(launcher_tests:.sh=.log)

@@ -25,7 +25,10 @@
  *
  * DIR is a scratch directory the tasks write their process ids into
  * (the remote host is this host, so the test can count its processes).
- * Prints "tests N N F" like CUnit, for the matrix's counting.
+ * Prints "tests N N F" like CUnit, for the matrix's counting, and a line
+ * "part MODE: RESULT" for the conformance table (tests/matrix-table.sh),
+ * MODE followed by PEBBLE_TEST_PART when the calling script names the
+ * variant.
  */
 #define _GNU_SOURCE 1
 #include <errno.h>
@@ -40,8 +43,9 @@
 
 #include "pebble.h"
 
-static const char *dir;
+static const char *dir, *mode;
 static int checks, failed;
+static char note[160]; /* a figure for the table's line */
 
 #define CHECK(cond, ...)                                                     \
   do {                                                                       \
@@ -53,6 +57,17 @@ static int checks, failed;
       fputc('\n', stderr);                                                   \
     }                                                                        \
   } while (0)
+
+/* The counts, and the table's line. */
+static void summary(void) {
+  const char *part = getenv("PEBBLE_TEST_PART");
+  printf("  tests %d %d %d\n", checks, checks - failed, failed);
+  printf("part %s%s%s: ", mode, part != NULL ? "/" : "", part ? part : "");
+  if (failed > 0)
+    printf("FAIL (%d of %d checks failed)\n", failed, checks);
+  else
+    printf("pass (%d checks%s%s)\n", checks, note[0] ? "; " : "", note);
+}
 
 /* ---- the tasks (registered: the worker runs on "another host") ---- */
 
@@ -477,7 +492,7 @@ static void netcut(const char *local_host) {
         if (pebble_future_pid(hang[j], &launcher) == PEBBLE_OK &&
             launcher > 0)
           kill((pid_t)launcher, SIGKILL);
-      printf("  tests %d %d %d\n", checks, checks - failed, failed);
+      summary();
       exit(1);
     }
     /* A lost launcher, and which worker on which host. */
@@ -493,6 +508,7 @@ static void netcut(const char *local_host) {
   printf("netcut: every future of the cut workers resolved %.2f s after the "
          "cut (bound %.0f s)\n",
          took, bound);
+  snprintf(note, sizeof note, "resolved %.1f s after the cut", took);
   for (v = 0; v < 4; v++) {
     int64_t r = -1;
     rc = pebble_future_get_int(queued[v], PEBBLE_SEC(120), &r);
@@ -526,6 +542,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   dir = argv[1];
+  mode = argv[2];
   gethostname(host, sizeof host);
   host[sizeof host - 1] = '\0';
   if (strcmp(argv[2], "refused") == 0) {
@@ -552,6 +569,6 @@ int main(int argc, char **argv) {
           pebble_last_error());
     pebble_pool_destroy(pool);
   }
-  printf("  tests %d %d %d\n", checks, checks - failed, failed);
+  summary();
   return failed == 0 ? 0 : 1;
 }

@@ -3,13 +3,17 @@
 # launch_pool program) and dir (their scratch directory) before they call
 # these functions.
 #
-# orphan_check LAUNCHER: the application dies by SIGKILL while a remote
-# task runs; the remote worker and the process its task started must go
-# too (within 30 s, which covers three 2-second heartbeats).
+# orphan_check LAUNCHER [VARIANT]: the application dies by SIGKILL while a
+# remote task runs; the remote worker and the process its task started
+# must go too (within 30 s, which covers three 2-second heartbeats).
+# Says so in a "part orphan[/VARIANT]: RESULT" line for the conformance
+# table (tests/matrix-table.sh).
 orphan_check() {
+  orphan_part="part orphan${2:+/$2}"
   PEBBLE_LAUNCHER=$1 "$prog" "$dir" orphan
   if [ ! -s "$dir/orphan" ]; then
     echo "FAIL: orphan: the task never wrote its process ids"
+    echo "$orphan_part: FAIL (the task never started)"
     return 1
   fi
   for pid in $(cat "$dir/orphan"); do
@@ -21,10 +25,12 @@ orphan_check() {
     if kill -0 "$pid" 2>/dev/null; then
       echo "FAIL: orphan: process $pid outlived the application"
       ps -o pid,stat,args -p "$pid"
+      echo "$orphan_part: FAIL (a remote process outlived the application)"
       return 1
     fi
   done
   echo "orphan: the remote worker and its child went with the application"
+  echo "$orphan_part: pass"
 }
 
 # need_sshd: ssh, ssh-keygen and sshd are here (Debian: openssh-client and

@@ -117,8 +117,10 @@ pids=$(census)
 if [ -n "$pids" ]; then
   echo "FAIL: $bound s after the cut, processes of the cut workers still run in the namespace:"
   for pid in $pids; do tr '\0' ' ' < "/proc/$pid/cmdline"; echo; done
+  echo "part census: FAIL (the cut workers' processes outlived the bound)"
   status=1
 else
   echo "netcut: $bound s after the cut, no process of the cut workers is left in the namespace"
+  echo "part census: pass (nothing left behind the link after $bound s)"
 fi
 exit $status

@@ -49,6 +49,9 @@ done
 if [ -n "$(sshd_children)" ]; then
   echo "FAIL: ssh sessions still open:"
   for pid in $(sshd_children); do tr '\0' ' ' < /proc/$pid/cmdline; echo; done
+  echo "part sessions: FAIL (ssh sessions still open)"
   status=1
+else
+  echo "part sessions: pass (every ssh session ended)"
 fi
 exit $status
