@@ -373,11 +373,17 @@ static void fault(pebble_pool *pool, const char *what, const char *host) {
   if (stop)
     CHECK(rc == PEBBLE_OK && pebble_future_status(f) == PEBBLE_ETIMEDOUT,
           "stop: %s (%s)", pebble_status_name(pebble_future_status(f)), msg);
-  else if (launcher > 0)
+  else if (launcher > 0) {
+    char where[300];
+    /* Silent for 3 heartbeats: its first one said where the worker is. */
+    snprintf(where, sizeof where, "of remote worker %ld on host %s", worker,
+             host);
     CHECK(rc == PEBBLE_OK && pebble_future_status(f) == PEBBLE_EDIED &&
-              strstr(msg, silent ? "said nothing" : "launcher") != NULL,
-          "launcher killed: %s (%s)",
+              strstr(msg, silent ? "said nothing" : "launcher") != NULL &&
+              (!silent || strstr(msg, where) != NULL),
+          "launcher %s: %s (%s)", silent ? "silent" : "killed",
           pebble_status_name(pebble_future_status(f)), msg);
+  }
   else
     CHECK(rc == PEBBLE_OK && pebble_future_status(f) == PEBBLE_EDIED &&
               strstr(msg, want) != NULL,
