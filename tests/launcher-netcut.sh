@@ -33,6 +33,10 @@ need_sshd
 ns=pebble-netcut-$$
 veth=pbnc$$
 n=$(( $$ % 250 + 1 ))
+# A private /30 that no interface of this host has (another run's).
+while ip -4 -o addr show | grep -q " 10\.213\.$n\."; do
+  n=$(( n % 250 + 1 ))
+done
 near=10.213.$n.1 far=10.213.$n.2
 remote_host=pebble-netcut
 dir=$(mktemp -d "${TMPDIR:-/tmp}/pebble-netcut.XXXXXX") || exit 1
