@@ -387,7 +387,7 @@ char *pb_exit_message(const pebble_exit_info *x, const char *what) {
 static char *exit_message_proc(const pebble_exit_info *x, const char *what,
                                const pebble_backend *bk,
                                pebble_bk_proc *proc) {
-  char host[256], where[300];
+  char host[256] = "", where[300];
   long pid = 0;
   int rc = PB_BK_HAS(bk, proc_remote) && proc != NULL
                ? bk->proc_remote(proc, host, sizeof host, &pid)
@@ -397,9 +397,14 @@ static char *exit_message_proc(const pebble_exit_info *x, const char *what,
     return exit_message_at(x, what, pid, where);
   }
   if (rc == PEBBLE_ENOTREADY || rc == PEBBLE_ETIMEDOUT) {
-    char *m = exit_message_at(x, "launcher process", x->pid,
-                              " (of a remote worker)"),
-         *both;
+    char *m, *both;
+    /* Where the worker ran, if its supervisor said so before the end. */
+    if (host[0] != '\0')
+      snprintf(where, sizeof where, " (of remote worker %ld on host %s)",
+               pid, host);
+    else
+      snprintf(where, sizeof where, " (of a remote worker)");
+    m = exit_message_at(x, "launcher process", x->pid, where);
     if (m == NULL)
       return NULL;
     both = pb_format("%s; no report came from the remote worker (%s)%s", m,

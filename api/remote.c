@@ -18,7 +18,9 @@
  *     with whatever the worker's tasks started) and itself with it;
  *   - it sends a heartbeat when it has sent nothing for a while
  *     (PEBBLE_WORKER_HEARTBEAT seconds), so that the application can tell
- *     a silent network from a busy worker;
+ *     a silent network from a busy worker; the first one, at once, says
+ *     where the worker runs (its process id and this host's name), so
+ *     that a link lost before the report still names them;
  *   - when its stdin ends or its stdout breaks (the application died, or
  *     killed the launcher at a timeout or cancellation), it kills the
  *     group at once; and when nothing came down for PB_BEATS_LOST
@@ -115,6 +117,12 @@ static int write_all(int fd, const unsigned char *buf, size_t len) {
   return 0;
 }
 
+static void this_host(char *host, size_t size) {
+  if (gethostname(host, size) != 0)
+    snprintf(host, size, "?");
+  host[size - 1] = '\0';
+}
+
 /* The worker has ended: its last bytes, the report, then the group. */
 static PEBBLE_NORETURN_ void report_and_end(int chan, pid_t pid, int st,
                                        unsigned char *up, size_t up_len) {
@@ -134,9 +142,7 @@ static PEBBLE_NORETURN_ void report_and_end(int chan, pid_t pid, int st,
     if (write_all(1, buf, PB_FRAME_HEADER + (size_t)n) != 0)
       end_group();
   }
-  if (gethostname(host, sizeof host) != 0)
-    strcpy(host, "?");
-  host[sizeof host - 1] = '\0';
+  this_host(host, sizeof host);
   len = snprintf(text, sizeof text, "%ld %d %d %d %d %s", (long)pid,
                  WIFEXITED(st) ? 1 : 0, WIFEXITED(st) ? WEXITSTATUS(st) : 0,
                  WIFSIGNALED(st) ? WTERMSIG(st) : 0,
@@ -209,11 +215,19 @@ static long unframe_down(unsigned char *raw, size_t n) {
  * ends when nothing came down for PB_BEATS_LOST beats while it listened. */
 static PEBBLE_NORETURN_ void relay(int chan, pid_t pid, int beat_ms) {
   static unsigned char down[RELAY_CHUNK], up[PB_FRAME_HEADER + RELAY_CHUNK];
-  size_t down_len = 0, down_off = 0, up_len = PB_FRAME_HEADER, up_off = 0;
-  int worker_open = 1;
+  size_t down_len = 0, down_off = 0, up_len, up_off = 0;
+  int worker_open = 1, len;
   long long last_up = now_ms(), last_down = last_up;
-  /* The first heartbeat says at once that the launch worked. */
-  pb_frame_header(up, PB_FRAME_BEAT, 0);
+  char host[HOST_NAME_MAX + 1];
+  /* The first heartbeat says at once that the launch worked, and where:
+   * "PID HOST" (an application that knows no such body skips it). */
+  this_host(host, sizeof host);
+  len = snprintf((char *)up + PB_FRAME_HEADER, PB_FRAME_REPORT_MAX, "%ld %s",
+                 (long)pid, host);
+  if (len < 0 || len >= (int)PB_FRAME_REPORT_MAX)
+    len = 0;
+  pb_frame_header(up, PB_FRAME_BEAT, (size_t)len);
+  up_len = PB_FRAME_HEADER + (size_t)len;
   for (;;) {
     struct pollfd p[4];
     long long now = now_ms(), wait_ms;

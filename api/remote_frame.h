@@ -19,9 +19,12 @@
 #define PB_FRAME_HEADER 4
 #define PB_FRAME_DATA 0u /* bytes of the worker's channel */
 #define PB_FRAME_EXIT 1u /* the report: "PID EXITED CODE SIGNAL CORE HOST" */
-#define PB_FRAME_BEAT 2u /* empty: the supervisor and its link are alive */
+/* The supervisor and its link are alive: empty, but the first says where
+ * the worker runs, "PID HOST", for a link lost before the report. */
+#define PB_FRAME_BEAT 2u
 #define PB_FRAME_MAX 0xFFFFFFu
-/* The longest report a reader keeps (a host name is at most 255). */
+/* The longest report (or first heartbeat) a reader keeps (a host name is
+ * at most 255). */
 #define PB_FRAME_REPORT_MAX 400u
 
 static inline void pb_frame_header(unsigned char h[PB_FRAME_HEADER],

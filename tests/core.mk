@@ -158,13 +158,18 @@ endif
 # Workers started through a launcher (docs/cluster.md): a local one that
 # needs nothing installed (tests/launcher.sh), ssh to this host
 # through a throw-away sshd (tests/launcher-ssh.sh), Open MPI's mpirun
-# (tests/launcher-mpi.sh) and Slurm's srun on a one-node Slurm the test
-# starts (tests/launcher-slurm.sh); each skipped, with the reason, where
-# its engine is not installed or cannot run.
+# (tests/launcher-mpi.sh), Slurm's srun on a one-node Slurm the test
+# starts (tests/launcher-slurm.sh), and a network cut: ssh to a network
+# namespace whose veth link is set down (tests/launcher-netcut.sh, as
+# root); each skipped, with the reason, where its engine is not installed
+# or cannot run.
 check_PROGRAMS += tests/launch_pool
 tests_launch_pool_SOURCES = tests/launch_pool.c
 tests_launch_pool_LDADD = libpebble.la
-TESTS += tests/launcher.sh tests/launcher-ssh.sh tests/launcher-mpi.sh \
-	tests/launcher-slurm.sh
-EXTRA_DIST += tests/launcher.sh tests/launcher-ssh.sh tests/launcher-mpi.sh \
-	tests/launcher-slurm.sh tests/sticky-launcher.sh tests/launcher-common.sh
+launcher_tests = tests/launcher.sh tests/launcher-ssh.sh \
+	tests/launcher-mpi.sh tests/launcher-slurm.sh tests/launcher-netcut.sh
+TESTS += $(launcher_tests)
+EXTRA_DIST += $(launcher_tests) tests/sticky-launcher.sh \
+	tests/launcher-common.sh
+# The conformance table shows their parts and results too.
+tests/matrix-table.log: $(launcher_tests:.sh=.log)

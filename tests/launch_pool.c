@@ -15,10 +15,20 @@
  *   launch_pool DIR orphan   dies by SIGKILL while a remote task runs,
  *                            its process ids in DIR/orphan (the script
  *                            checks that they go)
+ *   launch_pool DIR netcut   the network to the workers' host is cut
+ *                            while their tasks run (the command in
+ *                            PEBBLE_TEST_CUT, tests/launcher-netcut.sh):
+ *                            every future of theirs resolves, saying so,
+ *                            within PEBBLE_TEST_CUT_BOUND seconds, and
+ *                            the pool goes on with workers started
+ *                            through the launcher the command set
  *
  * DIR is a scratch directory the tasks write their process ids into
  * (the remote host is this host, so the test can count its processes).
- * Prints "tests N N F" like CUnit, for the matrix's counting.
+ * Prints "tests N N F" like CUnit, for the matrix's counting, and a line
+ * "part MODE: RESULT" for the conformance table (tests/matrix-table.sh),
+ * MODE followed by PEBBLE_TEST_PART when the calling script names the
+ * variant.
  */
 #define _GNU_SOURCE 1
 #include <errno.h>
@@ -33,8 +43,9 @@
 
 #include "pebble.h"
 
-static const char *dir;
+static const char *dir, *mode;
 static int checks, failed;
+static char note[160]; /* a figure for the table's line */
 
 #define CHECK(cond, ...)                                                     \
   do {                                                                       \
@@ -46,6 +57,17 @@ static int checks, failed;
       fputc('\n', stderr);                                                   \
     }                                                                        \
   } while (0)
+
+/* The counts, and the table's line. */
+static void summary(void) {
+  const char *part = getenv("PEBBLE_TEST_PART");
+  printf("  tests %d %d %d\n", checks, checks - failed, failed);
+  printf("part %s%s%s: ", mode, part != NULL ? "/" : "", part ? part : "");
+  if (failed > 0)
+    printf("FAIL (%d of %d checks failed)\n", failed, checks);
+  else
+    printf("pass (%d checks%s%s)\n", checks, note[0] ? "; " : "", note);
+}
 
 /* ---- the tasks (registered: the worker runs on "another host") ---- */
 
@@ -110,6 +132,18 @@ static int t_hang(pebble_ctx *ctx, const void *arg, size_t size) {
   for (;;)
     pause();
   return 0;
+}
+
+/* The name of the host the task runs on (tests/launcher-netcut.sh gives
+ * the far side a name of its own). */
+static int t_host(pebble_ctx *ctx, const void *arg, size_t size) {
+  char host[256];
+  (void)arg;
+  (void)size;
+  if (gethostname(host, sizeof host) != 0)
+    return pebble_fail(ctx, 1, "gethostname: %s", strerror(errno));
+  host[sizeof host - 1] = '\0';
+  return pebble_result_string(ctx, host);
 }
 
 /* ---- helpers ---- */
@@ -203,6 +237,26 @@ static void expect_square(pebble_pool *pool, int64_t v, const char *after) {
 static void hang_path(char *path, size_t size, const char *name) {
   snprintf(path, size, "%s/%s", dir, name);
   unlink(path);
+}
+
+/* A task runs on the host named `want`. */
+static void expect_host(pebble_pool *pool, const char *want,
+                        const char *when) {
+  pebble_future *f = go(pool, t_host, NULL, 0, PEBBLE_DEFAULT);
+  const char *got = NULL;
+  int rc = f != NULL ? pebble_future_get_string(f, PEBBLE_SEC(120), &got)
+                     : PEBBLE_EINVAL;
+  CHECK(rc == PEBBLE_OK && strcmp(got, want) == 0,
+        "%s: the task ran on '%s', not on '%s' (%s)", when,
+        rc == PEBBLE_OK ? got : "?", want,
+        f ? pebble_future_message(f) : "");
+  pebble_future_release(f);
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* ---- the scenarios ---- */
@@ -319,11 +373,17 @@ static void fault(pebble_pool *pool, const char *what, const char *host) {
   if (stop)
     CHECK(rc == PEBBLE_OK && pebble_future_status(f) == PEBBLE_ETIMEDOUT,
           "stop: %s (%s)", pebble_status_name(pebble_future_status(f)), msg);
-  else if (launcher > 0)
+  else if (launcher > 0) {
+    char where[300];
+    /* Silent for 3 heartbeats: its first one said where the worker is. */
+    snprintf(where, sizeof where, "of remote worker %ld on host %s", worker,
+             host);
     CHECK(rc == PEBBLE_OK && pebble_future_status(f) == PEBBLE_EDIED &&
-              strstr(msg, silent ? "said nothing" : "launcher") != NULL,
-          "launcher killed: %s (%s)",
+              strstr(msg, silent ? "said nothing" : "launcher") != NULL &&
+              (!silent || strstr(msg, where) != NULL),
+          "launcher %s: %s (%s)", silent ? "silent" : "killed",
           pebble_status_name(pebble_future_status(f)), msg);
+  }
   else
     CHECK(rc == PEBBLE_OK && pebble_future_status(f) == PEBBLE_EDIED &&
               strstr(msg, want) != NULL,
@@ -369,6 +429,108 @@ static void orphan(void) {
   kill(getpid(), SIGKILL);
 }
 
+/* Both workers run a hanging task on the far host, four more tasks wait
+ * in the queue; then the network is cut (PEBBLE_TEST_CUT: the link set
+ * down and the launcher pointed at this host).  The hanging tasks'
+ * futures fail within the bound, as a lost launcher on the far host; the
+ * queued ones run on the new workers, here.  Whether the far side's
+ * processes went too is the calling script's census (it sees that
+ * host's processes, not this program). */
+static void netcut(const char *local_host) {
+  const char *cut = getenv("PEBBLE_TEST_CUT");
+  const char *remote = getenv("PEBBLE_TEST_REMOTE_HOST");
+  const char *b = getenv("PEBBLE_TEST_CUT_BOUND");
+  double bound = b != NULL ? atof(b) : 0, t0, took = 0;
+  pebble_pool *pool;
+  pebble_future *hang[2], *queued[4];
+  char path[2][4096], self_ns[64] = "", ns[64], want[2][300];
+  int64_t v;
+  int i, rc;
+  if (cut == NULL || remote == NULL || bound <= 0) {
+    fprintf(stderr, "netcut: PEBBLE_TEST_CUT, PEBBLE_TEST_REMOTE_HOST and "
+                    "PEBBLE_TEST_CUT_BOUND must be set\n");
+    exit(2);
+  }
+  pool = make_pool(2);
+  expect_host(pool, remote, "before the cut");
+  if (readlink("/proc/self/ns/net", self_ns, sizeof self_ns - 1) < 0)
+    self_ns[0] = '\0';
+  for (i = 0; i < 2; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "netcut-%d", i);
+    hang_path(path[i], sizeof path[i], name);
+    hang[i] = go(pool, t_hang, path[i], strlen(path[i]), PEBBLE_DEFAULT);
+  }
+  for (v = 0; v < 4; v++)
+    queued[v] = go(pool, t_square, &v, sizeof v, PEBBLE_DEFAULT);
+  for (i = 0; i < 2; i++) {
+    long worker = 0, child = 0;
+    char link[64];
+    ssize_t n;
+    CHECK(read_pids(hang[i], path[i], &worker, &child),
+          "netcut: task %d never started", i);
+    snprintf(want[i], sizeof want[i], "remote worker %ld on host %s", worker,
+             remote);
+    /* Running behind the link: in the other network namespace. */
+    snprintf(link, sizeof link, "/proc/%ld/ns/net", worker);
+    n = readlink(link, ns, sizeof ns - 1);
+    ns[n > 0 ? n : 0] = '\0';
+    CHECK(n > 0 && strcmp(ns, self_ns) != 0,
+          "netcut: worker %ld is not behind the link (%s, here %s)", worker,
+          ns, self_ns);
+  }
+  t0 = now_s();
+  rc = system(cut);
+  CHECK(rc == 0, "netcut: the cut command failed (%d): %s", rc, cut);
+  for (i = 0; i < 2; i++) {
+    const char *msg;
+    double left = bound - (now_s() - t0);
+    rc = pebble_future_wait(
+        hang[i], PEBBLE_MSEC(left > 0 ? (long)(left * 1000) : 0));
+    took = now_s() - t0;
+    msg = pebble_future_message(hang[i]);
+    if (rc != PEBBLE_OK) {
+      /* The rest would wait as long: end here, and the launchers too. */
+      long launcher = 0;
+      int j;
+      CHECK(0, "netcut: task %d unresolved %.1f s after the cut", i, took);
+      for (j = i; j < 2; j++)
+        if (pebble_future_pid(hang[j], &launcher) == PEBBLE_OK &&
+            launcher > 0)
+          kill((pid_t)launcher, SIGKILL);
+      summary();
+      exit(1);
+    }
+    /* A lost launcher, and which worker on which host. */
+    CHECK(pebble_future_status(hang[i]) == PEBBLE_EDIED &&
+              strstr(msg, "launcher") != NULL &&
+              strstr(msg, "lost") != NULL && strstr(msg, want[i]) != NULL,
+          "netcut: task %d: %s (%s), wanted a lost launcher and '%s'", i,
+          pebble_status_name(pebble_future_status(hang[i])), msg, want[i]);
+    printf("netcut: task %d: %s: %s\n", i,
+           pebble_status_name(pebble_future_status(hang[i])), msg);
+    pebble_future_release(hang[i]);
+  }
+  printf("netcut: every future of the cut workers resolved %.2f s after the "
+         "cut (bound %.0f s)\n",
+         took, bound);
+  snprintf(note, sizeof note, "resolved %.1f s after the cut", took);
+  for (v = 0; v < 4; v++) {
+    int64_t r = -1;
+    rc = pebble_future_get_int(queued[v], PEBBLE_SEC(120), &r);
+    CHECK(rc == PEBBLE_OK && r == v * v, "netcut: queued task %d: %s (%s)",
+          (int)v, pebble_status_name(rc), pebble_future_message(queued[v]));
+    pebble_future_release(queued[v]);
+  }
+  /* The pool goes on, its workers started through the new launcher. */
+  expect_host(pool, local_host, "after the cut");
+  expect_square(pool, 8, "the cut");
+  CHECK(pebble_pool_close(pool) == PEBBLE_OK, "close");
+  CHECK(pebble_pool_join(pool, PEBBLE_SEC(120)) == PEBBLE_OK, "join: %s",
+        pebble_last_error());
+  pebble_pool_destroy(pool);
+}
+
 int main(int argc, char **argv) {
   char host[256];
   pebble_register("square", t_square);
@@ -376,21 +538,25 @@ int main(int argc, char **argv) {
   pebble_register("big", t_big);
   pebble_register("crash", t_crash);
   pebble_register("hang", t_hang);
+  pebble_register("host", t_host);
   if (pebble_worker_main() != PEBBLE_OK) {
     fprintf(stderr, "pebble_worker_main: %s\n", pebble_last_error());
     return 1;
   }
   if (argc != 3) {
-    fprintf(stderr, "usage: %s DIR work|refused\n", argv[0]);
+    fprintf(stderr, "usage: %s DIR work|refused|orphan|netcut\n", argv[0]);
     return 2;
   }
   dir = argv[1];
+  mode = argv[2];
   gethostname(host, sizeof host);
   host[sizeof host - 1] = '\0';
   if (strcmp(argv[2], "refused") == 0) {
     refused();
   } else if (strcmp(argv[2], "orphan") == 0) {
     orphan();
+  } else if (strcmp(argv[2], "netcut") == 0) {
+    netcut(host);
   } else {
     pebble_pool *pool = make_pool(2);
     results(pool);
@@ -409,6 +575,6 @@ int main(int argc, char **argv) {
           pebble_last_error());
     pebble_pool_destroy(pool);
   }
-  printf("  tests %d %d %d\n", checks, checks - failed, failed);
+  summary();
   return failed == 0 ? 0 : 1;
 }

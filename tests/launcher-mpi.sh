@@ -47,9 +47,11 @@ census() {
   if [ -n "$(launchers)" ]; then
     echo "FAIL: $1: launchers still running:"
     for f in $(launchers); do tr '\0' ' ' < "$f"; echo; done
+    echo "part census/$1: FAIL (mpirun left running)"
     return 1
   fi
   echo "$1: no mpirun left"
+  echo "part census/$1: pass (no mpirun left)"
 }
 status=0
 PEBBLE_START_METHOD=spawn

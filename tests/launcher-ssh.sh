@@ -9,103 +9,18 @@
 # run here.
 : "${top_builddir:=.}" "${top_srcdir:=.}"
 prog="$top_builddir/tests/launch_pool"
-sshd=$(command -v sshd 2>/dev/null || ls /usr/sbin/sshd 2>/dev/null)
-for tool in ssh ssh-keygen; do
-  if ! command -v $tool >/dev/null 2>&1; then
-    echo "SKIP: $tool is not installed (openssh-client)"
-    exit 77
-  fi
-done
-if [ -z "$sshd" ]; then
-  echo "SKIP: sshd is not installed (openssh-server)"
-  exit 77
-fi
-case $sshd in /*) ;; *) sshd=$(cd "$(dirname "$sshd")" && pwd)/$(basename "$sshd") ;; esac
-# sshd run as root wants its privilege separation directory.
-if [ "$(id -u)" = 0 ] && [ ! -d /run/sshd ]; then
-  mkdir -p /run/sshd 2>/dev/null || { echo "SKIP: cannot make /run/sshd"; exit 77; }
-fi
-
+. "$top_srcdir/tests/launcher-common.sh"
+need_sshd
 dir=$(mktemp -d "${TMPDIR:-/tmp}/pebble-ssh.XXXXXX") || exit 1
-sshd_pid=
 cleanup() {
-  if [ -n "$sshd_pid" ]; then
-    kill "$sshd_pid" 2>/dev/null
-    wait "$sshd_pid" 2>/dev/null
-  fi
+  stop_sshd
   rm -rf "$dir"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
+start_sshd 127.0.0.1
+launcher="$ssh_cmd env $(launcher_env)"
 
-ssh-keygen -q -t ed25519 -N '' -f "$dir/host_key" || exit 1
-ssh-keygen -q -t ed25519 -N '' -f "$dir/user_key" || exit 1
-cp "$dir/user_key.pub" "$dir/authorized_keys"
-chmod 600 "$dir/authorized_keys"
-user=$(id -un)
-
-# A free port: sshd is started on one port after another until one binds
-# and answers.
-port=$(( 20000 + $$ % 20000 ))
-tries=0
-while :; do
-  cat > "$dir/sshd_config" <<EOF
-Port $port
-ListenAddress 127.0.0.1
-HostKey $dir/host_key
-AuthorizedKeysFile $dir/authorized_keys
-PidFile $dir/sshd.pid
-StrictModes no
-UsePAM no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PubkeyAuthentication yes
-PermitRootLogin prohibit-password
-AllowUsers $user
-PrintMotd no
-Subsystem sftp internal-sftp
-EOF
-  "$sshd" -D -e -f "$dir/sshd_config" 2> "$dir/sshd.log" &
-  sshd_pid=$!
-  ssh_cmd="ssh -F /dev/null -p $port -i $dir/user_key -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=10 $user@127.0.0.1"
-  waited=0
-  while [ $waited -lt 20 ]; do
-    if $ssh_cmd true 2>/dev/null; then
-      break 2
-    fi
-    kill -0 "$sshd_pid" 2>/dev/null || break
-    sleep 0.5
-    waited=$((waited + 1))
-  done
-  kill "$sshd_pid" 2>/dev/null
-  wait "$sshd_pid" 2>/dev/null
-  sshd_pid=
-  tries=$((tries + 1))
-  if [ $tries -ge 5 ]; then
-    echo "SKIP: sshd did not start or accept the test key here:"
-    sed 's/^/  sshd: /' "$dir/sshd.log" | tail -5
-    exit 77
-  fi
-  port=$((port + 1))
-done
-
-# ssh passes no environment: what the worker program needs to find the
-# library of this build tree, and the sanitizers' settings, go in the
-# command line (they hold no character a shell would change).
-env_words=
-for var in LD_LIBRARY_PATH ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS TSAN_OPTIONS; do
-  eval "val=\${$var:-}"
-  case $val in
-    '') ;;
-    *[!A-Za-z0-9_./:=,+@%-]*) echo "note: $var not passed (unusual characters)" ;;
-    *) env_words="$env_words $var=$val" ;;
-  esac
-done
-libs=$(cd "$top_builddir" && pwd)/.libs
-launcher="$ssh_cmd env LD_LIBRARY_PATH=$libs$env_words"
-
-# orphan_check: the application killed while a remote task runs.
-. "$top_srcdir/tests/launcher-common.sh"
 status=0
 PEBBLE_START_METHOD=spawn
 export PEBBLE_START_METHOD
@@ -134,6 +49,9 @@ done
 if [ -n "$(sshd_children)" ]; then
   echo "FAIL: ssh sessions still open:"
   for pid in $(sshd_children); do tr '\0' ' ' < /proc/$pid/cmdline; echo; done
+  echo "part sessions: FAIL (ssh sessions still open)"
   status=1
+else
+  echo "part sessions: pass (every ssh session ended)"
 fi
 exit $status

@@ -20,20 +20,22 @@ PEBBLE_LAUNCHER_HEARTBEAT=2 PEBBLE_LAUNCHER="env PEBBLE_TEST_LAUNCHED=1" \
   "$prog" "$dir" work || status=1
 # A launcher that is not there, and one that ends at once: the futures
 # fail with a message, no hang.
-PEBBLE_LAUNCHER="/nonexistent/launcher -x" "$prog" "$dir" refused || status=1
-PEBBLE_LAUNCHER="true" "$prog" "$dir" refused || status=1
+PEBBLE_TEST_PART=absent PEBBLE_LAUNCHER="/nonexistent/launcher -x" \
+  "$prog" "$dir" refused || status=1
+PEBBLE_TEST_PART=quits PEBBLE_LAUNCHER="true" "$prog" "$dir" refused || status=1
 # A launcher that never starts the worker (a queue that never runs it):
 # killed once its start's bound has passed.
-PEBBLE_LAUNCHER_START_TIMEOUT=3 PEBBLE_LAUNCHER="sleep 600; exit" \
+PEBBLE_TEST_PART=never-starts PEBBLE_LAUNCHER_START_TIMEOUT=3 \
+  PEBBLE_LAUNCHER="sleep 600; exit" \
   "$prog" "$dir" refused || status=1
 orphan_check "env PEBBLE_TEST_LAUNCHED=1" || status=1
 # A launcher whose death leaves the remote side running with its stdin
 # open, as a srun killed by SIGKILL leaves its step: timeouts, cancels, a
 # killed or stopped launcher and the application's death still end the
 # remote worker, once the application's heartbeats stop (3 of 2 s).
-PEBBLE_LAUNCHER_HEARTBEAT=2 \
+PEBBLE_TEST_PART=sticky PEBBLE_LAUNCHER_HEARTBEAT=2 \
   PEBBLE_LAUNCHER="sh $sticky $dir env PEBBLE_TEST_LAUNCHED=1" \
   "$prog" "$dir" work || status=1
 PEBBLE_LAUNCHER_HEARTBEAT=2 \
-  orphan_check "sh $sticky $dir env PEBBLE_TEST_LAUNCHED=1" || status=1
+  orphan_check "sh $sticky $dir env PEBBLE_TEST_LAUNCHED=1" sticky || status=1
 exit $status

@@ -321,8 +321,10 @@ typedef struct pebble_backend {
    * (proc_reap then gives that end, not the launcher's); PEBBLE_ENOTREADY
    * when no report came (the launcher or its connection failed first);
    * PEBBLE_ETIMEDOUT when none came because the backend killed the
-   * launcher after its link stayed silent past the heartbeats' bound.
-   * PEBBLE_ENOTSUP for a process of this host.  NULL: every process is of
+   * launcher after its link stayed silent past the heartbeats' bound;
+   * with these two, host and pid still name the worker when its
+   * supervisor said where it runs before the end (host is empty when it
+   * did not).  PEBBLE_ENOTSUP for a process of this host.  NULL: every process is of
    * this host. */
   int (*proc_remote)(pebble_bk_proc *proc, char *host, size_t host_size,
                      long *pid);

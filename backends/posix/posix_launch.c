@@ -50,6 +50,7 @@ struct pbp_launch {
   char report[PB_FRAME_REPORT_MAX + 1];
   size_t report_have;
   int reported;    /* the report arrived: exit, pid and host are its */
+  int placed;      /* the first heartbeat said where: pid and host */
   int corrupt;     /* the launcher wrote something that is not a frame */
   /* Silence: the launcher is killed when nothing came for `silence_ns`
    * (PB_BEATS_LOST heartbeats), or for `start_ns` before the first word
@@ -352,6 +353,20 @@ static void take_report(struct pbp_launch *L) {
   L->reported = 1;
 }
 
+/* The first heartbeat's "PID HOST": where the worker runs, for a message
+ * if the link is lost before the report. */
+static void take_place(struct pbp_launch *L) {
+  long pid = 0;
+  int used = 0;
+  L->report[L->report_have] = '\0';
+  if (sscanf(L->report, "%ld %n", &pid, &used) < 1 || used == 0 ||
+      L->report[used] == '\0')
+    return;
+  L->pid = pid;
+  snprintf(L->host, sizeof L->host, "%s", L->report + used);
+  L->placed = 1;
+}
+
 /* Take the frames out of n raw bytes in buf, leaving the worker's bytes at
  * its front; returns how many those are. */
 static size_t unframe(pebble_bk_proc *p, unsigned char *buf, size_t n) {
@@ -387,7 +402,8 @@ static size_t unframe(pebble_bk_proc *p, unsigned char *buf, size_t n) {
     if (L->type == PB_FRAME_DATA) {
       memmove(buf + out, buf + in, take);
       out += take;
-    } else if (L->type == PB_FRAME_EXIT) {
+    } else if (L->type == PB_FRAME_EXIT ||
+               (L->type == PB_FRAME_BEAT && !L->placed && !L->reported)) {
       size_t room = PB_FRAME_REPORT_MAX - L->report_have;
       size_t keep = take < room ? take : room;
       memcpy(L->report + L->report_have, buf + in, keep);
@@ -399,6 +415,9 @@ static size_t unframe(pebble_bk_proc *p, unsigned char *buf, size_t n) {
       L->in_frame = 0;
       if (L->type == PB_FRAME_EXIT)
         take_report(L);
+      else if (L->type == PB_FRAME_BEAT && L->report_have > 0 &&
+               !L->placed && !L->reported)
+        take_place(L);
     }
   }
   return out;
@@ -457,11 +476,18 @@ int pbp_proc_remote(pebble_bk_proc *p, char *host, size_t host_size,
     return PEBBLE_EINVAL;
   if (p->launch == NULL)
     return PEBBLE_ENOTSUP;
+  if (!p->launch->reported && !p->launch->placed) {
+    if (host != NULL && host_size > 0)
+      host[0] = '\0';
+    if (pid != NULL)
+      *pid = 0;
+  } else {
+    if (host != NULL && host_size > 0)
+      snprintf(host, host_size, "%s", p->launch->host);
+    if (pid != NULL)
+      *pid = p->launch->pid;
+  }
   if (!p->launch->reported)
     return p->launch->lost ? PEBBLE_ETIMEDOUT : PEBBLE_ENOTREADY;
-  if (host != NULL && host_size > 0)
-    snprintf(host, host_size, "%s", p->launch->host);
-  if (pid != NULL)
-    *pid = p->launch->pid;
   return PEBBLE_OK;
 }
