@@ -410,11 +410,13 @@ static char *exit_message_proc(const pebble_exit_info *x, const char *what,
     both = pb_format("%s; no report came from the remote worker (%s)%s", m,
                      rc == PEBBLE_ETIMEDOUT
                          ? "its launcher said nothing for longer than "
-                           "allowed (PEBBLE_LAUNCHER_START_TIMEOUT before "
-                           "the worker's first word, three "
-                           "PEBBLE_LAUNCHER_HEARTBEAT intervals after it): "
-                           "the host or the network is lost, and the "
-                           "launcher was killed"
+                           "allowed (the start bound before the worker's "
+                           "first word, three heartbeat intervals after it: "
+                           "the pool's launcher_start_timeout and "
+                           "launcher_heartbeat, or "
+                           "PEBBLE_LAUNCHER_START_TIMEOUT and "
+                           "PEBBLE_LAUNCHER_HEARTBEAT): the host or the "
+                           "network is lost, and the launcher was killed"
                          : "the launcher failed, or lost its connection",
                      x->status_known && x->exited && x->exit_code == 127
                          ? "; code 127: the launcher command or the worker "

@@ -200,6 +200,13 @@ int pb_backend_can(const pebble_backend *bk, int start_method);
 int pb_start_named_worker(struct pb_lib *L, int start_method,
                           const char *program, pebble_bk_proc **proc,
                           int *sys_errno);
+/* The same, spawned through the launcher `launch` says (a pool's
+ * options; NULL: as pb_start_named_worker).  The backend must have
+ * proc_spawn_launched (checked when the pool was made). */
+int pb_start_launched_worker(struct pb_lib *L, int start_method,
+                             const char *program,
+                             const pebble_bk_launch *launch,
+                             pebble_bk_proc **proc, int *sys_errno);
 /* The host's worker_serve (worker.c). */
 int pb_worker_serve_configured(const pebble_backend *bk, pebble_bk_chan *chan);
 struct pb_lib {

@@ -147,6 +147,15 @@ int pb_start_named_worker(pb_lib *L, int start_method, const char *program,
   return L->bk->proc_spawn(proc, program, NULL, sys_errno);
 }
 
+int pb_start_launched_worker(pb_lib *L, int start_method, const char *program,
+                             const pebble_bk_launch *launch,
+                             pebble_bk_proc **proc, int *sys_errno) {
+  if (launch == NULL || pb_lib_method(L, start_method) != PEBBLE_START_SPAWN ||
+      !PB_BK_HAS(L->bk, proc_spawn_launched))
+    return pb_start_named_worker(L, start_method, program, proc, sys_errno);
+  return L->bk->proc_spawn_launched(proc, program, NULL, launch, sys_errno);
+}
+
 static int lib_create(pb_lib **out) {
   const char *reason, *name = choose_name(&reason);
   pb_backend_ref ref;

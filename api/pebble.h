@@ -1300,6 +1300,39 @@ typedef struct pebble_pool_options {
                               default NULL: this program itself */
   int send_ahead;          /**< process pools: a pebble_send_ahead; default
                               PEBBLE_SEND_AHEAD_AUTO */
+  const char *launcher;    /**< process pools, spawn start method: a shell
+                              command line that starts each worker,
+                              possibly on another host ("ssh node7",
+                              "srun -N1 -n1 --exact --quiet --unbuffered",
+                              "mpirun -n 1 --quiet --hostfile hosts");
+                              docs/cluster.md.  It takes precedence over
+                              PEBBLE_LAUNCHER.  Copied at creation (the
+                              caller's buffer may go afterwards).  With a
+                              launcher, PEBBLE_START_DEFAULT means spawn.
+                              pebble_pool_create() fails with
+                              #PEBBLE_EINVAL, its message naming the
+                              field, for an empty (or blank) string, a
+                              thread pool, or a start method other than
+                              spawn; with #PEBBLE_ENOTSUP where the backend
+                              cannot start workers through a launcher
+                              (APR).  Default NULL: PEBBLE_LAUNCHER if set,
+                              else workers start on this host. */
+  pebble_time_t launcher_heartbeat; /**< launched workers: the interval of
+                              the heartbeats both ways, whole seconds from
+                              PEBBLE_SEC(1) to PEBBLE_SEC(3600); a link
+                              silent for three of them is lost.  Default
+                              #PEBBLE_DEFAULT: PEBBLE_LAUNCHER_HEARTBEAT,
+                              else 5 s.  Another value, or one set for a
+                              thread pool or a start method other than
+                              spawn: #PEBBLE_EINVAL naming the field. */
+  pebble_time_t launcher_start_timeout; /**< launched workers: how long a
+                              worker may take to say its first word (a
+                              Slurm queue may need long), whole seconds
+                              from PEBBLE_SEC(1) to PEBBLE_SEC(86400), or
+                              #PEBBLE_FOREVER for no bound.  Default
+                              #PEBBLE_DEFAULT: PEBBLE_LAUNCHER_START_TIMEOUT,
+                              else 120 s.  Errors as for
+                              launcher_heartbeat. */
 } pebble_pool_options;
 
 /**
@@ -1452,6 +1485,17 @@ typedef struct pebble_pool_stats {
   uint64_t worker_restarts; /**< workers replaced: after max_tasks tasks, or
                                after a death, a timeout or a cancellation */
   uint64_t sent_ahead; /**< process pools: tasks sent to a busy worker */
+  uint64_t remote_restarts; /**< process pools: workers started through a
+                               launcher that were replaced (counted in
+                               worker_restarts too) */
+  uint64_t remote_lost; /**< process pools: workers started through a
+                           launcher that were lost without their remote
+                           side's report, not ended by the pool: the
+                           launcher died or failed, or its link stayed
+                           silent past the heartbeats' or the start's
+                           bound.  A remote worker that crashed or was
+                           killed on its host is reported, so it counts
+                           in remote_restarts only. */
 } pebble_pool_stats;
 /** @var pebble_pool_stats::queued
  *  @brief Tasks waiting for a worker. */

@@ -31,6 +31,9 @@ int pebble_pool_options_init(pebble_pool_options *o) {
   o->start_eagerly = 0;
   o->max_abandoned = o->workers;
   o->max_message_size = pebble_max_message_size();
+  o->launcher = NULL;
+  o->launcher_heartbeat = PEBBLE_DEFAULT;
+  o->launcher_start_timeout = PEBBLE_DEFAULT;
   return PEBBLE_OK;
 }
 
@@ -83,6 +86,98 @@ static int read_pool_options(const pebble_pool_options *in,
   return PEBBLE_OK;
 }
 
+/* A whole number of seconds from 1 to max for the option `field`, or
+ * PEBBLE_DEFAULT (*out = dflt), or PEBBLE_FOREVER where `forever` is
+ * allowed (*out = 0). */
+static int launch_seconds(pebble_time_t v, const char *field, long max,
+                          int forever, long dflt, long *out) {
+  if (v == PEBBLE_DEFAULT) {
+    *out = dflt;
+    return PEBBLE_OK;
+  }
+  if (forever && v == PEBBLE_FOREVER) {
+    *out = 0;
+    return PEBBLE_OK;
+  }
+  if (v < PEBBLE_SEC(1) || v > PEBBLE_SEC(max) || v % PEBBLE_SEC(1) != 0)
+    return pb_error(PEBBLE_EINVAL,
+                    "pebble_pool_create: %s is %lld us; it must be a whole "
+                    "number of seconds from PEBBLE_SEC(1) to PEBBLE_SEC(%ld)"
+                    "%s, or PEBBLE_DEFAULT",
+                    field, (long long)v, max,
+                    forever ? ", PEBBLE_FOREVER (no bound)" : "");
+  *out = (long)(v / PEBBLE_SEC(1));
+  return PEBBLE_OK;
+}
+
+/* The options of the launcher (docs/cluster.md): checked, the string
+ * copied, and the launch the backend gets made.  Before the start method
+ * is checked: a launcher makes PEBBLE_START_DEFAULT mean spawn. */
+static int read_launch_options(pebble_pool *P, pebble_kind kind) {
+  pebble_pool_options *o = &P->o;
+  const pebble_backend *bk = P->lib->bk;
+  const char *c;
+  int any = o->launcher != NULL || o->launcher_heartbeat != PEBBLE_DEFAULT ||
+            o->launcher_start_timeout != PEBBLE_DEFAULT;
+  int rc;
+  if (o->launcher != NULL) {
+    for (c = o->launcher; *c == ' ' || *c == '\t' || *c == '\n'; c++)
+      ;
+    if (*c == '\0')
+      return pb_error(PEBBLE_EINVAL,
+                      "pebble_pool_create: launcher is an empty command "
+                      "line (NULL: workers start on this host, or through "
+                      "PEBBLE_LAUNCHER)");
+  }
+  if (!any)
+    return PEBBLE_OK;
+  if (kind != PEBBLE_PROCESS)
+    return pb_error(PEBBLE_EINVAL,
+                    "pebble_pool_create: %s is set for a thread pool (only "
+                    "process pools start workers through a launcher)",
+                    o->launcher != NULL ? "launcher"
+                    : o->launcher_heartbeat != PEBBLE_DEFAULT
+                        ? "launcher_heartbeat"
+                        : "launcher_start_timeout");
+  if (o->launcher != NULL && o->start_method == PEBBLE_START_DEFAULT)
+    o->start_method = PEBBLE_START_SPAWN;
+  if (pb_lib_method(P->lib, o->start_method) != PEBBLE_START_SPAWN)
+    return pb_error(PEBBLE_EINVAL,
+                    "pebble_pool_create: %s is set but the start method is "
+                    "%s (a launcher starts workers by the spawn start "
+                    "method only)",
+                    o->launcher != NULL ? "launcher"
+                    : o->launcher_heartbeat != PEBBLE_DEFAULT
+                        ? "launcher_heartbeat"
+                        : "launcher_start_timeout",
+                    pb_start_method_name(
+                        pb_lib_method(P->lib, o->start_method)));
+  memset(&P->launch_store, 0, sizeof P->launch_store);
+  P->launch_store.struct_size = sizeof P->launch_store;
+  if ((rc = launch_seconds(o->launcher_heartbeat, "launcher_heartbeat", 3600,
+                           0, 0, &P->launch_store.heartbeat_s)) !=
+          PEBBLE_OK ||
+      (rc = launch_seconds(o->launcher_start_timeout,
+                           "launcher_start_timeout", 86400, 1, -1,
+                           &P->launch_store.start_timeout_s)) != PEBBLE_OK)
+    return rc;
+  if (!PB_BK_HAS(bk, proc_spawn_launched))
+    return pb_error(PEBBLE_ENOTSUP,
+                    "pebble_pool_create: backend '%s' cannot start workers "
+                    "through a launcher (the launcher options need one that "
+                    "can: posix)",
+                    bk->name);
+  if (o->launcher != NULL) {
+    P->launcher = pb_strdup(o->launcher);
+    if (P->launcher == NULL)
+      return pb_error(PEBBLE_ENOMEM, "out of memory creating a pool");
+    o->launcher = P->launcher;
+  }
+  P->launch_store.command = P->launcher;
+  P->launch = &P->launch_store;
+  return PEBBLE_OK;
+}
+
 static void detach(pb_manager *m, pb_cmd *cmd);
 
 static void pool_free(pebble_pool *P) {
@@ -96,7 +191,17 @@ static void pool_free(pebble_pool *P) {
   if (P->lock)
     bk->mutex_destroy(P->lock);
   free(P->init_arg);
+  free(P->worker_program);
+  free(P->launcher);
   free(P->broken_message);
+  free(P);
+}
+
+/* A pool not made after all (before its locks): what it holds. */
+static void pool_discard(pebble_pool *P) {
+  free(P->init_arg);
+  free(P->worker_program);
+  free(P->launcher);
   free(P);
 }
 
@@ -144,6 +249,23 @@ int pebble_pool_create(pebble_pool **pool, pebble_kind kind,
     memcpy(P->init_arg, P->o.initializer_arg, P->o.initializer_arg_size);
   }
   P->o.initializer_arg = P->init_arg;
+  /* The strings kept: the pool's own copies. */
+  if (P->o.worker_program != NULL) {
+    if (*P->o.worker_program == '\0') {
+      pool_discard(P);
+      return pb_error(PEBBLE_EINVAL, "pebble_pool_create: worker_program is "
+                                     "empty (NULL: this program itself)");
+    }
+    if ((P->worker_program = pb_strdup(P->o.worker_program)) == NULL) {
+      pool_discard(P);
+      return pb_error(PEBBLE_ENOMEM, "out of memory creating a pool");
+    }
+    P->o.worker_program = P->worker_program;
+  }
+  if ((rc = read_launch_options(P, kind)) != PEBBLE_OK) {
+    pool_discard(P);
+    return rc;
+  }
   if (kind == PEBBLE_PROCESS && pb_pool_uses_spawn(P)) {
     char name[PB_NAME_BYTES_MAX];
     int method = pb_lib_method(P->lib, P->o.start_method);
@@ -160,8 +282,7 @@ int pebble_pool_create(pebble_pool **pool, pebble_kind kind,
                     "(%s workers find it by name: pebble_register)",
                     pb_start_method_name(method));
     if (bad != PEBBLE_OK) {
-      free(P->init_arg);
-      free(P);
+      pool_discard(P);
       return bad;
     }
   }
@@ -177,6 +298,8 @@ int pebble_pool_create(pebble_pool **pool, pebble_kind kind,
   for (i = 0; i < PB_COUNTS; i++)
     atomic_init(&P->counts[i], 0);
   atomic_init(&P->restarts, 0);
+  atomic_init(&P->remote_restarts, 0);
+  atomic_init(&P->remote_lost, 0);
   atomic_init(&P->has_work, 0);
   atomic_init(&P->active, 0);
   atomic_init(&P->unsignalled, 0);
@@ -970,6 +1093,8 @@ int pebble_pool_stats_get(pebble_pool *P, pebble_pool_stats *stats) {
   s.cancelled = counts[PB_COUNT_CANCELLED];
   s.worker_restarts = atomic_load(&P->restarts);
   s.sent_ahead = atomic_load(&P->sent_ahead);
+  s.remote_restarts = atomic_load(&P->remote_restarts);
+  s.remote_lost = atomic_load(&P->remote_lost);
   n = stats->struct_size < sizeof s ? stats->struct_size : sizeof s;
   s.struct_size = stats->struct_size;
   memcpy(stats, &s, n);

@@ -129,6 +129,12 @@ struct pebble_pool {
   pebble_kind kind;
   pebble_pool_options o;
   void *init_arg;
+  /* The pool's copies of the options' strings (o points at them), and
+   * the launch the backend gets for each worker (NULL: no option of the
+   * launcher's was set, the backend's own choice). */
+  char *worker_program, *launcher;
+  pebble_bk_launch launch_store;
+  const pebble_bk_launch *launch;
   pb_manager *manager;
   pebble_bk_mutex *lock;
   pebble_bk_cond *work;  /* thread workers wait for tasks */
@@ -180,6 +186,9 @@ struct pebble_pool {
    * (pb_pworker). */
   atomic_uint_fast64_t counts[PB_COUNTS], restarts;
   atomic_uint_fast64_t sent_ahead;
+  /* Workers started through a launcher: replaced; lost without their
+   * remote side's report (pebble_pool_stats). */
+  atomic_uint_fast64_t remote_restarts, remote_lost;
   /* Manager side. */
   pb_watch watch;     /* thread pools: the nearest task deadline;
                          process pools: a delayed respawn */

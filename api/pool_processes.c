@@ -160,8 +160,9 @@ static int spawn_one(pb_manager *m, pebble_pool *P, int spare, int *err) {
   w->watch.on_deadline = worker_deadline;
   w->reader.task_id_live = &w->task_id;
   if (pb_pool_uses_spawn(P)) {
-    rc = pb_start_named_worker(P->lib, P->o.start_method, P->o.worker_program,
-                               &w->proc, err);
+    rc = pb_start_launched_worker(P->lib, P->o.start_method,
+                                  P->o.worker_program, P->launch, &w->proc,
+                                  err);
     if (rc == PEBBLE_OK && (rc = config_message(w)) != PEBBLE_OK)
       bk->proc_destroy(w->proc);
   } else {
@@ -1102,6 +1103,13 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
   if (bk->proc_reap(w->proc, &ex) != PEBBLE_OK)
     ex.status_known = 0;
   pb_exit_info_fill(&info, &ex, bk->proc_pid(w->proc), killed || w->killed);
+  if (w->remote && !killed && !w->killed) {
+    /* No report from the remote side, and not the pool's own doing: the
+     * launcher died or failed, or its link went silent. */
+    int where = bk->proc_remote(w->proc, NULL, 0, NULL);
+    if (where == PEBBLE_ENOTREADY || where == PEBBLE_ETIMEDOUT)
+      atomic_fetch_add(&P->remote_lost, 1);
+  }
   bk->mutex_lock(P->lock);
   ending = P->state == PB_POOL_STOPPED || P->state == PB_POOL_BROKEN;
   broken = P->broken_message != NULL;
@@ -1162,10 +1170,11 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
   replace = P->state == PB_POOL_OPEN || P->head != NULL;
   if (!counted)
     ; /* a spare, or replaced (and counted) at its task's deadline */
-  else if (replace && w->state != PB_W_QUITTING)
+  else if (replace && (w->state != PB_W_QUITTING || P->o.max_tasks > 0)) {
     atomic_fetch_add(&P->restarts, 1);
-  else if (replace && w->state == PB_W_QUITTING && P->o.max_tasks > 0)
-    atomic_fetch_add(&P->restarts, 1);
+    if (w->remote)
+      atomic_fetch_add(&P->remote_restarts, 1);
+  }
   bk->cond_broadcast(P->idle);
   bk->mutex_unlock(P->lock);
   log_worker_end(P, &info, label, info.killed_by_library,
@@ -1240,6 +1249,8 @@ static void worker_deadline(pb_manager *m, pb_watch *ww, uint64_t now) {
         w->uncounted = 1;
         P->active--;
         atomic_fetch_add(&P->restarts, 1);
+        if (w->remote)
+          atomic_fetch_add(&P->remote_restarts, 1);
         if (P->spare != NULL) {
           P->spare->state = PB_W_IDLE;
           P->spare->uncounted = 0;

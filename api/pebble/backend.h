@@ -59,7 +59,7 @@ extern "C" {
 #endif
 
 #define PEBBLE_BACKEND_ABI_MAJOR 1u
-#define PEBBLE_BACKEND_ABI_MINOR 6u
+#define PEBBLE_BACKEND_ABI_MINOR 7u
 #define PEBBLE_BK_FOREVER UINT64_MAX
 
 /* Opaque objects, defined by each backend. */
@@ -117,6 +117,22 @@ typedef struct pebble_wait_event {
   void *tag;       /* as given to waitset_watch */
   unsigned events; /* PEBBLE_EV_* that are ready */
 } pebble_wait_event;
+
+/* ABI 1.7: how a pool wants its spawned workers launched
+ * (proc_spawn_launched).  Read only within struct_size. */
+typedef struct pebble_bk_launch {
+  size_t struct_size;
+  /* The launcher's shell command line; NULL: the backend's own choice
+   * (the POSIX backend's PEBBLE_LAUNCHER), or none. */
+  const char *command;
+  /* Whole seconds between heartbeats (1 to 3600); 0: the backend's
+   * default (PEBBLE_LAUNCHER_HEARTBEAT, else 5). */
+  long heartbeat_s;
+  /* Whole seconds a launched worker may take to say its first word; 0:
+   * no bound; -1: the backend's default (PEBBLE_LAUNCHER_START_TIMEOUT,
+   * else 120). */
+  long start_timeout_s;
+} pebble_bk_launch;
 
 typedef struct pebble_backend {
   /* --- metadata, in this order, in every ABI version --- */
@@ -328,6 +344,18 @@ typedef struct pebble_backend {
    * this host. */
   int (*proc_remote)(pebble_bk_proc *proc, char *host, size_t host_size,
                      long *pid);
+
+  /* --- ABI 1.7: a launcher chosen per pool (optional) ---
+   * As proc_spawn, with the launcher and its bounds given by the caller
+   * (a pool's options) rather than taken from the environment alone:
+   * `launch` says which (see pebble_bk_launch; NULL: as proc_spawn).
+   * The backend copies what it keeps; the strings need live only for the
+   * call.  PEBBLE_EINVAL for a launch it cannot use (e.g. a worker
+   * program whose path a remote shell would change).  NULL: the core
+   * refuses a pool with a launcher with PEBBLE_ENOTSUP. */
+  int (*proc_spawn_launched)(pebble_bk_proc **proc, const char *program,
+                             const char *argv0,
+                             const pebble_bk_launch *launch, int *sys_errno);
 } pebble_backend;
 
 /* The one symbol a backend module exports: pebble_backend_<name>_get. */

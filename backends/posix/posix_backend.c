@@ -164,6 +164,7 @@ static const pebble_backend table = {
     .proc_take_handle = pbp_proc_take_handle,
     .chan_read_ready = pbp_chan_read_ready,
     .proc_remote = pbp_proc_remote,
+    .proc_spawn_launched = pbp_proc_spawn_launched,
 };
 
 int pbp_host_worker_serve(pebble_bk_chan *chan) {

@@ -269,6 +269,10 @@ PBP_HIDDEN ssize_t pbp_send(int fd, const void *buf, size_t len, int flags);
 #define PBP_BACKEND_ENV "PEBBLE_WORKER_BACKEND"
 PBP_HIDDEN int pbp_proc_spawn(pebble_bk_proc **proc, const char *program,
                               const char *argv0, int *sys_errno);
+PBP_HIDDEN int pbp_proc_spawn_launched(pebble_bk_proc **proc,
+                                       const char *program, const char *argv0,
+                                       const pebble_bk_launch *launch,
+                                       int *sys_errno);
 PBP_HIDDEN int pbp_chan_adopt(pebble_bk_chan **chan);
 /* ---- posix_launch.c ---- */
 #define PBP_LAUNCHER_ENV "PEBBLE_LAUNCHER"
@@ -278,15 +282,23 @@ PBP_HIDDEN int pbp_chan_adopt(pebble_bk_chan **chan);
 /* Seconds a launched worker may take to say its first word (default 120,
  * 0: no bound). */
 #define PBP_START_TIMEOUT_ENV "PEBBLE_LAUNCHER_START_TIMEOUT"
-/* The launcher command line, or NULL when workers start here. */
+/* The environment's launcher command line, or NULL when workers start
+ * here; the environment's heartbeat and start bound (seconds, or the
+ * defaults 5 and 120; a start bound of 0 is none). */
 PBP_HIDDEN const char *pbp_launcher(void);
-/* Make setup exec the launcher with the worker's words; *argv is to be
- * freed with pbp_launch_free_argv once the child is started. */
+PBP_HIDDEN long pbp_launch_heartbeat_s(void);
+PBP_HIDDEN long pbp_launch_start_timeout_s(void);
+/* Make setup exec the launcher with the worker's words (heartbeats every
+ * `heartbeat` seconds); *argv is to be freed with pbp_launch_free_argv
+ * once the child is started. */
 PBP_HIDDEN int pbp_launch_prepare(pbp_child_setup *setup,
                                   const char *launcher, const char *program,
-                                  char ***argv);
+                                  long heartbeat, char ***argv);
 PBP_HIDDEN void pbp_launch_free_argv(char **argv);
-PBP_HIDDEN int pbp_launch_attach(pebble_bk_proc *p);
+/* Heartbeats every `heartbeat` seconds, a first word within `start`
+ * seconds (0: no bound). */
+PBP_HIDDEN int pbp_launch_attach(pebble_bk_proc *p, long heartbeat,
+                                 long start);
 PBP_HIDDEN void pbp_launch_free(pebble_bk_proc *p);
 /* Silence (manager thread, the waitset): bytes came at `now`; when the
  * launcher must have said something by; kill it if that has passed. */

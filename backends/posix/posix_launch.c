@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * posix_launch.c -- spawned workers started through a launcher command
- * (PEBBLE_LAUNCHER: "ssh HOST", "srun -N1 -n1", "mpirun -n 1 ..."), which
+ * (a pool's `launcher` option, or PEBBLE_LAUNCHER: "ssh HOST",
+ * "srun -N1 -n1", "mpirun -n 1 ..."), which
  * runs the worker program elsewhere and forwards its standard input and
  * output (docs/cluster.md).
  *
@@ -91,9 +92,13 @@ static long env_seconds(const char *name, long dflt, long max) {
   return s;
 }
 
-static long heartbeat_s(void) {
+long pbp_launch_heartbeat_s(void) {
   long s = env_seconds(PBP_HEARTBEAT_ENV, PB_HEARTBEAT_DEFAULT, 3600);
   return s > 0 ? s : PB_HEARTBEAT_DEFAULT;
+}
+
+long pbp_launch_start_timeout_s(void) {
+  return env_seconds(PBP_START_TIMEOUT_ENV, 120, 86400);
 }
 
 const char *pbp_launcher(void) {
@@ -113,7 +118,8 @@ static int shell_safe(const char *s) {
 }
 
 int pbp_launch_prepare(pbp_child_setup *setup, const char *launcher,
-                       const char *program, char ***argv_out) {
+                       const char *program, long heartbeat,
+                       char ***argv_out) {
   static const char before[] = "exec ", after[] = " \"$@\"";
   char **argv;
   char *script, *beat;
@@ -136,7 +142,7 @@ int pbp_launch_prepare(pbp_child_setup *setup, const char *launcher,
     return PEBBLE_ENOMEM;
   }
   snprintf(beat, sizeof PB_HEARTBEAT_ENV + 24, "%s=%ld", PB_HEARTBEAT_ENV,
-           heartbeat_s());
+           heartbeat);
   /* The launcher is a command line: sh parses it, quotes and all, and
    * the worker's words follow as they are. */
   memcpy(script, before, sizeof before - 1);
@@ -167,7 +173,7 @@ void pbp_launch_free_argv(char **argv) {
   free(argv);
 }
 
-int pbp_launch_attach(pebble_bk_proc *p) {
+int pbp_launch_attach(pebble_bk_proc *p, long heartbeat, long start) {
   p->launch = calloc(1, sizeof *p->launch);
   if (p->launch == NULL)
     return PEBBLE_ENOMEM;
@@ -178,12 +184,10 @@ int pbp_launch_attach(pebble_bk_proc *p) {
   }
   p->launch->down_head_sent = PB_FRAME_HEADER;
   p->launch->down_ns = pbp_now_ns();
-  p->launch->beat_ns = (uint64_t)heartbeat_s() * 1000000000u;
+  p->launch->beat_ns = (uint64_t)heartbeat * 1000000000u;
   p->launch->heard_ns = pbp_now_ns();
-  p->launch->silence_ns =
-      (uint64_t)heartbeat_s() * PB_BEATS_LOST * 1000000000u;
-  p->launch->start_ns =
-      (uint64_t)env_seconds(PBP_START_TIMEOUT_ENV, 120, 86400) * 1000000000u;
+  p->launch->silence_ns = (uint64_t)heartbeat * PB_BEATS_LOST * 1000000000u;
+  p->launch->start_ns = (uint64_t)start * 1000000000u;
   return PEBBLE_OK;
 }
 

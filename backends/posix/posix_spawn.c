@@ -18,6 +18,7 @@
 #endif
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -122,9 +123,21 @@ static size_t env_count(char **env) {
 
 int pbp_proc_spawn(pebble_bk_proc **out, const char *program,
                    const char *argv0, int *sys_errno) {
+  return pbp_proc_spawn_launched(out, program, argv0, NULL, sys_errno);
+}
+
+/* What `launch` says within its struct_size, the environment the rest. */
+#define PBP_LAUNCH_HAS(l, field)                                             \
+  ((l) != NULL &&                                                            \
+   (l)->struct_size >= offsetof(pebble_bk_launch, field) + sizeof (l)->field)
+
+int pbp_proc_spawn_launched(pebble_bk_proc **out, const char *program,
+                            const char *argv0, const pebble_bk_launch *launch,
+                            int *sys_errno) {
   pbp_child_setup setup;
   char *self = NULL, *argv[2], **envp, *digits = NULL, **launch_argv = NULL;
-  const char *launcher;
+  const char *launcher = NULL;
+  long heartbeat = 0, start = -1;
   int rc, ignored;
 
   if (sys_errno == NULL)
@@ -133,6 +146,21 @@ int pbp_proc_spawn(pebble_bk_proc **out, const char *program,
   if (out == NULL || (program != NULL && *program == '\0'))
     return PEBBLE_EINVAL;
   *out = NULL;
+  if (PBP_LAUNCH_HAS(launch, command))
+    launcher = launch->command;
+  if (PBP_LAUNCH_HAS(launch, heartbeat_s))
+    heartbeat = launch->heartbeat_s;
+  if (PBP_LAUNCH_HAS(launch, start_timeout_s))
+    start = launch->start_timeout_s;
+  if ((launcher != NULL && *launcher == '\0') || heartbeat < 0 ||
+      heartbeat > 3600 || start < -1 || start > 86400)
+    return PEBBLE_EINVAL;
+  if (launcher == NULL)
+    launcher = pbp_launcher();
+  if (heartbeat == 0)
+    heartbeat = pbp_launch_heartbeat_s();
+  if (start < 0)
+    start = pbp_launch_start_timeout_s();
   if (program == NULL) {
     errno = 0;
     self = self_path();
@@ -155,15 +183,17 @@ int pbp_proc_spawn(pebble_bk_proc **out, const char *program,
   setup.argv = argv;
   setup.envp = envp;
   setup.chan_digits = digits;
-  if ((launcher = pbp_launcher()) != NULL) {
+  if (launcher != NULL) {
     /* The launcher gets its worker's channel on its stdin and stdout, and
      * no channel variable of ours. */
-    rc = pbp_launch_prepare(&setup, launcher, setup.exec_path, &launch_argv);
+    rc = pbp_launch_prepare(&setup, launcher, setup.exec_path, heartbeat,
+                            &launch_argv);
     setup.chan_digits = NULL;
     envp[env_count(envp) - 1] = NULL;
     if (rc == PEBBLE_OK)
       rc = pbp_proc_launch(out, &setup, sys_errno);
-    if (rc == PEBBLE_OK && (rc = pbp_launch_attach(*out)) != PEBBLE_OK) {
+    if (rc == PEBBLE_OK &&
+        (rc = pbp_launch_attach(*out, heartbeat, start)) != PEBBLE_OK) {
       pbp_proc_kill(*out, 1);
       pbp_proc_destroy(*out);
       *out = NULL;
