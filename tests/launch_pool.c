@@ -12,6 +12,13 @@
  *   launch_pool DIR refused  the launcher fails (missing, or ends at
  *                            once): the future fails with a message
  *                            naming the launcher, no hang
+ *   launch_pool DIR options  the pool options launcher, launcher_heartbeat
+ *                            and launcher_start_timeout: refused where
+ *                            wrong (naming the field), ahead of the
+ *                            environment, the string copied; the
+ *                            remote statistics of a local pool
+ *   launch_pool DIR parallel 4 workers behind a launcher that waits 3 s
+ *                            start at the same time (a census)
  *   launch_pool DIR orphan   dies by SIGKILL while a remote task runs,
  *                            its process ids in DIR/orphan (the script
  *                            checks that they go)
@@ -197,19 +204,43 @@ static int gone(long pid) {
   return 0;
 }
 
+/* The pool's launcher comes from its options when the calling script
+ * sets PEBBLE_TEST_POOL_LAUNCHER (and PEBBLE_TEST_POOL_HEARTBEAT,
+ * seconds), else from PEBBLE_LAUNCHER.  The option's string is in a
+ * buffer spoilt after the pool is made: the pool must keep a copy. */
 static pebble_pool *make_pool(unsigned workers) {
   pebble_pool_options o;
   pebble_pool *pool = NULL;
+  const char *launcher = getenv("PEBBLE_TEST_POOL_LAUNCHER");
+  const char *beat = getenv("PEBBLE_TEST_POOL_HEARTBEAT");
+  char *buf = NULL;
   int rc;
   pebble_pool_options_init(&o);
   o.workers = workers;
   o.start_method = PEBBLE_START_SPAWN;
+  if (launcher != NULL) {
+    buf = strdup(launcher);
+    o.launcher = buf;
+  }
+  if (beat != NULL)
+    o.launcher_heartbeat = PEBBLE_SEC(atoi(beat));
   rc = pebble_pool_create(&pool, PEBBLE_PROCESS, &o);
   if (rc != PEBBLE_OK) {
     fprintf(stderr, "pool: %s\n", pebble_last_error());
     exit(1);
   }
+  if (buf != NULL) {
+    memset(buf, 'x', strlen(buf));
+    free(buf);
+  }
   return pool;
+}
+
+static void get_stats(pebble_pool *pool, pebble_pool_stats *s) {
+  memset(s, 0, sizeof *s);
+  s->struct_size = sizeof *s;
+  CHECK(pebble_pool_stats_get(pool, s) == PEBBLE_OK, "stats: %s",
+        pebble_last_error());
 }
 
 static pebble_future *go(pebble_pool *pool, pebble_task_fn fn,
@@ -409,6 +440,16 @@ static void refused(void) {
         "%s (%s)", pebble_status_name(pebble_future_status(f)), msg);
   printf("refused: %s\n", msg);
   pebble_future_release(f);
+  {
+    /* The launcher that failed is a remote worker lost (and replaced,
+     * since the pool is open). */
+    pebble_pool_stats s;
+    get_stats(pool, &s);
+    CHECK(s.remote_lost >= 1 && s.remote_restarts >= 1,
+          "stats: remote_lost %llu, remote_restarts %llu",
+          (unsigned long long)s.remote_lost,
+          (unsigned long long)s.remote_restarts);
+  }
   pebble_pool_stop(pool);
   pebble_pool_destroy(pool);
 }
@@ -531,6 +572,241 @@ static void netcut(const char *local_host) {
   pebble_pool_destroy(pool);
 }
 
+/* Writes `text` to DIR/name, executable. */
+static void write_script(const char *name, const char *text, char *path,
+                         size_t size) {
+  FILE *f;
+  snprintf(path, size, "%s/%s", dir, name);
+  f = fopen(path, "w");
+  if (f == NULL || fputs(text, f) < 0 || fclose(f) != 0) {
+    fprintf(stderr, "cannot write %s\n", path);
+    exit(1);
+  }
+}
+
+/* pebble_pool_create() with opts: the status, and the message named
+ * `field` when it failed. */
+static void expect_refused(pebble_kind kind, const pebble_pool_options *o,
+                           int want, const char *field, const char *what) {
+  pebble_pool *pool = NULL;
+  int rc = pebble_pool_create(&pool, kind, o);
+  CHECK(rc == want && pool == NULL &&
+            strstr(pebble_last_error(), field) != NULL,
+        "%s: %s, wanted %s naming %s (%s)", what, pebble_status_name(rc),
+        pebble_status_name(want), field, pebble_last_error());
+  if (pool != NULL) {
+    pebble_pool_stop(pool);
+    pebble_pool_destroy(pool);
+  }
+}
+
+/* The launcher options: refused where wrong, with a message naming the
+ * field; taken ahead of the environment (PEBBLE_LAUNCHER and
+ * PEBBLE_LAUNCHER_HEARTBEAT are set by the calling script to values that
+ * would fail or differ); the strings copied. */
+static void options(void) {
+  pebble_pool_options o;
+  pebble_pool *pool = NULL;
+  pebble_future *f;
+  char script[4200], words[4200], line[8192] = "";
+  char launcher[8400];
+  FILE *w;
+  int64_t v = 12, r = 0;
+  int rc;
+
+  pebble_pool_options_init(&o);
+  CHECK(o.launcher == NULL && o.launcher_heartbeat == PEBBLE_DEFAULT &&
+            o.launcher_start_timeout == PEBBLE_DEFAULT,
+        "defaults");
+  o.workers = 1;
+  o.launcher = "";
+  expect_refused(PEBBLE_PROCESS, &o, PEBBLE_EINVAL, "launcher", "empty");
+  o.launcher = "  ";
+  expect_refused(PEBBLE_PROCESS, &o, PEBBLE_EINVAL, "launcher", "blank");
+  o.launcher = "env";
+  expect_refused(PEBBLE_THREAD, &o, PEBBLE_EINVAL, "launcher", "threads");
+  o.start_method = PEBBLE_START_FORK;
+  expect_refused(PEBBLE_PROCESS, &o, PEBBLE_EINVAL, "launcher", "fork");
+  o.start_method = PEBBLE_START_FORKSERVER;
+  expect_refused(PEBBLE_PROCESS, &o, PEBBLE_EINVAL, "launcher",
+                 "forkserver");
+  o.start_method = PEBBLE_START_SPAWN;
+  o.launcher_heartbeat = 0;
+  expect_refused(PEBBLE_PROCESS, &o, PEBBLE_EINVAL, "launcher_heartbeat",
+                 "heartbeat 0");
+  o.launcher_heartbeat = PEBBLE_MSEC(1500);
+  expect_refused(PEBBLE_PROCESS, &o, PEBBLE_EINVAL, "launcher_heartbeat",
+                 "heartbeat 1.5 s");
+  o.launcher_heartbeat = PEBBLE_SEC(3601);
+  expect_refused(PEBBLE_PROCESS, &o, PEBBLE_EINVAL, "launcher_heartbeat",
+                 "heartbeat 3601 s");
+  o.launcher_heartbeat = PEBBLE_FOREVER;
+  expect_refused(PEBBLE_PROCESS, &o, PEBBLE_EINVAL, "launcher_heartbeat",
+                 "heartbeat forever");
+  o.launcher_heartbeat = PEBBLE_DEFAULT;
+  o.launcher_start_timeout = 0;
+  expect_refused(PEBBLE_PROCESS, &o, PEBBLE_EINVAL, "launcher_start_timeout",
+                 "start timeout 0");
+  o.launcher_start_timeout = -5;
+  expect_refused(PEBBLE_PROCESS, &o, PEBBLE_EINVAL, "launcher_start_timeout",
+                 "start timeout -5");
+  /* Without a launcher, its settings are still for spawned workers of a
+   * process pool only. */
+  o.launcher = NULL;
+  o.launcher_start_timeout = PEBBLE_SEC(10);
+  expect_refused(PEBBLE_THREAD, &o, PEBBLE_EINVAL, "launcher_start_timeout",
+                 "start timeout, threads");
+  o.start_method = PEBBLE_START_FORK;
+  o.launcher_start_timeout = PEBBLE_DEFAULT;
+  o.launcher_heartbeat = PEBBLE_SEC(2);
+  expect_refused(PEBBLE_PROCESS, &o, PEBBLE_EINVAL, "launcher_heartbeat",
+                 "heartbeat, fork");
+
+  /* Accepted: a launcher that writes its words to a file, then runs
+   * them; the start method left to its default (spawn, with a
+   * launcher, whatever PEBBLE_START_METHOD says). */
+  snprintf(words, sizeof words, "%s/words", dir);
+  unlink(words);
+  {
+    char text[9000];
+    snprintf(text, sizeof text,
+             "#!/bin/sh\necho \"$*\" > '%s'\nexec \"$@\"\n", words);
+    write_script("record.sh", text, script, sizeof script);
+  }
+  snprintf(launcher, sizeof launcher, "sh %s", script);
+  pebble_pool_options_init(&o);
+  o.workers = 1;
+  o.launcher = launcher;
+  o.launcher_heartbeat = PEBBLE_SEC(4);
+  o.launcher_start_timeout = PEBBLE_FOREVER;
+  rc = pebble_pool_create(&pool, PEBBLE_PROCESS, &o);
+  CHECK(rc == PEBBLE_OK, "accepted: %s", pebble_last_error());
+  if (rc != PEBBLE_OK)
+    return;
+  /* The caller's buffer is its own again. */
+  snprintf(launcher, sizeof launcher, "/nonexistent/launcher");
+  f = go(pool, t_square, &v, sizeof v, PEBBLE_DEFAULT);
+  rc = pebble_future_get_int(f, PEBBLE_SEC(120), &r);
+  CHECK(rc == PEBBLE_OK && r == 144, "through the option's launcher: %s (%s)",
+        pebble_status_name(rc), pebble_future_message(f));
+  pebble_future_release(f);
+  w = fopen(words, "r");
+  if (w != NULL) {
+    if (fgets(line, sizeof line, w) == NULL)
+      line[0] = '\0';
+    fclose(w);
+  }
+  /* The option's launcher ran (not PEBBLE_LAUNCHER's), with the
+   * option's heartbeat (not PEBBLE_LAUNCHER_HEARTBEAT's). */
+  CHECK(strstr(line, "PEBBLE_WORKER_CHANNEL=stdio") != NULL &&
+            strstr(line, "PEBBLE_WORKER_HEARTBEAT=4 ") != NULL,
+        "the launcher's words: '%s'", line);
+  {
+    pebble_pool_stats s;
+    get_stats(pool, &s);
+    CHECK(s.remote_restarts == 0 && s.remote_lost == 0,
+          "stats: remote_restarts %llu, remote_lost %llu",
+          (unsigned long long)s.remote_restarts,
+          (unsigned long long)s.remote_lost);
+  }
+  CHECK(pebble_pool_close(pool) == PEBBLE_OK, "close");
+  CHECK(pebble_pool_join(pool, PEBBLE_SEC(120)) == PEBBLE_OK, "join: %s",
+        pebble_last_error());
+  pebble_pool_destroy(pool);
+
+  /* A pool without a launcher counts no remote worker, and a remote
+   * worker's crash there counts a restart, not a remote one. */
+  unsetenv("PEBBLE_LAUNCHER");
+  pebble_pool_options_init(&o);
+  o.workers = 1;
+  o.start_method = PEBBLE_START_SPAWN;
+  rc = pebble_pool_create(&pool, PEBBLE_PROCESS, &o);
+  CHECK(rc == PEBBLE_OK, "local: %s", pebble_last_error());
+  if (rc == PEBBLE_OK) {
+    pebble_pool_stats s;
+    f = go(pool, t_crash, NULL, 0, PEBBLE_DEFAULT);
+    pebble_future_wait(f, PEBBLE_SEC(120));
+    pebble_future_release(f);
+    expect_square(pool, 3, "a local crash");
+    get_stats(pool, &s);
+    CHECK(s.worker_restarts == 1 && s.remote_restarts == 0 &&
+              s.remote_lost == 0,
+          "local stats: worker_restarts %llu, remote_restarts %llu, "
+          "remote_lost %llu",
+          (unsigned long long)s.worker_restarts,
+          (unsigned long long)s.remote_restarts,
+          (unsigned long long)s.remote_lost);
+    pebble_pool_stop(pool);
+    pebble_pool_destroy(pool);
+  }
+}
+
+/* Workers start in parallel: a pool of 4 behind a launcher that takes 3 s
+ * before it runs the worker.  Each launcher, as it starts, leaves a
+ * marker, and after its 3 s counts the markers there, then takes its own
+ * away: started one after another (each once the one before said its
+ * first word) none would ever see another's marker; started together,
+ * one sees all four.  The time to the first results is printed, not
+ * checked. */
+static void parallel(void) {
+  char census[4200], seen[4200], script[4200], text[22000], launcher[8400];
+  pebble_pool_options o;
+  pebble_pool *pool = NULL;
+  pebble_future *f[8];
+  double t0, took;
+  int64_t i;
+  int rc, most = 0, n;
+  FILE *in;
+  snprintf(census, sizeof census, "%s/census", dir);
+  snprintf(seen, sizeof seen, "%s/seen", dir);
+  unlink(seen);
+  snprintf(text, sizeof text,
+           "#!/bin/sh\n"
+           "mkdir -p '%s' && : > '%s/'$$\n"
+           "sleep 3\n"
+           "ls '%s' | wc -l >> '%s'\n"
+           "rm -f '%s/'$$\n"
+           "exec \"$@\"\n",
+           census, census, census, seen, census);
+  write_script("slow.sh", text, script, sizeof script);
+  snprintf(launcher, sizeof launcher, "sh %s", script);
+  pebble_pool_options_init(&o);
+  o.workers = 4;
+  o.launcher = launcher;
+  t0 = now_s();
+  rc = pebble_pool_create(&pool, PEBBLE_PROCESS, &o);
+  CHECK(rc == PEBBLE_OK, "pool: %s", pebble_last_error());
+  if (rc != PEBBLE_OK)
+    return;
+  for (i = 0; i < 8; i++)
+    f[i] = go(pool, t_square, &i, sizeof i, PEBBLE_DEFAULT);
+  for (i = 0; i < 8; i++) {
+    int64_t r = -1;
+    rc = pebble_future_get_int(f[i], PEBBLE_SEC(120), &r);
+    CHECK(rc == PEBBLE_OK && r == i * i, "task %d: %s (%s)", (int)i,
+          pebble_status_name(rc), pebble_future_message(f[i]));
+    pebble_future_release(f[i]);
+  }
+  took = now_s() - t0;
+  CHECK(pebble_pool_close(pool) == PEBBLE_OK, "close");
+  CHECK(pebble_pool_join(pool, PEBBLE_SEC(120)) == PEBBLE_OK, "join: %s",
+        pebble_last_error());
+  pebble_pool_destroy(pool);
+  in = fopen(seen, "r");
+  while (in != NULL && fscanf(in, "%d", &n) == 1)
+    if (n > most)
+      most = n;
+  if (in != NULL)
+    fclose(in);
+  CHECK(most == 4, "at most %d of the 4 launchers ran at the same time",
+        most);
+  printf("parallel: %d of 4 launchers ran at the same time; 8 results "
+         "%.1f s after the pool was made (each launcher waits 3 s)\n",
+         most, took);
+  snprintf(note, sizeof note, "%d launchers at once, results in %.1f s",
+           most, took);
+}
+
 int main(int argc, char **argv) {
   char host[256];
   pebble_register("square", t_square);
@@ -544,7 +820,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   if (argc != 3) {
-    fprintf(stderr, "usage: %s DIR work|refused|orphan|netcut\n", argv[0]);
+    fprintf(stderr, "usage: %s DIR work|refused|orphan|netcut|options|parallel\n",
+            argv[0]);
     return 2;
   }
   dir = argv[1];
@@ -553,6 +830,10 @@ int main(int argc, char **argv) {
   host[sizeof host - 1] = '\0';
   if (strcmp(argv[2], "refused") == 0) {
     refused();
+  } else if (strcmp(argv[2], "options") == 0) {
+    options();
+  } else if (strcmp(argv[2], "parallel") == 0) {
+    parallel();
   } else if (strcmp(argv[2], "orphan") == 0) {
     orphan();
   } else if (strcmp(argv[2], "netcut") == 0) {
@@ -570,6 +851,25 @@ int main(int argc, char **argv) {
     fault(pool, "launcher", host);
     fault(pool, "silent", host);
     results(pool);
+    {
+      /* Every worker is remote: each replacement counts in both; of the
+       * faults, the killed and the silent launcher lost their worker
+       * without a report, the rest were reported (a crash, a killed
+       * worker) or ended by the pool (timeouts, the cancel). */
+      pebble_pool_stats s;
+      get_stats(pool, &s);
+      CHECK(s.remote_restarts >= 7 && s.remote_restarts == s.worker_restarts,
+            "stats: remote_restarts %llu, worker_restarts %llu",
+            (unsigned long long)s.remote_restarts,
+            (unsigned long long)s.worker_restarts);
+      CHECK(s.remote_lost == 2, "stats: remote_lost %llu, wanted 2",
+            (unsigned long long)s.remote_lost);
+      printf("stats: worker_restarts %llu, remote_restarts %llu, "
+             "remote_lost %llu\n",
+             (unsigned long long)s.worker_restarts,
+             (unsigned long long)s.remote_restarts,
+             (unsigned long long)s.remote_lost);
+    }
     CHECK(pebble_pool_close(pool) == PEBBLE_OK, "close");
     CHECK(pebble_pool_join(pool, PEBBLE_SEC(120)) == PEBBLE_OK, "join: %s",
           pebble_last_error());

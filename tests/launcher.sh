@@ -29,6 +29,18 @@ PEBBLE_TEST_PART=never-starts PEBBLE_LAUNCHER_START_TIMEOUT=3 \
   PEBBLE_LAUNCHER="sleep 600; exit" \
   "$prog" "$dir" refused || status=1
 orphan_check "env PEBBLE_TEST_LAUNCHED=1" || status=1
+# The pool's launcher options: refused where wrong, ahead of the
+# environment (whose launcher would fail, whose heartbeat differs, whose
+# start method is fork), the string copied.
+PEBBLE_LAUNCHER="/nonexistent/launcher" PEBBLE_LAUNCHER_HEARTBEAT=30 \
+  PEBBLE_START_METHOD=fork "$prog" "$dir" options || status=1
+# The whole work through the option rather than the variable, which
+# names a launcher that would fail.
+PEBBLE_TEST_PART=option PEBBLE_TEST_POOL_HEARTBEAT=2 \
+  PEBBLE_TEST_POOL_LAUNCHER="env PEBBLE_TEST_LAUNCHED=1" \
+  PEBBLE_LAUNCHER="/nonexistent/launcher" "$prog" "$dir" work || status=1
+# Workers start in parallel: 4 launchers that each wait 3 s run at once.
+"$prog" "$dir" parallel || status=1
 # A launcher whose death leaves the remote side running with its stdin
 # open, as a srun killed by SIGKILL leaves its step: timeouts, cancels, a
 # killed or stopped launcher and the application's death still end the
