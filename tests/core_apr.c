@@ -232,6 +232,39 @@ static void spawn_code_body(void) {
 }
 static void test_spawn_code(void) { CU_ASSERT(in_child(spawn_code_body)); }
 
+/* A pool whose options name a launcher: APR cannot start workers
+ * through one (no proc_spawn_launched), and says so at creation. */
+static void launcher_option_body(void) {
+  pebble_pool_options po;
+  pebble_pool *pool = NULL;
+  setenv("PEBBLE_BACKEND_PATH", apr_module_dir(), 1);
+  unsetenv("PEBBLE_BACKEND");
+  if (pebble_backend_select("apr") != PEBBLE_OK)
+    _exit(1);
+  pebble_pool_options_init(&po);
+  po.workers = 1;
+  po.start_method = PEBBLE_START_SPAWN;
+  po.launcher = "env";
+  if (pebble_pool_create(&pool, PEBBLE_PROCESS, &po) != PEBBLE_ENOTSUP ||
+      pool != NULL || strstr(pebble_last_error(), "launcher") == NULL ||
+      strstr(pebble_last_error(), "apr") == NULL) {
+    printf("[%s] ", pebble_last_error());
+    _exit(2);
+  }
+  po.launcher = NULL;
+  po.launcher_heartbeat = PEBBLE_SEC(2);
+  if (pebble_pool_create(&pool, PEBBLE_PROCESS, &po) != PEBBLE_ENOTSUP ||
+      pool != NULL) {
+    printf("[%s] ", pebble_last_error());
+    _exit(3);
+  }
+  /* Without the launcher's options the pool works. */
+  _exit(works(PEBBLE_PROCESS) && pebble_shutdown() == PEBBLE_OK ? 0 : 4);
+}
+static void test_launcher_option(void) {
+  CU_ASSERT(in_child(launcher_option_body));
+}
+
 /* Timed waits end on time on the monotonic clock (the backend's keeper
  * thread, not APR's wall-clock timed wait). */
 static int never_ends(pebble_ctx *ctx, const void *arg, size_t size) {
@@ -327,6 +360,8 @@ int main(void) {
       {"pool destroyed while a future is held", test_parent_pool_busy},
       {"spawned worker of a backend chosen in code", test_spawn_code},
       {"timed waits", test_timed_wait},
+      {"a launcher in the pool's options: not supported",
+       test_launcher_option},
       CU_TEST_INFO_NULL};
   REGISTER_TASK(add_one);
   REGISTER_TASK(never_ends);

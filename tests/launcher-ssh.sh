@@ -26,6 +26,11 @@ PEBBLE_START_METHOD=spawn
 export PEBBLE_START_METHOD
 echo "launcher: $launcher"
 PEBBLE_LAUNCHER_HEARTBEAT=2 PEBBLE_LAUNCHER=$launcher "$prog" "$dir" work || status=1
+# The same through the pool's options (launcher, launcher_heartbeat),
+# which take precedence over PEBBLE_LAUNCHER, here a launcher that fails.
+PEBBLE_TEST_PART=option PEBBLE_TEST_POOL_HEARTBEAT=2 \
+  PEBBLE_TEST_POOL_LAUNCHER=$launcher PEBBLE_LAUNCHER=/nonexistent/launcher \
+  "$prog" "$dir" work || status=1
 # ssh to a port where nothing listens: ssh exits 255, the future says so.
 PEBBLE_LAUNCHER="ssh -F /dev/null -p 1 -o BatchMode=yes -o ConnectTimeout=10 127.0.0.1" \
   "$prog" "$dir" refused || status=1
