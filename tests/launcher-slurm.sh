@@ -152,4 +152,44 @@ PEBBLE_LAUNCHER="srun --jobid=$job --overlap -N1 -n1 --quiet --nodelist=pebble-n
   "$prog" "$dir" refused || status=1
 orphan_check "$launcher" || status=1
 census orphan || status=1
+
+# docs/cluster.md's walk-through, as a Slurm user runs it: the allocation
+# above is given back, then examples/cluster_map.sbatch is submitted and
+# waited for; its program maps 10,000 items over a pool of workers
+# started by srun (the pool's launcher option), item 4242 crashing.
+unset PEBBLE_LAUNCHER_HEARTBEAT PEBBLE_START_METHOD
+scancel "$job" 2>/dev/null
+example=$(cd "$top_builddir/examples" && pwd)/cluster_map
+sbatch_script=$(cd "$top_srcdir/examples" && pwd)/cluster_map.sbatch
+t0=$(date +%s)
+CLUSTER_MAP=$example sbatch --wait --quiet --nodes=1 --ntasks=4 \
+  --ntasks-per-node=4 --chdir="$dir" --output="$dir/cluster_map.out" \
+  --error="$dir/cluster_map.err" \
+  "$sbatch_script"
+rc=$?
+t1=$(date +%s)
+out="$dir/cluster_map.out"
+tail -n 1 "$out" 2>/dev/null
+# Every item's line, in order: 9,999 results (item I = I*I) and the
+# crash's, naming the host and the signal.
+in_order=$(awk -v crash=4242 '
+  /^item [0-9]+ / { i = $2 + 0
+    if (i != n) { bad = 1 }
+    if (i == crash) { if ($0 !~ / on host [^ ]+ was killed by signal 11 \(SIGSEGV\)/) bad = 1 }
+    else if ($3 != "=" || $4 != i * i) bad = 1
+    n++ }
+  END { print (n == 10000 && !bad) ? "yes" : "no (" n " item lines)" }' "$out" 2>/dev/null)
+if [ $rc -eq 0 ] && [ "$in_order" = yes ] &&
+   grep -q "^item 4242 crashed: worker process [0-9]* on host $host was killed by signal 11 (SIGSEGV)" "$out"; then
+  echo "cluster_map: 10,000 results in order through srun, item 4242's crash with host and signal ($((t1 - t0)) s with sbatch)"
+  grep '^item 4242 ' "$out"
+  sed 's/^/  stderr: /' "$dir/cluster_map.err"
+  echo "part sbatch: pass (10,000 items in order, the crash with host $host and SIGSEGV)"
+else
+  echo "FAIL: cluster_map.sbatch: sbatch --wait exited $rc, items in order: $in_order"
+  grep -v '^item [0-9]* = ' "$out" 2>/dev/null | tail -n 20
+  tail -n 20 "$dir/cluster_map.err" 2>/dev/null
+  echo "part sbatch: FAIL (sbatch exited $rc; items in order: $in_order)"
+  status=1
+fi
 exit $status
