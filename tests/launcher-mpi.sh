@@ -68,4 +68,32 @@ PEBBLE_LAUNCHER="mpirun -n 1 --host pebble-no-such-host.invalid" \
   "$prog" "$dir" refused || status=1
 orphan_check "$launcher" 2> "$dir/orphan.err" || { status=1; cat "$dir/orphan.err"; }
 census orphan || status=1
+# docs/cluster.md's walk-through, as an MPI user runs it: the application
+# itself under `mpirun -n 1`, its pool's launcher (an option) an mpirun
+# on a hostfile, through examples/mpirun-nested.sh (Open MPI refuses an
+# mpirun inside an mpirun's job while the job's variables are set); a
+# map of 10,000 items, item 4242 crashing.
+example="$top_builddir/examples/cluster_map"
+nested="$(cd "$top_srcdir/examples" && pwd)/mpirun-nested.sh"
+echo "localhost slots=64" > "$dir/hosts"
+t0=$(date +%s)
+mpirun -n 1 --oversubscribe "$example" \
+  "sh $nested -n 1 --quiet --hostfile $dir/hosts --oversubscribe -x PEBBLE_TEST_MPI_RUN=$dir" 4 \
+  > "$dir/cluster_map.out" 2> "$dir/cluster_map.err"
+rc=$?
+t1=$(date +%s)
+tail -n 1 "$dir/cluster_map.out"
+if [ $rc -eq 0 ] &&
+   [ "$(grep -c '^item [0-9]* = ' "$dir/cluster_map.out")" = 9999 ] &&
+   grep -q "^item 4242 crashed: worker process [0-9]* on host $(hostname) was killed by signal 11 (SIGSEGV)" "$dir/cluster_map.out"; then
+  grep '^item 4242 ' "$dir/cluster_map.out"
+  echo "part cluster_map: pass (mpirun -n 1 ./app, 10,000 items, the crash with host and signal, $((t1 - t0)) s)"
+else
+  echo "FAIL: cluster_map under mpirun -n 1 exited $rc"
+  grep -v '^item [0-9]* = ' "$dir/cluster_map.out" | tail -n 20
+  tail -n 20 "$dir/cluster_map.err"
+  echo "part cluster_map: FAIL (exit $rc)"
+  status=1
+fi
+census cluster_map || status=1
 exit $status
