@@ -30,4 +30,11 @@ done 2, failed 1, timed out 1, cancelled 1" "$(echo "$out" | sed 's/ (.*//')"
 out=$("$b/event_loop") || fail=1
 echo "$out"
 check event_loop "sum of cubes 1..5 = 225" "$out"
+# The cluster example on this host (no launcher): 9,999 results in order
+# and the crash; tests/launcher-slurm.sh and tests/launcher-mpi.sh run it
+# through srun and mpirun.
+out=$(PEBBLE_LAUNCHER= "$b/cluster_map" "" 2) || fail=1
+echo "$out" | grep -v '^item [0-9]* = '
+check cluster_map "9999 $(seq 0 9999 | grep -vx 4242 | awk '{s += $1 * $1} END {printf "%.0f", s}')" \
+  "$(echo "$out" | awk '/^item [0-9]+ = / {n++; s += $4} END {printf "%d %.0f", n, s}')"
 exit $fail
