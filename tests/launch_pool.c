@@ -712,14 +712,23 @@ static void options(void) {
         pebble_last_error());
   pebble_pool_destroy(pool);
 
-  /* A pool without a launcher counts no remote worker, and a remote
-   * worker's crash there counts a restart, not a remote one. */
+  /* A pool without a launcher counts no remote worker, and a worker's
+   * crash there counts a restart, not a remote one.  Its worker_program
+   * (this program) is in a buffer spoilt once the pool is made, and
+   * every worker starts after that: the pool keeps a copy. */
   unsetenv("PEBBLE_LAUNCHER");
   pebble_pool_options_init(&o);
   o.workers = 1;
   o.start_method = PEBBLE_START_SPAWN;
+  {
+    ssize_t n = readlink("/proc/self/exe", launcher, sizeof launcher - 1);
+    launcher[n > 0 ? n : 0] = '\0';
+    if (n > 0)
+      o.worker_program = launcher;
+  }
   rc = pebble_pool_create(&pool, PEBBLE_PROCESS, &o);
   CHECK(rc == PEBBLE_OK, "local: %s", pebble_last_error());
+  snprintf(launcher, sizeof launcher, "/nonexistent/program");
   if (rc == PEBBLE_OK) {
     pebble_pool_stats s;
     f = go(pool, t_crash, NULL, 0, PEBBLE_DEFAULT);
