@@ -73,6 +73,11 @@ typedef struct pb_runner_ops {
   /* Optional: called once by whoever resolves the future, before any
    * waiter can see the outcome (no lock held). */
   void (*settled)(struct pb_runner *runner);
+  /* Optional: a cancel is about to resolve the running task's future
+   * (stripe lock held).  1: the task has ended already and its outcome is
+   * on its way: the cancel leaves the future to it.  0: the cancel goes
+   * on (and whatever must stop the task may be done here already). */
+  int (*ended_locked)(struct pb_runner *runner);
 } pb_runner_ops;
 /* One pointer to shared operations: it sits in every pool task. */
 typedef struct pb_runner {

@@ -511,7 +511,8 @@ static void process_deadline(pb_manager *m, pb_watch *w, uint64_t now) {
 
 /* ================= launching ================= */
 
-static const pb_runner_ops job_runner_ops = {job_cancel_locked, job_settled};
+static const pb_runner_ops job_runner_ops = {job_cancel_locked, job_settled,
+                                             NULL};
 
 int pb_job_launch(pb_job *job) {
   pb_lib *L = job->lib;

@@ -259,6 +259,7 @@ int pb_pool_uses_spawn(const pebble_pool *P);
 void pb_processes_kick(pb_manager *m, pb_cmd *cmd);
 void pb_processes_deadline(pb_manager *m, pb_watch *w, uint64_t now);
 void pb_processes_cancel_locked(pb_runner *r);
+int pb_processes_ended_locked(pb_runner *r);
 /* Pool lock held: 0 no idle worker took t, 1 sent, 2 post the kick. */
 int pb_processes_send_now(pebble_pool *P, pb_ptask *t);
 

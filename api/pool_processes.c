@@ -850,8 +850,27 @@ static int may_kill_for(pb_pworker *w) {
   return page == NULL || pb_page_claim(page, atomic_load(&w->task_ordinal));
 }
 
-/* A task that ended before its cancel came is left alone: its outcome is
- * on its way, and is dropped since the future resolved as cancelled. */
+/* A cancel is about to resolve the future of t, which its worker runs as
+ * far as the pool knows (t's stripe lock).  If the worker's page says t
+ * has ended, the cancel leaves the future to t's outcome, on its way.
+ * Otherwise the page is claimed and the worker killed now, before the
+ * future resolves, whoever resolves it: a claimed worker starts nothing
+ * more, so it must not be left waiting for work. */
+int pb_processes_ended_locked(pb_runner *r) {
+  pb_ptask *t = PB_CONTAINER(r, pb_ptask, runner);
+  pb_worker_page *page;
+  if (t->worker == NULL || t->ahead || t->killed ||
+      (page = atomic_load(&t->worker->page)) == NULL)
+    return 0;
+  if (!pb_page_claim(page, atomic_load(&t->worker->task_ordinal)))
+    return 1;
+  t->pool->lib->bk->proc_kill(t->worker->proc, 1);
+  t->killed = 1;
+  return 0;
+}
+
+/* A task that ended before its cancel came is left alone: its outcome
+ * (on its way) is dropped if the future resolved as cancelled. */
 void pb_processes_cancel_locked(pb_runner *r) {
   pb_ptask *t = PB_CONTAINER(r, pb_ptask, runner);
   if (t->worker != NULL && !t->killed) {
@@ -1164,6 +1183,13 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
     if (!unsent)
       pb_future_set_exit(pb_ptask_future(t), &info);
     end_with_pool(P, t, broken);
+  } else if (t != NULL && killed) {
+    /* Killed for its cancel, which claims the worker before it resolves
+     * the future (pb_processes_ended_locked): the exit may come first. */
+    pb_future_set_exit(pb_ptask_future(t), &info);
+    pb_pool_resolve(P, pb_ptask_future(t), PEBBLE_CANCELLED, PEBBLE_ECANCELED,
+                    pb_strdup("the task was cancelled"), 0);
+    pb_ptask_free(t);
   } else if (t != NULL) {
     char *why = pb_exit_message_cut(&info, "worker process", &w->reader,
                                     bk, w->proc);
