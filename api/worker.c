@@ -258,7 +258,7 @@ static int wait_for_kill(inbox *in) {
     int rc = in->read_some != NULL
                  ? in->read_some(in->chan, sink, sizeof sink, &got)
                  : in->bk->chan_read_all(in->chan, sink, 1);
-    if (rc != PEBBLE_OK)
+    if (rc != PEBBLE_OK || (in->read_some != NULL && got == 0))
       return 0;
   }
 }
