@@ -424,9 +424,11 @@ static void flush_out(pb_manager *m, pb_pworker *w) {
       task_begins(w, w->task);
     if (rc == PEBBLE_ENOTREADY)
       break;
-    if (done > 0 && w->out_has_skip && atomic_load(&w->page) != NULL)
-      atomic_fetch_add(&atomic_load(&w->page)->skip_epoch,
-                       1); /* after the write: worker.c */
+    if (done > 0 && w->out_has_skip) {
+      pb_worker_page *page = atomic_load(&w->page);
+      if (page != NULL) /* after the write: worker.c */
+        atomic_fetch_add(&page->skip_epoch, 1);
+    }
     if (rc != PEBBLE_OK) { /* the worker is gone: its exit will tell */
       free(w->out);
       w->out = NULL;

@@ -56,7 +56,7 @@ typedef struct inbox {
    * said the pool is about to kill this worker: it starts nothing more. */
   pb_worker_page *page;
   int claimed;
-  /* Forked workers (pb_worker_config): the pool bumps *skip_epoch after
+  /* With a page (pb_worker_config): the pool bumps *skip_epoch after
    * writing a SKIP.  The channel holds no SKIP not read yet while the
    * word still has the value it had before the last read that found the
    * channel empty (epoch_seen), so the worker reads it only when the word
