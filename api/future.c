@@ -610,6 +610,35 @@ static int cancel(pebble_future *f, int *was_running) {
 
   if (was_running != NULL)
     *was_running = 0;
+  /* A process task that has ended already, its outcome on its way, keeps
+   * that outcome: nothing is killed (worker_page.c).  Not on the manager
+   * thread, which delivers it. */
+  if (!pb_role.manager_thread && atomic_load(&f->state) == PEBBLE_RUNNING) {
+    int ended = 0;
+    pb_stripe_lock(f);
+    runner = f->runner;
+    if (runner != NULL && runner->ops->ended_locked != NULL &&
+        atomic_load(&f->state) == PEBBLE_RUNNING)
+      ended = runner->ops->ended_locked(runner);
+    if (ended) {
+      watch(f);
+      while ((st = atomic_load(&f->state)) == PEBBLE_RUNNING ||
+             st == PB_STATE_SETTLING)
+        L->bk->cond_wait(L->stripes[PB_STRIPE(f)].cond,
+                         L->stripes[PB_STRIPE(f)].mutex, PEBBLE_BK_FOREVER);
+    }
+    pb_stripe_unlock(f);
+    if (ended) {
+      if (was_running != NULL)
+        *was_running = f->ran;
+      if (st == PEBBLE_CANCELLED) /* another cancel came first */
+        return PEBBLE_OK;
+      return pb_error(PEBBLE_EALREADY,
+                      "pebble_future_cancel: the task of future %llu had "
+                      "already ended",
+                      (unsigned long long)f->id);
+    }
+  }
   memset(&o, 0, sizeof o);
   o.state = PEBBLE_CANCELLED;
   o.status = PEBBLE_ECANCELED;

@@ -73,6 +73,11 @@ typedef struct pb_runner_ops {
   /* Optional: called once by whoever resolves the future, before any
    * waiter can see the outcome (no lock held). */
   void (*settled)(struct pb_runner *runner);
+  /* Optional: a cancel is about to resolve the running task's future
+   * (stripe lock held).  1: the task has ended already and its outcome is
+   * on its way: the cancel leaves the future to it.  0: the cancel goes
+   * on (and whatever must stop the task may be done here already). */
+  int (*ended_locked)(struct pb_runner *runner);
 } pb_runner_ops;
 /* One pointer to shared operations: it sits in every pool task. */
 typedef struct pb_runner {
@@ -115,6 +120,32 @@ unsigned pb_online_cpus(void);
 size_t pb_physical_memory(void);
 /* Fault in the pages of a large block about to be filled (best effort). */
 void pb_prefault(void *p, size_t size);
+
+/* ---- worker_page.c: what a process worker runs, shared with its pool ----
+ * run: 0 at first, then (ordinal << 2 | 1) while the worker runs the task
+ * the pool numbered so, (ordinal << 2 | 2) once it returned, or all ones
+ * once the pool claimed the worker to kill it. */
+typedef struct pb_worker_page {
+  atomic_ullong run;
+  atomic_uint skip_epoch; /* bumped by the pool after it writes a SKIP */
+} pb_worker_page;
+/* Pool side: a page a forked worker inherits; NULL where there is none. */
+pb_worker_page *pb_page_new_inherited(void);
+void pb_page_free(pb_worker_page *page);
+/* Worker side: a page in a sealed memory file, to send to the pool. */
+int pb_page_create_file(intptr_t *handle, pb_worker_page **page);
+/* Pool side: map the page a worker sent (always closes the handle). */
+int pb_page_map_file(intptr_t handle, pb_worker_page **page, char *why,
+                     size_t whylen);
+/* Worker: about to start task `ordinal`; 0 if the pool claimed the worker
+ * (start nothing, wait to be killed). */
+int pb_page_begin(pb_worker_page *page, uint64_t ordinal);
+/* Worker: task `ordinal` returned. */
+void pb_page_end(pb_worker_page *page, uint64_t ordinal);
+/* Pool: may the worker be killed to stop task `ordinal`?  1: claimed, the
+ * worker starts nothing more; 0: the task has ended. */
+int pb_page_claim(pb_worker_page *page, uint64_t ordinal);
+atomic_uint *pb_page_skip_epoch(pb_worker_page *page); /* NULL: no page */
 
 /* ---- shared_result.c: large process results as sealed memory files ----
  * len counts the result's trailing NUL.  pb_shared_map always closes the
@@ -428,7 +459,7 @@ void pb_dispatch_stop(pb_dispatch *d);
 
 /* ---- message.c: the worker message format ---- */
 #define PB_MSG_MAGIC 0x50424c31u /* "PBL1" */
-#define PB_MSG_VERSION 4u
+#define PB_MSG_VERSION 5u
 enum pb_msg_type {
   PB_MSG_RESULT = 1,  /* payload: the result bytes */
   PB_MSG_FAILURE = 2, /* code: the task's code; payload: its message */
@@ -443,8 +474,14 @@ enum pb_msg_type {
   /* Tasks sent ahead to a busy worker (pool_processes.c): */
   PB_MSG_SKIP = 9,     /* to a pool worker: payload: a task's future id */
   PB_MSG_STARTED = 10, /* from a pool worker: it starts that task now */
-  PB_MSG_SKIPPED = 11  /* from a pool worker: it skipped it, unstarted */
+  PB_MSG_SKIPPED = 11, /* from a pool worker: it skipped it, unstarted */
+  PB_MSG_PAGE = 12     /* from a spawned pool worker, asked for it by
+                          CONFIG's code: no payload; its page's sealed
+                          memory file is attached (worker_page.c) */
 };
+/* CONFIG code: make a page and send it (PB_MSG_PAGE) before anything
+ * else. */
+#define PB_CONFIG_PAGE 1
 /* INIT_FAILED code: a spawned program used the library before calling
  * pebble_worker_main(); the text says so (worker.c). */
 #define PB_INIT_NOT_WORKER 1
@@ -463,8 +500,9 @@ enum pb_msg_type {
  * of its timeout, counted from its launch (job.c, pool_processes.c). */
 #define PB_START_ALLOWANCE_NS ((uint64_t)10 * 1000 * 1000 * 1000)
 /* A TASK payload starts with: fn address (0: by name), future id, seq,
- * name length; then the name, then the argument. */
-#define PB_TASK_WORDS 4
+ * name length, ordinal (the pool's number for the task on this worker,
+ * increasing, for its page; 0: none); then the name, then the argument. */
+#define PB_TASK_WORDS 5
 #define PB_NAME_BYTES_MAX 64
 
 /* ---- worker.c ---- */
@@ -475,10 +513,9 @@ typedef struct pb_worker_config {
   const void *init_arg;
   size_t init_arg_size;
   int by_name; /* spawned: find functions by registered name only */
-  /* Forked workers: bumped by the pool after it writes a request to skip
-   * a task (pool.h); NULL: the worker reads its channel for such requests
-   * before each task sent ahead. */
-  atomic_uint *skip_epoch;
+  /* Shared with the pool (worker_page.c), or NULL; a forked worker's is
+   * inherited, a spawned one makes its own. */
+  pb_worker_page *page;
 } pb_worker_config;
 int pb_worker_serve(const pebble_backend *bk, pebble_bk_chan *chan,
                     const pb_worker_config *cfg);

@@ -248,6 +248,7 @@ static int spawn_messages(pb_job *job) {
   head[1] = job->future->id;
   head[2] = pb_future_seq_of(job->future);
   head[3] = strlen(name);
+  head[4] = 0; /* no page: one task */
   task_size = sizeof head + (size_t)head[3] + job->arg_size;
   size = 2 * sizeof h + sizeof conf + task_size;
   job->out = p = malloc(size);
@@ -510,7 +511,8 @@ static void process_deadline(pb_manager *m, pb_watch *w, uint64_t now) {
 
 /* ================= launching ================= */
 
-static const pb_runner_ops job_runner_ops = {job_cancel_locked, job_settled};
+static const pb_runner_ops job_runner_ops = {job_cancel_locked, job_settled,
+                                             NULL};
 
 int pb_job_launch(pb_job *job) {
   pb_lib *L = job->lib;

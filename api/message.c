@@ -125,6 +125,14 @@ int pb_msg_check(const pb_msg_header *h, size_t max_size, uint64_t task_id,
       return PEBBLE_EPROTO;
     }
     return PEBBLE_OK;
+  case PB_MSG_PAGE:
+    if (h->size != 0 || h->code != 0) {
+      snprintf(msg, msglen,
+               "the worker sent a page message of %llu bytes with code %d",
+               (unsigned long long)h->size, (int)h->code);
+      return PEBBLE_EPROTO;
+    }
+    return PEBBLE_OK;
   default:
     snprintf(msg, msglen, "the worker sent a message of unknown type %u",
              (unsigned)h->type);

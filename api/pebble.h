@@ -1170,14 +1170,21 @@ PEBBLE_API const char *pebble_signal_name(int signal);
  * A running process task's process group (its process alone with a
  * backend without #PEBBLE_CAP_KILL_GROUP, such as APR) is sent SIGKILL
  * before this returns (its exit is reaped later by the library).  A
+ * process pool's worker is killed only while it still runs this task: a
+ * task that has already returned in its worker, its outcome not yet read
+ * by the pool, is not stopped; nothing is killed (not the task its worker
+ * may have started since), and this waits for that outcome and returns
+ * #PEBBLE_EALREADY (on the library's manager thread, which delivers it,
+ * the future is resolved as cancelled instead, still killing nothing).  A
  * running thread task is flagged (pebble_should_stop()) and keeps its
- * thread until it returns.  In every case the future is resolved as
+ * thread until it returns.  Otherwise the future is resolved as
  * #PEBBLE_CANCELLED before this returns, and its callbacks run on the
  * library's callback thread.
  * @param future The future.
  * @return #PEBBLE_OK when the future is cancelled (also if it already
- * was), #PEBBLE_EALREADY when it had already resolved otherwise (cancel
- * lost to completion: the result stands).
+ * was), #PEBBLE_EALREADY when it had already resolved otherwise, or its
+ * process task had already returned (cancel lost to completion: the
+ * result stands).
  */
 PEBBLE_API int pebble_future_cancel(pebble_future *future);
 
@@ -1352,7 +1359,11 @@ typedef struct pebble_pool_options {
  * or behind a task with a timeout, nor beyond max_tasks.  ALWAYS drops
  * the two time conditions (for tasks known to be short); NEVER sends a
  * task only to an idle worker.  Backends without the needed channel
- * operation (APR) never send ahead.
+ * operation (APR) never send ahead, nor does a pool to a worker that
+ * shares no memory page with it (a launched worker; docs/backends.md):
+ * the page says which task the worker runs, so that the kill of a cancel
+ * or a timeout hits only the task it was meant for, never the next one
+ * the worker was sent ahead and has started.
  */
 typedef enum pebble_send_ahead {
   PEBBLE_SEND_AHEAD_AUTO = 0,  /**< while recent tasks are short (above) */

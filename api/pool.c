@@ -516,8 +516,14 @@ void pb_pool_requeue(pebble_pool *P, pb_ptask *first, pb_ptask *last,
 }
 
 static void queued_cancel_locked(pb_runner *r);
-static const pb_runner_ops ptask_runner_ops = {queued_cancel_locked,
-                                               ptask_settled};
+static int ptask_ended_locked(pb_runner *r);
+static const pb_runner_ops ptask_runner_ops = {
+    queued_cancel_locked, ptask_settled, ptask_ended_locked};
+
+static int ptask_ended_locked(pb_runner *r) {
+  pb_ptask *t = PB_CONTAINER(r, pb_ptask, runner);
+  return t->pool->kind == PEBBLE_PROCESS && pb_processes_ended_locked(r);
+}
 
 /* Cancelling a queued task: mark it; its worker will skip it. */
 static void queued_cancel_locked(pb_runner *r) {

@@ -40,8 +40,9 @@ struct pb_ptask {
   unsigned char skip_sent : 1, requeued : 2;
   unsigned char arg_apart; /* the argument's copy is malloc'd; its
                               address is stored after the task */
-  pebble_bk_proc *proc;  /* process pools: set/cleared under the stripe
-                            lock while a worker runs it */
+  pb_pworker *worker;    /* process pools: set/cleared under the stripe
+                            lock while a worker runs it, or holds it sent
+                            ahead */
   size_t arg_size;
 };
 /* The future a task lives behind, in the same block (its internal
@@ -101,12 +102,20 @@ struct pb_pworker {
    * n_ahead also under the pool lock). */
   pb_ptask *ahead, *ahead_tail;
   unsigned n_ahead;
-  /* Forked workers: a word in memory shared with the worker, bumped after
-   * each write that carried a SKIP request, so that the worker looks at
-   * its channel for such requests only when one may be there (worker.c;
-   * NULL: it looks every time).  out_has_skip: w->out holds one. */
-  atomic_uint *skip_epoch;
+  /* The page it shares with the pool (worker_page.c): a forked worker's
+   * is set before it is listed, a spawned one's when it arrives (manager
+   * thread, pool lock); NULL: none, and nothing is sent ahead to it.  Its
+   * skip epoch is bumped after each write that carried a SKIP request, so
+   * that the worker looks at its channel for such requests only when one
+   * may be there (worker.c).  out_has_skip: w->out holds one. */
+  _Atomic(pb_worker_page *) page;
   int out_has_skip;
+  /* Each task message to it carries the next ordinal (pool lock);
+   * task_ordinal is the current task's, set with task_id (read by a
+   * cancel under the task's stripe lock); ahead_ordinal the oldest task
+   * sent ahead's (they are numbered one after the other). */
+  uint64_t ordinals, ahead_ordinal;
+  atomic_uint_fast64_t task_ordinal;
   uint64_t task_started; /* pool lock: when its current task started */
   long pid;              /* process workers: set before it is listed */
   int remote;            /* started through a launcher (set before it is
@@ -259,6 +268,7 @@ int pb_pool_uses_spawn(const pebble_pool *P);
 void pb_processes_kick(pb_manager *m, pb_cmd *cmd);
 void pb_processes_deadline(pb_manager *m, pb_watch *w, uint64_t now);
 void pb_processes_cancel_locked(pb_runner *r);
+int pb_processes_ended_locked(pb_runner *r);
 /* Pool lock held: 0 no idle worker took t, 1 sent, 2 post the kick. */
 int pb_processes_send_now(pebble_pool *P, pb_ptask *t);
 

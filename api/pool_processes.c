@@ -66,7 +66,7 @@ static int worker_child_main(void *arg, pebble_bk_chan *chan) {
   cfg.initializer = P->o.initializer;
   cfg.init_arg = P->init_arg;
   cfg.init_arg_size = P->o.initializer_arg_size;
-  cfg.skip_epoch = w->skip_epoch;
+  cfg.page = atomic_load(&w->page);
   return pb_worker_serve(P->lib->bk, chan, &cfg);
 }
 
@@ -74,7 +74,8 @@ int pb_pool_uses_spawn(const pebble_pool *P) {
   return P->kind == PEBBLE_PROCESS && pb_lib_spawns(P->lib, P->o.start_method);
 }
 
-/* The settings a spawned worker cannot inherit. */
+/* The settings a spawned worker cannot inherit; a worker on this host is
+ * asked for its page (worker_page.c). */
 static int config_message(pb_pworker *w) {
   pebble_pool *P = w->pool;
   pb_msg_header h;
@@ -93,7 +94,7 @@ static int config_message(pb_pworker *w) {
   w->out = malloc(sizeof h + size);
   if (w->out == NULL)
     return PEBBLE_ENOMEM;
-  pb_msg_fill(&h, PB_MSG_CONFIG, 0, size);
+  pb_msg_fill(&h, PB_MSG_CONFIG, w->remote ? 0 : PB_CONFIG_PAGE, size);
   memcpy(w->out, &h, sizeof h);
   memcpy(w->out + sizeof h, head, sizeof head);
   memcpy(w->out + sizeof h + sizeof head, name, nlen);
@@ -106,30 +107,6 @@ static int config_message(pb_pworker *w) {
 }
 
 /* ================= the manager's side ================= */
-
-/* The word a forked worker shares with the pool (pool.h), or NULL where
- * there is no shared memory: the worker then reads its channel before
- * every task sent ahead, as a spawned one does. */
-static atomic_uint *skip_epoch_new(void) {
-#if defined(MAP_SHARED) && defined(MAP_ANONYMOUS)
-  void *p = mmap(NULL, sizeof(atomic_uint), PROT_READ | PROT_WRITE,
-                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (p != MAP_FAILED) {
-    atomic_init((atomic_uint *)p, 0);
-    return p;
-  }
-#endif
-  return NULL;
-}
-
-static void skip_epoch_free(atomic_uint *e) {
-#if defined(MAP_SHARED) && defined(MAP_ANONYMOUS)
-  if (e != NULL)
-    munmap((void *)e, sizeof *e);
-#else
-  (void)e;
-#endif
-}
 
 static void watch_worker(pb_manager *m, pb_pworker *w) {
   unsigned ev = PEBBLE_EV_EXIT;
@@ -163,10 +140,13 @@ static int spawn_one(pb_manager *m, pebble_pool *P, int spare, int *err) {
     rc = pb_start_launched_worker(P->lib, P->o.start_method,
                                   P->o.worker_program, P->launch, &w->proc,
                                   err);
+    if (rc == PEBBLE_OK)
+      w->remote = PB_BK_HAS(bk, proc_remote) &&
+                  bk->proc_remote(w->proc, NULL, 0, NULL) != PEBBLE_ENOTSUP;
     if (rc == PEBBLE_OK && (rc = config_message(w)) != PEBBLE_OK)
       bk->proc_destroy(w->proc);
   } else {
-    w->skip_epoch = skip_epoch_new();
+    atomic_init(&w->page, pb_page_new_inherited());
     rc = bk->proc_start(&w->proc, worker_child_main, w, err);
   }
   /* Watched before it counts as started: a worker nobody watches would
@@ -178,7 +158,7 @@ static int spawn_one(pb_manager *m, pebble_pool *P, int spare, int *err) {
     bk->proc_destroy(w->proc); /* kills and reaps it */
   }
   if (rc != PEBBLE_OK) {
-    skip_epoch_free(w->skip_epoch);
+    pb_page_free(atomic_load(&w->page));
     free(w);
     pb_log(PEBBLE_LOG_ERROR, "pool %p: cannot start a worker process: %s",
            (void *)P, *err ? pb_sys_strerror(*err) : pebble_strerror(rc));
@@ -297,9 +277,10 @@ static void log_worker_end(pebble_pool *P, const pebble_exit_info *info,
 
 /* The message that hands t to a worker, malloc'd. */
 static int task_message(pebble_pool *P, pb_ptask *t, int32_t code,
-                        unsigned char **out, size_t *out_size) {
+                        uint64_t ordinal, unsigned char **out,
+                        size_t *out_size) {
   pb_msg_header h;
-  uint64_t head[PB_TASK_WORDS] = {0, 0, 0, 0};
+  uint64_t head[PB_TASK_WORDS] = {0, 0, 0, 0, 0};
   char name[PB_NAME_BYTES_MAX];
   unsigned char *buf;
   size_t size;
@@ -312,6 +293,7 @@ static int task_message(pebble_pool *P, pb_ptask *t, int32_t code,
   }
   head[1] = pb_ptask_future(t)->id;
   head[2] = pb_future_seq_of(pb_ptask_future(t));
+  head[4] = ordinal;
   size = sizeof head + (size_t)head[3] + t->arg_size;
   buf = malloc(sizeof h + size);
   if (buf == NULL)
@@ -330,12 +312,12 @@ static int task_message(pebble_pool *P, pb_ptask *t, int32_t code,
  * timeout asks the worker to say when its code starts (read_worker): the
  * timeout counts from there, not from a start or an initializer that
  * runs first; until then the deadline has PB_START_ALLOWANCE_NS more. */
-static int send_task(pb_pworker *w, pb_ptask *t) {
+static int send_task(pb_pworker *w, pb_ptask *t, uint64_t ordinal) {
   const pebble_backend *bk = w->pool->lib->bk;
   int timed = t->timeout != PEBBLE_FOREVER;
   int rc = task_message(w->pool, t,
                         timed ? PB_TASK_TELL_START | PB_TASK_TELL_START_AT : 0,
-                        &w->out, &w->out_size);
+                        ordinal, &w->out, &w->out_size);
   if (rc != PEBBLE_OK)
     return rc;
   w->out_done = 0;
@@ -357,7 +339,7 @@ static int send_task(pb_pworker *w, pb_ptask *t) {
 static void task_begins(pb_pworker *w, pb_ptask *t) {
   w->task_unsent = 0;
   pb_stripe_lock(pb_ptask_future(t));
-  t->proc = w->proc;
+  t->worker = w;
   /* Its rare fields were made at schedule. */
   pb_future_rare_of(pb_ptask_future(t))->pid = (int32_t)w->pid;
   if (!pb_future_start(pb_ptask_future(t)))
@@ -393,10 +375,12 @@ int pb_processes_send_now(pebble_pool *P, pb_ptask *t) {
     return 0;
   for (w = P->workers; w != NULL && !w->ready; w = w->next)
     ;
-  if (w == NULL || task_message(P, t, 0, &buf, &size) != PEBBLE_OK)
+  if (w == NULL || task_message(P, t, 0, w->ordinals + 1, &buf, &size) !=
+                       PEBBLE_OK)
     return 0;
   /* Before its answer can come. */
   atomic_store(&w->task_id, pb_ptask_future(t)->id);
+  atomic_store(&w->task_ordinal, ++w->ordinals);
   rc = bk->proc_write(w->proc, buf, size, &done);
   if (done == 0 && rc != PEBBLE_OK && rc != PEBBLE_ENOTREADY) {
     atomic_store(&w->task_id, 0);
@@ -441,8 +425,11 @@ static void flush_out(pb_manager *m, pb_pworker *w) {
       task_begins(w, w->task);
     if (rc == PEBBLE_ENOTREADY)
       break;
-    if (done > 0 && w->out_has_skip && w->skip_epoch != NULL)
-      atomic_fetch_add(w->skip_epoch, 1); /* after the write: worker.c */
+    if (done > 0 && w->out_has_skip) {
+      pb_worker_page *page = atomic_load(&w->page);
+      if (page != NULL) /* after the write: worker.c */
+        atomic_fetch_add(&page->skip_epoch, 1);
+    }
     if (rc != PEBBLE_OK) { /* the worker is gone: its exit will tell */
       free(w->out);
       w->out = NULL;
@@ -525,6 +512,10 @@ static int may_send_ahead(const pebble_pool *P, const pb_pworker *w,
       w->state != PB_W_BUSY || w->killed || w->closed || w->uncounted ||
       w->n_ahead >= PB_AHEAD_MAX || last->timeout != PEBBLE_FOREVER)
     return 0;
+  /* Without a page, a cancel of the task it runs could kill the one it
+   * starts next (worker_page.c). */
+  if (atomic_load(&w->page) == NULL)
+    return 0;
   /* A remote worker's skip requests cross a relay (docs/cluster.md): a
    * cancel could return before its request reached the worker, which
    * would start the cancelled task. */
@@ -563,17 +554,21 @@ static size_t send_ahead(pebble_pool *P, pb_pworker *w, unsigned upto) {
       pb_ptask_free(t); /* cancelled while queued (and counted) */
       continue;
     }
-    if (task_message(P, t, PB_TASK_AHEAD, &buf, &size) != PEBBLE_OK ||
+    if (task_message(P, t, PB_TASK_AHEAD, w->ordinals + 1, &buf, &size) !=
+            PEBBLE_OK ||
         out_append(w, buf, size) != PEBBLE_OK) {
       t->next = NULL; /* it waits for an idle worker instead */
       pb_pool_requeue(P, t, t, 1);
       break;
     }
+    w->ordinals++;
     t->next = NULL;
-    if (w->ahead_tail != NULL)
+    if (w->ahead_tail != NULL) {
       w->ahead_tail->next = t;
-    else
+    } else {
       w->ahead = t;
+      w->ahead_ordinal = w->ordinals;
+    }
     w->ahead_tail = t;
     w->n_ahead++;
     P->ahead++;
@@ -581,7 +576,7 @@ static size_t send_ahead(pebble_pool *P, pb_pworker *w, unsigned upto) {
     n++;
     w->flush_pending = 1;
     pb_stripe_lock(pb_ptask_future(t));
-    t->proc = w->proc;
+    t->worker = w;
     t->ahead = 1;
     cancelled = atomic_load(&t->stop_reason) != 0;
     pb_stripe_unlock(pb_ptask_future(t));
@@ -621,9 +616,11 @@ static int task_notice(pb_manager *m, pb_pworker *w, int started,
   if (started) {
     w->task = t;
     atomic_store(&w->task_id, pb_ptask_future(t)->id);
+    atomic_store(&w->task_ordinal, w->ahead_ordinal);
     w->task_started = bk->now_ns();
     P->running++;
   }
+  w->ahead_ordinal++;
   bk->mutex_unlock(P->lock);
   t->next = NULL;
   pb_stripe_lock(pb_ptask_future(t));
@@ -631,7 +628,7 @@ static int task_notice(pb_manager *m, pb_pworker *w, int started,
   if (started) /* its rare fields were made at schedule */
     pb_future_rare_of(pb_ptask_future(t))->pid = (int32_t)w->pid;
   if (!started)
-    t->proc = NULL;
+    t->worker = NULL;
   else if (!pb_future_start(pb_ptask_future(t)))
     pb_processes_cancel_locked(&t->runner); /* cancelled as it started */
   pb_stripe_unlock(pb_ptask_future(t));
@@ -661,7 +658,7 @@ static void take_back_ahead(pebble_pool *P, pb_pworker *w) {
     return;
   for (t = first; t != NULL; t = t->next) {
     pb_stripe_lock(pb_ptask_future(t));
-    t->proc = NULL;
+    t->worker = NULL;
     t->ahead = 0;
     pb_stripe_unlock(pb_ptask_future(t));
   }
@@ -724,13 +721,14 @@ static int hand_task(pb_manager *m, pebble_pool *P, pb_pworker *w) {
     return 0;
   w->task = t;
   atomic_store(&w->task_id, pb_ptask_future(t)->id);
+  atomic_store(&w->task_ordinal, ++w->ordinals);
   w->task_unsent = 1;
   w->task_started = bk->now_ns();
   w->state = PB_W_BUSY;
   w->ready = 0;
   P->running++;
   bk->mutex_unlock(P->lock);
-  if ((rc = send_task(w, t)) == PEBBLE_OK) {
+  if ((rc = send_task(w, t, atomic_load(&w->task_ordinal))) == PEBBLE_OK) {
     flush_out(m, w);
   } else { /* cannot send: fail the task, keep the worker */
     int killed;
@@ -846,16 +844,48 @@ void pb_processes_deadline(pb_manager *m, pb_watch *ww, uint64_t now) {
   pb_processes_kick(m, &P->kick);
 }
 
+/* Whether w may be killed to stop t, the task it runs as the pool sees
+ * it (t's stripe lock): with a page, only once claimed, which fails when
+ * the worker has finished t already, perhaps to start a task sent ahead
+ * (worker_page.c). */
+static int may_kill_for(pb_pworker *w) {
+  pb_worker_page *page = atomic_load(&w->page);
+  return page == NULL || pb_page_claim(page, atomic_load(&w->task_ordinal));
+}
+
+/* A cancel is about to resolve the future of t, which its worker runs as
+ * far as the pool knows (t's stripe lock).  If the worker's page says t
+ * has ended, the cancel leaves the future to t's outcome, on its way.
+ * Otherwise the page is claimed and the worker killed now, before the
+ * future resolves, whoever resolves it: a claimed worker starts nothing
+ * more, so it must not be left waiting for work. */
+int pb_processes_ended_locked(pb_runner *r) {
+  pb_ptask *t = PB_CONTAINER(r, pb_ptask, runner);
+  pb_worker_page *page;
+  if (t->worker == NULL || t->ahead || t->killed ||
+      (page = atomic_load(&t->worker->page)) == NULL)
+    return 0;
+  if (!pb_page_claim(page, atomic_load(&t->worker->task_ordinal)))
+    return 1;
+  t->pool->lib->bk->proc_kill(t->worker->proc, 1);
+  t->killed = 1;
+  return 0;
+}
+
+/* A task that ended before its cancel came is left alone: its outcome
+ * (on its way) is dropped if the future resolved as cancelled. */
 void pb_processes_cancel_locked(pb_runner *r) {
   pb_ptask *t = PB_CONTAINER(r, pb_ptask, runner);
-  if (t->proc != NULL && !t->killed) {
+  if (t->worker != NULL && !t->killed) {
     if (t->ahead) { /* not started: its worker is asked to skip it */
       pb_ptask_future(t)->skip_wait = 1; /* the cancel waits for the request */
       atomic_store(&t->pool->skips_wanted, 1);
       pb_manager_post(t->pool->manager, &t->pool->kick);
       return;
     }
-    t->pool->lib->bk->proc_kill(t->proc, 1);
+    if (!may_kill_for(t->worker))
+      return;
+    t->pool->lib->bk->proc_kill(t->worker->proc, 1);
     t->killed = 1;
   }
 }
@@ -874,7 +904,7 @@ static pb_ptask *detach_task(pebble_pool *P, pb_pworker *w, int *killed) {
   bk->mutex_unlock(P->lock);
   if (t != NULL) {
     pb_stripe_lock(pb_ptask_future(t));
-    t->proc = NULL;
+    t->worker = NULL;
     *killed = t->killed;
     pb_stripe_unlock(pb_ptask_future(t));
   }
@@ -991,6 +1021,35 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
           if (!fed)
             pb_manager_post(m, &P->kick);
         }
+        continue;
+      }
+      if (w->reader.header.type == PB_MSG_PAGE) {
+        pb_worker_page *page = NULL;
+        intptr_t handle;
+        pb_reader_outcome(&w->reader, &o);
+        pb_outcome_discard(&o);
+        status = PEBBLE_EPROTO;
+        if (atomic_load(&w->page) != NULL) {
+          snprintf(why, sizeof why, "the worker sent a second page");
+          goto bad;
+        }
+        if (!PB_BK_HAS(bk, proc_take_handle) ||
+            bk->proc_take_handle(w->proc, &handle) != PEBBLE_OK) {
+          snprintf(why, sizeof why,
+                   "the worker said it sends its page, but no file came "
+                   "with it");
+          goto bad;
+        }
+        if ((status = pb_page_map_file(handle, &page, why, sizeof why)) !=
+            PEBBLE_OK) {
+          /* Not one that is safe to map: nothing goes ahead to it. */
+          pb_log(PEBBLE_LOG_WARN, "pool worker %ld: %s", w->pid, why);
+          continue;
+        }
+        bk->mutex_lock(P->lock);
+        atomic_store(&w->page, page);
+        bk->mutex_unlock(P->lock);
+        pb_manager_post(m, &P->kick); /* queued tasks may go ahead now */
         continue;
       }
       if (w->reader.header.type == PB_MSG_INIT_FAILED) {
@@ -1134,6 +1193,13 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
     if (!unsent)
       pb_future_set_exit(pb_ptask_future(t), &info);
     end_with_pool(P, t, broken);
+  } else if (t != NULL && killed) {
+    /* Killed for its cancel, which claims the worker before it resolves
+     * the future (pb_processes_ended_locked): the exit may come first. */
+    pb_future_set_exit(pb_ptask_future(t), &info);
+    pb_pool_resolve(P, pb_ptask_future(t), PEBBLE_CANCELLED, PEBBLE_ECANCELED,
+                    pb_strdup("the task was cancelled"), 0);
+    pb_ptask_free(t);
   } else if (t != NULL) {
     char *why = pb_exit_message_cut(&info, "worker process", &w->reader,
                                     bk, w->proc);
@@ -1179,7 +1245,7 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
   bk->mutex_unlock(P->lock);
   log_worker_end(P, &info, label, info.killed_by_library,
                  w->state == PB_W_QUITTING, replace);
-  skip_epoch_free(w->skip_epoch);
+  pb_page_free(atomic_load(&w->page));
   free(w);
   if (replace && P->crash_streak >= BACKOFF_AFTER)
     schedule_respawn(m, P, now);
@@ -1225,6 +1291,10 @@ static void worker_deadline(pb_manager *m, pb_watch *ww, uint64_t now) {
     P->lib->bk->mutex_lock(P->lock);
     t = w->task;
     P->lib->bk->mutex_unlock(P->lock);
+    /* Ended as its deadline came: the result on its way stands, and the
+     * worker lives (worker_page.c). */
+    if (t != NULL && !may_kill_for(w))
+      t = NULL;
     if (t != NULL &&
         pb_pool_resolve(P, pb_ptask_future(t), PEBBLE_FAILED, PEBBLE_ETIMEDOUT,
                         w->code_started ? pb_pool_timeout_message(t->timeout)

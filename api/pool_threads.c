@@ -45,7 +45,8 @@ static void thread_cancel_locked(pb_runner *r) {
   pb_ptask *t = PB_CONTAINER(r, pb_ptask, runner);
   pb_manager_post(t->pool->manager, &t->pool->kick);
 }
-const pb_runner_ops pb_thread_ptask_runner = {thread_cancel_locked, NULL};
+const pb_runner_ops pb_thread_ptask_runner = {thread_cancel_locked, NULL,
+                                              NULL};
 
 /* Pool lock held.  PEBBLE_EBUSY when the cap on threads is reached. */
 int pb_threads_spawn(pebble_pool *P) {

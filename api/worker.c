@@ -52,7 +52,11 @@ typedef struct inbox {
   /* The next task's STARTED or SKIPPED went out with the last outcome. */
   int decided, decided_skip;
   uint64_t decided_id;
-  /* Forked workers (pb_worker_config): the pool bumps *skip_epoch after
+  /* Shared with the pool (worker_page.c), or NULL.  `claimed`: the page
+   * said the pool is about to kill this worker: it starts nothing more. */
+  pb_worker_page *page;
+  int claimed;
+  /* With a page (pb_worker_config): the pool bumps *skip_epoch after
    * writing a SKIP.  The channel holds no SKIP not read yet while the
    * word still has the value it had before the last read that found the
    * channel empty (epoch_seen), so the worker reads it only when the word
@@ -235,14 +239,39 @@ static int send_notice(const pebble_backend *bk, pebble_bk_chan *chan,
   return pb_chan_send(bk, chan, &h, &id);
 }
 
+/* Task `ordinal` is about to start (the pool's number for it, 0: none).
+ * Returns 0 if the pool claimed this worker (worker_page.c): the task
+ * must not start, nor its STARTED go out. */
+static int in_begin(inbox *in, uint64_t ordinal) {
+  if (in->page != NULL && ordinal != 0 && !in->claimed &&
+      !pb_page_begin(in->page, ordinal))
+    in->claimed = 1;
+  return !in->claimed;
+}
+
+/* The pool claimed this worker to kill it: start nothing, wait for the
+ * kill (or for the channel to close, if the pool itself is gone). */
+static int wait_for_kill(inbox *in) {
+  unsigned char sink[512];
+  for (;;) {
+    size_t got = 0;
+    int rc = in->read_some != NULL
+                 ? in->read_some(in->chan, sink, sizeof sink, &got)
+                 : in->bk->chan_read_all(in->chan, sink, 1);
+    if (rc != PEBBLE_OK || (in->read_some != NULL && got == 0))
+      return 0;
+  }
+}
+
 /* If the next message is a task sent ahead, decide now whether it starts
- * and put the notice in `note`, so that it leaves with the outcome of the
- * task just run, in one write.  Returns the notice's length, or 0. */
+ * (and if so, start it on the page) and put the notice in `note`, so that
+ * it leaves with the outcome of the task just run, in one write.  Returns
+ * the notice's length, or 0. */
 static size_t decide_next(inbox *in, unsigned char *note) {
   pb_msg_header h;
-  uint64_t id;
+  uint64_t id, ordinal;
   if (!PB_BK_HAS(in->bk, chan_read_ready) ||
-      in->len - in->pos < sizeof h + 2 * sizeof id)
+      in->len - in->pos < sizeof h + PB_TASK_WORDS * sizeof id)
     return 0;
   memcpy(&h, in->data + in->pos, sizeof h);
   if (h.magic != PB_MSG_MAGIC || h.version != PB_MSG_VERSION ||
@@ -250,10 +279,14 @@ static size_t decide_next(inbox *in, unsigned char *note) {
       h.size < PB_TASK_WORDS * sizeof id)
     return 0;
   memcpy(&id, in->data + in->pos + sizeof h + sizeof id, sizeof id);
+  memcpy(&ordinal, in->data + in->pos + sizeof h + 4 * sizeof id,
+         sizeof ordinal);
   in_scan_skips(in);
+  in->decided_skip = in_skip_take(in, id);
+  if (!in->decided_skip && !in_begin(in, ordinal))
+    return 0; /* claimed: no notice; the loop waits for the kill */
   in->decided = 1;
   in->decided_id = id;
-  in->decided_skip = in_skip_take(in, id);
   pb_msg_fill(&h, in->decided_skip ? PB_MSG_SKIPPED : PB_MSG_STARTED, 0,
               sizeof id);
   h.tag = pb_msg_tag(id);
@@ -276,6 +309,8 @@ static int serve_tasks(inbox *in, const pb_worker_config *cfg) {
     unsigned char *arg;
     int ret;
 
+    if (in->claimed)
+      return wait_for_kill(in);
     if (in_take(in, &h, sizeof h) != PEBBLE_OK)
       return 0; /* the pool closed our channel */
     if (h.magic != PB_MSG_MAGIC || h.version != PB_MSG_VERSION)
@@ -307,7 +342,9 @@ static int serve_tasks(inbox *in, const pb_worker_config *cfg) {
       return 4;
     }
     if (h.code & PB_TASK_AHEAD) {
-      /* Sent while another task ran: say whether it starts. */
+      /* Sent while another task ran: say whether it starts (started on
+       * the page first, so that the pool never hears of a start that a
+       * kill it claimed forbids). */
       int skipped;
       if (!PB_BK_HAS(bk, chan_read_ready)) {
         free(buf);
@@ -318,6 +355,10 @@ static int serve_tasks(inbox *in, const pb_worker_config *cfg) {
       } else {
         in_scan_skips(in);
         skipped = in_skip_take(in, head[1]);
+        if (!skipped && !in_begin(in, head[4])) {
+          free(buf);
+          return wait_for_kill(in);
+        }
         if (send_notice(bk, chan, skipped ? PB_MSG_SKIPPED : PB_MSG_STARTED,
                         head[1]) != PEBBLE_OK) {
           free(buf);
@@ -329,6 +370,10 @@ static int serve_tasks(inbox *in, const pb_worker_config *cfg) {
         free(buf);
         continue;
       }
+    }
+    if (!(h.code & PB_TASK_AHEAD) && !in_begin(in, head[4])) {
+      free(buf);
+      return wait_for_kill(in);
     }
     skip = sizeof head + (size_t)head[3];
     if (!cfg->by_name && head[0] != 0) {
@@ -344,6 +389,8 @@ static int serve_tasks(inbox *in, const pb_worker_config *cfg) {
                  "no task is registered as '%s' in the worker program "
                  "(register it before pebble_worker_main())",
                  name);
+        if (in->page != NULL && head[4] != 0)
+          pb_page_end(in->page, head[4]);
         if (send_text(bk, chan, PB_MSG_ERROR, PEBBLE_ENOTFOUND, head[1],
                       why) != 0)
           return 0;
@@ -369,6 +416,9 @@ static int serve_tasks(inbox *in, const pb_worker_config *cfg) {
     }
     ret = fn(&ctx, arg, arg_size);
     free(buf);
+    /* Ended: a cancel from now on kills nothing (worker_page.c). */
+    if (in->page != NULL && head[4] != 0)
+      pb_page_end(in->page, head[4]);
     {
       unsigned char note[sizeof(pb_msg_header) + sizeof(uint64_t)];
       int last = cfg->max_tasks > 0 && ++tasks >= cfg->max_tasks;
@@ -389,7 +439,8 @@ int pb_worker_serve(const pebble_backend *bk, pebble_bk_chan *chan,
   memset(&in, 0, sizeof in);
   in.bk = bk;
   in.chan = chan;
-  in.skip_epoch = cfg->skip_epoch;
+  in.page = cfg->page;
+  in.skip_epoch = pb_page_skip_epoch(cfg->page);
   in.read_some = bk->struct_size >= offsetof(pebble_backend, chan_read) +
                                         sizeof bk->chan_read
                      ? bk->chan_read
@@ -443,6 +494,20 @@ int pb_worker_serve_configured(const pebble_backend *bk, pebble_bk_chan *chan) {
   if (head[2] >= PB_NAME_BYTES_MAX || head[2] > h.size - sizeof head) {
     free(buf);
     return 4;
+  }
+  /* The pool asked for a page: sent before anything else, or not at all
+   * (then nothing is sent ahead to this worker). */
+  if ((h.code & PB_CONFIG_PAGE) && !pb_worker_remote &&
+      PB_BK_HAS(bk, chan_send_handle)) {
+    intptr_t handle;
+    pb_worker_page *page;
+    if (pb_page_create_file(&handle, &page) == PEBBLE_OK) {
+      pb_msg_header ph;
+      pb_msg_fill(&ph, PB_MSG_PAGE, 0, 0);
+      if (bk->chan_send_handle(chan, &ph, sizeof ph, handle) == PEBBLE_OK)
+        cfg.page = page; /* kept until the process ends */
+      pb_shared_close(handle);
+    }
   }
   cfg.max_message = head[0] > SIZE_MAX ? SIZE_MAX : (size_t)head[0];
   cfg.max_tasks = (unsigned)head[1];

@@ -5,6 +5,7 @@
  * max_tasks, long tasks) hold, and every result still arrives once. */
 #include "core_util.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -402,6 +403,158 @@ static void test_burst_and_max_tasks(void) {
   }
 }
 
+/* The race test's tasks: a task whose index is a multiple of 4 first
+ * tells the test it runs (its index, on the FIFO named in the argument),
+ * so that the test's cancel arrives while it runs; then every task works
+ * a little, from nothing to some tens of microseconds by index, so that
+ * cancels land on every moment up to the task's end.  One in eight of
+ * those tells the test only at its end instead, and returns a result
+ * large enough to take a while to read (RACE_BIG bytes, its index
+ * first): the cancel mostly comes after the task ended, while its result
+ * is on its way. */
+#define RACE_BIG ((size_t)512 << 10)
+typedef struct race_arg {
+  int64_t index;
+  char fifo[96];
+} race_arg;
+
+static int race_task(pebble_ctx *ctx, const void *arg, size_t size) {
+  static int fd = -1;
+  race_arg a;
+  volatile unsigned spin = 0;
+  unsigned i, n;
+  if (size != sizeof a)
+    return pebble_fail(ctx, 1, "expected a race_arg");
+  memcpy(&a, arg, sizeof a);
+  if (a.index % 4 == 0) {
+    if (fd < 0 && (fd = open(a.fifo, O_WRONLY | O_CLOEXEC)) < 0)
+      return pebble_fail(ctx, 2, "cannot open the FIFO");
+    if (a.index % 32 == 0) {
+      unsigned char *big = pebble_result_alloc(ctx, RACE_BIG);
+      if (big == NULL)
+        return pebble_fail(ctx, 4, "no memory for the result");
+      memset(big, 0, RACE_BIG);
+      memcpy(big, &a.index, sizeof a.index);
+      if (write(fd, &a.index, sizeof a.index) != (ssize_t)sizeof a.index)
+        return pebble_fail(ctx, 3, "cannot write to the FIFO");
+      return 0;
+    }
+    if (write(fd, &a.index, sizeof a.index) != (ssize_t)sizeof a.index)
+      return pebble_fail(ctx, 3, "cannot write to the FIFO");
+  }
+  n = (unsigned)(a.index / 4 % 8) * 30000u;
+  for (i = 0; i < n; i++)
+    spin += i;
+  return pebble_result_int(ctx, a.index);
+}
+
+static int race_targets_open(pebble_future **f, int64_t n) {
+  int64_t i;
+  for (i = 0; i < n; i += 4) {
+    int st = pebble_future_state(f[i]);
+    if (st == PEBBLE_PENDING || st == PEBBLE_RUNNING)
+      return 1;
+  }
+  return 0;
+}
+
+/* A cancel kills a worker only while it runs the cancelled task: never
+ * the task it was sent ahead and started once the cancelled one ended.
+ * Every fourth task is cancelled as soon as it says it runs, racing its
+ * end; a task not cancelled must end with its own result, a cancelled
+ * one cancelled, or done with its result if it ended first, as the
+ * cancel's return says (PEBBLE_OK or PEBBLE_EALREADY). */
+static void test_cancel_only_its_own(void) {
+  const int64_t N = 1200;
+  pebble_pool_options o;
+  pebble_pool *p = NULL;
+  pebble_future **f = calloc((size_t)N, sizeof *f);
+  int *rc = calloc((size_t)N, sizeof *rc);
+  race_arg a;
+  char dir[64];
+  int64_t i, v;
+  int fd, wrong = 0, hit = 0, early = 0;
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(rc);
+  snprintf(dir, sizeof dir, "/tmp/pebble-race-XXXXXX");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+  memset(&a, 0, sizeof a);
+  snprintf(a.fifo, sizeof a.fifo, "%s/fifo", dir);
+  CU_ASSERT_EQUAL_FATAL(mkfifo(a.fifo, 0600), 0);
+  /* Read and write: the tasks' opens never wait for a reader. */
+  fd = open(a.fifo, O_RDWR | O_CLOEXEC);
+  CU_ASSERT_FATAL(fd >= 0);
+  pebble_pool_options_init(&o);
+  o.workers = 2;
+  o.start_eagerly = 1;
+  o.send_ahead = PEBBLE_SEND_AHEAD_ALWAYS;
+  CU_ASSERT_EQUAL_FATAL(pebble_pool_create(&p, PEBBLE_PROCESS, &o),
+                        PEBBLE_OK);
+  for (i = 0; i < N; i++) {
+    rc[i] = 1; /* not cancelled */
+    a.index = i;
+    CU_ASSERT_EQUAL(pebble_pool_schedule(p, race_task, &a, sizeof a, NULL,
+                                         &f[i]),
+                    PEBBLE_OK);
+  }
+  /* A task killed before it said it runs never says so: when the FIFO
+   * stays quiet, look whether any cancelled task is still open. */
+  while (race_targets_open(f, N)) {
+    struct pollfd pfd;
+    pfd.fd = fd;
+    pfd.events = POLLIN;
+    if (poll(&pfd, 1, 200) > 0 &&
+        read(fd, &v, sizeof v) == (ssize_t)sizeof v && v >= 0 && v < N) {
+      int was_running = 0;
+      rc[v] = pebble_future_cancel_ex(f[v], &was_running);
+      if (rc[v] == PEBBLE_OK)
+        hit += was_running;
+      else
+        early++;
+    }
+  }
+  for (i = 0; i < N; i++) {
+    int cancelled = i % 4 == 0;
+    int st;
+    pebble_future_wait(f[i], PEBBLE_SEC(120));
+    st = pebble_future_state(f[i]);
+    v = -1;
+    if (i % 32 == 0) {
+      const void *data = NULL;
+      size_t size = 0;
+      if (pebble_future_get(f[i], 0, &data, &size) == PEBBLE_OK &&
+          size == RACE_BIG)
+        memcpy(&v, data, sizeof v);
+    } else {
+      pebble_future_get_int(f[i], 0, &v);
+    }
+    if (st == PEBBLE_DONE && rc[i] != PEBBLE_OK && v == i)
+      continue;
+    if (cancelled && st == PEBBLE_CANCELLED && rc[i] == PEBBLE_OK)
+      continue;
+    if (wrong < 5)
+      fprintf(stderr, "  task %lld (%s): %s: %s\n", (long long)i,
+              cancelled ? "cancelled" : "not cancelled",
+              pebble_strerror(pebble_future_status(f[i])),
+              pebble_future_message(f[i]) ? pebble_future_message(f[i])
+                                          : "");
+    wrong++;
+  }
+  fprintf(stderr,
+          "  %lld tasks, %lld cancelled (%d as they ran, %d after they "
+          "ended): %d wrong outcomes\n",
+          (long long)N, (long long)(N / 4), hit, early, wrong);
+  CU_ASSERT_EQUAL(wrong, 0);
+  for (i = 0; i < N; i++)
+    pebble_future_release(f[i]);
+  free(f);
+  free(rc);
+  CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
+  close(fd);
+  unlink(a.fifo);
+  rmdir(dir);
+}
+
 static void test_bad_option(void) {
   pebble_pool_options o;
   pebble_pool *p = NULL;
@@ -427,9 +580,12 @@ int main(void) {
       {"auto: nothing goes ahead behind a long task",
        NEEDS_FIFOS(test_auto_not_behind_long)},
       {"a burst arrives whole; max_tasks holds", test_burst_and_max_tasks},
+      {"a cancel kills only its own task, never the next one",
+       NEEDS_FIFOS(test_cancel_only_its_own)},
       {"an unknown send_ahead is refused", test_bad_option},
       CU_TEST_INFO_NULL};
   REGISTER_TASK(echo);
+  REGISTER_TASK(race_task);
   REGISTER_TASK(worker_identity);
   REGISTER_TASK(mark);
   REGISTER_TASK(gate);
