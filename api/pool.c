@@ -735,6 +735,15 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
   return PEBBLE_OK;
 }
 
+/* What pebble_task_options_init() gives, but for the message size limit,
+ * which NULL options take from the library when they are used. */
+static const pebble_task_options task_defaults = {
+    .struct_size = sizeof(pebble_task_options),
+    .timeout = PEBBLE_DEFAULT,
+    .max_message_size = SIZE_MAX,
+    .queue_wait = PEBBLE_FOREVER,
+    .start_method = PEBBLE_START_DEFAULT};
+
 int pebble_pool_schedule(pebble_pool *P, pebble_task_fn fn, const void *arg,
                          size_t arg_size, const pebble_task_options *opts,
                          pebble_future **future) {
@@ -751,6 +760,18 @@ int pebble_pool_schedule(pebble_pool *P, pebble_task_fn fn, const void *arg,
     return pb_error(PEBBLE_EINVAL,
                     "pebble_pool_schedule: arg is NULL but arg_size is %zu",
                     arg_size);
+  if (opts == NULL) {
+    /* The defaults are read in place, not copied into each call: only
+     * the message size limit is the library's of the moment. */
+    if (arg_size > pebble_max_message_size()) {
+      return pb_error(PEBBLE_ETOOBIG,
+                      "argument of %zu bytes is larger than the maximum "
+                      "message size",
+                      arg_size);
+    }
+    return pb_pool_schedule_internal(P, fn, arg, arg_size, &task_defaults,
+                                     NULL, 0, future);
+  }
   if ((rc = pb_task_options_read(opts, &o, "pebble_pool_schedule")) != 0)
     return rc;
   if (o.callback != NULL &&
