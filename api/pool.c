@@ -365,7 +365,8 @@ pb_ptask *pb_pool_unlink(pebble_pool *P) {
   }
   P->queued--;
   count_taken(P, 1);
-  P->lib->bk->cond_signal(P->space);
+  if (P->space_waiters > 0) /* a futex call a task otherwise */
+    P->lib->bk->cond_signal(P->space);
   return t;
 }
 
@@ -591,7 +592,7 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
   pebble_future *f;
   void *block;
   uint64_t deadline;
-  int rc = PEBBLE_OK, wake, signal, inline_arg, sent;
+  int rc = PEBBLE_OK, wake, signal, inline_arg, sent, timed_out;
 
   if (arg_size > P->o.max_message_size || arg_size > o->max_message_size) {
     pb_binding_unref(binding);
@@ -677,9 +678,15 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
     if (P->kind == PEBBLE_THREAD ? reserve(P)
                                  : P->queued < P->o.max_queued)
       break;
-    if (o->queue_wait == PEBBLE_NOWAIT ||
-        (bk->cond_wait(P->space, P->lock, deadline) == PEBBLE_ENOTREADY &&
-         queue_full(P) && P->state == PB_POOL_OPEN)) {
+    if (o->queue_wait == PEBBLE_NOWAIT) {
+      rc = pb_error(PEBBLE_EWOULDBLOCK,
+                    "the pool's queue is full (%zu tasks)", P->o.max_queued);
+      break;
+    }
+    P->space_waiters++; /* pb_pool_unlink signals only while one waits */
+    timed_out = bk->cond_wait(P->space, P->lock, deadline) == PEBBLE_ENOTREADY;
+    P->space_waiters--;
+    if (timed_out && queue_full(P) && P->state == PB_POOL_OPEN) {
       rc = pb_error(PEBBLE_EWOULDBLOCK,
                     "the pool's queue is full (%zu tasks)", P->o.max_queued);
       break;

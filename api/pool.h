@@ -161,6 +161,7 @@ struct pebble_pool {
   /* The queue and the workers' states (pool lock unless said). */
   pb_ptask *head, *tail;
   size_t queued;
+  unsigned space_waiters; /* schedulers waiting on `space` for room */
   atomic_size_t taken;
   atomic_int has_work; /* the queue is not empty: written under the pool
                           lock, read by a spinning worker without it */

@@ -525,6 +525,73 @@ static void test_back_pressure(void) {
   }
 }
 
+/* A thread task that schedules square(arg 3) on the pool it is given,
+ * waiting for room as long as it takes, and returns the result. */
+static int blocked_submitter(pebble_ctx *ctx, const void *arg, size_t size) {
+  pebble_pool *p = *(pebble_pool *const *)arg;
+  pebble_task_options o;
+  pebble_future *f = NULL;
+  int64_t out = 0;
+  int rc;
+  (void)size;
+  pebble_task_options_init(&o);
+  o.queue_wait = PEBBLE_FOREVER;
+  if ((rc = pebble_pool_schedule(p, square, &(int64_t){3}, sizeof(int64_t),
+                                 &o, &f)) != PEBBLE_OK)
+    return pebble_fail(ctx, rc, "schedule: %s", pebble_last_error());
+  rc = pebble_future_get_int(f, PEBBLE_SEC(60), &out);
+  pebble_future_release(f);
+  if (rc != PEBBLE_OK)
+    return pebble_fail(ctx, rc, "get: %s", pebble_last_error());
+  return pebble_result_int(ctx, out);
+}
+
+/* Schedulers waiting for room in a full queue are woken as tasks leave it
+ * (a signal is sent only while one waits): two of them, behind a busy
+ * worker and a full queue, both get in once the worker moves on. */
+static void test_blocked_submitter_woken(void) {
+  pebble_kind k;
+  EACH_KIND(k) {
+    pebble_pool_options po;
+    pebble_pool *p;
+    pebble_future *busy, *a, *s[2];
+    int ms = 60000, i;
+    pebble_pool_options_init(&po);
+    po.workers = 1;
+    po.max_queued = 1;
+    CU_ASSERT_EQUAL_FATAL(pebble_pool_create(&p, k, &po), 0);
+    busy = sched(p, cooperative, &ms, sizeof ms, PEBBLE_DEFAULT);
+    CU_ASSERT(running_within(busy, 30)); /* running, not queued */
+    a = sched(p, square, &(int64_t){2}, sizeof(int64_t), PEBBLE_DEFAULT);
+    for (i = 0; i < 2; i++)
+      CU_ASSERT_EQUAL_FATAL(pebble_run(PEBBLE_THREAD, blocked_submitter, &p,
+                                       sizeof p, NULL, &s[i]),
+                            PEBBLE_OK);
+    usleep(100000); /* both are waiting for room by now, on any machine
+                       that is not very loaded (else the test proves less) */
+    CU_ASSERT_EQUAL(pebble_future_state(s[0]), PEBBLE_RUNNING);
+    CU_ASSERT_EQUAL(pebble_future_state(s[1]), PEBBLE_RUNNING);
+    pebble_future_cancel(busy); /* the worker takes `a`: room for one */
+    for (i = 0; i < 2; i++) {
+      int64_t out = 0;
+      /* Not a measure of speed: a submitter never woken would wait until
+       * the pool stops. */
+      CU_ASSERT_EQUAL(pebble_future_get_int(s[i], PEBBLE_SEC(20), &out),
+                      PEBBLE_OK);
+      CU_ASSERT_EQUAL(out, 9);
+    }
+    CU_ASSERT_EQUAL(pebble_future_wait(a, PEBBLE_SEC(30)), PEBBLE_OK);
+    pebble_pool_stop(p); /* wakes a submitter left waiting */
+    for (i = 0; i < 2; i++) {
+      pebble_future_wait(s[i], PEBBLE_SEC(60));
+      pebble_future_release(s[i]);
+    }
+    pebble_future_release(busy);
+    pebble_future_release(a);
+    pebble_pool_destroy(p);
+  }
+}
+
 static void test_nothing_left(void) {
   pebble_kind k;
   int fds, kids, i;
@@ -949,6 +1016,8 @@ int main(void) {
       {"stop and join from a callback", test_stop_from_callback},
       {"110 MB argument; stop with one in flight", test_big_argument},
       {"back-pressure", test_back_pressure},
+      {"schedulers blocked on a full queue are woken",
+       test_blocked_submitter_woken},
       {"nothing left after join", test_nothing_left},
       {"a task uses a process pool", test_nested},
       {"1,000 crashing tasks in a row (300 with spawn)", test_thousand_crashes},
