@@ -118,6 +118,9 @@ struct pb_pworker {
   atomic_uint_fast64_t counts[PB_COUNTS];
 };
 
+/* Blocks and future ids a pool's stash takes at a time. */
+#define PB_STASH 32u
+
 /* Space between groups of fields that different threads write, so that
  * one thread's writes do not take another's cache line from it. */
 #define PB_LINE_GAP 64
@@ -156,6 +159,17 @@ struct pebble_pool {
    * queue's length is `queued`.) */
   _Atomic(pb_ptask *) inbox;
   atomic_size_t sent, taken_seen;
+  /* The schedulers' stash (both kinds): blocks taken from the library's
+   * PB_STASH at a time (under one lock), handed out stash[stash_at] to
+   * stash[stash_n - 1], and future ids taken PB_STASH at a time, id_next
+   * up to id_end; so that most tasks take neither the blocks' lock nor
+   * the library's id counter.  Held by the scheduler that set stash_busy;
+   * another finding it set takes the library's way.  Destroy gives back
+   * what is left. */
+  atomic_int stash_busy;
+  unsigned stash_at, stash_n;
+  uint64_t id_next, id_end;
+  void *stash[PB_STASH];
   char gap_workers[PB_LINE_GAP];
 
   /* The queue and the workers' states (pool lock unless said). */
