@@ -40,8 +40,14 @@ struct pb_ptask {
   unsigned char skip_sent : 1, requeued : 2;
   unsigned char arg_apart; /* the argument's copy is malloc'd; its
                               address is stored after the task */
-  pebble_bk_proc *proc;  /* process pools: set/cleared under the stripe
-                            lock while a worker runs it */
+  union {
+    pebble_bk_proc *proc; /* process pools: set/cleared under the stripe
+                             lock while a worker runs it */
+    /* Thread pools: the worker that took it (set before it starts), so
+     * that its outcome is counted in that worker's counters when the
+     * worker itself resolves it (pb_threads_count_own). */
+    _Atomic(pb_pworker *) thread_worker;
+  };
   size_t arg_size;
 };
 /* The future a task lives behind, in the same block (its internal
@@ -116,6 +122,10 @@ struct pb_pworker {
    * it alone so that workers do not share a counter; added to the pool's
    * when it ends (pool lock). */
   atomic_uint_fast64_t counts[PB_COUNTS];
+  /* Thread workers: the task it is resolving itself, while it does (only
+   * it writes this; a resolver that sees its own task here is this
+   * worker, as only the winner of a future counts its outcome). */
+  _Atomic(pb_ptask *) resolving;
 };
 
 /* Blocks and future ids a pool's stash takes at a time. */
