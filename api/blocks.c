@@ -261,6 +261,33 @@ void *pb_blocks_get(pb_blocks *b, const pebble_backend *bk) {
   return s;
 }
 
+size_t pb_blocks_get_some(pb_blocks *b, const pebble_backend *bk, void **out,
+                          size_t n) {
+  spare *s;
+  pb_chunk *from = NULL;
+  size_t got = 0;
+  bk->mutex_lock(b->lock);
+  while (got < n && (s = take_spare(b, &from)) != NULL) {
+    from->handed++;
+    out[got++] = s;
+  }
+  if (got > 0 && (b->in_use += got) >= b->peak) {
+    settle_count(b);
+    if (b->in_use >= b->peak) {
+      b->peak = b->in_use;
+      b->peak_at = 0;
+    }
+  }
+  bk->mutex_unlock(b->lock);
+  if (got > 0 || n == 0)
+    return got;
+  /* Nothing spare and nothing left to carve: a new chunk (the one-block
+   * path makes it), then the rest from it. */
+  if ((out[0] = pb_blocks_get(b, bk)) == NULL)
+    return 0;
+  return 1 + (n > 1 ? pb_blocks_get_some(b, bk, out + 1, n - 1) : 0);
+}
+
 /* Without the lock: an application releasing a burst of futures would
  * otherwise take it once per block.  Stacks that are only ever taken
  * whole have no ABA hazard. */

@@ -98,11 +98,24 @@ int pb_future_new(pb_lib *lib, const char *name, uint64_t seq,
 int pb_future_new_extra(pb_lib *lib, const char *name, uint64_t seq,
                         pb_binding *binding, size_t extra,
                         pebble_future **out, void **extra_out) {
+  return pb_future_new_in(lib, NULL, 0, name, seq, binding, extra, out,
+                          extra_out);
+}
+
+int pb_future_new_in(pb_lib *lib, void *block, uint64_t id, const char *name,
+                     uint64_t seq, pb_binding *binding, size_t extra,
+                     pebble_future **out, void **extra_out) {
   pebble_future *f;
   pb_future_rare *rare = NULL;
   int in_block = extra > 0 && PB_FUTURE_SPAN + extra <= PB_BLOCK_SIZE;
+  if (block != NULL && !in_block) {
+    pb_blocks_put(&lib->blocks, lib->bk, block); /* does not fit */
+    block = NULL;
+    id = 0;
+  }
   if (in_block) {
-    if ((f = pb_blocks_get(&lib->blocks, lib->bk)) != NULL)
+    f = block != NULL ? block : pb_blocks_get(&lib->blocks, lib->bk);
+    if (f != NULL)
       memset(f, 0, PB_BLOCK_SIZE);
   } else {
     f = calloc(1, extra ? PB_FUTURE_SPAN + extra : sizeof *f);
@@ -124,7 +137,7 @@ int pb_future_new_extra(pb_lib *lib, const char *name, uint64_t seq,
   }
   f->lib = lib;
   f->gen = (uint32_t)lib->gen;
-  f->id = atomic_fetch_add(&lib->next_id, 1);
+  f->id = id != 0 ? id : atomic_fetch_add(&lib->next_id, 1);
   atomic_init(&f->refs, 1);
   atomic_init(&f->user_refs, 0);
   atomic_init(&f->state, PEBBLE_PENDING);

@@ -212,6 +212,10 @@ int pb_blocks_init(pb_blocks *b, const pebble_backend *bk);
 void pb_blocks_destroy(pb_blocks *b, const pebble_backend *bk);
 /* A block of PB_BLOCK_SIZE bytes (not zeroed), or NULL. */
 void *pb_blocks_get(pb_blocks *b, const pebble_backend *bk);
+/* Up to n blocks under one lock (a new chunk only when none is spare):
+ * their count, 0 when there is no memory. */
+size_t pb_blocks_get_some(pb_blocks *b, const pebble_backend *bk, void **out,
+                          size_t n);
 void pb_blocks_put(pb_blocks *b, const pebble_backend *bk, void *block);
 /* Give back every chunk with no block in use (a pool was destroyed). */
 void pb_blocks_trim(pb_blocks *b, const pebble_backend *bk);
@@ -418,6 +422,12 @@ int pb_future_new(pb_lib *lib, const char *name, uint64_t seq,
 int pb_future_new_extra(pb_lib *lib, const char *name, uint64_t seq,
                         pb_binding *binding, size_t extra,
                         pebble_future **out, void **extra_out);
+/* The same in `block` (one of lib->blocks', or NULL: one is taken), with
+ * `id` (0: the next of the library's).  The block is the future's, or
+ * given back when the future cannot be made or does not fit it. */
+int pb_future_new_in(pb_lib *lib, void *block, uint64_t id, const char *name,
+                     uint64_t seq, pb_binding *binding, size_t extra,
+                     pebble_future **out, void **extra_out);
 /* Count f in the library's open tasks until it resolved and its
  * callbacks ran (before the task can resolve it); pb_future_untrack
  * undoes it for a task that never started. */

@@ -976,6 +976,10 @@ typedef enum pebble_state {
 
 /**
  * @brief A unique id of the future.
+ *
+ * Unique among the futures of the library's run.  A pool hands out ids a
+ * batch at a time, so they do not follow the order of scheduling across
+ * pools (docs/pools.md, "A stash per pool").
  * @param future The future.
  * @return The id, never 0.
  */

@@ -308,6 +308,7 @@ int pebble_pool_create(pebble_pool **pool, pebble_kind kind,
   atomic_init(&P->sent, 0);
   atomic_init(&P->taken, 0);
   atomic_init(&P->taken_seen, 0);
+  atomic_init(&P->stash_busy, 0);
   atomic_init(&P->accepting, 1);
   atomic_init(&P->spin.budget_ns, UINT32_MAX);
   atomic_init(&P->spin.skips, 0);
@@ -488,7 +489,8 @@ pb_ptask *pb_pool_unlink(pebble_pool *P) {
   }
   P->queued--;
   count_taken(P, 1);
-  P->lib->bk->cond_signal(P->space);
+  if (P->space_waiters > 0) /* a futex call a task otherwise */
+    P->lib->bk->cond_signal(P->space);
   return t;
 }
 
@@ -711,6 +713,48 @@ static int retract(pebble_pool *P, pb_ptask *t) {
   return rc;
 }
 
+/* Pool lock held, a task just placed: a scheduler woken for room that
+ * is left (its task went straight to a worker, or more than one place came
+ * free) hands the wake-up on to the next one waiting, if any, else that
+ * one would sleep while the queue has room. */
+static void pass_room_on(pebble_pool *P) {
+  if (P->space_waiters > 0 && !queue_full(P))
+    P->lib->bk->cond_signal(P->space);
+}
+
+/* A block for a new task and its future's id, from the pool's stash (see
+ * pool.h), refilled when empty; NULL (and id 0) when another scheduler
+ * holds the stash or there is no memory: the caller then takes the
+ * library's way, which says which. */
+static void *stash_take(pebble_pool *P, uint64_t *id) {
+  void *block = NULL;
+  *id = 0;
+  if (atomic_exchange_explicit(&P->stash_busy, 1, memory_order_acquire))
+    return NULL;
+  if (P->stash_at == P->stash_n) {
+    P->stash_at = 0;
+    P->stash_n = (unsigned)pb_blocks_get_some(&P->lib->blocks, P->lib->bk,
+                                              P->stash, PB_STASH);
+  }
+  if (P->stash_at < P->stash_n) {
+    block = P->stash[P->stash_at++];
+    if (P->id_next == P->id_end) {
+      P->id_next = atomic_fetch_add(&P->lib->next_id, PB_STASH);
+      P->id_end = P->id_next + PB_STASH;
+    }
+    *id = P->id_next++;
+  }
+  atomic_store_explicit(&P->stash_busy, 0, memory_order_release);
+  return block;
+}
+
+/* Destroy: the stash's blocks go back to the library. */
+static void stash_drain(pebble_pool *P) {
+  while (P->stash_at < P->stash_n)
+    pb_blocks_put(&P->lib->blocks, P->lib->bk, P->stash[P->stash_at++]);
+  P->stash_at = P->stash_n = 0;
+}
+
 int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg,
                     size_t arg_size, const pebble_task_options *o,
                     pb_binding *binding, uint64_t seq,
@@ -718,9 +762,10 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
   const pebble_backend *bk = P->lib->bk;
   pb_ptask *t;
   pebble_future *f;
-  void *block;
-  uint64_t deadline;
-  int rc = PEBBLE_OK, wake, signal, inline_arg, sent;
+  void *block, *stashed;
+  uint64_t deadline, id = 0;
+  size_t extra;
+  int rc = PEBBLE_OK, wake, signal, inline_arg, sent, timed_out;
 
   if (arg_size > P->o.max_message_size || arg_size > o->max_message_size) {
     pb_binding_unref(binding);
@@ -744,10 +789,11 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
                  "a pool task and a 16-byte argument no longer fit the "
                  "future's block");
   inline_arg = arg_size <= PB_PTASK_INLINE_ARG;
-  if ((rc = pb_future_new_extra(
-           P->lib, o->name, seq, binding,
-           sizeof *t + (inline_arg ? arg_size : sizeof(unsigned char *)), &f,
-           &block)) != PEBBLE_OK) {
+  extra = sizeof *t + (inline_arg ? arg_size : sizeof(unsigned char *));
+  stashed = PB_FUTURE_SPAN + extra <= PB_BLOCK_SIZE ? stash_take(P, &id)
+                                                    : NULL;
+  if ((rc = pb_future_new_in(P->lib, stashed, id, o->name, seq, binding,
+                             extra, &f, &block)) != PEBBLE_OK) {
     pb_binding_unref(binding);
     return rc;
   }
@@ -806,9 +852,15 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
     if (P->kind == PEBBLE_THREAD ? reserve(P)
                                  : P->queued < P->o.max_queued)
       break;
-    if (o->queue_wait == PEBBLE_NOWAIT ||
-        (bk->cond_wait(P->space, P->lock, deadline) == PEBBLE_ENOTREADY &&
-         queue_full(P) && P->state == PB_POOL_OPEN)) {
+    if (o->queue_wait == PEBBLE_NOWAIT) {
+      rc = pb_error(PEBBLE_EWOULDBLOCK,
+                    "the pool's queue is full (%zu tasks)", P->o.max_queued);
+      break;
+    }
+    P->space_waiters++; /* pb_pool_unlink signals only while one waits */
+    timed_out = bk->cond_wait(P->space, P->lock, deadline) == PEBBLE_ENOTREADY;
+    P->space_waiters--;
+    if (timed_out && queue_full(P) && P->state == PB_POOL_OPEN) {
       rc = pb_error(PEBBLE_EWOULDBLOCK,
                     "the pool's queue is full (%zu tasks)", P->o.max_queued);
       break;
@@ -825,6 +877,7 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
    * worker if there is one. */
   if (P->kind == PEBBLE_PROCESS && P->head == NULL &&
       (sent = pb_processes_send_now(P, t)) != 0) {
+    pass_room_on(P); /* this task took no place in the queue */
     bk->mutex_unlock(P->lock);
     if (sent == 2)
       pb_manager_post(P->manager, &P->kick);
@@ -832,6 +885,7 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
     return PEBBLE_OK;
   }
   append_locked(P, t);
+  pass_room_on(P);
   wake = 1;
   signal = 0;
   if (P->kind == PEBBLE_THREAD) {
@@ -864,6 +918,15 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
   return PEBBLE_OK;
 }
 
+/* What pebble_task_options_init() gives, but for the message size limit,
+ * which NULL options take from the library when they are used. */
+static const pebble_task_options task_defaults = {
+    .struct_size = sizeof(pebble_task_options),
+    .timeout = PEBBLE_DEFAULT,
+    .max_message_size = SIZE_MAX,
+    .queue_wait = PEBBLE_FOREVER,
+    .start_method = PEBBLE_START_DEFAULT};
+
 int pebble_pool_schedule(pebble_pool *P, pebble_task_fn fn, const void *arg,
                          size_t arg_size, const pebble_task_options *opts,
                          pebble_future **future) {
@@ -880,6 +943,18 @@ int pebble_pool_schedule(pebble_pool *P, pebble_task_fn fn, const void *arg,
     return pb_error(PEBBLE_EINVAL,
                     "pebble_pool_schedule: arg is NULL but arg_size is %zu",
                     arg_size);
+  if (opts == NULL) {
+    /* The defaults are read in place, not copied into each call: only
+     * the message size limit is the library's of the moment. */
+    if (arg_size > pebble_max_message_size()) {
+      return pb_error(PEBBLE_ETOOBIG,
+                      "argument of %zu bytes is larger than the maximum "
+                      "message size",
+                      arg_size);
+    }
+    return pb_pool_schedule_internal(P, fn, arg, arg_size, &task_defaults,
+                                     NULL, 0, future);
+  }
   if ((rc = pb_task_options_read(opts, &o, "pebble_pool_schedule")) != 0)
     return rc;
   if (o.callback != NULL &&
@@ -1059,6 +1134,7 @@ int pebble_pool_destroy(pebble_pool *P) {
   bk->mutex_unlock(P->lock);
   pb_manager_adopt(P->manager, -1);
   /* The pool's burst of tasks is over: give back its spare blocks. */
+  stash_drain(P);
   pb_blocks_trim(&P->lib->blocks, bk);
   pb_lib_drop(P->lib);
   pool_free(P);

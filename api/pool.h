@@ -40,9 +40,15 @@ struct pb_ptask {
   unsigned char skip_sent : 1, requeued : 2;
   unsigned char arg_apart; /* the argument's copy is malloc'd; its
                               address is stored after the task */
-  pb_pworker *worker;    /* process pools: set/cleared under the stripe
-                            lock while a worker runs it, or holds it sent
-                            ahead */
+  union {
+    pb_pworker *worker; /* process pools: set/cleared under the stripe
+                           lock while a worker runs it, or holds it sent
+                           ahead */
+    /* Thread pools: the worker that took it (set before it starts), so
+     * that its outcome is counted in that worker's counters when the
+     * worker itself resolves it (pb_threads_count_own). */
+    _Atomic(pb_pworker *) thread_worker;
+  };
   size_t arg_size;
 };
 /* The future a task lives behind, in the same block (its internal
@@ -125,7 +131,14 @@ struct pb_pworker {
    * it alone so that workers do not share a counter; added to the pool's
    * when it ends (pool lock). */
   atomic_uint_fast64_t counts[PB_COUNTS];
+  /* Thread workers: the task it is resolving itself, while it does (only
+   * it writes this; a resolver that sees its own task here is this
+   * worker, as only the winner of a future counts its outcome). */
+  _Atomic(pb_ptask *) resolving;
 };
+
+/* Blocks and future ids a pool's stash takes at a time. */
+#define PB_STASH 32u
 
 /* Space between groups of fields that different threads write, so that
  * one thread's writes do not take another's cache line from it. */
@@ -171,11 +184,23 @@ struct pebble_pool {
    * queue's length is `queued`.) */
   _Atomic(pb_ptask *) inbox;
   atomic_size_t sent, taken_seen;
+  /* The schedulers' stash (both kinds): blocks taken from the library's
+   * PB_STASH at a time (under one lock), handed out stash[stash_at] to
+   * stash[stash_n - 1], and future ids taken PB_STASH at a time, id_next
+   * up to id_end; so that most tasks take neither the blocks' lock nor
+   * the library's id counter.  Held by the scheduler that set stash_busy;
+   * another finding it set takes the library's way.  Destroy gives back
+   * what is left. */
+  atomic_int stash_busy;
+  unsigned stash_at, stash_n;
+  uint64_t id_next, id_end;
+  void *stash[PB_STASH];
   char gap_workers[PB_LINE_GAP];
 
   /* The queue and the workers' states (pool lock unless said). */
   pb_ptask *head, *tail;
   size_t queued;
+  unsigned space_waiters; /* schedulers waiting on `space` for room */
   atomic_size_t taken;
   atomic_int has_work; /* the queue is not empty: written under the pool
                           lock, read by a spinning worker without it */

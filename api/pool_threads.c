@@ -28,12 +28,16 @@
 static void worker_main(void *arg);
 static void worker_unwound(void *arg);
 
-/* The worker this thread is, if it is one (for pb_threads_count_own). */
-static PB_TLS pb_pworker *this_worker;
-
+/* The outcome of t is counted by the thread that won its future: its
+ * worker, if that worker is resolving t itself (then it alone writes its
+ * counters: a resolver that lost waits for the winner to settle, and the
+ * worker frees t, which waits for any settle, before its next task), else
+ * the pool's counters.  No thread-local look-up. */
 int pb_threads_count_own(pb_ptask *t, int status) {
-  pb_pworker *w = this_worker;
-  if (w == NULL || w->task != t)
+  pb_pworker *w = atomic_load_explicit(&t->thread_worker,
+                                       memory_order_relaxed);
+  if (w == NULL ||
+      atomic_load_explicit(&w->resolving, memory_order_relaxed) != t)
     return 0;
   pb_worker_count(w, status);
   return 1;
@@ -97,20 +101,23 @@ static void worker_exit(pebble_pool *P, pb_pworker *w, int counted) {
   P->lib->bk->cond_broadcast(P->idle);
 }
 
-static void run_task(pb_pworker *w, pb_ptask *t) {
+/* role: this thread's pb_role (its address looked up once a thread). */
+static void run_task(pb_pworker *w, pb_thread_role *role, pb_ptask *t) {
   pebble_future *f = pb_ptask_future(t);
   pebble_ctx ctx;
   pb_outcome o;
   int ret;
   pb_ctx_init(&ctx, &t->stop_reason, w->pool->o.max_message_size, f->id,
               pb_future_seq_of(f));
-  pb_role.running_future = f;
+  role->running_future = f;
   ret = t->fn(&ctx, pb_ptask_arg(t), t->arg_size);
-  pb_role.running_future = NULL;
+  role->running_future = NULL;
   pb_ctx_outcome(&ctx, ret, &o);
   /* Counted in w's counters as it settles (pb_threads_count_own). */
+  atomic_store_explicit(&w->resolving, t, memory_order_relaxed);
   if (!pb_future_resolve(f, &o, 1))
     pb_outcome_discard(&o); /* late: timed out or cancelled meanwhile */
+  atomic_store_explicit(&w->resolving, NULL, memory_order_relaxed);
 }
 
 static int has_work(void *pool, unsigned turn) {
@@ -128,8 +135,8 @@ static void worker_main(void *arg) {
   uint64_t gave_up = 0; /* when this worker's last spin timed out */
   pb_ptask *finished = NULL; /* freed once the pool lock is released */
 
-  pb_role.pool = P;
-  this_worker = w;
+  pb_thread_role *role = &pb_role;
+  role->pool = P;
   if (P->o.initializer != NULL) {
     pebble_ctx ctx;
     int ret;
@@ -195,6 +202,7 @@ static void worker_main(void *arg) {
     }
     spun = 0;
     w->task = t;
+    atomic_store_explicit(&t->thread_worker, w, memory_order_relaxed);
     w->state = PB_W_BUSY;
     P->running++;
     kick = 0;
@@ -209,7 +217,7 @@ static void worker_main(void *arg) {
     }
     if (kick)
       pb_manager_post(P->manager, &P->kick);
-    run_task(w, t);
+    run_task(w, role, t);
     bk->mutex_lock(P->lock);
     w->task = NULL;
     w->state = PB_W_IDLE;
@@ -252,7 +260,6 @@ static void worker_main(void *arg) {
   pb_manager_post(P->manager, &P->kick);
   worker_exit(P, w, counted);
   bk->mutex_unlock(P->lock);
-  this_worker = NULL;
 }
 
 /* The task ended its thread (pthread_exit): fail it, replace the thread. */

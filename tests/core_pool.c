@@ -525,6 +525,77 @@ static void test_back_pressure(void) {
   }
 }
 
+/* A thread task that schedules square(arg 3) on the pool it is given,
+ * waiting for room as long as it takes, and returns the result. */
+static int blocked_submitter(pebble_ctx *ctx, const void *arg, size_t size) {
+  pebble_pool *p = *(pebble_pool *const *)arg;
+  pebble_task_options o;
+  pebble_future *f = NULL;
+  int64_t out = 0;
+  int rc;
+  (void)size;
+  pebble_task_options_init(&o);
+  o.queue_wait = PEBBLE_FOREVER;
+  if ((rc = pebble_pool_schedule(p, square, &(int64_t){3}, sizeof(int64_t),
+                                 &o, &f)) != PEBBLE_OK)
+    return pebble_fail(ctx, rc, "schedule: %s", pebble_last_error());
+  rc = pebble_future_get_int(f, PEBBLE_SEC(60), &out);
+  pebble_future_release(f);
+  if (rc != PEBBLE_OK)
+    return pebble_fail(ctx, rc, "get: %s", pebble_last_error());
+  return pebble_result_int(ctx, out);
+}
+
+/* Schedulers waiting for room in a full queue are woken as tasks leave it
+ * (a signal is sent only while one waits, and a scheduler woken for room
+ * it does not take hands the wake-up on): two of them, behind a busy
+ * worker and a full queue, both get in once the worker moves on.  In a
+ * process pool the first one's task then mostly goes straight to the
+ * worker, leaving the queue's place to the second, which slept on before
+ * the wake-up was handed on. */
+static void test_blocked_submitter_woken(void) {
+  pebble_kind k;
+  EACH_KIND(k) {
+    int round;
+    for (round = 0; round < 3; round++) {
+      pebble_pool_options po;
+      pebble_pool *p;
+      pebble_future *busy, *a, *s[2];
+      int ms = 300, i;
+      pebble_pool_options_init(&po);
+      po.workers = 1;
+      po.max_queued = 1;
+      CU_ASSERT_EQUAL_FATAL(pebble_pool_create(&p, k, &po), 0);
+      busy = sched(p, cooperative, &ms, sizeof ms, PEBBLE_DEFAULT);
+      CU_ASSERT(running_within(busy, 30)); /* running, not queued */
+      a = sched(p, square, &(int64_t){2}, sizeof(int64_t), PEBBLE_DEFAULT);
+      /* Both wait for room well before `busy` ends, unless the machine
+       * is very loaded (then the round proves less, and still passes). */
+      for (i = 0; i < 2; i++)
+        CU_ASSERT_EQUAL_FATAL(pebble_run(PEBBLE_THREAD, blocked_submitter,
+                                         &p, sizeof p, NULL, &s[i]),
+                              PEBBLE_OK);
+      for (i = 0; i < 2; i++) {
+        int64_t out = 0;
+        /* Not a measure of speed: a scheduler never woken would wait
+         * until the pool stops. */
+        CU_ASSERT_EQUAL(pebble_future_get_int(s[i], PEBBLE_SEC(20), &out),
+                        PEBBLE_OK);
+        CU_ASSERT_EQUAL(out, 9);
+      }
+      CU_ASSERT_EQUAL(pebble_future_wait(a, PEBBLE_SEC(30)), PEBBLE_OK);
+      pebble_pool_stop(p); /* wakes a scheduler left waiting */
+      for (i = 0; i < 2; i++) {
+        pebble_future_wait(s[i], PEBBLE_SEC(60));
+        pebble_future_release(s[i]);
+      }
+      pebble_future_release(busy);
+      pebble_future_release(a);
+      pebble_pool_destroy(p);
+    }
+  }
+}
+
 static void test_nothing_left(void) {
   pebble_kind k;
   int fds, kids, i;
@@ -863,6 +934,73 @@ static void test_bound_races(void) {
   }
 }
 
+/* Future ids stay unique and non-zero while schedulers race on one pool
+ * and on another (each pool hands out ids a batch at a time, and a
+ * scheduler that finds another in the pool's batch takes the library's):
+ * the ids of every future, also of a one-shot task's, differ. */
+#define ID_RACERS 4
+#define ID_TASKS 3000
+typedef struct {
+  pebble_pool *pool;
+  pebble_future *f[ID_TASKS];
+} id_racer;
+static void *race_ids(void *arg) {
+  id_racer *r = arg;
+  size_t i;
+  for (i = 0; i < ID_TASKS; i++)
+    if (pebble_pool_schedule(r->pool, square, &(int64_t){2}, sizeof(int64_t),
+                             NULL, &r->f[i]) != PEBBLE_OK)
+      r->f[i] = NULL;
+  return NULL;
+}
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+static void test_ids_unique(void) {
+  static id_racer rs[ID_RACERS];
+  static uint64_t ids[ID_RACERS * ID_TASKS + 1];
+  pebble_pool *p[2];
+  pebble_future *one = NULL;
+  pthread_t th[ID_RACERS];
+  size_t i, n = 0;
+  int j;
+  for (j = 0; j < 2; j++)
+    p[j] = make(PEBBLE_THREAD, 2, 0);
+  for (j = 0; j < ID_RACERS; j++) {
+    rs[j].pool = p[j % 2];
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&th[j], NULL, race_ids, &rs[j]), 0);
+  }
+  CU_ASSERT_EQUAL(pebble_run(PEBBLE_THREAD, square, &(int64_t){2},
+                             sizeof(int64_t), NULL, &one),
+                  PEBBLE_OK);
+  for (j = 0; j < ID_RACERS; j++)
+    pthread_join(th[j], NULL);
+  if (one != NULL)
+    ids[n++] = pebble_future_id(one);
+  for (j = 0; j < ID_RACERS; j++)
+    for (i = 0; i < ID_TASKS; i++) {
+      CU_ASSERT_PTR_NOT_NULL(rs[j].f[i]);
+      if (rs[j].f[i] == NULL)
+        continue;
+      ids[n++] = pebble_future_id(rs[j].f[i]);
+      CU_ASSERT_EQUAL(pebble_future_wait(rs[j].f[i], PEBBLE_SEC(60)),
+                      PEBBLE_OK);
+      pebble_future_release(rs[j].f[i]);
+    }
+  qsort(ids, n, sizeof ids[0], cmp_u64);
+  CU_ASSERT(n > 0 && ids[0] != 0);
+  for (i = 1; i < n; i++)
+    if (ids[i] == ids[i - 1]) {
+      CU_FAIL("two futures have the same id");
+      break;
+    }
+  pebble_future_wait(one, PEBBLE_SEC(60));
+  pebble_future_release(one);
+  for (j = 0; j < 2; j++)
+    pebble_pool_destroy(p[j]);
+}
+
 /* Workers that went to sleep are woken for every task: callers schedule
  * one task at a time with pauses that let the workers spin out and sleep;
  * a lost wake-up leaves a future unresolved (the wait times out). */
@@ -949,6 +1087,9 @@ int main(void) {
       {"stop and join from a callback", test_stop_from_callback},
       {"110 MB argument; stop with one in flight", test_big_argument},
       {"back-pressure", test_back_pressure},
+      {"schedulers blocked on a full queue are woken",
+       test_blocked_submitter_woken},
+      {"future ids unique while schedulers race", test_ids_unique},
       {"nothing left after join", test_nothing_left},
       {"a task uses a process pool", test_nested},
       {"1,000 crashing tasks in a row (300 with spawn)", test_thousand_crashes},
