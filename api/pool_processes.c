@@ -53,6 +53,16 @@ static size_t send_ahead(pebble_pool *P, pb_pworker *w, unsigned upto);
 #define PB_AHEAD_MAX 32u
 #define PB_AHEAD_ARG_MAX 4096u
 #define PB_AHEAD_SHORT_NS ((uint64_t)500 * 1000)
+/* Up to PB_AHEAD_MAX tasks go ahead to a worker; more, up to
+ * PB_AHEAD_MOST, while the pool's recent tasks are so short that as many
+ * add up to at most PB_AHEAD_BUDGET_NS of work (or always, with
+ * PEBBLE_SEND_AHEAD_ALWAYS: the application says its tasks are short).
+ * A worker that holds a few hundred tasks of a few microseconds each
+ * reads them in a few system calls and seldom runs dry (each time it
+ * does, it sleeps, and the next task pays its wake-up); the work held
+ * behind a task that turns out long stays within the budget. */
+#define PB_AHEAD_MOST 512u
+#define PB_AHEAD_BUDGET_NS ((uint64_t)2 * 1000 * 1000)
 
 /* ================= the child ================= */
 
@@ -502,6 +512,18 @@ static void ask_skip(pb_pworker *w, pb_ptask *t) {
   }
 }
 
+/* How many tasks may wait ahead on one worker (pool lock). */
+static unsigned ahead_cap(const pebble_pool *P) {
+  uint64_t n;
+  if (P->o.send_ahead == PEBBLE_SEND_AHEAD_ALWAYS || P->task_ns == 0)
+    return PB_AHEAD_MOST;
+  if (P->task_ns == UINT64_MAX)
+    return PB_AHEAD_MAX;
+  n = PB_AHEAD_BUDGET_NS / P->task_ns;
+  return n <= PB_AHEAD_MAX ? PB_AHEAD_MAX
+                           : n >= PB_AHEAD_MOST ? PB_AHEAD_MOST : (unsigned)n;
+}
+
 /* May another task go to w, busy, behind what it has (pool lock)? */
 static int may_send_ahead(const pebble_pool *P, const pb_pworker *w,
                           uint64_t now) {
@@ -510,7 +532,7 @@ static int may_send_ahead(const pebble_pool *P, const pb_pworker *w,
   if (P->o.send_ahead == PEBBLE_SEND_AHEAD_NEVER ||
       !PB_BK_HAS(P->lib->bk, chan_read_ready) || last == NULL ||
       w->state != PB_W_BUSY || w->killed || w->closed || w->uncounted ||
-      w->n_ahead >= PB_AHEAD_MAX || last->timeout != PEBBLE_FOREVER)
+      w->n_ahead >= ahead_cap(P) || last->timeout != PEBBLE_FOREVER)
     return 0;
   /* Without a page, a cancel of the task it runs could kill the one it
    * starts next (worker_page.c). */
@@ -813,8 +835,8 @@ void pb_processes_kick(pb_manager *m, pb_cmd *cmd) {
   /* Then send ahead to busy workers, one more each in turn. */
   if (P->head != NULL &&
       (P->state == PB_POOL_OPEN || P->state == PB_POOL_CLOSED)) {
-    unsigned level;
-    for (level = 1; level <= PB_AHEAD_MAX && P->head != NULL; level++)
+    unsigned level, cap = ahead_cap(P);
+    for (level = 1; level <= cap && P->head != NULL; level++)
       for (w = P->workers; w != NULL && P->head != NULL; w = w->next)
         send_ahead(P, w, level);
     for (w = P->workers; w != NULL; w = w->next)
@@ -935,6 +957,7 @@ static void kill_worker(pb_pworker *w, int force) {
  * ahead behind whatever it has.  Returns 1 if it got work. */
 static int feed_worker(pb_manager *m, pebble_pool *P, pb_pworker *w) {
   int fed = 0;
+  unsigned cap;
   if (w->state == PB_W_BUSY && w->task == NULL && w->n_ahead == 0)
     w->state = P->o.max_tasks > 0 && w->tasks_run >= P->o.max_tasks
                    ? PB_W_QUITTING /* it ends by itself */
@@ -942,7 +965,8 @@ static int feed_worker(pb_manager *m, pebble_pool *P, pb_pworker *w) {
   if (P->state == PB_POOL_OPEN || P->state == PB_POOL_CLOSED) {
     fed = hand_task(m, P, w);
     /* Topped up when half gone, so that tasks go out several a write. */
-    if (w->n_ahead <= PB_AHEAD_MAX / 2 && send_ahead(P, w, PB_AHEAD_MAX) > 0)
+    cap = ahead_cap(P);
+    if (w->n_ahead <= cap / 2 && send_ahead(P, w, cap) > 0)
       fed = 1;
     flush_pending(m, P, w);
   }

@@ -343,6 +343,45 @@ static void test_auto_not_behind_long(void) {
   scene_close(&s);
 }
 
+/* PEBBLE_SEND_AHEAD_ALWAYS: a busy worker holds far more than 32 tasks
+ * ahead (a few hundred), in order; one cancelled deep in that list is
+ * still skipped, never started, and its worker is neither killed nor
+ * replaced. */
+#define MANY_AHEAD 150
+static void test_many_ahead(void) {
+  scene s;
+  pebble_pool *p = one_worker(PEBBLE_SEND_AHEAD_ALWAYS);
+  pebble_future *a, *c, *f[MANY_AHEAD];
+  int64_t i, v = 0;
+  int bad = 0;
+  CU_ASSERT_EQUAL_FATAL(scene_open(&s), 0);
+  a = schedule_str(p, gate, s.gate);
+  CU_ASSERT_EQUAL(started(a), 1);
+  for (i = 0; i < MANY_AHEAD; i++)
+    CU_ASSERT_EQUAL(pebble_pool_schedule(p, echo, &i, sizeof i, NULL, &f[i]),
+                    PEBBLE_OK);
+  c = schedule_str(p, mark, s.mark_c);
+  CU_ASSERT_EQUAL(sent_ahead(p, ahead_expected() ? MANY_AHEAD + 1 : 0), 1);
+  CU_ASSERT_EQUAL(pebble_future_cancel(c), PEBBLE_OK);
+  open_gate(&s);
+  for (i = 0; i < MANY_AHEAD; i++)
+    bad += pebble_future_get_int(f[i], PEBBLE_SEC(60), &v) != PEBBLE_OK ||
+           v != i;
+  CU_ASSERT_EQUAL(bad, 0);
+  CU_ASSERT_EQUAL(pebble_future_get_int(a, PEBBLE_SEC(60), &v), PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_future_state(c), PEBBLE_CANCELLED);
+  CU_ASSERT_EQUAL(done_count(p, MANY_AHEAD + 1), MANY_AHEAD + 1);
+  CU_ASSERT_FALSE(exists(s.mark_c));
+  CU_ASSERT_EQUAL(pool_stats(p).worker_restarts, 0);
+  for (i = 0; i < MANY_AHEAD; i++)
+    pebble_future_release(f[i]);
+  pebble_future_release(a);
+  pebble_future_release(c);
+  CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
+  CU_ASSERT_FALSE(exists(s.mark_c)); /* not even at the end */
+  scene_close(&s);
+}
+
 /* Many short tasks, two workers: every result arrives once and right; a
  * worker recycled after max_tasks never gets more than that. */
 static void test_burst_and_max_tasks(void) {
@@ -579,6 +618,9 @@ int main(void) {
        NEEDS_FIFOS(test_timeouts_not_ahead)},
       {"auto: nothing goes ahead behind a long task",
        NEEDS_FIFOS(test_auto_not_behind_long)},
+      {"always: a busy worker holds more than 32 tasks ahead; one "
+       "cancelled deep among them is skipped",
+       NEEDS_FIFOS(test_many_ahead)},
       {"a burst arrives whole; max_tasks holds", test_burst_and_max_tasks},
       {"a cancel kills only its own task, never the next one",
        NEEDS_FIFOS(test_cancel_only_its_own)},
