@@ -285,15 +285,18 @@ static void log_worker_end(pebble_pool *P, const pebble_exit_info *info,
          replaced ? "a new worker replaces it" : "not replaced");
 }
 
-/* The message that hands t to a worker, malloc'd. */
-static int task_message(pebble_pool *P, pb_ptask *t, int32_t code,
-                        uint64_t ordinal, unsigned char **out,
-                        size_t *out_size) {
+/* Append the message that hands t to a worker to *buf (len bytes used of
+ * cap; NULL and 0 to start a new block, which then has the message's
+ * size): the block doubles when it is full, so that many messages cost a
+ * few reallocations.  On failure nothing is appended, and *buf is kept. */
+static int task_message_to(pebble_pool *P, pb_ptask *t, int32_t code,
+                           uint64_t ordinal, unsigned char **buf,
+                           size_t *len, size_t *cap) {
   pb_msg_header h;
   uint64_t head[PB_TASK_WORDS] = {0, 0, 0, 0, 0};
   char name[PB_NAME_BYTES_MAX];
-  unsigned char *buf;
-  size_t size;
+  unsigned char *at;
+  size_t size, need;
   if (pb_pool_uses_spawn(P)) {
     if (pb_registry_name_of(t->fn, name, sizeof name) != PEBBLE_OK)
       return PEBBLE_ENOTFOUND;
@@ -305,17 +308,33 @@ static int task_message(pebble_pool *P, pb_ptask *t, int32_t code,
   head[2] = pb_future_seq_of(pb_ptask_future(t));
   head[4] = ordinal;
   size = sizeof head + (size_t)head[3] + t->arg_size;
-  buf = malloc(sizeof h + size);
-  if (buf == NULL)
-    return PEBBLE_ENOMEM;
+  need = *len + sizeof h + size;
+  if (need > *cap) {
+    size_t grown = *cap > 0 && *cap * 2 > need ? *cap * 2 : need;
+    unsigned char *more = realloc(*buf, grown);
+    if (more == NULL)
+      return PEBBLE_ENOMEM;
+    *buf = more;
+    *cap = grown;
+  }
+  at = *buf + *len;
   pb_msg_fill(&h, PB_MSG_TASK, code, size);
-  memcpy(buf, &h, sizeof h);
-  memcpy(buf + sizeof h, head, sizeof head);
-  memcpy(buf + sizeof h + sizeof head, name, (size_t)head[3]);
-  memcpy(buf + sizeof h + sizeof head + head[3], pb_ptask_arg(t), t->arg_size);
-  *out = buf;
-  *out_size = sizeof h + size;
+  memcpy(at, &h, sizeof h);
+  memcpy(at + sizeof h, head, sizeof head);
+  memcpy(at + sizeof h + sizeof head, name, (size_t)head[3]);
+  memcpy(at + sizeof h + sizeof head + head[3], pb_ptask_arg(t), t->arg_size);
+  *len = need;
   return PEBBLE_OK;
+}
+
+/* The message that hands t to a worker, malloc'd. */
+static int task_message(pebble_pool *P, pb_ptask *t, int32_t code,
+                        uint64_t ordinal, unsigned char **out,
+                        size_t *out_size) {
+  size_t cap = 0;
+  *out = NULL;
+  *out_size = 0;
+  return task_message_to(P, t, code, ordinal, out, out_size, &cap);
 }
 
 /* Prepare the message that hands t to w (manager thread).  A task with a
@@ -561,10 +580,11 @@ static size_t send_ahead(pebble_pool *P, pb_pworker *w, unsigned upto) {
   const pebble_backend *bk = P->lib->bk;
   uint64_t now = 0;
   size_t n = 0;
+  /* The messages go straight to the end of w->out, which grows by
+   * doubling (its capacity is known here only: it is its size outside). */
+  size_t cap = w->out_size;
   while (w->n_ahead < upto && P->head != NULL) {
     pb_ptask *t = P->head;
-    unsigned char *buf;
-    size_t size;
     int cancelled;
     if (now == 0)
       now = bk->now_ns();
@@ -576,9 +596,10 @@ static size_t send_ahead(pebble_pool *P, pb_pworker *w, unsigned upto) {
       pb_ptask_free(t); /* cancelled while queued (and counted) */
       continue;
     }
-    if (task_message(P, t, PB_TASK_AHEAD, w->ordinals + 1, &buf, &size) !=
-            PEBBLE_OK ||
-        out_append(w, buf, size) != PEBBLE_OK) {
+    if (w->out == NULL)
+      w->out_done = w->out_size = cap = 0;
+    if (task_message_to(P, t, PB_TASK_AHEAD, w->ordinals + 1, &w->out,
+                        &w->out_size, &cap) != PEBBLE_OK) {
       t->next = NULL; /* it waits for an idle worker instead */
       pb_pool_requeue(P, t, t, 1);
       break;
@@ -602,8 +623,10 @@ static size_t send_ahead(pebble_pool *P, pb_pworker *w, unsigned upto) {
     t->ahead = 1;
     cancelled = atomic_load(&t->stop_reason) != 0;
     pb_stripe_unlock(pb_ptask_future(t));
-    if (cancelled) /* as it went: its cancel saw no worker to ask */
+    if (cancelled) { /* as it went: its cancel saw no worker to ask */
       ask_skip(w, t);
+      cap = w->out_size; /* out_append reallocated it to that size */
+    }
   }
   return n;
 }
