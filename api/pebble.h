@@ -1352,7 +1352,9 @@ typedef struct pebble_pool_options {
  * A busy worker may be sent up to 32
  * queued tasks behind the one it runs, so that it starts each as soon as
  * it has returned the last, without waiting for the pool's manager thread
- * (several times the throughput for short tasks).  Such a task stays
+ * (several times the throughput for short tasks); up to 512 while the
+ * recent tasks are so short that as many add up to at most 2 ms (with
+ * ALWAYS: always up to 512).  Such a task stays
  * PEBBLE_PENDING until its worker starts it; cancelled before that, the
  * worker skips it; if the worker dies first, it goes back to the queue
  * and is not counted as started.  The cost: a task sent ahead waits for
