@@ -204,6 +204,7 @@ typedef struct pb_blocks {
   pb_chunk *carving;      /* the newest chunk, while some of it is uncut */
   char *carve, *carve_end; /* its blocks never handed out */
   size_t chunks;          /* in chunk_list */
+  size_t capacity;        /* blocks they hold in all */
   size_t in_use; /* handed out, less the returns settled so far */
   size_t peak;   /* most in use at once, lately */
   uint64_t peak_at; /* when the peak was last looked at (0: not yet) */
