@@ -296,7 +296,15 @@ typedef struct pb_thread_role {
   int library_thread;                  /* manager or dispatcher */
   int manager_thread;                  /* the manager itself */
 } pb_thread_role;
-extern PB_TLS pb_thread_role pb_role;
+/* Read on every task's path: in the static TLS block (initial-exec), a
+ * load from the thread pointer instead of a __tls_get_addr call.  glibc
+ * keeps room there for libraries loaded later with dlopen. */
+#if defined(__ELF__) && defined(__GNUC__)
+#define PB_TLS_FAST __attribute__((tls_model("initial-exec")))
+#else
+#define PB_TLS_FAST
+#endif
+extern PB_TLS pb_thread_role pb_role PB_TLS_FAST;
 
 /* ---- future.c ---- */
 typedef struct pb_callback {
