@@ -8,9 +8,11 @@
  * back when it releases the future, often tens of thousands at a time.
  * A malloc per block made a burst on a cold pool pay the allocator and a
  * page fault every sixteen tasks, on the scheduling thread; so blocks are
- * cut one after the other from chunks of CHUNK_BLOCKS (one malloc per
- * chunk), each block after its chunk's address: a queued task costs 184
- * bytes.
+ * cut one after the other from chunks (one malloc per chunk), each block
+ * after its chunk's address: a queued task costs 184 bytes.  The first
+ * 16 chunks are of 64 KiB (355 blocks); the next of 8 MiB (45,590
+ * blocks) on huge pages (see BIG_BYTES), so that a large burst does not
+ * fault a page in every 22 tasks.
  *
  * A block given back goes back to its own chunk (without the lock), and
  * each chunk counts its blocks handed out and given back, so that the
@@ -29,7 +31,8 @@
  * blocks come back, so an idle application keeps its spares until its
  * next burst); a destroyed pool gives back every chunk with no block in
  * use, and pebble_shutdown() everything.  A block still in use keeps its
- * chunk (64 KiB), as a long-lived object pins a page of any allocator.
+ * chunk (64 KiB, or 8 MiB past the first 16), as a long-lived object
+ * pins a page of any allocator.
  * (Chunks aligned to their size would find a block's chunk by masking,
  * without its address in front of it; but glibc cannot reuse the hole a
  * freed aligned chunk leaves for the next one.)

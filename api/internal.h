@@ -185,7 +185,8 @@ int pb_map_chunk(pebble_ctx *ctx, const void *arg, size_t arg_size);
 
 /* ---- blocks.c: pool tasks' blocks, carved from chunks and reused ---- */
 /* A future, its pool task and a small argument; blocks lie back to back
- * in 64 KiB chunks, each after its chunk's address (blocks.c). */
+ * in chunks (64 KiB, then 8 MiB), each after its chunk's address
+ * (blocks.c). */
 #define PB_BLOCK_SIZE 176
 typedef struct pb_chunk pb_chunk;
 typedef struct pb_blocks {
