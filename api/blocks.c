@@ -306,7 +306,8 @@ void *pb_blocks_get(pb_blocks *b, const pebble_backend *bk) {
     fresh = NULL;
   }
   bk->mutex_unlock(b->lock);
-  free(fresh);
+  if (fresh != NULL)
+    free(fresh->base); /* a big chunk's address is not malloc's */
   return s;
 }
 
