@@ -185,7 +185,8 @@ int pb_map_chunk(pebble_ctx *ctx, const void *arg, size_t arg_size);
 
 /* ---- blocks.c: pool tasks' blocks, carved from chunks and reused ---- */
 /* A future, its pool task and a small argument; blocks lie back to back
- * in 64 KiB chunks, each after its chunk's address (blocks.c). */
+ * in chunks (64 KiB, then 8 MiB), each after its chunk's address
+ * (blocks.c). */
 #define PB_BLOCK_SIZE 176
 typedef struct pb_chunk pb_chunk;
 typedef struct pb_blocks {
@@ -204,6 +205,7 @@ typedef struct pb_blocks {
   pb_chunk *carving;      /* the newest chunk, while some of it is uncut */
   char *carve, *carve_end; /* its blocks never handed out */
   size_t chunks;          /* in chunk_list */
+  size_t capacity;        /* blocks they hold in all */
   size_t in_use; /* handed out, less the returns settled so far */
   size_t peak;   /* most in use at once, lately */
   uint64_t peak_at; /* when the peak was last looked at (0: not yet) */
@@ -295,7 +297,15 @@ typedef struct pb_thread_role {
   int library_thread;                  /* manager or dispatcher */
   int manager_thread;                  /* the manager itself */
 } pb_thread_role;
-extern PB_TLS pb_thread_role pb_role;
+/* Read on every task's path: in the static TLS block (initial-exec), a
+ * load from the thread pointer instead of a __tls_get_addr call.  glibc
+ * keeps room there for libraries loaded later with dlopen. */
+#if defined(__ELF__) && defined(__GNUC__)
+#define PB_TLS_FAST __attribute__((tls_model("initial-exec")))
+#else
+#define PB_TLS_FAST
+#endif
+extern PB_TLS pb_thread_role pb_role PB_TLS_FAST;
 
 /* ---- future.c ---- */
 typedef struct pb_callback {

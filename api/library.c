@@ -22,7 +22,7 @@ static pb_lib *_Atomic g_lib;
 static char g_selected[64];
 static int g_selected_set;
 static atomic_size_t g_max_message = (size_t)1 << 30;
-PB_TLS pb_thread_role pb_role;
+PB_TLS pb_thread_role pb_role PB_TLS_FAST;
 
 static int host_shutdown(void) { return pebble_shutdown(); }
 static const pebble_host host = {sizeof(pebble_host), pb_log, host_shutdown,

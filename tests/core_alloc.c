@@ -84,6 +84,8 @@ static atomic_long seen;            /* allocations since armed */
 static long fail_at;                /* the k-th fails (0: none) */
 static int fail_on;                 /* ... and every one after it */
 static atomic_long failed;          /* allocations made to fail */
+/* Besides: the library's allocations larger than this fail (0: none). */
+static atomic_size_t fail_above;
 
 static void note_failure(const void *caller);
 
@@ -197,6 +199,13 @@ EXPORTED void *malloc(size_t n) {
   }
   if (should_fail(__builtin_return_address(0)))
     return NULL;
+  if (atomic_load_explicit(&fail_above, memory_order_relaxed) != 0 &&
+      n > atomic_load_explicit(&fail_above, memory_order_relaxed) &&
+      caller_is_library(__builtin_return_address(0))) {
+    atomic_fetch_add(&failed, 1);
+    errno = ENOMEM;
+    return NULL;
+  }
   p = real_malloc(n);
   live_add(p, __builtin_return_address(0));
   return p;
@@ -753,8 +762,43 @@ static void test_process_pool(void) { walk(&process_pool); }
 static void test_thread_task(void) { walk(&thread_task); }
 static void test_process_task(void) { walk(&process_task); }
 
+/* Past its first chunks a pool takes blocks from big chunks (4 MiB and
+ * more); when the system refuses one, a small one does: a burst needing
+ * several big chunks is scheduled whole and every future resolves. */
+static void test_big_chunk_refused(void) {
+  enum { N = 30000 };
+  pebble_future **f = calloc(N, sizeof *f);
+  pebble_pool *p = NULL;
+  pebble_pool_options po;
+  size_t i, ok = 0;
+  CU_ASSERT_FATAL(f != NULL);
+  pebble_pool_options_init(&po);
+  po.workers = 2;
+  CU_ASSERT_FATAL(pebble_pool_create(&p, PEBBLE_THREAD, &po) == PEBBLE_OK);
+  n_lib_ranges = 0;
+  dl_iterate_phdr(note_range, NULL);
+  atomic_store(&failed, 0);
+  atomic_store(&fail_above, (size_t)1 << 20);
+  for (i = 0; i < N; i++)
+    ok += pebble_pool_schedule(p, square, &i, sizeof i, NULL, &f[i]) ==
+          PEBBLE_OK;
+  atomic_store(&fail_above, 0);
+  CU_ASSERT_EQUAL(ok, N);
+  CU_ASSERT(atomic_load(&failed) > 0); /* a big chunk was asked for */
+  if (ok == N) {
+    CU_ASSERT_EQUAL(pebble_wait_all(f, N, PEBBLE_SEC(120)), PEBBLE_OK);
+    for (i = 0; i < N; i++)
+      CU_ASSERT_EQUAL(pebble_future_status(f[i]), PEBBLE_OK);
+  }
+  for (i = 0; i < N; i++)
+    pebble_future_release(f[i]);
+  CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
+  free(f);
+}
+
 int main(void) {
   CU_TestInfo tests[] = {
+      {"a big chunk refused: small ones serve", test_big_chunk_refused},
       {"allocation failure: thread pool cycle", test_thread_pool},
       {"allocation failure: process pool cycle", test_process_pool},
       {"allocation failure: one-shot thread task cycle", test_thread_task},
