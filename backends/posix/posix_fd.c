@@ -211,7 +211,8 @@ pid_t pbp_fork_locked(void) {
 /* Only the thread that set it can see itself as the holder: any other
  * sees another thread's id, or holding at 0. */
 static int fork_holder(void) {
-  return PBP_LOAD(&pbp_fp.reg_holding) && pthread_equal(pbp_fp.reg_holder, pthread_self());
+  return PBP_LOAD(&pbp_fp.reg_holding) &&
+         pthread_equal(pbp_fp.reg_holder, pthread_self());
 }
 
 int pbp_fd_forked_by_library(void) { return fork_holder(); }
