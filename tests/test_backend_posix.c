@@ -787,25 +787,31 @@ static int child_inspects(void *arg, pebble_bk_chan *chan) {
 
 static void on_sigusr1(int sig) { (void)sig; }
 
-static void test_child_environment(void) {
+#define OTHERS_MAX 30
+
+/* `others` children alive meanwhile, each holding library descriptors in
+ * the parent (more than the registry's static table holds, with 30). */
+static void check_child_environment(int others) {
   pebble_bk_waitset *ws = new_waitset();
   pebble_bk_notifier *nt = NULL;
-  pebble_bk_proc *other, *p;
+  pebble_bk_proc *other[OTHERS_MAX], *p;
   unsigned char parent_fds[FD_SCAN];
   struct sigaction sa, old_sa;
   sigset_t usr2, old_mask;
   child_report r;
   int app_pipe[2], fd, library_fds = 0, extra = 0, extra_fd = -1;
-  int saved_stdin;
+  int saved_stdin, i;
   char ready = 0;
   uint64_t gen = bk->fork_generation();
 
-  /* The parent holds other library descriptors: another child's channel
-   * and exit descriptor, a waitset, a notifier. */
+  /* The parent holds other library descriptors: other children's
+   * channels and exit descriptors, a waitset, a notifier. */
   CU_ASSERT_EQUAL_FATAL(bk->notifier_create(&nt), PEBBLE_OK);
-  other = start(child_waits, NULL);
-  CU_ASSERT_PTR_NOT_NULL_FATAL(other);
-  CU_ASSERT_EQUAL(read_from(ws, other, &ready, 1), 1);
+  for (i = 0; i < others; i++) {
+    other[i] = start(child_waits, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(other[i]);
+    CU_ASSERT_EQUAL(read_from(ws, other[i], &ready, 1), 1);
+  }
   CU_ASSERT_EQUAL_FATAL(pipe(app_pipe), 0); /* the application's own */
   /* A handler and a blocked signal the child must not inherit. */
   memset(&sa, 0, sizeof sa);
@@ -850,16 +856,25 @@ static void test_child_environment(void) {
         extra_fd = fd;
     }
   }
-  CU_ASSERT(library_fds >= 4); /* the check means something */
+  CU_ASSERT(library_fds >= 3 * others + 1); /* the check means something */
   CU_ASSERT_EQUAL(extra, 2);
   CU_ASSERT(extra_fd >= 0); /* its channel */
   finish(ws, p);
-  CU_ASSERT_EQUAL(bk->proc_kill(other, 1), PEBBLE_OK);
-  finish(ws, other);
+  for (i = 0; i < others; i++) {
+    CU_ASSERT_EQUAL(bk->proc_kill(other[i], 1), PEBBLE_OK);
+    finish(ws, other[i]);
+  }
   close(app_pipe[0]);
   close(app_pipe[1]);
   bk->notifier_destroy(nt);
   bk->waitset_destroy(ws);
+}
+
+static void test_child_environment(void) { check_child_environment(1); }
+
+/* The registry of library descriptors outgrows its static table. */
+static void test_child_environment_many(void) {
+  check_child_environment(OTHERS_MAX);
 }
 
 /* The library starts processes from its manager thread, which blocks
@@ -1461,6 +1476,8 @@ int main(int argc, char **argv) {
       !CU_add_test(s, "reap too early, destroy running",
                    test_reap_too_early_and_destroy_running) ||
       !CU_add_test(s, "child environment", test_child_environment) ||
+      !CU_add_test(s, "child environment, 30 other children",
+                   test_child_environment_many) ||
       !CU_add_test(s, "start from a library thread",
                    test_start_from_library_thread) ||
       !CU_add_test(s, "write to a dead child", test_write_to_dead_child) ||

@@ -23,7 +23,7 @@
 
 /* Bumped only in the child of a fork, when the child has one thread.  A
  * word, so loading it is atomic without libatomic on 32-bit systems. */
-static unsigned long fork_gen;
+#define fork_gen pbp_fp.fork_gen /* on the fork page (posix_internal.h) */
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static const pebble_host *host;
 

@@ -52,83 +52,25 @@ void pbp_stdio_forget_parents(void) {
  * already) or its program cannot be executed. */
 #define CHILD_SETUP_FAILED 127
 
-#ifdef __linux__
-/* Parse the hexadecimal mask that follows `key` in /proc status text:
- * bit n-1 stands for signal n.  0 if the key is missing. */
-static int status_mask(const char *text, size_t len, const char *key,
-                       uint64_t *mask) {
-  size_t klen = strlen(key), i = 0;
-  while (i + klen <= len) {
-    if ((i == 0 || text[i - 1] == '\n') && memcmp(text + i, key, klen) == 0) {
-      uint64_t m = 0;
-      int digits = 0;
-      for (i += klen; i < len && (text[i] == ' ' || text[i] == '\t'); i++)
-        ;
-      for (; i < len && digits < 16; i++, digits++) {
-        char c = text[i];
-        int v = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                       : -1;
-        if (v < 0)
-          break;
-        m = m << 4 | (uint64_t)v;
-      }
-      if (digits == 0)
-        return 0;
-      *mask = m;
-      return 1;
-    }
-    i++;
-  }
-  return 0;
-}
-
-/* Which signals have a disposition other than the default (caught or
- * ignored), from the kernel's own account of this process: one open and
- * a read or two instead of a sigaction per signal.  0 if unknown. */
-static int nondefault_signals(uint64_t *mask) {
-  char text[4096];
-  size_t len = 0;
-  uint64_t ign, cgt;
-  int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return 0;
-  while (len < sizeof text) {
-    ssize_t n = read(fd, text + len, sizeof text - len);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      break;
-    len += (size_t)n;
-  }
-  close(fd);
-  if (len == sizeof text || !status_mask(text, len, "SigIgn:", &ign) ||
-      !status_mask(text, len, "SigCgt:", &cgt))
-    return 0; /* cut short or not understood: reset them all */
-  *mask = ign | cgt;
-  return 1;
-}
-#endif
-
+/*
+ * Every disposition back to its default, unconditionally: a sigaction per
+ * signal.  Asking the kernel first which ones differ (reading
+ * /proc/self/status, or a sigaction query per signal) costs as much CPU
+ * as the resets themselves, and the read touched a page of stack and
+ * several pages of code more, each a page fault in a fresh child
+ * (docs/performance.md, one-shot launch).
+ */
 static void reset_signals(void) {
   struct sigaction dfl;
   sigset_t none;
-  uint64_t mask = ~(uint64_t)0;
   int sig;
   memset(&dfl, 0, sizeof dfl);
   dfl.sa_handler = SIG_DFL;
   sigemptyset(&dfl.sa_mask);
-#ifdef __linux__
-  if (PBP_NSIG - 1 > 64 || !nondefault_signals(&mask))
-    mask = ~(uint64_t)0;
-#endif
   /* Dispositions first, then the mask: a signal pending since the fork
-   * gets its default action, never the parent's handler.  Those already
-   * at their default are left alone. */
+   * gets its default action, never the parent's handler. */
   for (sig = 1; sig < PBP_NSIG; sig++)
-    if (sig != SIGKILL && sig != SIGSTOP &&
-        (sig > 64 || (mask >> (sig - 1) & 1)))
+    if (sig != SIGKILL && sig != SIGSTOP)
       sigaction(sig, &dfl, NULL); /* fails harmlessly for reserved ones */
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);

@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -33,11 +34,25 @@
 #define PBP_HAVE_PIPE2 1
 #endif
 
-static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
-static int *reg_fds;
-static size_t reg_count, reg_cap;
-/* Set while this thread forks with reg_lock already held. */
-static PBP_TLS int fork_holder;
+/* The table starts in static storage, on the fork page
+ * (posix_internal.h): a new child writes the lock (fork handler) and the
+ * table (it closes what is not its own).  Only more than PBP_FD_STATIC
+ * descriptors move the table to the heap.  The page is aligned to its
+ * size, so nothing else shares it. */
+#if defined(__GNUC__)
+__attribute__((aligned(4096)))
+#endif
+pbp_fork_page pbp_fp = {
+    PTHREAD_MUTEX_INITIALIZER, pbp_fp.reg_initial, 0, PBP_FD_STATIC, 0, 0,
+    {0},                           /* the registry */
+    0,                             /* fork_gen */
+    -1, NULL, 0, {0},              /* the guardian */
+    PTHREAD_MUTEX_INITIALIZER, -1, -1, 0 /* the forkserver */
+};
+#define reg_lock pbp_fp.reg_lock
+#define reg_fds pbp_fp.reg_fds
+#define reg_count pbp_fp.reg_count
+#define reg_cap pbp_fp.reg_cap
 
 void pbp_fd_lock(void) {
   pbp_atfork_once(); /* before the first fork could need the handlers */
@@ -56,12 +71,16 @@ int pbp_fd_add_locked(int fd) {
     if (reg_fds[i] == fd)
       return 0; /* left over from a fork: the number is ours again */
   if (reg_count == reg_cap) {
-    size_t cap = reg_cap ? reg_cap * 2 : 16;
-    int *grown = realloc(reg_fds, cap * sizeof *grown);
+    size_t cap = reg_cap * 2;
+    int *grown = reg_fds == pbp_fp.reg_initial
+                     ? malloc(cap * sizeof *grown)
+                     : realloc(reg_fds, cap * sizeof *grown);
     if (grown == NULL) {
       errno = ENOMEM;
       return -1;
     }
+    if (reg_fds == pbp_fp.reg_initial)
+      memcpy(grown, pbp_fp.reg_initial, sizeof pbp_fp.reg_initial);
     reg_fds = grown;
     reg_cap = cap;
   }
@@ -182,13 +201,21 @@ int pbp_pipe(int fds[2], int nonblock) {
 
 pid_t pbp_fork_locked(void) {
   pid_t pid;
-  fork_holder = 1; /* tells the fork handlers the lock is already ours */
+  pbp_fp.reg_holder = pthread_self(); /* under the lock */
+  PBP_STORE(&pbp_fp.reg_holding, 1); /* the fork handlers: the lock is ours */
   pid = fork();
-  fork_holder = 0;
+  PBP_STORE(&pbp_fp.reg_holding, 0);
   return pid;
 }
 
-int pbp_fd_forked_by_library(void) { return fork_holder; }
+/* Only the thread that set it can see itself as the holder: any other
+ * sees another thread's id, or holding at 0. */
+static int fork_holder(void) {
+  return PBP_LOAD(&pbp_fp.reg_holding) &&
+         pthread_equal(pbp_fp.reg_holder, pthread_self());
+}
+
+int pbp_fd_forked_by_library(void) { return fork_holder(); }
 
 void pbp_fd_child_close_all_but(int keep, int keep2) {
   size_t i;
@@ -216,12 +243,12 @@ void pbp_fd_child_renumber(int old_fd, int new_fd) {
 }
 
 void pbp_fd_before_fork(void) {
-  if (!fork_holder)
+  if (!fork_holder())
     pthread_mutex_lock(&reg_lock);
 }
 
 void pbp_fd_after_fork_parent(void) {
-  if (!fork_holder)
+  if (!fork_holder())
     pthread_mutex_unlock(&reg_lock);
 }
 

@@ -90,13 +90,15 @@ typedef struct fs_req {
   struct rlimit lim[FS_NLIMITS];
 } fs_req;
 
-static pthread_mutex_t fs_lock = PTHREAD_MUTEX_INITIALIZER;
-static int fs_ctl = -1;
-static pid_t fs_pid = -1;
+/* On the fork page (posix_internal.h): a child's fork handler writes
+ * them. */
+#define fs_lock pbp_fp.fs_lock
+#define fs_ctl pbp_fp.fs_ctl
+#define fs_pid pbp_fp.fs_pid
 /* The server ended under us: no new one until the backend shuts down (a
  * new server would be a fork of the application as it is now, which is
  * what this start method was chosen to avoid). */
-static int fs_lost;
+#define fs_lost pbp_fp.fs_lost
 /* Set while this thread forks the server, holding fs_lock. */
 static PBP_TLS int fs_forking;
 

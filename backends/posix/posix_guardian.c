@@ -76,16 +76,16 @@ typedef struct guardian_msg {
 } guardian_msg;
 
 /* The library's end; under the registry lock. */
-static int g_fd = -1;
+#define g_fd pbp_fp.g_fd /* on the fork page (posix_internal.h) */
 
 /* The shared table: entry i holds a registered group id, or 0.  Mapped
  * once and kept for the life of the process (a new guardian inherits what
  * is still registered); the free list is the parent's, under the registry
  * lock. */
-#define G_SLOTS 1024
-static volatile int32_t *g_slots;
-static int16_t g_free[G_SLOTS];
-static int g_free_n;
+#define G_SLOTS PBP_GUARDIAN_SLOTS
+#define g_slots pbp_fp.g_slots
+#define g_free pbp_fp.g_free
+#define g_free_n pbp_fp.g_free_n
 
 static int send_msg(int fd, int op, pid_t pgid) {
   guardian_msg m;

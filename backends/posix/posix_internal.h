@@ -83,6 +83,39 @@
 #define PBP_LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define PBP_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 
+/* ---- the fork page ----
+ * What a new child writes before its task runs (the fork handlers, its
+ * table of descriptors) and what the forking thread writes right after a
+ * fork, gathered on one page of its own (defined in posix_fd.c).  A fork
+ * makes every written page of the parent copy-on-write on both sides,
+ * and each page either side then writes costs it a page fault; spread
+ * over the files' own statics these were three or four pages a launch on
+ * each side (docs/performance.md, one-shot launch). */
+#define PBP_FD_STATIC 64       /* descriptors before the table moves out */
+#define PBP_GUARDIAN_SLOTS 1024
+typedef struct pbp_fork_page {
+  /* posix_fd.c: the registry of library descriptors */
+  pthread_mutex_t reg_lock;
+  int *reg_fds;
+  size_t reg_count, reg_cap;
+  int reg_holding;    /* reg_holder forks with the lock held */
+  pthread_t reg_holder;
+  int reg_initial[PBP_FD_STATIC];
+  /* posix_backend.c: bumped in every child */
+  unsigned long fork_gen;
+  /* posix_guardian.c: its socket, the shared table, the free entries */
+  int g_fd;
+  volatile int32_t *g_slots;
+  int g_free_n;
+  int16_t g_free[PBP_GUARDIAN_SLOTS];
+  /* posix_forkserver.c */
+  pthread_mutex_t fs_lock;
+  int fs_ctl;
+  pid_t fs_pid;
+  int fs_lost;
+} pbp_fork_page;
+extern PBP_HIDDEN pbp_fork_page pbp_fp;
+
 /* ---- posix_backend.c ---- */
 PBP_HIDDEN void pbp_log(int level, const char *fmt, ...) PEBBLE_PRINTF(2, 3);
 PBP_HIDDEN uint64_t pbp_now_ns(void);
