@@ -637,6 +637,11 @@ static void test_nested(void) {
   pebble_kind k;
   SKIP_IF_NO_PROCESSES();
   EACH_KIND(k) {
+    /* In a process worker the nested pool starts its manager thread in a
+     * child forked from a threaded process, which TSan cannot follow. */
+    if (k == PEBBLE_PROCESS && UNDER_TSAN &&
+        skip_test("test_nested in a process worker", TSAN_FORK_WHY))
+      continue;
     pebble_pool *p = make(k, 1, 0);
     pebble_future *f = sched(p, nested_pool, NULL, 0, PEBBLE_DEFAULT);
     int64_t out = 0;
