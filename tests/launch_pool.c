@@ -8,7 +8,9 @@
  *                            with signal and host, timeouts and a cancel
  *                            that end the remote worker and what it
  *                            started, a killed launcher, a killed and a
- *                            stopped remote worker; the pool goes on
+ *                            stopped remote worker; the pool goes on;
+ *                            then max_tasks, an initializer (and a
+ *                            failing one) and a completion queue
  *   launch_pool DIR refused  the launcher fails (missing, or ends at
  *                            once): the future fails with a message
  *                            naming the launcher, no hang
@@ -153,6 +155,29 @@ static int t_host(pebble_ctx *ctx, const void *arg, size_t size) {
   return pebble_result_string(ctx, host);
 }
 
+/* The initializer's state, seen by the tasks of the worker it ran in. */
+static int64_t init_state;
+
+static int t_init(pebble_ctx *ctx, const void *arg, size_t size) {
+  if (pebble_arg_int(arg, size, &init_state) != PEBBLE_OK)
+    return pebble_fail(ctx, 1, "bad argument");
+  return 0;
+}
+
+static int t_bad_init(pebble_ctx *ctx, const void *arg, size_t size) {
+  (void)arg;
+  (void)size;
+  return pebble_fail(ctx, 5, "this initializer fails on purpose");
+}
+
+/* The initializer's state in the high half, the worker's pid below. */
+static int t_state(pebble_ctx *ctx, const void *arg, size_t size) {
+  (void)arg;
+  (void)size;
+  return pebble_result_int(ctx, init_state * ((int64_t)1 << 32) +
+                                    (int64_t)getpid());
+}
+
 /* ---- helpers ---- */
 
 static void sleep_ms(long ms) {
@@ -208,23 +233,21 @@ static int gone(long pid) {
  * sets PEBBLE_TEST_POOL_LAUNCHER (and PEBBLE_TEST_POOL_HEARTBEAT,
  * seconds), else from PEBBLE_LAUNCHER.  The option's string is in a
  * buffer spoilt after the pool is made: the pool must keep a copy. */
-static pebble_pool *make_pool(unsigned workers) {
-  pebble_pool_options o;
+static pebble_pool *make_pool_with(pebble_pool_options *o) {
   pebble_pool *pool = NULL;
   const char *launcher = getenv("PEBBLE_TEST_POOL_LAUNCHER");
   const char *beat = getenv("PEBBLE_TEST_POOL_HEARTBEAT");
   char *buf = NULL;
   int rc;
-  pebble_pool_options_init(&o);
-  o.workers = workers;
-  o.start_method = PEBBLE_START_SPAWN;
+  o->start_method = PEBBLE_START_SPAWN;
   if (launcher != NULL) {
     buf = strdup(launcher);
-    o.launcher = buf;
+    o->launcher = buf;
   }
   if (beat != NULL)
-    o.launcher_heartbeat = PEBBLE_SEC(atoi(beat));
-  rc = pebble_pool_create(&pool, PEBBLE_PROCESS, &o);
+    o->launcher_heartbeat = PEBBLE_SEC(atoi(beat));
+  rc = pebble_pool_create(&pool, PEBBLE_PROCESS, o);
+  o->launcher = NULL;
   if (rc != PEBBLE_OK) {
     fprintf(stderr, "pool: %s\n", pebble_last_error());
     exit(1);
@@ -234,6 +257,13 @@ static pebble_pool *make_pool(unsigned workers) {
     free(buf);
   }
   return pool;
+}
+
+static pebble_pool *make_pool(unsigned workers) {
+  pebble_pool_options o;
+  pebble_pool_options_init(&o);
+  o.workers = workers;
+  return make_pool_with(&o);
 }
 
 static void get_stats(pebble_pool *pool, pebble_pool_stats *s) {
@@ -429,6 +459,90 @@ static void fault(pebble_pool *pool, const char *what, const char *host) {
 }
 
 /* The launcher cannot start the worker: the future says so, soon. */
+/* max_tasks, an initializer (its state reaches the tasks; its failure
+ * breaks the pool) and a completion queue, with remote workers. */
+static void features(void) {
+  pebble_pool_options o;
+  pebble_pool *pool;
+  pebble_pool_stats s;
+  pebble_cqueue *q = NULL;
+  pebble_future *f;
+  int64_t seven = 7, i, sum = 0, r;
+  long pid[6] = {0};
+  int rc;
+
+  pebble_pool_options_init(&o);
+  o.workers = 1;
+  o.max_tasks = 2;
+  o.initializer = t_init;
+  o.initializer_arg = &seven;
+  o.initializer_arg_size = sizeof seven;
+  pool = make_pool_with(&o);
+  for (i = 0; i < 6; i++) {
+    r = -1;
+    f = go(pool, t_state, NULL, 0, PEBBLE_DEFAULT);
+    rc = f != NULL ? pebble_future_get_int(f, PEBBLE_SEC(120), &r) : -1;
+    CHECK(rc == PEBBLE_OK && r >> 32 == 7,
+          "task %d after the initializer: %s (%s), state %lld", (int)i,
+          pebble_status_name(rc), f ? pebble_future_message(f) : "-",
+          (long long)(r >> 32));
+    pid[i] = (long)(r & 0xffffffff);
+    pebble_future_release(f);
+  }
+  CHECK(pid[0] == pid[1] && pid[2] == pid[3] && pid[4] == pid[5] &&
+            pid[1] != pid[2] && pid[3] != pid[4],
+        "max_tasks 2: workers %ld %ld %ld %ld %ld %ld", pid[0], pid[1],
+        pid[2], pid[3], pid[4], pid[5]);
+  get_stats(pool, &s);
+  CHECK(s.worker_restarts >= 2 && s.remote_restarts >= 2,
+        "max_tasks 2: worker_restarts %llu, remote_restarts %llu",
+        (unsigned long long)s.worker_restarts,
+        (unsigned long long)s.remote_restarts);
+
+  CHECK(pebble_cqueue_create(&q) == PEBBLE_OK, "cqueue: %s",
+        pebble_last_error());
+  for (i = 0; q != NULL && i < 8; i++) {
+    f = go(pool, t_square, &i, sizeof i, PEBBLE_DEFAULT);
+    CHECK(f != NULL && pebble_cqueue_add(q, f) == PEBBLE_OK, "cqueue add");
+    pebble_future_release(f);
+  }
+  for (i = 0; q != NULL && i < 8; i++) {
+    f = NULL;
+    r = 0;
+    rc = pebble_cqueue_wait(q, PEBBLE_SEC(120), &f);
+    CHECK(rc == PEBBLE_OK && f != NULL &&
+              pebble_future_get_int(f, 0, &r) == PEBBLE_OK,
+          "cqueue: future %d: %s", (int)i, pebble_status_name(rc));
+    sum += r;
+    if (f != NULL)
+      pebble_future_release(f);
+  }
+  CHECK(sum == 140, "cqueue: the squares of 0..7 add up to %lld, not 140",
+        (long long)sum);
+  pebble_cqueue_destroy(q);
+  CHECK(pebble_pool_close(pool) == PEBBLE_OK, "close");
+  CHECK(pebble_pool_join(pool, PEBBLE_SEC(120)) == PEBBLE_OK, "join: %s",
+        pebble_last_error());
+  pebble_pool_destroy(pool);
+
+  pebble_pool_options_init(&o);
+  o.workers = 1;
+  o.initializer = t_bad_init;
+  pool = make_pool_with(&o);
+  f = NULL;
+  rc = pebble_pool_schedule(pool, t_square, &seven, sizeof seven, NULL, &f);
+  if (rc == PEBBLE_OK)
+    rc = pebble_future_get_int(f, PEBBLE_SEC(120), &r);
+  CHECK(rc == PEBBLE_EBROKEN &&
+            strstr(f != NULL ? pebble_future_message(f) : pebble_last_error(),
+                   "fails on purpose") != NULL,
+        "a failing initializer: %s (%s)", pebble_status_name(rc),
+        f != NULL ? pebble_future_message(f) : pebble_last_error());
+  if (f != NULL)
+    pebble_future_release(f);
+  pebble_pool_destroy(pool);
+}
+
 static void refused(void) {
   pebble_pool *pool = make_pool(1);
   int64_t v = 3;
@@ -822,6 +936,9 @@ int main(int argc, char **argv) {
   pebble_register("crash", t_crash);
   pebble_register("hang", t_hang);
   pebble_register("host", t_host);
+  pebble_register("init", t_init);
+  pebble_register("bad_init", t_bad_init);
+  pebble_register("state", t_state);
   if (pebble_worker_main() != PEBBLE_OK) {
     fprintf(stderr, "pebble_worker_main: %s\n", pebble_last_error());
     return 1;
@@ -881,6 +998,7 @@ int main(int argc, char **argv) {
     CHECK(pebble_pool_join(pool, PEBBLE_SEC(120)) == PEBBLE_OK, "join: %s",
           pebble_last_error());
     pebble_pool_destroy(pool);
+    features();
   }
   summary();
   return failed == 0 ? 0 : 1;
