@@ -5,7 +5,9 @@
  * max_tasks, long tasks) hold, and every result still arrives once. */
 #include "core_util.h"
 
+#ifndef _WIN32
 #include <poll.h>
+#endif
 #include <signal.h>
 #include <sys/stat.h>
 
