@@ -15,7 +15,8 @@
  *   - when the worker ends, it sends the rest of the worker's bytes, then
  *     a report: the worker's process id, how it ended and this host's
  *     name; then it kills its process group (the worker stays in it,
- *     with whatever the worker's tasks started) and itself with it;
+ *     with whatever the worker's tasks started), having left it first,
+ *     and exits;
  *   - it sends a heartbeat when it has sent nothing for a while
  *     (PEBBLE_WORKER_HEARTBEAT seconds), so that the application can tell
  *     a silent network from a busy worker; the first one, at once, says
@@ -95,6 +96,33 @@ static PEBBLE_NORETURN_ void end_group(void) {
   _exit(1); /* not reached: we are in the group */
 }
 
+/* The worker has ended and its report is written: end what its tasks
+ * started (our group) and exit by ourselves.  A launcher whose task dies
+ * by a signal may drop output it has not yet forwarded (srun does), the
+ * report with it.  So we first move to a group of a child of ours, kill
+ * our old group, then the child, and exit.  A session leader (under
+ * sshd) cannot move: it ends with its group, and sshd forwards all. */
+static PEBBLE_NORETURN_ void end_group_and_exit(void) {
+  pid_t group = getpgrp(), keeper = fork();
+  if (keeper == 0) {
+    setpgid(0, 0);
+    for (;;)
+      pause(); /* killed below */
+  }
+  if (keeper > 0) {
+    setpgid(keeper, keeper); /* in place whichever of us runs first */
+    if (setpgid(0, keeper) == 0) {
+      killpg(group, SIGKILL);
+      kill(keeper, SIGKILL);
+      while (waitpid(keeper, NULL, 0) < 0 && errno == EINTR)
+        ;
+      _exit(0);
+    }
+    kill(keeper, SIGKILL);
+  }
+  end_group();
+}
+
 /* Write all of buf to a descriptor that may be non-blocking. */
 static int write_all(int fd, const unsigned char *buf, size_t len) {
   while (len > 0) {
@@ -156,8 +184,9 @@ static PEBBLE_NORETURN_ void report_and_end(int chan, pid_t pid, int st,
     len = (int)strlen(text);
   pb_frame_header(buf, PB_FRAME_EXIT, (size_t)len);
   memcpy(buf + PB_FRAME_HEADER, text, (size_t)len);
-  write_all(1, buf, PB_FRAME_HEADER + (size_t)len);
-  end_group();
+  if (write_all(1, buf, PB_FRAME_HEADER + (size_t)len) != 0)
+    end_group();
+  end_group_and_exit();
 }
 
 static long long now_ms(void) {

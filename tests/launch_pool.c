@@ -11,6 +11,8 @@
  *                            stopped remote worker; the pool goes on;
  *                            then max_tasks, an initializer and a
  *                            completion queue
+ *   launch_pool DIR broken   a failing initializer: the tasks resolve
+ *                            PEBBLE_EBROKEN with its message (rounds)
  *   launch_pool DIR refused  the launcher fails (missing, or ends at
  *                            once): the future fails with a message
  *                            naming the launcher, no hang
@@ -162,6 +164,12 @@ static int t_init(pebble_ctx *ctx, const void *arg, size_t size) {
   if (pebble_arg_int(arg, size, &init_state) != PEBBLE_OK)
     return pebble_fail(ctx, 1, "bad argument");
   return 0;
+}
+
+static int t_bad_init(pebble_ctx *ctx, const void *arg, size_t size) {
+  (void)arg;
+  (void)size;
+  return pebble_fail(ctx, 5, "this initializer fails on purpose");
 }
 
 /* The initializer's state in the high half, the worker's pid below. */
@@ -520,6 +528,46 @@ static void features(void) {
   CHECK(pebble_pool_join(pool, PEBBLE_SEC(120)) == PEBBLE_OK, "join: %s",
         pebble_last_error());
   pebble_pool_destroy(pool);
+}
+
+/* A failing initializer breaks the pool: the task handed to the worker
+ * still in its initializer resolves PEBBLE_EBROKEN with the
+ * initializer's message, never PEBBLE_EDIED (the worker's failure report
+ * must come back through the launcher before its end does).  A race:
+ * several rounds, with one and with two workers. */
+#define BROKEN_ROUNDS 8
+static void broken(void) {
+  int round;
+  for (round = 0; round < BROKEN_ROUNDS; round++) {
+    pebble_pool_options o;
+    pebble_pool *pool;
+    pebble_future *f[2] = {NULL, NULL};
+    int64_t seven = 7, r = 0;
+    int i, n = 1 + round % 2;
+    pebble_pool_options_init(&o);
+    o.workers = (unsigned)n;
+    o.initializer = t_bad_init;
+    pool = make_pool_with(&o);
+    for (i = 0; i < n; i++) {
+      int rc = pebble_pool_schedule(pool, t_square, &seven, sizeof seven,
+                                    NULL, &f[i]);
+      if (rc == PEBBLE_OK)
+        rc = pebble_future_get_int(f[i], PEBBLE_SEC(120), &r);
+      CHECK(rc == PEBBLE_EBROKEN &&
+                strstr(f[i] != NULL ? pebble_future_message(f[i])
+                                    : pebble_last_error(),
+                       "fails on purpose") != NULL,
+            "round %d, task %d of %d: a failing initializer: %s (%s)",
+            round, i, n, pebble_status_name(rc),
+            f[i] != NULL ? pebble_future_message(f[i])
+                         : pebble_last_error());
+      if (f[i] != NULL)
+        pebble_future_release(f[i]);
+    }
+    pebble_pool_destroy(pool);
+  }
+  snprintf(note, sizeof note, "%d pools, every task EBROKEN",
+           BROKEN_ROUNDS);
 }
 
 static void refused(void) {
@@ -917,12 +965,13 @@ int main(int argc, char **argv) {
   pebble_register("host", t_host);
   pebble_register("init", t_init);
   pebble_register("state", t_state);
+  pebble_register("bad_init", t_bad_init);
   if (pebble_worker_main() != PEBBLE_OK) {
     fprintf(stderr, "pebble_worker_main: %s\n", pebble_last_error());
     return 1;
   }
   if (argc != 3) {
-    fprintf(stderr, "usage: %s DIR work|refused|orphan|netcut|options|parallel\n",
+    fprintf(stderr, "usage: %s DIR work|refused|broken|orphan|netcut|options|parallel\n",
             argv[0]);
     return 2;
   }
@@ -936,6 +985,8 @@ int main(int argc, char **argv) {
     options();
   } else if (strcmp(argv[2], "parallel") == 0) {
     parallel();
+  } else if (strcmp(argv[2], "broken") == 0) {
+    broken();
   } else if (strcmp(argv[2], "orphan") == 0) {
     orphan();
   } else if (strcmp(argv[2], "netcut") == 0) {

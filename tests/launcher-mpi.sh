@@ -62,6 +62,10 @@ echo "launcher: $launcher"
 PEBBLE_LAUNCHER_HEARTBEAT=2 PEBBLE_LAUNCHER=$launcher "$prog" "$dir" work \
   2> "$dir/work.err" || { status=1; cat "$dir/work.err"; }
 census work || status=1
+# A failing initializer: its report comes back before the worker's end.
+PEBBLE_LAUNCHER=$launcher "$prog" "$dir" broken \
+  2> "$dir/broken.err" || { status=1; cat "$dir/broken.err"; }
+census broken || status=1
 # mpirun that cannot place its process (a host that does not exist): it
 # exits with an error, the future says so.
 PEBBLE_LAUNCHER="mpirun -n 1 --host pebble-no-such-host.invalid" \

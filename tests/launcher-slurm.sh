@@ -147,6 +147,11 @@ launcher="srun --jobid=$job --overlap -N1 -n1 --quiet --unbuffered"
 echo "launcher: $launcher (SLURM_CONF=$SLURM_CONF)"
 PEBBLE_LAUNCHER=$launcher "$prog" "$dir" work || status=1
 census work || status=1
+# A failing initializer: its report comes back before the worker's end
+# (a supervisor killed by a signal lost it: srun drops what it has not
+# yet forwarded).
+PEBBLE_LAUNCHER=$launcher "$prog" "$dir" broken || status=1
+census broken || status=1
 # A node that does not exist: srun exits with an error at once.
 PEBBLE_LAUNCHER="srun --jobid=$job --overlap -N1 -n1 --quiet --nodelist=pebble-no-such-node" \
   "$prog" "$dir" refused || status=1

@@ -26,6 +26,8 @@ PEBBLE_START_METHOD=spawn
 export PEBBLE_START_METHOD
 echo "launcher: $launcher"
 PEBBLE_LAUNCHER_HEARTBEAT=2 PEBBLE_LAUNCHER=$launcher "$prog" "$dir" work || status=1
+# A failing initializer: its report comes back before the worker's end.
+PEBBLE_LAUNCHER=$launcher "$prog" "$dir" broken || status=1
 # The same through the pool's options (launcher, launcher_heartbeat),
 # which take precedence over PEBBLE_LAUNCHER, here a launcher that fails.
 PEBBLE_TEST_PART=option PEBBLE_TEST_POOL_HEARTBEAT=2 \

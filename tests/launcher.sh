@@ -18,6 +18,8 @@ export PEBBLE_START_METHOD
 # Heartbeats every 2 s: a stopped launcher is found silent after 6 s.
 PEBBLE_LAUNCHER_HEARTBEAT=2 PEBBLE_LAUNCHER="env PEBBLE_TEST_LAUNCHED=1" \
   "$prog" "$dir" work || status=1
+# A failing initializer: its report comes back before the worker's end.
+PEBBLE_LAUNCHER="env PEBBLE_TEST_LAUNCHED=1" "$prog" "$dir" broken || status=1
 # A launcher that is not there, and one that ends at once: the futures
 # fail with a message, no hang.
 PEBBLE_TEST_PART=absent PEBBLE_LAUNCHER="/nonexistent/launcher -x" \
