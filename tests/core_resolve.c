@@ -48,6 +48,20 @@ static pebble_pool *make(unsigned workers, int eager) {
   return p;
 }
 
+#ifdef _WIN32
+/* Windows: a process's handle is signalled once it has ended and its
+ * handles, its channel among them, are closed.  (A /proc path would name
+ * some Linux process under Wine, not the worker.) */
+static int closed_within(pid_t pid, double seconds) {
+  HANDLE h = OpenProcess(SYNCHRONIZE, FALSE, (DWORD)pid);
+  DWORD rc;
+  if (h == NULL)
+    return 1;
+  rc = WaitForSingleObject(h, (DWORD)(seconds * 1000));
+  CloseHandle(h);
+  return rc == WAIT_OBJECT_0;
+}
+#else
 /* Linux: a killed process has closed its channel once it is reaped, or
  * a zombie with no other thread left (a thread group's leader shows as a
  * zombie while its other threads still exit, holding the descriptors). */
@@ -86,6 +100,7 @@ static int closed_within(pid_t pid, double seconds) {
   }
   return 0;
 }
+#endif
 
 /* Item 1: a failing initializer; the tasks handed to workers still in
  * their initializer never ran: EBROKEN with its message, never EDIED. */
