@@ -536,3 +536,16 @@ void bench_die(const char *fmt, ...) {
   fprintf(stderr, "\n");
   exit(1);
 }
+
+size_t bench_count_arg(const char *prog, const char *s, const char *what,
+                       size_t max) {
+  char *end;
+  unsigned long long v;
+  errno = 0;
+  v = strtoull(s, &end, 10);
+  if (*s == '\0' || *s == '-' || *end != '\0' || errno != 0 || v == 0 ||
+      v > max)
+    bench_die("%s: %s '%s' is not a number from 1 to %zu", prog, what, s,
+              max);
+  return (size_t)v;
+}

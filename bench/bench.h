@@ -108,6 +108,11 @@ void bench_run_line(char *const argv[], char *line, size_t size,
                     const char *who);
 
 /* Exit with a message when something that must work did not. */
+/* A count from the command line: a whole number from 1 to max, or the
+ * program ends naming `prog`, `what` and the text given. */
+size_t bench_count_arg(const char *prog, const char *s, const char *what,
+                       size_t max);
+
 void bench_die(const char *fmt, ...)
     __attribute__((format(printf, 1, 2), noreturn));
 

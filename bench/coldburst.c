@@ -35,15 +35,6 @@ static int noop(pebble_ctx *ctx, const void *arg, size_t size) {
   return 0;
 }
 
-static size_t parse(const char *s, const char *what, size_t max) {
-  char *end;
-  unsigned long long v = strtoull(s, &end, 10);
-  if (*s == '\0' || *end != '\0' || v == 0 || v > max)
-    bench_die("coldburst: %s '%s' is not a number from 1 to %zu", what, s,
-              max);
-  return (size_t)v;
-}
-
 int main(int argc, char **argv) {
   size_t n = 100000, workers = 1, i;
   pebble_pool_options po;
@@ -54,9 +45,9 @@ int main(int argc, char **argv) {
   if (argc > 3)
     bench_die("usage: coldburst [TASKS [WORKERS]]");
   if (argc > 1)
-    n = parse(argv[1], "TASKS", (size_t)1 << 30);
+    n = bench_count_arg("coldburst", argv[1], "TASKS", (size_t)1 << 30);
   if (argc > 2)
-    workers = parse(argv[2], "WORKERS", 1024);
+    workers = bench_count_arg("coldburst", argv[2], "WORKERS", 1024);
   f = malloc(n * sizeof *f);
   if (f == NULL)
     bench_die("coldburst: no memory for %zu future handles", n);

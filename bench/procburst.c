@@ -32,39 +32,7 @@
 #include <pebble.h>
 
 #include "bench.h"
-
-static int echo(pebble_ctx *ctx, const void *arg, size_t size) {
-  int64_t v;
-  if (pebble_arg_int(arg, size, &v) != PEBBLE_OK)
-    return pebble_fail(ctx, 1, "expected an integer");
-  return pebble_result_int(ctx, v);
-}
-
-static size_t parse(const char *s, const char *what, size_t max) {
-  char *end;
-  unsigned long long v = strtoull(s, &end, 10);
-  if (*s == '\0' || *end != '\0' || v == 0 || v > max)
-    bench_die("procburst: %s '%s' is not a number from 1 to %zu", what, s,
-              max);
-  return (size_t)v;
-}
-
-static void burst(pebble_pool *pool, pebble_future **f, size_t n) {
-  size_t i;
-  for (i = 0; i < n; i++) {
-    int64_t v = (int64_t)i;
-    if (pebble_pool_schedule(pool, echo, &v, sizeof v, NULL, &f[i]) !=
-        PEBBLE_OK)
-      bench_die("procburst: task %zu: %s", i, pebble_last_error());
-  }
-  for (i = 0; i < n; i++) {
-    int64_t v;
-    if (pebble_future_get_int(f[i], PEBBLE_FOREVER, &v) != PEBBLE_OK ||
-        v != (int64_t)i)
-      bench_die("procburst: task %zu: %s", i, pebble_future_message(f[i]));
-    pebble_future_release(f[i]);
-  }
-}
+#include "echo.h"
 
 int main(int argc, char **argv) {
   size_t n, workers = 2, warm = BENCH_WARMUP_TASKS, i;
@@ -80,9 +48,9 @@ int main(int argc, char **argv) {
   rt = strcmp(argv[1], "rt") == 0;
   n = rt ? 3000 : 100000;
   if (argc > 2)
-    n = parse(argv[2], "TASKS", (size_t)1 << 30);
+    n = bench_count_arg("procburst", argv[2], "TASKS", (size_t)1 << 30);
   if (argc > 3)
-    workers = parse(argv[3], "WORKERS", 1024);
+    workers = bench_count_arg("procburst", argv[3], "WORKERS", 1024);
   f = malloc((n > warm ? n : warm) * sizeof *f);
   if (rt)
     lat = malloc(n * sizeof *lat);
@@ -93,18 +61,18 @@ int main(int argc, char **argv) {
   po.start_eagerly = 1;
   if (pebble_pool_create(&pool, PEBBLE_PROCESS, &po) != PEBBLE_OK)
     bench_die("procburst: %s", pebble_last_error());
-  burst(pool, f, warm);
+  bench_echo_burst(pool, f, warm, "procburst");
 
   t0 = bench_now();
   c0 = bench_cpu();
   if (rt) {
     for (i = 0; i < n; i++) {
       double s = bench_now();
-      burst(pool, f, 1);
+      bench_echo_burst(pool, f, 1, "procburst");
       lat[i] = (bench_now() - s) * 1e6;
     }
   } else {
-    burst(pool, f, n);
+    bench_echo_burst(pool, f, n, "procburst");
   }
   wall = bench_now() - t0;
   cpu = bench_cpu() - c0;

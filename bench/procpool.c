@@ -27,6 +27,7 @@
 #include <pebble.h>
 
 #include "bench.h"
+#include "echo.h"
 #include "procs.h"
 #include "python.h"
 
@@ -43,39 +44,6 @@ static const char *const r_names[R_N] = {
     "pebble process pool", "pre-forked, pipe per child",
     "pre-forked, shared pipe", "bare pipe ping-pong",
     "python pebble ProcessPool"};
-
-static int echo(pebble_ctx *ctx, const void *arg, size_t size) {
-  int64_t v;
-  if (pebble_arg_int(arg, size, &v) != PEBBLE_OK)
-    return pebble_fail(ctx, 1, "expected an integer");
-  return pebble_result_int(ctx, v);
-}
-
-static void pebble_burst(pebble_pool *pool, pebble_future **f, size_t n) {
-  size_t i;
-  for (i = 0; i < n; i++) {
-    int64_t v = (int64_t)i;
-    if (pebble_pool_schedule(pool, echo, &v, sizeof v, NULL, &f[i]) !=
-        PEBBLE_OK)
-      bench_die("pebble_pool_schedule: %s", pebble_last_error());
-  }
-  for (i = 0; i < n; i++) {
-    int64_t v;
-    if (pebble_future_get_int(f[i], PEBBLE_FOREVER, &v) != PEBBLE_OK ||
-        v != (int64_t)i)
-      bench_die("process task %zu: %s", i, pebble_future_message(f[i]));
-    pebble_future_release(f[i]);
-  }
-}
-
-static void pebble_round_trip(pebble_pool *pool) {
-  pebble_future *f;
-  int64_t v = 42;
-  if (pebble_pool_schedule(pool, echo, &v, sizeof v, NULL, &f) != PEBBLE_OK ||
-      pebble_future_get_int(f, PEBBLE_FOREVER, &v) != PEBBLE_OK || v != 42)
-    bench_die("process round trip: %s", pebble_last_error());
-  pebble_future_release(f);
-}
 
 /* Both measures for one system: what it does per call and per task. */
 typedef struct series {
@@ -122,7 +90,7 @@ static void timed_burst(contenders *c, int k, pebble_future **f, size_t n,
                         series *s, size_t r) {
   double c0 = bench_cpu(), t0 = bench_now(), t1, c1;
   if (k == T_PEBBLE)
-    pebble_burst(c->pool, f, n);
+    bench_echo_burst(c->pool, f, n, "process pool");
   else if (k == T_PIPES)
     preforked_burst(c->pipes, n);
   else
@@ -203,7 +171,7 @@ int main(int argc, char **argv) {
   py_missing = bench_python_missing();
   /* The same warm-up for every contender. */
   for (w = 0; w < nworkers; w++) {
-    pebble_burst(c[w].pool, futures, warm);
+    bench_echo_burst(c[w].pool, futures, warm, "process pool");
     preforked_burst(c[w].pipes, warm);
     preforked_burst(c[w].shared, warm);
   }
@@ -235,7 +203,7 @@ int main(int argc, char **argv) {
       for (i = 0; i < m; i++) {
         t0 = bench_now();
         if (k == R_PEBBLE)
-          pebble_round_trip(c[rt_at].pool);
+          bench_echo_once(c[rt_at].pool, 42, "process round trip");
         else if (k == R_PIPES)
           preforked_round_trip(rt_pipes);
         else if (k == R_SHARED)

@@ -30,6 +30,7 @@
 #include <pebble.h>
 
 #include "bench.h"
+#include "echo.h"
 
 #define WORKERS 2
 enum { S_LOCAL, S_ENV, S_MPI, S_N };
@@ -37,22 +38,6 @@ static const char *const names[S_N] = {"local spawn pool", "through env",
                                        "through mpirun"};
 static const char *const launchers[S_N] = {
     NULL, "env", "mpirun -n 1 --quiet --oversubscribe"};
-
-static int echo(pebble_ctx *ctx, const void *arg, size_t size) {
-  int64_t v;
-  if (pebble_arg_int(arg, size, &v) != PEBBLE_OK)
-    return pebble_fail(ctx, 1, "expected an integer");
-  return pebble_result_int(ctx, v);
-}
-
-static void round_trip(pebble_pool *pool, int64_t v) {
-  pebble_future *f;
-  int64_t got;
-  if (pebble_pool_schedule(pool, echo, &v, sizeof v, NULL, &f) != PEBBLE_OK ||
-      pebble_future_get_int(f, PEBBLE_FOREVER, &got) != PEBBLE_OK || got != v)
-    bench_die("round trip: %s", pebble_last_error());
-  pebble_future_release(f);
-}
 
 /* One system, one repetition, in this process: prints
  * "p50_us p99_us tasks_per_s cpu_us_per_task". */
@@ -72,27 +57,15 @@ static int one(size_t warm, size_t trips, size_t burst) {
   if (pebble_pool_create(&pool, PEBBLE_PROCESS, &o) != PEBBLE_OK)
     bench_die("pebble_pool_create: %s", pebble_last_error());
   for (i = 0; i < warm; i++)
-    round_trip(pool, (int64_t)i);
+    bench_echo_once(pool, (int64_t)i, "round trip");
   for (i = 0; i < trips; i++) {
     double s = bench_now();
-    round_trip(pool, (int64_t)i);
+    bench_echo_once(pool, (int64_t)i, "round trip");
     t[i] = (bench_now() - s) * 1e6;
   }
   c0 = bench_cpu();
   t0 = bench_now();
-  for (i = 0; i < burst; i++) {
-    int64_t v = (int64_t)i;
-    if (pebble_pool_schedule(pool, echo, &v, sizeof v, NULL, &f[i]) !=
-        PEBBLE_OK)
-      bench_die("pebble_pool_schedule: %s", pebble_last_error());
-  }
-  for (i = 0; i < burst; i++) {
-    int64_t v;
-    if (pebble_future_get_int(f[i], PEBBLE_FOREVER, &v) != PEBBLE_OK ||
-        v != (int64_t)i)
-      bench_die("task %zu: %s", i, pebble_future_message(f[i]));
-    pebble_future_release(f[i]);
-  }
+  bench_echo_burst(pool, f, burst, "remote");
   rate = (double)burst / (bench_now() - t0);
   cpu = (bench_cpu() - c0) / (double)burst * 1e6;
   printf("%.3f %.3f %.1f %.3f\n", bench_percentile(t, trips, 50),
@@ -142,7 +115,7 @@ int main(int argc, char **argv) {
   char sizes[64];
   double *v[S_N][4];
   int k, r, present[S_N] = {1, 1, 0};
-  pebble_register("echo", echo);
+  pebble_register("echo", bench_echo);
   if (pebble_worker_main() != PEBBLE_OK) /* a worker ends here */
     bench_die("pebble_worker_main: %s", pebble_last_error());
   if (argc == 3 && strcmp(argv[1], "--one") == 0) {
