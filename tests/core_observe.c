@@ -161,8 +161,11 @@ static void test_pid_pool_task(void) {
   for (i = 0; i < 20; i++) {
     pebble_future *f = schedule_int(p, my_pid, 0, PEBBLE_DEFAULT);
     int64_t result = 0;
-    CU_ASSERT_EQUAL(pebble_future_get_int(f, PEBBLE_SEC(60), &result),
-                    PEBBLE_OK);
+    int rc = pebble_future_get_int(f, PEBBLE_SEC(60), &result);
+    CU_ASSERT_EQUAL(rc, PEBBLE_OK);
+    if (rc != PEBBLE_OK)
+      printf("(task %d: %s: %s) ", i, pebble_status_name(rc),
+             pebble_future_message(f));
     CU_ASSERT_EQUAL(pebble_future_pid(f, &pid), PEBBLE_OK);
     CU_ASSERT_EQUAL(pid, (long)result);
     CU_ASSERT(listed(pids, worker_pids(p, pids, 8), pid));
