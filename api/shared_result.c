@@ -42,19 +42,7 @@
 #endif
 
 #ifdef PB_HAVE_SHARED
-#ifndef F_SEAL_SEAL
-#define F_SEAL_SEAL 0x0001
-#define F_SEAL_SHRINK 0x0002
-#define F_SEAL_GROW 0x0004
-#endif
-#ifndef F_ADD_SEALS
-#define F_ADD_SEALS 1033
-#define F_GET_SEALS 1034
-#endif
-#ifndef MFD_CLOEXEC
-#define MFD_CLOEXEC 0x0001U
-#define MFD_ALLOW_SEALING 0x0002U
-#endif
+#include "memfd_seal.h"
 
 int pb_shared_create(size_t len, intptr_t *handle, void **addr) {
   int fd = memfd_create("pebble-result", MFD_CLOEXEC | MFD_ALLOW_SEALING);

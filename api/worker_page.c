@@ -116,19 +116,7 @@ void pb_page_free(pb_worker_page *page) {
 }
 
 #if defined(HAVE_MEMFD_CREATE)
-#ifndef F_SEAL_SEAL
-#define F_SEAL_SEAL 0x0001
-#define F_SEAL_SHRINK 0x0002
-#define F_SEAL_GROW 0x0004
-#endif
-#ifndef F_ADD_SEALS
-#define F_ADD_SEALS 1033
-#define F_GET_SEALS 1034
-#endif
-#ifndef MFD_CLOEXEC
-#define MFD_CLOEXEC 0x0001U
-#define MFD_ALLOW_SEALING 0x0002U
-#endif
+#include "memfd_seal.h"
 
 int pb_page_create_file(intptr_t *handle, pb_worker_page **out) {
   int fd = memfd_create("pebble-page", MFD_CLOEXEC | MFD_ALLOW_SEALING);
