@@ -460,11 +460,9 @@ static void fault(pebble_pool *pool, const char *what, const char *host) {
   expect_square(pool, 7, what);
 }
 
-/* The launcher cannot start the worker: the future says so, soon. */
 /* max_tasks, an initializer (its state reaches the tasks) and a
- * completion queue, with remote workers.  A failing initializer is not
- * checked here: under srun its report can be lost when the step is
- * killed (PEBBLE_EDIED instead of PEBBLE_EBROKEN; docs/cluster.md). */
+ * completion queue, with remote workers (a failing initializer: the part
+ * of its own, broken()). */
 static void features(void) {
   pebble_pool_options o;
   pebble_pool *pool;
@@ -570,6 +568,7 @@ static void broken(void) {
            BROKEN_ROUNDS);
 }
 
+/* The launcher cannot start the worker: the future says so, soon. */
 static void refused(void) {
   pebble_pool *pool = make_pool(1);
   int64_t v = 3;
@@ -971,7 +970,9 @@ int main(int argc, char **argv) {
     return 1;
   }
   if (argc != 3) {
-    fprintf(stderr, "usage: %s DIR work|refused|broken|orphan|netcut|options|parallel\n",
+    fprintf(stderr,
+            "usage: %s DIR "
+            "work|refused|broken|orphan|netcut|options|parallel\n",
             argv[0]);
     return 2;
   }
