@@ -229,6 +229,7 @@ struct pebble_pool {
   pb_cmd kick;        /* "look at this pool again" */
   pb_cmd farewell;    /* destroy's last command: forget the pool */
   unsigned crash_streak;
+  unsigned start_refusals; /* process pools: worker starts refused in a row */
   uint64_t respawn_at;
   pb_pworker *spare;  /* process pools with timed tasks (pool lock) */
   size_t ahead;       /* process pools: tasks sent ahead (pool lock) */

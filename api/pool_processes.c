@@ -33,6 +33,10 @@
 #define BACKOFF_AFTER 3
 #define BACKOFF_MIN_NS ((uint64_t)10 * 1000 * 1000)
 #define BACKOFF_MAX_NS ((uint64_t)1000 * 1000 * 1000)
+/* A pool with no worker fails its queued tasks when the system refused
+ * this many worker starts in a row (a moment without processes or memory
+ * passes; a program that cannot start does not). */
+#define START_TRIES 3
 
 static void worker_events(pb_manager *m, pb_watch *ww, unsigned events);
 static pb_ptask *detach_task(pebble_pool *P, pb_pworker *w, int *killed);
@@ -214,8 +218,9 @@ static void fail_all_queued(pebble_pool *P, int rc, int err) {
   const pebble_backend *bk = P->lib->bk;
   pb_ptask *t;
   int status = rc == PEBBLE_ENOMEM ? PEBBLE_ENOMEM : PEBBLE_ESYSTEM;
-  char *why = pb_format("the system refused a worker process for the pool: "
-                        "%s",
+  char *why = pb_format("the system refused a worker process for the pool "
+                        "%d times in a row: %s",
+                        START_TRIES,
                         err ? pb_sys_strerror(err) : pebble_strerror(rc));
   for (;;) {
     bk->mutex_lock(P->lock);
@@ -829,7 +834,10 @@ void pb_processes_kick(pb_manager *m, pb_cmd *cmd) {
     int err;
     if ((rc = start_worker_locked(m, P, 0, &err)) != PEBBLE_OK) {
       P->crash_streak++;
-      if (P->active == 0) {
+      /* The queued tasks wait for the next tries (after the back-off) while
+       * a worker may still come; then they fail with the reason. */
+      if (++P->start_refusals >= START_TRIES && P->active == 0) {
+        P->start_refusals = 0;
         bk->mutex_unlock(P->lock);
         fail_all_queued(P, rc, err);
         bk->mutex_lock(P->lock);
@@ -839,6 +847,7 @@ void pb_processes_kick(pb_manager *m, pb_cmd *cmd) {
       bk->mutex_lock(P->lock);
       break;
     }
+    P->start_refusals = 0;
   }
   /* Ask workers to skip the cancelled tasks sent ahead to them. */
   skips = atomic_exchange(&P->skips_wanted, 0);

@@ -662,9 +662,14 @@ static void test_thousand_crashes(void) {
   int i, died = 0, n = spawn_mode() ? 300 : 1000;
   double t0 = now_s();
   for (i = 0; i < n; i++) {
+    int rc;
     f = sched(p, crash, NULL, 0, PEBBLE_DEFAULT);
-    if (pebble_future_get(f, PEBBLE_SEC(30), NULL, NULL) == PEBBLE_EDIED)
+    rc = pebble_future_get(f, PEBBLE_SEC(30), NULL, NULL);
+    if (rc == PEBBLE_EDIED)
       died++;
+    else /* which path it took, for a failure that is rare */
+      printf("\n    crash %d of %d: %s (%d): %s\n", i + 1, n,
+             pebble_strerror(rc), rc, pebble_future_message(f));
     pebble_future_release(f);
   }
   CU_ASSERT_EQUAL(died, n);
@@ -717,6 +722,7 @@ static void test_destroy_while_replacing(void) {
 
 #ifdef _WIN32
 static void fork_refused_body(void) {}
+static void fork_refused_once_body(void) {}
 #else
 #include <sys/resource.h>
 /* fork refused (EAGAIN): every queued future still resolves. */
@@ -752,10 +758,64 @@ static void fork_refused_body(void) {
     }
   _exit(0);
 }
+
+/* A refusal that passes: the pool tries again (after its back-off) and
+ * the queued tasks get their results.  The limit is lifted when the pool
+ * logs its first refused start. */
+static volatile sig_atomic_t refusals_seen;
+static struct rlimit nproc_before;
+static void lift_limit(int level, const char *message, void *data) {
+  (void)level, (void)data;
+  if (strstr(message, "cannot start a worker process") != NULL &&
+      refusals_seen++ == 0)
+    setrlimit(RLIMIT_NPROC, &nproc_before);
+}
+static void fork_refused_once_body(void) {
+  pebble_pool *p;
+  pebble_future *f[3];
+  struct rlimit one;
+  int64_t out;
+  int i;
+  getrlimit(RLIMIT_NPROC, &nproc_before);
+  one.rlim_cur = 1;
+  one.rlim_max = nproc_before.rlim_max;
+  if (pebble_pool_create(&p, PEBBLE_PROCESS, NULL) != 0) {
+    printf("create: %s\n", pebble_last_error());
+    _exit(1);
+  }
+  if (setgid(65534) != 0 || setuid(65534) != 0)
+    _exit(0); /* not root: nothing to prove here */
+  pebble_set_log_handler(lift_limit, NULL, PEBBLE_LOG_ERROR);
+  if (setrlimit(RLIMIT_NPROC, &one) != 0) {
+    printf("setrlimit failed\n");
+    _exit(2);
+  }
+  for (i = 0; i < 3; i++)
+    if (pebble_pool_schedule(p, square, &(int64_t){i}, sizeof(int64_t), NULL,
+                             &f[i]) != 0)
+      _exit(3);
+  for (i = 0; i < 3; i++)
+    if (pebble_future_get_int(f[i], PEBBLE_SEC(30), &out) != PEBBLE_OK ||
+        out != i * i) {
+      printf("future %d: %s (%s)\n", i,
+             pebble_status_name(pebble_future_status(f[i])),
+             pebble_future_message(f[i]));
+      _exit(4);
+    }
+  if (refusals_seen != 1) {
+    printf("%d refused starts seen, not 1\n", (int)refusals_seen);
+    _exit(5);
+  }
+  _exit(0);
+}
 #endif
 static void test_fork_refused(void) {
   SKIP_IF_NO_PROCESSES();
   CU_ASSERT(in_child(fork_refused_body));
+}
+static void test_fork_refused_once(void) {
+  SKIP_IF_NO_PROCESSES();
+  CU_ASSERT(in_child(fork_refused_once_body));
 }
 
 static int resolved(pebble_future *f) {
@@ -1101,6 +1161,7 @@ int main(void) {
       {"destroy while a replacement worker starts",
        test_destroy_while_replacing},
       {"fork refused: queued futures resolve", test_fork_refused},
+      {"fork refused once: tried again, results come", test_fork_refused_once},
       {"wait_all: any order, NULL refused first, timeout",
        test_wait_all_order},
       {"scheduling races close and stop: nothing left behind",

@@ -396,6 +396,18 @@ static inline int run_suite(const char *name, CU_TestInfo *tests) {
       if (tests[i].pTestFunc == fifo_tests[j])
         tests[i].pTestFunc = skipped_no_fifos;
 #endif
+  {
+    /* PEBBLE_TEST_ONLY=text runs only the tests whose name holds text:
+     * the way to repeat one test while chasing a rare failure. */
+    const char *only = getenv("PEBBLE_TEST_ONLY");
+    unsigned from, to = 0;
+    if (only != NULL && *only != '\0') {
+      for (from = 0; tests[from].pName != NULL; from++)
+        if (strstr(tests[from].pName, only) != NULL)
+          tests[to++] = tests[from];
+      tests[to] = tests[from]; /* the terminator */
+    }
+  }
   if (CU_initialize_registry() != CUE_SUCCESS)
     return 2;
   CU_register_suites(suites);
