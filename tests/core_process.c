@@ -551,8 +551,23 @@ static int nested(pebble_ctx *ctx, const void *arg, size_t size) {
 }
 static void test_nested(void) {
   int64_t out = 0;
-  pebble_future *f = run(nested, NULL, 0, NULL);
-  CU_ASSERT_EQUAL(pebble_future_get_int(f, PEBBLE_SEC(60), &out), PEBBLE_OK);
+  pebble_future *f;
+  int rc;
+  /* The worker, forked from this threaded program, starts threads and
+   * a process of its own.  AddressSanitizer does not take its allocator's
+   * and thread registry's locks around fork: one held by another thread
+   * at the fork stays held in the worker, whose threads then wait for it
+   * for ever (seen about once in 25 runs, apr-fork row; the glibc
+   * allocator takes its locks around fork). */
+  if (UNDER_ASAN &&
+      skip_test(__func__, "AddressSanitizer's locks are not fork-safe: "
+                          "a worker that starts threads can hang"))
+    return;
+  f = run(nested, NULL, 0, NULL);
+  rc = pebble_future_get_int(f, PEBBLE_SEC(60), &out);
+  if (rc != PEBBLE_OK) /* which way it failed, for a rare failure */
+    printf("%s (%s) ", pebble_status_name(rc), pebble_future_message(f));
+  CU_ASSERT_EQUAL(rc, PEBBLE_OK);
   CU_ASSERT_EQUAL(out, 16);
   pebble_future_release(f);
 }
