@@ -1135,6 +1135,76 @@ static void test_no_lost_wakeup(void) {
   pebble_pool_destroy(p);
 }
 
+/* A task scheduled while one worker takes a long task runs on the other,
+ * sleeping worker at once, not when the long one ends: whichever thread
+ * pays for the wake-up (the scheduler, or a worker leaving tasks queued
+ * as it starts one), none may assume that an awake worker will come back
+ * soon.  Here the long task waits for the short one (30 s at most): a
+ * short task stranded behind it shows as the long one failing.  Pauses
+ * of random length between the two put the second scheduling before,
+ * during and after the moment the first worker takes its task. */
+static pthread_mutex_t partner_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t partner_cond = PTHREAD_COND_INITIALIZER;
+static int partner_done;
+static int partner(pebble_ctx *ctx, const void *arg, size_t size) {
+  (void)ctx;
+  (void)arg;
+  (void)size;
+  pthread_mutex_lock(&partner_lock);
+  partner_done = 1;
+  pthread_cond_broadcast(&partner_cond);
+  pthread_mutex_unlock(&partner_lock);
+  return 0;
+}
+static int wait_for_partner(pebble_ctx *ctx, const void *arg, size_t size) {
+  struct timespec until;
+  int done;
+  (void)ctx;
+  (void)arg;
+  (void)size;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 30;
+  pthread_mutex_lock(&partner_lock);
+  while (!partner_done &&
+         pthread_cond_timedwait(&partner_cond, &partner_lock, &until) == 0)
+    ;
+  done = partner_done;
+  pthread_mutex_unlock(&partner_lock);
+  return done ? 0 : 1;
+}
+static void test_queued_behind_long_task(void) {
+  pebble_pool_options o;
+  pebble_pool *p = NULL;
+  unsigned seed = 7;
+  int k;
+  pebble_pool_options_init(&o);
+  o.workers = 2;
+  o.start_eagerly = 1;
+  CU_ASSERT_EQUAL_FATAL(pebble_pool_create(&p, PEBBLE_THREAD, &o), PEBBLE_OK);
+  for (k = 0; k < 200; k++) {
+    pebble_future *longer, *shorter;
+    unsigned pause = rand_r(&seed) % 4;
+    partner_done = 0;
+    if (k % 10 == 0)
+      usleep(20000); /* both workers spin out and sleep */
+    longer = sched(p, wait_for_partner, NULL, 0, PEBBLE_FOREVER);
+    if (pause > 0)
+      usleep(rand_r(&seed) % (pause * 100));
+    shorter = sched(p, partner, NULL, 0, PEBBLE_FOREVER);
+    CU_ASSERT_EQUAL(pebble_future_wait(longer, PEBBLE_SEC(60)), PEBBLE_OK);
+    CU_ASSERT_EQUAL(pebble_future_wait(shorter, PEBBLE_SEC(60)), PEBBLE_OK);
+    if (pebble_future_state(longer) != PEBBLE_DONE) {
+      fprintf(stderr, "round %d: the short task waited behind the long one "
+                      "(%s)\n",
+              k, pebble_future_message(longer));
+      CU_FAIL("a task queued behind a long one waited for it");
+    }
+    pebble_future_release(longer);
+    pebble_future_release(shorter);
+  }
+  pebble_pool_destroy(p);
+}
+
 static void test_bad_input(void) {
   pebble_pool_options o;
   pebble_pool *p = NULL;
@@ -1193,6 +1263,8 @@ int main(void) {
        test_schedule_races_close},
       {"the queue's bound holds with callers racing", test_bound_races},
       {"sleeping workers are woken for every task", test_no_lost_wakeup},
+      {"a task queued behind a long one runs on a sleeping worker",
+       test_queued_behind_long_task},
       {"bad input", test_bad_input},
       CU_TEST_INFO_NULL};
   REGISTER_TASK(square);
