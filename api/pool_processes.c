@@ -214,13 +214,16 @@ static int start_worker_locked(pb_manager *m, pebble_pool *P, int spare,
   return rc;
 }
 
-static void fail_all_queued(pebble_pool *P, int rc, int err) {
+/* `refusals`: the starts refused in a row, the last one with rc (and
+ * err, its errno, or 0). */
+static void fail_all_queued(pebble_pool *P, unsigned refusals, int rc,
+                            int err) {
   const pebble_backend *bk = P->lib->bk;
   pb_ptask *t;
   int status = rc == PEBBLE_ENOMEM ? PEBBLE_ENOMEM : PEBBLE_ESYSTEM;
   char *why = pb_format("the system refused a worker process for the pool "
-                        "%d times in a row: %s",
-                        START_TRIES,
+                        "%u times in a row: %s",
+                        refusals,
                         err ? pb_sys_strerror(err) : pebble_strerror(rc));
   for (;;) {
     bk->mutex_lock(P->lock);
@@ -837,9 +840,12 @@ void pb_processes_kick(pb_manager *m, pb_cmd *cmd) {
       /* The queued tasks wait for the next tries (after the back-off) while
        * a worker may still come; then they fail with the reason. */
       if (++P->start_refusals >= START_TRIES && P->active == 0) {
+        /* More than START_TRIES when a worker was still alive for the
+         * first ones. */
+        unsigned refusals = P->start_refusals;
         P->start_refusals = 0;
         bk->mutex_unlock(P->lock);
-        fail_all_queued(P, rc, err);
+        fail_all_queued(P, refusals, rc, err);
         bk->mutex_lock(P->lock);
       }
       bk->mutex_unlock(P->lock);
