@@ -728,12 +728,15 @@ static void fork_refused_once_body(void) {}
 /* In a child of the test: become user nobody, whose process count the
  * limit binds (it does not bind root), with a soft limit of one process;
  * the limit before goes to *before.  Ends the child if it cannot (0: not
- * root, nothing to prove here; 2: the limit was refused). */
+ * root, nothing to prove here; 2: the limit could not be read or set). */
 static void nobody_limited_to_one(struct rlimit *before) {
   struct rlimit one;
   if (setgid(65534) != 0 || setuid(65534) != 0)
     _exit(0);
-  getrlimit(RLIMIT_NPROC, before);
+  if (getrlimit(RLIMIT_NPROC, before) != 0) {
+    printf("getrlimit failed\n");
+    _exit(2);
+  }
   one.rlim_cur = 1;
   one.rlim_max = before->rlim_max;
   if (setrlimit(RLIMIT_NPROC, &one) != 0) {
