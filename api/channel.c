@@ -23,7 +23,8 @@ static void reset(pb_reader *r) {
 }
 
 void pb_reader_free(pb_reader *r) {
-  pb_result_free(r->payload, (size_t)r->header.size, r->mapped);
+  if (r->payload != r->notice)
+    pb_result_free(r->payload, (size_t)r->header.size, r->mapped);
   free(r->buf);
   r->buf = NULL;
   r->buf_pos = r->buf_len = 0;
@@ -134,6 +135,13 @@ enum pb_read_result pb_reader_step(pb_reader *r, const pebble_backend *bk,
       dst = r->header_buf + r->header_got;
       want = sizeof r->header_buf - r->header_got;
     } else {
+      if (r->payload == NULL &&
+          (r->header.type == PB_MSG_STARTED ||
+           r->header.type == PB_MSG_SKIPPED) &&
+          r->header.size < sizeof r->notice) { /* pb_msg_check: it is */
+        r->payload = r->notice;
+        r->payload_cap = (size_t)r->header.size;
+      }
       if (r->payload == NULL && /* the first room, also for no payload */
           (*status = grow_payload(r, why, whylen)) != PEBBLE_OK)
         return PB_READ_BAD;
@@ -223,6 +231,11 @@ enum pb_read_result pb_reader_step(pb_reader *r, const pebble_backend *bk,
 
 void pb_reader_outcome(pb_reader *r, pb_outcome *o) {
   memset(o, 0, sizeof *o);
+  if (r->payload == r->notice) { /* a notice: nothing to hand over */
+    o->state = PEBBLE_FAILED;
+    reset(r);
+    return;
+  }
   switch (r->header.type) {
   case PB_MSG_RESULT:
   case PB_MSG_RESULT_SHARED:

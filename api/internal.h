@@ -610,8 +610,8 @@ typedef struct pb_reader {
   unsigned char header_buf[sizeof(pb_msg_header)];
   size_t header_got;
   pb_msg_header header;
-  char *payload; /* malloc'd (or mapped), NUL after the payload once
-                    complete */
+  char *payload; /* malloc'd (or mapped, or `notice`), NUL after the
+                    payload once complete */
   int mapped;    /* payload is a result file's mapping */
   size_t payload_got;
   size_t payload_cap; /* bytes of payload the block has room for */
@@ -624,6 +624,9 @@ typedef struct pb_reader {
   unsigned char *buf; /* PB_READER_BUF bytes, malloc'd on first use */
   size_t buf_pos, buf_len;
   int drained; /* the last read found the channel empty */
+  /* A task notice's payload (an id and a time: one a task, read and
+   * dropped at once) is read here rather than into a malloc'd block. */
+  char notice[2 * sizeof(uint64_t) + 1];
 } pb_reader;
 #define PB_READER_BUF 4096
 enum pb_read_result {
