@@ -537,15 +537,20 @@ void bench_die(const char *fmt, ...) {
   exit(1);
 }
 
-size_t bench_count_arg(const char *prog, const char *s, const char *what,
-                       size_t max) {
+size_t bench_count_arg_from(const char *prog, const char *s,
+                            const char *what, size_t min, size_t max) {
   char *end;
   unsigned long long v;
   errno = 0;
   v = strtoull(s, &end, 10);
-  if (*s == '\0' || *s == '-' || *end != '\0' || errno != 0 || v == 0 ||
+  if (*s == '\0' || *s == '-' || *end != '\0' || errno != 0 || v < min ||
       v > max)
-    bench_die("%s: %s '%s' is not a number from 1 to %zu", prog, what, s,
-              max);
+    bench_die("%s: %s '%s' is not a number from %zu to %zu", prog, what, s,
+              min, max);
   return (size_t)v;
+}
+
+size_t bench_count_arg(const char *prog, const char *s, const char *what,
+                       size_t max) {
+  return bench_count_arg_from(prog, s, what, 1, max);
 }

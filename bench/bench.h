@@ -112,6 +112,9 @@ void bench_run_line(char *const argv[], char *line, size_t size,
  * program ends naming `prog`, `what` and the text given. */
 size_t bench_count_arg(const char *prog, const char *s, const char *what,
                        size_t max);
+/* The same from min (0 or 1) to max. */
+size_t bench_count_arg_from(const char *prog, const char *s,
+                            const char *what, size_t min, size_t max);
 
 void bench_die(const char *fmt, ...)
     __attribute__((format(printf, 1, 2), noreturn));

@@ -33,7 +33,6 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/resource.h>
 
 #include <pebble.h>
@@ -87,12 +86,14 @@ int main(int argc, char **argv) {
     workers = bench_count_arg("coldburst", argv[2], "WORKERS", 1024);
   if (argc > 3)
     repeats = bench_count_arg("coldburst", argv[3], "REPEATS", 1000);
-  if (argc > 4 && strcmp(argv[4], "0") != 0)
-    warmup = bench_count_arg("coldburst", argv[4], "WARMUP", (size_t)1 << 30);
+  if (argc > 4)
+    warmup = bench_count_arg_from("coldburst", argv[4], "WARMUP", 0,
+                                  (size_t)1 << 30);
   f = malloc((n > warmup ? n : warmup) * sizeof *f);
   rate = malloc(repeats * sizeof *rate);
   if (f == NULL || rate == NULL)
-    bench_die("coldburst: no memory for %zu future handles", n);
+    bench_die("coldburst: no memory for %zu future handles",
+              n > warmup ? n : warmup);
 
   for (r = 0; r < repeats; r++) {
     double t0, c0, wall, cpu;
