@@ -53,13 +53,24 @@ int pb_shared_create(size_t len, intptr_t *handle, void **addr) {
     close(fd);
     return PEBBLE_ENOMEM;
   }
+#if defined(__linux__)
+  /* The task writes it all: its pages are made in one call (then each
+   * first write only maps one), and a file the system cannot back is
+   * refused here, not met as a SIGBUS at a write.  Faulting the mapping
+   * in with MADV_POPULATE_WRITE instead, or no preparation, cost up to
+   * twice as long for 1 GiB (docs/performance.md, section 6).  Where
+   * the file system cannot, the pages come as they are written. */
+  if (fallocate(fd, 0, 0, (off_t)len) != 0 && errno != EOPNOTSUPP &&
+      errno != ENOSYS) {
+    close(fd);
+    return PEBBLE_ENOMEM;
+  }
+#endif
   p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) {
     close(fd);
     return PEBBLE_ENOMEM;
   }
-  pb_prefault(p, len); /* the task writes it all: one call, not a fault
-                          per page */
   *handle = fd;
   *addr = p;
   return PEBBLE_OK;

@@ -44,6 +44,39 @@ static int fills_then_fails(pebble_ctx *ctx, const void *arg, size_t size) {
   return pebble_fail(ctx, 7, "failed after filling");
 }
 
+/* Writes in the first 8 bytes of a 2 MiB result how many bytes of its
+ * result file had pages before the task wrote to it (0 where it finds no
+ * such file).  Pages made when the buffer is given, not as it is written:
+ * a file the system cannot back is refused there, not met as a SIGBUS in
+ * the middle of the task's writes. */
+static int backed_at_alloc(pebble_ctx *ctx, const void *arg, size_t size) {
+  uint64_t backed = 0;
+  unsigned char *p;
+  DIR *d;
+  struct dirent *e;
+  (void)arg, (void)size;
+  if ((p = pebble_result_alloc(ctx, 2 * MIB)) == NULL)
+    return pebble_fail(ctx, 2, "no result buffer");
+  if ((d = opendir("/proc/self/fd")) != NULL) {
+    while ((e = readdir(d)) != NULL) {
+      char path[300], target[256];
+      struct stat st;
+      ssize_t n;
+      snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+      if ((n = readlink(path, target, sizeof target - 1)) <= 0)
+        continue;
+      target[n] = '\0';
+      if (strstr(target, "memfd:pebble-result") != NULL &&
+          stat(path, &st) == 0)
+        backed = (uint64_t)st.st_blocks * 512u;
+    }
+    closedir(d);
+  }
+  memset(p, 0, 2 * MIB);
+  memcpy(p, &backed, sizeof backed);
+  return 0;
+}
+
 /* How many result files this process has mapped now. */
 static int result_mappings(void) {
   return count_mappings("memfd:pebble-result");
@@ -203,6 +236,28 @@ static void test_replaced_and_failed(void) {
   pebble_future_release(f);
 }
 
+/* A result file has all its pages once pebble_result_alloc() returns. */
+static void test_backed_at_alloc(void) {
+  pebble_future *f = NULL;
+  const void *data;
+  size_t size = 0;
+  uint64_t backed = 0;
+  if (!files_expected())
+    return; /* results go through the channel here */
+  CU_ASSERT_EQUAL_FATAL(
+      pebble_run(PEBBLE_PROCESS, backed_at_alloc, NULL, 0, NULL, &f),
+      PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_future_get(f, PEBBLE_SEC(60), &data, &size),
+                  PEBBLE_OK);
+  CU_ASSERT_EQUAL_FATAL(size, 2 * MIB);
+  memcpy(&backed, data, sizeof backed);
+  if (backed < 2 * MIB)
+    fprintf(stderr, "the result file had %llu of %zu bytes backed\n",
+            (unsigned long long)backed, 2 * MIB);
+  CU_ASSERT(backed >= 2 * MIB);
+  pebble_future_release(f);
+}
+
 /* The maximum message size still bounds a result sent as a file. */
 static void test_too_big(void) {
   pebble_task_options o;
@@ -226,10 +281,13 @@ int main(void) {
       {"replaced by a small result; dropped on failure",
        test_replaced_and_failed},
       {"the maximum message size still holds", test_too_big},
+      {"a result file has its pages when it is given",
+       test_backed_at_alloc},
       CU_TEST_INFO_NULL};
   REGISTER_TASK(make_result);
   REGISTER_TASK(replaced);
   REGISTER_TASK(fills_then_fails);
+  REGISTER_TASK(backed_at_alloc);
   /* Under the spawn start method this program is also its workers. */
   if (pebble_worker_main() != PEBBLE_OK) {
     fprintf(stderr, "worker: %s\n", pebble_last_error());
