@@ -345,5 +345,13 @@ int main(int argc, char **argv) {
   pebble_task_destroy(task);
   munmap(src, bytes);
   munmap(dst, bytes);
+  for (k = 0; k < 6; k++) {
+    free(pph[k]);
+    free(bph[k]);
+  }
+  free(pe_e2e);
+  free(pe_hand);
+  free(bare_e2e);
+  free(mc);
   return 0;
 }
