@@ -950,19 +950,18 @@ void pb_processes_cancel_locked(pb_runner *r) {
   }
 }
 
-/* The worker's task is over (manager thread); returns the task. */
-static pb_ptask *detach_task(pebble_pool *P, pb_pworker *w, int *killed) {
-  const pebble_backend *bk = P->lib->bk;
-  pb_ptask *t;
-  bk->mutex_lock(P->lock);
-  t = w->task;
+/* The worker's task is over (manager thread, pool lock held; t's stripe
+ * lock is taken inside it, the order send_ahead takes them in too);
+ * returns the task.  Once t->worker is cleared no cancel kills for t, so
+ * *killed says whether one did. */
+static pb_ptask *detach_task_locked(pebble_pool *P, pb_pworker *w,
+                                    int *killed) {
+  pb_ptask *t = w->task;
   w->task = NULL;
   atomic_store(&w->task_id, 0);
   w->task_unsent = 0;
-  if (t != NULL)
-    P->running--;
-  bk->mutex_unlock(P->lock);
   if (t != NULL) {
+    P->running--;
     pb_stripe_lock(pb_ptask_future(t));
     t->worker = NULL;
     *killed = t->killed;
@@ -970,6 +969,16 @@ static pb_ptask *detach_task(pebble_pool *P, pb_pworker *w, int *killed) {
   }
   w->deadline = PEBBLE_BK_FOREVER;
   w->watch.deadline = w->kill_deadline;
+  return t;
+}
+
+/* The same, no lock held. */
+static pb_ptask *detach_task(pebble_pool *P, pb_pworker *w, int *killed) {
+  const pebble_backend *bk = P->lib->bk;
+  pb_ptask *t;
+  bk->mutex_lock(P->lock);
+  t = detach_task_locked(P, w, killed);
+  bk->mutex_unlock(P->lock);
   return t;
 }
 
@@ -1147,8 +1156,13 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
         continue;
       }
       pb_reader_outcome(&w->reader, &o);
-      t = detach_task(P, w, &killed);
+      /* One hold of the pool lock takes the task off the worker and
+       * gives the worker its next (the scheduling thread wants the lock
+       * for every task too). */
+      bk->mutex_lock(P->lock);
+      t = detach_task_locked(P, w, &killed);
       if (t == NULL) { /* nothing was asked of it */
+        bk->mutex_unlock(P->lock);
         pb_outcome_discard(&o);
         kill_worker(w, 1);
         continue;
@@ -1159,7 +1173,6 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
        * it works while the result is delivered.  Not if a cancel or a
        * timeout killed it after it sent this result: the kill is on its
        * way, and a task handed to it now would die with it. */
-      bk->mutex_lock(P->lock);
       if (killed)
         w->killed = 1;
       {
