@@ -46,32 +46,36 @@ static int fills_then_fails(pebble_ctx *ctx, const void *arg, size_t size) {
 
 /* Writes in the first 8 bytes of a 2 MiB result how many bytes of its
  * result file had pages before the task wrote to it (0 where it finds no
- * such file).  Pages made when the buffer is given, not as it is written:
- * a file the system cannot back is refused there, not met as a SIGBUS in
- * the middle of the task's writes. */
+ * such file: result files are Linux memory files).  Pages made when the
+ * buffer is given, not as it is written: a file the system cannot back is
+ * refused there, not met as a SIGBUS in the middle of the task's writes. */
 static int backed_at_alloc(pebble_ctx *ctx, const void *arg, size_t size) {
   uint64_t backed = 0;
   unsigned char *p;
-  DIR *d;
-  struct dirent *e;
   (void)arg, (void)size;
   if ((p = pebble_result_alloc(ctx, 2 * MIB)) == NULL)
     return pebble_fail(ctx, 2, "no result buffer");
-  if ((d = opendir("/proc/self/fd")) != NULL) {
-    while ((e = readdir(d)) != NULL) {
-      char path[300], target[256];
-      struct stat st;
-      ssize_t n;
-      snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
-      if ((n = readlink(path, target, sizeof target - 1)) <= 0)
-        continue;
-      target[n] = '\0';
-      if (strstr(target, "memfd:pebble-result") != NULL &&
-          stat(path, &st) == 0)
-        backed = (uint64_t)st.st_blocks * 512u;
+#ifdef __linux__
+  {
+    DIR *d;
+    struct dirent *e;
+    if ((d = opendir("/proc/self/fd")) != NULL) {
+      while ((e = readdir(d)) != NULL) {
+        char path[300], target[256];
+        struct stat st;
+        ssize_t n;
+        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+        if ((n = readlink(path, target, sizeof target - 1)) <= 0)
+          continue;
+        target[n] = '\0';
+        if (strstr(target, "memfd:pebble-result") != NULL &&
+            stat(path, &st) == 0)
+          backed = (uint64_t)st.st_blocks * 512u;
+      }
+      closedir(d);
     }
-    closedir(d);
   }
+#endif
   memset(p, 0, 2 * MIB);
   memcpy(p, &backed, sizeof backed);
   return 0;
@@ -192,9 +196,9 @@ static void test_pool_in_a_row(void) {
                           PEBBLE_OK);
     for (k = 0; k < 4; k++) {
       uint64_t a[2] = {2 * MIB + (size_t)k, 100 + (uint64_t)k};
-      CU_ASSERT_EQUAL_FATAL(pebble_pool_schedule(p, make_result, a, sizeof a,
-                                                 NULL, &f[k]),
-                            PEBBLE_OK);
+      CU_ASSERT_EQUAL_FATAL(
+          pebble_pool_schedule(p, make_result, a, sizeof a, NULL, &f[k]),
+          PEBBLE_OK);
     }
     for (k = 0; k < 4; k++)
       CU_ASSERT_EQUAL(pebble_future_wait(f[k], PEBBLE_SEC(60)), PEBBLE_OK);
@@ -218,8 +222,8 @@ static void test_replaced_and_failed(void) {
   pebble_future *f = NULL;
   const void *data;
   size_t size = 0;
-  CU_ASSERT_EQUAL_FATAL(
-      pebble_run(PEBBLE_PROCESS, replaced, NULL, 0, NULL, &f), PEBBLE_OK);
+  CU_ASSERT_EQUAL_FATAL(pebble_run(PEBBLE_PROCESS, replaced, NULL, 0, NULL, &f),
+                        PEBBLE_OK);
   CU_ASSERT_EQUAL(pebble_future_get(f, PEBBLE_SEC(60), &data, &size),
                   PEBBLE_OK);
   CU_ASSERT_EQUAL(size, 6);
@@ -266,8 +270,7 @@ static void test_too_big(void) {
   pebble_task_options_init(&o);
   o.max_message_size = MIB;
   CU_ASSERT_EQUAL_FATAL(
-      pebble_run(PEBBLE_PROCESS, make_result, a, sizeof a, &o, &f),
-      PEBBLE_OK);
+      pebble_run(PEBBLE_PROCESS, make_result, a, sizeof a, &o, &f), PEBBLE_OK);
   CU_ASSERT_EQUAL(pebble_future_get(f, PEBBLE_SEC(60), NULL, NULL),
                   PEBBLE_ETOOBIG);
   pebble_future_release(f);
@@ -281,8 +284,7 @@ int main(void) {
       {"replaced by a small result; dropped on failure",
        test_replaced_and_failed},
       {"the maximum message size still holds", test_too_big},
-      {"a result file has its pages when it is given",
-       test_backed_at_alloc},
+      {"a result file has its pages when it is given", test_backed_at_alloc},
       CU_TEST_INFO_NULL};
   REGISTER_TASK(make_result);
   REGISTER_TASK(replaced);
