@@ -59,11 +59,16 @@ int pb_shared_create(size_t len, intptr_t *handle, void **addr) {
    * refused here, not met as a SIGBUS at a write.  Faulting the mapping
    * in with MADV_POPULATE_WRITE instead, or no preparation, cost up to
    * twice as long for 1 GiB (docs/performance.md, section 6).  Where
-   * the file system cannot, the pages come as they are written. */
-  if (fallocate(fd, 0, 0, (off_t)len) != 0 && errno != EOPNOTSUPP &&
-      errno != ENOSYS) {
-    close(fd);
-    return PEBBLE_ENOMEM;
+   * the file system cannot, the pages come as they are written; a
+   * signal that interrupts a long allocation does not refuse the file. */
+  {
+    int rc;
+    while ((rc = fallocate(fd, 0, 0, (off_t)len)) != 0 && errno == EINTR)
+      ;
+    if (rc != 0 && errno != EOPNOTSUPP && errno != ENOSYS) {
+      close(fd);
+      return PEBBLE_ENOMEM;
+    }
   }
 #endif
   p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
