@@ -514,6 +514,10 @@ void pb_pool_requeue(pebble_pool *P, pb_ptask *first, pb_ptask *last,
   if (P->tail == NULL)
     P->tail = last;
   P->queued += n;
+  /* Back in the queue: no longer taken (reserve counts them waiting). */
+  atomic_store_explicit(
+      &P->taken, atomic_load_explicit(&P->taken, memory_order_relaxed) - n,
+      memory_order_relaxed);
   atomic_store_explicit(&P->has_work, 1, memory_order_relaxed);
 }
 
@@ -592,7 +596,7 @@ static const char *broken_why(const pebble_pool *P) {
                            : "the pool's initializer failed";
 }
 
-/* Thread pools: count one more task in, unless the queue may be full.
+/* Count one more task in, unless the queue may be full.
  * The count comes first, so schedulers racing for the last places cannot
  * all take them. */
 static int reserve(pebble_pool *P) {
@@ -609,10 +613,7 @@ static int reserve(pebble_pool *P) {
 }
 
 static int queue_full(pebble_pool *P) {
-  size_t taken;
-  if (P->kind != PEBBLE_THREAD)
-    return P->queued >= P->o.max_queued;
-  taken = atomic_load(&P->taken);
+  size_t taken = atomic_load(&P->taken);
   return atomic_load(&P->sent) - taken >= P->o.max_queued;
 }
 
@@ -636,10 +637,17 @@ static void append_locked(pebble_pool *P, pb_ptask *t) {
  * other cases. */
 static int schedule_fast(pebble_pool *P, pb_ptask *t) {
   pb_ptask *top;
-  if (!atomic_load_explicit(&P->accepting, memory_order_relaxed) ||
-      atomic_load_explicit(&P->active, memory_order_relaxed) <
-          P->o.workers ||
-      !reserve(P))
+  if (!atomic_load_explicit(&P->accepting, memory_order_relaxed))
+    return 0;
+  /* A thread pool's locked path starts missing workers; a process pool's
+   * gives a task that finds the queue empty straight to an idle worker,
+   * so only a task that would wait behind others skips it. */
+  if (P->kind == PEBBLE_THREAD
+          ? atomic_load_explicit(&P->active, memory_order_relaxed) <
+                P->o.workers
+          : !atomic_load_explicit(&P->has_work, memory_order_relaxed))
+    return 0;
+  if (!reserve(P))
     return 0;
   top = atomic_load_explicit(&P->inbox, memory_order_relaxed);
   do
@@ -826,14 +834,17 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
   f->runner = &t->runner;
 
   pebble_future_ref(f); /* the caller's, taken before the lock */
-  if (P->kind == PEBBLE_THREAD && schedule_fast(P, t)) {
+  if (schedule_fast(P, t)) {
     if (!atomic_load(&P->accepting) && (rc = retract(P, t)) != PEBBLE_OK) {
       f->runner = NULL;
       pebble_future_release(f);
       pb_ptask_free(t);
       return rc;
     }
-    wake_for_fast(P);
+    if (P->kind == PEBBLE_THREAD)
+      wake_for_fast(P);
+    else
+      pb_manager_post(P->manager, &P->kick); /* it collects the inbox */
     *future = f;
     return PEBBLE_OK;
   }
@@ -849,8 +860,7 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
                     P->state == PB_POOL_CLOSED ? "closed" : "stopped");
       break;
     }
-    if (P->kind == PEBBLE_THREAD ? reserve(P)
-                                 : P->queued < P->o.max_queued)
+    if (reserve(P))
       break;
     if (o->queue_wait == PEBBLE_NOWAIT) {
       rc = pb_error(PEBBLE_EWOULDBLOCK,
@@ -874,9 +884,13 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
     return rc;
   }
   /* A process task finding the queue empty goes straight to an idle
-   * worker if there is one. */
+   * worker if there is one (after the tasks scheduled before it without
+   * the lock, which the collect puts in the queue). */
+  if (P->kind == PEBBLE_PROCESS)
+    pb_pool_collect(P);
   if (P->kind == PEBBLE_PROCESS && P->head == NULL &&
       (sent = pb_processes_send_now(P, t)) != 0) {
+    count_taken(P, 1); /* reserved, and taken at once */
     pass_room_on(P); /* this task took no place in the queue */
     bk->mutex_unlock(P->lock);
     if (sent == 2)
@@ -1165,6 +1179,7 @@ int pebble_pool_stats_get(pebble_pool *P, pebble_pool_stats *stats) {
     size_t taken = atomic_load(&P->taken); /* first: sent is never less */
     s.queued = atomic_load(&P->sent) - taken;
   } else {
+    pb_pool_collect(P);
     s.queued = P->queued + P->ahead; /* sent ahead: not started either */
   }
   s.running = P->running;

@@ -174,14 +174,16 @@ struct pebble_pool {
   atomic_int accepting; /* state is OPEN, readable without the lock */
   char gap_schedulers[PB_LINE_GAP];
 
-  /* Thread pools schedule without the pool lock: a task goes on this
-   * stack (newest first), and a worker holding the lock moves the stack
-   * to the queue in order (pb_pool_collect).  `sent` counts the tasks
-   * ever scheduled, `taken` those ever taken off the queue (pool lock),
-   * so sent - taken is what waits; `taken_seen` is a scheduler's recent
+  /* Schedulers mostly go without the pool lock: a task goes on this
+   * stack (newest first), and a worker (a process pool's manager) holding
+   * the lock moves the stack to the queue in order (pb_pool_collect).  A
+   * process pool takes this way only for a task that would wait behind
+   * others anyway; one that finds the queue empty takes the lock to go
+   * straight to an idle worker.  `sent` counts the tasks ever admitted,
+   * `taken` those ever taken off the queue or handed over at once, less
+   * those put back (pool lock), so sent - taken is what waits (the
+   * max_queued bound, both kinds); `taken_seen` is a scheduler's recent
    * look at `taken`, enough to know the queue is far from full. */
-  /* (Thread pools only: a process pool schedules under the lock and its
-   * queue's length is `queued`.) */
   _Atomic(pb_ptask *) inbox;
   atomic_size_t sent, taken_seen;
   /* The schedulers' stash (both kinds): blocks taken from the library's

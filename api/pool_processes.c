@@ -591,6 +591,7 @@ static size_t send_ahead(pebble_pool *P, pb_pworker *w, unsigned upto) {
   /* The messages go straight to the end of w->out, which grows by
    * doubling (its capacity is known here only: it is its size outside). */
   size_t cap = w->out_size;
+  pb_pool_collect(P); /* what schedulers left without the lock */
   while (w->n_ahead < upto && P->head != NULL) {
     pb_ptask *t = P->head;
     int cancelled;
@@ -742,6 +743,7 @@ static int hand_task(pb_manager *m, pebble_pool *P, pb_pworker *w) {
   int rc;
   if (w->state != PB_W_IDLE || w->killed || w->closed || w->out != NULL)
     return 0; /* busy, ending, or its settings are still on their way */
+  pb_pool_collect(P); /* what schedulers left without the lock */
   /* Before a task with a timeout goes out, the pool starts one worker
    * ahead (if it has none), so the task after a timeout does not wait for
    * a start.  It starts now, before the task's clock runs, rather than at
@@ -810,6 +812,7 @@ void pb_processes_kick(pb_manager *m, pb_cmd *cmd) {
   int ending, rc, skips;
 
   bk->mutex_lock(P->lock);
+  pb_pool_collect(P); /* what schedulers left without the lock */
   ending = P->state == PB_POOL_STOPPED || P->state == PB_POOL_BROKEN;
   if (ending) {
     P->spare = NULL;
@@ -1308,7 +1311,7 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
   if (P->spare == w)
     P->spare = NULL;
   P->alive--;
-  replace = P->state == PB_POOL_OPEN || P->head != NULL;
+  replace = P->state == PB_POOL_OPEN || pb_pool_has_queued(P);
   if (!counted)
     ; /* a spare, or replaced (and counted) at its task's deadline */
   else if (replace && (w->state != PB_W_QUITTING || P->o.max_tasks > 0)) {

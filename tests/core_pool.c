@@ -914,12 +914,17 @@ static void *race_schedule(void *arg) {
   r->refused_rc = rc;
   return NULL;
 }
+/* Both kinds: most of a process pool's tasks too go in without the pool
+ * lock while others wait in its queue. */
 static void test_schedule_races_close(void) {
   static racer rs[RACERS];
-  int round;
-  for (round = 0; round < 100; round++) {
+  int round, rounds = 0;
+  pebble_kind kind = PEBBLE_THREAD;
+  EACH_KIND(kind)
+  for (round = 0, rounds = kind == PEBBLE_THREAD ? 100 : 40; round < rounds;
+       round++) {
     int stop = round % 2;
-    pebble_pool *p = make(PEBBLE_THREAD, 2, 0);
+    pebble_pool *p = make(kind, 2, 0);
     pthread_t th[RACERS];
     size_t i, accepted = 0, ok = 0, cancelled = 0;
     int j;
@@ -985,6 +990,8 @@ static void *race_fill(void *arg) {
 static void test_bound_races(void) {
   static racer rs[RACERS];
   int round;
+  pebble_kind kind = PEBBLE_THREAD;
+  EACH_KIND(kind)
   for (round = 0; round < 30; round++) {
     pebble_pool_options po;
     pebble_pool *p;
@@ -996,7 +1003,9 @@ static void test_bound_races(void) {
     pebble_pool_options_init(&po);
     po.workers = 1;
     po.max_queued = 64;
-    CU_ASSERT_EQUAL_FATAL(pebble_pool_create(&p, PEBBLE_THREAD, &po), 0);
+    /* Tasks sent ahead to the busy worker would leave the queue. */
+    po.send_ahead = PEBBLE_SEND_AHEAD_NEVER;
+    CU_ASSERT_EQUAL_FATAL(pebble_pool_create(&p, kind, &po), 0);
     busy = sched(p, cooperative, &ms, sizeof ms, PEBBLE_DEFAULT);
     CU_ASSERT(running_within(busy, 30));
     CU_ASSERT_EQUAL_FATAL(pthread_barrier_init(&fill_start, NULL, RACERS), 0);
@@ -1095,6 +1104,52 @@ static void test_ids_unique(void) {
   pebble_future_release(one);
   for (j = 0; j < 2; j++)
     pebble_pool_destroy(p[j]);
+}
+
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+/* Tasks of one scheduler start in the order it scheduled them, in a
+ * process pool with one worker, while the queue fills and empties: most
+ * tasks go in without the pool lock behind others (and wait in an inbox
+ * until the manager moves them to the queue), some go straight to the
+ * idle worker; none may overtake one scheduled before it.  Each task
+ * returns the time it started. */
+static int start_time(pebble_ctx *ctx, const void *arg, size_t size) {
+  (void)arg, (void)size;
+  return pebble_result_int(ctx, now_ns());
+}
+#define ORDER_TASKS 50000
+static void test_process_order(void) {
+  static pebble_future *f[ORDER_TASKS];
+  pebble_pool *p;
+  unsigned seed = (unsigned)time(NULL);
+  int64_t before = 0, at;
+  size_t i, wrong = 0;
+  if (PROCESS_HALF_SKIPPED(PEBBLE_PROCESS))
+    return;
+  p = make(PEBBLE_PROCESS, 1, 0);
+  for (i = 0; i < ORDER_TASKS; i++) {
+    f[i] = sched(p, start_time, NULL, 0, PEBBLE_DEFAULT);
+    /* Now and then the queue runs dry: the next task finds the worker
+     * idle, or about to be. */
+    if (rand_r(&seed) % 64 == 0) {
+      CU_ASSERT_EQUAL(pebble_future_wait(f[i], PEBBLE_SEC(60)), PEBBLE_OK);
+      if (rand_r(&seed) % 2)
+        usleep(rand_r(&seed) % 200);
+    }
+  }
+  for (i = 0; i < ORDER_TASKS; i++) {
+    CU_ASSERT_EQUAL_FATAL(pebble_future_get_int(f[i], PEBBLE_SEC(60), &at),
+                          PEBBLE_OK);
+    wrong += at <= before;
+    before = at;
+    pebble_future_release(f[i]);
+  }
+  CU_ASSERT_EQUAL(wrong, 0);
+  pebble_pool_destroy(p);
 }
 
 /* Workers that went to sleep are woken for every task: callers schedule
@@ -1269,6 +1324,8 @@ int main(void) {
        test_schedule_races_close},
       {"the queue's bound holds with callers racing", test_bound_races},
       {"sleeping workers are woken for every task", test_no_lost_wakeup},
+      {"a process pool starts one scheduler's tasks in order",
+       test_process_order},
       {"a task queued behind a long one runs on a sleeping worker",
        test_queued_behind_long_task},
       {"bad input", test_bad_input},
@@ -1287,6 +1344,7 @@ int main(void) {
   REGISTER_TASK(stops_own_pool);
   REGISTER_TASK(echo);
   REGISTER_TASK(nested_pool);
+  REGISTER_TASK(start_time);
   /* Under the spawn start method this program is also its workers. */
   if (pebble_worker_main() != PEBBLE_OK) {
     fprintf(stderr, "worker: %s\n", pebble_last_error());
