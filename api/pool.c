@@ -617,8 +617,7 @@ static int queue_full(pebble_pool *P) {
   return atomic_load(&P->sent) - taken >= P->o.max_queued;
 }
 
-/* Pool lock held: t joins the queue, behind what waits in a thread
- * pool's inbox (a process pool's is always empty). */
+/* Pool lock held: t joins the queue, behind what waits in the inbox. */
 static void append_locked(pebble_pool *P, pb_ptask *t) {
   pb_pool_collect(P);
   t->next = NULL;
@@ -631,10 +630,10 @@ static void append_locked(pebble_pool *P, pb_ptask *t) {
   atomic_store_explicit(&P->has_work, 1, memory_order_relaxed);
 }
 
-/* A thread pool's common case needs no pool lock: the pool is open, its
- * workers are started and the queue has room; t then goes on the inbox.
- * 0 sends the caller to the locked path, which knows what to do in the
- * other cases. */
+/* The common case needs no pool lock: the pool is open, the queue has
+ * room, and a thread pool's workers are started (a process pool's queue
+ * is not empty); t then goes on the inbox.  0 sends the caller to the
+ * locked path, which knows what to do in the other cases. */
 static int schedule_fast(pebble_pool *P, pb_ptask *t) {
   pb_ptask *top;
   if (!atomic_load_explicit(&P->accepting, memory_order_relaxed))
