@@ -921,7 +921,7 @@ static void test_schedule_races_close(void) {
   int round, rounds = 0;
   pebble_kind kind = PEBBLE_THREAD;
   EACH_KIND(kind)
-  for (round = 0, rounds = kind == PEBBLE_THREAD ? 100 : 40; round < rounds;
+  for (round = 0, rounds = kind == PEBBLE_THREAD ? 100 : 20; round < rounds;
        round++) {
     /* Workers are forked (on demand, and again after a close let them go)
      * while the racers allocate. */
@@ -1126,7 +1126,7 @@ static int start_time(pebble_ctx *ctx, const void *arg, size_t size) {
   (void)arg, (void)size;
   return pebble_result_int(ctx, now_ns());
 }
-#define ORDER_TASKS 50000
+#define ORDER_TASKS 20000
 static void test_process_order(void) {
   static pebble_future *f[ORDER_TASKS];
   pebble_pool *p;
