@@ -469,10 +469,12 @@ int pb_pool_has_queued(pebble_pool *P) {
   return P->head != NULL || atomic_load(&P->inbox) != NULL;
 }
 
-/* Pool lock held: one more task left the queue. */
-static void count_taken(pebble_pool *P, size_t n) {
+/* Pool lock held: n more tasks left the queue (n < 0: came back to it;
+ * the sum wraps as size_t arithmetic does, which is the subtraction). */
+static void count_taken(pebble_pool *P, ptrdiff_t n) {
   atomic_store_explicit(
-      &P->taken, atomic_load_explicit(&P->taken, memory_order_relaxed) + n,
+      &P->taken,
+      atomic_load_explicit(&P->taken, memory_order_relaxed) + (size_t)n,
       memory_order_relaxed);
 }
 
@@ -514,10 +516,7 @@ void pb_pool_requeue(pebble_pool *P, pb_ptask *first, pb_ptask *last,
   if (P->tail == NULL)
     P->tail = last;
   P->queued += n;
-  /* Back in the queue: no longer taken (reserve counts them waiting). */
-  atomic_store_explicit(
-      &P->taken, atomic_load_explicit(&P->taken, memory_order_relaxed) - n,
-      memory_order_relaxed);
+  count_taken(P, -(ptrdiff_t)n); /* waiting again, as reserve counts */
   atomic_store_explicit(&P->has_work, 1, memory_order_relaxed);
 }
 
@@ -1174,12 +1173,11 @@ int pebble_pool_stats_get(pebble_pool *P, pebble_pool_stats *stats) {
   }
   s.workers_alive = P->alive;
   s.workers_abandoned = P->abandoned;
-  if (P->kind == PEBBLE_THREAD) {
+  {
+    /* Admitted and not taken (in the queue or the inbox), and a process
+     * pool's tasks sent ahead, which have not started either. */
     size_t taken = atomic_load(&P->taken); /* first: sent is never less */
-    s.queued = atomic_load(&P->sent) - taken;
-  } else {
-    pb_pool_collect(P);
-    s.queued = P->queued + P->ahead; /* sent ahead: not started either */
+    s.queued = atomic_load(&P->sent) - taken + P->ahead;
   }
   s.running = P->running;
   P->lib->bk->mutex_unlock(P->lock);

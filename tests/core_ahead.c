@@ -11,12 +11,6 @@
 #include <signal.h>
 #include <sys/stat.h>
 
-/* The POSIX backend can send ahead; the APR one cannot. */
-static int ahead_expected(void) {
-  const char *name, *reason;
-  pebble_backend_choice(&name, &reason);
-  return strcmp(name, "posix") == 0;
-}
 
 static int echo(pebble_ctx *ctx, const void *arg, size_t size) {
   int64_t v;

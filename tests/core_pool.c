@@ -1111,6 +1111,45 @@ static void test_ids_unique(void) {
     pebble_pool_destroy(p[j]);
 }
 
+/* A process pool's statistics count a task as queued until it starts,
+ * also once it was sent ahead to a busy worker. */
+static void test_stats_count_sent_ahead(void) {
+  pebble_pool_options po;
+  pebble_pool *p;
+  pebble_future *busy, *f[10];
+  pebble_pool_stats st;
+  int ms = 30000, k, i;
+  if (PROCESS_HALF_SKIPPED(PEBBLE_PROCESS))
+    return;
+  pebble_pool_options_init(&po);
+  po.workers = 1;
+  po.send_ahead = PEBBLE_SEND_AHEAD_ALWAYS;
+  CU_ASSERT_EQUAL_FATAL(pebble_pool_create(&p, PEBBLE_PROCESS, &po), 0);
+  busy = sched(p, cooperative, &ms, sizeof ms, PEBBLE_DEFAULT);
+  CU_ASSERT(running_within(busy, 30));
+  for (i = 0; i < 10; i++)
+    f[i] = sched(p, square, &(int64_t){i}, sizeof(int64_t), PEBBLE_DEFAULT);
+  st.struct_size = sizeof st;
+  /* The manager sends them ahead soon after (a backend that can);
+   * counted the same before. */
+  for (k = 0; k < 300; k++) {
+    CU_ASSERT_EQUAL(pebble_pool_stats_get(p, &st), PEBBLE_OK);
+    CU_ASSERT_EQUAL(st.queued, 10);
+    if (st.sent_ahead >= 10 || !ahead_expected())
+      break;
+    usleep(10000);
+  }
+  CU_ASSERT_EQUAL(st.sent_ahead, ahead_expected() ? 10 : 0);
+  CU_ASSERT_EQUAL(st.queued, 10);
+  pebble_future_cancel(busy);
+  for (i = 0; i < 10; i++) {
+    CU_ASSERT_EQUAL(pebble_future_wait(f[i], PEBBLE_SEC(60)), PEBBLE_OK);
+    pebble_future_release(f[i]);
+  }
+  pebble_future_release(busy);
+  pebble_pool_destroy(p);
+}
+
 static int64_t now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -1335,6 +1374,8 @@ int main(void) {
       {"sleeping workers are woken for every task", test_no_lost_wakeup},
       {"a process pool starts one scheduler's tasks in order",
        test_process_order},
+      {"statistics count tasks sent ahead as queued",
+       test_stats_count_sent_ahead},
       {"a task queued behind a long one runs on a sleeping worker",
        test_queued_behind_long_task},
       {"bad input", test_bad_input},

@@ -298,6 +298,12 @@ static inline int forkserver_mode(void) {
 static inline int threaded_fork_mode(void) {
   return !spawn_mode() && !forkserver_mode();
 }
+/* The POSIX backend can send ahead; the APR one cannot. */
+static inline int ahead_expected(void) {
+  const char *name, *reason;
+  pebble_backend_choice(&name, &reason);
+  return strcmp(name, "posix") == 0;
+}
 /* GCC 12's libasan has no fork interceptor (newer ones lock the allocator
  * around fork): a child forked while another thread is inside ASan's
  * malloc inherits that lock held and hangs at its first allocation. */
