@@ -166,6 +166,13 @@ endif
 check_PROGRAMS += tests/launch_pool
 tests_launch_pool_SOURCES = tests/launch_pool.c
 tests_launch_pool_LDADD = libpebble.la
+# What failed reaches the terminal, not only the .log files.
+check_PROGRAMS += tests/report_failures
+tests_report_failures_SOURCES = tests/report_failures.c tests/core_util.h
+tests_report_failures_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS)
+tests_report_failures_LDADD = $(core_test_ldadd)
+TESTS += tests/report-failures.sh
+EXTRA_DIST += tests/report-failures.sh
 launcher_tests = tests/launcher.sh tests/launcher-ssh.sh \
 	tests/launcher-mpi.sh tests/launcher-slurm.sh tests/launcher-netcut.sh
 TESTS += $(launcher_tests)

@@ -391,6 +391,36 @@ static inline pebble_pool_stats pool_stats(pebble_pool *p) {
   return st;
 }
 
+/* make check keeps a program's output in its .log file and prints only
+ * PASS or FAIL: each failed assertion is also written to descriptor 9,
+ * which the harness points at the terminal (AM_TESTS_FD_REDIRECT), so a
+ * failure on a machine whose tree is gone afterwards still says where. */
+static inline void print_failures_to_terminal(const char *suite) {
+#ifndef _WIN32
+  CU_pFailureRecord r;
+  unsigned shown = 0;
+  const char *backend = getenv("PEBBLE_BACKEND");
+  const char *method = getenv("PEBBLE_START_METHOD");
+  char where[128] = ""; /* the matrix's row: which backend, which start */
+  if (fcntl(9, F_GETFD) == -1)
+    return; /* run by hand: the failures are in the output already */
+  if (backend != NULL || method != NULL)
+    snprintf(where, sizeof where, " (%s, %s)", backend ? backend : "posix",
+             method ? method : "default start");
+  for (r = CU_get_failure_list(); r != NULL && shown < 20; r = r->pNext) {
+    dprintf(9, "%s%s: failed: %s: %s:%u: %s\n", suite, where,
+            r->pTest && r->pTest->pName ? r->pTest->pName : "?",
+            r->strFileName ? r->strFileName : "?", r->uiLineNumber,
+            r->strCondition ? r->strCondition : "?");
+    shown++;
+  }
+  if (r != NULL)
+    dprintf(9, "%s%s: more failures in its .log file\n", suite, where);
+#else
+  (void)suite;
+#endif
+}
+
 static inline int run_suite(const char *name, CU_TestInfo *tests) {
   CU_SuiteInfo suites[] = {{name, NULL, NULL, NULL, NULL, tests},
                            CU_SUITE_INFO_NULL};
@@ -420,6 +450,7 @@ static inline int run_suite(const char *name, CU_TestInfo *tests) {
   CU_basic_set_mode(CU_BRM_VERBOSE);
   CU_basic_run_tests();
   failures = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+  print_failures_to_terminal(name);
   CU_cleanup_registry();
   /* A line the matrix reads: how many of the tests above were skipped. */
   printf("\nSkipped tests: %u%s%s\n", tests_skipped,

@@ -23,7 +23,24 @@ if [ -n "${PEBBLE_BACKEND:-}" ] && [ "$PEBBLE_BACKEND" != posix ] &&
   PEBBLE_BACKEND_PATH="$PEBBLE_TEST_BUILDDIR/backends/$PEBBLE_BACKEND/.libs"
   export PEBBLE_BACKEND_PATH
 fi
+limit=${PEBBLE_TEST_TIMEOUT:-900}
 case "$1" in
-  *.sh) exec timeout "${PEBBLE_TEST_TIMEOUT:-900}" "${SHELL:-/bin/sh}" "$@" ;;
-  *) exec timeout "${PEBBLE_TEST_TIMEOUT:-900}" "$@" ;;
+  *.sh) timeout "$limit" "${SHELL:-/bin/sh}" "$@" ;;
+  *) timeout "$limit" "$@" ;;
 esac
+status=$?
+# The harness keeps the output in the test's .log file: a program that did
+# not finish says so on the terminal too (descriptor 9, see Makefile.am),
+# as run_suite does for each failed assertion.
+if { true >&9; } 2>/dev/null; then
+  where=
+  if [ -n "${PEBBLE_BACKEND:-}${PEBBLE_START_METHOD:-}" ]; then
+    where=" (${PEBBLE_BACKEND:-posix}, ${PEBBLE_START_METHOD:-default start})"
+  fi
+  if [ "$status" -eq 124 ]; then
+    echo "$1$where: stopped at its time limit of $limit s" >&9
+  elif [ "$status" -gt 128 ] && [ "$status" -ne 255 ]; then
+    echo "$1$where: killed by signal $((status - 128))" >&9
+  fi
+fi
+exit "$status"
