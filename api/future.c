@@ -170,7 +170,8 @@ static void rare_free(pb_future_rare *r) {
 
 static void future_free(pebble_future *f) {
   rare_free(pb_future_rare_of(f));
-  pb_result_free(f->result, f->result_size, f->result_mapped);
+  if (!f->result_inline)
+    pb_result_free(f->result, f->result_size, f->result_mapped);
   if (f->in_block)
     pb_blocks_put(&f->lib->blocks, f->lib->bk, f);
   else
@@ -211,7 +212,8 @@ int pb_future_start(pebble_future *f) {
 }
 
 void pb_outcome_discard(pb_outcome *o) {
-  pb_result_free(o->result, o->result_size, o->result_mapped);
+  if (!o->result_inline)
+    pb_result_free(o->result, o->result_size, o->result_mapped);
   free(o->message);
   o->result = NULL;
   o->message = NULL;
@@ -236,6 +238,7 @@ static int settle(pebble_future *f, pb_outcome *o, int keep_runner) {
   f->result_size = o->result_size;
   f->result_mapped = o->result_mapped;
   f->result_type = (unsigned char)o->result_type;
+  f->result_inline = (unsigned char)o->result_inline;
   if (o->message != NULL) {
     /* Out of memory for it: the status's own text stands in. */
     pb_future_rare *r = pb_future_rare_get(f);

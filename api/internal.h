@@ -371,6 +371,9 @@ struct pebble_future {
   /* Stripe lock: the cancel of a task sent ahead to a process worker
    * waits until the worker's skip request is written (pool_processes.c). */
   unsigned char skip_wait;
+  /* result lies in the future's own allocation (a process pool task's
+   * small result, copied where its argument was): freed with it */
+  unsigned char result_inline;
   const void *owner; /* the pool that runs it, or NULL */
   void *result;
   size_t result_size;
@@ -418,6 +421,7 @@ typedef struct pb_outcome {
   size_t result_size;
   int result_mapped; /* result is a mapped memory file (shared_result.c) */
   int result_type;   /* enum pb_value_type */
+  int result_inline; /* result lies in the future's own allocation */
   char *message;   /* taken over (malloc'd) or NULL */
   int task_code;
   int sys_errno;

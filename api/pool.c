@@ -376,6 +376,29 @@ void pb_ptask_free(pb_ptask *t) {
   pb_future_put(f); /* the task's reference: may free the block */
 }
 
+/* A small result takes the place of t's argument, which the task no
+ * longer needs once it has run: the future then holds its result in its
+ * own allocation, and releasing it frees nothing more.  The result's own
+ * memory goes back on the thread that made it (the manager thread for a
+ * process task, the worker for a thread task), which gets it straight
+ * back for the next result: freed by the application's thread instead,
+ * each result cost its maker a malloc from a cold free list. */
+void pb_ptask_keep_result(pb_ptask *t, pb_outcome *o) {
+  pebble_future *f = pb_ptask_future(t);
+  size_t room;
+  if (o->state != PEBBLE_DONE || o->result == NULL || o->result_mapped ||
+      o->result_inline || t->arg_apart)
+    return;
+  room = f->in_block ? PB_BLOCK_SIZE - PB_FUTURE_SPAN - sizeof *t
+                     : t->arg_size;
+  if (o->result_size >= room) /* and its NUL */
+    return;
+  memcpy(pb_ptask_arg(t), o->result, o->result_size + 1);
+  pb_result_free(o->result, o->result_size, 0);
+  o->result = pb_ptask_arg(t);
+  o->result_inline = 1;
+}
+
 static int count_slot(int status) {
   switch (status) {
   case PEBBLE_OK:

@@ -1187,6 +1187,7 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
       /* Read under the lock: once ready, a scheduler may make it busy. */
       fed = feed_worker(m, P, w) || w->state == PB_W_BUSY;
       bk->mutex_unlock(P->lock);
+      pb_ptask_keep_result(t, &o);
       /* Counts as it settles. */
       if (!pb_future_resolve(pb_ptask_future(t), &o, 0))
         pb_outcome_discard(&o);

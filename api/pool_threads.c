@@ -113,6 +113,7 @@ static void run_task(pb_pworker *w, pb_thread_role *role, pb_ptask *t) {
   ret = t->fn(&ctx, pb_ptask_arg(t), t->arg_size);
   role->running_future = NULL;
   pb_ctx_outcome(&ctx, ret, &o);
+  pb_ptask_keep_result(t, &o);
   /* Counted in w's counters as it settles (pb_threads_count_own). */
   atomic_store_explicit(&w->resolving, t, memory_order_relaxed);
   if (!pb_future_resolve(f, &o, 1))

@@ -490,6 +490,97 @@ static void test_big_argument(void) {
   free(in);
 }
 
+/* Its argument: the result's size, bits inverted (4 bytes: none of them
+ * zero for a small size), then padding to the size under test; returns
+ * that many bytes, or a string of that length when the size has its top
+ * bit set. */
+#define AS_STRING 0x80000000u
+static unsigned char result_byte(uint32_t n, uint32_t j) {
+  return (unsigned char)(n * 31u + j * 7u + 1u);
+}
+static int sized_result(pebble_ctx *ctx, const void *arg, size_t size) {
+  uint32_t n, j;
+  char buf[64];
+  if (size < sizeof n)
+    return 1;
+  memcpy(&n, arg, sizeof n);
+  n = ~n;
+  if (n & AS_STRING) {
+    n &= ~AS_STRING;
+    for (j = 0; j < n && j < sizeof buf - 1; j++)
+      buf[j] = (char)('a' + (n + j) % 26);
+    buf[j] = '\0';
+    return pebble_result_string(ctx, buf);
+  }
+  for (j = 0; j < n && j < sizeof buf; j++)
+    buf[j] = (char)result_byte(n, j);
+  return pebble_result_set(ctx, buf, n);
+}
+/* Small results may be kept where the task's argument was, in the
+ * future's own memory: every result size around that room's (16 bytes
+ * in a pool task's block, the argument's size beside a larger argument,
+ * none beside one kept apart), all futures alive at once so that a
+ * result written past its room would show in a neighbour, read after
+ * the pool is gone, and released. */
+static void test_small_results_in_place(void) {
+  static const size_t arg_sizes[] = {4, 8, 15, 16, 17, 40, 256, 257};
+  enum { NARG = sizeof arg_sizes / sizeof arg_sizes[0], MAXN = 40 };
+  unsigned char arg[300];
+  pebble_kind k;
+  memset(arg, 0xA5, sizeof arg);
+  EACH_KIND(k) {
+    pebble_pool *p = make(k, 2, 0);
+    pebble_future *f[NARG][MAXN + 1][2];
+    size_t a;
+    uint32_t n, str;
+    for (a = 0; a < NARG; a++)
+      for (n = 0; n <= MAXN; n++)
+        for (str = 0; str < 2; str++) {
+          uint32_t v = ~(n | (str ? AS_STRING : 0));
+          memcpy(arg, &v, sizeof v);
+          f[a][n][str] = sched(p, sized_result, arg, arg_sizes[a],
+                               PEBBLE_DEFAULT);
+        }
+    for (a = 0; a < NARG; a++)
+      for (n = 0; n <= MAXN; n++)
+        for (str = 0; str < 2; str++)
+          CU_ASSERT_EQUAL(pebble_future_wait(f[a][n][str], PEBBLE_SEC(60)),
+                          PEBBLE_OK);
+    /* Read with the pool gone (destroying it cancels only what waits). */
+    pebble_pool_destroy(p);
+    for (a = 0; a < NARG; a++)
+      for (n = 0; n <= MAXN; n++) {
+        const void *data = NULL;
+        const char *text = NULL;
+        size_t size = 99, len = 99;
+        uint32_t j, bad = 0;
+        CU_ASSERT_EQUAL(pebble_future_get(f[a][n][0], PEBBLE_SEC(60), &data,
+                                          &size),
+                        PEBBLE_OK);
+        CU_ASSERT_EQUAL(size, n);
+        /* An empty result points at a zero byte (the argument's was not). */
+        CU_ASSERT(data == NULL || n != 0 || *(const char *)data == '\0');
+        for (j = 0; data != NULL && size == n && j < n; j++)
+          bad += ((const unsigned char *)data)[j] != result_byte(n, j);
+        CU_ASSERT_EQUAL(bad, 0);
+        CU_ASSERT_EQUAL(pebble_future_get_string(f[a][n][1], PEBBLE_SEC(60),
+                                                 &text),
+                        PEBBLE_OK);
+        len = text != NULL ? strlen(text) : 99;
+        CU_ASSERT_EQUAL(len, n);
+        for (j = 0; text != NULL && len == n && j < n; j++)
+          bad += text[j] != (char)('a' + (n + j) % 26);
+        CU_ASSERT(text == NULL || len != n || text[n] == '\0');
+        CU_ASSERT_EQUAL(bad, 0);
+        if (bad != 0)
+          printf("(argument of %zu bytes, result of %u: wrong bytes) ",
+                 arg_sizes[a], (unsigned)n);
+        pebble_future_release(f[a][n][0]);
+        pebble_future_release(f[a][n][1]);
+      }
+  }
+}
+
 static void test_back_pressure(void) {
   pebble_kind k;
   EACH_KIND(k) {
@@ -1355,6 +1446,8 @@ int main(void) {
       {"stop and join from a task", test_stop_from_task},
       {"stop and join from a callback", test_stop_from_callback},
       {"110 MB argument; stop with one in flight", test_big_argument},
+      {"small results of every size beside arguments of every size",
+       test_small_results_in_place},
       {"back-pressure", test_back_pressure},
       {"schedulers blocked on a full queue are woken",
        test_blocked_submitter_woken},
@@ -1393,6 +1486,7 @@ int main(void) {
   REGISTER_TASK(init_fails);
   REGISTER_TASK(stops_own_pool);
   REGISTER_TASK(echo);
+  REGISTER_TASK(sized_result);
   REGISTER_TASK(nested_pool);
   REGISTER_TASK(start_time);
   /* Under the spawn start method this program is also its workers. */
