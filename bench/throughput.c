@@ -31,6 +31,11 @@
  * pool size once per process (UV_THREADPOOL_SIZE).  1 M-task bursts run
  * fewer repetitions (REPS_1M) to keep the run within a few minutes, and
  * 1 k-task bursts REPS_1K_TIMES as many (each lasts about a millisecond).
+ * A library peer whose cold bursts at the size before, scaled by the
+ * square of the size ratio, would take over LONG_BURST_S a burst sits
+ * the larger size out, saying so with its figures: APR-util's push walks
+ * its queue, and its one-worker 1 M-task bursts took 3 to 4 minutes each
+ * (a full run 30 minutes and more) while it was never the best peer.
  * BENCH_THROUGHPUT=W:N[,W:N...] limits the run to those configurations.
  */
 #include <stdio.h>
@@ -46,6 +51,7 @@
 #define REPS_1M 2
 #define REPS_1K_TIMES 5 /* a 1 k burst lasts about a millisecond: more
                            repetitions keep one preemption from deciding */
+#define LONG_BURST_S 30.0 /* a peer's burst predicted longer sits out */
 
 static const bench_pool_sys *const systems[] = {
     &bench_pool_pebble, &bench_pool_pebble_map, &bench_pool_glib,
@@ -105,8 +111,9 @@ static void *fresh(size_t s, const config *c, size_t warmup) {
   return pool;
 }
 
+/* skip[s]: why system s sits this configuration out, or NULL. */
 static void run_config(const config *c, size_t reps, size_t warmup,
-                       result res[NMODES]) {
+                       const char *const skip[NSYS], result res[NMODES]) {
   void *kept[NSYS];
   size_t s, r, k, m;
   for (m = 0; m < NMODES; m++) {
@@ -120,18 +127,19 @@ static void run_config(const config *c, size_t reps, size_t warmup,
     for (k = 0; k < NSYS; k++) {
       void *pool;
       s = (k + r) % NSYS;
-      if (systems[s]->missing)
+      if (systems[s]->missing || skip[s] != NULL)
         continue;
       pool = fresh(s, c, warmup);
       timed(s, pool, c->n, &res[COLD], r);
       systems[s]->destroy(pool);
     }
   for (s = 0; s < NSYS; s++)
-    kept[s] = systems[s]->missing ? NULL : fresh(s, c, warmup);
+    kept[s] = systems[s]->missing || skip[s] != NULL ? NULL
+                                                     : fresh(s, c, warmup);
   for (r = 0; r < reps; r++)
     for (k = 0; k < NSYS; k++) {
       s = (k + r) % NSYS;
-      if (!systems[s]->missing)
+      if (kept[s] != NULL)
         timed(s, kept[s], c->n, &res[REUSED], r);
     }
   for (s = 0; s < NSYS; s++)
@@ -139,14 +147,16 @@ static void run_config(const config *c, size_t reps, size_t warmup,
       systems[s]->destroy(kept[s]);
 }
 
-/* best[r]: the best library peer of repetition r; 0 if none was built. */
-static int best_peer(const result *res, double *best) {
+/* best[r]: the best library peer of repetition r; 0 if none ran. */
+static int best_peer(const result *res, const char *const skip[NSYS],
+                     double *best) {
   size_t s, r;
   int have = 0;
   for (r = 0; r < res->reps; r++) {
     best[r] = 0;
     for (s = FIRST_PEER; s < END_PEER; s++)
-      if (!systems[s]->missing && res->rate[s][r] > best[r]) {
+      if (!systems[s]->missing && skip[s] == NULL &&
+          res->rate[s][r] > best[r]) {
         best[r] = res->rate[s][r];
         have = 1;
       }
@@ -155,7 +165,8 @@ static int best_peer(const result *res, double *best) {
 }
 
 static void report(const config *c, const result res[NMODES], size_t warmup,
-                   bench_ratio *vs_best, bench_ratio *vs_futures) {
+                   const char *const skip[NSYS], bench_ratio *vs_best,
+                   bench_ratio *vs_futures) {
   size_t s, m;
   bench_section("1. trivial tasks, %u worker%s, %zu tasks submitted one by "
                 "one, then wait for all; warm-up %zu tasks; %zu "
@@ -169,9 +180,10 @@ static void report(const config *c, const result res[NMODES], size_t warmup,
     for (s = 0; s < NSYS; s++) {
       bench_ratio x;
       char metric[32];
-      if (systems[s]->missing) {
+      if (systems[s]->missing || skip[s] != NULL) {
         if (m == COLD)
-          bench_skip(systems[s]->name, systems[s]->missing);
+          bench_skip(systems[s]->name,
+                     skip[s] != NULL ? skip[s] : systems[s]->missing);
         continue;
       }
       snprintf(metric, sizeof metric, "%s", mode_name[m]);
@@ -184,7 +196,7 @@ static void report(const config *c, const result res[NMODES], size_t warmup,
                        BENCH_HIGHER);
     p = bench_ratio_of(q->rate[PEBBLE], q->rate[PLAIN], q->reps,
                        BENCH_HIGHER);
-    if (best_peer(q, best)) {
+    if (best_peer(q, skip, best)) {
       b = bench_ratio_of(q->rate[PEBBLE], best, q->reps, BENCH_HIGHER);
       mb = bench_ratio_of(q->rate[PEBBLE_MAP], best, q->reps, BENCH_HIGHER);
       bench_note("%s: pebble / best of glib,apr,libuv %.2fx (worst %.2fx); "
@@ -217,22 +229,44 @@ static void free_result(result res[NMODES]) {
 /* Every configuration with this many workers, in this process. */
 static void run_workers(unsigned workers, const config *list, size_t count,
                         const bench_opts *o) {
-  size_t i, warmup = o->quick ? 20 : WARMUP;
+  size_t i, s, warmup = o->quick ? 20 : WARMUP;
   double small = 0, large = 0;
   size_t small_n = 0, large_n = 0;
+  /* Each peer's median cold burst, in seconds, at the last size run. */
+  double burst_s[NSYS] = {0};
+  size_t burst_n = 0;
+  static char why[NSYS][200];
   for (i = 0; i < count; i++) {
     const config *c = &list[i];
     result res[NMODES];
     bench_ratio vs_best = {0, 0, 0}, vs_futures = {0, 0, 0};
     size_t reps = (size_t)o->reps;
+    const char *skip[NSYS] = {NULL};
     if (c->workers != workers || !wanted(c))
       continue;
     if (c->n >= 1000000 && reps > REPS_1M)
       reps = REPS_1M;
     if (c->n <= 1000 && !o->quick)
       reps *= REPS_1K_TIMES;
-    run_config(c, reps, warmup, res);
-    report(c, res, warmup, &vs_best, &vs_futures);
+    for (s = FIRST_PEER; s < END_PEER; s++) {
+      double scale = burst_n ? (double)c->n / (double)burst_n : 0;
+      if (burst_s[s] * scale * scale > LONG_BURST_S) {
+        snprintf(why[s], sizeof why[s],
+                 "its %zu-task bursts took %.2f s (cold, median); at the "
+                 "square of the size, %zu tasks would take %.0f s a burst "
+                 "(over %.0f s: left out at this size)",
+                 burst_n, burst_s[s], c->n, burst_s[s] * scale * scale,
+                 LONG_BURST_S);
+        skip[s] = why[s];
+      }
+    }
+    run_config(c, reps, warmup, skip, res);
+    report(c, res, warmup, skip, &vs_best, &vs_futures);
+    for (s = FIRST_PEER; s < END_PEER; s++) {
+      double rate = bench_median(res[COLD].rate[s], reps);
+      burst_s[s] = skip[s] == NULL && rate > 0 ? (double)c->n / rate : 0;
+    }
+    burst_n = c->n;
     if (small_n == 0 || c->n < small_n) {
       small_n = c->n;
       small = bench_median(res[COLD].rate[PEBBLE], reps);
