@@ -34,7 +34,7 @@
  * A library peer whose cold bursts at the size before, scaled by the
  * square of the size ratio, would take over LONG_BURST_S a burst sits
  * the larger size out, saying so with its figures: APR-util's push walks
- * its queue, and its one-worker 1 M-task bursts took 3 to 4 minutes each
+ * its queue, and its one-worker 1 M-task bursts took 3 to 5 minutes each
  * (a full run 30 minutes and more) while it was never the best peer.
  * BENCH_THROUGHPUT=W:N[,W:N...] limits the run to those configurations.
  */
