@@ -371,8 +371,8 @@ struct pebble_future {
   /* Stripe lock: the cancel of a task sent ahead to a process worker
    * waits until the worker's skip request is written (pool_processes.c). */
   unsigned char skip_wait;
-  /* result lies in the future's own allocation (a process pool task's
-   * small result, copied where its argument was): freed with it */
+  /* result lies in the future's own allocation (a pool task's small
+   * result, copied where its argument was: pb_ptask_keep_result) */
   unsigned char result_inline;
   const void *owner; /* the pool that runs it, or NULL */
   void *result;
