@@ -237,7 +237,7 @@ static void run_workers(unsigned workers, const config *list, size_t count,
   /* Each peer's median cold burst, in seconds, at the last size run. */
   double burst_s[NSYS] = {0};
   size_t burst_n = 0;
-  static char why[NSYS][200];
+  char why[NSYS][200]; /* skip[s] points here for one configuration */
   const char *limit_env = getenv("BENCH_LONG_BURST_S");
   double limit = limit_env != NULL && *limit_env != '\0'
                      ? strtod(limit_env, NULL)

@@ -11,7 +11,6 @@
 #include <signal.h>
 #include <sys/stat.h>
 
-
 static int echo(pebble_ctx *ctx, const void *arg, size_t size) {
   int64_t v;
   if (pebble_arg_int(arg, size, &v) != PEBBLE_OK)
