@@ -243,6 +243,7 @@ int pebble_cqueue_wait(pebble_cqueue *q, pebble_time_t timeout,
  * worker is settling it, and the two threads then pass that future's
  * memory back and forth for every task (9 times slower draining a queue
  * of no-op tasks on the reference machine, docs/performance.md). */
+#define WAIT_AHEAD 8
 static int wait_one(pebble_future *f, pb_lib *L, pebble_time_t timeout,
                     uint64_t deadline) {
   pebble_time_t left = timeout;
@@ -275,9 +276,14 @@ int pebble_wait_all(pebble_future *const *futures, size_t count,
   deadline = pb_deadline_after(L->bk, timeout);
   if ((rc = wait_one(futures[count - 1], L, timeout, deadline)) != PEBBLE_OK)
     return rc;
-  for (i = 0; i + 1 < count; i++)
+  for (i = 0; i + 1 < count; i++) {
+    /* A batch of thousands has left the cache since the workers wrote
+     * its outcomes: fetch the futures a few ahead of their look. */
+    if (i + WAIT_AHEAD + 1 < count)
+      PB_PREFETCH_READ(futures[i + WAIT_AHEAD]);
     if ((rc = wait_one(futures[i], L, timeout, deadline)) != PEBBLE_OK)
       return rc;
+  }
   return PEBBLE_OK;
 }
 

@@ -180,6 +180,18 @@ static void future_free(pebble_future *f) {
 
 void pb_future_hold(pebble_future *f) { atomic_fetch_add(&f->refs, 1); }
 
+/* No other thread has seen f yet (it is published by the queue or lock
+ * that hands it on): plain stores, not read-modify-writes, each of which
+ * would wait for the new future's cold stores to reach the cache. */
+void pb_future_ref_new(pebble_future *f) {
+  atomic_store_explicit(&f->refs,
+                        atomic_load_explicit(&f->refs, memory_order_relaxed) +
+                            1,
+                        memory_order_relaxed);
+  atomic_store_explicit(&f->user_refs, 1, memory_order_relaxed);
+  pb_lib_hold(f->lib);
+}
+
 void pb_future_put(pebble_future *f) {
   if (atomic_fetch_sub(&f->refs, 1) == 1)
     future_free(f);
@@ -201,6 +213,13 @@ void pebble_future_release(pebble_future *f) {
    * callbacks' user data belongs to the parent. */
   if (pb_future_forked(f))
     return;
+  if (atomic_load_explicit(&f->refs, memory_order_acquire) == 1) {
+    /* The last reference, and it is the caller's: no other thread can
+     * reach f, and what they wrote before letting go is visible. */
+    pb_lib_drop(f->lib);
+    future_free(f);
+    return;
+  }
   if (atomic_fetch_sub(&f->user_refs, 1) == 1)
     pb_lib_drop(f->lib);
   pb_future_put(f);
@@ -254,8 +273,8 @@ static int settle(pebble_future *f, pb_outcome *o, int keep_runner) {
   runner = atomic_load(&f->runner);
   if (runner != NULL && runner->ops->settled != NULL)
     runner->ops->settled(runner);
-  if (!keep_runner)
-    atomic_store(&f->runner, NULL);
+  if (!keep_runner) /* seen before the state below, as that publishes */
+    atomic_store_explicit(&f->runner, NULL, memory_order_release);
   /* Publish, then look for watchers (both sequentially consistent, as a
    * watcher's flag and check are): either a watcher sees the final state,
    * or this sees its flag and wakes it under the lock it waits with.  A

@@ -449,6 +449,8 @@ void pb_future_track(pebble_future *f);
 void pb_future_untrack(pebble_future *f);
 /* Internal references: they do not keep pebble_shutdown() waiting. */
 void pb_future_hold(pebble_future *f);
+/* The caller's reference to a future no other thread has seen yet. */
+void pb_future_ref_new(pebble_future *f);
 void pb_future_put(pebble_future *f);
 /* PENDING -> RUNNING; 0 if the future was resolved meanwhile. */
 int pb_future_start(pebble_future *f);
@@ -817,8 +819,10 @@ void pb_spin_slept(const pebble_backend *bk, pb_spin *spin,
 /* ---- small helpers ---- */
 #if defined(__GNUC__)
 #define PB_PREFETCH_WRITE(p) __builtin_prefetch((p), 1)
+#define PB_PREFETCH_READ(p) __builtin_prefetch((p), 0)
 #else
 #define PB_PREFETCH_WRITE(p) ((void)(p))
+#define PB_PREFETCH_READ(p) ((void)(p))
 #endif
 #define PB_CONTAINER(ptr, type, member)                                      \
   ((type *)(void *)((char *)(ptr)-offsetof(type, member)))

@@ -852,9 +852,10 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
   atomic_init(&t->stop_reason, 0);
   if (arg_size > 0)
     memcpy(pb_ptask_arg(t), arg, arg_size);
-  f->runner = &t->runner;
+  /* f is published by the inbox's exchange or the pool lock below. */
+  atomic_store_explicit(&f->runner, &t->runner, memory_order_relaxed);
 
-  pebble_future_ref(f); /* the caller's, taken before the lock */
+  pb_future_ref_new(f); /* the caller's, taken before the lock */
   if (schedule_fast(P, t)) {
     if (!atomic_load(&P->accepting) && (rc = retract(P, t)) != PEBBLE_OK) {
       f->runner = NULL;

@@ -179,8 +179,8 @@ static int launch(pb_lib *L, pebble_kind kind, pebble_task_fn fn,
   job->max_message = o->max_message_size;
   job->spawn = kind == PEBBLE_PROCESS && pb_lib_spawns(L, o->start_method);
   job->start_method = o->start_method;
-  f->runner = &job->runner;
-  pebble_future_ref(f); /* the caller's reference */
+  atomic_store_explicit(&f->runner, &job->runner, memory_order_relaxed);
+  pb_future_ref_new(f); /* the caller's reference (f is not shared yet) */
   rc = pb_job_launch(job); /* frees the job on failure */
   if (rc != PEBBLE_OK) {
     pebble_future_release(f);
