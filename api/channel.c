@@ -23,7 +23,7 @@ static void reset(pb_reader *r) {
 }
 
 void pb_reader_free(pb_reader *r) {
-  if (r->payload != r->notice)
+  if (r->payload != r->notice && r->payload != r->small)
     pb_result_free(r->payload, (size_t)r->header.size, r->mapped);
   free(r->buf);
   r->buf = NULL;
@@ -141,6 +141,10 @@ enum pb_read_result pb_reader_step(pb_reader *r, const pebble_backend *bk,
           r->header.size < sizeof r->notice) { /* pb_msg_check: it is */
         r->payload = r->notice;
         r->payload_cap = (size_t)r->header.size;
+      } else if (r->payload == NULL && r->header.type == PB_MSG_RESULT &&
+                 r->header.size < sizeof r->small) {
+        r->payload = r->small; /* lent to the outcome: result_borrowed */
+        r->payload_cap = (size_t)r->header.size;
       }
       if (r->payload == NULL && /* the first room, also for no payload */
           (*status = grow_payload(r, why, whylen)) != PEBBLE_OK)
@@ -242,6 +246,7 @@ void pb_reader_outcome(pb_reader *r, pb_outcome *o) {
     o->state = PEBBLE_DONE;
     o->status = PEBBLE_OK;
     o->result = r->payload;
+    o->result_borrowed = r->payload == r->small;
     o->result_size = (size_t)r->header.size;
     o->result_mapped = r->mapped;
     o->result_type = r->header.code; /* checked by pb_msg_check */

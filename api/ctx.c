@@ -32,11 +32,27 @@ void pb_ctx_free_result(pebble_ctx *ctx) {
     pb_shared_unmap(ctx->result, ctx->result_size + 1);
     pb_shared_close(ctx->result_handle);
     ctx->result_handle = -1;
-  } else {
+  } else if (ctx->result != ctx->small.bytes) {
     free(ctx->result);
   }
   ctx->result = NULL;
   ctx->result_size = 0;
+}
+
+void pb_ctx_own_result(pebble_ctx *ctx) {
+  void *p;
+  if (ctx->result != ctx->small.bytes)
+    return;
+  if ((p = malloc(ctx->result_size + 1)) == NULL) {
+    ctx->result_error = PEBBLE_ENOMEM;
+    snprintf(ctx->message, sizeof ctx->message,
+             "out of memory for a result of %zu bytes", ctx->result_size);
+    ctx->result = NULL;
+    ctx->result_size = 0;
+    return;
+  }
+  memcpy(p, ctx->small.bytes, ctx->result_size + 1);
+  ctx->result = p;
 }
 
 void *pebble_result_alloc(pebble_ctx *ctx, size_t size) {
@@ -82,7 +98,8 @@ void *pebble_result_alloc(pebble_ctx *ctx, size_t size) {
       return p;
     }
   }
-  p = malloc(size + 1);
+  p = size < sizeof ctx->small.bytes ? (char *)ctx->small.bytes
+                                      : malloc(size + 1);
   if (p == NULL) {
     ctx->result_error = PEBBLE_ENOMEM;
     snprintf(ctx->message, sizeof ctx->message,
@@ -91,7 +108,7 @@ void *pebble_result_alloc(pebble_ctx *ctx, size_t size) {
     return NULL;
   }
   p[size] = '\0'; /* so text results can be read as strings */
-  pb_ctx_free_result(ctx);
+  pb_ctx_free_result(ctx); /* never the small place: it is not freed */
   ctx->result = p;
   ctx->result_size = size;
   ctx->result_type = PB_VALUE_BYTES;
@@ -107,7 +124,7 @@ int pebble_result_set(pebble_ctx *ctx, const void *data, size_t size) {
   if (p == NULL)
     return ctx->result_error;
   if (size > 0)
-    memcpy(p, data, size);
+    memmove(p, data, size); /* data may be the small result before */
   return PEBBLE_OK;
 }
 
@@ -154,6 +171,7 @@ void pb_ctx_outcome(pebble_ctx *ctx, int ret, pb_outcome *o) {
     o->state = PEBBLE_DONE;
     o->status = PEBBLE_OK;
     o->result = ctx->result;
+    o->result_borrowed = ctx->result == ctx->small.bytes;
     o->result_size = ctx->result_size;
     o->result_mapped = ctx->result_handle >= 0;
     o->result_type = ctx->result_type;

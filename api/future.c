@@ -231,11 +231,30 @@ int pb_future_start(pebble_future *f) {
 }
 
 void pb_outcome_discard(pb_outcome *o) {
-  if (!o->result_inline)
+  if (!o->result_inline && !o->result_borrowed)
     pb_result_free(o->result, o->result_size, o->result_mapped);
   free(o->message);
   o->result = NULL;
   o->message = NULL;
+}
+
+void pb_outcome_own(pb_outcome *o) {
+  char *p;
+  if (!o->result_borrowed)
+    return;
+  o->result_borrowed = 0;
+  if ((p = malloc(o->result_size + 1)) != NULL) {
+    memcpy(p, o->result, o->result_size);
+    p[o->result_size] = '\0';
+    o->result = p;
+    return;
+  }
+  o->result = NULL;
+  o->result_size = 0;
+  o->state = PEBBLE_FAILED;
+  o->status = PEBBLE_ENOMEM;
+  free(o->message);
+  o->message = pb_strdup("out of memory for the task's result");
 }
 
 /* Win the right to resolve f and publish the outcome; 1 if won.  A

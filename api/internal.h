@@ -422,6 +422,9 @@ typedef struct pb_outcome {
   int result_mapped; /* result is a mapped memory file (shared_result.c) */
   int result_type;   /* enum pb_value_type */
   int result_inline; /* result lies in the future's own allocation */
+  /* result lies in the task's ctx or a channel reader, and is copied
+   * (pb_ptask_keep_result, pb_outcome_own) before either is reused */
+  int result_borrowed;
   char *message;   /* taken over (malloc'd) or NULL */
   int task_code;
   int sys_errno;
@@ -461,6 +464,9 @@ int pb_future_start(pebble_future *f);
 int pb_future_resolve(pebble_future *f, pb_outcome *o, int inline_callbacks);
 /* Free an outcome's buffers after losing a resolve. */
 void pb_outcome_discard(pb_outcome *o);
+/* A borrowed result copied to memory of its own; out of memory, the
+ * outcome becomes that failure.  Before the outcome resolves a future. */
+void pb_outcome_own(pb_outcome *o);
 /* Run the callbacks of a resolved future in this thread. */
 void pb_future_run_callbacks(pebble_future *f);
 void pb_future_set_exit(pebble_future *f, const pebble_exit_info *exit);
@@ -612,6 +618,9 @@ void pb_manager_deactivate(pb_manager *m, pb_watch *w);
 pebble_bk_waitset *pb_manager_waitset(pb_manager *m);
 
 /* ---- channel.c: worker messages ---- */
+/* Results shorter than this (with their NUL) need no memory of their own
+ * on their way: a task's ctx and a channel's reader hold them. */
+#define PB_CTX_SMALL 16
 typedef struct pb_reader {
   unsigned char header_buf[sizeof(pb_msg_header)];
   size_t header_got;
@@ -633,6 +642,9 @@ typedef struct pb_reader {
   /* A task notice's payload (an id and a time: one a task, read and
    * dropped at once) is read here rather than into a malloc'd block. */
   char notice[2 * sizeof(uint64_t) + 1];
+  /* A small result's bytes, read here and lent to its outcome (valid
+   * until the next step: pb_outcome_own or pb_ptask_keep_result). */
+  char small[PB_CTX_SMALL];
 } pb_reader;
 #define PB_READER_BUF 4096
 enum pb_read_result {
@@ -701,11 +713,22 @@ struct pebble_ctx {
   char message[PB_MESSAGE_MAX];
   uint64_t future_id;
   uint64_t seq;
+  /* A result of fewer than PB_CTX_SMALL bytes (with its NUL) is made
+   * here, not malloc'd: most tasks return a number or a flag. */
+  union {
+    max_align_t align; /* as malloc's memory: tasks may store any type */
+    unsigned char bytes[PB_CTX_SMALL];
+  } small;
 };
 void pb_ctx_init(pebble_ctx *ctx, atomic_int *stop, size_t max_message,
                  uint64_t future_id, uint64_t seq);
 void pb_ctx_free_result(pebble_ctx *ctx);
-/* Turn a task's return value and ctx into an outcome; takes the result. */
+/* A small result (kept in ctx) copied to a malloc'd block, for a
+ * caller that takes ctx->result over; out of memory, ctx->result_error
+ * says so and there is no result. */
+void pb_ctx_own_result(pebble_ctx *ctx);
+/* Turn a task's return value and ctx into an outcome; takes the result
+ * (a small one is borrowed from ctx: result_borrowed). */
 void pb_ctx_outcome(pebble_ctx *ctx, int ret, pb_outcome *o);
 
 /* ---- task.c ---- */

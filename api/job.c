@@ -142,6 +142,7 @@ static void thread_main(void *arg) {
     pb_role.running_future = NULL;
     atomic_fetch_sub(&job->lib->running, 1);
     pb_ctx_outcome(job->ctx, ret, &o);
+    pb_outcome_own(&o); /* the job's ctx goes with the job */
     /* Losing means a timeout or a cancel came first: the late result is
      * discarded. */
     if (!pb_future_resolve(f, &o, 1))
@@ -407,6 +408,7 @@ again:
     job->task_deadline = PEBBLE_BK_FOREVER;
     update_deadline(job);
     pb_reader_outcome(&job->reader, &o);
+    pb_outcome_own(&o); /* out of the reader, which the job frees */
     resolve(job, &o);
     /* The child exits right after its message; only its exit matters. */
     bk->waitset_watch(pb_manager_waitset(m), job->proc, PEBBLE_EV_EXIT,

@@ -123,6 +123,7 @@ int pb_map_chunk(pebble_ctx *ctx, const void *arg, size_t arg_size) {
                 ctx->seq);
     ret = fn(&sub, item, (size_t)size);
     free(item);
+    pb_ctx_own_result(&sub); /* outs[i] takes it over */
     if (sub.result_error != PEBBLE_OK) {
       outs[i].status = sub.result_error;
       outs[i].bytes = pb_strdup(sub.message);

@@ -832,8 +832,10 @@ PEBBLE_API int pebble_run_named(pebble_kind kind, const char *name,
 /**
  * @brief Get a result buffer owned by the library; the task fills it.
  *
- * Calling it again replaces the previous result.  In a process task, a
- * buffer of 1 MiB or more is memory shared with the parent where the
+ * The buffer is aligned for any type and valid until the task returns
+ * or calls this again, which replaces the previous result (a small one
+ * is kept in the task's context, with no allocation).  In a process
+ * task, a buffer of 1 MiB or more is memory shared with the parent where the
  * system allows: the result is handed over without being copied
  * (docs/process-tasks.md).
  * @param ctx The task's context.

@@ -382,20 +382,29 @@ void pb_ptask_free(pb_ptask *t) {
  * memory goes back on the thread that made it (the manager thread for a
  * process task, the worker for a thread task), which gets it straight
  * back for the next result: freed by the application's thread instead,
- * each result cost its maker a malloc from a cold free list. */
+ * each result cost its maker a malloc from a cold free list.  Most small
+ * results had no memory of their own to begin with: they are borrowed
+ * from the task's ctx or the channel's reader (result_borrowed). */
 void pb_ptask_keep_result(pb_ptask *t, pb_outcome *o) {
   pebble_future *f = pb_ptask_future(t);
   size_t room;
   if (o->state != PEBBLE_DONE || o->result == NULL || o->result_mapped ||
-      o->result_inline || t->arg_apart)
+      o->result_inline || t->arg_apart) {
+    pb_outcome_own(o);
     return;
+  }
   room = f->in_block ? PB_BLOCK_SIZE - PB_FUTURE_SPAN - sizeof *t
                      : t->arg_size;
-  if (o->result_size >= room) /* and its NUL */
+  if (o->result_size >= room) { /* and its NUL */
+    pb_outcome_own(o);
     return;
-  memcpy(pb_ptask_arg(t), o->result, o->result_size + 1);
-  pb_result_free(o->result, o->result_size, 0);
+  }
+  memcpy(pb_ptask_arg(t), o->result, o->result_size);
+  pb_ptask_arg(t)[o->result_size] = '\0';
+  if (!o->result_borrowed)
+    pb_result_free(o->result, o->result_size, 0);
   o->result = pb_ptask_arg(t);
+  o->result_borrowed = 0;
   o->result_inline = 1;
 }
 

@@ -260,7 +260,8 @@ int pb_pool_resolve(pebble_pool *P, pebble_future *f, int state, int status,
                     char *message, int inline_callbacks);
 void pb_ptask_free(pb_ptask *t);
 /* Before its future resolves (on the thread that read or made the
- * outcome): a small result moves into the place of t's argument. */
+ * outcome): a small result moves into the place of t's argument; a
+ * borrowed one that cannot gets memory of its own (pb_outcome_own). */
 void pb_ptask_keep_result(pb_ptask *t, pb_outcome *o);
 /* Move tasks scheduled without the lock to the queue (pool lock). */
 void pb_pool_collect(pebble_pool *P);

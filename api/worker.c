@@ -39,6 +39,7 @@ static int send_text(const pebble_backend *bk, pebble_bk_chan *chan,
 #define PB_INBOX_MIN 4096
 #define PB_INBOX_DIRECT ((size_t)64 << 10) /* larger: read straight in */
 #define PB_INBOX_DRAIN_MAX ((size_t)4 << 20)
+#define PB_INBOX_SMALL_TASK 512
 typedef struct inbox {
   const pebble_backend *bk;
   pebble_bk_chan *chan;
@@ -64,7 +65,18 @@ typedef struct inbox {
   atomic_uint *skip_epoch;
   unsigned epoch_seen;
   int epoch_known;
+  /* A small task's message (the common case: a few words of argument)
+   * is read here rather than into a block of its own. */
+  union {
+    max_align_t align; /* the argument is used as malloc'd memory is */
+    unsigned char bytes[PB_INBOX_SMALL_TASK];
+  } small_task;
 } inbox;
+
+static void task_buf_free(inbox *in, unsigned char *buf) {
+  if (buf != in->small_task.bytes)
+    free(buf);
+}
 
 /* Room for n more bytes after len. */
 static int in_room(inbox *in, size_t n) {
@@ -330,7 +342,11 @@ static int serve_tasks(inbox *in, const pb_worker_config *cfg) {
         (h.size - sizeof head > PB_NAME_BYTES_MAX &&
          h.size - sizeof head - PB_NAME_BYTES_MAX > cfg->max_message))
       return 4;
-    {
+    if (h.size < sizeof in->small_task.bytes) {
+      buf = in->small_task.bytes;
+      if (in_take(in, buf, (size_t)h.size) != PEBBLE_OK)
+        return 0;
+    } else {
       int rc;
       buf = read_growing(inbox_read_exact, in, (size_t)h.size, &rc);
       if (buf == NULL)
@@ -338,7 +354,7 @@ static int serve_tasks(inbox *in, const pb_worker_config *cfg) {
     }
     memcpy(head, buf, sizeof head);
     if (head[3] >= PB_NAME_BYTES_MAX || head[3] > h.size - sizeof head) {
-      free(buf);
+      task_buf_free(in, buf);
       return 4;
     }
     if (h.code & PB_TASK_AHEAD) {
@@ -347,7 +363,7 @@ static int serve_tasks(inbox *in, const pb_worker_config *cfg) {
        * kill it claimed forbids). */
       int skipped;
       if (!PB_BK_HAS(bk, chan_read_ready)) {
-        free(buf);
+        task_buf_free(in, buf);
         return 4; /* the pool never sends ahead to such a worker */
       }
       if (in->decided && in->decided_id == head[1]) {
@@ -356,23 +372,23 @@ static int serve_tasks(inbox *in, const pb_worker_config *cfg) {
         in_scan_skips(in);
         skipped = in_skip_take(in, head[1]);
         if (!skipped && !in_begin(in, head[4])) {
-          free(buf);
+          task_buf_free(in, buf);
           return wait_for_kill(in);
         }
         if (send_notice(bk, chan, skipped ? PB_MSG_SKIPPED : PB_MSG_STARTED,
                         head[1]) != PEBBLE_OK) {
-          free(buf);
+          task_buf_free(in, buf);
           return 0;
         }
       }
       in->decided = 0;
       if (skipped) {
-        free(buf);
+        task_buf_free(in, buf);
         continue;
       }
     }
     if (!(h.code & PB_TASK_AHEAD) && !in_begin(in, head[4])) {
-      free(buf);
+      task_buf_free(in, buf);
       return wait_for_kill(in);
     }
     skip = sizeof head + (size_t)head[3];
@@ -384,7 +400,7 @@ static int serve_tasks(inbox *in, const pb_worker_config *cfg) {
       name[head[3]] = '\0';
       if (pebble_lookup(name, &fn) != PEBBLE_OK) {
         char why[PB_MESSAGE_MAX];
-        free(buf);
+        task_buf_free(in, buf);
         snprintf(why, sizeof why,
                  "no task is registered as '%s' in the worker program "
                  "(register it before pebble_worker_main())",
@@ -411,11 +427,11 @@ static int serve_tasks(inbox *in, const pb_worker_config *cfg) {
     if ((h.code & PB_TASK_TELL_START) &&
         pb_send_started(bk, chan, head[1],
                         (h.code & PB_TASK_TELL_START_AT) != 0) != PEBBLE_OK) {
-      free(buf);
+      task_buf_free(in, buf);
       return 0;
     }
     ret = fn(&ctx, arg, arg_size);
-    free(buf);
+    task_buf_free(in, buf);
     /* Ended: a cancel from now on kills nothing (worker_page.c). */
     if (in->page != NULL && head[4] != 0)
       pb_page_end(in->page, head[4]);

@@ -495,6 +495,7 @@ static void test_big_argument(void) {
  * that many bytes, or a string of that length when the size has its top
  * bit set. */
 #define AS_STRING 0x80000000u
+#define TWICE 0x40000000u /* a first result, replaced by the one asked */
 static unsigned char result_byte(uint32_t n, uint32_t j) {
   return (unsigned char)(n * 31u + j * 7u + 1u);
 }
@@ -505,6 +506,12 @@ static int sized_result(pebble_ctx *ctx, const void *arg, size_t size) {
     return 1;
   memcpy(&n, arg, sizeof n);
   n = ~n;
+  if (n & TWICE) { /* first a result of another size, which this replaces */
+    n &= ~TWICE;
+    memset(buf, 'x', sizeof buf);
+    if (pebble_result_set(ctx, buf, 40 - n) != PEBBLE_OK)
+      return 2;
+  }
   if (n & AS_STRING) {
     n &= ~AS_STRING;
     for (j = 0; j < n && j < sizeof buf - 1; j++)
@@ -519,31 +526,35 @@ static int sized_result(pebble_ctx *ctx, const void *arg, size_t size) {
 /* Small results may be kept where the task's argument was, in the
  * future's own memory: every result size around that room's (16 bytes
  * in a pool task's block, the argument's size beside a larger argument,
- * none beside one kept apart), all futures alive at once so that a
- * result written past its room would show in a neighbour, read after
- * the pool is gone, and released. */
+ * none beside one kept apart), as bytes, as a string, and set over a
+ * first result of another size (a task's small results are made in its
+ * ctx, not malloc'd: the replaced one must not leak or show through);
+ * all futures alive at once so that a result written past its room
+ * would show in a neighbour, read after the pool is gone, and
+ * released. */
 static void test_small_results_in_place(void) {
   static const size_t arg_sizes[] = {4, 8, 15, 16, 17, 40, 256, 257};
+  static const uint32_t variant[3] = {0, AS_STRING, TWICE};
   enum { NARG = sizeof arg_sizes / sizeof arg_sizes[0], MAXN = 40 };
   unsigned char arg[300];
   pebble_kind k;
   memset(arg, 0xA5, sizeof arg);
   EACH_KIND(k) {
     pebble_pool *p = make(k, 2, 0);
-    pebble_future *f[NARG][MAXN + 1][2];
+    pebble_future *f[NARG][MAXN + 1][3];
     size_t a;
     uint32_t n, str;
     for (a = 0; a < NARG; a++)
       for (n = 0; n <= MAXN; n++)
-        for (str = 0; str < 2; str++) {
-          uint32_t v = ~(n | (str ? AS_STRING : 0));
+        for (str = 0; str < 3; str++) {
+          uint32_t v = ~(n | variant[str]);
           memcpy(arg, &v, sizeof v);
           f[a][n][str] = sched(p, sized_result, arg, arg_sizes[a],
                                PEBBLE_DEFAULT);
         }
     for (a = 0; a < NARG; a++)
       for (n = 0; n <= MAXN; n++)
-        for (str = 0; str < 2; str++)
+        for (str = 0; str < 3; str++)
           CU_ASSERT_EQUAL(pebble_future_wait(f[a][n][str], PEBBLE_SEC(60)),
                           PEBBLE_OK);
     /* Read with the pool gone (destroying it cancels only what waits). */
@@ -553,16 +564,22 @@ static void test_small_results_in_place(void) {
         const void *data = NULL;
         const char *text = NULL;
         size_t size = 99, len = 99;
-        uint32_t j, bad = 0;
-        CU_ASSERT_EQUAL(pebble_future_get(f[a][n][0], PEBBLE_SEC(60), &data,
-                                          &size),
-                        PEBBLE_OK);
-        CU_ASSERT_EQUAL(size, n);
-        /* An empty result points at a zero byte (the argument's was not). */
-        CU_ASSERT(data == NULL || n != 0 || *(const char *)data == '\0');
-        for (j = 0; data != NULL && size == n && j < n; j++)
-          bad += ((const unsigned char *)data)[j] != result_byte(n, j);
-        CU_ASSERT_EQUAL(bad, 0);
+        uint32_t j, bad = 0, twice;
+        for (twice = 0; twice < 2; twice++) {
+          data = NULL;
+          size = 99;
+          CU_ASSERT_EQUAL(pebble_future_get(f[a][n][twice ? 2 : 0],
+                                            PEBBLE_SEC(60), &data, &size),
+                          PEBBLE_OK);
+          CU_ASSERT_EQUAL(size, n);
+          /* An empty result points at a zero byte (the argument's was
+           * not), and so does the byte after any result. */
+          CU_ASSERT(data == NULL || size != n ||
+                    ((const char *)data)[n] == '\0');
+          for (j = 0; data != NULL && size == n && j < n; j++)
+            bad += ((const unsigned char *)data)[j] != result_byte(n, j);
+          CU_ASSERT_EQUAL(bad, 0);
+        }
         CU_ASSERT_EQUAL(pebble_future_get_string(f[a][n][1], PEBBLE_SEC(60),
                                                  &text),
                         PEBBLE_OK);
@@ -577,6 +594,7 @@ static void test_small_results_in_place(void) {
                  arg_sizes[a], (unsigned)n);
         pebble_future_release(f[a][n][0]);
         pebble_future_release(f[a][n][1]);
+        pebble_future_release(f[a][n][2]);
       }
   }
 }
