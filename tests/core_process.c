@@ -338,6 +338,7 @@ static void test_stdio_flushed(void) {
   char buf[16] = {0};
   pid_t pid;
   SKIP_ON_WINDOWS(NO_FORK_WHY);
+  SKIP_IF_TSAN(); /* the child starts the library's threads */
   CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
   pid = fork();
   if (pid == 0) {
@@ -563,6 +564,7 @@ static void test_nested(void) {
       skip_test(__func__, "AddressSanitizer's locks are not fork-safe: "
                           "a worker that starts threads can hang"))
     return;
+  SKIP_IF_TSAN(); /* the worker starts threads of its own */
   f = run(nested, NULL, 0, NULL);
   rc = pebble_future_get_int(f, PEBBLE_SEC(60), &out);
   if (rc != PEBBLE_OK) /* which way it failed, for a rare failure */
@@ -584,6 +586,7 @@ static void test_parent_death(void) {
   int p[2], st;
   pid_t parent, worker = 0;
   SKIP_ON_WINDOWS(NO_FORK_WHY);
+  SKIP_IF_TSAN(); /* the child starts the library's threads */
   CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
   parent = fork();
   if (parent == 0) {
