@@ -257,6 +257,15 @@ void pb_outcome_own(pb_outcome *o) {
   o->message = pb_strdup("out of memory for the task's result");
 }
 
+/* Taking the stripe's lock waits out a waiter between its check and its
+ * sleep; the wake-up comes after, so the woken waiter does not find the
+ * lock still held. */
+static void wake_stripe(pb_lib *L, unsigned stripe) {
+  L->bk->mutex_lock(L->stripes[stripe].mutex);
+  L->bk->mutex_unlock(L->stripes[stripe].mutex);
+  L->bk->cond_broadcast(L->stripes[stripe].cond);
+}
+
 /* Win the right to resolve f and publish the outcome; 1 if won.  A
  * cancel keeps the runner to stop the task with; any other resolver is
  * the task's own side, which is done with it. */
@@ -300,14 +309,30 @@ static int settle(pebble_future *f, pb_outcome *o, int keep_runner) {
    * future nobody watches settles without a lock. */
   atomic_store(&f->state, o->state);
   if (atomic_load(&f->watched)) {
-    /* Taking the lock waits out a waiter between its check and its
-     * sleep; the wake-up comes after, so the woken waiter does not find
-     * the lock still held. */
-    pb_stripe_lock(f);
-    pb_stripe_unlock(f);
-    L->bk->cond_broadcast(L->stripes[PB_STRIPE(f)].cond);
+    if (pb_role.defer_wakes &&
+        (pb_role.wake_lib == NULL || pb_role.wake_lib == L)) {
+      pb_role.wake_lib = L;
+      pb_role.wake_stripes |= (uint32_t)1 << PB_STRIPE(f);
+      return 1;
+    }
+    wake_stripe(L, PB_STRIPE(f));
   }
   return 1;
+}
+
+_Static_assert(PB_STRIPES <= 32, "wake_stripes has a bit for each stripe");
+
+void pb_future_defer_wakes(void) { pb_role.defer_wakes = 1; }
+
+void pb_future_flush_wakes(void) {
+  uint32_t s = pb_role.wake_stripes;
+  unsigned i;
+  pb_role.defer_wakes = 0;
+  pb_role.wake_stripes = 0;
+  for (i = 0; s != 0; i++, s >>= 1)
+    if (s & 1u)
+      wake_stripe(pb_role.wake_lib, i);
+  pb_role.wake_lib = NULL;
 }
 
 /* Stripe lock held: from now on a settle takes the lock and wakes the

@@ -296,6 +296,11 @@ typedef struct pb_thread_role {
                                           callbacks run here */
   int library_thread;                  /* manager or dispatcher */
   int manager_thread;                  /* the manager itself */
+  /* While set, futures this thread settles wake their waiters only at
+   * pb_future_flush_wakes (the stripes to wake, and their library). */
+  int defer_wakes;
+  uint32_t wake_stripes;
+  struct pb_lib *wake_lib;
 } pb_thread_role;
 /* Read on every task's path: in the static TLS block (initial-exec), a
  * load from the thread pointer instead of a __tls_get_addr call.  glibc
@@ -464,6 +469,12 @@ int pb_future_start(pebble_future *f);
 int pb_future_resolve(pebble_future *f, pb_outcome *o, int inline_callbacks);
 /* Free an outcome's buffers after losing a resolve. */
 void pb_outcome_discard(pb_outcome *o);
+/* The manager reading a batch of outcomes: the waiters of the futures it
+ * settles are woken together at the flush (once, not once a future, for
+ * an application that waits for each result in turn).  Flushing also
+ * ends the deferring. */
+void pb_future_defer_wakes(void);
+void pb_future_flush_wakes(void);
 /* A borrowed result copied to memory of its own; out of memory, the
  * outcome becomes that failure.  Before the outcome resolves a future. */
 void pb_outcome_own(pb_outcome *o);

@@ -1026,7 +1026,7 @@ static int feed_worker(pb_manager *m, pebble_pool *P, pb_pworker *w) {
   return fed;
 }
 
-static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
+static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
   pebble_pool *P = w->pool;
   const pebble_backend *bk = P->lib->bk;
   char why[256];
@@ -1035,6 +1035,12 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
   pb_ptask *t;
 
   for (;;) {
+    /* What was read so far is settled: its waiters wake before the next
+     * read, so that none waits for more than the bytes one read brings. */
+    if (w->reader.buf_pos >= w->reader.buf_len) {
+      pb_future_flush_wakes();
+      pb_future_defer_wakes();
+    }
     /* An outcome must answer the task the worker runs now: the reader
      * checks each header against w->task_id, without the pool lock. */
     switch (pb_reader_step(&w->reader, bk, w->proc, P->o.max_message_size,
@@ -1197,6 +1203,15 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
       continue;
     }
   }
+}
+
+/* The outcomes a worker sent, a read's worth at a time: the futures of one
+ * read wake their waiters together (an application that waits for each
+ * result in turn would otherwise be woken, and wake, once a task). */
+static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
+  pb_future_defer_wakes();
+  read_outcomes(m, w, budget);
+  pb_future_flush_wakes();
 }
 
 /* t's worker was killed because the pool stopped or broke: t ends the
