@@ -652,10 +652,10 @@ static void flush_pending(pb_manager *m, pebble_pool *P, pb_pworker *w) {
 }
 
 /* The worker says it starts, or skipped, the oldest task sent ahead to it
- * (manager thread).  Returns PEBBLE_OK, or PEBBLE_EPROTO if it names
- * another task. */
+ * (manager thread; `now`: when the notice was read).  Returns PEBBLE_OK,
+ * or PEBBLE_EPROTO if it names another task. */
 static int task_notice(pb_manager *m, pb_pworker *w, int started,
-                       uint64_t id) {
+                       uint64_t id, uint64_t now) {
   pebble_pool *P = w->pool;
   const pebble_backend *bk = P->lib->bk;
   pb_ptask *t = w->ahead;
@@ -671,7 +671,7 @@ static int task_notice(pb_manager *m, pb_pworker *w, int started,
     w->task = t;
     atomic_store(&w->task_id, pb_ptask_future(t)->id);
     atomic_store(&w->task_ordinal, w->ahead_ordinal);
-    w->task_started = bk->now_ns();
+    w->task_started = now;
     P->running++;
   }
   w->ahead_ordinal++;
@@ -1033,6 +1033,9 @@ static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
   int status = PEBBLE_OK, killed = 0, fed;
   pb_outcome o;
   pb_ptask *t;
+  /* When the messages of the current read came: the clock is read once a
+   * read, not twice a task (a task's start and end, for task_ns). */
+  uint64_t now = 0;
 
   for (;;) {
     /* What was read so far is settled: its waiters wake before the next
@@ -1040,6 +1043,7 @@ static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
     if (w->reader.buf_pos >= w->reader.buf_len) {
       pb_future_flush_wakes();
       pb_future_defer_wakes();
+      now = bk->now_ns();
     }
     /* An outcome must answer the task the worker runs now: the reader
      * checks each header against w->task_id, without the pool lock. */
@@ -1086,7 +1090,7 @@ static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
                                   : w->kill_deadline;
           continue;
         }
-        if (task_notice(m, w, started, id) != PEBBLE_OK) {
+        if (task_notice(m, w, started, id, now) != PEBBLE_OK) {
           status = PEBBLE_EPROTO;
           snprintf(why, sizeof why,
                    "the worker answered for task %llu, which it was not "
@@ -1185,7 +1189,7 @@ static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
       if (killed)
         w->killed = 1;
       {
-        uint64_t took = bk->now_ns() - w->task_started;
+        uint64_t took = now > w->task_started ? now - w->task_started : 0;
         P->task_ns = P->task_ns == UINT64_MAX
                          ? took
                          : P->task_ns - P->task_ns / 4 + took / 4;
