@@ -316,6 +316,20 @@ static void test_timeouts_not_ahead(void) {
   }
 }
 
+/* n tasks of fn, each waited for before the next: the pool's recent
+ * tasks (how long they took decides what AUTO sends ahead). */
+static void run_in_turn(pebble_pool *p, pebble_task_fn fn, int64_t n) {
+  int64_t i;
+  for (i = 0; i < n; i++) {
+    pebble_future *f = NULL;
+    CU_ASSERT_EQUAL(pebble_pool_schedule(p, fn, &i, sizeof i, NULL, &f),
+                    PEBBLE_OK);
+    CU_ASSERT_EQUAL(pebble_future_wait(f, PEBBLE_SEC(60)), PEBBLE_OK);
+    CU_ASSERT_EQUAL(pebble_future_status(f), PEBBLE_OK);
+    pebble_future_release(f);
+  }
+}
+
 /* AUTO sends nothing ahead while the pool's recent tasks were long, even
  * behind a task that has only just started.  (With recent tasks short, b
  * goes ahead as soon as the manager sees it, if a has not yet run 0.5 ms
@@ -326,15 +340,9 @@ static void test_auto_not_after_long(void) {
   pebble_pool *p = one_worker(PEBBLE_SEND_AHEAD_AUTO);
   pebble_future *a, *b;
   uint64_t before;
-  int64_t v = 0, i;
+  int64_t v = 0;
   CU_ASSERT_EQUAL_FATAL(scene_open(&s), 0);
-  for (i = 0; i < 8; i++) { /* recent tasks are long */
-    pebble_future *f = NULL;
-    CU_ASSERT_EQUAL(pebble_pool_schedule(p, nap, NULL, 0, NULL, &f),
-                    PEBBLE_OK);
-    CU_ASSERT_EQUAL(pebble_future_wait(f, PEBBLE_SEC(60)), PEBBLE_OK);
-    pebble_future_release(f);
-  }
+  run_in_turn(p, nap, 8); /* recent tasks are long */
   before = pool_stats(p).sent_ahead;
   a = schedule_str(p, gate, s.gate);
   b = schedule_str(p, mark, s.mark_b);
@@ -355,15 +363,9 @@ static void test_auto_not_behind_long(void) {
   pebble_pool *p = one_worker(PEBBLE_SEND_AHEAD_AUTO);
   pebble_future *a, *b;
   uint64_t before;
-  int64_t v = 0, i;
+  int64_t v = 0;
   CU_ASSERT_EQUAL_FATAL(scene_open(&s), 0);
-  for (i = 0; i < 20; i++) { /* recent tasks are short */
-    pebble_future *f = NULL;
-    CU_ASSERT_EQUAL(pebble_pool_schedule(p, echo, &i, sizeof i, NULL, &f),
-                    PEBBLE_OK);
-    CU_ASSERT_EQUAL(pebble_future_get_int(f, PEBBLE_SEC(60), &v), PEBBLE_OK);
-    pebble_future_release(f);
-  }
+  run_in_turn(p, echo, 20); /* recent tasks are short */
   a = schedule_str(p, gate, s.gate);
   CU_ASSERT_EQUAL(started(a), 1);
   usleep(20000); /* a has now run far longer than a short task */
