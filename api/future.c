@@ -257,15 +257,6 @@ void pb_outcome_own(pb_outcome *o) {
   o->message = pb_strdup("out of memory for the task's result");
 }
 
-/* Taking the stripe's lock waits out a waiter between its check and its
- * sleep; the wake-up comes after, so the woken waiter does not find the
- * lock still held. */
-static void wake_stripe(pb_lib *L, unsigned stripe) {
-  L->bk->mutex_lock(L->stripes[stripe].mutex);
-  L->bk->mutex_unlock(L->stripes[stripe].mutex);
-  L->bk->cond_broadcast(L->stripes[stripe].cond);
-}
-
 /* Win the right to resolve f and publish the outcome; 1 if won.  A
  * cancel keeps the runner to stop the task with; any other resolver is
  * the task's own side, which is done with it. */
@@ -309,13 +300,20 @@ static int settle(pebble_future *f, pb_outcome *o, int keep_runner) {
    * future nobody watches settles without a lock. */
   atomic_store(&f->state, o->state);
   if (atomic_load(&f->watched)) {
+    /* Taking the lock waits out a waiter between its check and its
+     * sleep, and a callback being added between its check and its
+     * append (after_settle, next, must see that callback).  Only the
+     * wake-up may wait (pb_future_defer_wakes): it comes after, so the
+     * woken waiter does not find the lock still held. */
+    pb_stripe_lock(f);
+    pb_stripe_unlock(f);
     if (pb_role.defer_wakes &&
         (pb_role.wake_lib == NULL || pb_role.wake_lib == L)) {
       pb_role.wake_lib = L;
       pb_role.wake_stripes |= (uint32_t)1 << PB_STRIPE(f);
       return 1;
     }
-    wake_stripe(L, PB_STRIPE(f));
+    L->bk->cond_broadcast(L->stripes[PB_STRIPE(f)].cond);
   }
   return 1;
 }
@@ -330,8 +328,8 @@ void pb_future_flush_wakes(void) {
   pb_role.defer_wakes = 0;
   pb_role.wake_stripes = 0;
   for (i = 0; s != 0; i++, s >>= 1)
-    if (s & 1u)
-      wake_stripe(pb_role.wake_lib, i);
+    if (s & 1u) /* settle took and released the lock already */
+      pb_role.wake_lib->bk->cond_broadcast(pb_role.wake_lib->stripes[i].cond);
   pb_role.wake_lib = NULL;
 }
 

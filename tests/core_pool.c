@@ -599,6 +599,50 @@ static void test_small_results_in_place(void) {
   }
 }
 
+/* A callback added while its future resolves runs once, whichever comes
+ * first: the caller schedules every task, then follows the pool along
+ * the queue, adding each future's callback as soon as its task has
+ * started, so that the add races the thread settling that future (for a
+ * process pool, the manager reading a batch of outcomes; a settle that
+ * looked for callbacks before the append, without waiting out the
+ * adder's lock, lost some in every run). */
+static atomic_int callbacks_ran;
+static void count_callback(pebble_future *f, void *user) {
+  (void)f;
+  (void)user;
+  atomic_fetch_add(&callbacks_ran, 1);
+}
+static void test_callbacks_race_resolution(void) {
+  enum { N = 20000 };
+  static pebble_future *f[N];
+  pebble_kind k;
+  EACH_KIND(k) {
+    pebble_pool *p = make(k, 2, 0);
+    int64_t i;
+    int spins;
+    atomic_store(&callbacks_ran, 0);
+    for (i = 0; i < N; i++)
+      f[i] = sched(p, square, &i, sizeof i, PEBBLE_DEFAULT);
+    for (i = 0; i < N; i++) {
+      double t0 = now_s();
+      while (pebble_future_state(f[i]) == PEBBLE_PENDING && now_s() - t0 < 60)
+        ;
+      CU_ASSERT_EQUAL(pebble_future_add_callback(f[i], count_callback, NULL),
+                      PEBBLE_OK);
+    }
+    CU_ASSERT_EQUAL(pebble_wait_all(f, N, PEBBLE_SEC(120)), PEBBLE_OK);
+    /* Callbacks run on the callback thread, after the futures resolve. */
+    for (spins = 0; spins < 2000 && atomic_load(&callbacks_ran) < N; spins++)
+      usleep(5000);
+    CU_ASSERT_EQUAL(atomic_load(&callbacks_ran), N);
+    if (atomic_load(&callbacks_ran) != N)
+      printf("(%d of %d callbacks ran) ", atomic_load(&callbacks_ran), N);
+    for (i = 0; i < N; i++)
+      pebble_future_release(f[i]);
+    pebble_pool_destroy(p);
+  }
+}
+
 static void test_back_pressure(void) {
   pebble_kind k;
   EACH_KIND(k) {
@@ -1466,6 +1510,8 @@ int main(void) {
       {"110 MB argument; stop with one in flight", test_big_argument},
       {"small results of every size beside arguments of every size",
        test_small_results_in_place},
+      {"callbacks added while their futures resolve run once",
+       test_callbacks_race_resolution},
       {"back-pressure", test_back_pressure},
       {"schedulers blocked on a full queue are woken",
        test_blocked_submitter_woken},
