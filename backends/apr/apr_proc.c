@@ -322,6 +322,10 @@ int pba_proc_start(pebble_bk_proc **out, pebble_child_main_fn child_main,
 #endif
   st = apr_proc_fork(&proc->proc, proc->pool);
   if (st == APR_INCHILD) {
+    /* First, before any _exit(): under a tool that runs the C library's
+     * exit cleanup there (valgrind's default), the parent's buffered
+     * output would otherwise come out a second time. */
+    stdio_forget_parents();
 #if defined(__linux__)
     /* A second guard beside the lifeline thread, which a fork can leave
      * unable to start (a runtime whose allocator lock another thread held
@@ -333,7 +337,6 @@ int pba_proc_start(pebble_bk_proc **out, pebble_child_main_fn child_main,
     child_prepare(proc, snapshot, n_snapshot);
     if (pba_lifeline_watch_forked() != PEBBLE_OK)
       _exit(127); /* a worker that would outlive us must not run */
-    stdio_forget_parents();
     rc = child_main(arg, &proc->child);
     fflush(NULL); /* the task's own buffered output */
     _exit(rc);

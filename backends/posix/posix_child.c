@@ -138,6 +138,10 @@ void pbp_child_run(const pbp_child_setup *s) {
   pebble_bk_chan chan;
   int status, err_fd;
 
+  /* First: every way out from here is _exit(), which prints nothing, but
+   * under a tool that runs the C library's exit cleanup there (valgrind's
+   * default) the parent's buffered output would come out a second time. */
+  pbp_stdio_forget_parents();
   setpgid(0, 0); /* the parent does the same: whoever runs first wins */
 #if PBP_USE_PDEATHSIG
   prctl(PR_SET_PDEATHSIG, SIGKILL); /* this process, at once */
@@ -172,7 +176,6 @@ void pbp_child_run(const pbp_child_setup *s) {
 
   if (s->exec_path != NULL)
     exec_worker(s, chan.fd, err_fd);
-  pbp_stdio_forget_parents();
   status = s->child_main(s->arg, &chan);
   /* The task's own buffered output would be lost by _exit().  From here
    * on this is the task's process, so stdio may be used. */

@@ -251,11 +251,15 @@ static long max_open_fds(void) {
 }
 
 /* In the first child: fork the guardian and go, so that it is adopted
- * by init.  Only async-signal-safe calls; _Fork skips the fork handlers,
+ * by init.  Only async-signal-safe calls (and the purge of stdio's
+ * buffers, which takes no lock: without it, a tool that runs the C
+ * library's exit cleanup at _exit, as valgrind does, printed what the
+ * parent had buffered a second time); _Fork skips the fork handlers,
  * which already ran for this process. */
 static PBP_NORETURN void start_guardian(int fd, long maxfd,
                                         volatile int32_t *slots) {
   pid_t pid;
+  pbp_stdio_forget_parents();
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 34)
   pid = _Fork();
 #else
