@@ -1034,8 +1034,9 @@ static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
   pb_outcome o;
   pb_ptask *t;
   /* When the messages of the current read came: the clock is read once a
-   * read, not twice a task (a task's start and end, for task_ns). */
-  uint64_t now = 0;
+   * read, not twice a task (a task's start and end, for task_ns); here
+   * too, for bytes an earlier call left in the reader's buffer. */
+  uint64_t now = bk->now_ns();
 
   for (;;) {
     /* What was read so far is settled: its waiters wake before the next
