@@ -261,6 +261,7 @@ void pb_outcome_own(pb_outcome *o) {
  * cancel keeps the runner to stop the task with; any other resolver is
  * the task's own side, which is done with it. */
 static int settle(pebble_future *f, pb_outcome *o, int keep_runner) {
+  _Static_assert(PB_VALUE_TYPE_MAX <= 3, "result_type has two bits");
   pb_runner *runner;
   int st = atomic_load(&f->state);
   pb_lib *L = f->lib;
@@ -274,9 +275,9 @@ static int settle(pebble_future *f, pb_outcome *o, int keep_runner) {
   f->status = o->status;
   f->result = o->result;
   f->result_size = o->result_size;
-  f->result_mapped = o->result_mapped;
-  f->result_type = (unsigned char)o->result_type;
-  f->result_inline = (unsigned char)o->result_inline;
+  f->result_mapped = o->result_mapped != 0;
+  f->result_type = (unsigned char)o->result_type & 3;
+  f->result_inline = o->result_inline != 0;
   if (o->message != NULL) {
     /* Out of memory for it: the status's own text stands in. */
     pb_future_rare *r = pb_future_rare_get(f);
@@ -781,10 +782,7 @@ int pebble_future_pid(const pebble_future *cf, long *pid) {
                     "runs in this process",
                     (unsigned long long)f->id);
   pb_stripe_lock(f);
-  {
-    pb_future_rare *r = pb_future_rare_of(f);
-    found = r != NULL ? r->pid : 0;
-  }
+  found = f->pid;
   pb_stripe_unlock(f);
   if (found != 0) {
     *pid = found;

@@ -344,7 +344,6 @@ typedef struct pb_future_rare {
   pb_binding *binding;
   pb_callback *callbacks;
   pebble_exit_info *exit; /* only once a process ended */
-  int32_t pid; /* the process that started the task (pebble_future_pid) */
 } pb_future_rare;
 
 struct pebble_future {
@@ -368,17 +367,24 @@ struct pebble_future {
    * argument fit one PB_BLOCK_SIZE block (blocks.c). */
   unsigned char tracked; /* counts in the library's tasks_open until its
                             callbacks ran */
-  unsigned char ran; /* it was RUNNING when it resolved (set by settle) */
   unsigned char in_block;      /* allocated by pb_blocks (a pool task's) */
-  unsigned char result_mapped; /* result is a mapping (shared_result.c) */
-  unsigned char result_type;   /* enum pb_value_type */
   unsigned char process;       /* runs in another process: waiters sleep */
   /* Stripe lock: the cancel of a task sent ahead to a process worker
    * waits until the worker's skip request is written (pool_processes.c). */
   unsigned char skip_wait;
+  /* The outcome's details share a byte: settle writes them all, in the
+   * SETTLING state, and they are read only once the state is final. */
+  unsigned char ran : 1;           /* it was RUNNING when it resolved */
+  unsigned char result_mapped : 1; /* result is a mapping (shared_result.c) */
+  unsigned char result_type : 2;   /* enum pb_value_type */
   /* result lies in the future's own allocation (a pool task's small
    * result, copied where its argument was: pb_ptask_keep_result) */
-  unsigned char result_inline;
+  unsigned char result_inline : 1;
+  /* The process that started the task (pebble_future_pid), 0 until then;
+   * stripe lock.  In the future rather than its rare fields: it is set
+   * where no error can be returned, and so needs no allocation at
+   * schedule. */
+  int32_t pid;
   const void *owner; /* the pool that runs it, or NULL */
   void *result;
   size_t result_size;
@@ -416,7 +422,7 @@ enum pb_value_type {
   PB_VALUE_DOUBLE = 2,
   PB_VALUE_STRING = 3
 };
-#define PB_VALUE_TYPE_MAX PB_VALUE_STRING
+#define PB_VALUE_TYPE_MAX PB_VALUE_STRING /* fits pebble_future.result_type */
 
 typedef struct pb_outcome {
   int state;       /* PEBBLE_DONE, PEBBLE_FAILED or PEBBLE_CANCELLED */

@@ -343,8 +343,7 @@ static void process_launch(pb_manager *m, pb_cmd *cmd) {
   job->reader.task_id = f->id; /* what its outcome must answer */
   pb_stripe_lock(f);
   job->proc = proc;
-  /* Its rare fields were made at launch (task.c). */
-  pb_future_rare_of(f)->pid = (int32_t)bk->proc_pid(proc);
+  f->pid = (int32_t)bk->proc_pid(proc);
   if (atomic_load(&f->state) == PEBBLE_CANCELLED && !job->killed_by_library) {
     /* Cancelled between its start and now: kill what just started. */
     job->lib->bk->proc_kill(proc, 1);

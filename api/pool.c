@@ -845,13 +845,7 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
     memcpy(t + 1, &copy, sizeof copy);
     t->arg_apart = 1;
   }
-  /* A process task's pid and exit details are recorded where no error
-   * can be returned: their place is made now. */
-  if ((f->process = P->kind == PEBBLE_PROCESS) &&
-      pb_future_rare_get(f) == NULL) {
-    pb_ptask_free(t);
-    return pb_error(PEBBLE_ENOMEM, "out of memory scheduling a task");
-  }
+  f->process = P->kind == PEBBLE_PROCESS;
   t->runner.ops = &ptask_runner_ops;
   f->owner = P;
   t->pool = P;

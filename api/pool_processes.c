@@ -377,8 +377,7 @@ static void task_begins(pb_pworker *w, pb_ptask *t) {
   w->task_unsent = 0;
   pb_stripe_lock(pb_ptask_future(t));
   t->worker = w;
-  /* Its rare fields were made at schedule. */
-  pb_future_rare_of(pb_ptask_future(t))->pid = (int32_t)w->pid;
+  pb_ptask_future(t)->pid = (int32_t)w->pid;
   if (!pb_future_start(pb_ptask_future(t)))
     pb_processes_cancel_locked(&t->runner);
   pb_stripe_unlock(pb_ptask_future(t));
@@ -679,8 +678,8 @@ static int task_notice(pb_manager *m, pb_pworker *w, int started,
   t->next = NULL;
   pb_stripe_lock(pb_ptask_future(t));
   t->ahead = 0;
-  if (started) /* its rare fields were made at schedule */
-    pb_future_rare_of(pb_ptask_future(t))->pid = (int32_t)w->pid;
+  if (started)
+    pb_ptask_future(t)->pid = (int32_t)w->pid;
   if (!started)
     t->worker = NULL;
   else if (!pb_future_start(pb_ptask_future(t)))

@@ -159,15 +159,7 @@ static int launch(pb_lib *L, pebble_kind kind, pebble_task_fn fn,
     pb_binding_unref(binding);
     return rc;
   }
-  /* A process task's pid and exit details are recorded where no error
-   * can be returned: their place is made now. */
-  if ((f->process = kind == PEBBLE_PROCESS) && pb_future_rare_get(f) == NULL) {
-    pb_future_put(f); /* with the binding it took */
-    free(job->ctx);
-    free(job->arg);
-    free(job);
-    return pb_error(PEBBLE_ENOMEM, "out of memory launching a task");
-  }
+  f->process = kind == PEBBLE_PROCESS;
   job->lib = L;
   job->manager = m;
   job->kind = kind;
