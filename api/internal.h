@@ -621,11 +621,16 @@ typedef struct pb_cmd pb_cmd;
 struct pb_cmd {
   void (*run)(pb_manager *m, pb_cmd *cmd);
   pb_cmd *next;
-  int queued; /* under the manager's lock */
+  atomic_int queued; /* written under the manager's lock */
 };
 
 int pb_manager_start(pb_lib *lib, pb_manager **out);
 void pb_manager_post(pb_manager *m, pb_cmd *cmd);
+/* pb_manager_post for a poster whose work the command finds through a
+ * sequentially consistent atomic write made before the call (a pool's
+ * inbox): while the command is queued, its run will see that write, so
+ * nothing is done, without the manager's lock. */
+void pb_manager_post_seen(pb_manager *m, pb_cmd *cmd);
 void pb_manager_stop(pb_manager *m);
 /* Count work the manager owns until it is cleaned up. */
 void pb_manager_adopt(pb_manager *m, long delta);

@@ -73,8 +73,8 @@ void pb_manager_adopt(pb_manager *m, long delta) {
 void pb_manager_post(pb_manager *m, pb_cmd *cmd) {
   int wake = 0;
   m->bk->mutex_lock(m->lock);
-  if (!cmd->queued) {
-    cmd->queued = 1;
+  if (!atomic_load_explicit(&cmd->queued, memory_order_relaxed)) {
+    atomic_store(&cmd->queued, 1);
     cmd->next = NULL;
     if (m->tail != NULL)
       m->tail->next = cmd;
@@ -87,6 +87,17 @@ void pb_manager_post(pb_manager *m, pb_cmd *cmd) {
   m->bk->mutex_unlock(m->lock);
   if (wake)
     m->bk->waitset_wake(m->ws);
+}
+
+/* The caller's write, this load, the dequeue's store of 0 and the run's
+ * read are all sequentially consistent: a load that still sees 1 comes
+ * before the dequeue in their single order, so the run that follows the
+ * dequeue sees the write.  A scheduling thread in a burst then skips the
+ * lock the manager takes for every command. */
+void pb_manager_post_seen(pb_manager *m, pb_cmd *cmd) {
+  if (atomic_load(&cmd->queued))
+    return;
+  pb_manager_post(m, cmd);
 }
 
 /* Commit to sleeping unless a command came in meanwhile. */
@@ -119,7 +130,7 @@ static int run_commands(pb_manager *m) {
       m->head = cmd->next;
       if (m->head == NULL)
         m->tail = NULL;
-      cmd->queued = 0;
+      atomic_store(&cmd->queued, 0); /* see pb_manager_post_seen */
     }
     stop = m->stop;
     m->bk->mutex_unlock(m->lock);

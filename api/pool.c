@@ -301,6 +301,7 @@ int pebble_pool_create(pebble_pool **pool, pebble_kind kind,
   atomic_init(&P->remote_restarts, 0);
   atomic_init(&P->remote_lost, 0);
   atomic_init(&P->has_work, 0);
+  atomic_init(&P->may_be_ready, 1);
   atomic_init(&P->active, 0);
   atomic_init(&P->unsignalled, 0);
   atomic_init(&P->spinning, 0);
@@ -671,11 +672,14 @@ static int schedule_fast(pebble_pool *P, pb_ptask *t) {
     return 0;
   /* A thread pool's locked path starts missing workers; a process pool's
    * gives a task that finds the queue empty straight to an idle worker,
-   * so only a task that would wait behind others skips it. */
+   * so only a task that would wait behind others, or that no idle worker
+   * waits for, skips it.  A stale `may_be_ready` costs no task: the
+   * manager hands what it collects to a worker that is idle. */
   if (P->kind == PEBBLE_THREAD
           ? atomic_load_explicit(&P->active, memory_order_relaxed) <
                 P->o.workers
-          : !atomic_load_explicit(&P->has_work, memory_order_relaxed))
+          : !atomic_load_explicit(&P->has_work, memory_order_relaxed) &&
+                atomic_load_explicit(&P->may_be_ready, memory_order_relaxed))
     return 0;
   if (!reserve(P))
     return 0;
@@ -868,8 +872,8 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
     }
     if (P->kind == PEBBLE_THREAD)
       wake_for_fast(P);
-    else
-      pb_manager_post(P->manager, &P->kick); /* it collects the inbox */
+    else /* it collects the inbox, which the push wrote */
+      pb_manager_post_seen(P->manager, &P->kick);
     *future = f;
     return PEBBLE_OK;
   }

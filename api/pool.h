@@ -206,6 +206,11 @@ struct pebble_pool {
   atomic_size_t taken;
   atomic_int has_work; /* the queue is not empty: written under the pool
                           lock, read by a spinning worker without it */
+  /* Process pools: a worker may be `ready` for a task sent straight from
+   * the scheduling thread (pb_processes_send_now).  Written under the
+   * pool lock: set as a worker becomes ready, cleared when a look at the
+   * workers found none; read without it by schedule_fast. */
+  atomic_int may_be_ready;
   /* Thread workers asleep on `work` that no signal was sent to yet
    * (written under the pool lock, read without it), and signals sent and
    * not yet taken. */

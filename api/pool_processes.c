@@ -189,7 +189,8 @@ static int spawn_one(pb_manager *m, pebble_pool *P, int spare, int *err) {
     P->spare = w;
   else
     P->active++;
-  w->ready = !spare && w->out == NULL;
+  if ((w->ready = !spare && w->out == NULL))
+    atomic_store_explicit(&P->may_be_ready, 1, memory_order_relaxed);
   bk->mutex_unlock(P->lock);
   flush_out(m, w); /* the spawned worker's settings, if any */
   pb_manager_activate(m, &w->watch);
@@ -411,7 +412,12 @@ int pb_processes_send_now(pebble_pool *P, pb_ptask *t) {
     return 0;
   for (w = P->workers; w != NULL && !w->ready; w = w->next)
     ;
-  if (w == NULL || task_message(P, t, 0, w->ordinals + 1, &buf, &size) !=
+  if (w == NULL) {
+    /* Tasks go through the manager until a worker is ready again. */
+    atomic_store_explicit(&P->may_be_ready, 0, memory_order_relaxed);
+    return 0;
+  }
+  if (task_message(P, t, 0, w->ordinals + 1, &buf, &size) !=
                        PEBBLE_OK)
     return 0;
   /* Before its answer can come. */
@@ -1020,8 +1026,10 @@ static int feed_worker(pb_manager *m, pebble_pool *P, pb_pworker *w) {
     flush_pending(m, P, w);
   }
   if (!fed && w->state == PB_W_IDLE && !w->killed && !w->closed &&
-      w->out == NULL)
+      w->out == NULL) {
     w->ready = 1; /* schedulers may send it their task directly */
+    atomic_store_explicit(&P->may_be_ready, 1, memory_order_relaxed);
+  }
   return fed;
 }
 
@@ -1422,7 +1430,8 @@ static void worker_deadline(pb_manager *m, pb_watch *ww, uint64_t now) {
         if (P->spare != NULL) {
           P->spare->state = PB_W_IDLE;
           P->spare->uncounted = 0;
-          P->spare->ready = P->spare->out == NULL;
+          if ((P->spare->ready = P->spare->out == NULL))
+            atomic_store_explicit(&P->may_be_ready, 1, memory_order_relaxed);
           P->spare = NULL;
           P->active++;
         }

@@ -1355,7 +1355,10 @@ static void test_process_order(void) {
 
 /* Workers that went to sleep are woken for every task: callers schedule
  * one task at a time with pauses that let the workers spin out and sleep;
- * a lost wake-up leaves a future unresolved (the wait times out). */
+ * a lost wake-up leaves a future unresolved (the wait times out).  In a
+ * process pool the same races the scheduler's choice between handing its
+ * task to an idle worker and leaving it to the manager thread (whose
+ * command may be queued or running as the task is pushed). */
 static void *one_at_a_time(void *arg) {
   racer *r = arg;
   unsigned seed = (unsigned)(uintptr_t)r;
@@ -1379,9 +1382,9 @@ static void *one_at_a_time(void *arg) {
   }
   return NULL;
 }
-static void test_no_lost_wakeup(void) {
+static void no_lost_wakeup(pebble_kind kind) {
   static racer rs[3];
-  pebble_pool *p = make(PEBBLE_THREAD, 2, 0);
+  pebble_pool *p = make(kind, 2, 0);
   pthread_t th[3];
   int j;
   for (j = 0; j < 3; j++) {
@@ -1395,6 +1398,11 @@ static void test_no_lost_wakeup(void) {
     CU_ASSERT_EQUAL(rs[j].refused_rc, PEBBLE_OK);
   }
   pebble_pool_destroy(p);
+}
+static void test_no_lost_wakeup(void) {
+  no_lost_wakeup(PEBBLE_THREAD);
+  if (!PROCESS_HALF_SKIPPED(PEBBLE_PROCESS))
+    no_lost_wakeup(PEBBLE_PROCESS);
 }
 
 /* A task scheduled while one worker takes a long task runs on the other,
@@ -1528,7 +1536,8 @@ int main(void) {
       {"scheduling races close and stop: nothing left behind",
        test_schedule_races_close},
       {"the queue's bound holds with callers racing", test_bound_races},
-      {"sleeping workers are woken for every task", test_no_lost_wakeup},
+      {"sleeping workers are woken for every task, both kinds",
+       test_no_lost_wakeup},
       {"a process pool starts one scheduler's tasks in order",
        test_process_order},
       {"statistics count tasks sent ahead as queued",
