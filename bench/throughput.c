@@ -39,10 +39,12 @@
  * it was never the best peer.  Once the walk holds APR's lock long enough
  * to starve its worker, the queue and the walk grow together: a run whose
  * 100 k cold median predicted 20 s (the reused one 26 s) spent over 20
- * minutes in one 1 M burst, hence the slower way and 20 s.  The medians,
- * not the slowest repetition: one preemption in a 1 k burst of a
- * millisecond would leave a peer out of every 100 k row.
- * BENCH_LONG_BURST_S=seconds sets that limit (CI checks the rule with 0).
+ * minutes in one 1 M burst, hence the slower way and 20 s.  Predictions
+ * start from 100 k-task bursts (PREDICT_FROM_N): a 1 k burst lasts about
+ * a millisecond, and the square of the step to 100 k turned a few slow
+ * ones into a minute's prediction and left APR out of a 100 k row.
+ * BENCH_LONG_BURST_S=seconds sets that limit (CI checks the rule with 0,
+ * from 100 k to 1 M tasks).
  * BENCH_THROUGHPUT=W:N[,W:N...] limits the run to those configurations.
  */
 #include <stdio.h>
@@ -59,6 +61,7 @@
 #define REPS_1K_TIMES 5 /* a 1 k burst lasts about a millisecond: more
                            repetitions keep one preemption from deciding */
 #define LONG_BURST_S 20.0 /* a peer's burst predicted longer sits out */
+#define PREDICT_FROM_N 100000 /* predictions start from this size */
 
 static const bench_pool_sys *const systems[] = {
     &bench_pool_pebble, &bench_pool_pebble_map, &bench_pool_glib,
@@ -262,7 +265,9 @@ static void run_workers(unsigned workers, const config *list, size_t count,
     if (c->n <= 1000 && !o->quick)
       reps *= REPS_1K_TIMES;
     for (s = FIRST_PEER; s < END_PEER; s++) {
-      double scale = burst_n ? (double)c->n / (double)burst_n : 0;
+      double scale = burst_n >= PREDICT_FROM_N
+                         ? (double)c->n / (double)burst_n
+                         : 0;
       if (burst_s[s] * scale * scale > limit) {
         snprintf(why[s], sizeof why[s],
                  "its %zu-task bursts took %.3g ms (median, the slower "
