@@ -133,6 +133,14 @@ static void watch_worker(pb_manager *m, pb_pworker *w) {
 }
 
 /* Call through start_worker_locked, which counts the worker alive. */
+/* Pool lock held: w may take a scheduler's task directly, so schedulers
+ * look for a ready worker again (pb_processes_send_now clears the flag
+ * when it finds none). */
+static void mark_ready(pebble_pool *P, pb_pworker *w) {
+  w->ready = 1;
+  atomic_store_explicit(&P->may_be_ready, 1, memory_order_relaxed);
+}
+
 static int spawn_one(pb_manager *m, pebble_pool *P, int spare, int *err) {
   const pebble_backend *bk = P->lib->bk;
   pb_pworker *w = calloc(1, sizeof *w);
@@ -189,8 +197,8 @@ static int spawn_one(pb_manager *m, pebble_pool *P, int spare, int *err) {
     P->spare = w;
   else
     P->active++;
-  if ((w->ready = !spare && w->out == NULL))
-    atomic_store_explicit(&P->may_be_ready, 1, memory_order_relaxed);
+  if (!spare && w->out == NULL)
+    mark_ready(P, w);
   bk->mutex_unlock(P->lock);
   flush_out(m, w); /* the spawned worker's settings, if any */
   pb_manager_activate(m, &w->watch);
@@ -417,8 +425,7 @@ int pb_processes_send_now(pebble_pool *P, pb_ptask *t) {
     atomic_store_explicit(&P->may_be_ready, 0, memory_order_relaxed);
     return 0;
   }
-  if (task_message(P, t, 0, w->ordinals + 1, &buf, &size) !=
-                       PEBBLE_OK)
+  if (task_message(P, t, 0, w->ordinals + 1, &buf, &size) != PEBBLE_OK)
     return 0;
   /* Before its answer can come. */
   atomic_store(&w->task_id, pb_ptask_future(t)->id);
@@ -1027,8 +1034,7 @@ static int feed_worker(pb_manager *m, pebble_pool *P, pb_pworker *w) {
   }
   if (!fed && w->state == PB_W_IDLE && !w->killed && !w->closed &&
       w->out == NULL) {
-    w->ready = 1; /* schedulers may send it their task directly */
-    atomic_store_explicit(&P->may_be_ready, 1, memory_order_relaxed);
+    mark_ready(P, w);
   }
   return fed;
 }
@@ -1430,8 +1436,8 @@ static void worker_deadline(pb_manager *m, pb_watch *ww, uint64_t now) {
         if (P->spare != NULL) {
           P->spare->state = PB_W_IDLE;
           P->spare->uncounted = 0;
-          if ((P->spare->ready = P->spare->out == NULL))
-            atomic_store_explicit(&P->may_be_ready, 1, memory_order_relaxed);
+          if (P->spare->out == NULL)
+            mark_ready(P, P->spare);
           P->spare = NULL;
           P->active++;
         }

@@ -18,9 +18,10 @@
  * variables look closer at where that time goes (docs/performance.md,
  * section 3, "Two speeds"):
  *
- *   PROCBURST_THREADS=1  then one line per thread of this process and
- *                        per worker: the milliseconds it ran, and those it
- *                        waited for a CPU, during the timed part
+ *   PROCBURST_THREADS=1  (any value but 0) then one line per thread of
+ *                        this process and per worker: the milliseconds
+ *                        it ran, and those it waited for a CPU, during
+ *                        the timed part
  *   PROCBURST_PIN=SLW    (implies the above) after the warm-up, pins the
  *                        scheduling thread to CPU S, the library's
  *                        threads (the manager) to CPU L and the workers
@@ -153,7 +154,7 @@ int main(int argc, char **argv) {
   size_t n, workers = 2, warm = BENCH_WARMUP_TASKS, i, n_before = 0,
          n_after = 0;
   int rt, threads;
-  const char *pin_to;
+  const char *pin_to, *env;
   seen before[MAX_SEEN], after[MAX_SEEN];
   pebble_pool_options po;
   pebble_pool *pool;
@@ -181,9 +182,9 @@ int main(int argc, char **argv) {
     bench_die("procburst: %s", pebble_last_error());
   bench_echo_burst(pool, f, warm, "procburst");
   pin_to = getenv("PROCBURST_PIN");
+  env = getenv("PROCBURST_THREADS");
   threads = (pin_to != NULL && *pin_to != '\0') ||
-            (getenv("PROCBURST_THREADS") != NULL &&
-             *getenv("PROCBURST_THREADS") != '\0');
+            (env != NULL && *env != '\0' && strcmp(env, "0") != 0);
   if (pin_to != NULL && *pin_to != '\0')
     pin(pool, pin_to);
   if (threads)
