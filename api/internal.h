@@ -646,8 +646,9 @@ void pb_manager_post(pb_manager *m, pb_cmd *cmd);
  * nothing is done, without the manager's lock. */
 void pb_manager_post_seen(pb_manager *m, pb_cmd *cmd);
 /* Manager thread: it runs on `cpu`, which a busy worker needs; move off
- * it if `need` CPUs are allowed (pb_move_off_cpu), at most once a
- * millisecond, so that a kernel that keeps putting it back costs little. */
+ * it if `need` CPUs are allowed (pb_move_off_cpu).  Tried at most once a
+ * millisecond, so that a kernel that keeps putting it back, or a mask
+ * too narrow, costs little. */
 void pb_manager_leave_cpu(pb_manager *m, int cpu, unsigned need);
 void pb_manager_stop(pb_manager *m);
 /* Count work the manager owns until it is cleaned up. */

@@ -34,7 +34,7 @@ struct pb_manager {
   atomic_long owned; /* work not yet cleaned up */
   pebble_bk_thread *thread;
   pb_watch *active; /* manager thread only */
-  uint64_t left_cpu_at; /* manager thread only: pb_manager_leave_cpu */
+  uint64_t tried_cpu_at; /* manager thread only: pb_manager_leave_cpu */
 };
 
 void pb_manager_activate(pb_manager *m, pb_watch *w) {
@@ -103,12 +103,14 @@ void pb_manager_post_seen(pb_manager *m, pb_cmd *cmd) {
 
 #define LEAVE_CPU_EVERY_NS 1000000u
 
+/* Tries, not moves, are counted: where too few CPUs are allowed, a try
+ * costs a system call, once a millisecond at most. */
 void pb_manager_leave_cpu(pb_manager *m, int cpu, unsigned need) {
   uint64_t now = m->bk->now_ns();
-  if (m->left_cpu_at != 0 && now - m->left_cpu_at < LEAVE_CPU_EVERY_NS)
+  if (m->tried_cpu_at != 0 && now - m->tried_cpu_at < LEAVE_CPU_EVERY_NS)
     return;
-  if (pb_move_off_cpu(cpu, need))
-    m->left_cpu_at = now;
+  m->tried_cpu_at = now;
+  (void)pb_move_off_cpu(cpu, need);
 }
 
 /* Commit to sleeping unless a command came in meanwhile. */

@@ -73,7 +73,8 @@ int pb_cpu_now(void) {
 int pb_move_off_cpu(int cpu, unsigned need) {
 #ifdef PB_CAN_MOVE
   cpu_set_t mask, narrower;
-  if (!atomic_load_explicit(&move_allowed, memory_order_relaxed) || cpu < 0 || cpu >= CPU_SETSIZE || sched_getcpu() != cpu ||
+  if (!atomic_load_explicit(&move_allowed, memory_order_relaxed) ||
+      cpu < 0 || cpu >= CPU_SETSIZE || sched_getcpu() != cpu ||
       sched_getaffinity(0, sizeof mask, &mask) != 0 ||
       CPU_COUNT(&mask) < (int)need || !CPU_ISSET(cpu, &mask))
     return 0;

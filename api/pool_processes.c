@@ -132,7 +132,6 @@ static void watch_worker(pb_manager *m, pb_pworker *w) {
                                   &w->watch);
 }
 
-/* Call through start_worker_locked, which counts the worker alive. */
 /* Pool lock held: w may take a scheduler's task directly, so schedulers
  * look for a ready worker again (pb_processes_send_now clears the flag
  * when it finds none). */
@@ -141,6 +140,7 @@ static void mark_ready(pebble_pool *P, pb_pworker *w) {
   atomic_store_explicit(&P->may_be_ready, 1, memory_order_relaxed);
 }
 
+/* Call through start_worker_locked, which counts the worker alive. */
 static int spawn_one(pb_manager *m, pebble_pool *P, int spare, int *err) {
   const pebble_backend *bk = P->lib->bk;
   pb_pworker *w = calloc(1, sizeof *w);
@@ -1233,9 +1233,10 @@ static void leave_worker_cpu(pb_manager *m, pb_pworker *w) {
   pebble_pool *P = w->pool;
   pb_worker_page *page = atomic_load(&w->page);
   int cpu;
-  if (page == NULL || w->remote ||
-      (cpu = atomic_load_explicit(&page->cpu, memory_order_relaxed) - 1) < 0 ||
-      cpu != pb_cpu_now())
+  if (page == NULL || w->remote)
+    return;
+  cpu = atomic_load_explicit(&page->cpu, memory_order_relaxed) - 1;
+  if (cpu < 0 || cpu != pb_cpu_now())
     return;
   if (w->n_ahead > 0 ||
       atomic_load_explicit(&P->has_work, memory_order_relaxed) ||
