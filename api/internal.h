@@ -118,17 +118,6 @@ const char *pb_module_ext(void);
 unsigned pb_online_cpus(void);
 /* Bytes of physical memory; SIZE_MAX where the system does not say. */
 size_t pb_physical_memory(void);
-
-/* ---- placement.c: the manager thread leaves a busy worker's CPU ---- */
-/* Reads PEBBLE_MOVE_MANAGER as the library starts; a bad value is
- * refused, like a bad PEBBLE_SPIN. */
-int pb_move_setting_check(void);
-/* The CPU the calling thread runs on; -1 where the system does not say. */
-int pb_cpu_now(void);
-/* If the calling thread runs on `cpu` and may run on `need` CPUs or more,
- * have it moved to another of them, its affinity mask left as it was;
- * 1 if it moved.  Linux; elsewhere, or with PEBBLE_MOVE_MANAGER=0, 0. */
-int pb_move_off_cpu(int cpu, unsigned need);
 /* Fault in the pages of a large block about to be filled (best effort). */
 void pb_prefault(void *p, size_t size);
 
@@ -139,9 +128,6 @@ void pb_prefault(void *p, size_t size);
 typedef struct pb_worker_page {
   atomic_ullong run;
   atomic_uint skip_epoch; /* bumped by the pool after it writes a SKIP */
-  /* The CPU the worker last started a task on, plus one; 0: not known.
-   * Read by the manager thread to leave that CPU (placement.c). */
-  atomic_int cpu;
 } pb_worker_page;
 /* Pool side: a page a forked worker inherits; NULL where there is none. */
 pb_worker_page *pb_page_new_inherited(void);
@@ -645,11 +631,6 @@ void pb_manager_post(pb_manager *m, pb_cmd *cmd);
  * inbox): while the command is queued, its run will see that write, so
  * nothing is done, without the manager's lock. */
 void pb_manager_post_seen(pb_manager *m, pb_cmd *cmd);
-/* Manager thread: it runs on `cpu`, which a busy worker needs; move off
- * it if `need` CPUs are allowed (pb_move_off_cpu).  Tried at most once a
- * millisecond, so that a kernel that keeps putting it back, or a mask
- * too narrow, costs little. */
-void pb_manager_leave_cpu(pb_manager *m, int cpu, unsigned need);
 void pb_manager_stop(pb_manager *m);
 /* Count work the manager owns until it is cleaned up. */
 void pb_manager_adopt(pb_manager *m, long delta);

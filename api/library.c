@@ -168,8 +168,6 @@ static int lib_create(pb_lib **out) {
   rc = default_start(ref.bk, &default_method);
   if (rc == PEBBLE_OK)
     rc = pb_spin_setting_check(); /* refused like a bad start method */
-  if (rc == PEBBLE_OK)
-    rc = pb_move_setting_check();
   if (rc != PEBBLE_OK)
     return rc;
   rc = ref.bk->init(&host);

@@ -34,7 +34,6 @@ struct pb_manager {
   atomic_long owned; /* work not yet cleaned up */
   pebble_bk_thread *thread;
   pb_watch *active; /* manager thread only */
-  uint64_t tried_cpu_at; /* manager thread only: pb_manager_leave_cpu */
 };
 
 void pb_manager_activate(pb_manager *m, pb_watch *w) {
@@ -99,18 +98,6 @@ void pb_manager_post_seen(pb_manager *m, pb_cmd *cmd) {
   if (atomic_load(&cmd->queued))
     return;
   pb_manager_post(m, cmd);
-}
-
-#define LEAVE_CPU_EVERY_NS 1000000u
-
-/* Tries, not moves, are counted: where too few CPUs are allowed, a try
- * costs a system call, once a millisecond at most. */
-void pb_manager_leave_cpu(pb_manager *m, int cpu, unsigned need) {
-  uint64_t now = m->bk->now_ns();
-  if (m->tried_cpu_at != 0 && now - m->tried_cpu_at < LEAVE_CPU_EVERY_NS)
-    return;
-  m->tried_cpu_at = now;
-  (void)pb_move_off_cpu(cpu, need);
 }
 
 /* Commit to sleeping unless a command came in meanwhile. */

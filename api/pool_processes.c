@@ -1223,32 +1223,10 @@ static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
   }
 }
 
-/* Woken by w's result on w's CPU (a pipe's wake-up brings the reader to
- * the writer), the manager thread leaves that CPU to w if w has more work
- * and the pool may have a CPU for each worker and one for the manager
- * (placement.c).  A worker with nothing more sleeps after its result, and
- * then sharing its CPU is what a round trip wants.  n_ahead is written
- * by the manager thread only. */
-static void leave_worker_cpu(pb_manager *m, pb_pworker *w) {
-  pebble_pool *P = w->pool;
-  pb_worker_page *page = atomic_load(&w->page);
-  int cpu;
-  if (page == NULL || w->remote)
-    return;
-  cpu = atomic_load_explicit(&page->cpu, memory_order_relaxed) - 1;
-  if (cpu < 0 || cpu != pb_cpu_now())
-    return;
-  if (w->n_ahead > 0 ||
-      atomic_load_explicit(&P->has_work, memory_order_relaxed) ||
-      atomic_load_explicit(&P->inbox, memory_order_relaxed) != NULL)
-    pb_manager_leave_cpu(m, cpu, P->o.workers + 1);
-}
-
 /* The outcomes a worker sent, a read's worth at a time: the futures of one
  * read wake their waiters together (an application that waits for each
  * result in turn would otherwise be woken, and wake, once a task). */
 static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
-  leave_worker_cpu(m, w);
   pb_future_defer_wakes();
   read_outcomes(m, w, budget);
   pb_future_flush_wakes();

@@ -18,9 +18,7 @@
  * claim and a start cannot both win.
  *
  * The page also carries the skip epoch (worker.c): the pool bumps it
- * after each write that carried a request to skip a task sent ahead; and
- * the CPU the worker last started a task on, which the manager thread
- * leaves while the worker has more work (placement.c).
+ * after each write that carried a request to skip a task sent ahead.
  *
  * A forked worker inherits the page (a shared anonymous mapping made
  * before the fork).  A spawned one makes it, as a memory file sealed
@@ -69,7 +67,6 @@ int pb_page_begin(pb_worker_page *page, uint64_t ordinal) {
       return 0;
   while (!atomic_compare_exchange_weak(&page->run, &v,
                                        run_word(ordinal, PB_RUN_RUNNING)));
-  atomic_store_explicit(&page->cpu, pb_cpu_now() + 1, memory_order_relaxed);
   return 1;
 }
 

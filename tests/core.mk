@@ -104,14 +104,6 @@ tests_core_faults_SOURCES = tests/core_faults.c tests/core_util.h
 tests_core_faults_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS) $(CUNIT_CFLAGS)
 tests_core_faults_LDADD = $(core_test_ldadd)
 
-# The manager thread leaving a busy worker's CPU (api/placement.c), run
-# once: it fakes the CPU calls the library makes, which no backend sees.
-check_PROGRAMS += tests/core_placement
-TESTS += tests/core_placement
-tests_core_placement_SOURCES = tests/core_placement.c tests/core_util.h
-tests_core_placement_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS) $(CUNIT_CFLAGS)
-tests_core_placement_LDADD = $(core_test_ldadd) $(DL_LIBS)
-
 # The forkserver start method itself (POSIX backend), run once: the
 # shared suites run under it in the matrix row posix-forkserver.
 check_PROGRAMS += tests/core_forkserver
