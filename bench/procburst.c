@@ -27,10 +27,9 @@
  *                        threads (the manager) to CPU L and the workers
  *                        to CPU W: digits, as in PROCBURST_PIN=001
  *
- * The workload is the
- * one of bench/procpool's Pebble rows; this program runs it without the
- * references, so that `perf record`, `strace -c -f` or callgrind see
- * nothing else:
+ * The workload is the one of bench/procpool's Pebble rows; this program
+ * runs it without the references, so that `perf record`, `strace -c -f`
+ * or callgrind see nothing else:
  *
  *   perf record -g -F 2000 -- bench/procburst burst 200000 2
  *   valgrind --tool=callgrind --trace-children=yes bench/procburst burst
@@ -109,10 +108,11 @@ static size_t look(pebble_pool *pool, seen *out) {
 
 static void pin(pebble_pool *pool, const char *cpus) {
   seen all[MAX_SEEN];
-  size_t n = look(pool, all), i;
+  size_t n, i;
   if (strlen(cpus) != 3 || strspn(cpus, "0123456789") != 3)
     bench_die("procburst: PROCBURST_PIN=%s: three CPU digits, as in 001",
               cpus);
+  n = look(pool, all);
   for (i = 0; i < n; i++) {
     cpu_set_t set;
     CPU_ZERO(&set);
@@ -153,7 +153,7 @@ static void report_seen(const seen *before, size_t nb, const seen *after,
 int main(int argc, char **argv) {
   size_t n, workers = 2, warm = BENCH_WARMUP_TASKS, i, n_before = 0,
          n_after = 0;
-  int rt, threads;
+  int rt, pinning, threads;
   const char *pin_to, *env;
   seen before[MAX_SEEN], after[MAX_SEEN];
   pebble_pool_options po;
@@ -183,9 +183,10 @@ int main(int argc, char **argv) {
   bench_echo_burst(pool, f, warm, "procburst");
   pin_to = getenv("PROCBURST_PIN");
   env = getenv("PROCBURST_THREADS");
-  threads = (pin_to != NULL && *pin_to != '\0') ||
-            (env != NULL && *env != '\0' && strcmp(env, "0") != 0);
-  if (pin_to != NULL && *pin_to != '\0')
+  pinning = pin_to != NULL && *pin_to != '\0';
+  threads =
+      pinning || (env != NULL && *env != '\0' && strcmp(env, "0") != 0);
+  if (pinning)
     pin(pool, pin_to);
   if (threads)
     n_before = look(pool, before);
