@@ -16,6 +16,7 @@
 
 static void reset(pb_reader *r) {
   r->header_got = 0;
+  r->header_unchecked = 0;
   r->payload = NULL;
   r->mapped = 0;
   r->payload_got = 0;
@@ -113,6 +114,28 @@ int pb_reader_cut_short(const pb_reader *r, char *buf, size_t len) {
   return 0;
 }
 
+/* A header just read: checked against the task the worker answers now;
+ * a result file's descriptor is taken with it.  PEBBLE_OK, or *status. */
+static int header_done(pb_reader *r, const pebble_backend *bk,
+                       pebble_bk_proc *proc, size_t max_result, int *status,
+                       char *why, size_t whylen) {
+  *status = pb_msg_check(&r->header, max_result,
+                         r->task_id_live != NULL
+                             ? (uint64_t)atomic_load(r->task_id_live)
+                             : r->task_id,
+                         why, whylen);
+  if (*status == PEBBLE_OK && r->header.type == PB_MSG_RESULT_SHARED)
+    *status = map_shared(r, bk, proc, why, whylen);
+  return *status;
+}
+
+/* A NUDGE carries nothing: it needs no turn after the ring's messages. */
+static int plain_nudge(const pb_msg_header *h) {
+  return h->magic == PB_MSG_MAGIC && h->version == PB_MSG_VERSION &&
+         h->type == PB_MSG_NUDGE && h->code == 0 && h->size == 0 &&
+         h->tag == pb_msg_tag(0);
+}
+
 /* Messages are read through a small buffer, so that one read brings a
  * header with its payload, or several small messages; a payload larger
  * than the buffer is read straight into its own memory.  A read that
@@ -123,6 +146,12 @@ enum pb_read_result pb_reader_step(pb_reader *r, const pebble_backend *bk,
                                    pebble_bk_proc *proc, size_t max_result,
                                    size_t *budget, int *status, char *why,
                                    size_t whylen) {
+  if (r->header_unchecked) {
+    r->header_unchecked = 0;
+    if (header_done(r, bk, proc, max_result, status, why, whylen) !=
+        PEBBLE_OK)
+      return PB_READ_BAD;
+  }
   for (;;) {
     unsigned char *dst;
     size_t want, avail, got = 0;
@@ -137,7 +166,8 @@ enum pb_read_result pb_reader_step(pb_reader *r, const pebble_backend *bk,
     } else {
       if (r->payload == NULL &&
           (r->header.type == PB_MSG_STARTED ||
-           r->header.type == PB_MSG_SKIPPED) &&
+           r->header.type == PB_MSG_SKIPPED ||
+           r->header.type == PB_MSG_NUDGE) &&
           r->header.size < sizeof r->notice) { /* pb_msg_check: it is */
         r->payload = r->notice;
         r->payload_cap = (size_t)r->header.size;
@@ -192,6 +222,24 @@ enum pb_read_result pb_reader_step(pb_reader *r, const pebble_backend *bk,
       ask = direct ? want : PB_READER_BUF;
       if (ask > *budget)
         ask = *budget;
+      if (r->ring != NULL) {
+        rc = pb_ring_read(r->ring, direct ? dst : r->buf, ask, &got);
+        if (rc != PEBBLE_OK) {
+          *status = rc;
+          snprintf(why, whylen, "the worker's outcome ring says it holds "
+                                "more than it can");
+          return PB_READ_BAD;
+        }
+        if (got == 0)
+          return PB_READ_AGAIN; /* looked at again each time: no drained */
+        *budget = *budget > got ? *budget - got : 0;
+        if (!direct) {
+          r->buf_pos = 0;
+          r->buf_len = got;
+          continue;
+        }
+        goto got_bytes;
+      }
       rc = bk->proc_read(proc, direct ? dst : r->buf, ask, &got);
       if (rc == PEBBLE_ENOTREADY)
         return PB_READ_AGAIN;
@@ -208,24 +256,19 @@ enum pb_read_result pb_reader_step(pb_reader *r, const pebble_backend *bk,
         continue;
       }
     }
+  got_bytes:
     if (header) {
       r->header_got += got;
       if (r->header_got < sizeof r->header_buf)
         continue;
       memcpy(&r->header, r->header_buf, sizeof r->header);
-      *status = pb_msg_check(&r->header, max_result,
-                             r->task_id_live != NULL
-                                 ? (uint64_t)atomic_load(r->task_id_live)
-                                 : r->task_id,
-                             why, whylen);
-      if (*status != PEBBLE_OK)
-        return PB_READ_BAD;
-      if (r->header.type == PB_MSG_RESULT_SHARED) {
-        *status = map_shared(r, bk, proc, why, whylen);
-        if (*status != PEBBLE_OK)
-          return PB_READ_BAD;
-        continue; /* complete: nothing follows the header */
+      if (r->hold_headers && !plain_nudge(&r->header)) {
+        r->header_unchecked = 1;
+        return PB_READ_HEADER;
       }
+      if (header_done(r, bk, proc, max_result, status, why, whylen) !=
+          PEBBLE_OK)
+        return PB_READ_BAD;
       /* The payload's memory comes as its bytes do (grow_payload). */
     } else {
       r->payload_got += got;
@@ -287,15 +330,17 @@ int pb_send_outcome(const pebble_backend *bk, pebble_bk_chan *chan,
      * cannot be sealed, its bytes go through the channel. */
     if (ctx->result_handle >= 0 && PB_BK_HAS(bk, chan_send_handle) &&
         pb_shared_seal(ctx->result_handle) == PEBBLE_OK) {
+      unsigned char buf[sizeof h + 2 * sizeof h]; /* and a notice */
       pb_msg_fill(&h, PB_MSG_RESULT_SHARED, ctx->result_type,
                   ctx->result_size);
       h.tag = pb_msg_tag(ctx->future_id);
-      if (bk->chan_send_handle(chan, &h, sizeof h, ctx->result_handle) !=
-              PEBBLE_OK ||
-          (after_len > 0 &&
-           bk->chan_write_all(chan, after, after_len) != PEBBLE_OK))
-        return PEBBLE_EDIED;
-      return PEBBLE_OK;
+      if (after_len > sizeof buf - sizeof h)
+        return PEBBLE_EDIED; /* a notice is never that long */
+      memcpy(buf, &h, sizeof h);
+      if (after_len > 0)
+        memcpy(buf + sizeof h, after, after_len);
+      return pb_ring_send(bk, chan, buf, sizeof h + after_len,
+                          after_len > 0 ? 2 : 1, ctx->result_handle);
     }
     pb_msg_fill(&h, PB_MSG_RESULT, ctx->result_type, ctx->result_size);
     h.tag = pb_msg_tag(ctx->future_id);
@@ -304,9 +349,10 @@ int pb_send_outcome(const pebble_backend *bk, pebble_bk_chan *chan,
   return pb_chan_send_then(bk, chan, &h, payload, after, after_len);
 }
 
-/* Small messages go out in one write: header and payload (and what
- * follows, if it fits) together in a buffer on the stack; larger ones as
- * separate writes, not worth a copy. */
+/* Small messages go out whole: header and payload (and what follows, if
+ * it fits) together in a buffer on the stack, in one write or through a
+ * pool worker's outcome ring (pb_ring_send); larger ones as separate
+ * writes, not worth a copy. */
 #define PB_SEND_BUF 4096
 
 int pb_chan_send_then(const pebble_backend *bk, pebble_bk_chan *chan,
@@ -321,10 +367,10 @@ int pb_chan_send_then(const pebble_backend *bk, pebble_bk_chan *chan,
       memcpy(buf + sizeof *h, payload, (size_t)h->size);
     if (after_len > 0)
       memcpy(buf + n, after, after_len);
-    return bk->chan_write_all(chan, buf, n + after_len) == PEBBLE_OK
-               ? PEBBLE_OK
-               : PEBBLE_EDIED;
+    return pb_ring_send(bk, chan, buf, n + after_len, after_len > 0 ? 2 : 1,
+                        -1);
   }
+  pb_ring_note_chan(chan, after_len > 0 ? 2 : 1);
   if (bk->chan_write_all(chan, h, sizeof *h) != PEBBLE_OK ||
       (h->size > 0 &&
        bk->chan_write_all(chan, payload, (size_t)h->size) != PEBBLE_OK) ||

@@ -125,9 +125,21 @@ void pb_prefault(void *p, size_t size);
  * run: 0 at first, then (ordinal << 2 | 1) while the worker runs the task
  * the pool numbered so, (ordinal << 2 | 2) once it returned, or all ones
  * once the pool claimed the worker to kill it. */
+#define PB_RING_BYTES ((size_t)64 << 10)
 typedef struct pb_worker_page {
   atomic_ullong run;
   atomic_uint skip_epoch; /* bumped by the pool after it writes a SKIP */
+  /* The outcome ring (worker_page.c): the worker's small messages, in
+   * order, instead of a write each to its channel.  Written by the pool:
+   * bytes it took from the ring, messages it took from the channel, and
+   * whether it wants a NUDGE on the channel for the next message put in
+   * the ring (it stopped looking). */
+  _Alignas(64) atomic_ullong ring_head;
+  atomic_ullong chan_taken;
+  atomic_uint want_nudge;
+  /* Written by the worker: bytes it put in the ring. */
+  _Alignas(64) atomic_ullong ring_tail;
+  _Alignas(64) unsigned char ring[PB_RING_BYTES];
 } pb_worker_page;
 /* Pool side: a page a forked worker inherits; NULL where there is none. */
 pb_worker_page *pb_page_new_inherited(void);
@@ -146,6 +158,25 @@ void pb_page_end(pb_worker_page *page, uint64_t ordinal);
  * worker starts nothing more; 0: the task has ended. */
 int pb_page_claim(pb_worker_page *page, uint64_t ordinal);
 atomic_uint *pb_page_skip_epoch(pb_worker_page *page); /* NULL: no page */
+/* Worker: the outcome ring of `page` carries this process's messages on
+ * `chan` from now on; `chan_sent`: messages it sent on the channel before
+ * (the pool counts them as it takes them).  NULL page: none. */
+void pb_ring_use(pb_worker_page *page, pebble_bk_chan *chan,
+                 uint64_t chan_sent);
+/* Worker: send n bytes holding `msgs` whole messages on chan, through the
+ * ring when it has room and the pool has taken every message sent on the
+ * channel before (so that the two keep their order), else on the channel.
+ * `handle`: the first message carries a descriptor (the channel only,
+ * through chan_send_handle; -1: none).  PEBBLE_OK or PEBBLE_EDIED. */
+int pb_ring_send(const pebble_backend *bk, pebble_bk_chan *chan,
+                 const void *buf, size_t n, unsigned msgs, intptr_t handle);
+/* Worker: msgs more messages go on chan, not through pb_ring_send. */
+void pb_ring_note_chan(pebble_bk_chan *chan, unsigned msgs);
+/* Pool: copy up to len bytes the worker put in the ring to dst; *got 0
+ * when it is empty.  PEBBLE_EPROTO if the worker's count is impossible. */
+int pb_ring_read(pb_worker_page *page, void *dst, size_t len, size_t *got);
+/* Pool: the worker has put bytes in the ring that the pool did not take. */
+int pb_ring_pending(pb_worker_page *page);
 
 /* ---- shared_result.c: large process results as sealed memory files ----
  * len counts the result's trailing NUL.  pb_shared_map always closes the
@@ -508,7 +539,7 @@ void pb_dispatch_stop(pb_dispatch *d);
 
 /* ---- message.c: the worker message format ---- */
 #define PB_MSG_MAGIC 0x50424c31u /* "PBL1" */
-#define PB_MSG_VERSION 5u
+#define PB_MSG_VERSION 6u
 enum pb_msg_type {
   PB_MSG_RESULT = 1,  /* payload: the result bytes */
   PB_MSG_FAILURE = 2, /* code: the task's code; payload: its message */
@@ -524,9 +555,11 @@ enum pb_msg_type {
   PB_MSG_SKIP = 9,     /* to a pool worker: payload: a task's future id */
   PB_MSG_STARTED = 10, /* from a pool worker: it starts that task now */
   PB_MSG_SKIPPED = 11, /* from a pool worker: it skipped it, unstarted */
-  PB_MSG_PAGE = 12     /* from a spawned pool worker, asked for it by
+  PB_MSG_PAGE = 12,    /* from a spawned pool worker, asked for it by
                           CONFIG's code: no payload; its page's sealed
                           memory file is attached (worker_page.c) */
+  PB_MSG_NUDGE = 13    /* from a pool worker: no payload; look at the
+                          outcome ring (worker_page.c) */
 };
 /* CONFIG code: make a page and send it (PB_MSG_PAGE) before anything
  * else. */
@@ -565,6 +598,7 @@ typedef struct pb_worker_config {
   /* Shared with the pool (worker_page.c), or NULL; a forked worker's is
    * inherited, a spawned one makes its own. */
   pb_worker_page *page;
+  unsigned chan_sent; /* messages sent on the channel before serving */
 } pb_worker_config;
 int pb_worker_serve(const pebble_backend *bk, pebble_bk_chan *chan,
                     const pb_worker_config *cfg);
@@ -657,6 +691,14 @@ typedef struct pb_reader {
    * another thread may change (a pool worker's current task), read after
    * the bytes that answer it. */
   const atomic_uint_fast64_t *task_id_live;
+  /* When set, bytes come from this page's outcome ring (worker_page.c),
+   * not from the channel. */
+  pb_worker_page *ring;
+  /* Set by the owner: a header (but a NUDGE's) stops the step with
+   * PB_READ_HEADER before it is checked, and the next step checks it
+   * (header_unchecked), so that the owner can first take what the
+   * outcome ring holds, which the header's task may follow. */
+  int hold_headers, header_unchecked;
   int eof;
   unsigned char *buf; /* PB_READER_BUF bytes, malloc'd on first use */
   size_t buf_pos, buf_len;
@@ -673,7 +715,8 @@ enum pb_read_result {
   PB_READ_AGAIN,   /* nothing more for now (or the budget is spent) */
   PB_READ_MESSAGE, /* a whole message: header and payload in the reader */
   PB_READ_EOF,     /* the worker closed its end */
-  PB_READ_BAD      /* bad message: status in *status, text in why */
+  PB_READ_BAD,     /* bad message: status in *status, text in why */
+  PB_READ_HEADER   /* hold_headers: a header came; the next step checks it */
 };
 /* Parent side: read what proc has, up to *budget bytes (decremented).
  * max_result bounds a result's size. */

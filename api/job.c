@@ -367,6 +367,7 @@ again:
   switch (pb_reader_step(&job->reader, bk, job->proc, job->max_message,
                          &budget, &status, why, sizeof why)) {
   case PB_READ_AGAIN:
+  case PB_READ_HEADER: /* not asked for (hold_headers) */
     return;
   case PB_READ_MESSAGE:
     if (job->reader.header.type == PB_MSG_INIT_FAILED) {

@@ -42,6 +42,7 @@ static int tag_ok(const pb_msg_header *h, uint64_t task_id) {
   case PB_MSG_ERROR:
     return h->tag == pb_msg_tag(task_id);
   case PB_MSG_INIT_FAILED:
+  case PB_MSG_NUDGE:
     return h->tag == pb_msg_tag(0);
   default:
     return 1;
@@ -109,6 +110,14 @@ int pb_msg_check(const pb_msg_header *h, size_t max_size, uint64_t task_id,
       snprintf(msg, msglen,
                "the worker sent an error text of %llu bytes (at most %u)",
                (unsigned long long)h->size, PB_TEXT_PAYLOAD_MAX);
+      return PEBBLE_EPROTO;
+    }
+    return PEBBLE_OK;
+  case PB_MSG_NUDGE:
+    if (h->size != 0 || h->code != 0) {
+      snprintf(msg, msglen, "the worker sent a nudge of %llu bytes with "
+                            "code %d",
+               (unsigned long long)h->size, (int)h->code);
       return PEBBLE_EPROTO;
     }
     return PEBBLE_OK;

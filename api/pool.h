@@ -116,6 +116,15 @@ struct pb_pworker {
    * may be there (worker.c).  out_has_skip: w->out holds one. */
   _Atomic(pb_worker_page *) page;
   int out_has_skip;
+  /* Its outcome ring's reader (its `ring` set once the page is known),
+   * the messages taken from its channel (shown on the page), a look at
+   * the ring owed after a read that used up its turn, and `hold_feed`:
+   * nothing new goes to it while a header from its channel waits for the
+   * ring's messages (read_outcomes), `feed_owed` if something would have
+   * (all manager thread). */
+  pb_reader ring_reader;
+  uint64_t chan_taken;
+  int ring_owed, hold_feed, feed_owed;
   /* Each task message to it carries the next ordinal (pool lock);
    * task_ordinal is the current task's, set with task_id (read by a
    * cancel under the task's stripe lock); ahead_ordinal the oldest task

@@ -43,6 +43,7 @@ static pb_ptask *detach_task(pebble_pool *P, pb_pworker *w, int *killed);
 static void flush_out(pb_manager *m, pb_pworker *w);
 static void worker_deadline(pb_manager *m, pb_watch *ww, uint64_t now);
 static size_t send_ahead(pebble_pool *P, pb_pworker *w, unsigned upto);
+static void read_worker(pb_manager *m, pb_pworker *w, size_t budget);
 
 /* Tasks sent ahead.  A busy worker may hold a few tasks behind the one it
  * runs, so that it starts the next as soon as it has sent a result, with
@@ -158,6 +159,7 @@ static int spawn_one(pb_manager *m, pebble_pool *P, int spare, int *err) {
   w->watch.on_events = worker_events;
   w->watch.on_deadline = worker_deadline;
   w->reader.task_id_live = &w->task_id;
+  w->ring_reader.task_id_live = &w->task_id;
   if (pb_pool_uses_spawn(P)) {
     rc = pb_start_launched_worker(P->lib, P->o.start_method,
                                   P->o.worker_program, P->launch, &w->proc,
@@ -169,6 +171,8 @@ static int spawn_one(pb_manager *m, pebble_pool *P, int spare, int *err) {
       bk->proc_destroy(w->proc);
   } else {
     atomic_init(&w->page, pb_page_new_inherited());
+    w->ring_reader.ring = atomic_load(&w->page);
+    w->reader.hold_headers = w->ring_reader.ring != NULL;
     rc = bk->proc_start(&w->proc, worker_child_main, w, err);
   }
   /* Watched before it counts as started: a worker nobody watches would
@@ -571,6 +575,7 @@ static int may_send_ahead(const pebble_pool *P, const pb_pworker *w,
   if (P->o.send_ahead == PEBBLE_SEND_AHEAD_NEVER ||
       !PB_BK_HAS(P->lib->bk, chan_read_ready) || last == NULL ||
       w->state != PB_W_BUSY || w->killed || w->closed || w->uncounted ||
+      w->hold_feed ||
       w->n_ahead >= ahead_cap(P) || last->timeout != PEBBLE_FOREVER)
     return 0;
   /* Without a page, a cancel of the task it runs could kill the one it
@@ -753,6 +758,10 @@ static int hand_task(pb_manager *m, pebble_pool *P, pb_pworker *w) {
   const pebble_backend *bk = P->lib->bk;
   pb_ptask *t;
   int rc;
+  if (w->hold_feed) {
+    w->feed_owed = 1; /* a header from it waits to be found good */
+    return 0;
+  }
   if (w->state != PB_W_IDLE || w->killed || w->closed || w->out != NULL)
     return 0; /* busy, ending, or its settings are still on their way */
   pb_pool_collect(P); /* what schedulers left without the lock */
@@ -910,6 +919,13 @@ void pb_processes_kick(pb_manager *m, pb_cmd *cmd) {
     quit_worker(w);
   }
   bk->mutex_unlock(P->lock);
+  /* Rings whose reading ran out of turn (only this thread takes workers
+   * off the list). */
+  for (w = P->workers; w != NULL; w = w->next)
+    if (w->ring_owed) {
+      w->ring_owed = 0;
+      read_worker(m, w, PB_READ_SLICE);
+    }
 }
 
 void pb_processes_deadline(pb_manager *m, pb_watch *ww, uint64_t now) {
@@ -1024,6 +1040,10 @@ static int feed_worker(pb_manager *m, pebble_pool *P, pb_pworker *w) {
     w->state = P->o.max_tasks > 0 && w->tasks_run >= P->o.max_tasks
                    ? PB_W_QUITTING /* it ends by itself */
                    : PB_W_IDLE;
+  if (w->hold_feed) {
+    w->feed_owed = 1; /* fed once the held header is taken */
+    return 1;
+  }
   if (P->state == PB_POOL_OPEN || P->state == PB_POOL_CLOSED) {
     fed = hand_task(m, P, w);
     /* Topped up when half gone, so that tasks go out several a write. */
@@ -1039,11 +1059,39 @@ static int feed_worker(pb_manager *m, pebble_pool *P, pb_pworker *w) {
   return fed;
 }
 
+/* Bytes of w's outcome ring not read, or read and not yet taken apart. */
+static int ring_has_more(pb_pworker *w) {
+  pb_reader *r = &w->ring_reader;
+  return r->ring != NULL && !r->eof &&
+         (r->buf_pos < r->buf_len || r->header_got > 0 ||
+          pb_ring_pending(r->ring));
+}
+
+/* A message taken from the channel: counted on the page, so that the
+ * worker knows when the ring may carry its messages again. */
+static void chan_taken(pb_pworker *w) {
+  pb_worker_page *page = atomic_load(&w->page);
+  w->chan_taken++;
+  if (page != NULL)
+    atomic_store_explicit(&page->chan_taken, w->chan_taken,
+                          memory_order_release);
+}
+
 static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
   pebble_pool *P = w->pool;
   const pebble_backend *bk = P->lib->bk;
   char why[256];
   int status = PEBBLE_OK, killed = 0, fed;
+  /* With a ring (worker_page.c) the channel is read first, so that bytes
+   * something else in the worker wrote there stop the worker before the
+   * ring's outcomes give it more work (which would then fail for them);
+   * then the ring, and the channel again each time the ring is empty.  A
+   * header from the channel (but a nudge's) is checked once the ring is
+   * empty: the ring holds what was sent before it, and its task follows
+   * theirs.  Meanwhile the worker gets nothing new (hold_feed). */
+  int chan_look = 1, chan_eof = 0;
+  enum pb_read_result res;
+  pb_reader *r;
   pb_outcome o;
   pb_ptask *t;
   /* When the messages of the current read came: the clock is read once a
@@ -1052,18 +1100,84 @@ static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
   uint64_t now = bk->now_ns();
 
   for (;;) {
+    pb_worker_page *ring = w->ring_reader.eof ? NULL : w->ring_reader.ring;
     /* What was read so far is settled: its waiters wake before the next
      * read, so that none waits for more than the bytes one read brings. */
-    if (w->reader.buf_pos >= w->reader.buf_len) {
+    if (w->reader.buf_pos >= w->reader.buf_len &&
+        w->ring_reader.buf_pos >= w->ring_reader.buf_len) {
       pb_future_flush_wakes();
       pb_future_defer_wakes();
       now = bk->now_ns();
     }
-    /* An outcome must answer the task the worker runs now: the reader
+    /* An outcome must answer the task the worker runs now: each reader
      * checks each header against w->task_id, without the pool lock. */
-    switch (pb_reader_step(&w->reader, bk, w->proc, P->o.max_message_size,
-                           &budget, &status, why, sizeof why)) {
+    r = NULL;
+    if (chan_look || ring == NULL) {
+      chan_look = 0;
+      r = &w->reader;
+      res = pb_reader_step(r, bk, w->proc, P->o.max_message_size, &budget,
+                           &status, why, sizeof why);
+      if (res == PB_READ_HEADER) {
+        /* Nothing new for it, from here or a scheduler, until the header
+         * is found good. */
+        w->hold_feed = 1;
+        bk->mutex_lock(P->lock);
+        w->ready = 0;
+        bk->mutex_unlock(P->lock);
+        r = NULL;
+      } else if (res == PB_READ_MESSAGE) {
+        w->hold_feed = 0;
+        if (w->feed_owed) {
+          w->feed_owed = 0;
+          pb_manager_post(m, &P->kick); /* what it did not get meanwhile */
+        }
+        if (r->header.type == PB_MSG_NUDGE) {
+          pb_reader_outcome(r, &o);
+          chan_look = 1;
+          continue;
+        }
+        chan_taken(w);
+        chan_look = 1; /* more may follow it there */
+      } else if (res == PB_READ_EOF && ring != NULL) {
+        chan_eof = 1; /* the ring's whole messages first */
+        r = NULL;
+      } else if (res == PB_READ_AGAIN && ring != NULL) {
+        r = NULL;
+      }
+    }
+    if (r == NULL) {
+      res = pb_reader_step(&w->ring_reader, bk, w->proc,
+                           P->o.max_message_size, &budget, &status, why,
+                           sizeof why);
+      if (res == PB_READ_MESSAGE || res == PB_READ_BAD) {
+        r = &w->ring_reader;
+      } else if (budget == 0 && ring_has_more(w)) {
+        /* Its turn is over; the pool's next kick reads on (no event
+         * would come for bytes already in the ring). */
+        w->ring_owed = 1;
+        pb_manager_post(m, &P->kick);
+        return;
+      } else if (w->reader.header_unchecked) {
+        chan_look = 1; /* the ring is empty: the header's turn */
+        continue;
+      } else if (chan_eof) {
+        watch_worker(m, w);
+        return;
+      } else {
+        if (budget > 0) {
+          /* Nothing anywhere: a nudge for the next message in the ring,
+           * then a last look (the worker's store and this one's come in
+           * one order with the two loads). */
+          atomic_store(&ring->want_nudge, 1);
+          if (pb_ring_pending(ring))
+            continue;
+        }
+        return;
+      }
+    }
+    switch (res) {
     case PB_READ_AGAIN:
+    case PB_READ_HEADER: /* not without a ring */
       return;
     case PB_READ_EOF:
       watch_worker(m, w);
@@ -1081,18 +1195,20 @@ static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
         pb_ptask_free(t);
       }
       w->reader.eof = 1; /* read nothing more from it */
+      w->ring_reader.eof = 1;
+      w->hold_feed = w->feed_owed = 0;
       watch_worker(m, w);
       return;
     case PB_READ_MESSAGE:
-      if (w->reader.header.type == PB_MSG_STARTED ||
-          w->reader.header.type == PB_MSG_SKIPPED) {
-        int started = w->reader.header.type == PB_MSG_STARTED;
+      if (r->header.type == PB_MSG_STARTED ||
+          r->header.type == PB_MSG_SKIPPED) {
+        int started = r->header.type == PB_MSG_STARTED;
         int timed = started && w->task != NULL &&
                     w->task->timeout != PEBBLE_FOREVER && !w->code_started;
         uint64_t id,
-            at = timed ? pb_started_at(&w->reader, bk, w->task_started) : 0;
-        memcpy(&id, w->reader.payload, sizeof id);
-        pb_reader_outcome(&w->reader, &o);
+            at = timed ? pb_started_at(r, bk, w->task_started) : 0;
+        memcpy(&id, r->payload, sizeof id);
+        pb_reader_outcome(r, &o);
         pb_outcome_discard(&o);
         if (timed && pb_ptask_future(w->task)->id == id) {
           /* Its code started (send_task): the timeout counts from the
@@ -1121,13 +1237,13 @@ static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
         }
         continue;
       }
-      if (w->reader.header.type == PB_MSG_PAGE) {
+      if (r->header.type == PB_MSG_PAGE) {
         pb_worker_page *page = NULL;
         intptr_t handle;
-        pb_reader_outcome(&w->reader, &o);
+        pb_reader_outcome(r, &o);
         pb_outcome_discard(&o);
         status = PEBBLE_EPROTO;
-        if (atomic_load(&w->page) != NULL) {
+        if (atomic_load(&w->page) != NULL || r != &w->reader) {
           snprintf(why, sizeof why, "the worker sent a second page");
           goto bad;
         }
@@ -1147,14 +1263,19 @@ static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
         bk->mutex_lock(P->lock);
         atomic_store(&w->page, page);
         bk->mutex_unlock(P->lock);
+        /* Its ring from now on, once it sees this message taken. */
+        w->ring_reader.ring = page;
+        w->reader.hold_headers = 1;
+        atomic_store_explicit(&page->chan_taken, w->chan_taken,
+                              memory_order_release);
         pb_manager_post(m, &P->kick); /* queued tasks may go ahead now */
         continue;
       }
-      if (w->reader.header.type == PB_MSG_INIT_FAILED) {
-        int not_worker = w->reader.header.code == PB_INIT_NOT_WORKER;
-        char *text = w->reader.payload;
-        w->reader.payload = NULL;
-        pb_reader_free(&w->reader);
+      if (r->header.type == PB_MSG_INIT_FAILED) {
+        int not_worker = r->header.code == PB_INIT_NOT_WORKER;
+        char *text = r->payload;
+        r->payload = NULL;
+        pb_reader_free(r);
         /* No scheduler may send it a task from now on (it would die with
          * the worker, as a crash); one handed to it already fails like the
          * queued ones. */
@@ -1182,7 +1303,7 @@ static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
         free(text);
         continue;
       }
-      pb_reader_outcome(&w->reader, &o);
+      pb_reader_outcome(r, &o);
       /* One hold of the pool lock takes the task off the worker and
        * gives the worker its next (the scheduling thread wants the lock
        * for every task too). */
@@ -1261,7 +1382,7 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
   char label_buf[PB_LABEL_MAX];
   const char *label = NULL;
 
-  if (!w->reader.eof)
+  if (!w->reader.eof || ring_has_more(w))
     read_worker(m, w, SIZE_MAX); /* an outcome sent in full counts */
   bk->mutex_lock(P->lock);
   w->ready = 0; /* a task sent to it from now on would be lost */
@@ -1330,6 +1451,7 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
   pb_manager_deactivate(m, &w->watch);
   bk->proc_destroy(w->proc);
   pb_reader_free(&w->reader);
+  pb_reader_free(&w->ring_reader);
 
   /* Queued before join can return, so it runs before destroy's last
    * command. */

@@ -462,6 +462,7 @@ int pb_worker_serve(const pebble_backend *bk, pebble_bk_chan *chan,
                      ? bk->chan_read
                      : NULL;
   memset(&pb_role, 0, sizeof pb_role);
+  pb_ring_use(cfg->page, chan, cfg->chan_sent);
   if (cfg->initializer != NULL) {
     pebble_ctx ctx;
     int ret;
@@ -520,8 +521,10 @@ int pb_worker_serve_configured(const pebble_backend *bk, pebble_bk_chan *chan) {
     if (pb_page_create_file(&handle, &page) == PEBBLE_OK) {
       pb_msg_header ph;
       pb_msg_fill(&ph, PB_MSG_PAGE, 0, 0);
-      if (bk->chan_send_handle(chan, &ph, sizeof ph, handle) == PEBBLE_OK)
+      if (bk->chan_send_handle(chan, &ph, sizeof ph, handle) == PEBBLE_OK) {
         cfg.page = page; /* kept until the process ends */
+        cfg.chan_sent = 1;
+      }
       pb_shared_close(handle);
     }
   }

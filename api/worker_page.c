@@ -94,11 +94,126 @@ atomic_uint *pb_page_skip_epoch(pb_worker_page *page) {
   return page != NULL ? &page->skip_epoch : NULL;
 }
 
+/* ---- the outcome ring ----
+ *
+ * A worker's write to its channel per outcome was most of what it did
+ * for a trivial task, and each woke the pool's manager thread.  So the
+ * worker puts its small messages (outcomes, task notices) one after the
+ * other in a ring on the page, and writes to the channel only a NUDGE,
+ * and that only when the pool stopped looking at the ring (want_nudge,
+ * which the pool sets before it looks at the ring a last time, and the
+ * worker clears as it nudges: the two stores come before the two loads
+ * in one order, so one side sees the other).  A message is published
+ * whole (ring_tail moves past it once it is all there), so a worker that
+ * dies leaves only whole messages, which the pool still reads: an
+ * outcome in the ring is as safe as one in the channel.
+ *
+ * What does not fit (a large message, one with a descriptor, a full
+ * ring) goes on the channel.  The two stay in order because the pool
+ * empties the ring before it takes any message from the channel, and the
+ * worker goes back to the ring only once the pool has taken every
+ * message it sent on the channel (chan_taken).
+ *
+ * The pool trusts nothing the worker wrote: a tail more than a ring ahead
+ * is refused, and the bytes are copied out before the reader (channel.c)
+ * checks them as it checks the channel's. */
+
+static pb_worker_page *ring_page;  /* this worker's, or NULL */
+static pebble_bk_chan *ring_chan;  /* its channel to the pool */
+static uint64_t ring_chan_sent;    /* messages it sent on the channel */
+
+void pb_ring_use(pb_worker_page *page, pebble_bk_chan *chan,
+                 uint64_t chan_sent) {
+  ring_page = page;
+  ring_chan = chan;
+  ring_chan_sent = chan_sent;
+}
+
+/* The ring's room for n more bytes, if the worker may use it now. */
+static int ring_room(pb_worker_page *page, size_t n, uint64_t *tail) {
+  uint64_t head;
+  if (n > PB_RING_BYTES ||
+      atomic_load_explicit(&page->chan_taken, memory_order_acquire) !=
+          ring_chan_sent)
+    return 0;
+  *tail = atomic_load_explicit(&page->ring_tail, memory_order_relaxed);
+  head = atomic_load_explicit(&page->ring_head, memory_order_acquire);
+  return PB_RING_BYTES - (size_t)(*tail - head) >= n;
+}
+
+int pb_ring_send(const pebble_backend *bk, pebble_bk_chan *chan,
+                 const void *buf, size_t n, unsigned msgs, intptr_t handle) {
+  pb_worker_page *page = chan == ring_chan ? ring_page : NULL;
+  uint64_t tail;
+  int rc;
+  if (page != NULL && handle < 0 && ring_room(page, n, &tail)) {
+    size_t at = (size_t)(tail % PB_RING_BYTES),
+           first = PB_RING_BYTES - at < n ? PB_RING_BYTES - at : n;
+    memcpy(page->ring + at, buf, first);
+    memcpy(page->ring, (const unsigned char *)buf + first, n - first);
+    atomic_store(&page->ring_tail, tail + n);
+    if (atomic_load(&page->want_nudge) &&
+        atomic_exchange(&page->want_nudge, 0)) {
+      pb_msg_header h;
+      pb_msg_fill(&h, PB_MSG_NUDGE, 0, 0);
+      h.tag = pb_msg_tag(0);
+      if (bk->chan_write_all(chan, &h, sizeof h) != PEBBLE_OK)
+        return PEBBLE_EDIED;
+    }
+    return PEBBLE_OK;
+  }
+  if (page != NULL)
+    ring_chan_sent += msgs;
+  if (handle >= 0) {
+    /* The header carries the descriptor; the rest follows. */
+    rc = bk->chan_send_handle(chan, buf, sizeof(pb_msg_header), handle);
+    if (rc == PEBBLE_OK && n > sizeof(pb_msg_header))
+      rc = bk->chan_write_all(chan, (const unsigned char *)buf +
+                                        sizeof(pb_msg_header),
+                              n - sizeof(pb_msg_header));
+  } else {
+    rc = bk->chan_write_all(chan, buf, n);
+  }
+  return rc == PEBBLE_OK ? PEBBLE_OK : PEBBLE_EDIED;
+}
+
+void pb_ring_note_chan(pebble_bk_chan *chan, unsigned msgs) {
+  if (ring_page != NULL && chan == ring_chan)
+    ring_chan_sent += msgs;
+}
+
+int pb_ring_read(pb_worker_page *page, void *dst, size_t len, size_t *got) {
+  uint64_t head = atomic_load_explicit(&page->ring_head, memory_order_relaxed),
+           tail = atomic_load(&page->ring_tail);
+  size_t avail, n, at, first;
+  *got = 0;
+  if (tail - head > PB_RING_BYTES)
+    return PEBBLE_EPROTO;
+  avail = (size_t)(tail - head);
+  n = avail < len ? avail : len;
+  at = (size_t)(head % PB_RING_BYTES);
+  first = PB_RING_BYTES - at < n ? PB_RING_BYTES - at : n;
+  memcpy(dst, page->ring + at, first);
+  memcpy((unsigned char *)dst + first, page->ring, n - first);
+  atomic_store_explicit(&page->ring_head, head + n, memory_order_release);
+  *got = n;
+  return PEBBLE_OK;
+}
+
+int pb_ring_pending(pb_worker_page *page) {
+  return atomic_load(&page->ring_tail) !=
+         atomic_load_explicit(&page->ring_head, memory_order_relaxed);
+}
+
 #ifdef PB_HAVE_PAGE
 
 static void page_init(pb_worker_page *page) {
   atomic_init(&page->run, 0);
   atomic_init(&page->skip_epoch, 0);
+  atomic_init(&page->ring_head, 0);
+  atomic_init(&page->chan_taken, 0);
+  atomic_init(&page->want_nudge, 1); /* nobody looks at first */
+  atomic_init(&page->ring_tail, 0);
 }
 
 pb_worker_page *pb_page_new_inherited(void) {

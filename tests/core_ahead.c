@@ -627,6 +627,89 @@ static void test_cancel_only_its_own(void) {
   rmdir(dir);
 }
 
+/* Outcomes of every size, from a worker that dies at last.  Sizes cycle
+ * through 8 bytes, 3,000 (each fits the outcome ring, and a few dozen
+ * queued fill it, so some go on the channel) and 20,000 (always the
+ * channel, written in pieces): the pool must take each in its turn, or
+ * it would refuse one as another task's.  The last task kills its
+ * worker once every outcome before it is written, some of them still in
+ * the ring: those count, the task that killed it fails as a crash. */
+#define RING_TASKS 1500
+static size_t ring_size(int64_t i) {
+  static const size_t sizes[3] = {8, 3000, 20000};
+  /* The last ones small and quick: the worker writes them faster than
+   * the pool reads them, so that it dies with some still in the ring. */
+  return i >= RING_TASKS - 300 ? 8 : sizes[i % 3];
+}
+
+static int sized(pebble_ctx *ctx, const void *arg, size_t size) {
+  int64_t i;
+  unsigned char *out;
+  size_t n;
+  if (pebble_arg_int(arg, size, &i) != PEBBLE_OK)
+    return pebble_fail(ctx, 1, "expected an integer");
+  if (i == RING_TASKS - 1)
+    kill(getpid(), SIGKILL);
+  n = ring_size(i);
+  if ((out = pebble_result_alloc(ctx, n)) == NULL)
+    return pebble_fail(ctx, 2, "no memory");
+  memset(out, (int)(i % 251), n);
+  memcpy(out, &i, sizeof i);
+  return 0;
+}
+
+static void test_every_size_in_turn(void) {
+  pebble_pool_options o;
+  pebble_pool *p = NULL;
+  pebble_future **f = calloc(RING_TASKS, sizeof *f);
+  int64_t i;
+  int wrong = 0, round;
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  for (round = 0; round < 2; round++) {
+    pebble_pool_options_init(&o);
+    o.workers = round + 1;
+    o.send_ahead = PEBBLE_SEND_AHEAD_ALWAYS;
+    CU_ASSERT_EQUAL_FATAL(pebble_pool_create(&p, PEBBLE_PROCESS, &o),
+                          PEBBLE_OK);
+    for (i = 0; i < RING_TASKS; i++)
+      CU_ASSERT_EQUAL(
+          pebble_pool_schedule(p, sized, &i, sizeof i, NULL, &f[i]),
+          PEBBLE_OK);
+    for (i = 0; i < RING_TASKS; i++) {
+      const unsigned char *data;
+      const void *d;
+      size_t size = 0, k;
+      int64_t said = -1;
+      int rc = pebble_future_get(f[i], PEBBLE_SEC(120), &d, &size);
+      data = d;
+      if (i == RING_TASKS - 1) {
+        wrong += rc != PEBBLE_EDIED;
+        continue;
+      }
+      if (rc != PEBBLE_OK || size != ring_size(i)) {
+        if (wrong++ < 3)
+          printf("(task %lld: %s, %zu bytes: %s) ", (long long)i,
+                 pebble_status_name(rc), size,
+                 pebble_future_message(f[i]));
+        continue;
+      }
+      memcpy(&said, data, sizeof said);
+      for (k = sizeof said; k < size && data[k] == (unsigned char)(i % 251);
+           k++)
+        ;
+      wrong += said != i || k != size;
+    }
+    CU_ASSERT_EQUAL(wrong, 0);
+    if (ahead_expected())
+      CU_ASSERT(pool_stats(p).sent_ahead > 0);
+    CU_ASSERT_EQUAL(done_count(p, RING_TASKS - 1), RING_TASKS - 1);
+    for (i = 0; i < RING_TASKS; i++)
+      pebble_future_release(f[i]);
+    CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
+  }
+  free(f);
+}
+
 static void test_bad_option(void) {
   pebble_pool_options o;
   pebble_pool *p = NULL;
@@ -659,9 +742,13 @@ int main(void) {
       {"a burst arrives whole; max_tasks holds", test_burst_and_max_tasks},
       {"a cancel kills only its own task, never the next one",
        NEEDS_FIFOS(test_cancel_only_its_own)},
+      {"outcomes of every size arrive in turn, and those written before "
+       "the worker died count",
+       test_every_size_in_turn},
       {"an unknown send_ahead is refused", test_bad_option},
       CU_TEST_INFO_NULL};
   REGISTER_TASK(echo);
+  REGISTER_TASK(sized);
   REGISTER_TASK(race_task);
   REGISTER_TASK(worker_identity);
   REGISTER_TASK(mark);
