@@ -276,6 +276,22 @@ enum pb_read_result pb_reader_step(pb_reader *r, const pebble_backend *bk,
   }
 }
 
+int pb_reader_peek_started(const pb_reader *r, uint64_t *id) {
+  pb_msg_header h;
+  size_t have = r->buf_len - r->buf_pos;
+  if (r->buf == NULL || r->header_got != 0 || r->header_unchecked ||
+      have < sizeof h + sizeof *id)
+    return 0;
+  memcpy(&h, r->buf + r->buf_pos, sizeof h);
+  if (h.magic != PB_MSG_MAGIC || h.version != PB_MSG_VERSION ||
+      h.type != PB_MSG_STARTED || h.code != 0 ||
+      (h.size != sizeof *id && h.size != 2 * sizeof *id) ||
+      have < sizeof h + (size_t)h.size)
+    return 0;
+  memcpy(id, r->buf + r->buf_pos + sizeof h, sizeof *id);
+  return h.tag == pb_msg_tag(*id);
+}
+
 void pb_reader_outcome(pb_reader *r, pb_outcome *o) {
   memset(o, 0, sizeof *o);
   if (r->payload == r->notice) { /* a notice: nothing to hand over */

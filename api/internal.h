@@ -727,6 +727,10 @@ enum pb_read_result pb_reader_step(pb_reader *r, const pebble_backend *bk,
 /* If the worker's channel ended inside a message, say where, e.g. "its
  * message was cut short after 10 of 100 bytes", and return 1; else 0. */
 int pb_reader_cut_short(const pb_reader *r, char *buf, size_t len);
+/* Whether the reader's buffer holds, next and whole, a STARTED notice
+ * that passes the checks its step will make; its task's id in *id.  The
+ * reader does not move. */
+int pb_reader_peek_started(const pb_reader *r, uint64_t *id);
 /* Turn the message read into an outcome (takes the payload) and get
  * ready for the next one. */
 void pb_reader_outcome(pb_reader *r, pb_outcome *o);

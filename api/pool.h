@@ -124,6 +124,9 @@ struct pb_pworker {
    * (all manager thread). */
   pb_reader ring_reader;
   uint64_t chan_taken;
+  /* A STARTED notice taken with the result before it (read_outcomes):
+   * its task's id, skipped when the reader comes to it; 0: none. */
+  uint64_t notice_taken;
   int ring_owed, hold_feed, feed_owed;
   /* Each task message to it carries the next ordinal (pool lock);
    * task_ordinal is the current task's, set with task_id (read by a

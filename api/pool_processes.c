@@ -668,17 +668,11 @@ static void flush_pending(pb_manager *m, pebble_pool *P, pb_pworker *w) {
   P->lib->bk->mutex_lock(P->lock);
 }
 
-/* The worker says it starts, or skipped, the oldest task sent ahead to it
- * (manager thread; `now`: when the notice was read).  Returns PEBBLE_OK,
- * or PEBBLE_EPROTO if it names another task. */
-static int task_notice(pb_manager *m, pb_pworker *w, int started,
-                       uint64_t id, uint64_t now) {
+/* The worker starts, or skipped, the oldest task sent ahead to it (pool
+ * lock held; `now`: when the notice was read): it leaves the list. */
+static pb_ptask *notice_locked(pb_pworker *w, int started, uint64_t now) {
   pebble_pool *P = w->pool;
-  const pebble_backend *bk = P->lib->bk;
   pb_ptask *t = w->ahead;
-  if (t == NULL || pb_ptask_future(t)->id != id || w->task != NULL)
-    return PEBBLE_EPROTO;
-  bk->mutex_lock(P->lock);
   w->ahead = t->next;
   if (w->ahead == NULL)
     w->ahead_tail = NULL;
@@ -692,8 +686,16 @@ static int task_notice(pb_manager *m, pb_pworker *w, int started,
     P->running++;
   }
   w->ahead_ordinal++;
-  bk->mutex_unlock(P->lock);
   t->next = NULL;
+  return t;
+}
+
+/* The rest of a notice, without the pool lock: t's future starts, or t
+ * waits again (or ends, if it was cancelled). */
+static void notice_after(pb_manager *m, pb_pworker *w, pb_ptask *t,
+                         int started) {
+  pebble_pool *P = w->pool;
+  const pebble_backend *bk = P->lib->bk;
   pb_stripe_lock(pb_ptask_future(t));
   t->ahead = 0;
   if (started)
@@ -704,7 +706,7 @@ static int task_notice(pb_manager *m, pb_pworker *w, int started,
     pb_processes_cancel_locked(&t->runner); /* cancelled as it started */
   pb_stripe_unlock(pb_ptask_future(t));
   if (started)
-    return PEBBLE_OK;
+    return;
   if (atomic_load(&pb_ptask_future(t)->state) == PEBBLE_PENDING) {
     /* Skipped though not cancelled: it never started, so it waits again. */
     bk->mutex_lock(P->lock);
@@ -714,6 +716,22 @@ static int task_notice(pb_manager *m, pb_pworker *w, int started,
   } else {
     pb_ptask_free(t); /* cancelled (and counted) before it started */
   }
+}
+
+/* The worker says it starts, or skipped, the oldest task sent ahead to it
+ * (manager thread; `now`: when the notice was read).  Returns PEBBLE_OK,
+ * or PEBBLE_EPROTO if it names another task. */
+static int task_notice(pb_manager *m, pb_pworker *w, int started,
+                       uint64_t id, uint64_t now) {
+  pebble_pool *P = w->pool;
+  const pebble_backend *bk = P->lib->bk;
+  pb_ptask *t = w->ahead;
+  if (t == NULL || pb_ptask_future(t)->id != id || w->task != NULL)
+    return PEBBLE_EPROTO;
+  bk->mutex_lock(P->lock);
+  notice_locked(w, started, now);
+  bk->mutex_unlock(P->lock);
+  notice_after(m, w, t, started);
   return PEBBLE_OK;
 }
 
@@ -1093,7 +1111,8 @@ static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
   enum pb_read_result res;
   pb_reader *r;
   pb_outcome o;
-  pb_ptask *t;
+  pb_ptask *t, *next;
+  uint64_t next_id;
   /* When the messages of the current read came: the clock is read once a
    * read, not twice a task (a task's start and end, for task_ns); here
    * too, for bytes an earlier call left in the reader's buffer. */
@@ -1210,6 +1229,10 @@ static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
         memcpy(&id, r->payload, sizeof id);
         pb_reader_outcome(r, &o);
         pb_outcome_discard(&o);
+        if (started && w->notice_taken != 0 && id == w->notice_taken) {
+          w->notice_taken = 0; /* taken with the result before it */
+          continue;
+        }
         if (timed && pb_ptask_future(w->task)->id == id) {
           /* Its code started (send_task): the timeout counts from the
            * time the notice carries. */
@@ -1317,6 +1340,18 @@ static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
       }
       P->crash_streak = 0;
       w->tasks_run++;
+      /* The next task sent ahead says it starts in the notice that left
+       * with this result: taken in this hold of the lock too, if it is
+       * there whole (the reader checks it again when it comes to it).
+       * Not from a channel whose headers wait for the ring's. */
+      next = NULL;
+      if (w->ahead != NULL && w->task == NULL &&
+          (r == &w->ring_reader || !r->hold_headers) &&
+          pb_reader_peek_started(r, &next_id) &&
+          pb_ptask_future(w->ahead)->id == next_id) {
+        next = notice_locked(w, 1, now);
+        w->notice_taken = next_id;
+      }
       /* The worker gets its next task before this one's future resolves:
        * it works while the result is delivered.  Not if a cancel or a
        * timeout killed it after it sent this result: the kill is on its
@@ -1337,6 +1372,8 @@ static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
       if (!pb_future_resolve(pb_ptask_future(t), &o, 0))
         pb_outcome_discard(&o);
       pb_ptask_free(t);
+      if (next != NULL)
+        notice_after(m, w, next, 1);
       if (!fed)
         pb_manager_post(m, &P->kick);
       continue;
