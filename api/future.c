@@ -260,6 +260,15 @@ void pb_outcome_own(pb_outcome *o) {
 /* Win the right to resolve f and publish the outcome; 1 if won.  A
  * cancel keeps the runner to stop the task with; any other resolver is
  * the task's own side, which is done with it. */
+/* Stripe lock held: threads asleep on a worker's page for f (they leave
+ * the list under this lock before the page may go). */
+static void wake_page_waiters(pb_lib *L, const pebble_future *f) {
+  pb_page_waiter *pw;
+  for (pw = L->stripes[PB_STRIPE(f)].page_waiters; pw != NULL; pw = pw->next)
+    if (pw->f == f)
+      pb_page_wake(pw->page);
+}
+
 static int settle(pebble_future *f, pb_outcome *o, int keep_runner) {
   _Static_assert(PB_VALUE_TYPE_MAX <= 3, "result_type has two bits");
   pb_runner *runner;
@@ -307,6 +316,8 @@ static int settle(pebble_future *f, pb_outcome *o, int keep_runner) {
      * wake-up may wait (pb_future_defer_wakes): it comes after, so the
      * woken waiter does not find the lock still held. */
     pb_stripe_lock(f);
+    if (L->stripes[PB_STRIPE(f)].page_waiters != NULL)
+      wake_page_waiters(L, f);
     pb_stripe_unlock(f);
     if (pb_role.defer_wakes &&
         (pb_role.wake_lib == NULL || pb_role.wake_lib == L)) {
@@ -337,6 +348,29 @@ void pb_future_flush_wakes(void) {
 /* Stripe lock held: from now on a settle takes the lock and wakes the
  * stripe's waiters (see settle). */
 static void watch(pebble_future *f) { atomic_store(&f->watched, 1); }
+
+void pb_future_page_wait_begin(pebble_future *f, pb_page_waiter *pw) {
+  pb_lib *L = f->lib;
+  pw->f = f;
+  pb_stripe_lock(f);
+  watch(f); /* settle takes the lock, and sees pw */
+  pw->next = L->stripes[PB_STRIPE(f)].page_waiters;
+  L->stripes[PB_STRIPE(f)].page_waiters = pw;
+  pb_stripe_unlock(f);
+}
+
+void pb_future_page_wait_end(pebble_future *f, pb_page_waiter *pw) {
+  pb_lib *L = f->lib;
+  pb_page_waiter **pp;
+  pb_stripe_lock(f);
+  for (pp = &L->stripes[PB_STRIPE(f)].page_waiters; *pp != NULL;
+       pp = &(*pp)->next)
+    if (*pp == pw) {
+      *pp = pw->next;
+      break;
+    }
+  pb_stripe_unlock(f);
+}
 
 void pb_future_track(pebble_future *f) {
   f->tracked = 1;
@@ -538,6 +572,16 @@ int pebble_future_wait(pebble_future *f, pebble_time_t timeout) {
   }
   L = f->lib;
   deadline = pb_deadline_after(L->bk, timeout);
+  /* A process pool's task: the caller may read the outcome itself, which
+   * saves the wake-up of the manager thread (pool_processes.c).  Then on
+   * as below, for the callbacks. */
+  if (f->process && f->owner != NULL && target.with_callbacks) {
+    rc = pb_processes_wait_direct(f, deadline);
+    if (rc == PEBBLE_ENOTREADY)
+      return pb_error(rc, "future %llu did not resolve within %lld us",
+                      (unsigned long long)f->id, (long long)timeout);
+    rc = PEBBLE_OK;
+  }
   /* A spin never outlasts the caller's timeout (PEBBLE_SPIN may be long).
    * For a process task only with CPUs to spare: its result comes through
    * the manager thread, which a spinning caller could keep from a CPU. */

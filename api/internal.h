@@ -133,10 +133,14 @@ typedef struct pb_worker_page {
    * order, instead of a write each to its channel.  Written by the pool:
    * bytes it took from the ring, messages it took from the channel, and
    * whether it wants a NUDGE on the channel for the next message put in
-   * the ring (it stopped looking). */
+   * the ring (it stopped looking).  `waiter`: bit 0 set while a thread
+   * waiting for one of this worker's futures sleeps on this word (then the
+   * worker wakes it instead of nudging the pool); the bits above count
+   * wake-ups, so that a sleeper never misses one (worker_page.c). */
   _Alignas(64) atomic_ullong ring_head;
   atomic_ullong chan_taken;
   atomic_uint want_nudge;
+  atomic_uint waiter;
   /* Written by the worker: bytes it put in the ring. */
   _Alignas(64) atomic_ullong ring_tail;
   _Alignas(64) unsigned char ring[PB_RING_BYTES];
@@ -177,6 +181,25 @@ void pb_ring_note_chan(pebble_bk_chan *chan, unsigned msgs);
 int pb_ring_read(pb_worker_page *page, void *dst, size_t len, size_t *got);
 /* Pool: the worker has put bytes in the ring that the pool did not take. */
 int pb_ring_pending(pb_worker_page *page);
+/* A thread waiting for a worker's future sleeps on its page (Linux, a
+ * futex word in shared memory): 0 where the system has no such wait.
+ * pb_page_waiter_arm says a waiter sleeps (the worker's next message
+ * wakes it) and returns the value to sleep on; pb_page_waiter_disarm,
+ * once no waiter does; pb_page_sleep returns when the word is not `seen`
+ * any more, when woken, or after ns nanoseconds (UINT64_MAX: no limit);
+ * pb_page_wake wakes every sleeper. */
+int pb_page_can_sleep(void);
+/* A thread asleep on a page for future f, listed on f's stripe so that
+ * whoever settles f wakes it there (future.c; stripe lock). */
+typedef struct pb_page_waiter {
+  const struct pebble_future *f;
+  pb_worker_page *page;
+  struct pb_page_waiter *next;
+} pb_page_waiter;
+unsigned pb_page_waiter_arm(pb_worker_page *page);
+void pb_page_waiter_disarm(pb_worker_page *page);
+void pb_page_sleep(pb_worker_page *page, unsigned seen, uint64_t ns);
+void pb_page_wake(pb_worker_page *page);
 
 /* ---- shared_result.c: large process results as sealed memory files ----
  * len counts the result's trailing NUL.  pb_shared_map always closes the
@@ -295,6 +318,9 @@ struct pb_lib {
   struct {
     pebble_bk_mutex *mutex;
     pebble_bk_cond *cond;
+    /* Threads that wait for one of the stripe's futures on a worker's
+     * page instead of on cond (pool_processes.c); the stripe's lock. */
+    struct pb_page_waiter *page_waiters;
   } stripes[PB_STRIPES];
   pebble_bk_mutex *lock;   /* guards starting the manager and dispatcher */
   pb_blocks blocks;
@@ -530,6 +556,16 @@ void pb_future_skip_sent_locked(pebble_future *f);
  * publishing its outcome (released while waiting). */
 void pb_future_wait_settled_locked(pebble_future *f);
 int pb_future_is_resolved(const pebble_future *f);
+/* A thread is about to sleep on pw->page for f, and has woken: listed on
+ * f's stripe meanwhile, so that f's settle wakes it (pw is the caller's;
+ * its page is set before begin). */
+void pb_future_page_wait_begin(pebble_future *f, pb_page_waiter *pw);
+void pb_future_page_wait_end(pebble_future *f, pb_page_waiter *pw);
+/* pool_processes.c: an application thread waits for f, a process pool
+ * task's future, reading its worker's outcomes itself while it runs.
+ * PEBBLE_OK once f is resolved, PEBBLE_ENOTREADY at deadline, anything
+ * else when it could not (the usual wait then follows). */
+int pb_processes_wait_direct(pebble_future *f, uint64_t deadline);
 
 /* ---- dispatch.c ---- */
 int pb_dispatch_start(pb_lib *lib, pb_dispatch **out);
@@ -539,7 +575,7 @@ void pb_dispatch_stop(pb_dispatch *d);
 
 /* ---- message.c: the worker message format ---- */
 #define PB_MSG_MAGIC 0x50424c31u /* "PBL1" */
-#define PB_MSG_VERSION 6u
+#define PB_MSG_VERSION 7u
 enum pb_msg_type {
   PB_MSG_RESULT = 1,  /* payload: the result bytes */
   PB_MSG_FAILURE = 2, /* code: the task's code; payload: its message */
@@ -668,10 +704,17 @@ void pb_manager_post_seen(pb_manager *m, pb_cmd *cmd);
 void pb_manager_stop(pb_manager *m);
 /* Count work the manager owns until it is cleaned up. */
 void pb_manager_adopt(pb_manager *m, long delta);
-/* Manager thread only. */
+/* Manager thread only (or a holder of the baton, below). */
 void pb_manager_activate(pb_manager *m, pb_watch *w);
 void pb_manager_deactivate(pb_manager *m, pb_watch *w);
 pebble_bk_waitset *pb_manager_waitset(pb_manager *m);
+/* The manager's baton: the manager thread holds it except while it waits
+ * for events, so a thread that takes it may run the manager's handlers
+ * meanwhile (they see no change of thread).  Taken with no other library
+ * lock held; a change that needs the manager thread awake (a new
+ * deadline) is posted to it. */
+void pb_manager_enter(pb_manager *m);
+void pb_manager_leave(pb_manager *m);
 
 /* ---- channel.c: worker messages ---- */
 /* Results shorter than this (with their NUL) need no memory of their own

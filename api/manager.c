@@ -26,6 +26,10 @@ struct pb_manager {
   const pebble_backend *bk;
   pebble_bk_waitset *ws;
   pebble_bk_mutex *lock; /* guards the command queue and stop */
+  /* Held by the manager thread whenever it is not waiting for events,
+   * and by an application thread that reads a worker's outcomes itself
+   * (pb_manager_enter): whoever holds it may do the manager's work. */
+  pebble_bk_mutex *baton;
   pb_cmd *head, *tail;
   int stop;
   /* Under the lock: the manager is about to wait or waiting (set only
@@ -61,6 +65,10 @@ void pb_manager_deactivate(pb_manager *m, pb_watch *w) {
 }
 
 pebble_bk_waitset *pb_manager_waitset(pb_manager *m) { return m->ws; }
+
+void pb_manager_enter(pb_manager *m) { m->bk->mutex_lock(m->baton); }
+
+void pb_manager_leave(pb_manager *m) { m->bk->mutex_unlock(m->baton); }
 
 void pb_manager_adopt(pb_manager *m, long delta) {
   atomic_fetch_add(&m->owned, delta);
@@ -166,6 +174,7 @@ static void manager_main(void *arg) {
   int wait_rc = PEBBLE_OK; /* the last wait's error, said once */
   pb_role.library_thread = 1;
   pb_role.manager_thread = 1;
+  pb_manager_enter(m);
   for (;;) {
     size_t n = 0, i;
     uint64_t next;
@@ -175,7 +184,9 @@ static void manager_main(void *arg) {
       break;
     if (!may_sleep(m))
       continue; /* a deadline handler posted: run it first */
+    pb_manager_leave(m);
     rc = m->bk->waitset_wait(m->ws, next, events, PB_EVENTS_MAX, &n);
+    pb_manager_enter(m);
     if (rc != PEBBLE_OK && rc != wait_rc) /* a backend fault: say so once */
       pb_log(PEBBLE_LOG_ERROR,
              "the manager thread's wait failed (%s): it cannot sleep "
@@ -189,6 +200,7 @@ static void manager_main(void *arg) {
         w->on_events(m, w, events[i].events);
     }
   }
+  pb_manager_leave(m);
 }
 
 int pb_manager_start(pb_lib *lib, pb_manager **out) {
@@ -201,12 +213,17 @@ int pb_manager_start(pb_lib *lib, pb_manager **out) {
   m->bk = bk;
   atomic_init(&m->owned, 0);
   rc = bk->mutex_create(&m->lock);
-  if (rc == PEBBLE_OK && (rc = bk->waitset_create(&m->ws)) != PEBBLE_OK)
+  if (rc == PEBBLE_OK && (rc = bk->mutex_create(&m->baton)) != PEBBLE_OK)
     bk->mutex_destroy(m->lock);
+  if (rc == PEBBLE_OK && (rc = bk->waitset_create(&m->ws)) != PEBBLE_OK) {
+    bk->mutex_destroy(m->baton);
+    bk->mutex_destroy(m->lock);
+  }
   if (rc == PEBBLE_OK &&
       (rc = bk->thread_create(&m->thread, manager_main, NULL, m,
                               PEBBLE_BK_THREAD_INTERNAL)) != PEBBLE_OK) {
     bk->waitset_destroy(m->ws);
+    bk->mutex_destroy(m->baton);
     bk->mutex_destroy(m->lock);
   }
   if (rc != PEBBLE_OK) {
@@ -227,6 +244,7 @@ void pb_manager_stop(pb_manager *m) {
   m->bk->waitset_wake(m->ws);
   m->bk->thread_join(m->thread);
   m->bk->waitset_destroy(m->ws);
+  m->bk->mutex_destroy(m->baton);
   m->bk->mutex_destroy(m->lock);
   free(m);
 }

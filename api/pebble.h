@@ -1022,7 +1022,12 @@ PEBBLE_API pebble_state pebble_future_state(const pebble_future *future);
  * While the task runs, the caller first watches for the outcome for up to
  * 50 us before it sleeps (CPU time it spends; PEBBLE_SPIN=N microseconds,
  * 0 never; for a process task only on four CPUs or more; see
- * docs/pools.md).
+ * docs/pools.md).  For a process pool's running task (Linux), an
+ * application thread reads the worker's outcomes itself while it waits,
+ * and sleeps until the worker's next message: the outcome then wakes two
+ * threads, not three.  Outcomes of other futures it reads meanwhile are
+ * delivered as the library's thread would (their callbacks still run on
+ * the callback thread).
  * @param future The future.
  * @param timeout The longest wait; #PEBBLE_FOREVER or 0 (do not wait).
  * @return #PEBBLE_OK once it is resolved (whatever the outcome),

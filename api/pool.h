@@ -128,6 +128,11 @@ struct pb_pworker {
    * its task's id, skipped when the reader comes to it; 0: none. */
   uint64_t notice_taken;
   int ring_owed, hold_feed, feed_owed;
+  /* Application threads asleep on its page (pb_processes_wait_direct),
+   * and `gone`: it exited meanwhile, and the last of them frees it and
+   * its page (the manager's baton). */
+  unsigned direct_waiters;
+  int gone;
   /* Each task message to it carries the next ordinal (pool lock);
    * task_ordinal is the current task's, set with task_id (read by a
    * cancel under the task's stripe lock); ahead_ordinal the oldest task

@@ -123,6 +123,11 @@ static int config_message(pb_pworker *w) {
 
 /* ================= the manager's side ================= */
 
+/* Set while an application thread reads a worker's outcomes in the
+ * manager's place (pb_processes_wait_direct). */
+static PB_TLS int reading_direct;
+static PB_TLS int direct_kick; /* and the manager thread has work */
+
 static void watch_worker(pb_manager *m, pb_pworker *w) {
   unsigned ev = PEBBLE_EV_EXIT;
   if (!w->reader.eof)
@@ -1062,6 +1067,20 @@ static int feed_worker(pb_manager *m, pebble_pool *P, pb_pworker *w) {
     w->feed_owed = 1; /* fed once the held header is taken */
     return 1;
   }
+  if (reading_direct) {
+    /* An application thread reads (pb_processes_wait_direct): it only
+     * lets an idle worker take a scheduler's next task.  Anything more
+     * (a queued task, a spare worker to start, a quit) is the manager
+     * thread's: a worker forked by this thread would die with it. */
+    int queued = pb_pool_has_queued(P);
+    if (w->state == PB_W_IDLE && P->state == PB_POOL_OPEN && !queued) {
+      if (!w->killed && !w->closed && w->out == NULL)
+        mark_ready(P, w);
+    } else if (w->state != PB_W_BUSY || queued) {
+      direct_kick = 1; /* posted once the pool lock is let go */
+    }
+    return 1;
+  }
   if (P->state == PB_POOL_OPEN || P->state == PB_POOL_CLOSED) {
     fed = hand_task(m, P, w);
     /* Topped up when half gone, so that tasks go out several a write. */
@@ -1390,6 +1409,106 @@ static void read_worker(pb_manager *m, pb_pworker *w, size_t budget) {
   pb_future_flush_wakes();
 }
 
+/* The outcomes of w read by an application thread that holds the
+ * manager's baton (pb_processes_wait_direct), with what the manager
+ * thread must then do posted to it. */
+static void read_direct(pb_manager *m, pb_pworker *w) {
+  uint64_t deadline = w->watch.deadline;
+  reading_direct = 1;
+  direct_kick = 0;
+  read_worker(m, w, PB_READ_SLICE);
+  reading_direct = 0;
+  /* A task's clock that started (its notice read here), or work for the
+   * manager: it may sleep with a later deadline, or none. */
+  if (direct_kick || w->watch.deadline != deadline)
+    pb_manager_post(m, &w->pool->kick);
+}
+
+/* A round trip through the manager thread wakes three threads (the
+ * worker, the manager, the waiting caller); on a machine whose idle CPUs
+ * are slow to wake that is several times the two of a pipe ping-pong.  So
+ * a thread that waits for a running task's future takes the manager's
+ * baton and reads the worker's outcomes itself, and sleeps on the
+ * worker's page, where the worker's next message wakes it instead of the
+ * manager (worker_page.c).  The manager thread meanwhile sleeps as usual:
+ * exits, deadlines and the channel stay its own, and whatever settles the
+ * future (the manager, a cancel) wakes the sleeper through its stripe
+ * (pb_future_page_wait_begin).  The baton keeps the worker from being
+ * freed while it is read; a worker that exits while threads sleep on its
+ * page is freed by the last of them. */
+int pb_processes_wait_direct(pebble_future *f, uint64_t deadline) {
+  pb_lib *L = f->lib;
+  const pebble_backend *bk = L->bk;
+  pb_manager *m = atomic_load(&L->manager);
+  pb_page_waiter pw;
+  int rc = PEBBLE_ENOTSUP;
+  if (m == NULL || !pb_page_can_sleep())
+    return PEBBLE_ENOTSUP;
+  pb_manager_enter(m);
+  for (;;) {
+    pb_runner *runner;
+    pb_pworker *w = NULL;
+    pb_worker_page *page;
+    uint64_t now;
+    unsigned seen;
+    pb_stripe_lock(f);
+    runner = atomic_load(&f->runner);
+    if (pb_future_is_resolved(f))
+      rc = PEBBLE_OK;
+    else if (runner != NULL && atomic_load(&f->state) == PEBBLE_RUNNING)
+      w = PB_CONTAINER(runner, pb_ptask, runner)->worker;
+    pb_stripe_unlock(f);
+    /* No worker with a ring to read (not started, a launched worker, one
+     * whose channel ended): the manager's. */
+    if (rc == PEBBLE_OK || w == NULL)
+      break;
+    page = w->ring_reader.ring;
+    if (page == NULL || w->ring_reader.eof || w->reader.eof)
+      break;
+    read_direct(m, w);
+    if (pb_future_is_resolved(f)) {
+      rc = PEBBLE_OK;
+      break;
+    }
+    now = bk->now_ns();
+    if (now >= deadline) {
+      rc = PEBBLE_ENOTREADY;
+      break;
+    }
+    if (w->ring_reader.eof || w->reader.eof)
+      break;
+    /* Listed where a settle looks, then armed, then a last look: a
+     * message put in the ring from here on wakes this thread. */
+    pw.page = page;
+    pb_future_page_wait_begin(f, &pw);
+    w->direct_waiters++;
+    seen = pb_page_waiter_arm(page);
+    if (!pb_ring_pending(page) && !pb_future_is_resolved(f) &&
+        !w->ring_owed) {
+      pb_manager_leave(m);
+      pb_page_sleep(page, seen,
+                    deadline == PEBBLE_BK_FOREVER ? UINT64_MAX
+                                                  : deadline - now);
+      pb_manager_enter(m);
+    }
+    pb_future_page_wait_end(f, &pw);
+    if (--w->direct_waiters > 0)
+      continue; /* another sleeper reads what came */
+    if (w->gone) { /* it exited meanwhile */
+      pb_page_free(page);
+      free(w);
+      continue;
+    }
+    /* What came while armed woke nobody else: read it now, whatever
+     * became of f, and the pool is nudged for the next. */
+    pb_page_waiter_disarm(page);
+    if (!w->ring_reader.eof && !w->reader.eof)
+      read_direct(m, w);
+  }
+  pb_manager_leave(m);
+  return rc;
+}
+
 /* t's worker was killed because the pool stopped or broke: t ends the
  * way stop and a broken pool promise (no lock held; frees t).  A pool
  * that broke and was then stopped is broken: its message stays. */
@@ -1516,8 +1635,14 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
   bk->mutex_unlock(P->lock);
   log_worker_end(P, &info, label, info.killed_by_library,
                  w->state == PB_W_QUITTING, replace);
-  pb_page_free(atomic_load(&w->page));
-  free(w);
+  if (w->direct_waiters > 0) {
+    /* They sleep on its page: woken, the last one frees both. */
+    w->gone = 1;
+    pb_page_wake(atomic_load(&w->page));
+  } else {
+    pb_page_free(atomic_load(&w->page));
+    free(w);
+  }
   if (replace && P->crash_streak >= BACKOFF_AFTER)
     schedule_respawn(m, P, now);
 }

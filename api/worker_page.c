@@ -51,6 +51,13 @@
 #define PB_HAVE_PAGE 1
 #endif
 #endif
+#if defined(PB_HAVE_PAGE) && defined(__linux__)
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#define PB_HAVE_PAGE_SLEEP 1
+#endif
 
 #define PB_RUN_RUNNING 1u
 #define PB_RUN_DONE 2u
@@ -116,7 +123,15 @@ atomic_uint *pb_page_skip_epoch(pb_worker_page *page) {
  *
  * The pool trusts nothing the worker wrote: a tail more than a ring ahead
  * is refused, and the bytes are copied out before the reader (channel.c)
- * checks them as it checks the channel's. */
+ * checks them as it checks the channel's.
+ *
+ * An application thread waiting for a future whose task runs here may
+ * read the ring itself (pool_processes.c, wait_direct), so that a round
+ * trip wakes two threads, not three: it sleeps on `waiter` with bit 0
+ * set, and the worker, after it moved the tail, wakes it there instead of
+ * nudging the pool.  The waiter sets the bit before it looks at the ring
+ * a last time, as the pool does with want_nudge: one side sees the
+ * other. */
 
 static pb_worker_page *ring_page;  /* this worker's, or NULL */
 static pebble_bk_chan *ring_chan;  /* its channel to the pool */
@@ -152,8 +167,10 @@ int pb_ring_send(const pebble_backend *bk, pebble_bk_chan *chan,
     memcpy(page->ring + at, buf, first);
     memcpy(page->ring, (const unsigned char *)buf + first, n - first);
     atomic_store(&page->ring_tail, tail + n);
-    if (atomic_load(&page->want_nudge) &&
-        atomic_exchange(&page->want_nudge, 0)) {
+    if (atomic_load(&page->waiter) & 1u) {
+      pb_page_wake(page); /* a waiter reads it: the pool may sleep on */
+    } else if (atomic_load(&page->want_nudge) &&
+               atomic_exchange(&page->want_nudge, 0)) {
       pb_msg_header h;
       pb_msg_fill(&h, PB_MSG_NUDGE, 0, 0);
       h.tag = pb_msg_tag(0);
@@ -205,6 +222,54 @@ int pb_ring_pending(pb_worker_page *page) {
          atomic_load_explicit(&page->ring_head, memory_order_relaxed);
 }
 
+#ifdef PB_HAVE_PAGE_SLEEP
+
+/* Shared futexes (no FUTEX_PRIVATE_FLAG): the word lies in memory the
+ * worker process maps too. */
+int pb_page_can_sleep(void) { return 1; }
+
+unsigned pb_page_waiter_arm(pb_worker_page *page) {
+  return atomic_fetch_or(&page->waiter, 1u) | 1u;
+}
+
+void pb_page_waiter_disarm(pb_worker_page *page) {
+  atomic_fetch_and(&page->waiter, ~1u);
+}
+
+void pb_page_sleep(pb_worker_page *page, unsigned seen, uint64_t ns) {
+  struct timespec ts, *limit = NULL;
+  if (ns != UINT64_MAX) {
+    uint64_t sec = ns / 1000000000u;
+    ts.tv_sec = sec > (uint64_t)INT_MAX ? INT_MAX : (time_t)sec;
+    ts.tv_nsec = (long)(ns % 1000000000u);
+    limit = &ts;
+  }
+  /* EAGAIN (the word moved), EINTR and ETIMEDOUT all mean: look again. */
+  syscall(SYS_futex, (void *)&page->waiter, FUTEX_WAIT, seen, limit, NULL,
+          0);
+}
+
+void pb_page_wake(pb_worker_page *page) {
+  atomic_fetch_add(&page->waiter, 2u);
+  syscall(SYS_futex, (void *)&page->waiter, FUTEX_WAKE, INT_MAX, NULL, NULL,
+          0);
+}
+
+#else
+
+int pb_page_can_sleep(void) { return 0; }
+unsigned pb_page_waiter_arm(pb_worker_page *page) {
+  (void)page;
+  return 0;
+}
+void pb_page_waiter_disarm(pb_worker_page *page) { (void)page; }
+void pb_page_sleep(pb_worker_page *page, unsigned seen, uint64_t ns) {
+  (void)page, (void)seen, (void)ns;
+}
+void pb_page_wake(pb_worker_page *page) { (void)page; }
+
+#endif
+
 #ifdef PB_HAVE_PAGE
 
 static void page_init(pb_worker_page *page) {
@@ -213,6 +278,7 @@ static void page_init(pb_worker_page *page) {
   atomic_init(&page->ring_head, 0);
   atomic_init(&page->chan_taken, 0);
   atomic_init(&page->want_nudge, 1); /* nobody looks at first */
+  atomic_init(&page->waiter, 0);
   atomic_init(&page->ring_tail, 0);
 }
 

@@ -2,8 +2,8 @@
 # The core's test programs (public API only).
 # The conformance programs (core_thread, core_future, core_process,
 # core_pool, core_ahead, core_resolve, core_map, core_shared_result,
-# core_spawn, core_traps, core_observe, core_faults, core_alloc,
-# cap_kill_group) run
+# core_spawn, core_traps, core_observe, core_faults, core_direct,
+# core_alloc, cap_kill_group) run
 # through the matrix at the end of this file, once per backend and start
 # method; the others
 # once, as they are about choosing backends, not about one backend.
@@ -103,6 +103,12 @@ check_PROGRAMS += tests/core_faults
 tests_core_faults_SOURCES = tests/core_faults.c tests/core_util.h
 tests_core_faults_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS) $(CUNIT_CFLAGS)
 tests_core_faults_LDADD = $(core_test_ldadd)
+# A thread that waits for a running process task reads its worker itself:
+# kills, cancels, timeouts and waits that run out while it does.
+check_PROGRAMS += tests/core_direct
+tests_core_direct_SOURCES = tests/core_direct.c tests/core_util.h
+tests_core_direct_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS) $(CUNIT_CFLAGS)
+tests_core_direct_LDADD = $(core_test_ldadd)
 
 # The forkserver start method itself (POSIX backend), run once: the
 # shared suites run under it in the matrix row posix-forkserver.

@@ -39,7 +39,7 @@ if [ "$backend" != posix ]; then
   export PEBBLE_BACKEND_PATH
 fi
 
-programs="tests/core_thread tests/core_future tests/core_process tests/core_pool tests/core_ahead tests/core_resolve tests/core_map tests/core_shared_result tests/core_spawn tests/core_traps tests/core_observe tests/core_faults tests/core_alloc tests/cap_kill_group"
+programs="tests/core_thread tests/core_future tests/core_process tests/core_pool tests/core_ahead tests/core_resolve tests/core_map tests/core_shared_result tests/core_spawn tests/core_traps tests/core_observe tests/core_faults tests/core_direct tests/core_alloc tests/cap_kill_group"
 # The examples run as written (fork, functions not registered); under the
 # default backend they are tests of their own already.
 if [ "$method" = fork ] && [ "$backend" != posix ]; then

@@ -1,0 +1,335 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* core_direct.c -- a thread that waits for a process pool's running task
+ * reads the worker's outcomes itself and sleeps on the worker's page
+ * (pool_processes.c, pb_processes_wait_direct).  Whatever happens to the
+ * task or the worker while it sleeps, the wait ends with the right
+ * outcome, and what the worker sent while the waiter was leaving still
+ * reaches its future. */
+#include "core_util.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+
+static int echo(pebble_ctx *ctx, const void *arg, size_t size) {
+  int64_t v;
+  if (pebble_arg_int(arg, size, &v) != PEBBLE_OK)
+    return pebble_fail(ctx, 1, "expected an integer");
+  return pebble_result_int(ctx, v);
+}
+
+/* Sleeps the microseconds its argument says, then returns them. */
+static int nap_us(pebble_ctx *ctx, const void *arg, size_t size) {
+  int64_t us;
+  if (pebble_arg_int(arg, size, &us) != PEBBLE_OK)
+    return pebble_fail(ctx, 1, "expected an integer");
+  usleep((useconds_t)us);
+  return pebble_result_int(ctx, us);
+}
+
+/* Sleeps 50 ms, then returns as many bytes as its argument says, too
+ * many for the ring: they come on the channel, read by the manager
+ * thread, whose settle must wake the thread asleep on the page. */
+static int nap_then_big(pebble_ctx *ctx, const void *arg, size_t size) {
+  int64_t n;
+  unsigned char *r;
+  if (pebble_arg_int(arg, size, &n) != PEBBLE_OK || n < 1)
+    return pebble_fail(ctx, 1, "expected a size");
+  usleep(50000);
+  if ((r = pebble_result_alloc(ctx, (size_t)n)) == NULL)
+    return pebble_fail(ctx, 2, "no memory for the result");
+  memset(r, 'b', (size_t)n);
+  return 0;
+}
+
+/* Sleeps the microseconds its argument says, then kills its worker. */
+static int nap_then_die(pebble_ctx *ctx, const void *arg, size_t size) {
+  nap_us(ctx, arg, size);
+  kill(getpid(), SIGKILL);
+  return 0;
+}
+
+static pebble_pool *make(unsigned workers) {
+  pebble_pool_options o;
+  pebble_pool *p = NULL;
+  pebble_pool_options_init(&o);
+  o.workers = workers;
+  o.start_eagerly = 1;
+  CU_ASSERT_EQUAL(pebble_pool_create(&p, PEBBLE_PROCESS, &o), PEBBLE_OK);
+  return p;
+}
+
+static pebble_future *sched(pebble_pool *p, pebble_task_fn fn, int64_t v,
+                            pebble_time_t timeout) {
+  pebble_task_options o;
+  pebble_future *f = NULL;
+  pebble_task_options_init(&o);
+  o.timeout = timeout;
+  CU_ASSERT_EQUAL(pebble_pool_schedule(p, fn, &v, sizeof v, &o, &f),
+                  PEBBLE_OK);
+  return f;
+}
+
+/* Until f runs (its worker has it); a task that never runs fails the
+ * test where it is waited for. */
+static void until_running(pebble_future *f) {
+  double t0 = now_s();
+  while (pebble_future_state(f) == PEBBLE_PENDING && now_s() - t0 < 30)
+    usleep(1000);
+}
+
+/* One task at a time, from two threads at once on one pool: every result
+ * is the waiter's own, whoever of the two read it. */
+typedef struct trips {
+  pebble_pool *p;
+  int64_t base;
+  atomic_int wrong;
+} trips;
+
+static void *round_trips(void *arg) {
+  trips *t = arg;
+  int64_t i, out;
+  for (i = 0; i < 1500; i++) {
+    pebble_future *f = sched(t->p, echo, t->base + i, PEBBLE_DEFAULT);
+    out = -1;
+    if (f == NULL ||
+        pebble_future_get_int(f, PEBBLE_SEC(60), &out) != PEBBLE_OK ||
+        out != t->base + i)
+      atomic_fetch_add(&t->wrong, 1);
+    pebble_future_release(f);
+  }
+  return NULL;
+}
+
+static void test_round_trips(void) {
+  SKIP_IF_NO_PROCESSES();
+  trips a = {NULL, 0, 0}, b = {NULL, 1000000, 0};
+  pthread_t ta, tb;
+  a.p = b.p = make(2);
+  CU_ASSERT_EQUAL(pthread_create(&ta, NULL, round_trips, &a), 0);
+  CU_ASSERT_EQUAL(pthread_create(&tb, NULL, round_trips, &b), 0);
+  pthread_join(ta, NULL);
+  pthread_join(tb, NULL);
+  CU_ASSERT_EQUAL(atomic_load(&a.wrong), 0);
+  CU_ASSERT_EQUAL(atomic_load(&b.wrong), 0);
+  CU_ASSERT_EQUAL(pebble_pool_destroy(a.p), PEBBLE_OK);
+}
+
+/* A wait that runs out while the task runs leaves its outcome to the
+ * pool: the worker, no longer asked to wake the waiter, nudges the pool
+ * again.  pebble_wait_all() never reads a worker itself, so it sees what
+ * the pool delivers.  The short waits end at every point of the task,
+ * some as the worker answers. */
+static void test_short_waits_lose_nothing(void) {
+  SKIP_IF_NO_PROCESSES();
+  pebble_pool *p = make(2);
+  int i, late = 0, lost = 0;
+  for (i = 0; i < 300; i++) {
+    pebble_future *f = sched(p, nap_us, 200 + (i % 7) * 50, PEBBLE_DEFAULT);
+    int64_t out = -1;
+    until_running(f);
+    if (pebble_future_wait(f, PEBBLE_USEC(50 + (i % 13) * 25)) ==
+        PEBBLE_ENOTREADY)
+      late++;
+    if (pebble_wait_all(&f, 1, PEBBLE_SEC(30)) != PEBBLE_OK ||
+        pebble_future_get_int(f, 0, &out) != PEBBLE_OK ||
+        out != 200 + (i % 7) * 50)
+      lost++;
+    pebble_future_release(f);
+  }
+  CU_ASSERT_EQUAL(lost, 0);
+  CU_ASSERT(late > 0); /* the waits did run out, some of them */
+  /* And a long task whose waiter gave up long before it ended. */
+  {
+    pebble_future *f = sched(p, nap_us, 300000, PEBBLE_DEFAULT);
+    until_running(f);
+    CU_ASSERT_EQUAL(pebble_future_wait(f, PEBBLE_MSEC(20)),
+                    PEBBLE_ENOTREADY);
+    CU_ASSERT_EQUAL(pebble_wait_all(&f, 1, PEBBLE_SEC(30)), PEBBLE_OK);
+    CU_ASSERT_EQUAL(pebble_future_status(f), PEBBLE_OK);
+    pebble_future_release(f);
+  }
+  CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
+}
+
+/* The worker dies while the waiter sleeps on its page (the page and the
+ * worker's record outlive it until the waiter leaves: ASan and valgrind
+ * see any use after they went). */
+static void test_worker_dies_under_waiter(void) {
+  SKIP_IF_NO_PROCESSES();
+  pebble_pool *p = make(1);
+  int i;
+  for (i = 0; i < 5; i++) {
+    pebble_future *f = sched(p, nap_then_die, 50000, PEBBLE_DEFAULT);
+    until_running(f);
+    CU_ASSERT_EQUAL(pebble_future_wait(f, PEBBLE_SEC(30)), PEBBLE_OK);
+    CU_ASSERT_EQUAL(pebble_future_state(f), PEBBLE_FAILED);
+    CU_ASSERT_EQUAL(pebble_future_status(f), PEBBLE_EDIED);
+    pebble_future_release(f);
+  }
+  /* The pool goes on with a new worker. */
+  {
+    pebble_future *f = sched(p, echo, 41, PEBBLE_DEFAULT);
+    int64_t out = 0;
+    CU_ASSERT_EQUAL(pebble_future_get_int(f, PEBBLE_SEC(30), &out),
+                    PEBBLE_OK);
+    CU_ASSERT_EQUAL(out, 41);
+    pebble_future_release(f);
+  }
+  CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
+}
+
+/* Another thread cancels, or the pool is destroyed, while the waiter
+ * sleeps on the worker's page: the settle wakes it there. */
+typedef struct later {
+  pebble_future *f;
+  pebble_pool *p;
+} later;
+
+static void *cancel_later(void *arg) {
+  later *l = arg;
+  usleep(50000);
+  pebble_future_cancel(l->f);
+  return NULL;
+}
+
+static void *destroy_later(void *arg) {
+  later *l = arg;
+  usleep(50000);
+  CU_ASSERT_EQUAL(pebble_pool_destroy(l->p), PEBBLE_OK);
+  return NULL;
+}
+
+static void test_cancel_and_destroy_wake_the_waiter(void) {
+  SKIP_IF_NO_PROCESSES();
+  later l;
+  pthread_t t;
+  double t0;
+  l.p = make(1);
+  l.f = sched(l.p, nap_us, 20000000, PEBBLE_DEFAULT);
+  until_running(l.f);
+  t0 = now_s();
+  CU_ASSERT_EQUAL(pthread_create(&t, NULL, cancel_later, &l), 0);
+  CU_ASSERT_EQUAL(pebble_future_wait(l.f, PEBBLE_SEC(60)), PEBBLE_OK);
+  pthread_join(t, NULL);
+  CU_ASSERT_EQUAL(pebble_future_state(l.f), PEBBLE_CANCELLED);
+  CU_ASSERT(now_s() - t0 < 15); /* not the task's 20 s */
+  pebble_future_release(l.f);
+
+  l.f = sched(l.p, nap_us, 20000000, PEBBLE_DEFAULT);
+  until_running(l.f);
+  t0 = now_s();
+  CU_ASSERT_EQUAL(pthread_create(&t, NULL, destroy_later, &l), 0);
+  CU_ASSERT_EQUAL(pebble_future_wait(l.f, PEBBLE_SEC(60)), PEBBLE_OK);
+  pthread_join(t, NULL);
+  CU_ASSERT(pebble_future_state(l.f) == PEBBLE_CANCELLED ||
+            pebble_future_state(l.f) == PEBBLE_FAILED);
+  CU_ASSERT(now_s() - t0 < 15);
+  pebble_future_release(l.f);
+}
+
+/* A task with a timeout: its start notice, read by the waiting thread,
+ * starts the task's clock, and the manager thread, asleep until the
+ * allowance for a start runs out (10 s), must learn of it: the task ends
+ * well before that. */
+static void test_timeout_while_waiter_reads(void) {
+  SKIP_IF_NO_PROCESSES();
+  pebble_pool *p = make(1);
+  int i;
+  for (i = 0; i < 3; i++) {
+    pebble_future *f = sched(p, nap_us, 20000000, PEBBLE_MSEC(100));
+    double t0 = now_s();
+    CU_ASSERT_EQUAL(pebble_future_wait(f, PEBBLE_SEC(60)), PEBBLE_OK);
+    CU_ASSERT_EQUAL(pebble_future_status(f), PEBBLE_ETIMEDOUT);
+    CU_ASSERT(now_s() - t0 < 5);
+    pebble_future_release(f);
+  }
+  CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
+}
+
+static void test_channel_result_wakes_the_waiter(void) {
+  SKIP_IF_NO_PROCESSES();
+  pebble_pool *p = make(1);
+  static const int64_t sizes[] = {70000, 300000, 2 << 20};
+  int i;
+  for (i = 0; i < 6; i++) {
+    pebble_future *f = sched(p, nap_then_big, sizes[i % 3], PEBBLE_DEFAULT);
+    const void *data = NULL;
+    size_t size = 0;
+    until_running(f);
+    CU_ASSERT_EQUAL(pebble_future_get(f, PEBBLE_SEC(60), &data, &size),
+                    PEBBLE_OK);
+    CU_ASSERT_EQUAL(size, (size_t)sizes[i % 3]);
+    CU_ASSERT(data != NULL && ((const unsigned char *)data)[size - 1] == 'b');
+    pebble_future_release(f);
+  }
+  CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
+}
+
+/* Two threads wait for one future; a third for another task on the same
+ * worker's pool.  All wake with their own outcome. */
+typedef struct waiter {
+  pebble_future *f;
+  int64_t want;
+  int ok;
+} waiter;
+
+static void *wait_for(void *arg) {
+  waiter *w = arg;
+  int64_t out = -1;
+  w->ok = pebble_future_get_int(w->f, PEBBLE_SEC(60), &out) == PEBBLE_OK &&
+          out == w->want;
+  return NULL;
+}
+
+static void test_several_waiters(void) {
+  SKIP_IF_NO_PROCESSES();
+  pebble_pool *p = make(2);
+  int round;
+  for (round = 0; round < 20; round++) {
+    waiter w[3];
+    pthread_t t[3];
+    int i;
+    w[0].f = w[1].f = sched(p, nap_us, 20000, PEBBLE_DEFAULT);
+    w[2].f = sched(p, nap_us, 30000, PEBBLE_DEFAULT);
+    w[0].want = w[1].want = 20000;
+    w[2].want = 30000;
+    for (i = 0; i < 3; i++)
+      CU_ASSERT_EQUAL(pthread_create(&t[i], NULL, wait_for, &w[i]), 0);
+    for (i = 0; i < 3; i++) {
+      pthread_join(t[i], NULL);
+      CU_ASSERT(w[i].ok);
+    }
+    pebble_future_release(w[0].f);
+    pebble_future_release(w[2].f);
+  }
+  CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
+}
+
+int main(void) {
+  CU_TestInfo tests[] = {
+      {"round trips from two threads: every result is its waiter's own",
+       test_round_trips},
+      {"waits that run out lose no outcome", test_short_waits_lose_nothing},
+      {"a worker that dies under its waiter", test_worker_dies_under_waiter},
+      {"a cancel and a destroy wake the waiter",
+       test_cancel_and_destroy_wake_the_waiter},
+      {"a task's timeout fires while its waiter reads the worker",
+       test_timeout_while_waiter_reads},
+      {"a result that comes on the channel wakes the waiter",
+       test_channel_result_wakes_the_waiter},
+      {"several waiters, one future or two", test_several_waiters},
+      CU_TEST_INFO_NULL};
+  REGISTER_TASK(echo);
+  REGISTER_TASK(nap_us);
+  REGISTER_TASK(nap_then_die);
+  REGISTER_TASK(nap_then_big);
+  /* Under the spawn start method this program is also its workers. */
+  if (pebble_worker_main() != PEBBLE_OK) {
+    fprintf(stderr, "worker: %s\n", pebble_last_error());
+    return 2;
+  }
+  if (skip_without_processes())
+    return 77;
+  return run_suite("direct", tests);
+}
