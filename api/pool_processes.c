@@ -1201,6 +1201,18 @@ static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
       } else if (chan_eof) {
         watch_worker(m, w);
         return;
+      } else if (reading_direct && w->reader.header_got > 0) {
+        /* Part of a header on the channel, and the ring empty: the worker
+         * writes a header whole, so these are bytes something else in it
+         * wrote.  The manager would find them spoiling the next nudge,
+         * which a waiter reading here stops (pb_processes_wait_direct):
+         * they end the worker now, before it is given another task. */
+        status = PEBBLE_EPROTO;
+        snprintf(why, sizeof why,
+                 "the worker's channel holds %zu bytes that are not a "
+                 "whole message header",
+                 w->reader.header_got);
+        goto bad;
       } else {
         if (budget > 0) {
           /* Nothing anywhere: a nudge for the next message in the ring,
