@@ -138,6 +138,12 @@ static void watch_worker(pb_manager *m, pb_pworker *w) {
                                   &w->watch);
 }
 
+/* w's channel has given part of a message header. */
+static int chan_part_header(const pb_pworker *w) {
+  return w->reader.header_got > 0 &&
+         w->reader.header_got < sizeof w->reader.header_buf;
+}
+
 /* Pool lock held: w may take a scheduler's task directly, so schedulers
  * look for a ready worker again (pb_processes_send_now clears the flag
  * when it finds none). */
@@ -1074,7 +1080,8 @@ static int feed_worker(pb_manager *m, pebble_pool *P, pb_pworker *w) {
      * thread's: a worker forked by this thread would die with it. */
     int queued = pb_pool_has_queued(P);
     if (w->state == PB_W_IDLE && P->state == PB_POOL_OPEN && !queued) {
-      if (!w->killed && !w->closed && w->out == NULL)
+      /* Not with stray bytes on its channel (read_outcomes ends it). */
+      if (!w->killed && !w->closed && w->out == NULL && !chan_part_header(w))
         mark_ready(P, w);
     } else if (w->state != PB_W_BUSY || queued) {
       direct_kick = 1; /* posted once the pool lock is let go */
@@ -1201,12 +1208,14 @@ static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
       } else if (chan_eof) {
         watch_worker(m, w);
         return;
-      } else if (reading_direct && w->reader.header_got > 0) {
-        /* Part of a header on the channel, and the ring empty: the worker
-         * writes a header whole, so these are bytes something else in it
-         * wrote.  The manager would find them spoiling the next nudge,
-         * which a waiter reading here stops (pb_processes_wait_direct):
-         * they end the worker now, before it is given another task. */
+      } else if (reading_direct && chan_part_header(w) && w->task == NULL &&
+                 w->n_ahead == 0) {
+        /* Part of a header on the channel, the ring empty and no task
+         * left on the worker: it writes a header whole, so these are bytes
+         * something else in it wrote.  The manager would find them
+         * spoiling the next nudge, which a waiter reading here stops
+         * (pb_processes_wait_direct): they end the worker now, before it
+         * is given another task (feed_worker gave it none). */
         status = PEBBLE_EPROTO;
         snprintf(why, sizeof why,
                  "the worker's channel holds %zu bytes that are not a "
