@@ -1307,7 +1307,10 @@ static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
         pb_outcome_discard(&o);
         status = PEBBLE_EPROTO;
         if (atomic_load(&w->page) != NULL || r != &w->reader) {
-          snprintf(why, sizeof why, "the worker sent a second page");
+          snprintf(why, sizeof why,
+                   r != &w->reader
+                       ? "the worker sent a page through its outcome ring"
+                       : "the worker sent a second page");
           goto bad;
         }
         if (!PB_BK_HAS(bk, proc_take_handle) ||
