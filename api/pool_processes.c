@@ -1489,20 +1489,16 @@ int pb_processes_wait_direct(pebble_future *f, uint64_t deadline) {
     page = w->ring_reader.ring;
     if (page == NULL || w->ring_reader.eof || w->reader.eof)
       break;
-    read_direct(m, w);
-    if (pb_future_is_resolved(f)) {
-      rc = PEBBLE_OK;
-      break;
-    }
     now = bk->now_ns();
     if (now >= deadline) {
       rc = PEBBLE_ENOTREADY;
       break;
     }
-    if (w->ring_reader.eof || w->reader.eof)
-      break;
-    /* Listed where a settle looks, then armed, then a last look: a
-     * message put in the ring from here on wakes this thread. */
+    /* Listed where a settle looks, then armed, then a look at the ring:
+     * a message put there from here on wakes this thread.  Nothing more
+     * before it sleeps: the worker it has just woken with a task gets a
+     * CPU sooner, often this one (the channel is the manager's to watch
+     * meanwhile, and is read below once the thread is awake). */
     pw.page = page;
     pb_future_page_wait_begin(f, &pw);
     w->direct_waiters++;
@@ -1516,18 +1512,25 @@ int pb_processes_wait_direct(pebble_future *f, uint64_t deadline) {
       pb_manager_enter(m);
     }
     pb_future_page_wait_end(f, &pw);
-    if (--w->direct_waiters > 0)
-      continue; /* another sleeper reads what came */
-    if (w->gone) { /* it exited meanwhile */
-      pb_page_free(page);
-      free(w);
+    if (--w->direct_waiters == 0) {
+      if (w->gone) { /* it exited meanwhile: the last sleeper frees it */
+        pb_page_free(page);
+        free(w);
+        continue;
+      }
+      /* No sleeper left: the worker nudges the pool again. */
+      pb_page_waiter_disarm(page);
+    } else if (w->gone) {
       continue;
     }
-    /* What came while armed woke nobody else: read it now, whatever
-     * became of f, and the pool is nudged for the next. */
-    pb_page_waiter_disarm(page);
+    /* Read what came (what came while armed woke nobody else), whatever
+     * became of f. */
     if (!w->ring_reader.eof && !w->reader.eof)
       read_direct(m, w);
+    if (pb_future_is_resolved(f)) {
+      rc = PEBBLE_OK;
+      break;
+    }
   }
   pb_manager_leave(m);
   return rc;
