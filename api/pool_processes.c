@@ -1479,11 +1479,17 @@ int pb_processes_wait_direct(pebble_future *f, uint64_t deadline) {
     runner = atomic_load(&f->runner);
     if (pb_future_is_resolved(f))
       rc = PEBBLE_OK;
-    else if (runner != NULL && atomic_load(&f->state) == PEBBLE_RUNNING)
+    else if (runner != NULL && atomic_load(&f->state) == PEBBLE_RUNNING &&
+             PB_CONTAINER(runner, pb_ptask, runner)->timeout ==
+                 PEBBLE_FOREVER)
       w = PB_CONTAINER(runner, pb_ptask, runner)->worker;
     pb_stripe_unlock(f);
     /* No worker with a ring to read (not started, a launched worker, one
-     * whose channel ended): the manager's. */
+     * whose channel ended), or a task with a timeout: the manager's.  A
+     * timed task's start notice moves its deadline, which wakes the
+     * manager anyway, and its timeout is met by the manager, which then
+     * starts a replacement while it holds the baton: a waiter woken on
+     * the page would wait for that fork before it returns. */
     if (rc == PEBBLE_OK || w == NULL)
       break;
     page = w->ring_reader.ring;

@@ -228,10 +228,10 @@ static void test_cancel_and_destroy_wake_the_waiter(void) {
   pebble_future_release(l.f);
 }
 
-/* A task with a timeout: its start notice, read by the waiting thread,
- * starts the task's clock, and the manager thread, asleep until the
- * allowance for a start runs out (10 s), must learn of it: the task ends
- * well before that. */
+/* A task with a timeout is waited for the usual way (its start notice
+ * starts its clock, the manager's; read by a waiting thread, the manager,
+ * asleep until the allowance for a start runs out, 10 s, would have to
+ * learn of it): the task ends well before that allowance. */
 static void test_timeout_while_waiter_reads(void) {
   SKIP_IF_NO_PROCESSES();
   pebble_pool *p = make(1);
@@ -314,7 +314,7 @@ int main(void) {
       {"a worker that dies under its waiter", test_worker_dies_under_waiter},
       {"a cancel and a destroy wake the waiter",
        test_cancel_and_destroy_wake_the_waiter},
-      {"a task's timeout fires while its waiter reads the worker",
+      {"a task's timeout fires while a thread waits for it",
        test_timeout_while_waiter_reads},
       {"a result that comes on the channel wakes the waiter",
        test_channel_result_wakes_the_waiter},
