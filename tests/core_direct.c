@@ -59,17 +59,6 @@ static pebble_pool *make(unsigned workers) {
   return p;
 }
 
-static pebble_future *sched(pebble_pool *p, pebble_task_fn fn, int64_t v,
-                            pebble_time_t timeout) {
-  pebble_task_options o;
-  pebble_future *f = NULL;
-  pebble_task_options_init(&o);
-  o.timeout = timeout;
-  CU_ASSERT_EQUAL(pebble_pool_schedule(p, fn, &v, sizeof v, &o, &f),
-                  PEBBLE_OK);
-  return f;
-}
-
 /* Until f runs (its worker has it); a task that never runs fails the
  * test where it is waited for. */
 static void until_running(pebble_future *f) {
@@ -90,7 +79,7 @@ static void *round_trips(void *arg) {
   trips *t = arg;
   int64_t i, out;
   for (i = 0; i < 1500; i++) {
-    pebble_future *f = sched(t->p, echo, t->base + i, PEBBLE_DEFAULT);
+    pebble_future *f = schedule_int(t->p, echo, t->base + i, PEBBLE_DEFAULT);
     out = -1;
     if (f == NULL ||
         pebble_future_get_int(f, PEBBLE_SEC(60), &out) != PEBBLE_OK ||
@@ -125,7 +114,8 @@ static void test_short_waits_lose_nothing(void) {
   pebble_pool *p = make(2);
   int i, late = 0, lost = 0;
   for (i = 0; i < 300; i++) {
-    pebble_future *f = sched(p, nap_us, 200 + (i % 7) * 50, PEBBLE_DEFAULT);
+    pebble_future *f =
+        schedule_int(p, nap_us, 200 + (i % 7) * 50, PEBBLE_DEFAULT);
     int64_t out = -1;
     until_running(f);
     if (pebble_future_wait(f, PEBBLE_USEC(50 + (i % 13) * 25)) ==
@@ -141,10 +131,9 @@ static void test_short_waits_lose_nothing(void) {
   CU_ASSERT(late > 0); /* the waits did run out, some of them */
   /* And a long task whose waiter gave up long before it ended. */
   {
-    pebble_future *f = sched(p, nap_us, 300000, PEBBLE_DEFAULT);
+    pebble_future *f = schedule_int(p, nap_us, 300000, PEBBLE_DEFAULT);
     until_running(f);
-    CU_ASSERT_EQUAL(pebble_future_wait(f, PEBBLE_MSEC(20)),
-                    PEBBLE_ENOTREADY);
+    CU_ASSERT_EQUAL(pebble_future_wait(f, PEBBLE_MSEC(20)), PEBBLE_ENOTREADY);
     CU_ASSERT_EQUAL(pebble_wait_all(&f, 1, PEBBLE_SEC(30)), PEBBLE_OK);
     CU_ASSERT_EQUAL(pebble_future_status(f), PEBBLE_OK);
     pebble_future_release(f);
@@ -160,7 +149,7 @@ static void test_worker_dies_under_waiter(void) {
   pebble_pool *p = make(1);
   int i;
   for (i = 0; i < 5; i++) {
-    pebble_future *f = sched(p, nap_then_die, 50000, PEBBLE_DEFAULT);
+    pebble_future *f = schedule_int(p, nap_then_die, 50000, PEBBLE_DEFAULT);
     until_running(f);
     CU_ASSERT_EQUAL(pebble_future_wait(f, PEBBLE_SEC(30)), PEBBLE_OK);
     CU_ASSERT_EQUAL(pebble_future_state(f), PEBBLE_FAILED);
@@ -169,10 +158,9 @@ static void test_worker_dies_under_waiter(void) {
   }
   /* The pool goes on with a new worker. */
   {
-    pebble_future *f = sched(p, echo, 41, PEBBLE_DEFAULT);
+    pebble_future *f = schedule_int(p, echo, 41, PEBBLE_DEFAULT);
     int64_t out = 0;
-    CU_ASSERT_EQUAL(pebble_future_get_int(f, PEBBLE_SEC(30), &out),
-                    PEBBLE_OK);
+    CU_ASSERT_EQUAL(pebble_future_get_int(f, PEBBLE_SEC(30), &out), PEBBLE_OK);
     CU_ASSERT_EQUAL(out, 41);
     pebble_future_release(f);
   }
@@ -206,7 +194,7 @@ static void test_cancel_and_destroy_wake_the_waiter(void) {
   pthread_t t;
   double t0;
   l.p = make(1);
-  l.f = sched(l.p, nap_us, 20000000, PEBBLE_DEFAULT);
+  l.f = schedule_int(l.p, nap_us, 20000000, PEBBLE_DEFAULT);
   until_running(l.f);
   t0 = now_s();
   CU_ASSERT_EQUAL(pthread_create(&t, NULL, cancel_later, &l), 0);
@@ -216,7 +204,7 @@ static void test_cancel_and_destroy_wake_the_waiter(void) {
   CU_ASSERT(now_s() - t0 < 15); /* not the task's 20 s */
   pebble_future_release(l.f);
 
-  l.f = sched(l.p, nap_us, 20000000, PEBBLE_DEFAULT);
+  l.f = schedule_int(l.p, nap_us, 20000000, PEBBLE_DEFAULT);
   until_running(l.f);
   t0 = now_s();
   CU_ASSERT_EQUAL(pthread_create(&t, NULL, destroy_later, &l), 0);
@@ -237,7 +225,7 @@ static void test_timeout_while_waiter_reads(void) {
   pebble_pool *p = make(1);
   int i;
   for (i = 0; i < 3; i++) {
-    pebble_future *f = sched(p, nap_us, 20000000, PEBBLE_MSEC(100));
+    pebble_future *f = schedule_int(p, nap_us, 20000000, PEBBLE_MSEC(100));
     double t0 = now_s();
     CU_ASSERT_EQUAL(pebble_future_wait(f, PEBBLE_SEC(60)), PEBBLE_OK);
     CU_ASSERT_EQUAL(pebble_future_status(f), PEBBLE_ETIMEDOUT);
@@ -253,7 +241,8 @@ static void test_channel_result_wakes_the_waiter(void) {
   static const int64_t sizes[] = {70000, 300000, 2 << 20};
   int i;
   for (i = 0; i < 6; i++) {
-    pebble_future *f = sched(p, nap_then_big, sizes[i % 3], PEBBLE_DEFAULT);
+    pebble_future *f =
+        schedule_int(p, nap_then_big, sizes[i % 3], PEBBLE_DEFAULT);
     const void *data = NULL;
     size_t size = 0;
     until_running(f);
@@ -290,8 +279,8 @@ static void test_several_waiters(void) {
     waiter w[3];
     pthread_t t[3];
     int i;
-    w[0].f = w[1].f = sched(p, nap_us, 20000, PEBBLE_DEFAULT);
-    w[2].f = sched(p, nap_us, 30000, PEBBLE_DEFAULT);
+    w[0].f = w[1].f = schedule_int(p, nap_us, 20000, PEBBLE_DEFAULT);
+    w[2].f = schedule_int(p, nap_us, 30000, PEBBLE_DEFAULT);
     w[0].want = w[1].want = 20000;
     w[2].want = 30000;
     for (i = 0; i < 3; i++)

@@ -69,17 +69,6 @@ static pebble_future *run_int(pebble_kind kind, pebble_task_fn fn,
   return f;
 }
 
-static pebble_future *schedule_int(pebble_pool *p, pebble_task_fn fn,
-                                   int64_t v, pebble_time_t timeout) {
-  pebble_task_options o;
-  pebble_future *f = NULL;
-  pebble_task_options_init(&o);
-  o.timeout = timeout;
-  CU_ASSERT_EQUAL(pebble_pool_schedule(p, fn, &v, sizeof v, &o, &f),
-                  PEBBLE_OK);
-  return f;
-}
-
 static pebble_pool *pool_of(pebble_kind kind, unsigned workers,
                             int send_ahead) {
   pebble_pool_options o;

@@ -391,6 +391,19 @@ static inline pebble_pool_stats pool_stats(pebble_pool *p) {
   return st;
 }
 
+/* Schedules fn on p with an 8-byte integer argument and the given
+ * timeout; the future, or NULL (the failed assertion says why). */
+static inline pebble_future *schedule_int(pebble_pool *p, pebble_task_fn fn,
+                                          int64_t v, pebble_time_t timeout) {
+  pebble_task_options o;
+  pebble_future *f = NULL;
+  pebble_task_options_init(&o);
+  o.timeout = timeout;
+  CU_ASSERT_EQUAL(pebble_pool_schedule(p, fn, &v, sizeof v, &o, &f),
+                  PEBBLE_OK);
+  return f;
+}
+
 /* make check keeps a program's output in its .log file and prints only
  * PASS or FAIL: each failed assertion is also written to descriptor 9,
  * which the harness points at the terminal (AM_TESTS_FD_REDIRECT), so a
