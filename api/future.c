@@ -257,9 +257,6 @@ void pb_outcome_own(pb_outcome *o) {
   o->message = pb_strdup("out of memory for the task's result");
 }
 
-/* Win the right to resolve f and publish the outcome; 1 if won.  A
- * cancel keeps the runner to stop the task with; any other resolver is
- * the task's own side, which is done with it. */
 /* Stripe lock held: threads asleep on a worker's page for f (they leave
  * the list under this lock before the page may go). */
 static void wake_page_waiters(pb_lib *L, const pebble_future *f) {
@@ -269,6 +266,9 @@ static void wake_page_waiters(pb_lib *L, const pebble_future *f) {
       pb_page_wake(pw->page);
 }
 
+/* Win the right to resolve f and publish the outcome; 1 if won.  A
+ * cancel keeps the runner to stop the task with; any other resolver is
+ * the task's own side, which is done with it. */
 static int settle(pebble_future *f, pb_outcome *o, int keep_runner) {
   _Static_assert(PB_VALUE_TYPE_MAX <= 3, "result_type has two bits");
   pb_runner *runner;

@@ -1509,8 +1509,7 @@ int pb_processes_wait_direct(pebble_future *f, uint64_t deadline) {
     pb_future_page_wait_begin(f, &pw);
     w->direct_waiters++;
     seen = pb_page_waiter_arm(page);
-    if (!pb_ring_pending(page) && !pb_future_is_resolved(f) &&
-        !w->ring_owed) {
+    if (!ring_has_more(w) && !pb_future_is_resolved(f)) {
       pb_manager_leave(m);
       pb_page_sleep(page, seen,
                     deadline == PEBBLE_BK_FOREVER ? UINT64_MAX
@@ -1520,7 +1519,7 @@ int pb_processes_wait_direct(pebble_future *f, uint64_t deadline) {
     pb_future_page_wait_end(f, &pw);
     if (--w->direct_waiters == 0) {
       if (w->gone) { /* it exited meanwhile: the last sleeper frees it */
-        pb_page_free(page);
+        pb_page_free(atomic_load(&w->page));
         free(w);
         continue;
       }
