@@ -295,6 +295,207 @@ static void test_several_waiters(void) {
   CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
 }
 
+/* Another thread kills workers from outside, at random moments, while
+ * round trips wait on their pages: every future resolves, with its own
+ * result or, when the kill caught its task, PEBBLE_EDIED; never another
+ * status, never a hang, and the pool goes on. */
+#define KILLS_MAX 4096
+typedef struct killer {
+  pebble_pool *p;
+  atomic_int stop;
+  int kills;
+  pid_t last;
+  atomic_long killed[KILLS_MAX]; /* each pid before it is killed */
+  atomic_int n_killed;
+} killer;
+
+/* Did the killer kill pid (before the future saying so resolved)? */
+static int was_killed(killer *k, long pid) {
+  int i, n = atomic_load(&k->n_killed);
+  for (i = 0; i < n; i++)
+    if (atomic_load(&k->killed[i]) == pid)
+      return 1;
+  return 0;
+}
+
+static void *kill_workers(void *arg) {
+  killer *k = arg;
+  unsigned seed = 7;
+  while (!atomic_load(&k->stop)) {
+    long pids[4];
+    size_t n = 0;
+    pid_t pid;
+    usleep(300 + rand_r(&seed) % 2700);
+    if (atomic_load(&k->stop) ||
+        pebble_pool_worker_pids(k->p, pids, 4, &n) != PEBBLE_OK || n == 0)
+      continue;
+    if (n > 4)
+      n = 4;
+    pid = (pid_t)pids[rand_r(&seed) % n];
+    if (atomic_load(&k->n_killed) == KILLS_MAX)
+      continue;
+    atomic_store(&k->killed[atomic_load(&k->n_killed)], pid);
+    atomic_fetch_add(&k->n_killed, 1);
+    if (kill(pid, SIGKILL) == 0) {
+      k->kills++;
+      k->last = pid;
+    }
+  }
+  return NULL;
+}
+
+static void test_outside_kills_during_waits(void) {
+  SKIP_IF_NO_PROCESSES();
+  killer *k = calloc(1, sizeof *k);
+  pthread_t t;
+  int i, done = 0, died = 0, wrong = 0;
+  CU_ASSERT_FATAL(k != NULL);
+  k->p = make(2);
+  atomic_init(&k->stop, 0);
+  atomic_init(&k->n_killed, 0);
+  CU_ASSERT_EQUAL(pthread_create(&t, NULL, kill_workers, k), 0);
+  for (i = 0; i < 400; i++) {
+    int64_t arg = (i % 4) * 100, out = -1;
+    pebble_future *f = schedule_int(k->p, i % 2 ? nap_us : echo, arg,
+                                    PEBBLE_DEFAULT);
+    CU_ASSERT_FATAL(f != NULL);
+    if (pebble_future_wait(f, PEBBLE_SEC(60)) != PEBBLE_OK)
+      wrong++; /* a hang */
+    else if (pebble_future_state(f) == PEBBLE_DONE &&
+             pebble_future_get_int(f, 0, &out) == PEBBLE_OK && out == arg)
+      done++;
+    else if (pebble_future_state(f) == PEBBLE_FAILED &&
+             pebble_future_status(f) == PEBBLE_EDIED) {
+      /* Its worker is one the killer killed, and a signal ended it. */
+      pebble_exit_info info;
+      memset(&info, 0, sizeof info);
+      info.struct_size = sizeof info;
+      if (pebble_future_exit_info(f, &info) == PEBBLE_OK &&
+          info.signal == SIGKILL && was_killed(k, info.pid))
+        died++;
+      else
+        wrong++;
+    } else
+      wrong++;
+    pebble_future_release(f);
+  }
+  atomic_store(&k->stop, 1);
+  pthread_join(t, NULL);
+  CU_ASSERT_EQUAL(wrong, 0);
+  CU_ASSERT_EQUAL(done + died, 400);
+  CU_ASSERT(k->kills > 0);
+  /* A kill ends at most the one task its worker had: no death is
+   * reported that did not happen. */
+  CU_ASSERT(died <= k->kills);
+  /* Bytes a dying worker's channel accepted count as its task's start
+   * (docs/pools.md): the last killed worker is reaped before the pool is
+   * asked again, so the task below cannot be charged with its death. */
+  if (k->kills > 0)
+    CU_ASSERT(gone_within(k->last, 30));
+  {
+    pebble_future *f = schedule_int(k->p, echo, 43, PEBBLE_DEFAULT);
+    int64_t out = 0;
+    CU_ASSERT_EQUAL(pebble_future_get_int(f, PEBBLE_SEC(30), &out),
+                    PEBBLE_OK);
+    CU_ASSERT_EQUAL(out, 43);
+    pebble_future_release(f);
+  }
+  CU_ASSERT_EQUAL(pebble_pool_destroy(k->p), PEBBLE_OK);
+  free(k);
+}
+
+/* The worker is stopped (SIGSTOP) under its waiter: a bounded wait runs
+ * out, a stop is not a death, and once continued the task's own result
+ * reaches the waiter, who slept through the stop on the page. */
+typedef struct stopper {
+  long pid;
+} stopper;
+
+static void *stop_then_continue(void *arg) {
+  stopper *s = arg;
+  usleep(20000);
+  kill((pid_t)s->pid, SIGSTOP);
+  usleep(200000);
+  kill((pid_t)s->pid, SIGCONT);
+  return NULL;
+}
+
+static void test_stopped_worker_under_waiter(void) {
+  SKIP_IF_NO_PROCESSES();
+  pebble_pool *p = make(1);
+  pebble_future *f = schedule_int(p, nap_us, 100000, PEBBLE_DEFAULT);
+  long pid = 0;
+  int64_t out = -1;
+  stopper s;
+  pthread_t t;
+  double t0;
+  until_running(f);
+  CU_ASSERT_EQUAL_FATAL(pebble_future_pid(f, &pid), PEBBLE_OK);
+  /* Stopped now: its 100 ms cannot end within 300 ms. */
+  CU_ASSERT_EQUAL(kill((pid_t)pid, SIGSTOP), 0);
+  CU_ASSERT_EQUAL(pebble_future_wait(f, PEBBLE_MSEC(300)), PEBBLE_ENOTREADY);
+  CU_ASSERT_EQUAL(pebble_future_state(f), PEBBLE_RUNNING);
+  CU_ASSERT_EQUAL(kill((pid_t)pid, SIGCONT), 0);
+  CU_ASSERT_EQUAL(pebble_future_get_int(f, PEBBLE_SEC(60), &out), PEBBLE_OK);
+  CU_ASSERT_EQUAL(out, 100000);
+  pebble_future_release(f);
+
+  /* Stopped and continued by another thread while this one sleeps. */
+  f = schedule_int(p, nap_us, 100000, PEBBLE_DEFAULT);
+  until_running(f);
+  CU_ASSERT_EQUAL_FATAL(pebble_future_pid(f, &s.pid), PEBBLE_OK);
+  t0 = now_s();
+  CU_ASSERT_EQUAL(pthread_create(&t, NULL, stop_then_continue, &s), 0);
+  out = -1;
+  CU_ASSERT_EQUAL(pebble_future_get_int(f, PEBBLE_SEC(60), &out), PEBBLE_OK);
+  CU_ASSERT_EQUAL(out, 100000);
+  CU_ASSERT(now_s() - t0 >= 0.15); /* it did wait through the stop */
+  pthread_join(t, NULL);
+  pebble_future_release(f);
+  CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
+}
+
+/* The pool is closed and joined from another thread while a thread waits
+ * on a worker's page: the running and queued tasks all finish with their
+ * own results, the waiter's among them. */
+typedef struct closer {
+  pebble_pool *p;
+  int closed, joined;
+} closer;
+
+static void *close_and_join(void *arg) {
+  closer *c = arg;
+  usleep(10000);
+  c->closed = pebble_pool_close(c->p);
+  c->joined = pebble_pool_join(c->p, PEBBLE_SEC(60));
+  return NULL;
+}
+
+static void test_close_while_waiting(void) {
+  SKIP_IF_NO_PROCESSES();
+  closer c;
+  pthread_t t;
+  pebble_future *f[5];
+  int i;
+  c.p = make(2);
+  for (i = 0; i < 5; i++)
+    f[i] = schedule_int(c.p, nap_us, 40000 + i, PEBBLE_DEFAULT);
+  until_running(f[0]);
+  CU_ASSERT_EQUAL(pthread_create(&t, NULL, close_and_join, &c), 0);
+  for (i = 0; i < 5; i++) {
+    int64_t out = -1;
+    CU_ASSERT_EQUAL(pebble_future_get_int(f[i], PEBBLE_SEC(60), &out),
+                    PEBBLE_OK);
+    CU_ASSERT_EQUAL(out, 40000 + i);
+  }
+  pthread_join(t, NULL);
+  CU_ASSERT_EQUAL(c.closed, PEBBLE_OK);
+  CU_ASSERT_EQUAL(c.joined, PEBBLE_OK);
+  for (i = 0; i < 5; i++)
+    pebble_future_release(f[i]);
+  CU_ASSERT_EQUAL(pebble_pool_destroy(c.p), PEBBLE_OK);
+}
+
 int main(void) {
   CU_TestInfo tests[] = {
       {"round trips from two threads: every result is its waiter's own",
@@ -308,6 +509,13 @@ int main(void) {
       {"a result that comes on the channel wakes the waiter",
        test_channel_result_wakes_the_waiter},
       {"several waiters, one future or two", test_several_waiters},
+      {"workers killed from outside during waits: every future resolves "
+       "rightly",
+       test_outside_kills_during_waits},
+      {"a worker stopped and continued under its waiter",
+       test_stopped_worker_under_waiter},
+      {"the pool closed and joined while a thread waits",
+       test_close_while_waiting},
       CU_TEST_INFO_NULL};
   REGISTER_TASK(echo);
   REGISTER_TASK(nap_us);
