@@ -260,6 +260,113 @@ static void test_idle_worker_killed(void) {
   pebble_pool_destroy(p);
 }
 
+/* Sleeps the microseconds its argument says, then returns them. */
+static int nap_us(pebble_ctx *ctx, const void *arg, size_t size) {
+  int64_t us;
+  if (pebble_arg_int(arg, size, &us) != PEBBLE_OK)
+    return pebble_fail(ctx, 1, "expected an integer");
+  usleep((useconds_t)us);
+  return pebble_result_int(ctx, us);
+}
+
+#ifndef _WIN32
+/* The worker running f, stopped from outside (SIGSTOP); 0 if none. */
+static pid_t stop_worker_of(pebble_future *f) {
+  long pid = 0;
+  double t0 = now_s();
+  while (pebble_future_state(f) == PEBBLE_PENDING && now_s() - t0 < 30)
+    usleep(1000);
+  if (pebble_future_pid(f, &pid) != PEBBLE_OK || pid <= 0 ||
+      kill((pid_t)pid, SIGSTOP) != 0)
+    return 0;
+  return (pid_t)pid;
+}
+
+/* A worker stopped from outside is neither dead nor done: its task's
+ * timeout still ends it, a cancel still kills it, join waits for it to
+ * be continued (it has not ended), and stop or destroy end it at once. */
+static void stopped_workers(void) {
+  pebble_pool *p = make(PEBBLE_PROCESS, 1, 0);
+  int64_t us = 20000000, out = 0;
+  pebble_future *f;
+  long pids[2];
+  size_t n = 0;
+  pid_t pid;
+  double t0;
+
+  f = sched(p, nap_us, &us, sizeof us, PEBBLE_MSEC(300));
+  CU_ASSERT((pid = stop_worker_of(f)) > 0);
+  t0 = now_s();
+  CU_ASSERT_EQUAL(pebble_future_wait(f, PEBBLE_SEC(30)), PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_future_status(f), PEBBLE_ETIMEDOUT);
+  CU_ASSERT(now_s() - t0 < 15); /* the timeout, not the task's 20 s */
+  CU_ASSERT(gone_within(pid, 10)); /* killed though stopped */
+  pebble_future_release(f);
+
+  f = sched(p, nap_us, &us, sizeof us, PEBBLE_DEFAULT);
+  CU_ASSERT((pid = stop_worker_of(f)) > 0);
+  CU_ASSERT_EQUAL(pebble_future_cancel(f), PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_future_state(f), PEBBLE_CANCELLED);
+  CU_ASSERT(gone_within(pid, 10));
+  pebble_future_release(f);
+  CU_ASSERT(ok_square(p, 9)); /* replaced */
+
+  /* Closed with its only worker stopped while idle: join waits, since
+   * that worker has not ended; continued, it reads its notice to quit. */
+  CU_ASSERT_EQUAL(pebble_pool_worker_pids(p, pids, 2, &n), PEBBLE_OK);
+  CU_ASSERT_FATAL(n == 1);
+  CU_ASSERT_EQUAL(kill((pid_t)pids[0], SIGSTOP), 0);
+  CU_ASSERT_EQUAL(pebble_pool_close(p), PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_pool_join(p, PEBBLE_MSEC(300)), PEBBLE_ENOTREADY);
+  CU_ASSERT_EQUAL(kill((pid_t)pids[0], SIGCONT), 0);
+  CU_ASSERT_EQUAL(pebble_pool_join(p, PEBBLE_SEC(30)), PEBBLE_OK);
+  CU_ASSERT(gone_within((pid_t)pids[0], 10));
+  CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
+
+  /* Destroyed with one worker stopped in a task and one stopped idle:
+   * both are killed, the task resolves, nothing waits for a continue. */
+  {
+    pebble_pool_options o;
+    pebble_pool_options_init(&o);
+    o.workers = 2;
+    o.start_eagerly = 1;
+    CU_ASSERT_EQUAL_FATAL(pebble_pool_create(&p, PEBBLE_PROCESS, &o),
+                          PEBBLE_OK);
+  }
+  us = 20000000;
+  f = sched(p, nap_us, &us, sizeof us, PEBBLE_DEFAULT);
+  CU_ASSERT((pid = stop_worker_of(f)) > 0);
+  t0 = now_s();
+  while (n != 2 && now_s() - t0 < 30) {
+    CU_ASSERT_EQUAL(pebble_pool_worker_pids(p, pids, 2, &n), PEBBLE_OK);
+    if (n != 2)
+      usleep(1000);
+  }
+  CU_ASSERT_FATAL(n == 2);
+  CU_ASSERT_EQUAL(kill((pid_t)(pids[0] == pid ? pids[1] : pids[0]), SIGSTOP),
+                  0);
+  t0 = now_s();
+  CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
+  CU_ASSERT(now_s() - t0 < 15);
+  /* Stopped with the pool: cancelled, not a crash (docs/pools.md). */
+  CU_ASSERT_EQUAL(pebble_future_state(f), PEBBLE_CANCELLED);
+  CU_ASSERT(pebble_future_get_int(f, 0, &out) != PEBBLE_OK);
+  CU_ASSERT(gone_within((pid_t)pids[0], 10));
+  CU_ASSERT(gone_within((pid_t)pids[1], 10));
+  pebble_future_release(f);
+}
+#endif
+
+static void test_stopped_workers(void) {
+  SKIP_IF_NO_PROCESSES();
+#ifdef _WIN32
+  skip_test(__func__, "stops processes with SIGSTOP, which Windows does not "
+                      "have");
+#else
+  stopped_workers();
+#endif
+}
+
 static int distinct_workers(pebble_kind k, unsigned workers, unsigned max,
                             int tasks) {
   pebble_pool *p = make(k, workers, max);
@@ -1509,6 +1616,8 @@ int main(void) {
       {"cancel a running process task", test_cancel_running_process},
       {"crash and exit(0) in a worker", test_crashes},
       {"idle worker killed from outside", test_idle_worker_killed},
+      {"workers stopped from outside: timeout, cancel, join, destroy",
+       test_stopped_workers},
       {"max_tasks recycling", test_max_tasks},
       {"initializer state", test_initializer},
       {"initializer failure breaks the pool", test_initializer_failure},
@@ -1554,6 +1663,7 @@ int main(void) {
   REGISTER_TASK(marks);
   REGISTER_TASK(stubborn);
   REGISTER_TASK(my_pid);
+  REGISTER_TASK(nap_us);
   REGISTER_TASK(init_sets);
   REGISTER_TASK(read_init);
   REGISTER_TASK(init_fails);

@@ -236,6 +236,69 @@ static void test_cancel_running(void) {
   pebble_future_release(f);
 }
 
+/* Sleeps the microseconds its argument says, then returns them. */
+static int naps_us(pebble_ctx *ctx, const void *arg, size_t size) {
+  int64_t us;
+  if (pebble_arg_int(arg, size, &us) != PEBBLE_OK)
+    return pebble_fail(ctx, 1, "expected an integer");
+  usleep((useconds_t)us);
+  return pebble_result_int(ctx, us);
+}
+
+#ifndef _WIN32
+/* f's process once it runs, stopped from outside (SIGSTOP); 0 if none. */
+static pid_t stop_process_of(pebble_future *f) {
+  long pid = 0;
+  double t0 = now_s();
+  while (pebble_future_pid(f, &pid) == PEBBLE_ESTATE && now_s() - t0 < 30)
+    usleep(1000);
+  usleep(20000); /* into the task */
+  if (pid <= 0 || kill((pid_t)pid, SIGSTOP) != 0)
+    return 0;
+  return (pid_t)pid;
+}
+#endif
+
+/* A task's process stopped from outside has not died: a bounded wait
+ * runs out, and once continued its result comes; stopped for longer than
+ * its timeout, it times out and is killed and reaped all the same. */
+static void test_stopped_process(void) {
+#ifdef _WIN32
+  skip_test(__func__, "stops processes with SIGSTOP, which Windows does not "
+                      "have");
+#else
+  pebble_task_options o;
+  pebble_exit_info x;
+  pebble_future *f;
+  int64_t us = 200000, out = 0;
+  pid_t pid;
+  f = run(naps_us, &us, sizeof us, NULL);
+  CU_ASSERT((pid = stop_process_of(f)) > 0);
+  CU_ASSERT_EQUAL(pebble_future_wait(f, PEBBLE_MSEC(400)), PEBBLE_ENOTREADY);
+  CU_ASSERT_EQUAL(pebble_future_state(f), PEBBLE_RUNNING);
+  CU_ASSERT_EQUAL(kill(pid, SIGCONT), 0);
+  CU_ASSERT_EQUAL(pebble_future_get_int(f, PEBBLE_SEC(60), &out), PEBBLE_OK);
+  CU_ASSERT_EQUAL(out, 200000);
+  CU_ASSERT(exit_info_within(f, &x, 10));
+  CU_ASSERT_EQUAL(x.exited, 1);
+  CU_ASSERT_EQUAL(x.exit_code, 0);
+  pebble_future_release(f);
+
+  pebble_task_options_init(&o);
+  o.timeout = PEBBLE_MSEC(300);
+  us = 20000000;
+  f = run(naps_us, &us, sizeof us, &o);
+  CU_ASSERT((pid = stop_process_of(f)) > 0);
+  CU_ASSERT_EQUAL(pebble_future_get(f, PEBBLE_SEC(30), NULL, NULL),
+                  PEBBLE_ETIMEDOUT);
+  CU_ASSERT(exit_info_within(f, &x, 10));
+  CU_ASSERT_EQUAL(x.signal, SIGKILL);
+  CU_ASSERT_EQUAL(x.killed_by_library, 1);
+  CU_ASSERT(gone_within(pid, 10));
+  pebble_future_release(f);
+#endif
+}
+
 static void test_cancel_after_done(void) {
   int64_t v = 1, out;
   pebble_future *f = run(echo_int, &v, sizeof v, NULL);
@@ -656,6 +719,7 @@ int main(void) {
       {"kill grace does not delay the future",
        NEEDS_FIFOS(test_grace_does_not_delay)},
       {"cancel while running", test_cancel_running},
+      {"a stopped process is not a dead one", test_stopped_process},
       {"cancel after done", test_cancel_after_done},
       {"100 MB argument and result", test_100mb},
       {"stdin is /dev/null", test_stdin_devnull},
@@ -672,6 +736,7 @@ int main(void) {
       CU_TEST_INFO_NULL};
   REGISTER_TASK(echo_int);
   REGISTER_TASK(naps_then_echoes);
+  REGISTER_TASK(naps_us);
   REGISTER_TASK(fails);
   REGISTER_TASK(segv);
   REGISTER_TASK(null_write);

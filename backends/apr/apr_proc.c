@@ -253,6 +253,14 @@ static void *APR_THREAD_FUNC watcher_main(apr_thread_t *self, void *arg) {
   apr_setup_signal_thread();
 #endif
   st = apr_proc_wait(&proc->proc, &code, &why, APR_WAIT);
+#if !defined(_WIN32)
+  /* APR waits with WUNTRACED and answers a status that is neither an
+   * exit nor a signal's end, i.e. a child stopped from outside
+   * (SIGSTOP), with APR_EGENERAL: the child lives on, so wait again for
+   * its end. */
+  while (st == APR_EGENERAL)
+    st = apr_proc_wait(&proc->proc, &code, &why, APR_WAIT);
+#endif
   apr_thread_mutex_lock(proc->lock);
   record_exit(proc, st, code, why);
   apr_thread_mutex_unlock(proc->lock);
