@@ -455,6 +455,38 @@ static void test_stopped_worker_under_waiter(void) {
   CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
 }
 
+/* Workers that end after every task (max_tasks 1) or every third: the
+ * outcome of a worker's last task, read by the thread waiting on its page
+ * or by the pool as the worker exits, reaches its future; no task is
+ * charged with the planned exit. */
+static void test_recycled_workers(void) {
+  SKIP_IF_NO_PROCESSES();
+  unsigned max;
+  for (max = 1; max <= 3; max += 2) {
+    pebble_pool_options o;
+    pebble_pool *p = NULL;
+    int i, wrong = 0;
+    pebble_pool_options_init(&o);
+    o.workers = 2;
+    o.max_tasks = max;
+    o.start_eagerly = 1;
+    CU_ASSERT_EQUAL_FATAL(pebble_pool_create(&p, PEBBLE_PROCESS, &o),
+                          PEBBLE_OK);
+    for (i = 0; i < 150; i++) {
+      int64_t arg = i % 3 ? i : 200 + i, out = -1;
+      pebble_future *f =
+          schedule_int(p, i % 3 ? echo : nap_us, arg, PEBBLE_DEFAULT);
+      if (f == NULL ||
+          pebble_future_get_int(f, PEBBLE_SEC(60), &out) != PEBBLE_OK ||
+          out != arg)
+        wrong++;
+      pebble_future_release(f);
+    }
+    CU_ASSERT_EQUAL(wrong, 0);
+    CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
+  }
+}
+
 /* The pool is closed and joined from another thread while a thread waits
  * on a worker's page: the running and queued tasks all finish with their
  * own results, the waiter's among them. */
@@ -516,6 +548,8 @@ int main(void) {
        test_stopped_worker_under_waiter},
       {"the pool closed and joined while a thread waits",
        test_close_while_waiting},
+      {"workers that end after one task or three: every outcome arrives",
+       test_recycled_workers},
       CU_TEST_INFO_NULL};
   REGISTER_TASK(echo);
   REGISTER_TASK(nap_us);
