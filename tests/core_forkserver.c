@@ -220,6 +220,71 @@ static void crash_body(void) {
 }
 static void test_server_crash(void) { CU_ASSERT(in_child(crash_body)); }
 
+/* The server is stopped from outside (SIGSTOP) and a process task asks
+ * it for a worker: after the time a server has to answer (10 s) it is
+ * taken for hung and killed, the task fails with an error that says so,
+ * nothing hangs, and after pebble_shutdown() a new server serves. */
+static void stopped_body(void) {
+  pebble_future *f;
+  pid_t server;
+  int64_t v = 0;
+  double t0;
+  start_forkserver();
+  server = server_pid();
+  if (server <= 0 || kill(server, SIGSTOP) != 0)
+    _exit(1);
+  t0 = now_s();
+  if (pebble_run(PEBBLE_PROCESS, my_ppid, NULL, 0, NULL, &f) != PEBBLE_OK)
+    _exit(2);
+  if (pebble_future_get_int(f, PEBBLE_SEC(120), &v) != PEBBLE_ESYSTEM ||
+      pebble_future_sys_errno(f) != ETIMEDOUT) {
+    printf("[%s: %s] ", pebble_status_name(pebble_future_status(f)),
+           pebble_future_message(f));
+    _exit(3);
+  }
+  if (now_s() - t0 < 9)
+    _exit(4); /* it was given its time */
+  pebble_future_release(f);
+  if (!dead_within(server, 30))
+    _exit(5);
+  if (pebble_shutdown() != PEBBLE_OK)
+    _exit(6);
+  v = (int64_t)server_pid();
+  _exit(v > 0 && v != (int64_t)server ? 0 : 7);
+}
+static void test_server_stopped(void) {
+  CU_ASSERT(in_child(stopped_body));
+}
+
+/* A server stopped from outside when the library shuts down, its
+ * workers all reaped, is continued so that it reads the end of its
+ * socket and goes: shutdown does not wait for an operator's SIGCONT.
+ * (While a worker of a stopped server lives, its exit, which the server
+ * reports, waits for the server, and so do the waits for it.) */
+static void stopped_at_shutdown_body(void) {
+  pebble_exit_info x;
+  pebble_future *f;
+  int64_t server = 0;
+  double t0 = now_s();
+  start_forkserver();
+  if (pebble_run(PEBBLE_PROCESS, my_ppid, NULL, 0, NULL, &f) != PEBBLE_OK ||
+      pebble_future_get_int(f, PEBBLE_SEC(30), &server) != PEBBLE_OK ||
+      server <= 0)
+    _exit(1);
+  x.struct_size = sizeof x;
+  while (pebble_future_exit_info(f, &x) != PEBBLE_OK && now_s() - t0 < 30)
+    usleep(1000);
+  pebble_future_release(f);
+  if (kill((pid_t)server, SIGSTOP) != 0)
+    _exit(2);
+  if (pebble_shutdown() != PEBBLE_OK)
+    _exit(3);
+  _exit(kill((pid_t)server, 0) != 0 ? 0 : 4);
+}
+static void test_server_stopped_at_shutdown(void) {
+  CU_ASSERT(in_child(stopped_at_shutdown_body));
+}
+
 /* pebble_shutdown() ends the server and its workers and reaps them: no
  * child of ours is left, not even a zombie. */
 static void shutdown_body(void) {
@@ -304,6 +369,10 @@ int main(void) {
       {"workers are the server's children", test_from_server},
       {"the server goes with the application", test_dies_with_app},
       {"a crash of the server", test_server_crash},
+      {"a server stopped from outside does not hang a start",
+       test_server_stopped},
+      {"a server stopped from outside does not hang shutdown",
+       test_server_stopped_at_shutdown},
       {"shutdown leaves no process and no zombie", test_shutdown_no_zombies},
       {"the application forks", test_after_fork},
       {"workers take on the application's identity", test_identity},

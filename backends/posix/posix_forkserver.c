@@ -539,6 +539,39 @@ int pbp_forkserver_ensure(int *sys_errno) {
   return rc;
 }
 
+/* How long the server may take to answer a start request.  It forks and
+ * answers at once, in a millisecond or so; one that says nothing for
+ * this long is stopped (SIGSTOP) or hung, and waiting on would hang the
+ * thread that asked, the library's manager thread. */
+#define FS_ANSWER_NS (UINT64_C(10) * 1000000000u)
+
+/* The server's answer to a start request: 1 read, 0 the server is gone
+ * (end of file, an error), -1 no answer within FS_ANSWER_NS. */
+static int read_answer(int32_t *reply) {
+  uint64_t deadline = pbp_now_ns() + FS_ANSWER_NS, now;
+  for (;;) {
+    struct pollfd pfd;
+    ssize_t n;
+    int ms;
+    pfd.fd = fs_ctl;
+    pfd.events = POLLIN;
+    pfd.revents = 0;
+    now = pbp_now_ns();
+    if (now >= deadline)
+      return -1;
+    ms = (int)((deadline - now + 999999u) / 1000000u);
+    n = poll(&pfd, 1, ms);
+    if (n < 0 && errno != EINTR)
+      return 0;
+    if (n <= 0)
+      continue; /* interrupted, or the time is up: looked at above */
+    do /* the answer is written whole: it is all here */
+      n = recv(fs_ctl, reply, sizeof *reply, MSG_WAITALL);
+    while (n < 0 && errno == EINTR);
+    return n == (ssize_t)sizeof *reply;
+  }
+}
+
 /* The server ended (killed from outside, most likely): say so once, reap
  * it, and refuse further requests with EPIPE.  Its workers die with it
  * (parent-death signal) and their futures resolve as crashed, status
@@ -603,7 +636,6 @@ int pbp_forkserver_fork(int chan_fd, int exit_wr, pid_t *pid,
   size_t len = 0;
   fs_req *req = start_request(&len, sys_errno);
   int32_t reply = 0;
-  ssize_t n;
   if (req == NULL)
     return PEBBLE_ESYSTEM;
   pthread_mutex_lock(&fs_lock);
@@ -614,11 +646,17 @@ int pbp_forkserver_fork(int chan_fd, int exit_wr, pid_t *pid,
     lost_locked();
   }
   if (rc == PEBBLE_OK) {
-    do
-      n = recv(fs_ctl, &reply, sizeof reply, MSG_WAITALL);
-    while (n < 0 && errno == EINTR);
-    if (n != (ssize_t)sizeof reply) {
-      *sys_errno = EPIPE;
+    int got = read_answer(&reply);
+    if (got < 0) {
+      /* Stopped or hung: it is ended, as a crashed one would be. */
+      pbp_log(PEBBLE_LOG_ERROR,
+              "the forkserver (pid %ld) did not answer a request for a "
+              "worker within %u s (stopped or hung): killing it",
+              (long)fs_pid, (unsigned)(FS_ANSWER_NS / 1000000000u));
+      kill(fs_pid, SIGKILL);
+    }
+    if (got <= 0) {
+      *sys_errno = got < 0 ? ETIMEDOUT : EPIPE;
       rc = PEBBLE_ESYSTEM;
       lost_locked();
     } else if (reply <= 0) {
@@ -675,9 +713,12 @@ void pbp_forkserver_stop(void) {
   fs_pid = -1;
   fs_lost = 0; /* the library's next life may start a server again */
   pthread_mutex_unlock(&fs_lock);
-  if (pid > 0)
+  if (pid > 0) {
+    /* One stopped from outside reads the end of file once it runs. */
+    kill(pid, SIGCONT);
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
       ;
+  }
 }
 
 /* In the child of any fork (the descriptor registry's lock is held by
