@@ -18,15 +18,6 @@ static int echo(pebble_ctx *ctx, const void *arg, size_t size) {
   return pebble_result_int(ctx, v);
 }
 
-/* Sleeps the microseconds its argument says, then returns them. */
-static int nap_us(pebble_ctx *ctx, const void *arg, size_t size) {
-  int64_t us;
-  if (pebble_arg_int(arg, size, &us) != PEBBLE_OK)
-    return pebble_fail(ctx, 1, "expected an integer");
-  usleep((useconds_t)us);
-  return pebble_result_int(ctx, us);
-}
-
 /* Sleeps 50 ms, then returns as many bytes as its argument says, too
  * many for the ring: they come on the channel, read by the manager
  * thread, whose settle must wake the thread asleep on the page. */

@@ -260,28 +260,7 @@ static void test_idle_worker_killed(void) {
   pebble_pool_destroy(p);
 }
 
-/* Sleeps the microseconds its argument says, then returns them. */
-static int nap_us(pebble_ctx *ctx, const void *arg, size_t size) {
-  int64_t us;
-  if (pebble_arg_int(arg, size, &us) != PEBBLE_OK)
-    return pebble_fail(ctx, 1, "expected an integer");
-  usleep((useconds_t)us);
-  return pebble_result_int(ctx, us);
-}
-
 #ifndef _WIN32
-/* The worker running f, stopped from outside (SIGSTOP); 0 if none. */
-static pid_t stop_worker_of(pebble_future *f) {
-  long pid = 0;
-  double t0 = now_s();
-  while (pebble_future_state(f) == PEBBLE_PENDING && now_s() - t0 < 30)
-    usleep(1000);
-  if (pebble_future_pid(f, &pid) != PEBBLE_OK || pid <= 0 ||
-      kill((pid_t)pid, SIGSTOP) != 0)
-    return 0;
-  return (pid_t)pid;
-}
-
 /* A worker stopped from outside is neither dead nor done: its task's
  * timeout still ends it, a cancel still kills it, join waits for it to
  * be continued (it has not ended), and stop or destroy end it at once. */
@@ -295,7 +274,7 @@ static void stopped_workers(void) {
   double t0;
 
   f = sched(p, nap_us, &us, sizeof us, PEBBLE_MSEC(300));
-  CU_ASSERT((pid = stop_worker_of(f)) > 0);
+  CU_ASSERT((pid = stop_process_of(f)) > 0);
   t0 = now_s();
   CU_ASSERT_EQUAL(pebble_future_wait(f, PEBBLE_SEC(30)), PEBBLE_OK);
   CU_ASSERT_EQUAL(pebble_future_status(f), PEBBLE_ETIMEDOUT);
@@ -304,7 +283,7 @@ static void stopped_workers(void) {
   pebble_future_release(f);
 
   f = sched(p, nap_us, &us, sizeof us, PEBBLE_DEFAULT);
-  CU_ASSERT((pid = stop_worker_of(f)) > 0);
+  CU_ASSERT((pid = stop_process_of(f)) > 0);
   CU_ASSERT_EQUAL(pebble_future_cancel(f), PEBBLE_OK);
   CU_ASSERT_EQUAL(pebble_future_state(f), PEBBLE_CANCELLED);
   CU_ASSERT(gone_within(pid, 10));
@@ -335,7 +314,7 @@ static void stopped_workers(void) {
   }
   us = 20000000;
   f = sched(p, nap_us, &us, sizeof us, PEBBLE_DEFAULT);
-  CU_ASSERT((pid = stop_worker_of(f)) > 0);
+  CU_ASSERT((pid = stop_process_of(f)) > 0);
   t0 = now_s();
   while (n != 2 && now_s() - t0 < 30) {
     CU_ASSERT_EQUAL(pebble_pool_worker_pids(p, pids, 2, &n), PEBBLE_OK);

@@ -236,29 +236,6 @@ static void test_cancel_running(void) {
   pebble_future_release(f);
 }
 
-/* Sleeps the microseconds its argument says, then returns them. */
-static int naps_us(pebble_ctx *ctx, const void *arg, size_t size) {
-  int64_t us;
-  if (pebble_arg_int(arg, size, &us) != PEBBLE_OK)
-    return pebble_fail(ctx, 1, "expected an integer");
-  usleep((useconds_t)us);
-  return pebble_result_int(ctx, us);
-}
-
-#ifndef _WIN32
-/* f's process once it runs, stopped from outside (SIGSTOP); 0 if none. */
-static pid_t stop_process_of(pebble_future *f) {
-  long pid = 0;
-  double t0 = now_s();
-  while (pebble_future_pid(f, &pid) == PEBBLE_ESTATE && now_s() - t0 < 30)
-    usleep(1000);
-  usleep(20000); /* into the task */
-  if (pid <= 0 || kill((pid_t)pid, SIGSTOP) != 0)
-    return 0;
-  return (pid_t)pid;
-}
-#endif
-
 /* A task's process stopped from outside has not died: a bounded wait
  * runs out, and once continued its result comes; stopped for longer than
  * its timeout, it times out and is killed and reaped all the same. */
@@ -272,7 +249,7 @@ static void test_stopped_process(void) {
   pebble_future *f;
   int64_t us = 200000, out = 0;
   pid_t pid;
-  f = run(naps_us, &us, sizeof us, NULL);
+  f = run(nap_us, &us, sizeof us, NULL);
   CU_ASSERT((pid = stop_process_of(f)) > 0);
   CU_ASSERT_EQUAL(pebble_future_wait(f, PEBBLE_MSEC(400)), PEBBLE_ENOTREADY);
   CU_ASSERT_EQUAL(pebble_future_state(f), PEBBLE_RUNNING);
@@ -287,7 +264,7 @@ static void test_stopped_process(void) {
   pebble_task_options_init(&o);
   o.timeout = PEBBLE_MSEC(300);
   us = 20000000;
-  f = run(naps_us, &us, sizeof us, &o);
+  f = run(nap_us, &us, sizeof us, &o);
   CU_ASSERT((pid = stop_process_of(f)) > 0);
   CU_ASSERT_EQUAL(pebble_future_get(f, PEBBLE_SEC(30), NULL, NULL),
                   PEBBLE_ETIMEDOUT);
@@ -736,7 +713,7 @@ int main(void) {
       CU_TEST_INFO_NULL};
   REGISTER_TASK(echo_int);
   REGISTER_TASK(naps_then_echoes);
-  REGISTER_TASK(naps_us);
+  REGISTER_TASK(nap_us);
   REGISTER_TASK(fails);
   REGISTER_TASK(segv);
   REGISTER_TASK(null_write);

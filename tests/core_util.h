@@ -404,6 +404,31 @@ static inline pebble_future *schedule_int(pebble_pool *p, pebble_task_fn fn,
   return f;
 }
 
+/* A task that sleeps the microseconds its argument says, then returns
+ * them (each program registers it: REGISTER_TASK(nap_us)). */
+static inline int nap_us(pebble_ctx *ctx, const void *arg, size_t size) {
+  int64_t us;
+  if (pebble_arg_int(arg, size, &us) != PEBBLE_OK)
+    return pebble_fail(ctx, 1, "expected an integer");
+  usleep((useconds_t)us);
+  return pebble_result_int(ctx, us);
+}
+
+#ifndef _WIN32
+/* Once f's task runs in a process (a pool's worker or its own), that
+ * process a moment into it, stopped from outside (SIGSTOP); 0 if none. */
+static inline pid_t stop_process_of(pebble_future *f) {
+  long pid = 0;
+  double t0 = now_s();
+  while (pebble_future_pid(f, &pid) == PEBBLE_ESTATE && now_s() - t0 < 30)
+    usleep(1000);
+  usleep(20000); /* into the task */
+  if (pid <= 0 || kill((pid_t)pid, SIGSTOP) != 0)
+    return 0;
+  return (pid_t)pid;
+}
+#endif
+
 /* make check keeps a program's output in its .log file and prints only
  * PASS or FAIL: each failed assertion is also written to descriptor 9,
  * which the harness points at the terminal (AM_TESTS_FD_REDIRECT), so a
