@@ -161,6 +161,9 @@ void pb_page_end(pb_worker_page *page, uint64_t ordinal);
 /* Pool: may the worker be killed to stop task `ordinal`?  1: claimed, the
  * worker starts nothing more; 0: the task has ended. */
 int pb_page_claim(pb_worker_page *page, uint64_t ordinal);
+/* Pool, once the worker is dead: did it start task `ordinal` (or a later
+ * one), or was it claimed?  0: it died before it began that task. */
+int pb_page_began(pb_worker_page *page, uint64_t ordinal);
 atomic_uint *pb_page_skip_epoch(pb_worker_page *page); /* NULL: no page */
 /* Worker: the outcome ring of `page` carries this process's messages on
  * `chan` from now on; `chan_sent`: messages it sent on the channel before
@@ -622,6 +625,10 @@ enum pb_msg_type {
  * increasing, for its page; 0: none); then the name, then the argument. */
 #define PB_TASK_WORDS 5
 #define PB_NAME_BYTES_MAX 64
+/* A TASK payload under this many bytes is read into a buffer the worker
+ * already has: reading it allocates nothing, so it cannot be what kills
+ * a worker that dies before the task begins (pool_processes.c). */
+#define PB_INBOX_SMALL_TASK 512
 
 /* ---- worker.c ---- */
 typedef struct pb_worker_config {

@@ -102,6 +102,9 @@ struct pb_pworker {
   int task_unsent;   /* no byte of `task` was accepted by the worker's
                         channel yet: it has not started (set under the pool
                         lock; cleared by whoever writes it) */
+  /* `task`'s message is small (PB_INBOX_SMALL_TASK): a worker that dies
+   * before it begins it did not die of reading it (worker_exited). */
+  int task_small;
   int closed;        /* pool lock: its channel refused a write: it is
                         ending, and takes no task */
   /* Tasks sent ahead, oldest first, linked by `next` (manager thread;

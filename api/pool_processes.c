@@ -381,6 +381,7 @@ static int send_task(pb_pworker *w, pb_ptask *t, uint64_t ordinal) {
                         ordinal, &w->out, &w->out_size);
   if (rc != PEBBLE_OK)
     return rc;
+  w->task_small = w->out_size - sizeof(pb_msg_header) < PB_INBOX_SMALL_TASK;
   w->out_done = 0;
   w->code_started = 0;
   w->deadline = pb_deadline_after(bk, t->timeout);
@@ -395,16 +396,27 @@ static int send_task(pb_pworker *w, pb_ptask *t, uint64_t ordinal) {
 /* t's first bytes reached w's channel (the caller holds the pool lock or
  * is the manager thread, which owns w once it has taken it over): t has
  * started.  Its future becomes RUNNING only now, so a task that goes back
- * to the queue was never seen running.  Cancelled before this, the task
- * is stopped as a running one: its worker may read it. */
+ * to the queue unsent was never seen running; one whose worker died
+ * before it began it (worker_exited) is RUNNING already, and stays so.
+ * Cancelled before this, the task is stopped as a running one: its
+ * worker may read it. */
 static void task_begins(pb_pworker *w, pb_ptask *t) {
+  pebble_future *f = pb_ptask_future(t);
   w->task_unsent = 0;
-  pb_stripe_lock(pb_ptask_future(t));
+  pb_stripe_lock(f);
   t->worker = w;
-  pb_ptask_future(t)->pid = (int32_t)w->pid;
-  if (!pb_future_start(pb_ptask_future(t)))
+  f->pid = (int32_t)w->pid;
+  if (!pb_future_start(f) && atomic_load(&f->state) != PEBBLE_RUNNING)
     pb_processes_cancel_locked(&t->runner);
-  pb_stripe_unlock(pb_ptask_future(t));
+  pb_stripe_unlock(f);
+}
+
+/* A queued task still to hand out: PENDING, or RUNNING if its worker
+ * died before it began it (worker_exited); else it was cancelled (and
+ * counted) while queued. */
+static int waits_for_worker(pb_ptask *t) {
+  int state = atomic_load(&pb_ptask_future(t)->state);
+  return state == PEBBLE_PENDING || state == PEBBLE_RUNNING;
 }
 
 /* Pool lock held: w's channel refused a write, so it is ending; no task
@@ -455,6 +467,7 @@ int pb_processes_send_now(pebble_pool *P, pb_ptask *t) {
   w->ready = 0;
   w->task = t;
   w->task_unsent = 1;
+  w->task_small = size - sizeof(pb_msg_header) < PB_INBOX_SMALL_TASK;
   w->task_started = bk->now_ns();
   w->state = PB_W_BUSY;
   P->running++;
@@ -625,8 +638,11 @@ static size_t send_ahead(pebble_pool *P, pb_pworker *w, unsigned upto) {
     int cancelled;
     if (now == 0)
       now = bk->now_ns();
+    /* A task whose worker died before it began it is RUNNING: it goes
+     * to an idle worker, as it did the first time. */
     if (!may_send_ahead(P, w, now) || t->timeout != PEBBLE_FOREVER ||
-        t->arg_size > PB_AHEAD_ARG_MAX)
+        t->arg_size > PB_AHEAD_ARG_MAX ||
+        atomic_load(&pb_ptask_future(t)->state) == PEBBLE_RUNNING)
       break;
     t = pb_pool_unlink(P);
     if (atomic_load(&pb_ptask_future(t)->state) != PEBBLE_PENDING) {
@@ -819,8 +835,7 @@ static int hand_task(pb_manager *m, pebble_pool *P, pb_pworker *w) {
   }
   /* Not started yet: that is when its first byte reaches the worker
    * (task_begins, from flush_out). */
-  while ((t = pb_pool_unlink(P)) != NULL &&
-         atomic_load(&pb_ptask_future(t)->state) != PEBBLE_PENDING)
+  while ((t = pb_pool_unlink(P)) != NULL && !waits_for_worker(t))
     pb_ptask_free(t); /* cancelled while queued (and counted) */
   if (t == NULL)
     return 0;
@@ -1565,8 +1580,10 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
   pebble_exit_info info;
   pb_ptask *t;
   pb_pworker **pp;
-  int killed = 0, counted, replace, unsent, ending, broken;
-  uint64_t now = bk->now_ns();
+  int killed = 0, counted, replace, unsent, unbegun = 0, small, ending,
+      broken;
+  uint64_t now = bk->now_ns(), ordinal;
+  pb_worker_page *page = atomic_load(&w->page);
   char label_buf[PB_LABEL_MAX];
   const char *label = NULL;
 
@@ -1575,10 +1592,22 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
   bk->mutex_lock(P->lock);
   w->ready = 0; /* a task sent to it from now on would be lost */
   unsent = w->task_unsent;
+  small = w->task_small;
+  ordinal = atomic_load(&w->task_ordinal);
   bk->mutex_unlock(P->lock);
   drop_out(w);
   t = detach_task(P, w, &killed);
   take_back_ahead(P, w);
+  /* Its channel took the task, but the worker died before it began it
+   * (its page says so, and the worker can no longer write it): neither
+   * the task's code nor the reading of its small message killed it, so
+   * the task is run again, as one that never got through would be.  A
+   * large message is not: reading it may be what killed the worker. */
+  if (t != NULL && !unsent && !killed && !w->killed && small &&
+      page != NULL && !w->remote &&
+      atomic_load(&pb_ptask_future(t)->state) == PEBBLE_RUNNING &&
+      !pb_page_began(page, ordinal))
+    unbegun = 1;
   memset(&ex, 0, sizeof ex);
   if (bk->proc_reap(w->proc, &ex) != PEBBLE_OK)
     ex.status_known = 0;
@@ -1593,8 +1622,16 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
   bk->mutex_lock(P->lock);
   ending = P->state == PB_POOL_STOPPED || P->state == PB_POOL_BROKEN;
   broken = P->broken_message != NULL;
-  if (t != NULL && unsent && !ending && t->requeued < PB_REQUEUE_MAX) {
-    /* None of it reached the worker: it never started. */
+  if (t != NULL && (unsent || unbegun) && !ending &&
+      t->requeued < PB_REQUEUE_MAX) {
+    /* None of it reached the worker, or the worker never began it: it
+     * waits for another (PENDING, or RUNNING still: no future goes back
+     * to PENDING), and no process runs it meanwhile. */
+    if (unbegun) {
+      pb_stripe_lock(pb_ptask_future(t));
+      pb_ptask_future(t)->pid = 0;
+      pb_stripe_unlock(pb_ptask_future(t));
+    }
     t->requeued++;
     t->next = NULL;
     pb_pool_requeue(P, t, t, 1);
@@ -1602,9 +1639,9 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
   }
   bk->mutex_unlock(P->lock);
   /* The log names the task a worker died running, not one it never got. */
-  if (t != NULL && !unsent && pb_log_wants(PEBBLE_LOG_WARN))
+  if (t != NULL && !unsent && !unbegun && pb_log_wants(PEBBLE_LOG_WARN))
     label = pb_task_label(pb_ptask_future(t), label_buf, sizeof label_buf);
-  if (t == NULL || unsent) {
+  if (t == NULL || unsent || unbegun) {
     if (w->tasks_run == 0 && !w->killed && w->state != PB_W_QUITTING)
       P->crash_streak++; /* died before doing anything: the environment */
   }
@@ -1624,9 +1661,9 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
   } else if (t != NULL) {
     char *why = pb_exit_message_cut(&info, "worker process", &w->reader,
                                     bk, w->proc);
-    if (unsent && why != NULL) {
-      char *more = pb_format("%s; the task never reached any of the %u "
-                             "workers it was given to",
+    if ((unsent || unbegun) && why != NULL) {
+      char *more = pb_format("%s; none of the %u workers it was given to "
+                             "began the task",
                              why, (unsigned)t->requeued + 1);
       free(why);
       why = more;

@@ -39,7 +39,6 @@ static int send_text(const pebble_backend *bk, pebble_bk_chan *chan,
 #define PB_INBOX_MIN 4096
 #define PB_INBOX_DIRECT ((size_t)64 << 10) /* larger: read straight in */
 #define PB_INBOX_DRAIN_MAX ((size_t)4 << 20)
-#define PB_INBOX_SMALL_TASK 512
 typedef struct inbox {
   const pebble_backend *bk;
   pebble_bk_chan *chan;

@@ -15,7 +15,8 @@
  * worker starts a task only by swapping its own last word for the new
  * one: if it finds KILL there instead, it starts nothing and waits to be
  * killed.  Both sides change the word only by compare-and-swap, so a
- * claim and a start cannot both win.
+ * claim and a start cannot both win.  Once the worker is dead, the word
+ * also tells whether it began the task handed to it (pb_page_began).
  *
  * The page also carries the skip epoch (worker.c): the pool bumps it
  * after each write that carried a request to skip a task sent ahead.
@@ -95,6 +96,11 @@ int pb_page_claim(pb_worker_page *page, uint64_t ordinal) {
     if (atomic_compare_exchange_weak(&page->run, &v, PB_RUN_KILL))
       return 1;
   }
+}
+
+int pb_page_began(pb_worker_page *page, uint64_t ordinal) {
+  unsigned long long v = atomic_load(&page->run);
+  return v == PB_RUN_KILL || (v >> 2) >= ordinal;
 }
 
 atomic_uint *pb_page_skip_epoch(pb_worker_page *page) {

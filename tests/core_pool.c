@@ -336,6 +336,158 @@ static void stopped_workers(void) {
 }
 #endif
 
+#ifndef _WIN32
+/* Until f's task is handed to a worker (its future RUNNING). */
+static int handed_within(pebble_future *f, double seconds) {
+  double end = now_s() + seconds;
+  while (pebble_future_state(f) == PEBBLE_PENDING && now_s() < end)
+    usleep(1000);
+  return pebble_future_state(f) == PEBBLE_RUNNING;
+}
+
+/* The pid of p's only worker, idle: it has just run a task. */
+static pid_t idle_worker_pid(pebble_pool *p) {
+  pebble_future *f = sched(p, my_pid, NULL, 0, PEBBLE_DEFAULT);
+  int64_t pid = 0;
+  CU_ASSERT_EQUAL(pebble_future_get_int(f, PEBBLE_SEC(30), &pid), PEBBLE_OK);
+  pebble_future_release(f);
+  return (pid_t)pid;
+}
+
+/* A task handed to an idle worker that dies before it begins the task is
+ * run again on another worker: that death is not the task's crash.  Here
+ * the worker is stopped, handed the task (its channel takes the bytes, so
+ * the future is RUNNING), then killed.  An untimed task goes straight
+ * from the scheduling thread, a timed one through the manager thread.  A
+ * task whose message is large is not run again: reading it may be what
+ * killed the worker (docs/pools.md). */
+static void unbegun_task_runs_again(void) {
+  pebble_pool *p = make(PEBBLE_PROCESS, 1, 0);
+  const pebble_time_t timeouts[2] = {PEBBLE_DEFAULT, PEBBLE_SEC(60)};
+  static unsigned char big[4096];
+  pebble_exit_info info;
+  pebble_future *f;
+  pid_t idle;
+  int i;
+  for (i = 0; i < 2; i++) {
+    int64_t v = 7 + i, out = 0;
+    long pid = 0;
+    idle = idle_worker_pid(p);
+    CU_ASSERT_FATAL(idle > 0);
+    CU_ASSERT_EQUAL(kill(idle, SIGSTOP), 0);
+    f = sched(p, square, &v, sizeof v, timeouts[i]);
+    CU_ASSERT(handed_within(f, 30));
+    CU_ASSERT_EQUAL(kill(idle, SIGKILL), 0);
+    CU_ASSERT_EQUAL(pebble_future_get_int(f, PEBBLE_SEC(30), &out),
+                    PEBBLE_OK);
+    CU_ASSERT_EQUAL(out, v * v);
+    CU_ASSERT_EQUAL(pebble_future_pid(f, &pid), PEBBLE_OK);
+    CU_ASSERT(pid > 0 && pid != idle);
+    pebble_future_release(f);
+    CU_ASSERT(gone_within(idle, 10));
+  }
+
+  /* Cancelled while it waits for another worker, or as it starts there:
+   * cancelled, and the pool goes on. */
+  {
+    int64_t us = 20000000;
+    long pid = 0;
+    double t0;
+    idle = idle_worker_pid(p);
+    CU_ASSERT_EQUAL(kill(idle, SIGSTOP), 0);
+    f = sched(p, nap_us, &us, sizeof us, PEBBLE_DEFAULT);
+    CU_ASSERT(handed_within(f, 30));
+    CU_ASSERT_EQUAL(kill(idle, SIGKILL), 0);
+    t0 = now_s();
+    while (pebble_future_pid(f, &pid) == PEBBLE_OK && pid == idle &&
+           now_s() - t0 < 30)
+      usleep(200);
+    CU_ASSERT_EQUAL(pebble_future_cancel(f), PEBBLE_OK);
+    CU_ASSERT_EQUAL(pebble_future_state(f), PEBBLE_CANCELLED);
+    CU_ASSERT_EQUAL(pebble_future_status(f), PEBBLE_ECANCELED);
+    pebble_future_release(f);
+    CU_ASSERT(ok_square(p, 6));
+  }
+
+  /* A large message: the worker's death is the task's. */
+  memset(big, 1, sizeof big);
+  idle = idle_worker_pid(p);
+  CU_ASSERT_EQUAL(kill(idle, SIGSTOP), 0);
+  f = sched(p, square, big, sizeof big, PEBBLE_DEFAULT);
+  CU_ASSERT(handed_within(f, 30));
+  CU_ASSERT_EQUAL(kill(idle, SIGKILL), 0);
+  CU_ASSERT_EQUAL(pebble_future_wait(f, PEBBLE_SEC(30)), PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_future_status(f), PEBBLE_EDIED);
+  memset(&info, 0, sizeof info);
+  info.struct_size = sizeof info;
+  CU_ASSERT_EQUAL(pebble_future_exit_info(f, &info), PEBBLE_OK);
+  CU_ASSERT_EQUAL(info.pid, (long)idle);
+  CU_ASSERT_EQUAL(info.signal, SIGKILL);
+  pebble_future_release(f);
+  CU_ASSERT(ok_square(p, 5));
+  CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
+}
+
+/* The race the test above pins down: an idle worker killed from outside
+ * just before a task is scheduled.  The task may find the worker gone,
+ * reach its channel before the process is torn down, or wait for its
+ * replacement: it succeeds every time, never charged with that death. */
+static void idle_kill_then_schedule(void) {
+  pebble_pool *p = make(PEBBLE_PROCESS, 1, 0);
+  int i, died = 0;
+  for (i = 0; i < 40; i++) {
+    int64_t v = i, out = -1;
+    pid_t idle = idle_worker_pid(p);
+    pebble_future *f;
+    CU_ASSERT_FATAL(idle > 0);
+    CU_ASSERT_EQUAL(kill(idle, SIGKILL), 0);
+    f = sched(p, square, &v, sizeof v, PEBBLE_DEFAULT);
+    if (pebble_future_get_int(f, PEBBLE_SEC(30), &out) != PEBBLE_OK)
+      died++;
+    else
+      CU_ASSERT_EQUAL(out, v * v);
+    pebble_future_release(f);
+  }
+  CU_ASSERT_EQUAL(died, 0);
+  CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
+}
+#endif
+
+/* Spawned workers of a backend that cannot pass a descriptor have no
+ * page (docs/backends.md): the pool cannot tell whether they began a
+ * task, and charges them with it (docs/pools.md). */
+#define NO_PAGE_WHY                                                          \
+  "APR's spawned workers have no page (APR passes no descriptor), so a "    \
+  "task handed to one that dies is charged with its death"
+static int workers_without_page(void) {
+  const char *name = NULL, *reason = NULL;
+  pebble_backend_choice(&name, &reason);
+  return spawn_mode() && name != NULL && strcmp(name, "apr") == 0;
+}
+
+static void test_unbegun_task_runs_again(void) {
+  SKIP_IF_NO_PROCESSES();
+#ifdef _WIN32
+  skip_test(__func__, "stops processes with SIGSTOP, which Windows does not "
+                      "have");
+#else
+  if (workers_without_page() && skip_test(__func__, NO_PAGE_WHY))
+    return;
+  unbegun_task_runs_again();
+#endif
+}
+
+static void test_idle_kill_then_schedule(void) {
+  SKIP_IF_NO_PROCESSES();
+#ifdef _WIN32
+  skip_test(__func__, "kills processes with SIGKILL");
+#else
+  if (workers_without_page() && skip_test(__func__, NO_PAGE_WHY))
+    return;
+  idle_kill_then_schedule();
+#endif
+}
+
 static void test_stopped_workers(void) {
   SKIP_IF_NO_PROCESSES();
 #ifdef _WIN32
@@ -1597,6 +1749,10 @@ int main(void) {
       {"idle worker killed from outside", test_idle_worker_killed},
       {"workers stopped from outside: timeout, cancel, join, destroy",
        test_stopped_workers},
+      {"a task whose worker died before beginning it runs again",
+       test_unbegun_task_runs_again},
+      {"an idle worker killed just before a task is scheduled",
+       test_idle_kill_then_schedule},
       {"max_tasks recycling", test_max_tasks},
       {"initializer state", test_initializer},
       {"initializer failure breaks the pool", test_initializer_failure},
