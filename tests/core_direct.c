@@ -386,10 +386,11 @@ static void test_outside_kills_during_waits(void) {
   /* A kill ends at most the one task its worker had: no death is
    * reported that did not happen. */
   CU_ASSERT(died <= k->kills);
-  /* Bytes a dying worker's channel accepted count as its task's start
-   * (docs/pools.md): the last killed worker is reaped before the pool is
-   * asked again, so the task below cannot be charged with its death. */
-  if (k->kills > 0)
+  /* Scheduled in the instant after the last kill, perhaps: a worker
+   * that dies before it begins a small task is not charged with it
+   * (docs/pools.md).  One without a page is, so there the last killed
+   * worker is reaped first. */
+  if (k->kills > 0 && workers_without_page())
     CU_ASSERT(gone_within(k->last, 30));
   {
     pebble_future *f = schedule_int(k->p, echo, 43, PEBBLE_DEFAULT);

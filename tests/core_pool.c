@@ -453,18 +453,6 @@ static void idle_kill_then_schedule(void) {
 }
 #endif
 
-/* Spawned workers of a backend that cannot pass a descriptor have no
- * page (docs/backends.md): the pool cannot tell whether they began a
- * task, and charges them with it (docs/pools.md). */
-#define NO_PAGE_WHY                                                          \
-  "APR's spawned workers have no page (APR passes no descriptor), so a "    \
-  "task handed to one that dies is charged with its death"
-static int workers_without_page(void) {
-  const char *name = NULL, *reason = NULL;
-  pebble_backend_choice(&name, &reason);
-  return spawn_mode() && name != NULL && strcmp(name, "apr") == 0;
-}
-
 static void test_unbegun_task_runs_again(void) {
   SKIP_IF_NO_PROCESSES();
 #ifdef _WIN32

@@ -293,6 +293,18 @@ static inline int forkserver_mode(void) {
   return m != NULL && strcmp(m, "forkserver") == 0;
 }
 
+/* Spawned workers of a backend that cannot pass a descriptor have no
+ * page (docs/backends.md): the pool cannot tell whether they began a
+ * task, and charges them with it (docs/pools.md). */
+#define NO_PAGE_WHY                                                          \
+  "APR's spawned workers have no page (APR passes no descriptor), so a "    \
+  "task handed to one that dies is charged with its death"
+static inline int workers_without_page(void) {
+  const char *name = NULL, *reason = NULL;
+  pebble_backend_choice(&name, &reason);
+  return spawn_mode() && name != NULL && strcmp(name, "apr") == 0;
+}
+
 /* Workers forked from this (threaded) process: neither spawn nor a fork
  * server. */
 static inline int threaded_fork_mode(void) {
