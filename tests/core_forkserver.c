@@ -285,6 +285,79 @@ static void test_server_stopped_at_shutdown(void) {
   CU_ASSERT(in_child(stopped_at_shutdown_body));
 }
 
+/* While the server is stopped from outside, the ends of its workers that
+ * Pebble brings about itself (a timeout, a cancel, a pool destroyed) are
+ * still seen: the server, which reports them, is continued by the kill.
+ * (An end from outside waits, as for a stopped worker, for whoever
+ * stopped the server to continue it: docs/backends.md.) */
+static int stopped_kills_fds[2];
+static pid_t read_pid(void) {
+  pid_t pid = 0;
+  if (read(stopped_kills_fds[0], &pid, sizeof pid) != (ssize_t)sizeof pid)
+    return 0;
+  return pid;
+}
+static void stopped_kills_body(void) {
+  const int *wr = &stopped_kills_fds[1];
+  pebble_task_options o;
+  pebble_exit_info x;
+  pebble_future *f;
+  pebble_pool *p;
+  pid_t server, worker;
+  double t0;
+  start_forkserver();
+  if (pipe(stopped_kills_fds) != 0 || (server = server_pid()) <= 0)
+    _exit(1);
+
+  /* A one-shot task's timeout: its exit is reported, then reaped. */
+  pebble_task_options_init(&o);
+  o.timeout = PEBBLE_MSEC(300);
+  if (pebble_run(PEBBLE_PROCESS, reports_pid, wr, sizeof *wr, &o, &f) !=
+          PEBBLE_OK ||
+      (worker = read_pid()) <= 0 || kill(server, SIGSTOP) != 0)
+    _exit(2);
+  if (pebble_future_wait(f, PEBBLE_SEC(60)) != PEBBLE_OK ||
+      pebble_future_status(f) != PEBBLE_ETIMEDOUT)
+    _exit(3);
+  t0 = now_s();
+  x.struct_size = sizeof x;
+  while (pebble_future_exit_info(f, &x) != PEBBLE_OK && now_s() - t0 < 20)
+    usleep(1000);
+  if (x.pid != (long)worker || x.signal != SIGKILL)
+    _exit(4);
+  pebble_future_release(f);
+
+  /* A cancel in a pool, then the pool destroyed. */
+  if (pebble_pool_create(&p, PEBBLE_PROCESS, NULL) != PEBBLE_OK ||
+      pebble_pool_schedule(p, reports_pid, wr, sizeof *wr, NULL, &f) !=
+          PEBBLE_OK ||
+      (worker = read_pid()) <= 0 || kill(server, SIGSTOP) != 0)
+    _exit(5);
+  if (pebble_future_cancel(f) != PEBBLE_OK)
+    _exit(6);
+  pebble_future_release(f);
+  t0 = now_s();
+  if (pebble_pool_destroy(p) != PEBBLE_OK || now_s() - t0 > 20 ||
+      !dead_within(worker, 20))
+    _exit(7);
+
+  /* A pool destroyed with its task running: cancelled, nothing waits. */
+  if (pebble_pool_create(&p, PEBBLE_PROCESS, NULL) != PEBBLE_OK ||
+      pebble_pool_schedule(p, reports_pid, wr, sizeof *wr, NULL, &f) !=
+          PEBBLE_OK ||
+      (worker = read_pid()) <= 0 || kill(server, SIGSTOP) != 0)
+    _exit(8);
+  t0 = now_s();
+  if (pebble_pool_destroy(p) != PEBBLE_OK || now_s() - t0 > 20 ||
+      pebble_future_state(f) != PEBBLE_CANCELLED)
+    _exit(9);
+  pebble_future_release(f);
+  _exit(pebble_shutdown() == PEBBLE_OK ? 0 : 10);
+}
+static void test_server_stopped_kills(void) {
+  CU_ASSERT(in_child(stopped_kills_body));
+}
+
 /* pebble_shutdown() ends the server and its workers and reaps them: no
  * child of ours is left, not even a zombie. */
 static void shutdown_body(void) {
@@ -373,6 +446,8 @@ int main(void) {
        test_server_stopped},
       {"a server stopped from outside does not hang shutdown",
        test_server_stopped_at_shutdown},
+      {"a server stopped from outside: the library's kills are seen",
+       test_server_stopped_kills},
       {"shutdown leaves no process and no zombie", test_shutdown_no_zombies},
       {"the application forks", test_after_fork},
       {"workers take on the application's identity", test_identity},

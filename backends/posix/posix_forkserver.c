@@ -682,6 +682,20 @@ void pbp_forkserver_release(pid_t pid) {
   pthread_mutex_unlock(&fs_lock);
 }
 
+/* The library's kill of a worker must be seen: its end is the server's
+ * to report (and destroy waits for that report), so a server stopped from
+ * outside is continued, as pebble_shutdown() continues it.  A server busy
+ * with a request is not stopped for long: the request's answer is waited
+ * for at most FS_ANSWER_NS, then the server is killed.  The signal goes
+ * under the lock, so the pid is still our unreaped child. */
+void pbp_forkserver_continue(void) {
+  if (pthread_mutex_trylock(&fs_lock) != 0)
+    return;
+  if (fs_pid > 0)
+    kill(fs_pid, SIGCONT);
+  pthread_mutex_unlock(&fs_lock);
+}
+
 /* Read how a forkserver worker ended (blocking when asked to). */
 int pbp_forkserver_exit(int exit_fd, pebble_bk_exit *out) {
   fs_exit x;

@@ -373,6 +373,9 @@ PBP_HIDDEN int pbp_forkserver_ensure(int *sys_errno);
 PBP_HIDDEN int pbp_forkserver_fork(int chan_fd, int exit_wr, pid_t *pid,
                                    int *sys_errno);
 PBP_HIDDEN void pbp_forkserver_release(pid_t pid);
+/* A worker of the server was just signalled to end: continue a server
+ * stopped from outside, which would otherwise never report that end. */
+PBP_HIDDEN void pbp_forkserver_continue(void);
 /* How a forkserver worker ended, from its exit pipe: 1 if known. */
 PBP_HIDDEN int pbp_forkserver_exit(int exit_fd, pebble_bk_exit *out);
 PBP_HIDDEN void pbp_forkserver_stop(void);

@@ -67,6 +67,8 @@ static void signal_group(pebble_bk_proc *p, int sig) {
     return;
   if (killpg(p->pid, sig) != 0 && errno == ESRCH)
     kill(p->pid, sig);
+  if (p->via_server)
+    pbp_forkserver_continue();
 }
 
 /* With p->lock held.  Kill what is left of the group while the zombie
