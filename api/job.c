@@ -323,11 +323,15 @@ static void process_launch(pb_manager *m, pb_cmd *cmd) {
     bk->proc_destroy(proc); /* kills and reaps it */
   if (rc != PEBBLE_OK) {
     const char *why = err ? pb_sys_strerror(err) : pebble_strerror(rc);
+    int method = pb_lib_method(job->lib, job->start_method);
     pb_log(PEBBLE_LOG_WARN, "cannot start a process: %s", why);
+    /* The method named: a forkserver's refusal (ended, hung) reads as a
+     * system error's text otherwise. */
     resolve_failed(job, PEBBLE_FAILED,
                    rc == PEBBLE_ENOMEM ? PEBBLE_ENOMEM : PEBBLE_ESYSTEM,
-                   pb_format("the system refused a process for the task: %s",
-                             why),
+                   pb_format("the system refused a process for the task: %s "
+                             "(start method %s)",
+                             why, pb_start_method_name(method)),
                    err);
     job_finish(m, job);
     return;

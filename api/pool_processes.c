@@ -246,9 +246,11 @@ static void fail_all_queued(pebble_pool *P, unsigned refusals, int rc,
   pb_ptask *t;
   int status = rc == PEBBLE_ENOMEM ? PEBBLE_ENOMEM : PEBBLE_ESYSTEM;
   char *why = pb_format("the system refused a worker process for the pool "
-                        "%u times in a row: %s",
+                        "%u times in a row: %s (start method %s)",
                         refusals,
-                        err ? pb_sys_strerror(err) : pebble_strerror(rc));
+                        err ? pb_sys_strerror(err) : pebble_strerror(rc),
+                        pb_start_method_name(
+                            pb_lib_method(P->lib, P->o.start_method)));
   for (;;) {
     bk->mutex_lock(P->lock);
     t = pb_pool_pop(P);

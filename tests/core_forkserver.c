@@ -237,7 +237,8 @@ static void stopped_body(void) {
   if (pebble_run(PEBBLE_PROCESS, my_ppid, NULL, 0, NULL, &f) != PEBBLE_OK)
     _exit(2);
   if (pebble_future_get_int(f, PEBBLE_SEC(120), &v) != PEBBLE_ESYSTEM ||
-      pebble_future_sys_errno(f) != ETIMEDOUT) {
+      pebble_future_sys_errno(f) != ETIMEDOUT ||
+      strstr(pebble_future_message(f), "(start method forkserver)") == NULL) {
     printf("[%s: %s] ", pebble_status_name(pebble_future_status(f)),
            pebble_future_message(f));
     _exit(3);
