@@ -1234,7 +1234,9 @@ PEBBLE_API int pebble_future_cancel_ex(pebble_future *future,
  * @param future The future.
  * @param[out] pid The process id; 0 on every error.
  * @return #PEBBLE_OK with *pid set; #PEBBLE_ESTATE while the task has not
- * started in a process yet (pending, or the process is being started);
+ * started in a process yet (pending, or the process is being started; or,
+ * its future RUNNING, waiting for another worker after its worker died
+ * before beginning it: docs/pools.md);
  * #PEBBLE_ENOTFOUND when the future resolved without ever starting in one
  * (cancelled while queued, a broken pool, a refused start);
  * #PEBBLE_EINVAL for a thread task's future (it runs in this process) or
