@@ -303,21 +303,17 @@ int pb_start_launched_worker(struct pb_lib *L, int start_method,
                              pebble_bk_proc **proc, int *sys_errno);
 /* The host's worker_serve (worker.c). */
 int pb_worker_serve_configured(const pebble_backend *bk, pebble_bk_chan *chan);
+/* Space between groups of fields that different threads write, so that
+ * one thread's writes do not take another's cache line from it. */
+#define PB_LINE_GAP 64
+
 struct pb_lib {
+  /* Read by every thread for every task, written at start only. */
   const pebble_backend *bk;
   const char *backend_path;
-  char backend_reason[96];
   int default_method;      /* what PEBBLE_START_DEFAULT means here */
   uint64_t gen;            /* backend fork generation at init */
-  atomic_long live;        /* futures the application holds, and task
-                              definitions */
-  atomic_long running;     /* tasks whose code may still be running */
-  /* One-shot tasks whose future has not resolved or whose callbacks have
-   * not all run yet: pebble_shutdown() waits for them (drained, on lock). */
-  atomic_long tasks_open;
-  atomic_int drain_waiters;
   pebble_bk_cond *drained;
-  atomic_uint_fast64_t next_id;
   struct {
     pebble_bk_mutex *mutex;
     pebble_bk_cond *cond;
@@ -326,9 +322,25 @@ struct pb_lib {
     struct pb_page_waiter *page_waiters;
   } stripes[PB_STRIPES];
   pebble_bk_mutex *lock;   /* guards starting the manager and dispatcher */
-  pb_blocks blocks;
   pb_manager *_Atomic manager;
   pb_dispatch *_Atomic dispatch;
+  char gap_counters[PB_LINE_GAP];
+
+  /* Written as futures come and go: apart from the fields above, which
+   * the manager thread reads for every task a scheduler counts here. */
+  atomic_long live;        /* futures the application holds, and task
+                              definitions */
+  atomic_long running;     /* tasks whose code may still be running */
+  /* One-shot tasks whose future has not resolved or whose callbacks have
+   * not all run yet: pebble_shutdown() waits for them (drained, on lock). */
+  atomic_long tasks_open;
+  atomic_int drain_waiters;
+  atomic_uint_fast64_t next_id;
+  char gap_blocks[PB_LINE_GAP];
+
+  pb_blocks blocks;
+  char gap_end[PB_LINE_GAP];
+  char backend_reason[96];
 };
 
 /* The library state, initialised on first use.  PEBBLE_OK or an error

@@ -160,10 +160,6 @@ struct pb_pworker {
 /* Blocks and future ids a pool's stash takes at a time. */
 #define PB_STASH 32u
 
-/* Space between groups of fields that different threads write, so that
- * one thread's writes do not take another's cache line from it. */
-#define PB_LINE_GAP 64
-
 struct pebble_pool {
   /* Set at creation or changed rarely; read by everyone. */
   pb_lib *lib;

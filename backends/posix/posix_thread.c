@@ -34,13 +34,24 @@ struct pebble_bk_thread {
   unsigned flags;
 };
 
+/* Each on cache lines of its own: the library's locks are taken by
+ * different threads at once (a future's stripe by its waiter while the
+ * manager takes the next one's), and two sharing a line would make each
+ * lock a cache miss for both. */
+#define PBP_LINE 64
+
 struct pebble_bk_mutex {
-  pthread_mutex_t m;
+  _Alignas(PBP_LINE) pthread_mutex_t m;
 };
 
 struct pebble_bk_cond {
-  pthread_cond_t c;
+  _Alignas(PBP_LINE) pthread_cond_t c;
 };
+
+static void *alloc_lines(size_t size) {
+  void *p = NULL;
+  return posix_memalign(&p, PBP_LINE, size) == 0 ? p : NULL;
+}
 
 /* Set in library threads: threads they create for tasks must not inherit
  * their fully blocked mask. */
@@ -210,7 +221,7 @@ int pbp_mutex_create(pebble_bk_mutex **mutex) {
   int rc;
   if (mutex == NULL)
     return PEBBLE_EINVAL;
-  m = malloc(sizeof *m);
+  m = alloc_lines(sizeof *m);
   if (m == NULL)
     return PEBBLE_ENOMEM;
   rc = init_mutex(&m->m);
@@ -247,7 +258,7 @@ int pbp_cond_create(pebble_bk_cond **cond) {
   int rc;
   if (cond == NULL)
     return PEBBLE_EINVAL;
-  c = malloc(sizeof *c);
+  c = alloc_lines(sizeof *c);
   if (c == NULL)
     return PEBBLE_ENOMEM;
   rc = pthread_condattr_init(&attr);
