@@ -637,20 +637,20 @@ static size_t send_ahead(pebble_pool *P, pb_pworker *w, unsigned upto) {
   pb_pool_collect(P); /* what schedulers left without the lock */
   while (w->n_ahead < upto && P->head != NULL) {
     pb_ptask *t = P->head;
-    int cancelled;
+    int cancelled, state = atomic_load(&pb_ptask_future(t)->state);
     if (now == 0)
       now = bk->now_ns();
     /* A task whose worker died before it began it is RUNNING: it goes
      * to an idle worker, as it did the first time. */
     if (!may_send_ahead(P, w, now) || t->timeout != PEBBLE_FOREVER ||
-        t->arg_size > PB_AHEAD_ARG_MAX ||
-        atomic_load(&pb_ptask_future(t)->state) == PEBBLE_RUNNING)
+        t->arg_size > PB_AHEAD_ARG_MAX || state == PEBBLE_RUNNING)
       break;
     t = pb_pool_unlink(P);
-    if (atomic_load(&pb_ptask_future(t)->state) != PEBBLE_PENDING) {
+    if (state != PEBBLE_PENDING) {
       pb_ptask_free(t); /* cancelled while queued (and counted) */
       continue;
     }
+    /* A cancel from here on finds it sent ahead, or is seen below. */
     if (w->out == NULL)
       w->out_done = w->out_size = cap = 0;
     if (task_message_to(P, t, PB_TASK_AHEAD, w->ordinals + 1, &w->out,
@@ -670,7 +670,12 @@ static size_t send_ahead(pebble_pool *P, pb_pworker *w, unsigned upto) {
     w->ahead_tail = t;
     w->n_ahead++;
     P->ahead++;
-    atomic_fetch_add(&P->sent_ahead, 1);
+    /* Written under the pool lock only: no locked add, which would wait
+     * for the message's stores. */
+    atomic_store_explicit(
+        &P->sent_ahead,
+        atomic_load_explicit(&P->sent_ahead, memory_order_relaxed) + 1,
+        memory_order_relaxed);
     n++;
     w->flush_pending = 1;
     pb_stripe_lock(pb_ptask_future(t));
