@@ -44,6 +44,7 @@ static void *(*real_malloc)(size_t);
 static void *(*real_calloc)(size_t, size_t);
 static void *(*real_realloc)(void *, size_t);
 static void (*real_free)(void *);
+static int (*real_posix_memalign)(void **, size_t, size_t);
 
 /* dlsym may allocate before the real functions are known. */
 static _Alignas(16) unsigned char boot_arena[1 << 16];
@@ -76,6 +77,7 @@ MAYBE_UNUSED static void resolve_real(void) {
   NEXT(real_realloc, "realloc");
   NEXT(real_calloc, "calloc");
   NEXT(real_malloc, "malloc");
+  NEXT(real_posix_memalign, "posix_memalign");
 }
 
 /* What the current run injects. */
@@ -249,6 +251,21 @@ EXPORTED void *realloc(void *old, size_t n) {
     live_add(p, __builtin_return_address(0));
   }
   return p;
+}
+
+/* The POSIX backend's locks are allocated aligned (posix_thread.c). */
+EXPORTED int posix_memalign(void **out, size_t align, size_t n) {
+  int rc;
+  if (real_posix_memalign == NULL)
+    resolve_real();
+  if (real_posix_memalign == NULL)
+    return ENOMEM; /* not during start-up: nothing asks so early */
+  if (should_fail(__builtin_return_address(0)))
+    return ENOMEM;
+  rc = real_posix_memalign(out, align, n);
+  if (rc == 0)
+    live_add(*out, __builtin_return_address(0));
+  return rc;
 }
 
 EXPORTED void free(void *p) {
