@@ -326,8 +326,8 @@ struct pb_lib {
   pb_dispatch *_Atomic dispatch;
   char gap_counters[PB_LINE_GAP];
 
-  /* Written as futures come and go: apart from the fields above, which
-   * the manager thread reads for every task a scheduler counts here. */
+  /* Written for every future made or released: kept off the cache lines
+   * of the fields above, which every thread reads for every task. */
   atomic_long live;        /* futures the application holds, and task
                               definitions */
   atomic_long running;     /* tasks whose code may still be running */
