@@ -249,7 +249,6 @@ struct pebble_pool {
   /* Manager side. */
   pb_watch watch;     /* thread pools: the nearest task deadline;
                          process pools: a delayed respawn */
-  pb_cmd kick;        /* "look at this pool again" */
   pb_cmd farewell;    /* destroy's last command: forget the pool */
   unsigned crash_streak;
   unsigned start_refusals; /* process pools: worker starts refused in a row */
@@ -259,6 +258,12 @@ struct pebble_pool {
   uint64_t task_ns;   /* process pools: recent time per task (pool lock) */
   atomic_int skips_wanted; /* a task sent ahead was cancelled */
   int sync_done;      /* pb_pool_sync */
+  char gap_kick[PB_LINE_GAP];
+
+  /* "Look at this pool again": a scheduler reads whether it is posted for
+   * every task, apart from what the manager writes for every task. */
+  pb_cmd kick;
+  char gap_end[PB_LINE_GAP];
 };
 
 /* pool.c */
