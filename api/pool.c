@@ -492,7 +492,7 @@ void pb_pool_collect(pebble_pool *P) {
     P->head = first;
   P->tail = last;
   P->queued += n;
-  atomic_store_explicit(&P->has_work, 1, memory_order_relaxed);
+  pb_flag_set(&P->has_work, 1);
 }
 
 /* The inbox is read last and in sequentially consistent order: a worker
@@ -520,7 +520,7 @@ pb_ptask *pb_pool_unlink(pebble_pool *P) {
   P->head = t->next;
   if (P->head == NULL) {
     P->tail = NULL;
-    atomic_store_explicit(&P->has_work, 0, memory_order_relaxed);
+    pb_flag_set(&P->has_work, 0);
   }
   P->queued--;
   count_taken(P, 1);
@@ -550,7 +550,7 @@ void pb_pool_requeue(pebble_pool *P, pb_ptask *first, pb_ptask *last,
     P->tail = last;
   P->queued += n;
   count_taken(P, -(ptrdiff_t)n); /* waiting again, as reserve counts */
-  atomic_store_explicit(&P->has_work, 1, memory_order_relaxed);
+  pb_flag_set(&P->has_work, 1);
 }
 
 static void queued_cancel_locked(pb_runner *r);
@@ -590,7 +590,7 @@ static pb_ptask *take_queue(pebble_pool *P) {
   list = P->head;
   count_taken(P, P->queued);
   P->head = P->tail = NULL;
-  atomic_store_explicit(&P->has_work, 0, memory_order_relaxed);
+  pb_flag_set(&P->has_work, 0);
   P->queued = 0;
   P->lib->bk->cond_broadcast(P->space);
   return list;
@@ -659,7 +659,7 @@ static void append_locked(pebble_pool *P, pb_ptask *t) {
     P->head = t;
   P->tail = t;
   P->queued++;
-  atomic_store_explicit(&P->has_work, 1, memory_order_relaxed);
+  pb_flag_set(&P->has_work, 1);
 }
 
 /* The common case needs no pool lock: the pool is open, the queue has
@@ -741,7 +741,7 @@ static int retract(pebble_pool *P, pb_ptask *t) {
     if (P->tail == t)
       P->tail = prev;
     if (P->head == NULL)
-      atomic_store_explicit(&P->has_work, 0, memory_order_relaxed);
+      pb_flag_set(&P->has_work, 0);
     P->queued--;
     count_taken(P, 1);
     bk->cond_broadcast(P->idle); /* join may wait for the queue */

@@ -160,6 +160,13 @@ struct pb_pworker {
 /* Blocks and future ids a pool's stash takes at a time. */
 #define PB_STASH 32u
 
+/* A flag other threads read without the lock: stored only when it
+ * changes, so that their copy of its cache line stays good. */
+static inline void pb_flag_set(atomic_int *flag, int value) {
+  if (atomic_load_explicit(flag, memory_order_relaxed) != value)
+    atomic_store_explicit(flag, value, memory_order_relaxed);
+}
+
 struct pebble_pool {
   /* Set at creation or changed rarely; read by everyone. */
   pb_lib *lib;
@@ -220,13 +227,6 @@ struct pebble_pool {
   size_t queued;
   unsigned space_waiters; /* schedulers waiting on `space` for room */
   atomic_size_t taken;
-  atomic_int has_work; /* the queue is not empty: written under the pool
-                          lock, read by a spinning worker without it */
-  /* Process pools: a worker may be `ready` for a task sent straight from
-   * the scheduling thread (pb_processes_send_now).  Written under the
-   * pool lock: set as a worker becomes ready, cleared when a look at the
-   * workers found none; read without it by schedule_fast. */
-  atomic_int may_be_ready;
   /* Thread workers asleep on `work` that no signal was sent to yet
    * (written under the pool lock, read without it), and signals sent and
    * not yet taken. */
@@ -237,6 +237,18 @@ struct pebble_pool {
   atomic_int spinning;
   pb_spin spin;        /* how long that has lately been worth it */
   unsigned running;
+  char gap_flags[PB_LINE_GAP];
+
+  /* Read without the lock for every task (by a process pool's scheduler,
+   * a spinning thread worker), so apart from the queue's fields, which
+   * change with every task, and written only when they change (pb_flag_set). */
+  atomic_int has_work; /* the queue is not empty: written under the pool
+                          lock */
+  /* Process pools: a worker may be `ready` for a task sent straight from
+   * the scheduling thread (pb_processes_send_now).  Written under the
+   * pool lock: set as a worker becomes ready, cleared when a look at the
+   * workers found none. */
+  atomic_int may_be_ready;
   char gap_counters[PB_LINE_GAP];
 
   /* Outcomes (PB_COUNT_*); a thread worker counts its own tasks'

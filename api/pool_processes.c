@@ -149,7 +149,7 @@ static int chan_part_header(const pb_pworker *w) {
  * when it finds none). */
 static void mark_ready(pebble_pool *P, pb_pworker *w) {
   w->ready = 1;
-  atomic_store_explicit(&P->may_be_ready, 1, memory_order_relaxed);
+  pb_flag_set(&P->may_be_ready, 1);
 }
 
 /* Call through start_worker_locked, which counts the worker alive. */
@@ -451,7 +451,7 @@ int pb_processes_send_now(pebble_pool *P, pb_ptask *t) {
     ;
   if (w == NULL) {
     /* Tasks go through the manager until a worker is ready again. */
-    atomic_store_explicit(&P->may_be_ready, 0, memory_order_relaxed);
+    pb_flag_set(&P->may_be_ready, 0);
     return 0;
   }
   if (task_message(P, t, 0, w->ordinals + 1, &buf, &size) != PEBBLE_OK)
