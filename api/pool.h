@@ -227,21 +227,16 @@ struct pebble_pool {
   size_t queued;
   unsigned space_waiters; /* schedulers waiting on `space` for room */
   atomic_size_t taken;
-  /* Thread workers asleep on `work` that no signal was sent to yet
-   * (written under the pool lock, read without it), and signals sent and
-   * not yet taken. */
-  atomic_int unsignalled;
-  unsigned wakes;
-  /* A thread worker watches for work before sleeping: 1, or 2 once a new
-   * task counts on it (set under the pool lock, claimed without it). */
-  atomic_int spinning;
-  pb_spin spin;        /* how long that has lately been worth it */
+  unsigned wakes; /* signals sent to workers and not yet taken */
+  pb_spin spin;   /* how long a thread worker's watch has lately been
+                     worth it */
   unsigned running;
   char gap_flags[PB_LINE_GAP];
 
-  /* Read without the lock for every task (by a process pool's scheduler,
-   * a spinning thread worker), so apart from the queue's fields, which
-   * change with every task, and written only when they change (pb_flag_set). */
+  /* Read without the lock for every task (by schedulers, and by a thread
+   * worker watching for work), so kept apart from the queue's fields,
+   * which change with every task; the first two are stored only when they
+   * change (pb_flag_set). */
   atomic_int has_work; /* the queue is not empty: written under the pool
                           lock */
   /* Process pools: a worker may be `ready` for a task sent straight from
@@ -249,6 +244,12 @@ struct pebble_pool {
    * pool lock: set as a worker becomes ready, cleared when a look at the
    * workers found none. */
   atomic_int may_be_ready;
+  /* Thread pools: workers asleep on `work` that no signal was sent to yet
+   * (written under the pool lock); a worker watching for work before
+   * sleeping: 1, or 2 once a new task counts on it (set under the pool
+   * lock, claimed without it). */
+  atomic_int unsignalled;
+  atomic_int spinning;
   char gap_counters[PB_LINE_GAP];
 
   /* Outcomes (PB_COUNT_*); a thread worker counts its own tasks'
