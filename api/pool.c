@@ -433,9 +433,7 @@ static void ptask_settled(pb_runner *r) {
 }
 
 void pb_worker_count(pb_pworker *w, int status) {
-  atomic_uint_fast64_t *c = &w->counts[count_slot(status)];
-  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
-                        memory_order_relaxed);
+  pb_count_own(&w->counts[count_slot(status)]);
 }
 
 void pb_worker_fold_counts(pebble_pool *P, pb_pworker *w) {

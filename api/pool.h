@@ -160,6 +160,14 @@ struct pb_pworker {
 /* Blocks and future ids a pool's stash takes at a time. */
 #define PB_STASH 32u
 
+/* One more on a counter that only one thread at a time writes (others
+ * read it): no locked add, which would also wait for the writer's earlier
+ * stores. */
+static inline void pb_count_own(atomic_uint_fast64_t *c) {
+  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                        memory_order_relaxed);
+}
+
 /* A flag other threads read without the lock: stored only when it
  * changes, so that their copy of its cache line stays good. */
 static inline void pb_flag_set(atomic_int *flag, int value) {

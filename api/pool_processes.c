@@ -670,12 +670,7 @@ static size_t send_ahead(pebble_pool *P, pb_pworker *w, unsigned upto) {
     w->ahead_tail = t;
     w->n_ahead++;
     P->ahead++;
-    /* Written under the pool lock only: no locked add, which would wait
-     * for the message's stores. */
-    atomic_store_explicit(
-        &P->sent_ahead,
-        atomic_load_explicit(&P->sent_ahead, memory_order_relaxed) + 1,
-        memory_order_relaxed);
+    pb_count_own(&P->sent_ahead); /* written under the pool lock only */
     n++;
     w->flush_pending = 1;
     pb_stripe_lock(pb_ptask_future(t));
