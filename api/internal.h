@@ -287,6 +287,8 @@ int pb_lib_spawns(const struct pb_lib *L, int start_method);
 const char *pb_start_method_name(int start_method);
 /* The start method PEBBLE_START_DEFAULT stands for, resolved. */
 int pb_lib_method(const struct pb_lib *L, int start_method);
+/* Its name, resolved the same way (for messages). */
+const char *pb_lib_method_name(const struct pb_lib *L, int start_method);
 /* Can this backend start workers that way? */
 int pb_backend_can(const pebble_backend *bk, int start_method);
 /* Start a worker that finds tasks by name: spawned (program, NULL for

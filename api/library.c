@@ -135,6 +135,10 @@ int pb_lib_method(const pb_lib *L, int start_method) {
                                               : start_method;
 }
 
+const char *pb_lib_method_name(const pb_lib *L, int start_method) {
+  return pb_start_method_name(pb_lib_method(L, start_method));
+}
+
 int pb_lib_spawns(const pb_lib *L, int start_method) {
   int m = pb_lib_method(L, start_method);
   return m == PEBBLE_START_SPAWN || m == PEBBLE_START_FORKSERVER;

@@ -150,8 +150,7 @@ static int read_launch_options(pebble_pool *P, pebble_kind kind) {
                     : o->launcher_heartbeat != PEBBLE_DEFAULT
                         ? "launcher_heartbeat"
                         : "launcher_start_timeout",
-                    pb_start_method_name(
-                        pb_lib_method(P->lib, o->start_method)));
+                    pb_lib_method_name(P->lib, o->start_method));
   memset(&P->launch_store, 0, sizeof P->launch_store);
   P->launch_store.struct_size = sizeof P->launch_store;
   if ((rc = launch_seconds(o->launcher_heartbeat, "launcher_heartbeat", 3600,

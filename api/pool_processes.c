@@ -249,8 +249,7 @@ static void fail_all_queued(pebble_pool *P, unsigned refusals, int rc,
                         "%u times in a row: %s (start method %s)",
                         refusals,
                         err ? pb_sys_strerror(err) : pebble_strerror(rc),
-                        pb_start_method_name(
-                            pb_lib_method(P->lib, P->o.start_method)));
+                        pb_lib_method_name(P->lib, P->o.start_method));
   for (;;) {
     bk->mutex_lock(P->lock);
     t = pb_pool_pop(P);

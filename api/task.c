@@ -123,7 +123,7 @@ static int launch(pb_lib *L, pebble_kind kind, pebble_task_fn fn,
                      "backend '%s' cannot start workers by the %s start "
                      "method",
                      L->bk->name,
-                     pb_start_method_name(pb_lib_method(L, o->start_method)));
+                     pb_lib_method_name(L, o->start_method));
     else if (pb_registry_name_of(fn, name, sizeof name) != PEBBLE_OK)
       rc2 = pb_error(PEBBLE_ENOTFOUND,
                      "the task function is not registered: spawned "
