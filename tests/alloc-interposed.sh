@@ -17,12 +17,12 @@ if ! command -v nm >/dev/null 2>&1; then
 fi
 test_prog="$top_builddir/tests/.libs/core_alloc"
 [ -f "$test_prog" ] || test_prog="$top_builddir/tests/core_alloc"
-libs=
+set --
 for f in "$top_builddir"/.libs/libpebble.so \
   "$top_builddir"/backends/*/.libs/pebble_*.so; do
-  [ -f "$f" ] && libs="$libs $f"
+  [ -f "$f" ] && set -- "$@" "$f"
 done
-if [ -z "$libs" ] || ! nm -D --defined-only "$test_prog" >/dev/null 2>&1; then
+if [ $# -eq 0 ] || ! nm -D --defined-only "$test_prog" >/dev/null 2>&1; then
   echo "SKIP: no ELF shared library and test program to read (nm -D)"
   exit 77
 fi
@@ -30,7 +30,7 @@ fi
 defined=$(nm -D --defined-only "$test_prog" | awk '{print $NF}')
 bad=0
 checked=0
-for lib in $libs; do
+for lib in "$@"; do
   imports=$(nm -D --undefined-only "$lib" | awk '{print $NF}' | sed 's/@.*//')
   for name in $family; do
     echo "$imports" | grep -qx "$name" || continue
@@ -47,7 +47,7 @@ done
 # libpebble allocates with malloc at least: reading nothing means the
 # imports were not read, not that all is well.
 if [ "$checked" -eq 0 ]; then
-  echo "FAILED: no allocator import found in:$libs"
+  echo "FAILED: no allocator import found in: $*"
   bad=1
 fi
 exit "$bad"
