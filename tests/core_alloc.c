@@ -18,9 +18,13 @@
  * still allocated after shutdown.  A child that does not end within the
  * time limit hangs: it is killed and counted.
  *
- * The allocator is replaced by this program's own malloc, calloc, realloc
- * and free, which forward to the next definition (the C library's, or a
- * sanitizer's).  The library calls them through the PLT, so these win.
+ * The allocator is replaced by this program's own malloc, calloc, realloc,
+ * posix_memalign and free, which forward to the next definition (the C
+ * library's, or a sanitizer's).  The library calls them through the PLT,
+ * so these win (tests/alloc-interposed.sh checks that no entry point the
+ * library imports is left out).  mmap is replaced too: the library's own
+ * mappings (a worker's shared page, a result file, the guardian's table)
+ * count and fail in the same sequence; nobody else's do.
  * Processes the library forks inherit the failures switched off: only the
  * process under test fails.
  */
@@ -45,6 +49,7 @@ static void *(*real_calloc)(size_t, size_t);
 static void *(*real_realloc)(void *, size_t);
 static void (*real_free)(void *);
 static int (*real_posix_memalign)(void **, size_t, size_t);
+static void *(*real_mmap)(void *, size_t, int, int, int, off_t);
 
 /* dlsym may allocate before the real functions are known. */
 static _Alignas(16) unsigned char boot_arena[1 << 16];
@@ -78,6 +83,7 @@ MAYBE_UNUSED static void resolve_real(void) {
   NEXT(real_calloc, "calloc");
   NEXT(real_malloc, "malloc");
   NEXT(real_posix_memalign, "posix_memalign");
+  NEXT(real_mmap, "mmap");
 }
 
 /* What the current run injects. */
@@ -266,6 +272,25 @@ EXPORTED int posix_memalign(void **out, size_t align, size_t n) {
   if (rc == 0)
     live_add(*out, __builtin_return_address(0));
   return rc;
+}
+
+/* Only the library's mappings count: the C library maps memory for its
+ * own needs without coming here, and a mapping is not tracked as a leak
+ * (munmap is not replaced). */
+EXPORTED void *mmap(void *addr, size_t len, int prot, int flags, int fd,
+                    off_t off) {
+  const void *caller = __builtin_return_address(0);
+  if (real_mmap == NULL)
+    resolve_real();
+  if (real_mmap == NULL) {
+    errno = ENOMEM;
+    return MAP_FAILED;
+  }
+  if (caller_is_library(caller) && should_fail(caller)) {
+    errno = ENOMEM;
+    return MAP_FAILED;
+  }
+  return real_mmap(addr, len, prot, flags, fd, off);
 }
 
 EXPORTED void free(void *p) {
@@ -728,6 +753,9 @@ static void walk(const scenario *s) {
   CU_ASSERT_EQUAL(rc, RUN_OK);
   if (rc != RUN_OK)
     return;
+  /* A cycle that counts nothing walks nothing: the allocator was not
+   * replaced after all. */
+  CU_ASSERT(clean.allocations > 0);
   /* Threads race: a later run may allocate a little more. */
   n = clean.allocations + clean.allocations / 8 + 4;
   if (one != NULL && atol(one) > 0)
