@@ -10,7 +10,7 @@
 # malloc.
 : "${top_builddir:=.}"
 family='malloc calloc realloc reallocarray free posix_memalign aligned_alloc
-memalign valloc pvalloc mmap mmap64'
+memalign valloc pvalloc mmap mmap64 munmap'
 
 if ! command -v nm >/dev/null 2>&1; then
   echo "SKIP: no nm to read the libraries' imports"

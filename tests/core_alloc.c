@@ -22,9 +22,10 @@
  * posix_memalign and free, which forward to the next definition (the C
  * library's, or a sanitizer's).  The library calls them through the PLT,
  * so these win (tests/alloc-interposed.sh checks that no entry point the
- * library imports is left out).  mmap is replaced too: the library's own
- * mappings (a worker's shared page, a result file, the guardian's table)
- * count and fail in the same sequence; nobody else's do.
+ * library imports is left out).  mmap and munmap are replaced too: the
+ * library's own mappings (a worker's shared page, a result file, the
+ * guardian's table) count, fail and must be gone after shutdown like its
+ * allocations; nobody else's do.
  * Processes the library forks inherit the failures switched off: only the
  * process under test fails.
  */
@@ -50,6 +51,7 @@ static void *(*real_realloc)(void *, size_t);
 static void (*real_free)(void *);
 static int (*real_posix_memalign)(void **, size_t, size_t);
 static void *(*real_mmap)(void *, size_t, int, int, int, off_t);
+static int (*real_munmap)(void *, size_t);
 
 /* dlsym may allocate before the real functions are known. */
 static _Alignas(16) unsigned char boot_arena[1 << 16];
@@ -84,6 +86,7 @@ MAYBE_UNUSED static void resolve_real(void) {
   NEXT(real_malloc, "malloc");
   NEXT(real_posix_memalign, "posix_memalign");
   NEXT(real_mmap, "mmap");
+  NEXT(real_munmap, "munmap");
 }
 
 /* What the current run injects. */
@@ -274,12 +277,13 @@ EXPORTED int posix_memalign(void **out, size_t align, size_t n) {
   return rc;
 }
 
-/* Only the library's mappings count: the C library maps memory for its
- * own needs without coming here, and a mapping is not tracked as a leak
- * (munmap is not replaced). */
+/* Only the library's mappings count (the C library maps memory for its
+ * own needs without coming here); each is live until it is unmapped, as
+ * an allocation is until it is freed. */
 EXPORTED void *mmap(void *addr, size_t len, int prot, int flags, int fd,
                     off_t off) {
   const void *caller = __builtin_return_address(0);
+  void *p;
   if (real_mmap == NULL)
     resolve_real();
   if (real_mmap == NULL) {
@@ -290,7 +294,21 @@ EXPORTED void *mmap(void *addr, size_t len, int prot, int flags, int fd,
     errno = ENOMEM;
     return MAP_FAILED;
   }
-  return real_mmap(addr, len, prot, flags, fd, off);
+  p = real_mmap(addr, len, prot, flags, fd, off);
+  if (p != MAP_FAILED)
+    live_add(p, caller);
+  return p;
+}
+
+EXPORTED int munmap(void *addr, size_t len) {
+  if (real_munmap == NULL)
+    resolve_real();
+  if (real_munmap == NULL) {
+    errno = EINVAL;
+    return -1;
+  }
+  live_remove(addr);
+  return real_munmap(addr, len);
 }
 
 EXPORTED void free(void *p) {
