@@ -4,8 +4,8 @@
 # the allocator's entry points.  An entry point the library calls that the
 # test does not replace is never failed, and the walk still passes: it
 # just covers less (posix_memalign went unreplaced that way once).  So
-# every entry point of the malloc family (and mmap) that the library or
-# a backend module imports must be one core_alloc defines.  The rest of
+# every entry point of the malloc family (and mmap, munmap) that the
+# library or a backend module imports must be one core_alloc defines.  The rest of
 # the C library's allocating calls (strdup, asprintf, ...) go through
 # malloc.
 : "${top_builddir:=.}"
@@ -46,7 +46,7 @@ for lib in "$@"; do
       echo "ok: $(basename "$lib") imports $name; core_alloc replaces it"
     else
       echo "FAILED: $(basename "$lib") imports $name, which core_alloc does" \
-        "not replace: its allocations are never failed"
+        "not replace: the walk never fails or tracks what goes through it"
       bad=1
     fi
   done

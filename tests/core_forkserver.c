@@ -102,6 +102,39 @@ static void start_forkserver(void) {
   setenv("PEBBLE_START_METHOD", "forkserver", 1);
 }
 
+/* f's process reaped within `seconds` (its exit info in *x): the library
+ * has no call that waits for the reap, so this looks every millisecond. */
+static int reaped_within(pebble_future *f, pebble_exit_info *x,
+                         double seconds) {
+  double end = now_s() + seconds;
+  x->struct_size = sizeof *x;
+  while (pebble_future_exit_info(f, x) != PEBBLE_OK) {
+    if (now_s() >= end)
+      return 0;
+    usleep(1000);
+  }
+  return 1;
+}
+
+/* Start the server, run one task through it and stop the server once that
+ * worker is reaped: each kill of a worker's remains at its reap continues
+ * the server (its end must be reported), which would undo a stop sent
+ * before.  The server's pid, or the calling child exits with `fail`. */
+static pid_t stop_server_after_reap(int fail) {
+  pebble_exit_info x;
+  pebble_future *f;
+  int64_t server = 0;
+  start_forkserver();
+  if (pebble_run(PEBBLE_PROCESS, my_ppid, NULL, 0, NULL, &f) != PEBBLE_OK ||
+      pebble_future_get_int(f, PEBBLE_SEC(30), &server) != PEBBLE_OK ||
+      server <= 0 || !reaped_within(f, &x, 30))
+    _exit(fail);
+  pebble_future_release(f);
+  if (kill((pid_t)server, SIGSTOP) != 0)
+    _exit(fail);
+  return (pid_t)server;
+}
+
 /* Workers are the server's children, and the server is ours: one server
  * for one-shot tasks and pool workers alike. */
 static void from_server_body(void) {
@@ -225,26 +258,10 @@ static void test_server_crash(void) { CU_ASSERT(in_child(crash_body)); }
  * taken for hung and killed, the task fails with an error that says so,
  * nothing hangs, and after pebble_shutdown() a new server serves. */
 static void stopped_body(void) {
-  pebble_exit_info x;
   pebble_future *f;
-  pid_t server;
+  pid_t server = stop_server_after_reap(1);
   int64_t v = 0;
   double t0 = now_s();
-  start_forkserver();
-  /* The first worker reaped before the stop: its reap kills what is left
-   * of it, and each such kill continues the server (its end must be
-   * reported), which would undo a stop sent meanwhile. */
-  if (pebble_run(PEBBLE_PROCESS, my_ppid, NULL, 0, NULL, &f) != PEBBLE_OK ||
-      pebble_future_get_int(f, PEBBLE_SEC(30), &v) != PEBBLE_OK || v <= 0)
-    _exit(1);
-  x.struct_size = sizeof x;
-  while (pebble_future_exit_info(f, &x) != PEBBLE_OK && now_s() - t0 < 30)
-    usleep(1000);
-  pebble_future_release(f);
-  server = (pid_t)v;
-  if (kill(server, SIGSTOP) != 0)
-    _exit(1);
-  t0 = now_s();
   if (pebble_run(PEBBLE_PROCESS, my_ppid, NULL, 0, NULL, &f) != PEBBLE_OK)
     _exit(2);
   if (pebble_future_get_int(f, PEBBLE_SEC(120), &v) != PEBBLE_ESYSTEM ||
@@ -274,24 +291,10 @@ static void test_server_stopped(void) {
  * (While a worker of a stopped server lives, its exit, which the server
  * reports, waits for the server, and so do the waits for it.) */
 static void stopped_at_shutdown_body(void) {
-  pebble_exit_info x;
-  pebble_future *f;
-  int64_t server = 0;
-  double t0 = now_s();
-  start_forkserver();
-  if (pebble_run(PEBBLE_PROCESS, my_ppid, NULL, 0, NULL, &f) != PEBBLE_OK ||
-      pebble_future_get_int(f, PEBBLE_SEC(30), &server) != PEBBLE_OK ||
-      server <= 0)
-    _exit(1);
-  x.struct_size = sizeof x;
-  while (pebble_future_exit_info(f, &x) != PEBBLE_OK && now_s() - t0 < 30)
-    usleep(1000);
-  pebble_future_release(f);
-  if (kill((pid_t)server, SIGSTOP) != 0)
-    _exit(2);
+  pid_t server = stop_server_after_reap(1);
   if (pebble_shutdown() != PEBBLE_OK)
     _exit(3);
-  _exit(kill((pid_t)server, 0) != 0 ? 0 : 4);
+  _exit(kill(server, 0) != 0 ? 0 : 4);
 }
 static void test_server_stopped_at_shutdown(void) {
   CU_ASSERT(in_child(stopped_at_shutdown_body));
@@ -331,11 +334,8 @@ static void stopped_kills_body(void) {
   if (pebble_future_wait(f, PEBBLE_SEC(60)) != PEBBLE_OK ||
       pebble_future_status(f) != PEBBLE_ETIMEDOUT)
     _exit(3);
-  t0 = now_s();
-  x.struct_size = sizeof x;
-  while (pebble_future_exit_info(f, &x) != PEBBLE_OK && now_s() - t0 < 20)
-    usleep(1000);
-  if (x.pid != (long)worker || x.signal != SIGKILL)
+  if (!reaped_within(f, &x, 20) || x.pid != (long)worker ||
+      x.signal != SIGKILL)
     _exit(4);
   pebble_future_release(f);
 

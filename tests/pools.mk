@@ -2,7 +2,8 @@
 # Pool test programs
 
 # Allocation failure walked through whole cycles (conformance matrix): the
-# program replaces malloc, calloc, realloc, posix_memalign and free.
+# program replaces malloc, calloc, realloc, posix_memalign and free, and
+# mmap and munmap for the library's own mappings.
 check_PROGRAMS += tests/core_alloc
 tests_core_alloc_SOURCES = tests/core_alloc.c tests/core_util.h
 tests_core_alloc_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS) $(CUNIT_CFLAGS)
