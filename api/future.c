@@ -678,6 +678,77 @@ int pebble_future_exit_info(const pebble_future *cf, pebble_exit_info *info) {
   return PEBBLE_OK;
 }
 
+void pb_future_exit_over_locked(pebble_future *f) {
+  f->exit_due = 0;
+  if (atomic_load(&f->watched))
+    f->lib->bk->cond_broadcast(f->lib->stripes[PB_STRIPE(f)].cond);
+}
+
+int pebble_future_wait_exit(pebble_future *f, pebble_time_t timeout) {
+  pb_lib *L;
+  uint64_t deadline;
+  int rc, late = 0;
+  CHECK_FUTURE(f, "pebble_future_wait_exit");
+  if (timeout < 0 && timeout != PEBBLE_FOREVER)
+    return pb_error(PEBBLE_EINVAL,
+                    "pebble_future_wait_exit: timeout %lld is negative (use "
+                    "PEBBLE_FOREVER to wait without limit)",
+                    (long long)timeout);
+  if (!f->process)
+    return pb_error(PEBBLE_ENOTFOUND,
+                    "future %llu is a thread task's: no process ends for it",
+                    (unsigned long long)f->id);
+  /* A pool's worker outlives its tasks, and when one is sent to a worker
+   * is not tied to its future closely enough to say "none will end". */
+  if (f->owner != NULL)
+    return pb_error(PEBBLE_ENOTSUP,
+                    "pebble_future_wait_exit: future %llu is a pool's task; "
+                    "only a one-shot process task's process is waited for "
+                    "(a pool's worker outlives its tasks)",
+                    (unsigned long long)f->id);
+  /* (Its own task cannot call this: it runs in the process, where the
+   * future is the parent's, PEBBLE_EFORKED.) */
+  L = f->lib;
+  deadline = pb_deadline_after(L->bk, timeout);
+  pb_stripe_lock(f);
+  watch(f); /* the reap and the settle wake this (exit_over, settle) */
+  for (;;) {
+    pb_future_rare *r = pb_future_rare_of(f);
+    /* Recorded, and resolved too: an end recorded before the future
+     * resolves (a crash) is followed by the settle at once. */
+    if (r != NULL && r->exit != NULL && pb_future_is_resolved(f)) {
+      rc = PEBBLE_OK;
+      break;
+    }
+    if (!f->exit_due && pb_future_is_resolved(f)) {
+      rc = PEBBLE_ENOTFOUND;
+      break;
+    }
+    if (late || timeout == PEBBLE_NOWAIT) {
+      rc = PEBBLE_ENOTREADY;
+      break;
+    }
+    if (L->bk->cond_wait(L->stripes[PB_STRIPE(f)].cond,
+                         L->stripes[PB_STRIPE(f)].mutex,
+                         deadline) == PEBBLE_ENOTREADY)
+      late = 1; /* one more look, then out of time */
+  }
+  pb_stripe_unlock(f);
+  if (rc == PEBBLE_ENOTFOUND)
+    return pb_error(rc,
+                    "no process end is recorded for future %llu: its "
+                    "process never started (cancelled first, or refused "
+                    "by the system), or its end could not be recorded (out "
+                    "of memory)",
+                    (unsigned long long)f->id);
+  if (rc == PEBBLE_ENOTREADY)
+    return pb_error(rc,
+                    "the process of future %llu was not reaped within "
+                    "%lld us",
+                    (unsigned long long)f->id, (long long)timeout);
+  return PEBBLE_OK;
+}
+
 /* A task sent ahead to a process worker is skipped by the worker if the
  * manager's request reaches it first: wait for the request to be written,
  * so that once cancel returns the task can start only if its worker had

@@ -46,6 +46,7 @@ static void job_finish(pb_manager *m, pb_job *job) {
   pb_stripe_lock(f);
   pb_future_wait_settled_locked(f);
   f->runner = NULL;
+  pb_future_exit_over_locked(f); /* reaped (and recorded), or never ran */
   pb_stripe_unlock(f);
   job_free(job);
   pb_manager_adopt(m, -1);
@@ -532,6 +533,10 @@ int pb_job_launch(pb_job *job) {
   atomic_fetch_add(&L->running, 1);
   pb_future_track(job->future); /* shutdown waits for it and callbacks */
   if (job->kind == PEBBLE_PROCESS) {
+    /* Until job_finish: from here a process may start for the task, and
+     * only the reap (or its never starting) settles that.  No other
+     * thread has seen the future yet. */
+    job->future->exit_due = 1;
     job->watch.on_events = process_events;
     job->watch.on_deadline = process_deadline;
     job->cmd_launch.run = process_launch;

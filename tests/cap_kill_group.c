@@ -21,14 +21,10 @@ static pebble_future *run(pebble_task_fn fn, const void *arg, size_t size,
 /* Waits (bounded) for the reap after a kill. */
 static int exit_info_within(pebble_future *f, pebble_exit_info *x,
                             double seconds) {
-  double end = now_s() + seconds;
   x->struct_size = sizeof *x;
-  while (now_s() < end) {
-    if (pebble_future_exit_info(f, x) == PEBBLE_OK)
-      return 1;
-    usleep(10000);
-  }
-  return 0;
+  return pebble_future_wait_exit(f, (pebble_time_t)(seconds * 1e6)) ==
+             PEBBLE_OK &&
+         pebble_future_exit_info(f, x) == PEBBLE_OK;
 }
 
 static int grandchild_then_sleep(pebble_ctx *ctx, const void *arg,

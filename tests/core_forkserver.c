@@ -102,18 +102,14 @@ static void start_forkserver(void) {
   setenv("PEBBLE_START_METHOD", "forkserver", 1);
 }
 
-/* f's process reaped within `seconds` (its exit info in *x): the library
- * has no call that waits for the reap, so this looks every millisecond. */
+/* f's process (a one-shot task's) reaped within `seconds`, its exit info
+ * in *x. */
 static int reaped_within(pebble_future *f, pebble_exit_info *x,
                          double seconds) {
-  double end = now_s() + seconds;
   x->struct_size = sizeof *x;
-  while (pebble_future_exit_info(f, x) != PEBBLE_OK) {
-    if (now_s() >= end)
-      return 0;
-    usleep(1000);
-  }
-  return 1;
+  return pebble_future_wait_exit(f, (pebble_time_t)(seconds * 1e6)) ==
+             PEBBLE_OK &&
+         pebble_future_exit_info(f, x) == PEBBLE_OK;
 }
 
 /* Start the server, run one task through it and stop the server once that

@@ -154,17 +154,144 @@ static void expect_exit(int code) {
 static void test_exit0(void) { expect_exit(0); }
 static void test_exit3(void) { expect_exit(3); }
 
-/* Waits (bounded) for the reap after a kill. */
+/* Waits (bounded) for the reap after a kill, then reads how it ended. */
 static int exit_info_within(pebble_future *f, pebble_exit_info *x,
                             double seconds) {
-  double end = now_s() + seconds;
+  memset(x, 0, sizeof *x);
   x->struct_size = sizeof *x;
-  while (now_s() < end) {
-    if (pebble_future_exit_info(f, x) == PEBBLE_OK)
+  return pebble_future_wait_exit(f, (pebble_time_t)(seconds * 1e6)) ==
+             PEBBLE_OK &&
+         pebble_future_exit_info(f, x) == PEBBLE_OK;
+}
+
+/* The process has ended: gone, or a zombie the forkserver collects when
+ * the library tells it to, a moment after the reap. */
+static int process_ended(long pid) {
+#ifdef _WIN32
+  (void)pid;
+  return 1; /* a handle the library closed: nothing to look at */
+#else
+  if (pid <= 0)
+    return 0;
+  if (kill((pid_t)pid, 0) == -1 && errno == ESRCH)
+    return 1;
+#ifdef __linux__
+  {
+    char path[64], buf[512], *end;
+    FILE *in;
+    size_t n;
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    if ((in = fopen(path, "r")) == NULL)
       return 1;
-    usleep(10000);
+    n = fread(buf, 1, sizeof buf - 1, in);
+    fclose(in);
+    buf[n] = '\0';
+    end = strrchr(buf, ')'); /* the state follows the command's name */
+    return end != NULL && (end[2] == 'Z' || end[2] == 'X');
   }
-  return 0;
+#else
+  return gone_within((pid_t)pid, 10);
+#endif
+#endif
+}
+
+/* pebble_future_wait_exit: by event, to the reap; at once where there is
+ * nothing to wait for; bounded by its timeout. */
+static void test_wait_exit(void) {
+  int64_t v = 5, out = 0;
+  pebble_exit_info x;
+  pebble_future *f, *t;
+  pebble_pool *pool;
+  double t0;
+
+  f = run(echo_int, &v, sizeof v, NULL);
+  CU_ASSERT_EQUAL(pebble_future_wait_exit(f, PEBBLE_SEC(60)), PEBBLE_OK);
+  /* Resolved by then, and the process gone. */
+  CU_ASSERT_EQUAL(pebble_future_get_int(f, PEBBLE_NOWAIT, &out), PEBBLE_OK);
+  CU_ASSERT_EQUAL(out, 10);
+  memset(&x, 0, sizeof x);
+  x.struct_size = sizeof x;
+  CU_ASSERT_EQUAL_FATAL(pebble_future_exit_info(f, &x), PEBBLE_OK);
+  CU_ASSERT_EQUAL(x.exited, 1);
+  CU_ASSERT_EQUAL(x.exit_code, 0);
+  CU_ASSERT(process_ended(x.pid));
+#ifndef _WIN32
+  CU_ASSERT(gone_within((pid_t)x.pid, 10)); /* its pid released, soon */
+#endif
+  /* Again, from the record. */
+  CU_ASSERT_EQUAL(pebble_future_wait_exit(f, PEBBLE_NOWAIT), PEBBLE_OK);
+  pebble_future_release(f);
+
+  /* Still running: out of time, after the time given. */
+  f = run(sleeps, NULL, 0, NULL);
+  CU_ASSERT_EQUAL(pebble_future_wait_exit(f, PEBBLE_NOWAIT),
+                  PEBBLE_ENOTREADY);
+  t0 = now_s();
+  CU_ASSERT_EQUAL(pebble_future_wait_exit(f, PEBBLE_MSEC(100)),
+                  PEBBLE_ENOTREADY);
+  CU_ASSERT(now_s() - t0 >= 0.099);
+  CU_ASSERT_PTR_NOT_NULL(strstr(pebble_last_error(), "not reaped within"));
+  CU_ASSERT_EQUAL(pebble_future_cancel(f), PEBBLE_OK);
+  CU_ASSERT(exit_info_within(f, &x, 30));
+  CU_ASSERT_EQUAL(x.killed_by_library, 1);
+  CU_ASSERT(process_ended(x.pid));
+  pebble_future_release(f);
+
+  /* Nothing to wait for. */
+  CU_ASSERT_EQUAL(pebble_future_wait_exit(NULL, PEBBLE_FOREVER),
+                  PEBBLE_EINVAL);
+  CU_ASSERT_EQUAL_FATAL(pebble_run(PEBBLE_THREAD, echo_int, &v, sizeof v,
+                                   NULL, &t),
+                        PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_future_wait_exit(t, -5), PEBBLE_EINVAL);
+  CU_ASSERT_EQUAL(pebble_future_wait_exit(t, PEBBLE_FOREVER),
+                  PEBBLE_ENOTFOUND);
+  CU_ASSERT_EQUAL(pebble_future_get_int(t, PEBBLE_SEC(30), &out), PEBBLE_OK);
+  pebble_future_release(t);
+  CU_ASSERT_EQUAL_FATAL(pebble_pool_create(&pool, PEBBLE_PROCESS, NULL),
+                        PEBBLE_OK);
+  CU_ASSERT_EQUAL_FATAL(
+      pebble_pool_schedule(pool, echo_int, &v, sizeof v, NULL, &t),
+      PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_future_wait_exit(t, PEBBLE_FOREVER),
+                  PEBBLE_ENOTSUP);
+  CU_ASSERT_EQUAL(pebble_future_get_int(t, PEBBLE_SEC(60), &out), PEBBLE_OK);
+  pebble_future_release(t);
+  CU_ASSERT_EQUAL(pebble_pool_destroy(pool), PEBBLE_OK);
+}
+
+/* A cancel racing the launch: whichever wins, the wait ends, and says
+ * which way it went -- a process that started is reaped before the wait
+ * returns PEBBLE_OK, and PEBBLE_ENOTFOUND means none ever started. */
+static void test_wait_exit_cancel_race(void) {
+  int i, reaped = 0, never = 0;
+  for (i = 0; i < 40; i++) {
+    pebble_exit_info x;
+    pebble_future *f = run(sleeps, NULL, 0, NULL);
+    long pid = 0;
+    int rc;
+    if (i % 2 == 1)
+      usleep((unsigned)(i * 50)); /* let some launches start */
+    CU_ASSERT_EQUAL(pebble_future_cancel(f), PEBBLE_OK);
+    rc = pebble_future_wait_exit(f, PEBBLE_SEC(60));
+    CU_ASSERT(rc == PEBBLE_OK || rc == PEBBLE_ENOTFOUND);
+    CU_ASSERT_EQUAL(pebble_future_get(f, PEBBLE_NOWAIT, NULL, NULL),
+                    PEBBLE_ECANCELED);
+    x.struct_size = sizeof x;
+    if (rc == PEBBLE_OK) {
+      reaped++;
+      CU_ASSERT_EQUAL(pebble_future_exit_info(f, &x), PEBBLE_OK);
+      CU_ASSERT_EQUAL(x.killed_by_library, 1);
+      CU_ASSERT(process_ended(x.pid));
+    } else if (rc == PEBBLE_ENOTFOUND) {
+      never++;
+      CU_ASSERT_EQUAL(pebble_future_exit_info(f, &x), PEBBLE_ENOTFOUND);
+      CU_ASSERT_NOT_EQUAL(pebble_future_pid(f, &pid), PEBBLE_OK);
+    }
+    pebble_future_release(f);
+  }
+  CU_ASSERT_EQUAL(reaped + never, 40);
+  printf("(%d reaped, %d never started) ", reaped, never);
 }
 
 
@@ -696,6 +823,9 @@ int main(void) {
       {"kill grace does not delay the future",
        NEEDS_FIFOS(test_grace_does_not_delay)},
       {"cancel while running", test_cancel_running},
+      {"wait for the reap", test_wait_exit},
+      {"wait for the reap, cancelled as it launches",
+       test_wait_exit_cancel_race},
       {"a stopped process is not a dead one", test_stopped_process},
       {"cancel after done", test_cancel_after_done},
       {"100 MB argument and result", test_100mb},

@@ -196,14 +196,13 @@ static int test_result(void) {
   pebble_future *f;
   pebble_exit_info x;
   int64_t v = 0, in = 41;
-  int i;
   CHECK(pebble_run(PEBBLE_PROCESS, add, &in, sizeof in, NULL, &f) ==
         PEBBLE_OK);
   CHECK(pebble_future_get_int(f, PEBBLE_SEC(60), &v) == PEBBLE_OK);
   CHECK(v == 42);
   x.struct_size = sizeof x;
-  for (i = 0; i < 600 && pebble_future_exit_info(f, &x) != PEBBLE_OK; i++)
-    Sleep(50);
+  CHECK(pebble_future_wait_exit(f, PEBBLE_SEC(30)) == PEBBLE_OK);
+  CHECK(pebble_future_exit_info(f, &x) == PEBBLE_OK);
   CHECK(x.status_known && x.exited && x.exit_code == 0 && x.signal == 0);
   CHECK(x.pid != 0 && x.pid != (long)GetCurrentProcessId());
   pebble_future_release(f);
@@ -321,8 +320,8 @@ static int test_timeout_kills_what_it_started(void) {
   CHECK(pebble_future_wait(f, PEBBLE_SEC(60)) == PEBBLE_OK);
   CHECK(pebble_future_status(f) == PEBBLE_ETIMEDOUT);
   x.struct_size = sizeof x;
-  for (i = 0; i < 600 && pebble_future_exit_info(f, &x) != PEBBLE_OK; i++)
-    Sleep(50);
+  CHECK(pebble_future_wait_exit(f, PEBBLE_SEC(30)) == PEBBLE_OK);
+  CHECK(pebble_future_exit_info(f, &x) == PEBBLE_OK);
   CHECK(x.killed_by_library);
   printf("  worker %ld: %s\n", x.pid, pebble_future_message(f));
   CHECK(wait_mutex(name, 0, 20)); /* the grandchild is gone */
@@ -338,15 +337,13 @@ static int test_timeout_kills_what_it_started(void) {
 static int test_cancel(void) {
   pebble_future *f;
   pebble_exit_info x;
-  int i;
   CHECK(pebble_run(PEBBLE_PROCESS, sleeps, NULL, 0, NULL, &f) == PEBBLE_OK);
   Sleep(500);
   CHECK(pebble_future_cancel(f) == PEBBLE_OK);
   CHECK(pebble_future_status(f) == PEBBLE_ECANCELED);
   x.struct_size = sizeof x;
-  for (i = 0; i < 600 && pebble_future_exit_info(f, &x) != PEBBLE_OK; i++)
-    Sleep(50);
-  CHECK(i < 600 && x.killed_by_library);
+  CHECK(pebble_future_wait_exit(f, PEBBLE_SEC(30)) == PEBBLE_OK);
+  CHECK(pebble_future_exit_info(f, &x) == PEBBLE_OK && x.killed_by_library);
   pebble_future_release(f);
   return 0;
 }
