@@ -16,13 +16,12 @@
  *                information there, which the library sets when it has
  *                reaped the child; bare: waitpid() returned).
  * Pebble resolves a one-shot future when the result is read and reaps the
- * child when its exit is seen, which may be a little later; the bench sees
- * the reap by asking pebble_future_exit_info() in a loop of 20 us sleeps
- * (this thread's timer slack set to 1 us; a 1 us loop took CPU from the
- * manager thread on 2 CPUs and made both Pebble figures worse), so that
- * figure may be late by one turn of the loop, and Pebble's CPU includes
- * the loop.  Either way every launch waits for the reap before the next,
- * on both sides.  A third row forks the same bare child from this
+ * child when its exit is seen, which may be a little later; the bench
+ * waits for the reap with pebble_future_wait_exit(), woken by the reap as
+ * waitpid() is by the exit.  Until 2026-12-06 the library had no such
+ * call and the bench looked every 20 us, so that figure could be late by
+ * one turn of the loop.  Either way every launch waits for the reap
+ * before the next, on both sides.  A third row forks the same bare child from this
  * process (Pebble's: its threads and its library mapped), which shows how
  * much of the gap is the size of the forking process; a fourth launches
  * the same task with the forkserver start method (forked by a small
@@ -41,7 +40,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -63,7 +61,6 @@ static long reaped_late; /* launches whose future resolved before the reap */
 
 static void pebble_once(pebble_task *task, int64_t v, double *to_read,
                         double *to_reap) {
-  static const struct timespec tick = {0, 20000};
   pebble_future *f;
   pebble_exit_info info;
   int64_t got;
@@ -77,8 +74,9 @@ static void pebble_once(pebble_task *task, int64_t v, double *to_read,
   info.struct_size = sizeof info;
   if (pebble_future_exit_info(f, &info) != PEBBLE_OK) {
     reaped_late++;
-    while (pebble_future_exit_info(f, &info) != PEBBLE_OK)
-      nanosleep(&tick, NULL);
+    if (pebble_future_wait_exit(f, PEBBLE_FOREVER) != PEBBLE_OK ||
+        pebble_future_exit_info(f, &info) != PEBBLE_OK)
+      bench_die("process task: no reap: %s", pebble_last_error());
   }
   *to_reap = (bench_now() - t0) * 1e6;
   if (!info.exited || info.exit_code != 0)
@@ -198,7 +196,6 @@ int main(int argc, char **argv) {
   s_read = calloc(reps, sizeof *s_read);
   s_reap = calloc(reps, sizeof *s_reap);
   s_cpu = calloc(reps, sizeof *s_cpu);
-  prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0); /* the reap loop's tick */
   bare_start(&ref);
   if (pebble_task_create(&task, PEBBLE_PROCESS, echo, NULL) != PEBBLE_OK)
     bench_die("pebble_task_create: %s", pebble_last_error());
@@ -306,8 +303,7 @@ int main(int argc, char **argv) {
     qr = bench_ratio_of(p_read, b_read, reps, BENCH_LOWER);
     qp = bench_ratio_of(p_reap, b_reap, reps, BENCH_LOWER);
     bench_note("%ld of %ld Pebble launches resolved before their child was "
-               "reaped (the reap follows; seen by a 20 us polling loop, so "
-               "Pebble's CPU/task includes that loop)",
+               "reaped (the reap follows: pebble_future_wait_exit)",
                reaped_late, launches);
     bench_target(qr.median <= 1.3,
                  "<= 1.3x the bare fork+pipe, to the read: %.2fx (worst rep "
