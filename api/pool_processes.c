@@ -838,8 +838,13 @@ static int hand_task(pb_manager *m, pebble_pool *P, pb_pworker *w) {
    * (task_begins, from flush_out). */
   while ((t = pb_pool_unlink(P)) != NULL && !waits_for_worker(t))
     pb_ptask_free(t); /* cancelled while queued (and counted) */
-  if (t == NULL)
+  if (t == NULL) {
+    /* Only cancelled tasks were left: as above, a closed pool is done
+     * with this worker (nothing else would tell it so). */
+    if (P->state == PB_POOL_CLOSED)
+      quit_worker(w);
     return 0;
+  }
   w->task = t;
   atomic_store(&w->task_id, pb_ptask_future(t)->id);
   atomic_store(&w->task_ordinal, ++w->ordinals);

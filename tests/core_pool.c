@@ -628,6 +628,54 @@ static void test_close_stop_join(void) {
   }
 }
 
+/* A closed pool whose queue holds only cancelled tasks is done once its
+ * running task is: join returns and the workers go (the cancelled tasks
+ * are dropped as a worker looks for work, and that worker must then be
+ * let go too).  Both kinds, and a process pool that sends ahead. */
+static void test_close_with_only_cancelled_queued(void) {
+  pebble_kind k;
+  int ahead;
+  EACH_KIND(k) {
+    for (ahead = 0; ahead < (k == PEBBLE_PROCESS ? 2 : 1); ahead++) {
+      pebble_pool_options o;
+      pebble_pool *p = NULL;
+      pebble_future *run, *queued[3];
+      int i, ms = 300;
+      size_t n = 99;
+      long pids[4];
+      pebble_pool_options_init(&o);
+      o.workers = 1;
+      o.send_ahead = ahead ? PEBBLE_SEND_AHEAD_AUTO : PEBBLE_SEND_AHEAD_NEVER;
+      CU_ASSERT_EQUAL_FATAL(pebble_pool_create(&p, k, &o), PEBBLE_OK);
+      run = sched(p, cooperative, &ms, sizeof ms, PEBBLE_DEFAULT);
+      CU_ASSERT(running_within(run, 30));
+      for (i = 0; i < 3; i++)
+        queued[i] = sched(p, square, &(int64_t){i}, sizeof(int64_t),
+                          PEBBLE_DEFAULT);
+      usleep(50000); /* in the queue by now, not just in the inbox */
+      for (i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL(pebble_future_cancel(queued[i]), PEBBLE_OK);
+      CU_ASSERT_EQUAL(pebble_pool_close(p), PEBBLE_OK);
+      /* Joined once the running task is over (a join already waiting
+       * is another path). */
+      CU_ASSERT_EQUAL(pebble_future_wait(run, PEBBLE_SEC(30)), PEBBLE_OK);
+      usleep(50000);
+      CU_ASSERT_EQUAL(pebble_pool_join(p, PEBBLE_SEC(30)), PEBBLE_OK);
+      CU_ASSERT_EQUAL(pebble_future_status(run), PEBBLE_OK);
+      if (k == PEBBLE_PROCESS) {
+        CU_ASSERT_EQUAL(pebble_pool_worker_pids(p, pids, 4, &n), PEBBLE_OK);
+        CU_ASSERT_EQUAL(n, 0);
+      }
+      for (i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL(pebble_future_status(queued[i]), PEBBLE_ECANCELED);
+        pebble_future_release(queued[i]);
+      }
+      pebble_future_release(run);
+      CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
+    }
+  }
+}
+
 static pebble_pool *_Atomic from_inside;
 static atomic_int inside_join_rc, inside_stop_rc;
 static int stops_own_pool(pebble_ctx *ctx, const void *arg, size_t size) {
@@ -1746,6 +1794,8 @@ int main(void) {
       {"initializer state", test_initializer},
       {"initializer failure breaks the pool", test_initializer_failure},
       {"close, stop, join", test_close_stop_join},
+      {"close with only cancelled tasks queued: join returns",
+       test_close_with_only_cancelled_queued},
       {"stop and join from a task", test_stop_from_task},
       {"stop and join from a callback", test_stop_from_callback},
       {"110 MB argument; stop with one in flight", test_big_argument},
