@@ -142,6 +142,7 @@ int pb_future_new_in(pb_lib *lib, void *block, uint64_t id, const char *name,
   atomic_init(&f->user_refs, 0);
   atomic_init(&f->state, PEBBLE_PENDING);
   atomic_init(&f->watched, 0);
+  atomic_init(&f->exit_due, 0);
   atomic_init(&f->callbacks_pending, binding != NULL && binding->fn != NULL);
   f->status = PEBBLE_ENOTREADY;
   if (rare != NULL) {
@@ -678,8 +679,12 @@ int pebble_future_exit_info(const pebble_future *cf, pebble_exit_info *info) {
   return PEBBLE_OK;
 }
 
+void pb_future_exit_due_locked(pebble_future *f) {
+  atomic_store_explicit(&f->exit_due, 1, memory_order_relaxed);
+}
+
 void pb_future_exit_over_locked(pebble_future *f) {
-  f->exit_due = 0;
+  atomic_store_explicit(&f->exit_due, 0, memory_order_relaxed);
   if (atomic_load(&f->watched))
     f->lib->bk->cond_broadcast(f->lib->stripes[PB_STRIPE(f)].cond);
 }
@@ -698,14 +703,6 @@ int pebble_future_wait_exit(pebble_future *f, pebble_time_t timeout) {
     return pb_error(PEBBLE_ENOTFOUND,
                     "future %llu is a thread task's: no process ends for it",
                     (unsigned long long)f->id);
-  /* A pool's worker outlives its tasks, and when one is sent to a worker
-   * is not tied to its future closely enough to say "none will end". */
-  if (f->owner != NULL)
-    return pb_error(PEBBLE_ENOTSUP,
-                    "pebble_future_wait_exit: future %llu is a pool's task; "
-                    "only a one-shot process task's process is waited for "
-                    "(a pool's worker outlives its tasks)",
-                    (unsigned long long)f->id);
   /* (Its own task cannot call this: it runs in the process, where the
    * future is the parent's, PEBBLE_EFORKED.) */
   L = f->lib;
@@ -720,7 +717,8 @@ int pebble_future_wait_exit(pebble_future *f, pebble_time_t timeout) {
       rc = PEBBLE_OK;
       break;
     }
-    if (!f->exit_due && pb_future_is_resolved(f)) {
+    if (!atomic_load_explicit(&f->exit_due, memory_order_relaxed) &&
+        pb_future_is_resolved(f)) {
       rc = PEBBLE_ENOTFOUND;
       break;
     }
@@ -736,10 +734,10 @@ int pebble_future_wait_exit(pebble_future *f, pebble_time_t timeout) {
   pb_stripe_unlock(f);
   if (rc == PEBBLE_ENOTFOUND)
     return pb_error(rc,
-                    "no process end is recorded for future %llu: its "
-                    "process never started (cancelled first, or refused "
-                    "by the system), or its end could not be recorded (out "
-                    "of memory)",
+                    "no process ended for the task of future %llu: a pool's "
+                    "worker finished it and lives on, or no process ever "
+                    "took it (cancelled first, or refused by the system), or "
+                    "its end could not be recorded (out of memory)",
                     (unsigned long long)f->id);
   if (rc == PEBBLE_ENOTREADY)
     return pb_error(rc,

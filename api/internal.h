@@ -457,11 +457,11 @@ struct pebble_future {
   /* result lies in the future's own allocation (a pool task's small
    * result, copied where its argument was: pb_ptask_keep_result) */
   unsigned char result_inline : 1;
-  /* Stripe lock: a process runs or ran the task and its end is not yet
-   * recorded (rare->exit) nor ruled out; pebble_future_wait_exit() waits
-   * while it is set.  A byte of its own: settle writes the bits above
-   * without the lock. */
-  unsigned char exit_due;
+  /* Written under the stripe lock: a process runs or holds the task, and
+   * whether it ends for the task (its end then recorded in rare->exit) is
+   * not settled yet; pebble_future_wait_exit() waits while it is set.  A
+   * byte of its own: settle writes the bits above without the lock. */
+  atomic_uchar exit_due;
   /* The process that started the task (pebble_future_pid), 0 until then;
    * stripe lock.  In the future rather than its rare fields: it is set
    * where no error can be returned, and so needs no allocation at
@@ -481,6 +481,9 @@ struct pebble_future {
 /* f's rare fields, created if need be (NULL only when out of memory);
  * safe from any thread. */
 pb_future_rare *pb_future_rare_get(pebble_future *f);
+/* Stripe lock held: a process now runs or holds f's task; until
+ * pb_future_exit_over_locked, pebble_future_wait_exit() waits. */
+void pb_future_exit_due_locked(pebble_future *f);
 /* Stripe lock held: no process end beyond what f records is to come
  * (clears exit_due and wakes pebble_future_wait_exit). */
 void pb_future_exit_over_locked(pebble_future *f);

@@ -536,7 +536,7 @@ int pb_job_launch(pb_job *job) {
     /* Until job_finish: from here a process may start for the task, and
      * only the reap (or its never starting) settles that.  No other
      * thread has seen the future yet. */
-    job->future->exit_due = 1;
+    atomic_init(&job->future->exit_due, 1);
     job->watch.on_events = process_events;
     job->watch.on_deadline = process_deadline;
     job->cmd_launch.run = process_launch;

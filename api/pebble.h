@@ -1163,30 +1163,33 @@ typedef struct pebble_exit_info {
 PEBBLE_API int pebble_future_exit_info(const pebble_future *future,
                                        pebble_exit_info *info);
 /**
- * @brief Wait until the process of a one-shot process task has ended and
- * been reaped, or until it is known that none will.
+ * @brief Wait until the process that ran a process task has ended for it
+ * and been reaped, or until it is known that none will.
  *
  * A one-shot process task (pebble_run(), pebble_task_launch(),
  * pebble_run_named() with #PEBBLE_PROCESS) resolves when its result is
  * read or at its timeout or cancel, and its process is reaped a little
- * later.  This waits, by event, for that reap: once it returns
- * #PEBBLE_OK the process has ended (none of its code runs any more) and
- * its exit status has been collected, the future has resolved, and
- * pebble_future_exit_info() says how the process ended.  Its pid is
- * released with the reap (under the forkserver start method by the
- * server, a moment later).  For a task that timed out or was cancelled
- * that is after the kill, and after the kill grace if it was given one.
- * Any thread may call it, any number of times; the caller keeps its
- * reference.
- * @param future The future of a one-shot process task.
+ * later.  A pool's worker outlives the tasks it finishes, and ends for a
+ * task only when the task crashes it or it is killed for the task's
+ * timeout or cancel, or for the pool's stop; the future of a timeout or
+ * cancel resolves before that kill.  This waits, by event, for that reap:
+ * once it returns #PEBBLE_OK the process has ended (none of its code runs
+ * any more) and its exit status has been collected, the future has
+ * resolved, and pebble_future_exit_info() says how the process ended.
+ * Its pid is released with the reap (under the forkserver start method by
+ * the server, a moment later).  After a timeout or a cancel that is after
+ * the kill, and after the kill grace if one was given.  A pool's task
+ * cancelled after it was sent ahead to a busy worker is known to be
+ * skipped only when that worker comes to it (docs/pools.md).  Any thread
+ * may call it, any number of times; the caller keeps its reference.
+ * @param future The future of a process task.
  * @param timeout How long to wait, in microseconds (#PEBBLE_NOWAIT: only
  * look; #PEBBLE_FOREVER: no limit).
- * @return #PEBBLE_OK; #PEBBLE_ENOTFOUND if the future resolved and no
- * process end is recorded for it nor to come (its process never started:
- * cancelled before it did, or refused by the system), or at once for a
- * thread task; #PEBBLE_ENOTREADY if the timeout passed first;
- * #PEBBLE_ENOTSUP for a pool's task (its worker outlives it: use
- * pebble_future_exit_info() once it has resolved); #PEBBLE_EINVAL for a
+ * @return #PEBBLE_OK; #PEBBLE_ENOTFOUND once the future has resolved and
+ * no process has ended for the task nor will (a pool's worker that
+ * finished it and lives on; a task cancelled before any process took it;
+ * a process the system refused), and at once for a thread task;
+ * #PEBBLE_ENOTREADY if the timeout passed first; #PEBBLE_EINVAL for a
  * NULL future or a negative timeout other than #PEBBLE_FOREVER;
  * #PEBBLE_EFORKED in the child of a fork (the task's own process
  * included).

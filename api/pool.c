@@ -369,6 +369,13 @@ void pb_ptask_free(pb_ptask *t) {
     pb_future_skip_sent_locked(f); /* gone: nothing left to skip */
     pb_stripe_unlock(f);
   }
+  /* Every way out of a worker's hands clears it; a task that ends still
+   * marked would leave pebble_future_wait_exit() waiting for nothing. */
+  if (atomic_load_explicit(&f->exit_due, memory_order_relaxed)) {
+    pb_stripe_lock(f);
+    pb_future_exit_over_locked(f);
+    pb_stripe_unlock(f);
+  }
   if (t->arg_apart) {
     free(pb_ptask_arg(t));
     t->arg_apart = 0;

@@ -39,7 +39,8 @@
 #define START_TRIES 3
 
 static void worker_events(pb_manager *m, pb_watch *ww, unsigned events);
-static pb_ptask *detach_task(pebble_pool *P, pb_pworker *w, int *killed);
+static pb_ptask *detach_task(pebble_pool *P, pb_pworker *w, int *killed,
+                             int exit_follows);
 static void flush_out(pb_manager *m, pb_pworker *w);
 static void worker_deadline(pb_manager *m, pb_watch *ww, uint64_t now);
 static size_t send_ahead(pebble_pool *P, pb_pworker *w, unsigned upto);
@@ -420,6 +421,33 @@ static int waits_for_worker(pb_ptask *t) {
   return state == PEBBLE_PENDING || state == PEBBLE_RUNNING;
 }
 
+/* t, just taken from the queue, goes to a worker if it still waits for
+ * one (`ahead`: only a PENDING task goes ahead): from then on a process
+ * holds it, and pebble_future_wait_exit() waits until that process is
+ * known to end for it or not.  Looked at under t's stripe lock, which a
+ * cancel holds as it resolves: a cancel either comes first, and t goes
+ * nowhere, or finds the mark. */
+static int claim_for_worker(pb_ptask *t, int ahead) {
+  pebble_future *f = pb_ptask_future(t);
+  int state, ok;
+  pb_stripe_lock(f);
+  state = atomic_load(&f->state);
+  ok = ahead ? state == PEBBLE_PENDING : waits_for_worker(t);
+  if (ok)
+    pb_future_exit_due_locked(f);
+  pb_stripe_unlock(f);
+  return ok;
+}
+
+/* t left its worker's hands without that worker ending for it (done,
+ * skipped, taken back, requeued, failed to send). */
+static void unclaim(pb_ptask *t) {
+  pebble_future *f = pb_ptask_future(t);
+  pb_stripe_lock(f);
+  pb_future_exit_over_locked(f);
+  pb_stripe_unlock(f);
+}
+
 /* Pool lock held: w's channel refused a write, so it is ending; no task
  * goes to it any more, and its exit will tell the rest. */
 static void mark_closed(pb_pworker *w) {
@@ -467,6 +495,9 @@ int pb_processes_send_now(pebble_pool *P, pb_ptask *t) {
   }
   w->ready = 0;
   w->task = t;
+  /* Its scheduler has not returned it yet: no cancel can come first. */
+  atomic_store_explicit(&pb_ptask_future(t)->exit_due, 1,
+                        memory_order_relaxed);
   w->task_unsent = 1;
   w->task_small = size - sizeof(pb_msg_header) < PB_INBOX_SMALL_TASK;
   w->task_started = bk->now_ns();
@@ -645,7 +676,7 @@ static size_t send_ahead(pebble_pool *P, pb_pworker *w, unsigned upto) {
         t->arg_size > PB_AHEAD_ARG_MAX || state == PEBBLE_RUNNING)
       break;
     t = pb_pool_unlink(P);
-    if (state != PEBBLE_PENDING) {
+    if (state != PEBBLE_PENDING || !claim_for_worker(t, 1)) {
       pb_ptask_free(t); /* cancelled while queued (and counted) */
       continue;
     }
@@ -655,6 +686,7 @@ static size_t send_ahead(pebble_pool *P, pb_pworker *w, unsigned upto) {
     if (task_message_to(P, t, PB_TASK_AHEAD, w->ordinals + 1, &w->out,
                         &w->out_size, &cap) != PEBBLE_OK) {
       t->next = NULL; /* it waits for an idle worker instead */
+      unclaim(t);
       pb_pool_requeue(P, t, t, 1);
       break;
     }
@@ -728,9 +760,10 @@ static void notice_after(pb_manager *m, pb_pworker *w, pb_ptask *t,
   t->ahead = 0;
   if (started)
     pb_ptask_future(t)->pid = (int32_t)w->pid;
-  if (!started)
+  if (!started) {
     t->worker = NULL;
-  else if (!pb_future_start(pb_ptask_future(t)))
+    pb_future_exit_over_locked(pb_ptask_future(t)); /* it never ran */
+  } else if (!pb_future_start(pb_ptask_future(t)))
     pb_processes_cancel_locked(&t->runner); /* cancelled as it started */
   pb_stripe_unlock(pb_ptask_future(t));
   if (started)
@@ -777,6 +810,7 @@ static void take_back_ahead(pebble_pool *P, pb_pworker *w) {
     pb_stripe_lock(pb_ptask_future(t));
     t->worker = NULL;
     t->ahead = 0;
+    pb_future_exit_over_locked(pb_ptask_future(t)); /* it never started */
     pb_stripe_unlock(pb_ptask_future(t));
   }
   bk->mutex_lock(P->lock);
@@ -836,7 +870,7 @@ static int hand_task(pb_manager *m, pebble_pool *P, pb_pworker *w) {
   }
   /* Not started yet: that is when its first byte reaches the worker
    * (task_begins, from flush_out). */
-  while ((t = pb_pool_unlink(P)) != NULL && !waits_for_worker(t))
+  while ((t = pb_pool_unlink(P)) != NULL && !claim_for_worker(t, 0))
     pb_ptask_free(t); /* cancelled while queued (and counted) */
   if (t == NULL) {
     /* Only cancelled tasks were left: as above, a closed pool is done
@@ -858,7 +892,7 @@ static int hand_task(pb_manager *m, pebble_pool *P, pb_pworker *w) {
     flush_out(m, w);
   } else { /* cannot send: fail the task, keep the worker */
     int killed;
-    detach_task(P, w, &killed);
+    detach_task(P, w, &killed, 0);
     pb_pool_resolve(P, pb_ptask_future(t), PEBBLE_FAILED, rc,
                     rc == PEBBLE_ENOTFOUND
                         ? pb_strdup("the task function is not registered: "
@@ -1036,7 +1070,7 @@ void pb_processes_cancel_locked(pb_runner *r) {
  * returns the task.  Once t->worker is cleared no cancel kills for t, so
  * *killed says whether one did. */
 static pb_ptask *detach_task_locked(pebble_pool *P, pb_pworker *w,
-                                    int *killed) {
+                                    int *killed, int exit_follows) {
   pb_ptask *t = w->task;
   w->task = NULL;
   atomic_store(&w->task_id, 0);
@@ -1046,6 +1080,9 @@ static pb_ptask *detach_task_locked(pebble_pool *P, pb_pworker *w,
     pb_stripe_lock(pb_ptask_future(t));
     t->worker = NULL;
     *killed = t->killed;
+    /* The worker's exit, when it follows, records its end first. */
+    if (!exit_follows)
+      pb_future_exit_over_locked(pb_ptask_future(t));
     pb_stripe_unlock(pb_ptask_future(t));
   }
   w->deadline = PEBBLE_BK_FOREVER;
@@ -1054,11 +1091,12 @@ static pb_ptask *detach_task_locked(pebble_pool *P, pb_pworker *w,
 }
 
 /* The same, no lock held. */
-static pb_ptask *detach_task(pebble_pool *P, pb_pworker *w, int *killed) {
+static pb_ptask *detach_task(pebble_pool *P, pb_pworker *w, int *killed,
+                             int exit_follows) {
   const pebble_backend *bk = P->lib->bk;
   pb_ptask *t;
   bk->mutex_lock(P->lock);
-  t = detach_task_locked(P, w, killed);
+  t = detach_task_locked(P, w, killed, exit_follows);
   bk->mutex_unlock(P->lock);
   return t;
 }
@@ -1268,7 +1306,7 @@ static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
              why);
       kill_worker(w, 1);
       drop_out(w);
-      t = detach_task(P, w, &killed);
+      t = detach_task(P, w, &killed, 0);
       if (t != NULL) {
         pb_pool_resolve(P, pb_ptask_future(t), PEBBLE_FAILED, status,
                         pb_strdup(why), 0);
@@ -1370,7 +1408,7 @@ static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
         w->ready = 0;
         bk->mutex_unlock(P->lock);
         drop_out(w);
-        t = detach_task(P, w, &killed);
+        t = detach_task(P, w, &killed, 0);
         /* Broken before any of its futures says so: a task scheduled
          * after that is refused. */
         if (not_worker) /* the program, not an initializer */
@@ -1395,7 +1433,7 @@ static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
        * gives the worker its next (the scheduling thread wants the lock
        * for every task too). */
       bk->mutex_lock(P->lock);
-      t = detach_task_locked(P, w, &killed);
+      t = detach_task_locked(P, w, &killed, 0);
       if (t == NULL) { /* nothing was asked of it */
         bk->mutex_unlock(P->lock);
         pb_outcome_discard(&o);
@@ -1602,7 +1640,7 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
   ordinal = atomic_load(&w->task_ordinal);
   bk->mutex_unlock(P->lock);
   drop_out(w);
-  t = detach_task(P, w, &killed);
+  t = detach_task(P, w, &killed, 1); /* unclaimed below */
   take_back_ahead(P, w);
   /* Its channel took the task, but the worker died before it began it
    * (its page says so, and the worker can no longer write it): neither
@@ -1640,6 +1678,7 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
     }
     t->requeued++;
     t->next = NULL;
+    unclaim(t); /* the next worker's claim is its own */
     pb_pool_requeue(P, t, t, 1);
     t = NULL;
   }
@@ -1656,11 +1695,13 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
      * they promise, not as a crash. */
     if (!unsent)
       pb_future_set_exit(pb_ptask_future(t), &info);
+    unclaim(t);
     end_with_pool(P, t, broken);
   } else if (t != NULL && killed) {
     /* Killed for its cancel, which claims the worker before it resolves
      * the future (pb_processes_ended_locked): the exit may come first. */
     pb_future_set_exit(pb_ptask_future(t), &info);
+    unclaim(t);
     pb_pool_resolve(P, pb_ptask_future(t), PEBBLE_CANCELLED, PEBBLE_ECANCELED,
                     pb_strdup("the task was cancelled"), 0);
     pb_ptask_free(t);
@@ -1675,6 +1716,7 @@ static void worker_exited(pb_manager *m, pb_pworker *w) {
       why = more;
     }
     pb_future_set_exit(pb_ptask_future(t), &info);
+    unclaim(t);
     pb_pool_resolve(P, pb_ptask_future(t), PEBBLE_FAILED, PEBBLE_EDIED, why, 0);
     pb_ptask_free(t);
   }

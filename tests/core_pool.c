@@ -203,19 +203,140 @@ static void test_cancel_running_process(void) {
   pebble_pool *p = make(PEBBLE_PROCESS, 1, 0);
   pebble_exit_info x;
   pebble_future *f = sched(p, cooperative, NULL, 0, PEBBLE_DEFAULT);
-  int i;
   CU_ASSERT(running_within(f, 30));
   usleep(100000); /* well into the task */
   CU_ASSERT_EQUAL(pebble_future_cancel(f), PEBBLE_OK);
   CU_ASSERT_EQUAL(pebble_future_get(f, 0, NULL, NULL), PEBBLE_ECANCELED);
   x.struct_size = sizeof x;
-  for (i = 0; i < 500 && pebble_future_exit_info(f, &x) != PEBBLE_OK; i++)
-    usleep(10000);
+  CU_ASSERT_EQUAL(pebble_future_wait_exit(f, PEBBLE_SEC(30)), PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_future_exit_info(f, &x), PEBBLE_OK);
   CU_ASSERT_EQUAL(x.signal, SIGKILL);
   CU_ASSERT_EQUAL(x.killed_by_library, 1);
   pebble_future_release(f);
   CU_ASSERT(ok_square(p, 3));
   pebble_pool_destroy(p);
+}
+
+/* A worker's end waited for: after the kill of a timeout or a cancel,
+ * and a crash; nothing to wait for where the worker lives on, a task
+ * never reached one, or for a thread pool's task. */
+static void test_wait_exit(void) {
+  pebble_pool *p;
+  pebble_exit_info x;
+  pebble_future *f, *queued;
+  int64_t v = 6, out = 0;
+  long pid = 0;
+  int ms = 60000;
+  double t0;
+  SKIP_IF_NO_PROCESSES();
+  p = make(PEBBLE_PROCESS, 1, 0);
+  x.struct_size = sizeof x;
+
+  f = sched(p, square, &v, sizeof v, PEBBLE_DEFAULT);
+  CU_ASSERT_EQUAL(pebble_future_wait_exit(f, PEBBLE_SEC(60)),
+                  PEBBLE_ENOTFOUND); /* resolved by then, worker alive */
+  CU_ASSERT_EQUAL(pebble_future_get_int(f, PEBBLE_NOWAIT, &out), PEBBLE_OK);
+  CU_ASSERT_EQUAL(out, 36);
+  CU_ASSERT_EQUAL(pebble_future_exit_info(f, &x), PEBBLE_ENOTFOUND);
+  pebble_future_release(f);
+
+  f = sched(p, cooperative, &ms, sizeof ms, PEBBLE_MSEC(200));
+  CU_ASSERT_EQUAL(pebble_future_wait_exit(f, PEBBLE_SEC(60)), PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_future_status(f), PEBBLE_ETIMEDOUT);
+  CU_ASSERT_EQUAL(pebble_future_exit_info(f, &x), PEBBLE_OK);
+  CU_ASSERT_EQUAL(x.killed_by_library, 1);
+  CU_ASSERT(process_ended(x.pid));
+  pebble_future_release(f);
+
+  /* Cancelled while queued behind a long task: known at once, though the
+   * worker is still busy.  (With a timeout, so that it is not sent ahead
+   * to that worker: a task sent ahead is known to be skipped only when
+   * the worker comes to it.) */
+  f = sched(p, cooperative, &ms, sizeof ms, PEBBLE_DEFAULT);
+  CU_ASSERT(running_within(f, 30));
+  queued = sched(p, square, &v, sizeof v, PEBBLE_SEC(60));
+  CU_ASSERT_EQUAL(pebble_future_cancel(queued), PEBBLE_OK);
+  t0 = now_s();
+  CU_ASSERT_EQUAL(pebble_future_wait_exit(queued, PEBBLE_SEC(30)),
+                  PEBBLE_ENOTFOUND);
+  CU_ASSERT(now_s() - t0 < 20);
+  CU_ASSERT_NOT_EQUAL(pebble_future_pid(queued, &pid), PEBBLE_OK);
+  pebble_future_release(queued);
+  /* The running one, cancelled: its worker is killed and reaped. */
+  CU_ASSERT_EQUAL(pebble_future_cancel(f), PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_future_wait_exit(f, PEBBLE_SEC(60)), PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_future_exit_info(f, &x), PEBBLE_OK);
+  CU_ASSERT_EQUAL(x.killed_by_library, 1);
+  CU_ASSERT(process_ended(x.pid));
+  pebble_future_release(f);
+
+  f = sched(p, crash, NULL, 0, PEBBLE_DEFAULT);
+  CU_ASSERT_EQUAL(pebble_future_wait_exit(f, PEBBLE_SEC(60)), PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_future_status(f), PEBBLE_EDIED);
+  CU_ASSERT_EQUAL(pebble_future_exit_info(f, &x), PEBBLE_OK);
+  CU_ASSERT_EQUAL(x.killed_by_library, 0);
+  pebble_future_release(f);
+  CU_ASSERT(ok_square(p, 7)); /* the pool goes on */
+  CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
+
+  p = make(PEBBLE_THREAD, 1, 0);
+  f = sched(p, square, &v, sizeof v, PEBBLE_DEFAULT);
+  CU_ASSERT_EQUAL(pebble_future_wait_exit(f, PEBBLE_FOREVER),
+                  PEBBLE_ENOTFOUND);
+  pebble_future_release(f);
+  CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
+}
+
+/* Cancels racing the hand-over of tasks to two workers (some sent ahead):
+ * every wait ends, PEBBLE_OK exactly for the tasks whose worker was
+ * killed for them (each such kill is one restart), and a task found
+ * without an end never left a process running it. */
+static void test_wait_exit_cancel_race(void) {
+  enum { N = 200 };
+  pebble_pool *p;
+  pebble_pool_stats st;
+  pebble_future *f[N];
+  int i, ok = 0, none = 0, ms = 2;
+  SKIP_IF_NO_PROCESSES();
+  p = make(PEBBLE_PROCESS, 2, 0);
+  for (i = 0; i < N; i++)
+    f[i] = sched(p, cooperative, &ms, sizeof ms, PEBBLE_DEFAULT);
+  /* Some from the back first: still queued, or sent ahead. */
+  for (i = N - 1; i >= 0; i -= 4)
+    CU_ASSERT_EQUAL(pebble_future_cancel(f[i]), PEBBLE_OK);
+  for (i = 0; i < N; i++) {
+    pebble_exit_info x;
+    int rc;
+    if (i % 3 == 0)
+      usleep(300);
+    rc = pebble_future_cancel(f[i]); /* or it was done already */
+    CU_ASSERT(rc == PEBBLE_OK || rc == PEBBLE_EALREADY);
+    /* At once: a kill's reap may still be on its way. */
+    rc = pebble_future_wait_exit(f[i], PEBBLE_SEC(60));
+    x.struct_size = sizeof x;
+    if (rc == PEBBLE_OK) {
+      ok++;
+      CU_ASSERT_EQUAL(pebble_future_exit_info(f[i], &x), PEBBLE_OK);
+      CU_ASSERT_EQUAL(x.killed_by_library, 1);
+      CU_ASSERT(process_ended(x.pid));
+    } else {
+      none++;
+      CU_ASSERT_EQUAL(rc, PEBBLE_ENOTFOUND);
+      CU_ASSERT_EQUAL(pebble_future_exit_info(f[i], &x), PEBBLE_ENOTFOUND);
+    }
+    pebble_future_release(f[i]);
+  }
+  CU_ASSERT_EQUAL(ok + none, N);
+  CU_ASSERT(ok_square(p, 2));
+  /* Once joined, every worker's end has been counted (a replacement is
+   * counted just after the future of the task it died for resolves). */
+  CU_ASSERT_EQUAL(pebble_pool_close(p), PEBBLE_OK);
+  CU_ASSERT_EQUAL(pebble_pool_join(p, PEBBLE_SEC(60)), PEBBLE_OK);
+  st.struct_size = sizeof st;
+  CU_ASSERT_EQUAL(pebble_pool_stats_get(p, &st), PEBBLE_OK);
+  CU_ASSERT_EQUAL(st.worker_restarts, (uint64_t)ok);
+  printf("(%d workers ended for their task, %d tasks without) ", ok, none);
+  CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
 }
 
 static void test_crashes(void) {
@@ -1783,6 +1904,9 @@ int main(void) {
       {"cancelled queued task never starts", test_cancel_queued_never_starts},
       {"cancel a running process task", test_cancel_running_process},
       {"crash and exit(0) in a worker", test_crashes},
+      {"waiting for a worker's end", test_wait_exit},
+      {"waiting for a worker's end, cancels racing the hand-over",
+       test_wait_exit_cancel_race},
       {"idle worker killed from outside", test_idle_worker_killed},
       {"workers stopped from outside: timeout, cancel, join, destroy",
        test_stopped_workers},

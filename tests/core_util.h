@@ -102,6 +102,36 @@ static inline int gone_within(pid_t pid, double seconds) {
   return 0;
 }
 
+/* The process has ended: gone, or a zombie that the forkserver collects
+ * when the library tells it to, a moment after the library's reap (where
+ * a zombie cannot be told from a live process, the moment is waited
+ * for). */
+static inline int process_ended(long pid) {
+  if (pid <= 0)
+    return 0;
+  if (kill((pid_t)pid, 0) == -1 && errno == ESRCH)
+    return 1;
+#ifdef __linux__
+  {
+    char path[64], buf[512], *end;
+    FILE *in;
+    size_t n;
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    if ((in = fopen(path, "r")) == NULL)
+      return 1;
+    n = fread(buf, 1, sizeof buf - 1, in);
+    fclose(in);
+    if (n == 0)
+      return 1; /* it went between the open and the read */
+    buf[n] = '\0';
+    end = strrchr(buf, ')'); /* the state follows the command's name */
+    return end != NULL && (end[2] == 'Z' || end[2] == 'X');
+  }
+#else
+  return gone_within((pid_t)pid, 10);
+#endif
+}
+
 /* ThreadSanitizer cannot follow a program that starts threads in the
  * child of a fork of a threaded program (it stops on "dup thread with
  * used id"): tests that do are skipped under it, by name. */
