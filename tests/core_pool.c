@@ -334,8 +334,18 @@ static void test_wait_exit_cancel_race(void) {
   CU_ASSERT_EQUAL(pebble_pool_join(p, PEBBLE_SEC(60)), PEBBLE_OK);
   st.struct_size = sizeof st;
   CU_ASSERT_EQUAL(pebble_pool_stats_get(p, &st), PEBBLE_OK);
-  CU_ASSERT_EQUAL(st.worker_restarts, (uint64_t)ok);
-  printf("(%d workers ended for their task, %d tasks without) ", ok, none);
+  if (workers_without_page()) {
+    /* A cancel there cannot see that the task had returned, and kills a
+     * worker whose outcome then arrives: the task ends without an end of
+     * its worker (docs/pools.md), and that worker is replaced all the
+     * same. */
+    CU_ASSERT(st.worker_restarts >= (uint64_t)ok);
+  } else {
+    CU_ASSERT_EQUAL(st.worker_restarts, (uint64_t)ok);
+  }
+  printf("(%d workers ended for their task, %d tasks without; %llu "
+         "restarts) ",
+         ok, none, (unsigned long long)st.worker_restarts);
   CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
 }
 
