@@ -543,6 +543,16 @@ static int future_ready(void *arg, unsigned turn) {
   return st == PEBBLE_PENDING && turn >= 1024 ? -1 : 0;
 }
 
+/* A wait's timeout: PEBBLE_FOREVER or not negative. */
+static int check_wait_timeout(const char *fname, pebble_time_t timeout) {
+  if (timeout < 0 && timeout != PEBBLE_FOREVER)
+    return pb_error(PEBBLE_EINVAL,
+                    "%s: timeout %lld is negative (use PEBBLE_FOREVER to "
+                    "wait without limit)",
+                    fname, (long long)timeout);
+  return PEBBLE_OK;
+}
+
 int pebble_future_wait(pebble_future *f, pebble_time_t timeout) {
   pb_lib *L;
   uint64_t deadline, gave_up = 0;
@@ -550,11 +560,8 @@ int pebble_future_wait(pebble_future *f, pebble_time_t timeout) {
   wait_target target;
 
   CHECK_FUTURE(f, "pebble_future_wait");
-  if (timeout < 0 && timeout != PEBBLE_FOREVER)
-    return pb_error(PEBBLE_EINVAL,
-                    "pebble_future_wait: timeout %lld is negative (use "
-                    "PEBBLE_FOREVER to wait without limit)",
-                    (long long)timeout);
+  if ((rc = check_wait_timeout("pebble_future_wait", timeout)) != PEBBLE_OK)
+    return rc;
   target.f = f;
   target.with_callbacks = wait_includes_callbacks();
   if (settled(f, target.with_callbacks))
@@ -694,11 +701,9 @@ int pebble_future_wait_exit(pebble_future *f, pebble_time_t timeout) {
   uint64_t deadline;
   int rc, late = 0;
   CHECK_FUTURE(f, "pebble_future_wait_exit");
-  if (timeout < 0 && timeout != PEBBLE_FOREVER)
-    return pb_error(PEBBLE_EINVAL,
-                    "pebble_future_wait_exit: timeout %lld is negative (use "
-                    "PEBBLE_FOREVER to wait without limit)",
-                    (long long)timeout);
+  if ((rc = check_wait_timeout("pebble_future_wait_exit", timeout)) !=
+      PEBBLE_OK)
+    return rc;
   if (!f->process)
     return pb_error(PEBBLE_ENOTFOUND,
                     "future %llu is a thread task's: no process ends for it",
