@@ -21,12 +21,12 @@
  * waitpid() is by the exit.  Until 2026-12-06 the library had no such
  * call and the bench looked every 20 us, so that figure could be late by
  * one turn of the loop.  Either way every launch waits for the reap
- * before the next, on both sides.  A third row forks the same bare child from this
- * process (Pebble's: its threads and its library mapped), which shows how
- * much of the gap is the size of the forking process; a fourth launches
- * the same task with the forkserver start method (forked by a small
- * single-threaded server), against the same reference.  Warm-up: 20
- * launches on each side (2 with --quick).
+ * before the next, on both sides.  A third row forks the same bare child
+ * from this process (Pebble's: its threads and its library mapped), which
+ * shows how much of the gap is the size of the forking process; a fourth
+ * launches the same task with the forkserver start method (forked by a
+ * small single-threaded server), against the same reference.  Warm-up:
+ * 20 launches on each side (2 with --quick).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
