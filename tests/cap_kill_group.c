@@ -18,15 +18,6 @@ static pebble_future *run(pebble_task_fn fn, const void *arg, size_t size,
   return f;
 }
 
-/* Waits (bounded) for the reap after a kill. */
-static int exit_info_within(pebble_future *f, pebble_exit_info *x,
-                            double seconds) {
-  x->struct_size = sizeof *x;
-  return pebble_future_wait_exit(f, (pebble_time_t)(seconds * 1e6)) ==
-             PEBBLE_OK &&
-         pebble_future_exit_info(f, x) == PEBBLE_OK;
-}
-
 static int grandchild_then_sleep(pebble_ctx *ctx, const void *arg,
                                  size_t size) {
   int fd = test_fifo_writer(arg, size);

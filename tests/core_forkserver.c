@@ -102,16 +102,6 @@ static void start_forkserver(void) {
   setenv("PEBBLE_START_METHOD", "forkserver", 1);
 }
 
-/* f's process (a one-shot task's) reaped within `seconds`, its exit info
- * in *x. */
-static int reaped_within(pebble_future *f, pebble_exit_info *x,
-                         double seconds) {
-  x->struct_size = sizeof *x;
-  return pebble_future_wait_exit(f, (pebble_time_t)(seconds * 1e6)) ==
-             PEBBLE_OK &&
-         pebble_future_exit_info(f, x) == PEBBLE_OK;
-}
-
 /* Start the server, run one task through it and stop the server once that
  * worker is reaped: each kill of a worker's remains at its reap continues
  * the server (its end must be reported), which would undo a stop sent
@@ -123,7 +113,7 @@ static pid_t stop_server_after_reap(int fail) {
   start_forkserver();
   if (pebble_run(PEBBLE_PROCESS, my_ppid, NULL, 0, NULL, &f) != PEBBLE_OK ||
       pebble_future_get_int(f, PEBBLE_SEC(30), &server) != PEBBLE_OK ||
-      server <= 0 || !reaped_within(f, &x, 30))
+      server <= 0 || !exit_info_within(f, &x, 30))
     _exit(fail);
   pebble_future_release(f);
   if (kill((pid_t)server, SIGSTOP) != 0)
@@ -330,7 +320,7 @@ static void stopped_kills_body(void) {
   if (pebble_future_wait(f, PEBBLE_SEC(60)) != PEBBLE_OK ||
       pebble_future_status(f) != PEBBLE_ETIMEDOUT)
     _exit(3);
-  if (!reaped_within(f, &x, 20) || x.pid != (long)worker ||
+  if (!exit_info_within(f, &x, 20) || x.pid != (long)worker ||
       x.signal != SIGKILL)
     _exit(4);
   pebble_future_release(f);

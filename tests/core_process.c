@@ -154,16 +154,6 @@ static void expect_exit(int code) {
 static void test_exit0(void) { expect_exit(0); }
 static void test_exit3(void) { expect_exit(3); }
 
-/* Waits (bounded) for the reap after a kill, then reads how it ended. */
-static int exit_info_within(pebble_future *f, pebble_exit_info *x,
-                            double seconds) {
-  memset(x, 0, sizeof *x);
-  x->struct_size = sizeof *x;
-  return pebble_future_wait_exit(f, (pebble_time_t)(seconds * 1e6)) ==
-             PEBBLE_OK &&
-         pebble_future_exit_info(f, x) == PEBBLE_OK;
-}
-
 /* pebble_future_wait_exit: by event, to the reap; at once where there is
  * nothing to wait for; bounded by its timeout. */
 static void test_wait_exit(void) {

@@ -102,6 +102,17 @@ static inline int gone_within(pid_t pid, double seconds) {
   return 0;
 }
 
+/* f's process (a one-shot task's, or a pool worker that ended for the
+ * task) reaped within `seconds`, and how it ended in *x. */
+static inline int exit_info_within(pebble_future *f, pebble_exit_info *x,
+                                   double seconds) {
+  memset(x, 0, sizeof *x);
+  x->struct_size = sizeof *x;
+  return pebble_future_wait_exit(f, (pebble_time_t)(seconds * 1e6)) ==
+             PEBBLE_OK &&
+         pebble_future_exit_info(f, x) == PEBBLE_OK;
+}
+
 /* 0: no such process; 'Z': a zombie (Linux; elsewhere a zombie reads as
  * alive); another letter: alive. */
 static inline char process_state(long pid) {
