@@ -863,18 +863,13 @@ static int hand_task(pb_manager *m, pebble_pool *P, pb_pworker *w) {
     if (w->state != PB_W_IDLE || w->killed || w->closed)
       return 0;
   }
-  if (P->head == NULL) {
-    if (P->state == PB_POOL_CLOSED)
-      quit_worker(w); /* closed and nothing left: let it go */
-    return 0;
-  }
   /* Not started yet: that is when its first byte reaches the worker
    * (task_begins, from flush_out). */
   while ((t = pb_pool_unlink(P)) != NULL && !claim_for_worker(t, 0))
     pb_ptask_free(t); /* cancelled while queued (and counted) */
   if (t == NULL) {
-    /* Only cancelled tasks were left: as above, a closed pool is done
-     * with this worker (nothing else would tell it so). */
+    /* Closed and nothing left (cancelled tasks, dropped just now, are
+     * nothing): let it go; nothing else would tell it so. */
     if (P->state == PB_POOL_CLOSED)
       quit_worker(w);
     return 0;
