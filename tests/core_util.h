@@ -113,11 +113,15 @@ static inline int exit_info_within(pebble_future *f, pebble_exit_info *x,
          pebble_future_exit_info(f, x) == PEBBLE_OK;
 }
 
-/* 0: no such process; 'Z': a zombie (Linux; elsewhere a zombie reads as
- * alive); another letter: alive. */
-static inline char process_state(long pid) {
-  if (pid <= 0 || (kill((pid_t)pid, 0) == -1 && errno == ESRCH))
+/* The process has ended: gone, or a zombie that the forkserver collects
+ * when the library tells it to, a moment after the library's reap (where
+ * a zombie cannot be told from a live process, the moment is waited
+ * for). */
+static inline int process_ended(long pid) {
+  if (pid <= 0)
     return 0;
+  if (kill((pid_t)pid, 0) == -1 && errno == ESRCH)
+    return 1;
 #ifdef __linux__
   {
     char path[64], buf[512], *end;
@@ -125,34 +129,17 @@ static inline char process_state(long pid) {
     size_t n;
     snprintf(path, sizeof path, "/proc/%ld/stat", pid);
     if ((in = fopen(path, "r")) == NULL)
-      return 0;
+      return 1;
     n = fread(buf, 1, sizeof buf - 1, in);
     fclose(in);
     if (n == 0)
-      return 0; /* it went between the open and the read */
+      return 1; /* it went between the open and the read */
     buf[n] = '\0';
     end = strrchr(buf, ')'); /* the state follows the command's name */
-    if (end == NULL || end[1] == '\0')
-      return 'R';
-    return end[2] == 'X' ? 'Z' : end[2];
+    return end != NULL && end[1] != '\0' && (end[2] == 'Z' || end[2] == 'X');
   }
 #else
-  return 'R';
-#endif
-}
-
-/* The process has ended: gone, or a zombie that the forkserver collects
- * when the library tells it to, a moment after the library's reap (where
- * a zombie cannot be told from a live process, the moment is waited
- * for). */
-static inline int process_ended(long pid) {
-  char state = pid > 0 ? process_state(pid) : 'R';
-  if (state == 0 || state == 'Z')
-    return 1;
-#ifdef __linux__
-  return 0;
-#else
-  return pid > 0 && gone_within((pid_t)pid, 10);
+  return gone_within((pid_t)pid, 10);
 #endif
 }
 
