@@ -5,9 +5,9 @@
 # test does not replace is never failed, and the walk still passes: it
 # just covers less (posix_memalign went unreplaced that way once).  So
 # every entry point of the malloc family (and mmap, munmap) that the
-# library or a backend module imports must be one core_alloc defines.  The rest of
-# the C library's allocating calls (strdup, asprintf, ...) go through
-# malloc.
+# library or a backend module imports must be one core_alloc defines.
+# The rest of the C library's allocating calls (strdup, asprintf, ...) go
+# through malloc.
 : "${top_builddir:=.}"
 family='malloc calloc realloc reallocarray free posix_memalign aligned_alloc
 memalign valloc pvalloc mmap mmap64 munmap'
