@@ -266,6 +266,20 @@ typedef struct pb_blocks {
   size_t in_use; /* handed out, less the returns settled so far */
   size_t peak;   /* most in use at once, lately */
   uint64_t peak_at; /* when the peak was last looked at (0: not yet) */
+  /* The huge pages of the big chunk being cut, faulted in ahead of the
+   * cutting by threads with nothing else to do (pb_blocks_prefault):
+   * the next to fault in and the chunk's end (lock held), the threads
+   * faulting pages of `carving` in (lock held: cut_to_peak leaves it),
+   * and whether a look is worth the lock. */
+  char *fault_next, *fault_end;
+  unsigned prefaulters;
+  atomic_int fault_wanted;
+  /* The big chunk to cut next, made by such a thread once the last huge
+   * page of `carving` is being cut, and the next of its huge pages to
+   * fault in (lock held); `reserving`: one is being made. */
+  pb_chunk *next_chunk;
+  char *next_fault;
+  int reserving;
 } pb_blocks;
 int pb_blocks_init(pb_blocks *b, const pebble_backend *bk);
 void pb_blocks_destroy(pb_blocks *b, const pebble_backend *bk);
@@ -278,6 +292,10 @@ size_t pb_blocks_get_some(pb_blocks *b, const pebble_backend *bk, void **out,
 void pb_blocks_put(pb_blocks *b, const pebble_backend *bk, void *block);
 /* Give back every chunk with no block in use (a pool was destroyed). */
 void pb_blocks_trim(pb_blocks *b, const pebble_backend *bk);
+/* From a thread with nothing else to do: faults in the next huge page of
+ * the chunk blocks are being cut from, or makes the chunk to cut next or
+ * faults in one of its pages; 1 if it did something. */
+int pb_blocks_prefault(pb_blocks *b, const pebble_backend *bk);
 
 /* ---- library.c ---- */
 /* Does a process task or pool with this start method get workers that

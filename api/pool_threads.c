@@ -171,6 +171,17 @@ static void worker_main(void *arg) {
         bk->mutex_lock(P->lock);
         continue;
       }
+      if (atomic_load_explicit(&P->lib->blocks.fault_wanted,
+                               memory_order_relaxed)) {
+        /* The scheduler is cutting blocks from fresh memory: fault its
+         * next pages in meanwhile, rather than wait for it. */
+        int faulted;
+        bk->mutex_unlock(P->lock);
+        faulted = pb_blocks_prefault(&P->lib->blocks, bk);
+        bk->mutex_lock(P->lock);
+        if (faulted)
+          continue;
+      }
       if (!spun && atomic_load(&P->spinning) == 0 && pb_spin_allowed()) {
         /* One worker at a time watches for the next task before
          * sleeping: a task scheduled meanwhile needs no wake-up. */

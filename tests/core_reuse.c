@@ -7,6 +7,10 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <sys/resource.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 #include <stdatomic.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -514,9 +518,69 @@ static void test_spin_setting(void) {
   CU_ASSERT(spun);
 }
 
+/* Idle workers fault in the pages of the chunk blocks are being cut from,
+ * ahead of the thread that cuts them, and make the next chunk
+ * (pb_blocks_prefault): a thread that schedules one task at a time, each
+ * waited for, takes no page fault of its own for 100,000 blocks past the
+ * first 16 chunks (18 MiB: 8 huge pages, or 4,500 small ones without
+ * them).  In a child, before this process uses the library: its memory
+ * is fresh.  Linux (MADV_POPULATE_WRITE, per-thread fault counts). */
+#if defined(__linux__) && defined(RUSAGE_THREAD) && defined(MADV_POPULATE_WRITE)
+static long thread_faults(void) {
+  struct rusage ru;
+  return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_minflt : -1;
+}
+static void cut_one_at_a_time(void) {
+  enum { FIRST = 8000, N = 100000 };
+  pebble_future **f = malloc((FIRST + N) * sizeof *f);
+  pebble_pool *p;
+  long before = 0, faults;
+  size_t i;
+  if (f == NULL)
+    _exit(20);
+  /* Its pages faulted in now (a memset of zeros may become a calloc). */
+  memset(f, 0xff, (FIRST + N) * sizeof *f);
+  if (pebble_pool_create(&p, PEBBLE_THREAD, NULL) != PEBBLE_OK)
+    _exit(21);
+  for (i = 0; i < FIRST + N; i++) {
+    if (i == FIRST)
+      before = thread_faults();
+    /* Kept, not released: each block is a new one. */
+    if (pebble_pool_schedule(p, noop, NULL, 0, NULL, &f[i]) != PEBBLE_OK ||
+        pebble_future_wait(f[i], PEBBLE_SEC(60)) != PEBBLE_OK)
+      _exit(22);
+  }
+  faults = thread_faults() - before;
+  for (i = 0; i < FIRST + N; i++)
+    pebble_future_release(f[i]);
+  pebble_pool_destroy(p);
+  free(f);
+  /* None here; without the workers' help 10 (8 huge pages), without the
+   * chunks made ahead 4, without huge pages thousands. */
+  if (faults > 2) {
+    printf("(the scheduling thread took %ld page faults) ", faults);
+    _exit(23);
+  }
+}
+static void test_idle_workers_fault_pages_in(void) {
+  if (under_valgrind() || UNDER_ASAN || UNDER_TSAN) {
+    /* Their shadow memory faults in with every block written. */
+    skip_test(__func__, "page faults are the tool's own under it");
+    return;
+  }
+  CU_ASSERT(in_child(cut_one_at_a_time));
+}
+#else
+static void test_idle_workers_fault_pages_in(void) {
+  skip_test(__func__, "needs Linux's MADV_POPULATE_WRITE and RUSAGE_THREAD");
+}
+#endif
+
 int main(void) {
   CU_TestInfo tests[] = {
       {"PEBBLE_SPIN: off, long, invalid", test_spin_setting},
+      {"idle workers fault in the pages blocks are cut from",
+       test_idle_workers_fault_pages_in},
       {"arguments around the in-block limit, both kinds",
        test_argument_sizes},
       {"reused blocks start clean", test_reused_blocks_start_clean},
