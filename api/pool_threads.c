@@ -132,7 +132,7 @@ static void worker_main(void *arg) {
   pb_pworker *w = arg;
   pebble_pool *P = w->pool;
   const pebble_backend *bk = P->lib->bk;
-  int counted = 1, kick, spun = 0;
+  int counted = 1, kick, spun = 0, nothing_to_fault = 0;
   uint64_t gave_up = 0; /* when this worker's last spin timed out */
   pb_ptask *finished = NULL; /* freed once the pool lock is released */
 
@@ -171,16 +171,18 @@ static void worker_main(void *arg) {
         bk->mutex_lock(P->lock);
         continue;
       }
-      if (atomic_load_explicit(&P->lib->blocks.fault_wanted,
+      if (!nothing_to_fault &&
+          atomic_load_explicit(&P->lib->blocks.fault_wanted,
                                memory_order_relaxed)) {
         /* The scheduler is cutting blocks from fresh memory: fault its
-         * next pages in meanwhile, rather than wait for it. */
-        int faulted;
+         * next pages in meanwhile, rather than wait for it.  The lock was
+         * let go: the pool is looked at again (a close or a stop may have
+         * come), and once there is nothing to fault in, the worker spins
+         * and sleeps. */
         bk->mutex_unlock(P->lock);
-        faulted = pb_blocks_prefault(&P->lib->blocks, bk);
+        nothing_to_fault = !pb_blocks_prefault(&P->lib->blocks, bk);
         bk->mutex_lock(P->lock);
-        if (faulted)
-          continue;
+        continue;
       }
       if (!spun && atomic_load(&P->spinning) == 0 && pb_spin_allowed()) {
         /* One worker at a time watches for the next task before
@@ -212,7 +214,7 @@ static void worker_main(void *arg) {
       pb_spin_slept(bk, &P->spin, gave_up);
       gave_up = 0;
     }
-    spun = 0;
+    spun = nothing_to_fault = 0;
     w->task = t;
     atomic_store_explicit(&t->thread_worker, w, memory_order_relaxed);
     w->state = PB_W_BUSY;
