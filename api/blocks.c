@@ -304,11 +304,13 @@ void pb_blocks_destroy(pb_blocks *b, const pebble_backend *bk) {
   b->lock = NULL;
 }
 
+/* Set once the kernel refused MADV_POPULATE_WRITE (before Linux 5.14):
+ * nothing is faulted in ahead from then on. */
+static atomic_int populate_unsupported;
+
 /* Faults [from, from + HUGE_BYTES) in as a write would, leaving what it
  * holds (the cutting thread may be writing blocks there by now); 0 where
- * the kernel cannot (before Linux 5.14), and nothing is faulted in ahead
- * from then on. */
-static atomic_int populate_unsupported;
+ * the kernel cannot. */
 static int populate(char *from) {
 #if PB_CAN_PREFAULT
   if (madvise(from, HUGE_BYTES, MADV_POPULATE_WRITE) != 0 && errno == EINVAL) {

@@ -269,8 +269,8 @@ typedef struct pb_blocks {
   /* The huge pages of the big chunk being cut, faulted in ahead of the
    * cutting by threads with nothing else to do (pb_blocks_prefault):
    * the next to fault in and the chunk's end (lock held), the threads
-   * faulting pages of `carving` in (lock held: cut_to_peak leaves it),
-   * and whether a look is worth the lock. */
+   * faulting pages in (lock held: while there are any, no chunk is given
+   * back), and whether a look is worth the lock. */
   char *fault_next, *fault_end;
   unsigned prefaulters;
   atomic_int fault_wanted;
