@@ -518,6 +518,49 @@ static void test_spin_setting(void) {
   CU_ASSERT(spun);
 }
 
+/* An idle worker faults pages in with the pool lock let go: a close or a
+ * stop that comes meanwhile must still reach it.  Each round queues a
+ * few more tasks than the first 16 chunks hold (5,680 blocks) on a new
+ * pool, so that a big chunk is cut last, waits for them (the workers, idle,
+ * start on its huge pages) and at once closes or stops the pool: join
+ * must return.  Big chunks are mappings of their own here
+ * (M_MMAP_THRESHOLD), so that each round's pages are fresh and take a
+ * while to fault in. */
+static void close_while_faulting_in(void) {
+  enum { ROUNDS = 40, FROM = 5640, STEP = 4, N = FROM + ROUNDS * STEP };
+  pebble_future **f = malloc(N * sizeof *f);
+  int round;
+  size_t i, n;
+  if (f == NULL)
+    _exit(30);
+#if defined(__GLIBC__) && defined(M_MMAP_THRESHOLD)
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
+#endif
+  for (round = 0; round < ROUNDS; round++) {
+    pebble_pool *p = make(PEBBLE_THREAD, 2);
+    n = FROM + (size_t)round * STEP;
+    for (i = 0; i < n; i++)
+      if (pebble_pool_schedule(p, noop, NULL, 0, NULL, &f[i]) != PEBBLE_OK)
+        _exit(31);
+    if (pebble_wait_all(f, n, PEBBLE_SEC(60)) != PEBBLE_OK)
+      _exit(32);
+    if ((round % 2 ? pebble_pool_stop(p) : pebble_pool_close(p)) != PEBBLE_OK)
+      _exit(33);
+    if (pebble_pool_join(p, PEBBLE_SEC(20)) != PEBBLE_OK) {
+      printf("(round %d: join after %s did not return: %s) ", round,
+             round % 2 ? "stop" : "close", pebble_last_error());
+      _exit(34);
+    }
+    for (i = 0; i < n; i++)
+      pebble_future_release(f[i]);
+    pebble_pool_destroy(p);
+  }
+  free(f);
+}
+static void test_close_while_faulting_in(void) {
+  CU_ASSERT(in_child(close_while_faulting_in));
+}
+
 /* Idle workers fault in the pages of the chunk blocks are being cut from,
  * ahead of the thread that cuts them, and make the next chunk
  * (pb_blocks_prefault): a thread that schedules one task at a time, each
@@ -562,49 +605,6 @@ static void cut_one_at_a_time(void) {
     _exit(23);
   }
 }
-/* An idle worker faults pages in with the pool lock let go: a close or a
- * stop that comes meanwhile must still reach it.  Each round queues a
- * few more tasks than the first 16 chunks hold (5,680 blocks) on a new
- * pool, so that a big chunk is cut last, waits for them (the workers, idle,
- * start on its huge pages) and at once closes or stops the pool: join
- * must return.  Big chunks are mappings of their own here
- * (M_MMAP_THRESHOLD), so that each round's pages are fresh and take a
- * while to fault in. */
-static void close_while_faulting_in(void) {
-  enum { ROUNDS = 40, FROM = 5640, STEP = 4, N = FROM + ROUNDS * STEP };
-  pebble_future **f = malloc(N * sizeof *f);
-  int round;
-  size_t i, n;
-  if (f == NULL)
-    _exit(30);
-#if defined(__GLIBC__) && defined(M_MMAP_THRESHOLD)
-  mallopt(M_MMAP_THRESHOLD, 4 << 20);
-#endif
-  for (round = 0; round < ROUNDS; round++) {
-    pebble_pool *p = make(PEBBLE_THREAD, 2);
-    n = FROM + (size_t)round * STEP;
-    for (i = 0; i < n; i++)
-      if (pebble_pool_schedule(p, noop, NULL, 0, NULL, &f[i]) != PEBBLE_OK)
-        _exit(31);
-    if (pebble_wait_all(f, n, PEBBLE_SEC(60)) != PEBBLE_OK)
-      _exit(32);
-    if ((round % 2 ? pebble_pool_stop(p) : pebble_pool_close(p)) != PEBBLE_OK)
-      _exit(33);
-    if (pebble_pool_join(p, PEBBLE_SEC(20)) != PEBBLE_OK) {
-      printf("(round %d: join after %s did not return: %s) ", round,
-             round % 2 ? "stop" : "close", pebble_last_error());
-      _exit(34);
-    }
-    for (i = 0; i < n; i++)
-      pebble_future_release(f[i]);
-    pebble_pool_destroy(p);
-  }
-  free(f);
-}
-static void test_close_while_faulting_in(void) {
-  CU_ASSERT(in_child(close_while_faulting_in));
-}
-
 static void test_idle_workers_fault_pages_in(void) {
   if (under_valgrind() || UNDER_ASAN || UNDER_TSAN) {
     /* Their shadow memory faults in with every block written. */
