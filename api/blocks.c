@@ -168,7 +168,7 @@ int pb_blocks_init(pb_blocks *b, const pebble_backend *bk) {
   b->carve = b->carve_end = NULL;
   b->chunks = b->capacity = b->in_use = b->peak = 0;
   b->peak_at = 0;
-  b->fault_next = b->fault_end = NULL;
+  b->fault_next = NULL;
   b->prefaulters = 0;
   atomic_init(&b->fault_wanted, 0);
   b->next_chunk = NULL;
@@ -270,7 +270,7 @@ static pb_chunk *cut_to_peak(pb_blocks *b) {
       if (b->carving == c) {
         b->carving = NULL;
         b->carve = b->carve_end = NULL;
-        b->fault_next = b->fault_end = NULL;
+        b->fault_next = NULL;
       }
     } else {
       pp = &c->next;
@@ -333,11 +333,11 @@ static char *page_to_fault(pb_blocks *b) {
     cutting = (char *)((uintptr_t)b->carve & ~(uintptr_t)(HUGE_BYTES - 1));
     if (from <= cutting)
       from = cutting + HUGE_BYTES;
-    if (from < b->fault_end) {
+    if (from < (char *)b->carving + BIG_BYTES) {
       b->fault_next = from + HUGE_BYTES;
       return from;
     }
-    b->fault_next = b->fault_end = NULL;
+    b->fault_next = NULL;
   }
   if (b->next_chunk != NULL &&
       b->next_fault < (char *)b->next_chunk + BIG_BYTES) {
@@ -418,10 +418,9 @@ void *pb_blocks_get(pb_blocks *b, const pebble_backend *bk) {
       /* Its first huge page is this thread's (it writes it now). */
       b->fault_next = made_fault != NULL ? made_fault
                                          : (char *)fresh + HUGE_BYTES;
-      b->fault_end = (char *)fresh + BIG_BYTES;
       atomic_store_explicit(&b->fault_wanted, 1, memory_order_relaxed);
     } else {
-      b->fault_next = b->fault_end = NULL;
+      b->fault_next = NULL;
     }
     s = take_spare(b, &from);
     from->handed++;

@@ -266,12 +266,13 @@ typedef struct pb_blocks {
   size_t in_use; /* handed out, less the returns settled so far */
   size_t peak;   /* most in use at once, lately */
   uint64_t peak_at; /* when the peak was last looked at (0: not yet) */
-  /* The huge pages of the big chunk being cut, faulted in ahead of the
-   * cutting by threads with nothing else to do (pb_blocks_prefault):
-   * the next to fault in and the chunk's end (lock held), the threads
-   * faulting pages in (lock held: while there are any, no chunk is given
-   * back), and whether a look is worth the lock. */
-  char *fault_next, *fault_end;
+  /* The huge pages of the big chunk being cut (`carving`), faulted in
+   * ahead of the cutting by threads with nothing else to do
+   * (pb_blocks_prefault): the next to fault in, NULL when none is left
+   * (lock held), the threads faulting pages in (lock held: while there
+   * are any, no chunk is given back), and whether a look is worth the
+   * lock. */
+  char *fault_next;
   unsigned prefaulters;
   atomic_int fault_wanted;
   /* The big chunk to cut next, made by such a thread once the last huge
