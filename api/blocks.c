@@ -249,8 +249,9 @@ static pb_chunk *cut_to_peak(pb_blocks *b) {
   pb_chunk *c, *cut = NULL, **pp;
   settle_count(b);
   /* A thread faulting pages in may be in any chunk: none goes meanwhile
-   * (the next look at the peak, trim or destroy gives them back). */
-  if (b->chunks == 0 || b->prefaulters > 0 || b->reserving)
+   * (the next look at the peak, trim or destroy gives them back).  One
+   * making the next chunk holds nothing listed yet. */
+  if (b->chunks == 0 || b->prefaulters > 0)
     return NULL;
   take_given_back(b); /* so that a listed chunk is on `ready` */
   for (pp = &b->chunk_list; (c = *pp) != NULL;) {

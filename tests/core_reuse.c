@@ -521,11 +521,14 @@ static void test_spin_setting(void) {
 /* An idle worker faults pages in with the pool lock let go: a close or a
  * stop that comes meanwhile must still reach it.  Each round queues a
  * few more tasks than the first 16 chunks hold (5,680 blocks) on a new
- * pool, so that a big chunk is cut last, waits for them (the workers, idle,
- * start on its huge pages) and at once closes or stops the pool: join
- * must return.  Big chunks are mappings of their own here
- * (M_MMAP_THRESHOLD), so that each round's pages are fresh and take a
- * while to fault in. */
+ * pool, so that a big chunk is cut last and the workers fault its pages
+ * in, waits for them and at once closes or stops the pool: join must
+ * return.  Big chunks are mappings of their own here (M_MMAP_THRESHOLD),
+ * so that each round's pages are fresh and take a while to fault in.
+ * (The closes land around the faulting, not in the few instructions
+ * between a look that finds nothing to fault in and the worker's next
+ * look at the pool, where a lost wake-up once was: the race test in
+ * core_pool is the one that caught that.) */
 static void close_while_faulting_in(void) {
   enum { ROUNDS = 40, FROM = 5640, STEP = 4, N = FROM + ROUNDS * STEP };
   pebble_future **f = malloc(N * sizeof *f);
