@@ -181,12 +181,11 @@ static void detach(pb_manager *m, pb_cmd *cmd);
 
 static void pool_free(pebble_pool *P) {
   const pebble_backend *bk = P->lib->bk;
+  pb_threads_free_spares(P);
   if (P->idle)
     bk->cond_destroy(P->idle);
   if (P->space)
     bk->cond_destroy(P->space);
-  if (P->work)
-    bk->cond_destroy(P->work);
   if (P->lock)
     bk->mutex_destroy(P->lock);
   free(P->init_arg);
@@ -286,7 +285,6 @@ int pebble_pool_create(pebble_pool **pool, pebble_kind kind,
     }
   }
   if (bk->mutex_create(&P->lock) != PEBBLE_OK ||
-      bk->cond_create(&P->work) != PEBBLE_OK ||
       bk->cond_create(&P->space) != PEBBLE_OK ||
       bk->cond_create(&P->idle) != PEBBLE_OK ||
       (P->manager = pb_lib_manager(L)) == NULL) {
@@ -616,7 +614,7 @@ void pb_pool_break_with(pebble_pool *P, const char *why, char *msg) {
     P->broken_message = msg;
     msg = NULL;
     list = take_queue(P);
-    bk->cond_broadcast(P->work);
+    pb_threads_wake_all(P);
   }
   bk->mutex_unlock(P->lock);
   pb_log(PEBBLE_LOG_ERROR, "pool %p broken: %s", (void *)P, why);
@@ -695,34 +693,24 @@ static int schedule_fast(pebble_pool *P, pb_ptask *t) {
   return 1;
 }
 
-/* Pool lock held: a thread worker asleep and not yet signalled is now
- * counted as signalled; 1 if there was one (signal `work` after the
- * unlock: the worker then finds the lock free). */
-static int take_sleeper_locked(pebble_pool *P) {
-  if (atomic_load(&P->unsignalled) <= 0)
-    return 0;
-  atomic_fetch_sub(&P->unsignalled, 1);
-  P->wakes++;
-  return 1;
-}
-
 /* After schedule_fast: a worker must come for t.  The checks are read in
  * sequentially consistent order after the push, and a worker going to
  * sleep counts itself before looking at the inbox, so either that worker
  * sees t or this sees the worker. */
 static void wake_for_fast(pebble_pool *P) {
   const pebble_backend *bk = P->lib->bk;
-  int spinning = 1, signal = 0;
+  int spinning = 1;
+  pb_pworker *sleeper;
   if (atomic_load(&P->spinning) == 1 &&
       atomic_compare_exchange_strong(&P->spinning, &spinning, 2))
     return; /* the watching worker takes it */
   if (atomic_load(&P->unsignalled) <= 0)
     return; /* every worker is busy: the first back takes it */
   bk->mutex_lock(P->lock);
-  signal = take_sleeper_locked(P);
+  sleeper = pb_threads_take_sleeper(P);
   bk->mutex_unlock(P->lock);
-  if (signal)
-    bk->cond_signal(P->work);
+  if (sleeper != NULL) /* after the unlock: it then finds the lock free */
+    bk->cond_signal(sleeper->wake);
 }
 
 /* The pool closed while t went on the inbox: if no worker has taken t
@@ -811,7 +799,8 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
   void *block, *stashed;
   uint64_t deadline, id = 0;
   size_t extra;
-  int rc = PEBBLE_OK, wake, signal, inline_arg, sent, timed_out;
+  int rc = PEBBLE_OK, wake, inline_arg, sent, timed_out;
+  pb_pworker *sleeper = NULL;
 
   if (arg_size > P->o.max_message_size || arg_size > o->max_message_size) {
     pb_binding_unref(binding);
@@ -934,7 +923,6 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
   append_locked(P, t);
   pass_room_on(P);
   wake = 1;
-  signal = 0;
   if (P->kind == PEBBLE_THREAD) {
     int spinning = 1;
     wake = 0;
@@ -943,7 +931,7 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
      * not yet running needs no second futex call. */
     if (atomic_compare_exchange_strong(&P->spinning, &spinning, 2)) {
       /* claimed */
-    } else if ((signal = take_sleeper_locked(P)) != 0) {
+    } else if ((sleeper = pb_threads_take_sleeper(P)) != NULL) {
       /* signalled after the unlock */
     } else if (P->active < P->o.workers && pb_threads_spawn(P) != PEBBLE_OK &&
              P->active == 0) {
@@ -957,8 +945,8 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
     }
   }
   bk->mutex_unlock(P->lock);
-  if (signal)
-    bk->cond_signal(P->work);
+  if (sleeper != NULL)
+    bk->cond_signal(sleeper->wake);
   if (wake)
     pb_manager_post(P->manager, &P->kick);
   *future = f;
@@ -1037,7 +1025,7 @@ int pebble_pool_close(pebble_pool *P) {
   if (P->state == PB_POOL_OPEN)
     P->state = PB_POOL_CLOSED;
   atomic_store(&P->accepting, 0);
-  P->lib->bk->cond_broadcast(P->work);
+  pb_threads_wake_all(P);
   P->lib->bk->cond_broadcast(P->space);
   P->lib->bk->mutex_unlock(P->lock);
   pb_manager_post(P->manager, &P->kick);
@@ -1094,7 +1082,7 @@ int pebble_pool_stop(pebble_pool *P) {
   } else {
     n = 0;
   }
-  bk->cond_broadcast(P->work);
+  pb_threads_wake_all(P);
   bk->mutex_unlock(P->lock);
 
   pb_pool_fail_list(P, list, PEBBLE_CANCELLED, PEBBLE_ECANCELED,

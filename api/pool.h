@@ -155,6 +155,17 @@ struct pb_pworker {
    * it writes this; a resolver that sees its own task here is this
    * worker, as only the winner of a future counts its outcome). */
   _Atomic(pb_ptask *) resolving;
+  /* Thread workers: each sleeps on a condition of its own, so that a
+   * wake-up reaches one thread and never waits for another to run (a
+   * shared condition's signal can wait for a thread it woke earlier to
+   * get a CPU).  Listed in the pool's `sleepers` while asleep and not
+   * signalled; `signalled` is set by whoever takes it off that list (pool
+   * lock).  The record outlives the thread (the pool's `spare_threads`),
+   * so a signal sent after the lock is let go never reaches freed
+   * memory: at worst it wakes the record's next thread for nothing. */
+  pebble_bk_cond *wake;
+  pb_pworker *next_sleeper;
+  int signalled;
 };
 
 /* Blocks and future ids a pool's stash takes at a time. */
@@ -190,13 +201,15 @@ struct pebble_pool {
   const pebble_bk_launch *launch;
   pb_manager *manager;
   pebble_bk_mutex *lock;
-  pebble_bk_cond *work;  /* thread workers wait for tasks */
   pebble_bk_cond *space; /* schedulers wait for room */
   pebble_bk_cond *idle;  /* join waits for workers to end */
   int state;
   int broken_status;
   char *broken_message;
   pb_pworker *workers;
+  /* Thread pools: records of joined threads, kept for the next thread
+   * (pb_pworker.wake) and freed with the pool. */
+  pb_pworker *spare_threads;
   unsigned alive;     /* threads not joined / processes not reaped */
   unsigned abandoned;
   /* Workers that take tasks (not abandoned, quitting): written under the
@@ -235,7 +248,7 @@ struct pebble_pool {
   size_t queued;
   unsigned space_waiters; /* schedulers waiting on `space` for room */
   atomic_size_t taken;
-  unsigned wakes; /* signals sent to workers and not yet taken */
+  pb_pworker *sleepers; /* thread workers asleep, not yet signalled */
   pb_spin spin;   /* how long a thread worker's watch has lately been
                      worth it */
   unsigned running;
@@ -252,8 +265,8 @@ struct pebble_pool {
    * pool lock: set as a worker becomes ready, cleared when a look at the
    * workers found none. */
   atomic_int may_be_ready;
-  /* Thread pools: workers asleep on `work` that no signal was sent to yet
-   * (written under the pool lock); a worker watching for work before
+  /* Thread pools: how many `sleepers` there are (written under the pool
+   * lock, read without it by schedulers); a worker watching for work before
    * sleeping: 1, or 2 once a new task counts on it (set under the pool
    * lock, claimed without it). */
   atomic_int unsignalled;
@@ -337,6 +350,13 @@ extern const pb_runner_ops pb_thread_ptask_runner;
  * counters and return 1; else 0 (the pool's counters take it). */
 int pb_threads_count_own(pb_ptask *t, int status);
 int pb_threads_spawn(pebble_pool *P); /* pool lock held */
+/* Pool lock held: take the sleeper that slept last off the list (signal
+ * its `wake` once the lock is let go), or NULL if none sleeps. */
+pb_pworker *pb_threads_take_sleeper(pebble_pool *P);
+/* Pool lock held: wake every sleeper (close, stop, break). */
+void pb_threads_wake_all(pebble_pool *P);
+/* The records of joined threads (pool destroy; no thread is left). */
+void pb_threads_free_spares(pebble_pool *P);
 void pb_threads_deadline(pb_manager *m, pb_watch *w, uint64_t now);
 void pb_threads_kick(pb_manager *m, pb_cmd *cmd);
 /* Join and free exited worker threads (no lock held). */

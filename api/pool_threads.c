@@ -52,13 +52,47 @@ static void thread_cancel_locked(pb_runner *r) {
 const pb_runner_ops pb_thread_ptask_runner = {thread_cancel_locked, NULL,
                                               NULL};
 
+/* A record for a new thread: a joined thread's, or a new one with its
+ * condition (pool lock held). */
+static pb_pworker *worker_record(pebble_pool *P) {
+  pb_pworker *w = P->spare_threads;
+  pebble_bk_cond *wake;
+  if (w != NULL) {
+    P->spare_threads = w->next;
+    wake = w->wake;
+  } else {
+    if ((w = malloc(sizeof *w)) == NULL)
+      return NULL;
+    if (P->lib->bk->cond_create(&wake) != PEBBLE_OK) {
+      free(w);
+      return NULL;
+    }
+  }
+  memset(w, 0, sizeof *w);
+  w->wake = wake;
+  return w;
+}
+
+static void worker_record_free(pebble_pool *P, pb_pworker *w) {
+  P->lib->bk->cond_destroy(w->wake);
+  free(w);
+}
+
+void pb_threads_free_spares(pebble_pool *P) {
+  pb_pworker *w;
+  while ((w = P->spare_threads) != NULL) {
+    P->spare_threads = w->next;
+    worker_record_free(P, w);
+  }
+}
+
 /* Pool lock held.  PEBBLE_EBUSY when the cap on threads is reached. */
 int pb_threads_spawn(pebble_pool *P) {
   pb_pworker *w;
   int rc;
   if (P->alive >= P->o.workers + P->o.max_abandoned)
     return PEBBLE_EBUSY;
-  w = calloc(1, sizeof *w);
+  w = worker_record(P);
   if (w == NULL)
     return PEBBLE_ENOMEM;
   w->pool = P;
@@ -67,7 +101,8 @@ int pb_threads_spawn(pebble_pool *P) {
   rc = P->lib->bk->thread_create(&w->thread, worker_main, worker_unwound, w,
                                  0);
   if (rc != PEBBLE_OK) {
-    free(w);
+    w->next = P->spare_threads; /* never ran: nothing can signal it */
+    P->spare_threads = w;
     pb_log(PEBBLE_LOG_ERROR, "pool %p: cannot start a thread: %s", (void *)P,
            pebble_strerror(rc));
     return PEBBLE_ESYSTEM;
@@ -77,6 +112,36 @@ int pb_threads_spawn(pebble_pool *P) {
   P->alive++;
   P->active++;
   return PEBBLE_OK;
+}
+
+pb_pworker *pb_threads_take_sleeper(pebble_pool *P) {
+  pb_pworker *w = P->sleepers;
+  if (w == NULL)
+    return NULL;
+  P->sleepers = w->next_sleeper;
+  w->signalled = 1;
+  atomic_fetch_sub(&P->unsignalled, 1);
+  return w;
+}
+
+void pb_threads_wake_all(pebble_pool *P) {
+  pb_pworker *w;
+  while ((w = pb_threads_take_sleeper(P)) != NULL)
+    P->lib->bk->cond_signal(w->wake);
+}
+
+/* Pool lock held: w woke without a signal (or found work before it
+ * slept): off the list, unless a waker took it off already. */
+static void unlist_sleeper(pebble_pool *P, pb_pworker *w) {
+  pb_pworker **pp;
+  if (w->signalled)
+    return;
+  for (pp = &P->sleepers; *pp != NULL; pp = &(*pp)->next_sleeper)
+    if (*pp == w) {
+      *pp = w->next_sleeper;
+      atomic_fetch_sub(&P->unsignalled, 1);
+      return;
+    }
 }
 
 /* Pool lock held: w's task t timed out or was cancelled. */
@@ -195,19 +260,16 @@ static void worker_main(void *arg) {
         spun = 1;
         continue;
       }
-      /* Counted before the inbox is looked at: a caller scheduling
-       * without the lock then either sees this worker and wakes it, or
-       * its task is seen here (wake_for_fast). */
+      /* Listed and counted before the inbox is looked at: a caller
+       * scheduling without the lock then either sees this worker and
+       * wakes it, or its task is seen here (wake_for_fast). */
+      w->signalled = 0;
+      w->next_sleeper = P->sleepers;
+      P->sleepers = w;
       atomic_fetch_add(&P->unsignalled, 1);
-      if (atomic_load(&P->inbox) != NULL) {
-        atomic_fetch_sub(&P->unsignalled, 1);
-        continue;
-      }
-      bk->cond_wait(P->work, P->lock, PEBBLE_BK_FOREVER);
-      if (P->wakes > 0)
-        P->wakes--;
-      else
-        atomic_fetch_sub(&P->unsignalled, 1);
+      if (atomic_load(&P->inbox) == NULL)
+        bk->cond_wait(w->wake, P->lock, PEBBLE_BK_FOREVER);
+      unlist_sleeper(P, w);
       continue;
     }
     if (gave_up != 0) {
@@ -325,11 +387,19 @@ void pb_threads_reap(pebble_pool *P) {
     }
   }
   bk->mutex_unlock(P->lock);
+  if (gone == NULL)
+    return;
+  for (w = gone; w != NULL; w = w->next)
+    bk->thread_join(w->thread);
+  /* Kept, not freed: a scheduler may still signal a record it took off
+   * the sleepers before its thread ended (pb_pworker.wake). */
+  bk->mutex_lock(P->lock);
   while ((w = gone) != NULL) {
     gone = w->next;
-    bk->thread_join(w->thread);
-    free(w);
+    w->next = P->spare_threads;
+    P->spare_threads = w;
   }
+  bk->mutex_unlock(P->lock);
 }
 
 /* Manager thread: time out due tasks, abandon cancelled ones, and set the
