@@ -1878,9 +1878,9 @@ static void test_queued_behind_long_task(void) {
  * max_tasks 1), so that a signal sent after the pool's lock is let go
  * never reaches freed memory.  Two callers schedule with pauses that let
  * the workers run dry and sleep, so that wake-ups, ends and new threads
- * overlap: every result must come, and every task be counted once (a
- * record taken over with its old thread's counts would count them
- * again).  The window where a signal follows its thread's end needs a
+ * overlap: every result must come, every task be counted once, and
+ * every thread end after max_tasks tasks (a record taken over with its
+ * old thread's state would end its new thread early).  The window where a signal follows its thread's end needs a
  * wake-up without a signal first, which glibc does not give here: this
  * test does not reach it; the records' reuse is what it checks. */
 typedef struct recycle_arg {
