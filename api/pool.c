@@ -300,7 +300,7 @@ int pebble_pool_create(pebble_pool **pool, pebble_kind kind,
   atomic_init(&P->has_work, 0);
   atomic_init(&P->may_be_ready, 1);
   atomic_init(&P->active, 0);
-  atomic_init(&P->unsignalled, 0);
+  atomic_init(&P->sleepers, NULL);
   atomic_init(&P->spinning, 0);
   atomic_init(&P->inbox, NULL);
   atomic_init(&P->sent, 0);
@@ -700,17 +700,17 @@ static int schedule_fast(pebble_pool *P, pb_ptask *t) {
 static void wake_for_fast(pebble_pool *P) {
   const pebble_backend *bk = P->lib->bk;
   int spinning = 1;
-  pb_pworker *sleeper;
+  pebble_bk_cond *sleeper;
   if (atomic_load(&P->spinning) == 1 &&
       atomic_compare_exchange_strong(&P->spinning, &spinning, 2))
     return; /* the watching worker takes it */
-  if (atomic_load(&P->unsignalled) <= 0)
+  if (atomic_load(&P->sleepers) == NULL)
     return; /* every worker is busy: the first back takes it */
   bk->mutex_lock(P->lock);
   sleeper = pb_threads_take_sleeper(P);
   bk->mutex_unlock(P->lock);
   if (sleeper != NULL) /* after the unlock: it then finds the lock free */
-    bk->cond_signal(sleeper->wake);
+    bk->cond_signal(sleeper);
 }
 
 /* The pool closed while t went on the inbox: if no worker has taken t
@@ -800,7 +800,7 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
   uint64_t deadline, id = 0;
   size_t extra;
   int rc = PEBBLE_OK, wake, inline_arg, sent, timed_out;
-  pb_pworker *sleeper = NULL;
+  pebble_bk_cond *sleeper = NULL;
 
   if (arg_size > P->o.max_message_size || arg_size > o->max_message_size) {
     pb_binding_unref(binding);
@@ -946,7 +946,7 @@ int pb_pool_schedule_internal(pebble_pool *P, pebble_task_fn fn, const void *arg
   }
   bk->mutex_unlock(P->lock);
   if (sleeper != NULL)
-    bk->cond_signal(sleeper->wake);
+    bk->cond_signal(sleeper);
   if (wake)
     pb_manager_post(P->manager, &P->kick);
   *future = f;

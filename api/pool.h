@@ -160,9 +160,10 @@ struct pb_pworker {
    * shared condition's signal can wait for a thread it woke earlier to
    * get a CPU).  Listed in the pool's `sleepers` while asleep and not
    * signalled; `signalled` is set by whoever takes it off that list (pool
-   * lock).  The record outlives the thread (the pool's `spare_threads`),
-   * so a signal sent after the lock is let go never reaches freed
-   * memory: at worst it wakes the record's next thread for nothing. */
+   * lock).  The condition outlives the thread (its record goes to the
+   * pool's `spare_threads`, for the next thread, with the condition), so
+   * a signal sent after the lock is let go never reaches freed memory: at
+   * worst it wakes the record's next thread for nothing. */
   pebble_bk_cond *wake;
   pb_pworker *next_sleeper;
   int signalled;
@@ -248,7 +249,6 @@ struct pebble_pool {
   size_t queued;
   unsigned space_waiters; /* schedulers waiting on `space` for room */
   atomic_size_t taken;
-  pb_pworker *sleepers; /* thread workers asleep, not yet signalled */
   pb_spin spin;   /* how long a thread worker's watch has lately been
                      worth it */
   unsigned running;
@@ -265,11 +265,12 @@ struct pebble_pool {
    * pool lock: set as a worker becomes ready, cleared when a look at the
    * workers found none. */
   atomic_int may_be_ready;
-  /* Thread pools: how many `sleepers` there are (written under the pool
-   * lock, read without it by schedulers); a worker watching for work before
-   * sleeping: 1, or 2 once a new task counts on it (set under the pool
-   * lock, claimed without it). */
-  atomic_int unsignalled;
+  /* Thread pools: the workers asleep that no signal was sent to yet, the
+   * last to sleep first (changed under the pool lock, looked at without
+   * it by schedulers); a worker watching for work before sleeping: 1, or
+   * 2 once a new task counts on it (set under the pool lock, claimed
+   * without it). */
+  _Atomic(pb_pworker *) sleepers;
   atomic_int spinning;
   char gap_counters[PB_LINE_GAP];
 
@@ -350,9 +351,11 @@ extern const pb_runner_ops pb_thread_ptask_runner;
  * counters and return 1; else 0 (the pool's counters take it). */
 int pb_threads_count_own(pb_ptask *t, int status);
 int pb_threads_spawn(pebble_pool *P); /* pool lock held */
-/* Pool lock held: take the sleeper that slept last off the list (signal
- * its `wake` once the lock is let go), or NULL if none sleeps. */
-pb_pworker *pb_threads_take_sleeper(pebble_pool *P);
+/* Pool lock held: take the sleeper that slept last off the list and
+ * return its condition, to be signalled once the lock is let go (it
+ * lasts as long as the pool; the record is not to be read then), or
+ * NULL if none sleeps. */
+pebble_bk_cond *pb_threads_take_sleeper(pebble_pool *P);
 /* Pool lock held: wake every sleeper (close, stop, break). */
 void pb_threads_wake_all(pebble_pool *P);
 /* The records of joined threads (pool destroy; no thread is left). */

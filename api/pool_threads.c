@@ -53,7 +53,8 @@ const pb_runner_ops pb_thread_ptask_runner = {thread_cancel_locked, NULL,
                                               NULL};
 
 /* A record for a new thread: a joined thread's, or a new one with its
- * condition (pool lock held). */
+ * condition (pool lock held).  A reused record keeps its condition, which
+ * a scheduler may still be signalling (pb_threads_take_sleeper). */
 static pb_pworker *worker_record(pebble_pool *P) {
   pb_pworker *w = P->spare_threads;
   pebble_bk_cond *wake;
@@ -114,34 +115,34 @@ int pb_threads_spawn(pebble_pool *P) {
   return PEBBLE_OK;
 }
 
-pb_pworker *pb_threads_take_sleeper(pebble_pool *P) {
-  pb_pworker *w = P->sleepers;
+pebble_bk_cond *pb_threads_take_sleeper(pebble_pool *P) {
+  pb_pworker *w = atomic_load_explicit(&P->sleepers, memory_order_relaxed);
   if (w == NULL)
     return NULL;
-  P->sleepers = w->next_sleeper;
+  atomic_store(&P->sleepers, w->next_sleeper);
   w->signalled = 1;
-  atomic_fetch_sub(&P->unsignalled, 1);
-  return w;
+  return w->wake;
 }
 
 void pb_threads_wake_all(pebble_pool *P) {
-  pb_pworker *w;
-  while ((w = pb_threads_take_sleeper(P)) != NULL)
-    P->lib->bk->cond_signal(w->wake);
+  pebble_bk_cond *wake;
+  while ((wake = pb_threads_take_sleeper(P)) != NULL)
+    P->lib->bk->cond_signal(wake);
 }
 
 /* Pool lock held: w woke without a signal (or found work before it
  * slept): off the list, unless a waker took it off already. */
 static void unlist_sleeper(pebble_pool *P, pb_pworker *w) {
-  pb_pworker **pp;
+  pb_pworker *at, *before = NULL;
   if (w->signalled)
     return;
-  for (pp = &P->sleepers; *pp != NULL; pp = &(*pp)->next_sleeper)
-    if (*pp == w) {
-      *pp = w->next_sleeper;
-      atomic_fetch_sub(&P->unsignalled, 1);
-      return;
-    }
+  for (at = atomic_load_explicit(&P->sleepers, memory_order_relaxed);
+       at != w; at = at->next_sleeper)
+    before = at; /* listed until it is taken off: at never runs out */
+  if (before != NULL)
+    before->next_sleeper = w->next_sleeper;
+  else
+    atomic_store(&P->sleepers, w->next_sleeper);
 }
 
 /* Pool lock held: w's task t timed out or was cancelled. */
@@ -260,13 +261,14 @@ static void worker_main(void *arg) {
         spun = 1;
         continue;
       }
-      /* Listed and counted before the inbox is looked at: a caller
-       * scheduling without the lock then either sees this worker and
-       * wakes it, or its task is seen here (wake_for_fast). */
+      /* Listed before the inbox is looked at (both sequentially
+       * consistent): a caller scheduling without the lock then either
+       * sees this worker and wakes it, or its task is seen here
+       * (wake_for_fast). */
       w->signalled = 0;
-      w->next_sleeper = P->sleepers;
-      P->sleepers = w;
-      atomic_fetch_add(&P->unsignalled, 1);
+      w->next_sleeper = atomic_load_explicit(&P->sleepers,
+                                             memory_order_relaxed);
+      atomic_store(&P->sleepers, w);
       if (atomic_load(&P->inbox) == NULL)
         bk->cond_wait(w->wake, P->lock, PEBBLE_BK_FOREVER);
       unlist_sleeper(P, w);
@@ -391,8 +393,9 @@ void pb_threads_reap(pebble_pool *P) {
     return;
   for (w = gone; w != NULL; w = w->next)
     bk->thread_join(w->thread);
-  /* Kept, not freed: a scheduler may still signal a record it took off
-   * the sleepers before its thread ended (pb_pworker.wake). */
+  /* Kept, not freed: a scheduler may still signal the condition of a
+   * record it took off the sleepers before its thread ended
+   * (pb_pworker.wake). */
   bk->mutex_lock(P->lock);
   while ((w = gone) != NULL) {
     gone = w->next;
