@@ -1874,8 +1874,8 @@ static void test_queued_behind_long_task(void) {
 }
 
 /* Thread workers sleep on a condition each, in a record that a new
- * thread takes over when its thread ends (here after every task,
- * max_tasks 1), so that a signal sent after the pool's lock is let go
+ * thread takes over when its thread ends (here after every task, then
+ * every third: max_tasks 1 and 3), so that a signal sent after the pool's lock is let go
  * never reaches freed memory.  Two callers schedule with pauses that let
  * the workers run dry and sleep, so that wake-ups, ends and new threads
  * overlap: every result must come, every task be counted once, and
