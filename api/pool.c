@@ -695,7 +695,7 @@ static int schedule_fast(pebble_pool *P, pb_ptask *t) {
 
 /* After schedule_fast: a worker must come for t.  The checks are read in
  * sequentially consistent order after the push, and a worker going to
- * sleep counts itself before looking at the inbox, so either that worker
+ * sleep lists itself before looking at the inbox, so either that worker
  * sees t or this sees the worker. */
 static void wake_for_fast(pebble_pool *P) {
   const pebble_backend *bk = P->lib->bk;
