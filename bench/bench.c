@@ -183,14 +183,20 @@ double bench_min(const double *v, size_t n) {
 
 bench_ratio bench_ratio_of(const double *mine, const double *theirs,
                            size_t reps, enum bench_better better) {
-  bench_ratio r = {0, 0, 0};
+  bench_ratio r;
   double *q = malloc((reps ? reps : 1) * sizeof *q);
   size_t i, n = 0;
   if (q == NULL)
     bench_die("out of memory");
+  memset(&r, 0, sizeof r);
+  r.better = better;
   for (i = 0; i < reps; i++)
-    if (theirs[i] > 0)
-      q[n++] = mine[i] / theirs[i];
+    if (theirs[i] > 0) {
+      q[n] = mine[i] / theirs[i];
+      if (n < BENCH_RATIO_KEEP)
+        r.each[r.n++] = q[n];
+      n++;
+    }
   if (n > 0) {
     r.valid = 1;
     r.median = bench_median(q, n);
@@ -198,6 +204,15 @@ bench_ratio bench_ratio_of(const double *mine, const double *theirs,
   }
   free(q);
   return r;
+}
+
+size_t bench_ratio_meeting(const bench_ratio *r, double limit) {
+  size_t i, k = 0;
+  for (i = 0; i < r->n; i++)
+    if (r->better == BENCH_HIGHER ? r->each[i] >= limit
+                                  : r->each[i] <= limit)
+      k++;
+  return k;
 }
 
 /* ---- the machine's load ---- */

@@ -50,13 +50,22 @@ double bench_min(const double *v, size_t n);
 /* Which way is better for a metric. */
 enum bench_better { BENCH_HIGHER = 1, BENCH_LOWER = -1 };
 
-/* Median and worst of the per-repetition ratios mine[r] / theirs[r]. */
+/* Median and worst of the per-repetition ratios mine[r] / theirs[r],
+ * and the ratios themselves (the first BENCH_RATIO_KEEP), so that a
+ * target can say in how many repetitions it was met on its own. */
+#define BENCH_RATIO_KEEP 64
 typedef struct bench_ratio {
   double median, worst;
   int valid;
+  int better; /* enum bench_better */
+  size_t n;   /* ratios kept in each[] */
+  double each[BENCH_RATIO_KEEP];
 } bench_ratio;
 bench_ratio bench_ratio_of(const double *mine, const double *theirs,
                            size_t reps, enum bench_better better);
+/* How many of r's repetitions meet limit on their own: a ratio >= limit
+ * where higher is better, <= limit where lower is. */
+size_t bench_ratio_meeting(const bench_ratio *r, double limit);
 
 /* ---- the machine's load ---- */
 /*

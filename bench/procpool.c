@@ -258,9 +258,10 @@ int main(int argc, char **argv) {
                          BENCH_HIGHER);
       met &= q.median >= 0.5;
       len += (size_t)snprintf(targets + len, sizeof targets - len,
-                              "%s%zu w %.2fx (worst %.2fx)",
+                              "%s%zu w %.2fx (worst %.2fx, %zu of %zu "
+                              "reps)",
                               w > 0 ? ", " : "", workers[w], q.median,
-                              q.worst);
+                              q.worst, bench_ratio_meeting(&q, 0.5), q.n);
       if (len >= sizeof targets)
         len = sizeof targets - 1;
     }
@@ -272,8 +273,10 @@ int main(int argc, char **argv) {
                                        t[s][w][T_PY].value, reps[s],
                                        BENCH_HIGHER);
         bench_target(q.median >= 50,
-                     ">= 50x Python Pebble, %zu w: %.1fx (worst rep %.1fx)",
-                     workers[w], q.median, q.worst);
+                     ">= 50x Python Pebble, %zu w: %.1fx (worst rep %.1fx; "
+                     "%zu of %zu repetitions meet it)",
+                     workers[w], q.median, q.worst,
+                     bench_ratio_meeting(&q, 50), q.n);
       }
   }
 
@@ -299,8 +302,9 @@ int main(int argc, char **argv) {
     bench_ratio q = bench_ratio_of(rt[R_PEBBLE].value, rt[R_PING].value,
                                    (size_t)o.reps, BENCH_LOWER);
     bench_target(q.median <= 3.0,
-                 "p50 <= 3x the bare pipe ping-pong: %.2fx (worst rep %.2fx)",
-                 q.median, q.worst);
+                 "p50 <= 3x the bare pipe ping-pong: %.2fx (worst rep %.2fx; "
+                 "%zu of %zu repetitions meet it)",
+                 q.median, q.worst, bench_ratio_meeting(&q, 3.0), q.n);
   }
 
   /* Pebble's workers first: forked after the plain pools, they hold

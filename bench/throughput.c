@@ -186,7 +186,7 @@ static void report(const config *c, const result res[NMODES], size_t warmup,
   for (m = 0; m < NMODES; m++) {
     const result *q = &res[m];
     double *best = calloc(q->reps, sizeof *best);
-    bench_ratio b = {0, 0, 0}, f, p, mb;
+    bench_ratio b = {0}, f, p, mb;
     for (s = 0; s < NSYS; s++) {
       bench_ratio x;
       char metric[32];
@@ -255,7 +255,7 @@ static void run_workers(unsigned workers, const config *list, size_t count,
   for (i = 0; i < count; i++) {
     const config *c = &list[i];
     result res[NMODES];
-    bench_ratio vs_best = {0, 0, 0}, vs_futures = {0, 0, 0};
+    bench_ratio vs_best = {0}, vs_futures = {0};
     size_t reps = (size_t)o->reps;
     const char *skip[NSYS] = {NULL};
     if (c->workers != workers || !wanted(c))
@@ -302,12 +302,14 @@ static void run_workers(unsigned workers, const config *list, size_t count,
       bench_target(vs_best.valid && vs_best.median >= 1.0,
                    "one future per task, cold, 200 k tasks, 2 workers: >= "
                    "1.0x the best of glib/apr/libuv: %.2fx (worst rep "
-                   "%.2fx)",
-                   vs_best.median, vs_best.worst);
+                   "%.2fx; %zu of %zu repetitions meet it)",
+                   vs_best.median, vs_best.worst,
+                   bench_ratio_meeting(&vs_best, 1.0), vs_best.n);
       bench_target(vs_futures.median >= 2.0,
                    "the same >= 2x the result-per-task plain queue: %.2fx "
-                   "(worst rep %.2fx)",
-                   vs_futures.median, vs_futures.worst);
+                   "(worst rep %.2fx; %zu of %zu repetitions meet it)",
+                   vs_futures.median, vs_futures.worst,
+                   bench_ratio_meeting(&vs_futures, 2.0), vs_futures.n);
     }
     free_result(res);
   }
