@@ -29,8 +29,8 @@
  *
  * One launch gives both Pebble figures; in each repetition Pebble, the
  * bare process, memcpy and the floor run one after the other, and the
- * first system of a repetition turns round.  No warm-up beyond one untimed run of each
- * at the quick size.  --quick moves 4 MiB.
+ * first system of a repetition turns round.  No warm-up beyond one
+ * untimed run of each at the quick size.  --quick moves 4 MiB.
  *
  * Phases (medians, in the notes) say where the end-to-end time goes:
  * launch to the task's start, the result buffer (pebble_result_alloc, or
@@ -324,7 +324,8 @@ int main(int argc, char **argv) {
     bench_ratio vs_bare =
         bench_ratio_of(pe_e2e, bare_e2e, reps, BENCH_HIGHER);
     bench_ratio vs_memcpy = bench_ratio_of(pe_e2e, mc, reps, BENCH_HIGHER);
-    bench_ratio vs_floor = bench_ratio_of(pe_e2e, floor_bw, reps, BENCH_HIGHER);
+    bench_ratio vs_floor =
+        bench_ratio_of(pe_e2e, floor_bw, reps, BENCH_HIGHER);
     bench_ratio floor_memcpy =
         bench_ratio_of(floor_bw, mc, reps, BENCH_HIGHER);
     bench_row("pebble task, end to end", "bandwidth",
