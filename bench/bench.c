@@ -115,8 +115,8 @@ void bench_parse(int argc, char **argv, bench_opts *o, int full_reps) {
   if (o->quick)
     o->reps = 1;
   quick_mode = o->quick;
-  if (o->reps < 1)
-    bench_die("--reps must be at least 1");
+  if (o->reps < 1 || o->reps > BENCH_MAX_REPS)
+    bench_die("--reps must be from 1 to %d", BENCH_MAX_REPS);
 }
 
 /* ---- statistics ---- */
@@ -190,13 +190,15 @@ bench_ratio bench_ratio_of(const double *mine, const double *theirs,
     bench_die("out of memory");
   memset(&r, 0, sizeof r);
   r.better = better;
+  if (reps > BENCH_RATIO_KEEP)
+    bench_die("%zu repetitions: a ratio keeps at most %d", reps,
+              BENCH_RATIO_KEEP);
   for (i = 0; i < reps; i++)
     if (theirs[i] > 0) {
-      q[n] = mine[i] / theirs[i];
-      if (n < BENCH_RATIO_KEEP)
-        r.each[r.n++] = q[n];
+      q[n] = r.each[n] = mine[i] / theirs[i];
       n++;
     }
+  r.n = n;
   if (n > 0) {
     r.valid = 1;
     r.median = bench_median(q, n);

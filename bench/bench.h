@@ -51,14 +51,17 @@ double bench_min(const double *v, size_t n);
 enum bench_better { BENCH_HIGHER = 1, BENCH_LOWER = -1 };
 
 /* Median and worst of the per-repetition ratios mine[r] / theirs[r],
- * and the ratios themselves (the first BENCH_RATIO_KEEP), so that a
- * target can say in how many repetitions it was met on its own. */
-#define BENCH_RATIO_KEEP 64
+ * and the ratios themselves, so that a target can say in how many
+ * repetitions it was met on its own.  A line runs at most
+ * BENCH_MAX_REPS repetitions (--reps), five times as many for its
+ * shortest bursts; more than BENCH_RATIO_KEEP ratios stop the program. */
+#define BENCH_MAX_REPS 50
+#define BENCH_RATIO_KEEP 256
 typedef struct bench_ratio {
   double median, worst;
   int valid;
   int better; /* enum bench_better */
-  size_t n;   /* ratios kept in each[] */
+  size_t n;   /* the repetitions with a ratio, all in each[] */
   double each[BENCH_RATIO_KEEP];
 } bench_ratio;
 bench_ratio bench_ratio_of(const double *mine, const double *theirs,
