@@ -184,27 +184,20 @@ double bench_min(const double *v, size_t n) {
 bench_ratio bench_ratio_of(const double *mine, const double *theirs,
                            size_t reps, enum bench_better better) {
   bench_ratio r;
-  double *q = malloc((reps ? reps : 1) * sizeof *q);
-  size_t i, n = 0;
-  if (q == NULL)
-    bench_die("out of memory");
-  memset(&r, 0, sizeof r);
-  r.better = better;
+  size_t i;
   if (reps > BENCH_RATIO_KEEP)
     bench_die("%zu repetitions: a ratio keeps at most %d", reps,
               BENCH_RATIO_KEEP);
+  memset(&r, 0, sizeof r);
+  r.better = better;
   for (i = 0; i < reps; i++)
-    if (theirs[i] > 0) {
-      q[n] = r.each[n] = mine[i] / theirs[i];
-      n++;
-    }
-  r.n = n;
-  if (n > 0) {
-    r.valid = 1;
-    r.median = bench_median(q, n);
-    r.worst = better == BENCH_HIGHER ? bench_min(q, n) : bench_max(q, n);
+    if (theirs[i] > 0)
+      r.each[r.n++] = mine[i] / theirs[i];
+  if (r.n > 0) {
+    r.median = bench_median(r.each, r.n); /* sorts a copy */
+    r.worst = better == BENCH_HIGHER ? bench_min(r.each, r.n)
+                                     : bench_max(r.each, r.n);
   }
-  free(q);
   return r;
 }
 
@@ -346,7 +339,7 @@ static void write_record(const record *r) {
   const char *target = r->target < 0 ? "" : quick_mode ? "not judged"
                                        : r->target   ? "met"
                                                      : "not met";
-  int has_ratio = r->ratio != NULL && r->ratio->valid;
+  int has_ratio = r->ratio != NULL && r->ratio->n > 0;
   double load_end = section_load_now >= 0 ? section_load_now : bench_load_now();
   open_records();
   if (csv_out != NULL) {
@@ -470,7 +463,7 @@ void bench_row(const char *system, const char *metric, double value,
     format_value(cpu, sizeof cpu, cpu_us, "us");
   if (ratio == NULL)
     snprintf(rat, sizeof rat, "-");
-  else if (!ratio->valid)
+  else if (ratio->n == 0)
     snprintf(rat, sizeof rat, "n/a");
   else
     snprintf(rat, sizeof rat, "%.2fx (%.2fx)", ratio->median, ratio->worst);

@@ -58,10 +58,9 @@ enum bench_better { BENCH_HIGHER = 1, BENCH_LOWER = -1 };
 #define BENCH_MAX_REPS 50
 #define BENCH_RATIO_KEEP 256
 typedef struct bench_ratio {
-  double median, worst;
-  int valid;
-  int better; /* enum bench_better */
-  size_t n;   /* the repetitions with a ratio, all in each[] */
+  double median, worst; /* of each[]; 0 when n is 0 */
+  int better;           /* enum bench_better */
+  size_t n;             /* the repetitions with a ratio, all in each[] */
   double each[BENCH_RATIO_KEEP];
 } bench_ratio;
 bench_ratio bench_ratio_of(const double *mine, const double *theirs,
