@@ -212,6 +212,9 @@ struct pebble_pool {
    * (pb_pworker.wake) and freed with the pool. */
   pb_pworker *spare_threads;
   unsigned alive;     /* threads not joined / processes not reaped */
+  /* Thread pools: of those, threads done with their last task and on
+   * their way out (pool lock); they hold no place under the cap. */
+  unsigned leaving;
   unsigned abandoned;
   /* Workers that take tasks (not abandoned, quitting): written under the
    * pool lock, read without it by a thread pool's scheduler. */

@@ -87,11 +87,14 @@ void pb_threads_free_spares(pebble_pool *P) {
   }
 }
 
-/* Pool lock held.  PEBBLE_EBUSY when the cap on threads is reached. */
+/* Pool lock held.  PEBBLE_EBUSY when the cap on threads is reached.  A
+ * thread on its way out (its last task done, its record about to be
+ * handed in) is not counted: a worker at max_tasks whose replacement
+ * were refused for it would work on past its limit. */
 int pb_threads_spawn(pebble_pool *P) {
   pb_pworker *w;
   int rc;
-  if (P->alive >= P->o.workers + P->o.max_abandoned)
+  if (P->alive - P->leaving >= P->o.workers + P->o.max_abandoned)
     return PEBBLE_EBUSY;
   w = worker_record(P);
   if (w == NULL)
@@ -329,9 +332,11 @@ static void worker_main(void *arg) {
     }
   }
   if (finished != NULL) {
+    P->leaving++;
     bk->mutex_unlock(P->lock);
     pb_ptask_free(finished);
     bk->mutex_lock(P->lock);
+    P->leaving--;
   }
   /* Ask to be joined while the pool surely exists: once alive drops and
    * the lock is released, destroy may free it. */
