@@ -512,8 +512,13 @@ static inline void print_failures_to_terminal(const char *suite) {
 #endif
 }
 
+/* Run before each test, after CUnit printed its name: a program stopped
+ * at its time limit leaves in its log the test it was in, not a buffer
+ * that died with it. */
+static inline void flush_before_test(void) { fflush(stdout); }
+
 static inline int run_suite(const char *name, CU_TestInfo *tests) {
-  CU_SuiteInfo suites[] = {{name, NULL, NULL, NULL, NULL, tests},
+  CU_SuiteInfo suites[] = {{name, NULL, NULL, flush_before_test, NULL, tests},
                            CU_SUITE_INFO_NULL};
   unsigned failures;
 #ifdef _WIN32

@@ -15,6 +15,13 @@
 # PEBBLE_CAP_PROCESSES): no start method is named, and the programs skip
 # what needs processes, saying so.  PEBBLE_MATRIX_MODULE_DIR names the
 # directory of a module built elsewhere (an out-of-tree backend; .ci/run).
+# PEBBLE_MATRIX_PROGRAMS replaces the row's list of programs (paths under
+# the source or build tree; tests/report-failures.sh).
+#
+# Each program runs under half the row's time limit (PEBBLE_TEST_TIMEOUT,
+# 900 s): one that hangs is stopped, named with the test it was in and its
+# log's tail shown, and the row goes on to the others.  At the row's own
+# limit the row would be stopped whole, naming nothing.
 backend=$1 method=$2
 row=${3:-$backend-$method}
 : "${top_builddir:=.}" "${top_srcdir:=.}"
@@ -55,6 +62,9 @@ if [ -n "${PEBBLE_TEST_WINE:-}" ]; then
   not_ported="core_alloc:not ported: replaces malloc by symbol interposition (dlsym RTLD_NEXT) and runs each case in a forked child; a Windows DLL binds its C library's malloc at link time
 event_loop:not yet ported: the example waits with poll() (the queue's Event handle is checked in win_threads and core_map)"
 fi
+[ -n "${PEBBLE_MATRIX_PROGRAMS:-}" ] && programs=$PEBBLE_MATRIX_PROGRAMS
+PEBBLE_TEST_TIMEOUT=$(( ${PEBBLE_TEST_TIMEOUT:-900} / 2 ))
+export PEBBLE_TEST_TIMEOUT
 total=0 passed=0 failed=0 skipped=0 status=0
 printf '%-17s %-20s %s\n' "row" "program" "result" > "$dir/table.txt"
 for path in $programs; do
@@ -97,16 +107,22 @@ $prog:not built: configure found no CUnit for mingw (tools/build-cunit-mingw.sh)
         set -- $line
         total=$((total + $1)); passed=$((passed + $2 - inside))
         failed=$((failed + $3)); skipped=$((skipped + inside))
-        [ "$3" -eq 0 ] && failed=$((failed + 1))
+        [ "$3" -eq 0 ] && failed=$((failed + 1)) total=$((total + 1))
       else
-        failed=$((failed + 1))
+        failed=$((failed + 1)) total=$((total + 1))
       fi
       result="FAIL (exit $rc; see $log)"
+      if [ "$rc" -eq 124 ]; then
+        # The last test CUnit announced is the one that did not end.
+        running=$(sed -n 's/^  Test: \(.*\) \.\.\..*/\1/p' "$log" | tail -n 1)
+        result="FAIL (stopped at its time limit of $PEBBLE_TEST_TIMEOUT s${running:+ in the test \"$running\"}; see $log)"
+      fi
       ;;
   esac
   printf '%-17s %-20s %s\n' "$row" "$prog" "$result" | tee -a "$dir/table.txt"
   if [ "$rc" != 0 ] && [ "$rc" != 77 ]; then
     tail -n 30 "$log"
+    echo # a log cut off mid-line (a test that did not end) ends here
   fi
 done
 while IFS= read -r entry; do

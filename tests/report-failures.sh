@@ -65,4 +65,25 @@ runner_case "a program killed by SIGKILL" 137 \
   "/bin/sh: killed by signal 9" /bin/sh -c 'kill -KILL $$'
 runner_case "a skipped program" 77 "" /bin/sh -c 'exit 77'
 runner_case "a passing program" 0 "" /bin/sh -c 'exit 0'
+
+# A matrix row: a program that hangs is stopped at half the row's limit,
+# named with the test it was in, and the row goes on to the next program.
+mkdir -p "$tmp/src/tests" "$tmp/build"
+cp "$runner" "$tmp/src/tests/run-test.sh"
+printf '%s\n' 'echo "  Test: a quick one ...passed"' \
+  'printf "  Test: sleeps past the limit ..."' 'sleep 30' > "$tmp/src/tests/hangs.sh"
+printf '%s\n' 'exit 0' > "$tmp/src/tests/passes.sh"
+top_srcdir="$tmp/src" top_builddir="$tmp/build" PEBBLE_TEST_TIMEOUT=4 \
+  PEBBLE_MATRIX_PROGRAMS="tests/hangs.sh tests/passes.sh" \
+  "${SHELL:-/bin/sh}" "$top_srcdir/tests/matrix-row.sh" example threads \
+  >"$tmp/row" 2>&1 9>"$tmp/fd9"
+rc=$?
+cat "$tmp/row" "$tmp/fd9"
+[ "$rc" -eq 1 ] || fail "the row with a hanging program exited $rc, not 1"
+grep -q '^example-threads  *hangs  *FAIL (stopped at its time limit of 2 s in the test "sleeps past the limit"; see ' "$tmp/row" ||
+  fail "the hanging program and its test are not named"
+grep -q '^example-threads  *passes  *pass (1 tests)$' "$tmp/row" ||
+  fail "the row did not go on after the hanging program"
+grep -q 'hangs.sh (example, default start): stopped at its time limit of 2 s$' "$tmp/fd9" ||
+  fail "the hanging program is not named on descriptor 9"
 exit "$bad"
