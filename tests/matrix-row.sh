@@ -113,9 +113,15 @@ $prog:not built: configure found no CUnit for mingw (tools/build-cunit-mingw.sh)
       fi
       result="FAIL (exit $rc; see $log)"
       if [ "$rc" -eq 124 ]; then
-        # The last test CUnit announced is the one that did not end.
-        running=$(sed -n 's/^  Test: \(.*\) \.\.\..*/\1/p' "$log" | tail -n 1)
-        result="FAIL (stopped at its time limit of $PEBBLE_TEST_TIMEOUT s${running:+ in the test \"$running\"}; see $log)"
+        # The last test CUnit announced: the one that did not end, unless
+        # its line has its verdict (the program hung after it).
+        last=$(grep '^  Test: ' "$log" | tail -n 1)
+        running=$(printf '%s\n' "$last" | sed -n 's/^  Test: \(.*\) \.\.\..*/\1/p')
+        case $last in
+          *passed | *FAILED*) running=${running:+after the test \"$running\"} ;;
+          *) running=${running:+in the test \"$running\"} ;;
+        esac
+        result="FAIL (stopped at its time limit of $PEBBLE_TEST_TIMEOUT s${running:+ $running}; see $log)"
       fi
       ;;
   esac

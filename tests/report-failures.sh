@@ -86,4 +86,13 @@ grep -q '^example-threads  *passes  *pass (1 tests)$' "$tmp/row" ||
   fail "the row did not go on after the hanging program"
 grep -q 'hangs.sh (example, default start): stopped at its time limit of 2 s$' "$tmp/fd9" ||
   fail "the hanging program is not named on descriptor 9"
+# One that hangs after its last test (at its end, say) says so.
+printf '%s\n' 'echo "  Test: a quick one ...passed"' 'sleep 30' > "$tmp/src/tests/hangs.sh"
+top_srcdir="$tmp/src" top_builddir="$tmp/build" PEBBLE_TEST_TIMEOUT=2 \
+  PEBBLE_MATRIX_PROGRAMS="tests/hangs.sh" \
+  "${SHELL:-/bin/sh}" "$top_srcdir/tests/matrix-row.sh" example threads \
+  >"$tmp/row" 2>&1 9>/dev/null
+cat "$tmp/row"
+grep -q '^example-threads  *hangs  *FAIL (stopped at its time limit of 1 s after the test "a quick one"; see ' "$tmp/row" ||
+  fail "a program that hangs after its last test is not told apart"
 exit "$bad"
