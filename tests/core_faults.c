@@ -251,6 +251,13 @@ static int own_pid(pebble_ctx *ctx, const void *arg, size_t size) {
  * the forgery's error, as through a channel; either way the worker,
  * whose channel is spoiled, is killed and the next task runs in a new
  * one. */
+/* The messages of a worker ended for bytes something else wrote on its
+ * channel (read with a message, or left as part of a header). */
+static int names_stray_bytes(const char *msg) {
+  return strstr(msg, "wrote to its channel") != NULL ||
+         strstr(msg, "not a whole message header") != NULL;
+}
+
 static void expect_pool_return(const forgery *g, const char *text) {
   pebble_pool *pool;
   pebble_future *f = launch(1, g, pebble_max_message_size(), &pool), *next;
@@ -272,11 +279,21 @@ static void expect_pool_return(const forgery *g, const char *text) {
     CU_ASSERT_EQUAL(rc, PEBBLE_EPROTO);
     CU_ASSERT_PTR_NOT_NULL(strstr(pebble_future_message(f), text));
   }
+  /* The next task: the pool may read the stray bytes only when the worker
+   * next writes on its channel (docs/process-tasks.md), so the next task
+   * may run in that worker, or be the one whose message meets the bytes
+   * and fail for them; it never hangs, nor fails any other way. */
   CU_ASSERT_EQUAL_FATAL(
       pebble_pool_schedule(pool, own_pid, NULL, 0, NULL, &next), PEBBLE_OK);
-  CU_ASSERT_EQUAL(pebble_future_get_int(next, RESOLVE_BOUND, &pid),
-                  PEBBLE_OK);
-  CU_ASSERT(first > 0 && pid > 0 && pid != (int64_t)first);
+  rc = pebble_future_get_int(next, RESOLVE_BOUND, &pid);
+  if (rc != PEBBLE_OK &&
+      (rc != PEBBLE_EPROTO || !names_stray_bytes(pebble_future_message(next))))
+    printf("(the next task: %s \"%s\") ", pebble_status_name(rc),
+           pebble_future_message(next));
+  CU_ASSERT(first > 0);
+  CU_ASSERT(rc == PEBBLE_OK ? pid > 0
+                            : rc == PEBBLE_EPROTO &&
+                                  names_stray_bytes(pebble_future_message(next)));
   pebble_future_release(next);
   pebble_future_release(f);
   pebble_pool_destroy(pool);
