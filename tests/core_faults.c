@@ -244,13 +244,6 @@ static int own_pid(pebble_ctx *ctx, const void *arg, size_t size) {
   return pebble_result_int(ctx, (int64_t)getpid());
 }
 
-/* A pool worker's outcomes go through the ring on its page when it has
- * one (worker_page.c), and the channel carries only nudges: forged bytes
- * there spoil no outcome.  The task then resolves with its own result if
- * the pool took it from the ring before it read the forgery, else with
- * the forgery's error, as through a channel; either way the worker,
- * whose channel is spoiled, is killed and the next task runs in a new
- * one. */
 /* The messages of a worker ended for bytes something else wrote on its
  * channel (read with a message, or left as part of a header). */
 static int names_stray_bytes(const char *msg) {
@@ -258,6 +251,14 @@ static int names_stray_bytes(const char *msg) {
          strstr(msg, "not a whole message header") != NULL;
 }
 
+/* A pool worker's outcomes go through the ring on its page when it has
+ * one (worker_page.c), and the channel carries only nudges: forged bytes
+ * there spoil no outcome.  The task then resolves with its own result if
+ * the pool took it from the ring before it read the forgery, else with
+ * the forgery's error, as through a channel.  The worker, whose channel
+ * is spoiled, is killed when the pool finds the bytes, which may be only
+ * once a later task's message meets them (a known gap,
+ * docs/process-tasks.md). */
 static void expect_pool_return(const forgery *g, const char *text) {
   pebble_pool *pool;
   pebble_future *f = launch(1, g, pebble_max_message_size(), &pool), *next;
