@@ -202,6 +202,7 @@ static void worker_main(void *arg) {
   pebble_pool *P = w->pool;
   const pebble_backend *bk = P->lib->bk;
   int counted = 1, kick, spun = 0, nothing_to_fault = 0;
+  int leaving = 0; /* counted in P->leaving */
   uint64_t gave_up = 0; /* when this worker's last spin timed out */
   pb_ptask *finished = NULL; /* freed once the pool lock is released */
 
@@ -317,11 +318,17 @@ static void worker_main(void *arg) {
       P->active++;
     }
     if (P->o.max_tasks > 0 && w->tasks_run >= P->o.max_tasks) {
+      /* Counted as leaving before it asks for its replacement, or the
+       * cap on threads would count it against the thread replacing it. */
       P->active--;
+      P->leaving++;
+      leaving = 1;
       if ((P->state == PB_POOL_OPEN || pb_pool_has_queued(P)) &&
           pb_threads_spawn(P) != PEBBLE_OK && P->active == 0) {
         /* No replacement and no other worker: this one works on past
          * its limit rather than leave the queue to nobody. */
+        P->leaving--;
+        leaving = 0;
         P->active++;
         w->tasks_run = 0;
         continue;
@@ -332,12 +339,15 @@ static void worker_main(void *arg) {
     }
   }
   if (finished != NULL) {
-    P->leaving++;
+    if (!leaving)
+      P->leaving++;
+    leaving = 1;
     bk->mutex_unlock(P->lock);
     pb_ptask_free(finished);
     bk->mutex_lock(P->lock);
-    P->leaving--;
   }
+  if (leaving)
+    P->leaving--;
   /* Ask to be joined while the pool surely exists: once alive drops and
    * the lock is released, destroy may free it. */
   pb_manager_post(P->manager, &P->kick);

@@ -642,6 +642,39 @@ static void test_max_tasks(void) {
   }
 }
 
+/* A worker at max_tasks is replaced even when the cap on threads leaves
+ * no room beside it (max_abandoned 0, one worker): the worker on its way
+ * out does not count against the thread replacing it.  Tasks one after
+ * another: once task i + 1 resolved, the worker of task i has been
+ * counted as replaced (it asks for its replacement and counts itself
+ * under one hold of the pool's lock, before the new thread can take a
+ * task). */
+static void test_max_tasks_without_room(void) {
+  pebble_kind k;
+  EACH_KIND(k) {
+    pebble_pool_options o;
+    pebble_pool_stats st;
+    pebble_pool *p = NULL;
+    int i;
+    pebble_pool_options_init(&o);
+    o.workers = 1;
+    o.max_tasks = 1;
+    o.max_abandoned = 0;
+    CU_ASSERT_EQUAL_FATAL(pebble_pool_create(&p, k, &o), PEBBLE_OK);
+    for (i = 0; i < 5; i++)
+      CU_ASSERT(ok_square(p, i));
+    st.struct_size = sizeof st;
+    CU_ASSERT_EQUAL(pebble_pool_stats_get(p, &st), PEBBLE_OK);
+    if (st.worker_restarts < 4)
+      fprintf(stderr, "%s pool, max_abandoned 0: %llu workers replaced "
+                      "after 5 tasks with max_tasks 1, expected 4 or 5\n",
+              k == PEBBLE_THREAD ? "thread" : "process",
+              (unsigned long long)st.worker_restarts);
+    CU_ASSERT(st.worker_restarts >= 4);
+    CU_ASSERT_EQUAL(pebble_pool_destroy(p), PEBBLE_OK);
+  }
+}
+
 static int init_value;
 static int init_sets(pebble_ctx *ctx, const void *arg, size_t size) {
   (void)ctx;
@@ -1995,6 +2028,8 @@ int main(void) {
       {"an idle worker killed just before a task is scheduled",
        test_idle_kill_then_schedule},
       {"max_tasks recycling", test_max_tasks},
+      {"max_tasks with no room beside the worker (max_abandoned 0)",
+       test_max_tasks_without_room},
       {"initializer state", test_initializer},
       {"initializer failure breaks the pool", test_initializer_failure},
       {"close, stop, join", test_close_stop_join},
