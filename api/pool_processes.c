@@ -1241,6 +1241,16 @@ static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
         chan_eof = 1; /* the ring's whole messages first */
         r = NULL;
       } else if (res == PB_READ_AGAIN && ring != NULL) {
+        if (chan_part_header(w) && !w->hold_feed) {
+          /* A worker writes a header whole: part of one is either the
+           * rest on its way or bytes something else in the worker wrote.
+           * Nothing new for it until it is known which (the header whole,
+           * or the worker's ring empty and no task of its own left). */
+          w->hold_feed = 1;
+          bk->mutex_lock(P->lock);
+          w->ready = 0;
+          bk->mutex_unlock(P->lock);
+        }
         r = NULL;
       }
     }
@@ -1262,14 +1272,12 @@ static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
       } else if (chan_eof) {
         watch_worker(m, w);
         return;
-      } else if (reading_direct && chan_part_header(w) && w->task == NULL &&
-                 w->n_ahead == 0) {
+      } else if (chan_part_header(w) && w->task == NULL && w->n_ahead == 0) {
         /* Part of a header on the channel, the ring empty and no task
          * left on the worker: it writes a header whole, so these are bytes
-         * something else in it wrote.  The manager would find them
-         * spoiling the next nudge, which a waiter reading here stops
-         * (pb_processes_wait_direct): they end the worker now, before it
-         * is given another task (feed_worker gave it none). */
+         * something else in it wrote.  They end the worker now, before it
+         * is given another task (it got none since they came: hold_feed),
+         * rather than spoil its next message on the channel. */
         status = PEBBLE_EPROTO;
         snprintf(why, sizeof why,
                  "the worker's channel holds %zu bytes that are not a "
