@@ -155,6 +155,7 @@ enum pb_read_result pb_reader_step(pb_reader *r, const pebble_backend *bk,
   for (;;) {
     unsigned char *dst;
     size_t want, avail, got = 0;
+    uint64_t seen = 0;
     int header, rc;
 
     if (r->eof)
@@ -240,7 +241,11 @@ enum pb_read_result pb_reader_step(pb_reader *r, const pebble_backend *bk,
         }
         goto got_bytes;
       }
+      if (r->ring_beside != NULL)
+        seen = atomic_load(&r->ring_beside->ring_tail);
       rc = bk->proc_read(proc, direct ? dst : r->buf, ask, &got);
+      if (r->ring_beside != NULL)
+        r->ring_seen = seen;
       if (rc == PEBBLE_ENOTREADY)
         return PB_READ_AGAIN;
       if (rc != PEBBLE_OK || got == 0) {

@@ -796,6 +796,14 @@ typedef struct pb_reader {
    * (header_unchecked), so that the owner can first take what the
    * outcome ring holds, which the header's task may follow. */
   int hold_headers, header_unchecked;
+  /* Set by the owner of a channel's reader whose worker also has an
+   * outcome ring: before each read of the channel the ring's tail is
+   * taken, and kept in ring_seen once the read is done, so that the owner
+   * knows which of the ring's messages were there before the channel was
+   * last read (bytes the worker wrote on the channel before them were
+   * read then). */
+  pb_worker_page *ring_beside;
+  uint64_t ring_seen;
   int eof;
   unsigned char *buf; /* PB_READER_BUF bytes, malloc'd on first use */
   size_t buf_pos, buf_len;

@@ -185,6 +185,7 @@ static int spawn_one(pb_manager *m, pebble_pool *P, int spare, int *err) {
     atomic_init(&w->page, pb_page_new_inherited());
     w->ring_reader.ring = atomic_load(&w->page);
     w->reader.hold_headers = w->ring_reader.ring != NULL;
+    w->reader.ring_beside = w->ring_reader.ring;
     rc = bk->proc_start(&w->proc, worker_child_main, w, err);
   }
   /* Watched before it counts as started: a worker nobody watches would
@@ -1165,6 +1166,13 @@ static int ring_has_more(pb_pworker *w) {
           pb_ring_pending(r->ring));
 }
 
+/* Where in w's ring the message its ring reader holds ends. */
+static uint64_t ring_message_end(pb_pworker *w) {
+  pb_reader *r = &w->ring_reader;
+  return atomic_load_explicit(&r->ring->ring_head, memory_order_relaxed) -
+         (r->buf_len - r->buf_pos);
+}
+
 /* A message taken from the channel: counted on the page, so that the
  * worker knows when the ring may carry its messages again. */
 static void chan_taken(pb_pworker *w) {
@@ -1188,6 +1196,7 @@ static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
    * empty: the ring holds what was sent before it, and its task follows
    * theirs.  Meanwhile the worker gets nothing new (hold_feed). */
   int chan_look = 1, chan_eof = 0;
+  uint64_t looked_for = 0; /* the ring message the channel was read for */
   enum pb_read_result res;
   pb_reader *r;
   pb_outcome o;
@@ -1321,6 +1330,23 @@ static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
       watch_worker(m, w);
       return;
     case PB_READ_MESSAGE:
+      if (r == &w->ring_reader && r->header.type != PB_MSG_STARTED &&
+          !w->hold_feed && !chan_eof && !w->reader.eof &&
+          ring_message_end(w) > w->reader.ring_seen &&
+          ring_message_end(w) != looked_for) {
+        /* The worker may have put this outcome in the ring after the
+         * channel was last read, and its task may have written bytes
+         * there before it returned: the channel is read once more, before
+         * the worker can be given more work (hold_feed if part of a header
+         * is there), then this message is taken (the ring reader still
+         * holds it whole, and gives it again). */
+        looked_for = ring_message_end(w);
+        w->reader.drained = 0;
+        if (budget < sizeof(pb_msg_header))
+          budget = sizeof(pb_msg_header);
+        chan_look = 1;
+        continue;
+      }
       if (r->header.type == PB_MSG_STARTED ||
           r->header.type == PB_MSG_SKIPPED) {
         int started = r->header.type == PB_MSG_STARTED;
@@ -1394,6 +1420,7 @@ static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
         /* Its ring from now on, once it sees this message taken. */
         w->ring_reader.ring = page;
         w->reader.hold_headers = 1;
+        w->reader.ring_beside = page;
         atomic_store_explicit(&page->chan_taken, w->chan_taken,
                               memory_order_release);
         pb_manager_post(m, &P->kick); /* queued tasks may go ahead now */
