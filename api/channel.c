@@ -17,6 +17,7 @@
 static void reset(pb_reader *r) {
   r->header_got = 0;
   r->header_unchecked = 0;
+  r->part_rest = 0;
   r->payload = NULL;
   r->mapped = 0;
   r->payload_got = 0;
@@ -136,6 +137,66 @@ static int plain_nudge(const pb_msg_header *h) {
          h->tag == pb_msg_tag(0);
 }
 
+/* The channel has nothing more for now: where a header stops, noted. */
+static enum pb_read_result ran_dry(pb_reader *r) {
+  if (r->ring_beside != NULL && r->part_rest == 0 &&
+      r->header_got < sizeof r->header_buf)
+    r->part_rest = r->header_got;
+  return PB_READ_AGAIN;
+}
+
+/* The header that starts k bytes further on, if its bytes are all in
+ * (the header's own, then the buffer's): good, or not? */
+static int good_from(const pb_reader *r, size_t k, size_t max_result) {
+  enum { H = sizeof(pb_msg_header) };
+  pb_msg_header h;
+  unsigned char bytes[H];
+  size_t avail = r->buf == NULL ? 0 : r->buf_len - r->buf_pos;
+  size_t from_header = k < H ? H - k : 0, skip = k > H ? k - H : 0;
+  char why[8];
+  if (skip > avail || from_header + (avail - skip) < H)
+    return 0;
+  memcpy(bytes, r->header_buf + (H - from_header), from_header);
+  memcpy(bytes + from_header, r->buf + r->buf_pos + skip, H - from_header);
+  memcpy(&h, bytes, H);
+  return plain_nudge(&h) ||
+         pb_msg_check(&h, max_result,
+                      r->task_id_live != NULL
+                          ? (uint64_t)atomic_load(r->task_id_live)
+                          : r->task_id,
+                      why, sizeof why) == PEBBLE_OK;
+}
+
+/* A bad header, beside a ring, where a worker's channel carries little
+ * but whole messages of its own: if its first bytes came before the
+ * channel ran dry (part_rest), or if a good header starts further on in
+ * what was read, the bytes before it were written by something else in
+ * the worker.  They are dropped, and the header read on from the byte
+ * after them.  1 if so. */
+static int drop_stray(pb_reader *r, size_t max_result) {
+  enum { H = sizeof(pb_msg_header) };
+  size_t k = r->part_rest,
+         avail = r->buf == NULL ? 0 : r->buf_len - r->buf_pos;
+  if (r->ring_beside == NULL)
+    return 0;
+  if (k == 0 || k >= H) {
+    for (k = 1; k <= avail && !good_from(r, k, max_result); k++)
+      ;
+    if (k > avail)
+      return 0;
+  }
+  if (k < H) {
+    memmove(r->header_buf, r->header_buf + k, H - k);
+    r->header_got = H - k;
+  } else {
+    r->header_got = 0;
+    r->buf_pos += k - H;
+  }
+  r->part_rest = 0;
+  r->stray_dropped += k;
+  return 1;
+}
+
 /* Messages are read through a small buffer, so that one read brings a
  * header with its payload, or several small messages; a payload larger
  * than the buffer is read straight into its own memory.  A read that
@@ -149,7 +210,8 @@ enum pb_read_result pb_reader_step(pb_reader *r, const pebble_backend *bk,
   if (r->header_unchecked) {
     r->header_unchecked = 0;
     if (header_done(r, bk, proc, max_result, status, why, whylen) !=
-        PEBBLE_OK)
+            PEBBLE_OK &&
+        !drop_stray(r, max_result))
       return PB_READ_BAD;
   }
   for (;;) {
@@ -210,7 +272,7 @@ enum pb_read_result pb_reader_step(pb_reader *r, const pebble_backend *bk,
       int direct = !header && want >= PB_READER_BUF;
       if (r->drained) {
         r->drained = 0;
-        return PB_READ_AGAIN;
+        return header ? ran_dry(r) : PB_READ_AGAIN;
       }
       if (*budget == 0)
         return PB_READ_AGAIN;
@@ -247,7 +309,7 @@ enum pb_read_result pb_reader_step(pb_reader *r, const pebble_backend *bk,
       if (r->ring_beside != NULL)
         r->ring_seen = seen;
       if (rc == PEBBLE_ENOTREADY)
-        return PB_READ_AGAIN;
+        return header ? ran_dry(r) : PB_READ_AGAIN;
       if (rc != PEBBLE_OK || got == 0) {
         r->eof = 1;
         return PB_READ_EOF;
@@ -272,8 +334,11 @@ enum pb_read_result pb_reader_step(pb_reader *r, const pebble_backend *bk,
         return PB_READ_HEADER;
       }
       if (header_done(r, bk, proc, max_result, status, why, whylen) !=
-          PEBBLE_OK)
+          PEBBLE_OK) {
+        if (drop_stray(r, max_result))
+          continue;
         return PB_READ_BAD;
+      }
       /* The payload's memory comes as its bytes do (grow_payload). */
     } else {
       r->payload_got += got;

@@ -804,6 +804,13 @@ typedef struct pb_reader {
    * read then). */
   pb_worker_page *ring_beside;
   uint64_t ring_seen;
+  /* With a ring beside: the bytes of the header being read that the
+   * channel held when it last ran dry in the middle of it.  A worker
+   * writes a header whole, so if the header turns out bad, those bytes
+   * were written by something else in the worker: they are dropped and
+   * the header read again from the byte after them (stray_dropped counts
+   * them, for the owner). */
+  size_t part_rest, stray_dropped;
   int eof;
   unsigned char *buf; /* PB_READER_BUF bytes, malloc'd on first use */
   size_t buf_pos, buf_len;

@@ -123,14 +123,16 @@ struct pb_pworker {
    * the messages taken from its channel (shown on the page), a look at
    * the ring owed after a read that used up its turn, and `hold_feed`:
    * nothing new goes to it while a header from its channel waits for the
-   * ring's messages (read_outcomes), `feed_owed` if something would have
-   * (all manager thread). */
+   * ring's messages (read_outcomes), `feed_owed` if something would have,
+   * `chan_spoiled` once bytes something else wrote on its channel were
+   * dropped there: it then gets nothing new, and ends once it holds no
+   * task (all manager thread). */
   pb_reader ring_reader;
   uint64_t chan_taken;
   /* A STARTED notice taken with the result before it (read_outcomes):
    * its task's id, skipped when the reader comes to it; 0: none. */
   uint64_t notice_taken;
-  int ring_owed, hold_feed, feed_owed;
+  int ring_owed, hold_feed, feed_owed, chan_spoiled;
   /* Application threads asleep on its page (pb_processes_wait_direct),
    * and `gone`: it exited meanwhile, and the last of them frees it and
    * its page (the manager's baton). */

@@ -1225,6 +1225,22 @@ static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
       r = &w->reader;
       res = pb_reader_step(r, bk, w->proc, P->o.max_message_size, &budget,
                            &status, why, sizeof why);
+      if (r->stray_dropped > 0 && !w->chan_spoiled) {
+        /* Bytes something else in the worker wrote before one of its own
+         * headers, dropped (channel.c, drop_stray): its own messages are
+         * read on, so that the tasks it holds keep their results, but it
+         * gets nothing new and ends once it holds no task. */
+        pb_log(PEBBLE_LOG_WARN,
+               "pool worker %ld: %zu bytes on its channel were not its "
+               "own (something else in the worker process wrote to its "
+               "channel): it ends once its tasks are done",
+               bk->proc_pid(w->proc), r->stray_dropped);
+        w->chan_spoiled = 1;
+        w->hold_feed = 1;
+        bk->mutex_lock(P->lock);
+        w->ready = 0;
+        bk->mutex_unlock(P->lock);
+      }
       if (res == PB_READ_HEADER) {
         /* Nothing new for it, from here or a scheduler, until the header
          * is found good. */
@@ -1234,7 +1250,7 @@ static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
         bk->mutex_unlock(P->lock);
         r = NULL;
       } else if (res == PB_READ_MESSAGE) {
-        w->hold_feed = 0;
+        w->hold_feed = w->chan_spoiled;
         if (w->feed_owed) {
           w->feed_owed = 0;
           pb_manager_post(m, &P->kick); /* what it did not get meanwhile */
@@ -1281,17 +1297,24 @@ static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
       } else if (chan_eof) {
         watch_worker(m, w);
         return;
-      } else if (chan_part_header(w) && w->task == NULL && w->n_ahead == 0) {
+      } else if ((chan_part_header(w) || w->chan_spoiled) &&
+                 w->task == NULL && w->n_ahead == 0) {
         /* Part of a header on the channel, the ring empty and no task
          * left on the worker: it writes a header whole, so these are bytes
          * something else in it wrote.  They end the worker now, before it
          * is given another task (it got none since they came: hold_feed),
          * rather than spoil its next message on the channel. */
         status = PEBBLE_EPROTO;
-        snprintf(why, sizeof why,
-                 "the worker's channel holds %zu bytes that are not a "
-                 "whole message header",
-                 w->reader.header_got);
+        if (w->chan_spoiled)
+          snprintf(why, sizeof why,
+                   "the worker's channel held %zu bytes that were not its "
+                   "own: it has no task left, and ends",
+                   w->reader.stray_dropped);
+        else
+          snprintf(why, sizeof why,
+                   "the worker's channel holds %zu bytes that are not a "
+                   "whole message header",
+                   w->reader.header_got);
         goto bad;
       } else {
         if (budget > 0) {
