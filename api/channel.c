@@ -168,22 +168,28 @@ static int good_from(const pb_reader *r, size_t k, size_t max_result) {
 }
 
 /* A bad header, beside a ring, where a worker's channel carries little
- * but whole messages of its own: if its first bytes came before the
- * channel ran dry (part_rest), or if a good header starts further on in
- * what was read, the bytes before it were written by something else in
- * the worker.  They are dropped, and the header read on from the byte
- * after them.  1 if so. */
+ * but whole messages of its own: if a good header starts further on in
+ * what was read (first looked for where the channel ran dry in the
+ * middle of this one: part_rest), the bytes before it were written by
+ * something else in the worker.  They are dropped, and the header read
+ * on from the byte after them.  1 if so. */
 static int drop_stray(pb_reader *r, size_t max_result) {
   enum { H = sizeof(pb_msg_header) };
-  size_t k = r->part_rest,
+  size_t rest = r->part_rest, k,
          avail = r->buf == NULL ? 0 : r->buf_len - r->buf_pos;
   if (r->ring_beside == NULL)
     return 0;
-  if (k == 0 || k >= H) {
+  if (rest > 0 && rest < H && good_from(r, rest, max_result))
+    k = rest;
+  else
     for (k = 1; k <= avail && !good_from(r, k, max_result); k++)
       ;
-    if (k > avail)
+  if (k > avail) {
+    /* None in sight: the bytes before the channel ran dry, if the rest
+     * of the header has not come yet (it is checked once it has). */
+    if (rest == 0 || rest >= H || avail >= rest)
       return 0;
+    k = rest;
   }
   if (k < H) {
     memmove(r->header_buf, r->header_buf + k, H - k);
@@ -207,6 +213,31 @@ enum pb_read_result pb_reader_step(pb_reader *r, const pebble_backend *bk,
                                    pebble_bk_proc *proc, size_t max_result,
                                    size_t *budget, int *status, char *why,
                                    size_t whylen) {
+  if (r->wait_more) {
+    /* More bytes behind those in the buffer, without consuming any. */
+    size_t avail = r->buf_len - r->buf_pos, got = 0;
+    int rc;
+    if (r->buf == NULL || avail >= PB_READER_BUF)
+      r->wait_more = 0; /* no room: checked as it is */
+    else {
+      uint64_t seen = r->ring_beside != NULL
+                          ? atomic_load(&r->ring_beside->ring_tail)
+                          : 0;
+      memmove(r->buf, r->buf + r->buf_pos, avail);
+      r->buf_pos = 0;
+      r->buf_len = avail;
+      rc = bk->proc_read(proc, r->buf + avail, PB_READER_BUF - avail, &got);
+      r->ring_seen = seen;
+      if (rc == PEBBLE_ENOTREADY)
+        return PB_READ_AGAIN;
+      r->wait_more = 0;
+      if (rc != PEBBLE_OK || got == 0) {
+        r->eof = 1;
+        return PB_READ_EOF;
+      }
+      r->buf_len += got;
+    }
+  }
   if (r->header_unchecked) {
     r->header_unchecked = 0;
     if (header_done(r, bk, proc, max_result, status, why, whylen) !=

@@ -811,6 +811,10 @@ typedef struct pb_reader {
    * the header read again from the byte after them (stray_dropped counts
    * them, for the owner). */
   size_t part_rest, stray_dropped;
+  /* Set by the owner on a bad header beside a ring: the header is checked
+   * again once the channel brings more bytes, which may hold the
+   * worker's own next header past stray ones (drop_stray). */
+  int wait_more;
   int eof;
   unsigned char *buf; /* PB_READER_BUF bytes, malloc'd on first use */
   size_t buf_pos, buf_len;
