@@ -17,7 +17,6 @@
 static void reset(pb_reader *r) {
   r->header_got = 0;
   r->header_unchecked = 0;
-  r->part_rest = 0;
   r->payload = NULL;
   r->mapped = 0;
   r->payload_got = 0;
@@ -137,12 +136,15 @@ static int plain_nudge(const pb_msg_header *h) {
          h->tag == pb_msg_tag(0);
 }
 
-/* The channel has nothing more for now: where a header stops, noted. */
-static enum pb_read_result ran_dry(pb_reader *r) {
-  if (r->ring_beside != NULL && r->part_rest == 0 &&
-      r->header_got < sizeof r->header_buf)
-    r->part_rest = r->header_got;
-  return PB_READ_AGAIN;
+static int header_good(const pb_reader *r, const pb_msg_header *h,
+                       size_t max_result) {
+  char why[8];
+  return plain_nudge(h) ||
+         pb_msg_check(h, max_result,
+                      r->task_id_live != NULL
+                          ? (uint64_t)atomic_load(r->task_id_live)
+                          : r->task_id,
+                      why, sizeof why) == PEBBLE_OK;
 }
 
 /* The header that starts k bytes further on, if its bytes are all in
@@ -153,44 +155,33 @@ static int good_from(const pb_reader *r, size_t k, size_t max_result) {
   unsigned char bytes[H];
   size_t avail = r->buf == NULL ? 0 : r->buf_len - r->buf_pos;
   size_t from_header = k < H ? H - k : 0, skip = k > H ? k - H : 0;
-  char why[8];
   if (skip > avail || from_header + (avail - skip) < H)
     return 0;
   memcpy(bytes, r->header_buf + (H - from_header), from_header);
   memcpy(bytes + from_header, r->buf + r->buf_pos + skip, H - from_header);
   memcpy(&h, bytes, H);
-  return plain_nudge(&h) ||
-         pb_msg_check(&h, max_result,
-                      r->task_id_live != NULL
-                          ? (uint64_t)atomic_load(r->task_id_live)
-                          : r->task_id,
-                      why, sizeof why) == PEBBLE_OK;
+  return header_good(r, &h, max_result);
 }
 
-/* A bad header, beside a ring, where a worker's channel carries little
- * but whole messages of its own: if a good header starts further on in
- * what was read (first looked for where the channel ran dry in the
- * middle of this one: part_rest), the bytes before it were written by
- * something else in the worker.  They are dropped, and the header read
- * on from the byte after them.  1 if so. */
+/* A bad header beside a ring, where a worker's channel carries little but
+ * whole messages of its own: if it is bad in itself (not a good header
+ * refused for what came with it, which is the worker's own), and a good
+ * header starts further on in what was read, the bytes before that one
+ * were written by something else in the worker.  They are dropped, and
+ * the header is read on from there.  1 if so.  Nothing is dropped on a
+ * guess, nor waited for: bytes that no good header follows yet are
+ * refused as before, and end the worker. */
 static int drop_stray(pb_reader *r, size_t max_result) {
   enum { H = sizeof(pb_msg_header) };
-  size_t rest = r->part_rest, k,
-         avail = r->buf == NULL ? 0 : r->buf_len - r->buf_pos;
-  if (r->ring_beside == NULL)
+  pb_msg_header h;
+  size_t k, avail = r->buf == NULL ? 0 : r->buf_len - r->buf_pos;
+  memcpy(&h, r->header_buf, H);
+  if (r->ring_beside == NULL || header_good(r, &h, max_result))
     return 0;
-  if (rest > 0 && rest < H && good_from(r, rest, max_result))
-    k = rest;
-  else
-    for (k = 1; k <= avail && !good_from(r, k, max_result); k++)
-      ;
-  if (k > avail) {
-    /* None in sight: the bytes before the channel ran dry, if the rest
-     * of the header has not come yet (it is checked once it has). */
-    if (rest == 0 || rest >= H || avail >= rest)
-      return 0;
-    k = rest;
-  }
+  for (k = 1; k <= avail && !good_from(r, k, max_result); k++)
+    ;
+  if (k > avail)
+    return 0;
   if (k < H) {
     memmove(r->header_buf, r->header_buf + k, H - k);
     r->header_got = H - k;
@@ -198,7 +189,6 @@ static int drop_stray(pb_reader *r, size_t max_result) {
     r->header_got = 0;
     r->buf_pos += k - H;
   }
-  r->part_rest = 0;
   r->stray_dropped += k;
   return 1;
 }
@@ -213,31 +203,6 @@ enum pb_read_result pb_reader_step(pb_reader *r, const pebble_backend *bk,
                                    pebble_bk_proc *proc, size_t max_result,
                                    size_t *budget, int *status, char *why,
                                    size_t whylen) {
-  if (r->wait_more) {
-    /* More bytes behind those in the buffer, without consuming any. */
-    size_t avail = r->buf_len - r->buf_pos, got = 0;
-    int rc;
-    if (r->buf == NULL || avail >= PB_READER_BUF)
-      r->wait_more = 0; /* no room: checked as it is */
-    else {
-      uint64_t seen = r->ring_beside != NULL
-                          ? atomic_load(&r->ring_beside->ring_tail)
-                          : 0;
-      memmove(r->buf, r->buf + r->buf_pos, avail);
-      r->buf_pos = 0;
-      r->buf_len = avail;
-      rc = bk->proc_read(proc, r->buf + avail, PB_READER_BUF - avail, &got);
-      r->ring_seen = seen;
-      if (rc == PEBBLE_ENOTREADY)
-        return PB_READ_AGAIN;
-      r->wait_more = 0;
-      if (rc != PEBBLE_OK || got == 0) {
-        r->eof = 1;
-        return PB_READ_EOF;
-      }
-      r->buf_len += got;
-    }
-  }
   if (r->header_unchecked) {
     r->header_unchecked = 0;
     if (header_done(r, bk, proc, max_result, status, why, whylen) !=
@@ -303,7 +268,7 @@ enum pb_read_result pb_reader_step(pb_reader *r, const pebble_backend *bk,
       int direct = !header && want >= PB_READER_BUF;
       if (r->drained) {
         r->drained = 0;
-        return header ? ran_dry(r) : PB_READ_AGAIN;
+        return PB_READ_AGAIN;
       }
       if (*budget == 0)
         return PB_READ_AGAIN;
@@ -340,7 +305,7 @@ enum pb_read_result pb_reader_step(pb_reader *r, const pebble_backend *bk,
       if (r->ring_beside != NULL)
         r->ring_seen = seen;
       if (rc == PEBBLE_ENOTREADY)
-        return header ? ran_dry(r) : PB_READ_AGAIN;
+        return PB_READ_AGAIN;
       if (rc != PEBBLE_OK || got == 0) {
         r->eof = 1;
         return PB_READ_EOF;

@@ -804,17 +804,10 @@ typedef struct pb_reader {
    * read then). */
   pb_worker_page *ring_beside;
   uint64_t ring_seen;
-  /* With a ring beside: the bytes of the header being read that the
-   * channel held when it last ran dry in the middle of it.  A worker
-   * writes a header whole, so if the header turns out bad, those bytes
-   * were written by something else in the worker: they are dropped and
-   * the header read again from the byte after them (stray_dropped counts
-   * them, for the owner). */
-  size_t part_rest, stray_dropped;
-  /* Set by the owner on a bad header beside a ring: the header is checked
-   * again once the channel brings more bytes, which may hold the
-   * worker's own next header past stray ones (drop_stray). */
-  int wait_more;
+  /* With a ring beside: bytes dropped in front of a good header as
+   * written by something else in the worker (channel.c, drop_stray),
+   * counted for the owner. */
+  size_t stray_dropped;
   int eof;
   unsigned char *buf; /* PB_READER_BUF bytes, malloc'd on first use */
   size_t buf_pos, buf_len;

@@ -133,9 +133,6 @@ struct pb_pworker {
    * its task's id, skipped when the reader comes to it; 0: none. */
   uint64_t notice_taken;
   int ring_owed, hold_feed, feed_owed, chan_spoiled;
-  /* A bad header on its channel waits for the worker's next bytes
-   * (wait_more) while it holds tasks: once a worker's life. */
-  int stray_waited;
   /* Application threads asleep on its page (pb_processes_wait_direct),
    * and `gone`: it exited meanwhile, and the last of them frees it and
    * its page (the manager's baton). */

@@ -1262,24 +1262,6 @@ static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
         }
         chan_taken(w);
         chan_look = 1; /* more may follow it there */
-      } else if (res == PB_READ_BAD && ring != NULL &&
-                 status == PEBBLE_EPROTO && !w->stray_waited &&
-                 r->header_got == sizeof r->header_buf && r->payload == NULL &&
-                 (w->task != NULL || w->n_ahead > 0)) {
-        /* A bad header, and nothing good behind it yet: bytes something
-         * else in the worker wrote, or its own are bad.  While it holds
-         * tasks, the header is checked again with the worker's next bytes
-         * (channel.c, wait_more), which are its own: then the stray ones
-         * are dropped, and the tasks keep their results.  Nothing new for
-         * it meanwhile; its ring is read on. */
-        w->stray_waited = 1;
-        r->header_unchecked = 1;
-        r->wait_more = 1;
-        w->hold_feed = 1;
-        bk->mutex_lock(P->lock);
-        w->ready = 0;
-        bk->mutex_unlock(P->lock);
-        r = NULL;
       } else if (res == PB_READ_EOF && ring != NULL) {
         chan_eof = 1; /* the ring's whole messages first */
         r = NULL;
@@ -1309,14 +1291,13 @@ static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
         w->ring_owed = 1;
         pb_manager_post(m, &P->kick);
         return;
-      } else if (w->reader.header_unchecked && !w->reader.wait_more) {
+      } else if (w->reader.header_unchecked) {
         chan_look = 1; /* the ring is empty: the header's turn */
         continue;
       } else if (chan_eof) {
         watch_worker(m, w);
         return;
-      } else if ((chan_part_header(w) || w->chan_spoiled ||
-                  w->reader.wait_more) &&
+      } else if ((chan_part_header(w) || w->chan_spoiled) &&
                  w->task == NULL && w->n_ahead == 0) {
         /* Part of a header on the channel, the ring empty and no task
          * left on the worker: it writes a header whole, so these are bytes
@@ -1324,12 +1305,7 @@ static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
          * is given another task (it got none since they came: hold_feed),
          * rather than spoil its next message on the channel. */
         status = PEBBLE_EPROTO;
-        if (w->reader.wait_more)
-          snprintf(why, sizeof why,
-                   "the worker's channel holds a bad message header: "
-                   "something else in the worker process wrote to its "
-                   "channel");
-        else if (w->chan_spoiled)
+        if (w->chan_spoiled)
           snprintf(why, sizeof why,
                    "the worker's channel held %zu bytes that were not its "
                    "own: it has no task left, and ends",
