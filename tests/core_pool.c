@@ -301,9 +301,15 @@ static void test_wait_exit_cancel_race(void) {
   p = make(PEBBLE_PROCESS, 2, 0);
   for (i = 0; i < N; i++)
     f[i] = sched(p, cooperative, &ms, sizeof ms, PEBBLE_DEFAULT);
-  /* Some from the back first: still queued, or sent ahead. */
-  for (i = N - 1; i >= 0; i -= 4)
-    CU_ASSERT_EQUAL(pebble_future_cancel(f[i]), PEBBLE_OK);
+  /* Some from the back first: still queued, or sent ahead; on a slow
+   * machine (a sanitizer, a loaded CPU) the first few of the front may
+   * be done by the time the loop reaches them. */
+  for (i = N - 1; i >= 0; i -= 4) {
+    int rc = pebble_future_cancel(f[i]);
+    if (rc != PEBBLE_OK && rc != PEBBLE_EALREADY)
+      printf("(cancel of task %d: %s) ", i, pebble_status_name(rc));
+    CU_ASSERT(rc == PEBBLE_OK || rc == PEBBLE_EALREADY);
+  }
   for (i = 0; i < N; i++) {
     pebble_exit_info x;
     long pid = 0;
