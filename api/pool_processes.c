@@ -1299,11 +1299,12 @@ static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
         return;
       } else if ((chan_part_header(w) || w->chan_spoiled) &&
                  w->task == NULL && w->n_ahead == 0) {
-        /* Part of a header on the channel, the ring empty and no task
-         * left on the worker: it writes a header whole, so these are bytes
-         * something else in it wrote.  They end the worker now, before it
-         * is given another task (it got none since they came: hold_feed),
-         * rather than spoil its next message on the channel. */
+        /* Part of a header on the channel (or stray bytes dropped there:
+         * chan_spoiled), the ring empty and no task left on the worker: it
+         * writes a header whole, so these are bytes something else in it
+         * wrote.  They end the worker now, before it is given another task
+         * (it got none since they came: hold_feed), rather than spoil its
+         * next message on the channel. */
         status = PEBBLE_EPROTO;
         if (w->chan_spoiled)
           snprintf(why, sizeof why,
