@@ -136,15 +136,16 @@ static int plain_nudge(const pb_msg_header *h) {
          h->tag == pb_msg_tag(0);
 }
 
+static uint64_t current_task(const pb_reader *r) {
+  return r->task_id_live != NULL ? (uint64_t)atomic_load(r->task_id_live)
+                                 : r->task_id;
+}
+
 static int header_good(const pb_reader *r, const pb_msg_header *h,
                        size_t max_result) {
   char why[8];
-  return plain_nudge(h) ||
-         pb_msg_check(h, max_result,
-                      r->task_id_live != NULL
-                          ? (uint64_t)atomic_load(r->task_id_live)
-                          : r->task_id,
-                      why, sizeof why) == PEBBLE_OK;
+  return plain_nudge(h) || pb_msg_check(h, max_result, current_task(r), why,
+                                        sizeof why) == PEBBLE_OK;
 }
 
 /* The header that starts k bytes further on, if its bytes are all in
@@ -163,14 +164,59 @@ static int good_from(const pb_reader *r, size_t k, size_t max_result) {
   return header_good(r, &h, max_result);
 }
 
+/* Byte i of what was read and not taken yet: the header's bytes, then
+ * the buffer's. */
+static unsigned char unread_byte(const pb_reader *r, size_t i) {
+  return i < sizeof r->header_buf ? r->header_buf[i]
+                                  : r->buf[r->buf_pos + i -
+                                           sizeof r->header_buf];
+}
+
+/* A bad header that does not name the worker's task, and no good one
+ * after it in what was read: are all these bytes someone else's?  They
+ * are when every byte of the worker's own messages (but nudges) is taken:
+ * the worker counts each on its page before it writes it, and the count
+ * is loaded after the bytes were read.  Only the start of a nudge may
+ * then be among them, at their end: that much is kept, as part of a
+ * header (the rest of the nudge follows).  The others are dropped; 1 if
+ * so.  A header that names the task is refused as the worker's own. */
+static int drop_all_stray(pb_reader *r, const pb_msg_header *h) {
+  enum { H = sizeof(pb_msg_header) };
+  pb_msg_header nudge;
+  unsigned char keep[H];
+  size_t i, j, unread = H + (r->buf == NULL ? 0 : r->buf_len - r->buf_pos);
+  if (h->tag == pb_msg_tag(current_task(r)) ||
+      atomic_load(&r->ring_beside->chan_bytes) != r->own_taken)
+    return 0; /* it may be the worker's own: refused */
+  pb_msg_fill(&nudge, PB_MSG_NUDGE, 0, 0);
+  nudge.tag = pb_msg_tag(0);
+  for (j = H - 1; j > 0; j--) {
+    for (i = 0; i < j && unread_byte(r, unread - j + i) ==
+                             ((const unsigned char *)&nudge)[i];
+         i++)
+      ;
+    if (i == j)
+      break;
+  }
+  for (i = 0; i < j; i++)
+    keep[i] = unread_byte(r, unread - j + i);
+  memcpy(r->header_buf, keep, j);
+  r->header_got = j;
+  if (r->buf != NULL)
+    r->buf_pos = r->buf_len;
+  r->stray_dropped += unread - j;
+  return 1;
+}
+
 /* A bad header beside a ring, where a worker's channel carries little but
  * whole messages of its own: if it is bad in itself (not a good header
  * refused for what came with it, which is the worker's own), and a good
  * header starts further on in what was read, the bytes before that one
  * were written by something else in the worker.  They are dropped, and
- * the header is read on from there.  1 if so.  Nothing is dropped on a
- * guess, nor waited for: bytes that no good header follows yet are
- * refused as before, and end the worker. */
+ * the header is read on from there.  1 if so.  With no good header after
+ * it, the bytes are dropped only when none of the worker's own can be
+ * among them (drop_all_stray); else they are refused as before, and end
+ * the worker.  Nothing is dropped on a guess, nor waited for. */
 static int drop_stray(pb_reader *r, size_t max_result) {
   enum { H = sizeof(pb_msg_header) };
   pb_msg_header h;
@@ -181,7 +227,7 @@ static int drop_stray(pb_reader *r, size_t max_result) {
   for (k = 1; k <= avail && !good_from(r, k, max_result); k++)
     ;
   if (k > avail)
-    return 0;
+    return drop_all_stray(r, &h);
   if (k < H) {
     memmove(r->header_buf, r->header_buf + k, H - k);
     r->header_got = H - k;
@@ -250,6 +296,9 @@ enum pb_read_result pb_reader_step(pb_reader *r, const pebble_backend *bk,
                    "to its channel");
           return PB_READ_BAD;
         }
+        if (!plain_nudge(&r->header)) /* the worker counts no nudge */
+          r->own_taken += sizeof r->header_buf +
+                          (r->mapped ? 0 : r->payload_got);
         return PB_READ_MESSAGE;
       }
       if (r->payload_got == r->payload_cap &&
@@ -452,7 +501,8 @@ int pb_chan_send_then(const pebble_backend *bk, pebble_bk_chan *chan,
     return pb_ring_send(bk, chan, buf, n + after_len, after_len > 0 ? 2 : 1,
                         -1);
   }
-  pb_ring_note_chan(chan, after_len > 0 ? 2 : 1);
+  pb_ring_note_chan(chan, after_len > 0 ? 2 : 1,
+                    sizeof *h + (size_t)h->size + after_len);
   if (bk->chan_write_all(chan, h, sizeof *h) != PEBBLE_OK ||
       (h->size > 0 &&
        bk->chan_write_all(chan, payload, (size_t)h->size) != PEBBLE_OK) ||

@@ -141,8 +141,12 @@ typedef struct pb_worker_page {
   atomic_ullong chan_taken;
   atomic_uint want_nudge;
   atomic_uint waiter;
-  /* Written by the worker: bytes it put in the ring. */
+  /* Written by the worker: bytes it put in the ring; bytes of its own
+   * messages (but nudges) it wrote on its channel since it took the page,
+   * each message counted before it is written, so that the pool knows
+   * bytes beyond that count for not the worker's (channel.c). */
   _Alignas(64) atomic_ullong ring_tail;
+  atomic_ullong chan_bytes;
   _Alignas(64) unsigned char ring[PB_RING_BYTES];
 } pb_worker_page;
 /* Pool side: a page a forked worker inherits; NULL where there is none. */
@@ -177,8 +181,9 @@ void pb_ring_use(pb_worker_page *page, pebble_bk_chan *chan,
  * through chan_send_handle; -1: none).  PEBBLE_OK or PEBBLE_EDIED. */
 int pb_ring_send(const pebble_backend *bk, pebble_bk_chan *chan,
                  const void *buf, size_t n, unsigned msgs, intptr_t handle);
-/* Worker: msgs more messages go on chan, not through pb_ring_send. */
-void pb_ring_note_chan(pebble_bk_chan *chan, unsigned msgs);
+/* Worker: msgs more messages, of n bytes in all, go on chan, not through
+ * pb_ring_send. */
+void pb_ring_note_chan(pebble_bk_chan *chan, unsigned msgs, size_t n);
 /* Pool: copy up to len bytes the worker put in the ring to dst; *got 0
  * when it is empty.  PEBBLE_EPROTO if the worker's count is impossible. */
 int pb_ring_read(pb_worker_page *page, void *dst, size_t len, size_t *got);
@@ -804,10 +809,13 @@ typedef struct pb_reader {
    * read then). */
   pb_worker_page *ring_beside;
   uint64_t ring_seen;
-  /* With a ring beside: bytes dropped in front of a good header as
-   * written by something else in the worker (channel.c, drop_stray),
-   * counted for the owner. */
+  /* With a ring beside: bytes dropped as written by something else in
+   * the worker (channel.c, drop_stray), counted for the owner. */
   size_t stray_dropped;
+  /* Bytes of the worker's messages (but nudges) taken from the channel,
+   * to compare with the count on its page (chan_bytes).  The owner sets
+   * it to 0 where the worker starts counting (when it took its page). */
+  uint64_t own_taken;
   int eof;
   unsigned char *buf; /* PB_READER_BUF bytes, malloc'd on first use */
   size_t buf_pos, buf_len;

@@ -1226,10 +1226,11 @@ static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
       res = pb_reader_step(r, bk, w->proc, P->o.max_message_size, &budget,
                            &status, why, sizeof why);
       if (r->stray_dropped > 0 && !w->chan_spoiled) {
-        /* Bytes something else in the worker wrote before one of its own
-         * headers, dropped (channel.c, drop_stray): its own messages are
-         * read on, so that the tasks it holds keep their results, but it
-         * gets nothing new and ends once it holds no task. */
+        /* Bytes something else in the worker wrote, dropped (channel.c,
+         * drop_stray: before one of its own headers, or with none of its
+         * own among them): its own messages are read on, so that the
+         * tasks it holds keep their results, but it gets nothing new and
+         * ends once it holds no task. */
         pb_log(PEBBLE_LOG_WARN,
                "pool worker %ld: %zu bytes on its channel were not its "
                "own (something else in the worker process wrote to its "
@@ -1445,6 +1446,7 @@ static void read_outcomes(pb_manager *m, pb_pworker *w, size_t budget) {
         w->ring_reader.ring = page;
         w->reader.hold_headers = 1;
         w->reader.ring_beside = page;
+        w->reader.own_taken = 0; /* the worker counts from here on */
         atomic_store_explicit(&page->chan_taken, w->chan_taken,
                               memory_order_release);
         pb_manager_post(m, &P->kick); /* queued tasks may go ahead now */

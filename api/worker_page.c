@@ -150,6 +150,15 @@ void pb_ring_use(pb_worker_page *page, pebble_bk_chan *chan,
   ring_chan_sent = chan_sent;
 }
 
+/* Counted before the bytes are written: the pool, which loads the count
+ * after it read bytes, then knows every byte of the worker's own among
+ * them counted.  Only this process writes it. */
+static void count_chan_bytes(pb_worker_page *page, size_t n) {
+  atomic_store(&page->chan_bytes,
+               atomic_load_explicit(&page->chan_bytes, memory_order_relaxed) +
+                   n);
+}
+
 /* The ring's room for n more bytes, if the worker may use it now. */
 static int ring_room(pb_worker_page *page, size_t n, uint64_t *tail) {
   uint64_t head;
@@ -185,8 +194,10 @@ int pb_ring_send(const pebble_backend *bk, pebble_bk_chan *chan,
     }
     return PEBBLE_OK;
   }
-  if (page != NULL)
+  if (page != NULL) {
     ring_chan_sent += msgs;
+    count_chan_bytes(page, n);
+  }
   if (handle >= 0) {
     /* The header carries the descriptor; the rest follows. */
     rc = bk->chan_send_handle(chan, buf, sizeof(pb_msg_header), handle);
@@ -200,9 +211,11 @@ int pb_ring_send(const pebble_backend *bk, pebble_bk_chan *chan,
   return rc == PEBBLE_OK ? PEBBLE_OK : PEBBLE_EDIED;
 }
 
-void pb_ring_note_chan(pebble_bk_chan *chan, unsigned msgs) {
-  if (ring_page != NULL && chan == ring_chan)
+void pb_ring_note_chan(pebble_bk_chan *chan, unsigned msgs, size_t n) {
+  if (ring_page != NULL && chan == ring_chan) {
     ring_chan_sent += msgs;
+    count_chan_bytes(ring_page, n);
+  }
 }
 
 int pb_ring_read(pb_worker_page *page, void *dst, size_t len, size_t *got) {
@@ -286,6 +299,7 @@ static void page_init(pb_worker_page *page) {
   atomic_init(&page->want_nudge, 1); /* nobody looks at first */
   atomic_init(&page->waiter, 0);
   atomic_init(&page->ring_tail, 0);
+  atomic_init(&page->chan_bytes, 0);
 }
 
 pb_worker_page *pb_page_new_inherited(void) {
