@@ -296,7 +296,8 @@ enum pb_read_result pb_reader_step(pb_reader *r, const pebble_backend *bk,
                    "to its channel");
           return PB_READ_BAD;
         }
-        if (!plain_nudge(&r->header)) /* the worker counts no nudge */
+        /* The channel's, as the worker counts them: nudges not. */
+        if (r->ring == NULL && !plain_nudge(&r->header))
           r->own_taken += sizeof r->header_buf +
                           (r->mapped ? 0 : r->payload_got);
         return PB_READ_MESSAGE;
