@@ -630,7 +630,7 @@ void pb_dispatch_stop(pb_dispatch *d);
 
 /* ---- message.c: the worker message format ---- */
 #define PB_MSG_MAGIC 0x50424c31u /* "PBL1" */
-#define PB_MSG_VERSION 7u
+#define PB_MSG_VERSION 8u
 enum pb_msg_type {
   PB_MSG_RESULT = 1,  /* payload: the result bytes */
   PB_MSG_FAILURE = 2, /* code: the task's code; payload: its message */
@@ -649,9 +649,25 @@ enum pb_msg_type {
   PB_MSG_PAGE = 12,    /* from a spawned pool worker, asked for it by
                           CONFIG's code: no payload; its page's sealed
                           memory file is attached (worker_page.c) */
-  PB_MSG_NUDGE = 13    /* from a pool worker: no payload; look at the
+  PB_MSG_NUDGE = 13,   /* from a pool worker: no payload; look at the
                           outcome ring (worker_page.c) */
+  PB_MSG_RESULT_SUMMED = 14 /* a result too large to go out in one write:
+                               its bytes, then their pb_sum (8 bytes,
+                               not counted in size), so that bytes
+                               something else wrote between the writes
+                               are found; read as PB_MSG_RESULT */
 };
+/* The checksum of a result's bytes, taken as they go out and as they
+ * come in (message.c): not against forgery, against bytes something else
+ * in a worker wrote on its channel in the middle of a result. */
+typedef struct pb_sum {
+  uint64_t a[4], c[4], total;
+  unsigned char part[32]; /* bytes short of a whole turn */
+  size_t part_len;
+} pb_sum;
+void pb_sum_init(pb_sum *s);
+void pb_sum_add(pb_sum *s, const void *p, size_t n);
+uint64_t pb_sum_end(pb_sum *s);
 /* CONFIG code: make a page and send it (PB_MSG_PAGE) before anything
  * else. */
 #define PB_CONFIG_PAGE 1
@@ -820,6 +836,12 @@ typedef struct pb_reader {
   unsigned char *buf; /* PB_READER_BUF bytes, malloc'd on first use */
   size_t buf_pos, buf_len;
   int drained; /* the last read found the channel empty */
+  /* PB_MSG_RESULT_SUMMED: its checksum follows the payload; the one of
+   * the bytes read is taken as they come. */
+  int summed;
+  size_t sum_got;
+  unsigned char sum[sizeof(uint64_t)];
+  pb_sum sum_run;
   /* A task notice's payload (an id and a time: one a task, read and
    * dropped at once) is read here rather than into a malloc'd block. */
   char notice[2 * sizeof(uint64_t) + 1];
