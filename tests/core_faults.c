@@ -496,7 +496,20 @@ static int own_pid_busy(pebble_ctx *ctx, const void *arg, size_t size) {
   return pebble_result_int(ctx, (int64_t)getpid());
 }
 
-/* The same, with a result too large for one atomic write (8 KiB of
+/* One worker, every task sent ahead to it: tasks scheduled behind a
+ * forging one are in the worker before its bytes come. */
+static pebble_pool *one_worker_sent_ahead(void) {
+  pebble_pool_options po;
+  pebble_pool *pool = NULL;
+  pebble_pool_options_init(&po);
+  po.workers = 1;
+  po.send_ahead = PEBBLE_SEND_AHEAD_ALWAYS;
+  CU_ASSERT_EQUAL_FATAL(pebble_pool_create(&pool, PEBBLE_PROCESS, &po),
+                        PEBBLE_OK);
+  return pool;
+}
+
+/* A task behind with a result too large for one atomic write (8 KiB of
  * 'r'): it goes out on the channel in parts. */
 #define BIG_RESULT 8192
 static int big_busy(pebble_ctx *ctx, const void *arg, size_t size) {
@@ -518,16 +531,11 @@ static int big_busy(pebble_ctx *ctx, const void *arg, size_t size) {
  * results a run resolved PEBBLE_OK with the stray bytes in them under
  * fork (0 to 4 under spawn; none in two runs under forkserver). */
 static void test_stray_inside_results(void) {
-  pebble_pool_options po;
-  pebble_pool *pool = NULL;
+  pebble_pool *pool;
   int i, j, wrong = 0, refused = 0;
   SKIP_IF_FORGING_UNPORTED();
   SKIP_IF_NO_PROCESSES();
-  pebble_pool_options_init(&po);
-  po.workers = 1;
-  po.send_ahead = PEBBLE_SEND_AHEAD_ALWAYS;
-  CU_ASSERT_EQUAL_FATAL(pebble_pool_create(&pool, PEBBLE_PROCESS, &po),
-                        PEBBLE_OK);
+  pool = one_worker_sent_ahead();
   for (i = 0; i < 20; i++) {
     forgery g;
     pebble_future *f = NULL, *behind[30];
@@ -576,8 +584,7 @@ static void test_stray_inside_results(void) {
 }
 
 static void stray_ahead(const char *name, int cut, int later) {
-  pebble_pool_options po;
-  pebble_pool *pool = NULL;
+  pebble_pool *pool;
   int i, j, failed = 0, forgers_failed = 0;
   if (!pool_has_ring() && skip_test(name, "pool workers have no outcome "
                                           "ring on this system"))
@@ -587,11 +594,7 @@ static void stray_ahead(const char *name, int cut, int later) {
                       "descriptor): the pool cannot count the bytes they "
                       "write on their channels"))
     return;
-  pebble_pool_options_init(&po);
-  po.workers = 1;
-  po.send_ahead = PEBBLE_SEND_AHEAD_ALWAYS;
-  CU_ASSERT_EQUAL_FATAL(pebble_pool_create(&pool, PEBBLE_PROCESS, &po),
-                        PEBBLE_OK);
+  pool = one_worker_sent_ahead();
   for (i = 0; i < 20; i++) {
     forgery g;
     pebble_future *f = NULL, *behind[30];
