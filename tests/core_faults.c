@@ -221,7 +221,7 @@ static int forge(pebble_ctx *ctx, const void *arg, size_t size) {
     return pebble_fail(ctx, 1, "cannot write on the channel");
   if (g.then == THEN_WAIT)
     for (;;)
-      pause(); /* ended by the pool, which refuses the bytes */
+      pause(); /* ended by the bytes (one-shot) or its timeout (a pool) */
   if (g.then == THEN_EXIT)
     _exit(0); /* exit() would run the sanitizers' leak check */
   return pebble_result_string(ctx, "the real result");
@@ -474,20 +474,6 @@ static void test_half_header_while_read(void) {
   CU_ASSERT_EQUAL(pebble_pool_destroy(pool), PEBBLE_OK);
 }
 
-/* Stray bytes written by a task with tasks sent ahead behind it on the
- * same worker (a busy pool): those tasks were handed to the worker before
- * the bytes came, so they run there; each still resolves with its own
- * result (through the ring, and the pool takes its worker's messages on
- * the channel past the bytes, or drops the bytes when none of the
- * worker's own can be among them), and the worker is killed once it holds
- * no task.  20 rounds of a forging task and 30 tasks behind it, the bytes
- * half a header or a whole untagged header and 100 bytes.  Before the
- * count of the worker's own bytes on its page (channel.c,
- * drop_all_stray), a whole header that the pool read before the worker's
- * next message failed the task the worker held then: mostly the forging
- * task itself when it wrote the bytes (1 round in 7 runs failed a task
- * behind), one behind in 10 to 17 of the 20 rounds when a thread it left
- * wrote them. */
 /* A task sent ahead behind a forging one: its worker's pid, after 100 us
  * of work, so that bytes written late come while such tasks run. */
 static int own_pid_busy(pebble_ctx *ctx, const void *arg, size_t size) {
@@ -583,6 +569,20 @@ static void test_stray_inside_results(void) {
   CU_ASSERT_EQUAL(pebble_pool_destroy(pool), PEBBLE_OK);
 }
 
+/* Stray bytes written by a task with tasks sent ahead behind it on the
+ * same worker (a busy pool): those tasks were handed to the worker before
+ * the bytes came, so they run there; each still resolves with its own
+ * result (through the ring, and the pool takes its worker's messages on
+ * the channel past the bytes, or drops the bytes when none of the
+ * worker's own can be among them), and the worker is killed once it holds
+ * no task.  20 rounds of a forging task and 30 tasks behind it, the bytes
+ * half a header or a whole untagged header and 100 bytes.  Before the
+ * count of the worker's own bytes on its page (channel.c,
+ * drop_all_stray), a whole header that the pool read before the worker's
+ * next message failed the task the worker held then: mostly the forging
+ * task itself when it wrote the bytes (1 round in 7 runs failed a task
+ * behind), one behind in 10 to 17 of the 20 rounds when a thread it left
+ * wrote them. */
 static void stray_ahead(const char *name, int cut, int later) {
   pebble_pool *pool;
   int i, j, failed = 0, forgers_failed = 0;
