@@ -124,16 +124,19 @@ int pb_reader_cut_short(const pb_reader *r, char *buf, size_t len) {
   return 0;
 }
 
+/* The task the worker answers now. */
+static uint64_t current_task(const pb_reader *r) {
+  return r->task_id_live != NULL ? (uint64_t)atomic_load(r->task_id_live)
+                                 : r->task_id;
+}
+
 /* A header just read: checked against the task the worker answers now;
  * a result file's descriptor is taken with it.  PEBBLE_OK, or *status. */
 static int header_done(pb_reader *r, const pebble_backend *bk,
                        pebble_bk_proc *proc, size_t max_result, int *status,
                        char *why, size_t whylen) {
-  *status = pb_msg_check(&r->header, max_result,
-                         r->task_id_live != NULL
-                             ? (uint64_t)atomic_load(r->task_id_live)
-                             : r->task_id,
-                         why, whylen);
+  *status =
+      pb_msg_check(&r->header, max_result, current_task(r), why, whylen);
   if (*status == PEBBLE_OK && r->header.type == PB_MSG_RESULT_SHARED)
     *status = map_shared(r, bk, proc, why, whylen);
   if (*status == PEBBLE_OK && r->header.type == PB_MSG_RESULT_SUMMED) {
@@ -149,11 +152,6 @@ static int plain_nudge(const pb_msg_header *h) {
   return h->magic == PB_MSG_MAGIC && h->version == PB_MSG_VERSION &&
          h->type == PB_MSG_NUDGE && h->code == 0 && h->size == 0 &&
          h->tag == pb_msg_tag(0);
-}
-
-static uint64_t current_task(const pb_reader *r) {
-  return r->task_id_live != NULL ? (uint64_t)atomic_load(r->task_id_live)
-                                 : r->task_id;
 }
 
 static int header_good(const pb_reader *r, const pb_msg_header *h,
